@@ -1,0 +1,5 @@
+import sys
+
+from fkhw.cli import main
+
+sys.exit(main())

@@ -1,0 +1,75 @@
+"""The ``fkhw`` command: one subcommand per stage of the flow.
+
+Each subcommand lives in ``fkhw/commands/<name>.py`` and provides ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``. Errors a user can fix
+(bad files, options, models) are printed as one line and exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from fkhw import __version__
+
+COMMANDS = ["sites", "train", "campaign", "plot", "hessian", "rank", "hls", "rtl", "agree", "tmr", "sim"]
+
+
+class UserError(Exception):
+    """An error caused by the user's input; shown without a traceback."""
+
+
+def _user_error_types() -> tuple:
+    from fkhw.data import DataError
+    from fkhw.model.extract import UnsupportedLayerError
+    from fkhw.model.files import ModelFileError
+    from fkhw.sites import SiteError
+
+    return (UserError, DataError, ModelFileError, UnsupportedLayerError, SiteError, FileNotFoundError, PermissionError)
+
+
+def _available() -> dict:
+    found = {}
+    for name in COMMANDS:
+        try:
+            found[name] = importlib.import_module(f"fkhw.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"fkhw.commands.{name}":
+                raise
+    return found
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fkhw",
+        description="Radiation fault tolerance of quantized neural networks, from QKeras to RTL: "
+        "fault-injection campaigns (software, hls4ml C-sim, Verilator RTL), Hessian rankings, "
+        "and selective-TMR maps with hardened RTL.",
+    )
+    parser.add_argument("--version", action="version", version=f"fkhw {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, mod in _available().items():
+        p = sub.add_parser(name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    try:
+        return int(args._run(args) or 0)
+    except _user_error_types() as e:
+        print(f"fkhw {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"fkhw {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``fkhw`` CLI, one module each."""

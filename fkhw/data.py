@@ -1,0 +1,122 @@
+"""HGCAL trigger-cell data: CSV loading, normalisation, the 8x8 image.
+
+The geometry (cell centres, 8x8 arrangement, mask) comes from
+``assets/hgcal/geometry.json``, the one source of truth for it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+ASSETS = Path(__file__).resolve().parent / "assets" / "hgcal"
+GEOMETRY_JSON = ASSETS / "geometry.json"
+DEFAULT_DATA = ASSETS / "ttbar_0PU_5k.csv"
+N_CELLS = 48
+COLUMNS = [f"CALQ_{i}" for i in range(N_CELLS)]
+
+
+class DataError(ValueError):
+    """A data file that cannot be read as HGCAL trigger-cell charges."""
+
+
+@dataclass(frozen=True, eq=False)
+class Geometry:
+    xy: np.ndarray  # (48, 2) cell centres in units of adjacent-cell distance
+    arrange: np.ndarray  # (64,) pixel -> cell
+    mask: np.ndarray  # (64,) 1 where the pixel carries its cell
+
+    @property
+    def ground_distance(self) -> np.ndarray:
+        d = self.xy[:, None, :] - self.xy[None, :, :]
+        return np.sqrt((d ** 2).sum(-1))
+
+    @property
+    def pixel_of_cell(self) -> np.ndarray:
+        """(48,) the masked pixel that holds each cell."""
+        pix = np.full(N_CELLS, -1)
+        for p in np.flatnonzero(self.mask):
+            pix[self.arrange[p]] = p
+        return pix
+
+
+@lru_cache(maxsize=None)
+def geometry(path: Path = GEOMETRY_JSON) -> Geometry:
+    g = json.loads(Path(path).read_text())
+    xy = np.asarray(g["tc_xy"], dtype=np.float64) / float(g["tc_unit"])
+    arrange = np.asarray(g["arrange_8x8"], dtype=np.int64)
+    mask = np.asarray(g["mask_8x8"], dtype=np.int64)
+    if xy.shape != (N_CELLS, 2) or arrange.shape != (64,) or mask.shape != (64,):
+        raise DataError(f"{path}: geometry must hold 48 cell centres and a 64-pixel arrangement and mask")
+    if sorted(arrange[mask == 1].tolist()) != list(range(N_CELLS)):
+        raise DataError(f"{path}: the masked pixels must hold each of the 48 cells exactly once")
+    return Geometry(xy, arrange, mask)
+
+
+def load_charges(path: Path | str | None = None) -> np.ndarray:
+    """The (N, 48) charges of a CSV with columns CALQ_0..CALQ_47."""
+    path = Path(path) if path is not None else DEFAULT_DATA
+    if not path.is_file():
+        raise DataError(f"{path}: no such data file")
+    with path.open(newline="") as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise DataError(f"{path}: empty file (expected a header with {COLUMNS[0]}..{COLUMNS[-1]})") from None
+        missing = [c for c in COLUMNS if c not in header]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+        cols = [header.index(c) for c in COLUMNS]
+        rows = []
+        for lineno, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            try:
+                rows.append([float(row[c]) for c in cols])
+            except (ValueError, IndexError):
+                raise DataError(f"{path}:{lineno}: row is not {N_CELLS} numeric CALQ values") from None
+    charges = np.asarray(rows, dtype=np.float64).reshape(-1, N_CELLS)
+    if charges.shape[0] == 0:
+        raise DataError(f"{path}: no data rows")
+    bad = ~np.isfinite(charges) | (charges < 0)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise DataError(f"{path}:{r + 2}: {COLUMNS[c]} = {charges[r, c]} is not a finite non-negative charge")
+    return charges
+
+
+def normalise(charges: np.ndarray) -> np.ndarray:
+    """Divide each module by 2**floor(log2(sum)); all-zero modules stay 0."""
+    s = charges.sum(axis=1)
+    k = np.floor(np.log2(np.where(s > 0, s, 1.0)))
+    return charges / np.exp2(k)[:, None]
+
+
+def to_image(cells: np.ndarray, geo: Geometry | None = None) -> np.ndarray:
+    """(N, 48) -> (N, 8, 8, 1) as the encoder reads it (masked pixels 0)."""
+    geo = geo or geometry()
+    img = cells[:, geo.arrange] * geo.mask[None, :]
+    return img.reshape(-1, 8, 8, 1)
+
+
+def from_image(img: np.ndarray, geo: Geometry | None = None) -> np.ndarray:
+    """(N, 8, 8[, 1]) -> (N, 48): each cell from the pixel that holds it."""
+    geo = geo or geometry()
+    return img.reshape(img.shape[0], 64)[:, geo.pixel_of_cell]
+
+
+def select_modules(charges: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices of ``n`` modules with non-zero charge, seeded and reproducible."""
+    nonzero = np.flatnonzero(charges.sum(axis=1) > 0)
+    if n < 1:
+        raise DataError(f"--inputs must be at least 1, got {n}")
+    if n > nonzero.size:
+        raise DataError(f"--inputs {n} is larger than the {nonzero.size} modules with non-zero charge in the data")
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(nonzero, size=n, replace=False))
