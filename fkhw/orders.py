@@ -1,0 +1,57 @@
+"""Injection orders: which sites a campaign visits, in what order.
+
+Orders are separate from execution: each returns an array of site ids.
+``site`` (default), ``random`` (seeded), ``msb`` (bit 0 of every parameter
+first, then bit 1, ...), ``reverse`` or ``FILE:COLUMN``: the sites of a
+scores table (e.g. ``fkhw hessian``'s scores.csv) sorted by that column,
+highest (most dangerous) first.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from fkhw.sites import SiteError, SiteSpace
+
+BUILTIN = ("site", "random", "msb", "reverse")
+
+
+def order_from_scores(path: Path, column: str, space: SiteSpace | None = None) -> np.ndarray:
+    """Site ids of a scores CSV, highest ``column`` first (stable on ties)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "scores.csv"
+    if not path.is_file():
+        raise SiteError(f"--order: no scores file {path}")
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or "site" not in reader.fieldnames:
+            raise SiteError(f"--order: {path} has no 'site' column")
+        if column not in reader.fieldnames:
+            others = [c for c in reader.fieldnames if c != "site"]
+            raise SiteError(f"--order: {path} has no column {column!r} (it has {', '.join(others)})")
+        rows = [(int(r["site"]), float(r[column])) for r in reader]
+    sites = np.array([r[0] for r in rows], dtype=np.int64)
+    scores = np.array([r[1] for r in rows])
+    if space is not None:
+        space.check(sites)
+    return sites[np.lexsort((sites, -scores))]
+
+
+def site_order(order: str, space: SiteSpace, seed: int) -> np.ndarray:
+    if order == "site":
+        return np.arange(space.n_sites)
+    if order == "reverse":
+        return np.arange(space.n_sites)[::-1].copy()
+    if order == "random":
+        return np.random.default_rng(seed).permutation(space.n_sites)
+    if order == "msb":
+        _, _, bit = space.locate(np.arange(space.n_sites))
+        return np.lexsort((np.arange(space.n_sites), bit))
+    if ":" in order:
+        path, column = order.rsplit(":", 1)
+        return order_from_scores(Path(path), column, space)
+    raise SiteError(f"--order {order!r}: use one of {', '.join(BUILTIN)} or SCORES_CSV:COLUMN")

@@ -1,0 +1,100 @@
+"""Figures of campaigns: the seed's Figure 1 heat map (bit x parameter).
+
+Matplotlib is used through Figure objects (Agg), never pyplot state.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+
+def read_campaign_csv(path: Path) -> dict:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "campaign.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no campaign table (run `fkhw campaign` first)")
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{path}: campaign table is empty")
+    return {
+        "site": np.array([int(r["site"]) for r in rows]),
+        "layer": [r["layer"] for r in rows],
+        "tensor": [r["tensor"] for r in rows],
+        "index": np.array([int(r["index"]) for r in rows]),
+        "bit": np.array([int(r["bit"]) for r in rows]),
+        "emd_norm": np.array([float(r["emd_norm"]) for r in rows]),
+    }
+
+
+def heatmap_figure(space, emd_norm_by_site: dict, title: str, marked: set | None = None, threshold: float | None = None):
+    """Figure 1: normalised mean EMD, parameter index (x) against bit (y,
+    0 = sign on top), one panel per parameter layer (kernel then bias)."""
+    from matplotlib.colors import PowerNorm
+    from matplotlib.figure import Figure
+
+    layers = []
+    for t in space.tensors:
+        if not layers or layers[-1][0] != t.layer:
+            layers.append((t.layer, []))
+        layers[-1][1].append(t)
+    widths = [sum(t.size for t in ts) for _, ts in layers]
+    vals = np.array(list(emd_norm_by_site.values())) if emd_norm_by_site else np.array([1.0])
+    # a power scale keeps the many small degradations visible next to the few large ones
+    norm = PowerNorm(gamma=0.4, vmin=min(1.0, float(np.nanmin(vals))), vmax=max(float(np.nanmax(vals)), 1.0 + 1e-6))
+    fig = Figure(figsize=(13, 2.2 + 1.3 * len(layers)), layout="constrained")
+    axes = fig.subplots(len(layers), 1, squeeze=False)[:, 0]
+    im = None
+    for ax, (name, ts), width in zip(axes, layers, widths):
+        bits = max(t.fmt.bits for t in ts)
+        grid = np.full((bits, width), np.nan)
+        col = 0
+        for t in ts:
+            for bit in range(t.fmt.bits):
+                ids = t.offset + np.arange(t.size) * t.fmt.bits + bit
+                grid[bit, col:col + t.size] = [emd_norm_by_site.get(int(s), np.nan) for s in ids]
+            col += t.size
+        im = ax.imshow(grid, aspect="auto", interpolation="nearest", cmap="viridis", norm=norm,
+                       extent=(-0.5, width - 0.5, bits - 0.5, -0.5))
+        col = 0
+        for t in ts[:-1]:
+            col += t.size
+            ax.axvline(col - 0.5, color="white", lw=0.8, ls="--")
+        if marked:
+            col = 0
+            xs, ys = [], []
+            for t in ts:
+                for s in marked:
+                    if t.offset <= s < t.offset + t.n_sites:
+                        rel = s - t.offset
+                        xs.append(col + rel // t.fmt.bits)
+                        ys.append(rel % t.fmt.bits)
+                col += t.size
+            ax.scatter(xs, ys, marker="s", s=6, facecolors="none", edgecolors="red", linewidths=0.6,
+                       label="protected (TMR)")
+            if xs:
+                ax.legend(loc="upper right", fontsize=7)
+        parts = " + ".join(f"{t.tensor} {t.size}" for t in ts)
+        ax.set_title(f"{name} ({parts} parameters)", fontsize=9)
+        ax.set_ylabel("bit (0 = sign)")
+        ax.set_yticks(range(bits))
+    axes[-1].set_xlabel("parameter index (C order; kernel, then bias after the dashed line)")
+    cb = fig.colorbar(im, ax=list(axes), shrink=0.9)
+    label = "mean EMD / fault-free mean EMD"
+    if threshold is not None:
+        label += f" (TMR threshold {threshold:g})"
+    cb.set_label(label)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def save_figure1(space, campaign_dir: Path, out_png: Path, title: str, marked=None, threshold=None) -> Path:
+    table = read_campaign_csv(campaign_dir)
+    by_site = dict(zip(table["site"].tolist(), table["emd_norm"].tolist()))
+    fig = heatmap_figure(space, by_site, title, marked=marked, threshold=threshold)
+    fig.savefig(out_png, dpi=130)
+    return Path(out_png)
