@@ -309,7 +309,8 @@ def _assemble(spec, bundle, out, store, planned, work, baseline, base_emd, space
         "n_param_bits": int(bundle.ir.n_param_bits()),
         "complete": bool(rows.size == space.n_sites),
         "thresholds": threshold_table(emd_norm, spec.thresholds, bundle.ir.n_param_bits()),
-        "spec": {k: v for k, v in asdict(spec).items() if k != "sites"},
+        # how the work was split (jobs, chunk) does not change results, so it is not recorded here
+        "spec": {k: v for k, v in asdict(spec).items() if k not in ("sites", "jobs", "chunk")},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     # timing lives apart so that a resumed run ends with the same summary

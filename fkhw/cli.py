@@ -22,12 +22,13 @@ class UserError(Exception):
 
 
 def _user_error_types() -> tuple:
+    from fkhw.campaign import CampaignError
     from fkhw.data import DataError
     from fkhw.model.extract import UnsupportedLayerError
     from fkhw.model.files import ModelFileError
     from fkhw.sites import SiteError
 
-    return (UserError, DataError, ModelFileError, UnsupportedLayerError, SiteError, FileNotFoundError, PermissionError)
+    return (UserError, CampaignError, DataError, ModelFileError, UnsupportedLayerError, SiteError, FileNotFoundError, PermissionError)
 
 
 def _available() -> dict:
