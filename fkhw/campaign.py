@@ -231,7 +231,8 @@ def run_campaign(spec: CampaignSpec, bundle: ModelBundle, out: Path, fresh: bool
         n_sensitive += int((emd / base_emd > spec.sensitive_threshold).sum())
         progress.advance(chunk.size)
 
-    result = _assemble(spec, bundle, out, store, planned, work, baseline, base_emd, space, time.monotonic() - t0)
+    result = _assemble(spec, level.name, bundle, out, store, planned, work, baseline, base_emd, space,
+                       time.monotonic() - t0)
     store.discard()
     return result
 
@@ -271,7 +272,7 @@ def threshold_table(emd_norm: np.ndarray, thresholds, n_all_bits: int) -> dict:
     return table
 
 
-def _assemble(spec, bundle, out, store, planned, work, baseline, base_emd, space, seconds) -> CampaignResult:
+def _assemble(spec, level_name, bundle, out, store, planned, work, baseline, base_emd, space, seconds) -> CampaignResult:
     rows = _rows_in_plan_order(spec, store, planned, base_emd)
     emd = np.array([store.done[s][0] for s in rows.tolist()])
     n_changed = np.array([store.done[s][1] for s in rows.tolist()], dtype=np.int64)
@@ -297,7 +298,7 @@ def _assemble(spec, bundle, out, store, planned, work, baseline, base_emd, space
         "fkhw": __version__,
         "model": bundle.name,
         "model_digest": bundle.files.digest(),
-        "level": spec.level,
+        "level": level_name,
         "seed": spec.seed,
         "inputs": int(work.inputs.shape[0]),
         "data": str(work.data_path),
