@@ -25,6 +25,7 @@ import numpy as np
 
 from fkhw import __version__, data
 from fkhw.damage import DamageMeter
+from fkhw.executors import ChunkTask
 from fkhw.fixed import quantize_float
 from fkhw.model.bundle import ModelBundle
 from fkhw.orders import site_order
@@ -54,6 +55,7 @@ class CampaignSpec:
     thresholds: tuple = DEFAULT_THRESHOLDS
     jobs: int | None = None
     chunk: int | None = None
+    scheduler: str | None = None  # address of an existing Dask scheduler
 
 
 @dataclass(frozen=True, eq=False)
@@ -211,34 +213,65 @@ def run_campaign(spec: CampaignSpec, bundle: ModelBundle, out: Path, fresh: bool
         store.discard()
     store.open()
 
-    level = level or make_level(spec.level, bundle, spec.jobs)
-    baseline = level.golden(work.inputs)
-    meter = DamageMeter(decoder, work.charges, baseline, bundle.ir.output_spec.frac)
-    base_emd = float(meter.baseline_emd.mean())
+    executor = make_executor(spec, bundle, level)
+    try:
+        task = ChunkTask(spec.level, bundle, work.inputs)
+        baseline = executor.golden(task)
+        meter = DamageMeter(decoder, work.charges, baseline, bundle.ir.output_spec.frac)
+        base_emd = float(meter.baseline_emd.mean())
 
-    todo = [s for s in planned.tolist() if s not in store.done]
-    progress = Progress(len(planned), f"campaign[{spec.level}]", stream=None if not quiet else open(os.devnull, "w"))
-    progress.advance(len(planned) - len(todo))
-    size = _chunk_size(spec, spec.level, len(todo))
-    n_sensitive = _count_sensitive(store, planned, base_emd, spec)
-    for start in range(0, len(todo), size):
-        if spec.stop_sensitive is not None and n_sensitive >= spec.stop_sensitive:
-            break
-        chunk = np.array(todo[start:start + size], dtype=np.int64)
-        latent = level.run(chunk, work.inputs)
-        emd, n_changed = meter.measure(latent)
-        store.add(chunk, emd, n_changed, latent.astype(_latent_dtype(bundle)))
-        n_sensitive += int((emd / base_emd > spec.sensitive_threshold).sum())
-        progress.advance(chunk.size)
+        todo = [s for s in planned.tolist() if s not in store.done]
+        progress = Progress(len(planned), f"campaign[{spec.level}]",
+                            stream=open(os.devnull, "w") if quiet else None)
+        progress.advance(len(planned) - len(todo))
+        size = _chunk_size(spec, spec.level, len(todo))
+        chunks = [np.array(todo[i:i + size], dtype=np.int64) for i in range(0, len(todo), size)]
+        if chunks and not _enough_sensitive(spec, store, planned, base_emd):
+            for sites, latent in executor.map(task, chunks):
+                emd, n_changed = meter.measure(latent)
+                store.add(sites, emd, n_changed, latent.astype(_latent_dtype(bundle)))
+                progress.advance(sites.size)
+                if _enough_sensitive(spec, store, planned, base_emd):
+                    break
+    finally:
+        executor.close()
 
-    result = _assemble(spec, level.name, bundle, out, store, planned, work, baseline, base_emd, space,
+    result = _assemble(spec, executor.level_name or spec.level, bundle, out, store, planned, work, baseline, base_emd, space,
                        time.monotonic() - t0)
     store.discard()
     return result
 
 
-def _count_sensitive(store: Store, planned: np.ndarray, base: float, spec: CampaignSpec) -> int:
-    return sum(1 for s in planned.tolist() if s in store.done and store.done[s][0] / base > spec.sensitive_threshold)
+def _enough_sensitive(spec: CampaignSpec, store: Store, planned: np.ndarray, base: float) -> bool:
+    """Whether the finished prefix of the plan holds --stop-sensitive sensitive bits.
+    Only the contiguous prefix counts, so the result does not depend on the
+    order in which parallel chunks happen to finish."""
+    if spec.stop_sensitive is None:
+        return False
+    found = 0
+    for s in planned.tolist():
+        if s not in store.done:
+            return False
+        found += store.done[s][0] / base > spec.sensitive_threshold
+        if found >= spec.stop_sensitive:
+            return True
+    return False
+
+
+def make_executor(spec: CampaignSpec, bundle: ModelBundle, level=None):
+    """In process for the software level (or a level object given by the
+    caller); a Dask cluster for --scheduler, or for --jobs N > 1 (simulator
+    levels default to one worker per core)."""
+    from fkhw.executors import DaskExecutor, InProcess
+
+    if level is not None:
+        return InProcess(level)
+    if spec.scheduler:
+        return DaskExecutor.connect(spec.scheduler)
+    jobs = spec.jobs if spec.jobs is not None else (1 if spec.level == "software" else os.cpu_count() or 1)
+    if jobs > 1:
+        return DaskExecutor.local(jobs)
+    return InProcess(make_level(spec.level, bundle, jobs=1))
 
 
 def _latent_dtype(bundle: ModelBundle):
@@ -311,7 +344,7 @@ def _assemble(spec, level_name, bundle, out, store, planned, work, baseline, bas
         "complete": bool(rows.size == space.n_sites),
         "thresholds": threshold_table(emd_norm, spec.thresholds, bundle.ir.n_param_bits()),
         # how the work was split (jobs, chunk) does not change results, so it is not recorded here
-        "spec": {k: v for k, v in asdict(spec).items() if k not in ("sites", "jobs", "chunk")},
+        "spec": {k: v for k, v in asdict(spec).items() if k not in ("sites", "jobs", "chunk", "scheduler")},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     # timing lives apart so that a resumed run ends with the same summary

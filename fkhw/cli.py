@@ -28,7 +28,9 @@ def _user_error_types() -> tuple:
     from fkhw.model.files import ModelFileError
     from fkhw.sites import SiteError
 
-    return (UserError, CampaignError, DataError, ModelFileError, UnsupportedLayerError, SiteError, FileNotFoundError, PermissionError)
+    from fkhw.executors import ExecutorError
+
+    return (UserError, CampaignError, ExecutorError, DataError, ModelFileError, UnsupportedLayerError, SiteError, FileNotFoundError, PermissionError)
 
 
 def _available() -> dict:

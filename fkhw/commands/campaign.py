@@ -29,7 +29,10 @@ def add_arguments(p):
                    help="what --stop-sensitive counts as sensitive (default 1.0)")
     p.add_argument("--threshold", type=float, action="append", default=[], metavar="T",
                    help="extra emd_norm threshold for the summary (repeatable); 1.0, 1.01, 1.05, 1.1 are always reported")
-    p.add_argument("--jobs", type=int, default=None, help="parallel simulator processes (hls/rtl; default: all cores)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="workers of a local Dask cluster (default: 1 = in process for software, all cores for hls/rtl)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run on an existing Dask cluster (e.g. tcp://10.0.0.5:8786; see README for Slurm/HTCondor)")
     p.add_argument("--chunk", type=int, default=None, help="sites per work chunk (resume granularity)")
     p.add_argument("--fresh", action="store_true", help="discard an unfinished campaign in --out instead of resuming")
     p.add_argument("--no-plot", action="store_true", help="skip figure1.png")
@@ -54,7 +57,7 @@ def run(args) -> int:
         model=args.model, level=args.level, n_inputs=args.inputs, seed=args.seed, data=args.data,
         order=args.order, sites=sites, stop_after=args.stop_after, stop_sensitive=args.stop_sensitive,
         sensitive_threshold=args.sensitive_threshold, thresholds=tuple(DEFAULT_THRESHOLDS) + tuple(args.threshold),
-        jobs=args.jobs, chunk=args.chunk)
+        jobs=args.jobs, chunk=args.chunk, scheduler=args.scheduler)
     result = run_campaign(spec, bundle, args.out, fresh=args.fresh)
     print_summary(result.summary, args.out)
     if not args.no_plot:

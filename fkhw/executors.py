@@ -1,0 +1,142 @@
+"""Where campaign chunks run: in this process, or on a Dask cluster.
+
+A chunk is an array of site ids; running it gives the latent codes of
+those sites on the campaign's inputs. Executors yield ``(sites, latent)``
+as chunks finish, in any order; the campaign's store makes that safe.
+
+Dask workers build their level once and keep it on the worker (keyed by
+level and model digest; the RTL level keys its Verilator build by the RTL's
+hash), so a chunk costs only its own simulation. A worker that dies
+mid-chunk makes Dask rerun that chunk elsewhere; the store counts a site
+once whichever copy lands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from fkhw.model.bundle import ModelBundle
+
+SCHEDULER_TIMEOUT_S = 10
+
+
+class ExecutorError(RuntimeError):
+    """A cluster that cannot be reached or a chunk that failed on it."""
+
+
+@dataclass(frozen=True, eq=False)
+class ChunkTask:
+    """Everything a worker needs to evaluate chunks (picklable)."""
+
+    level: str
+    bundle: ModelBundle
+    inputs: np.ndarray
+
+    @property
+    def key(self) -> tuple:
+        return (self.level, self.bundle.files.digest(), self.bundle.ir.name)
+
+
+class InProcess:
+    """Runs chunks one after the other on a level built here."""
+
+    name = "in-process"
+
+    def __init__(self, level):
+        self.level = level
+        self.level_name = level.name
+
+    def golden(self, task: ChunkTask) -> np.ndarray:
+        return self.level.golden(task.inputs)
+
+    def map(self, task: ChunkTask, chunks: list) -> Iterator[tuple]:
+        for sites in chunks:
+            yield sites, self.level.run(sites, task.inputs)
+
+    def close(self) -> None:
+        pass
+
+
+def _worker_level(task: ChunkTask):
+    """The level for ``task`` on this Dask worker, built on first use."""
+    from distributed import get_worker
+
+    from fkhw.campaign import make_level
+
+    worker = get_worker()
+    levels = worker.__dict__.setdefault("_fkhw_levels", {})
+    if task.key not in levels:
+        levels[task.key] = make_level(task.level, task.bundle, jobs=1)
+    return levels[task.key]
+
+
+def run_chunk(task: ChunkTask, sites: np.ndarray) -> tuple:
+    """Dask task: one chunk on this worker's level."""
+    return sites, _worker_level(task).run(sites, task.inputs)
+
+
+def run_golden(task: ChunkTask) -> np.ndarray:
+    """Dask task: the fault-free outputs on this worker's level."""
+    return _worker_level(task).golden(task.inputs)
+
+
+class DaskExecutor:
+    """Chunks as Dask tasks, on a local cluster or an existing scheduler."""
+
+    def __init__(self, client, cluster=None):
+        self.client, self.cluster = client, cluster
+        self.level_name = None  # the campaign's --level
+        self.name = f"dask ({len(client.scheduler_info()['workers'])} workers at {client.scheduler.address})"
+
+    @staticmethod
+    def local(n_workers: int) -> "DaskExecutor":
+        from distributed import Client, LocalCluster
+
+        # processes, one thread each: simulators and BLAS do not share a GIL well
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None, silence_logs=50)
+        return DaskExecutor(Client(cluster), cluster)
+
+    @staticmethod
+    def connect(address: str) -> "DaskExecutor":
+        from distributed import Client
+
+        try:
+            client = Client(address, timeout=SCHEDULER_TIMEOUT_S)
+        except (OSError, TimeoutError) as e:
+            raise ExecutorError(f"--scheduler {address}: no Dask scheduler answered within "
+                                f"{SCHEDULER_TIMEOUT_S} s ({type(e).__name__}: {e})") from None
+        if not client.scheduler_info()["workers"]:
+            client.close()
+            raise ExecutorError(f"--scheduler {address}: the scheduler has no workers")
+        return DaskExecutor(client)
+
+    def golden(self, task: ChunkTask) -> np.ndarray:
+        fut = self.client.submit(run_golden, task, pure=False)
+        try:
+            return fut.result()
+        except Exception as exc:
+            raise ExecutorError(f"the fault-free run failed on a Dask worker: {type(exc).__name__}: {exc}") from exc
+
+    def map(self, task: ChunkTask, chunks: list) -> Iterator[tuple]:
+        from distributed import as_completed
+
+        [shared] = self.client.scatter([task], broadcast=True)
+        futures = [self.client.submit(run_chunk, shared, sites, pure=False) for sites in chunks]
+        try:
+            for fut in as_completed(futures):
+                if fut.status == "error":
+                    exc = fut.exception()
+                    raise ExecutorError(f"a chunk failed on a Dask worker: {type(exc).__name__}: {exc}")
+                yield fut.result()
+        finally:
+            for fut in futures:
+                fut.cancel()
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
