@@ -1,0 +1,2 @@
+"""Selective triple modular redundancy: selection, map, annotations,
+hardened RTL, area and proof by fault injection."""

@@ -1,0 +1,124 @@
+"""Which bits to triplicate: a selection rule applied to a campaign table.
+
+Rules: ``threshold`` (protect every site with emd_norm > T, the seed's
+rule with T = 1.0) or ``budget`` (protect the N, or P% of all, most
+damaging sites; ties broken by site id so the choice is reproducible).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fkhw.plots import read_campaign_csv
+
+
+class TmrError(ValueError):
+    """A selection rule or campaign that cannot give a TMR map."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str  # 'threshold' | 'budget'
+    value: float  # T, or a number of bits
+    percent: bool = False  # budget given as % of all parameter bits
+
+    def describe(self) -> str:
+        if self.kind == "threshold":
+            return f"protect every bit with emd_norm > {self.value:g}"
+        unit = "% of all parameter bits" if self.percent else " bits"
+        return f"protect the {self.value:g}{unit} with the highest emd_norm"
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "value": self.value, "percent": self.percent, "text": self.describe()}
+
+
+def parse_rule(threshold: float | None, budget: str | None) -> Rule:
+    if threshold is not None and budget is not None:
+        raise TmrError("give either --threshold or --budget, not both")
+    if budget is not None:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(%?)\s*", budget)
+        if not m:
+            raise TmrError(f"--budget {budget!r}: give a number of bits (e.g. 300) or a percentage (e.g. 3%)")
+        value, percent = float(m.group(1)), m.group(2) == "%"
+        if not percent and value != int(value):
+            raise TmrError(f"--budget {budget!r}: a number of bits must be a whole number")
+        return Rule("budget", value, percent)
+    t = 1.0 if threshold is None else float(threshold)
+    if not np.isfinite(t) or t < 0:
+        raise TmrError(f"--threshold {t:g}: the threshold is a non-negative emd_norm (1.0 = the fault-free EMD)")
+    return Rule("threshold", t)
+
+
+@dataclass(frozen=True, eq=False)
+class CampaignTable:
+    path: Path
+    summary: dict
+    site: np.ndarray
+    layer: list
+    tensor: list
+    index: np.ndarray
+    bit: np.ndarray
+    emd_norm: np.ndarray
+
+    @staticmethod
+    def load(path: Path) -> "CampaignTable":
+        path = Path(path)
+        summary_file = path / "summary.json"
+        if not summary_file.is_file():
+            raise TmrError(f"--campaign {path}: not a campaign folder (no summary.json)")
+        summary = json.loads(summary_file.read_text())
+        t = read_campaign_csv(path)
+        return CampaignTable(path, summary, t["site"], t["layer"], t["tensor"], t["index"], t["bit"], t["emd_norm"])
+
+
+@dataclass(frozen=True, eq=False)
+class Selection:
+    rule: Rule
+    rows: np.ndarray  # row numbers in the campaign table, most damaging first
+    n_all_bits: int
+
+    @property
+    def n_protected(self) -> int:
+        return int(self.rows.size)
+
+    @property
+    def overhead_pct(self) -> float:
+        """Extra flip-flops of selective TMR over the plain weight storage:
+        two more per protected bit."""
+        return 100.0 * 2 * self.n_protected / self.n_all_bits
+
+
+def check_campaign_matches(table: CampaignTable, model_digest: str, model_name: str) -> None:
+    found = table.summary.get("model_digest")
+    if found != model_digest:
+        raise TmrError(f"--campaign {table.path} was run on model {table.summary.get('model')!r} "
+                       f"(digest {found}), not on {model_name!r} (digest {model_digest})")
+
+
+def select(table: CampaignTable, rule: Rule, n_all_bits: int) -> Selection:
+    order = np.lexsort((table.site, -table.emd_norm))  # most damaging first, ties by site id
+    if rule.kind == "threshold":
+        rows = order[table.emd_norm[order] > rule.value]
+    else:
+        n = int(round(rule.value * n_all_bits / 100.0)) if rule.percent else int(rule.value)
+        if n > table.site.size:
+            raise TmrError(f"--budget {rule.value:g}{'%' if rule.percent else ''} = {n} bits is more than the "
+                           f"{table.site.size} sites in the campaign")
+        if n < 0:
+            raise TmrError("--budget must not be negative")
+        rows = order[:n]
+    return Selection(rule, rows, n_all_bits)
+
+
+def residual_curve(table: CampaignTable, n_all_bits: int) -> tuple:
+    """(overhead % , worst unprotected emd_norm) when protecting the k most
+    damaging bits, for k = 0..n: the trade-off a designer chooses from."""
+    ordered = np.sort(table.emd_norm)[::-1]
+    worst_left = np.append(ordered, 1.0)  # after protecting k bits, the worst left is ordered[k]
+    k = np.arange(ordered.size + 1)
+    return 100.0 * 2 * k / n_all_bits, np.maximum(worst_left, 0.0)

@@ -1,0 +1,92 @@
+"""The selective-TMR map: which sites, where they live in the RTL, and why.
+
+Written as ``tmr_map.json`` (with the rule, the campaign it came from and
+totals) and ``tmr_map.csv`` (the same entries as a table). ``reg`` and
+``reg_bit`` come from the RTL generator's register map, so the map names
+each bit exactly as the hardware holds it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fkhw import __version__
+
+ENTRY_COLUMNS = ["site", "layer", "tensor", "index", "bit", "reg", "reg_bit", "emd_norm"]
+
+
+@dataclass(frozen=True, eq=False)
+class TmrMap:
+    model: str
+    model_digest: str
+    rule: dict
+    campaign: str
+    campaign_level: str
+    entries: list  # dicts with ENTRY_COLUMNS, most damaging first
+    n_all_bits: int
+
+    @property
+    def sites(self) -> np.ndarray:
+        return np.array(sorted(e["site"] for e in self.entries), dtype=np.int64)
+
+    @property
+    def overhead_pct(self) -> float:
+        return 100.0 * 2 * len(self.entries) / self.n_all_bits
+
+    def to_dict(self) -> dict:
+        return {
+            "fkhw": __version__,
+            "model": self.model,
+            "model_digest": self.model_digest,
+            "rule": self.rule,
+            "campaign": self.campaign,
+            "campaign_level": self.campaign_level,
+            "totals": {
+                "protected_bits": len(self.entries),
+                "all_bits": self.n_all_bits,
+                "overhead_pct": self.overhead_pct,
+                "note": "overhead = 2 x protected bits / all parameter bits (two extra flip-flops per protected bit)",
+            },
+            "entries": self.entries,
+        }
+
+    @staticmethod
+    def load(path: Path) -> "TmrMap":
+        path = Path(path)
+        if path.is_dir():
+            path = path / "tmr_map.json"
+        d = json.loads(path.read_text())
+        return TmrMap(d["model"], d["model_digest"], d["rule"], d["campaign"], d["campaign_level"],
+                      d["entries"], d["totals"]["all_bits"])
+
+
+def build_map(bundle, table, selection, regmap: np.ndarray) -> TmrMap:
+    """``regmap``: (n_sites, 3) rows of site, reg, bit from the RTL generator."""
+    reg_of = {int(s): (int(r), int(b)) for s, r, b in regmap}
+    entries = []
+    for row in selection.rows.tolist():
+        site = int(table.site[row])
+        reg, reg_bit = reg_of[site]
+        entries.append({
+            "site": site, "layer": table.layer[row], "tensor": table.tensor[row], "index": int(table.index[row]),
+            "bit": int(table.bit[row]), "reg": reg, "reg_bit": reg_bit, "emd_norm": float(table.emd_norm[row]),
+        })
+    return TmrMap(bundle.name, bundle.files.digest(), selection.rule.to_dict(), str(table.path),
+                  table.summary.get("level", "?"), entries, selection.n_all_bits)
+
+
+def write_map(tmr: TmrMap, out: Path) -> list:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tmr_map.json").write_text(json.dumps(tmr.to_dict(), indent=2) + "\n")
+    with (out / "tmr_map.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=ENTRY_COLUMNS)
+        w.writeheader()
+        for e in tmr.entries:
+            w.writerow({**e, "emd_norm": repr(e["emd_norm"])})
+    return [out / "tmr_map.json", out / "tmr_map.csv"]
