@@ -197,7 +197,9 @@ def _chunk_size(spec: CampaignSpec, level_name: str, n: int) -> int:
 
 
 def run_campaign(spec: CampaignSpec, bundle: ModelBundle, out: Path, fresh: bool = False,
-                 level=None, quiet: bool = False) -> CampaignResult:
+                 level=None, quiet: bool = False, executor=None) -> CampaignResult:
+    """Run (or resume) a campaign into ``out``. ``level`` or ``executor``
+    override what ``spec`` would build (tests, embedding)."""
     t0 = time.monotonic()
     for t in spec.thresholds:
         if not np.isfinite(t) or t < 0:
@@ -213,7 +215,7 @@ def run_campaign(spec: CampaignSpec, bundle: ModelBundle, out: Path, fresh: bool
         store.discard()
     store.open()
 
-    executor = make_executor(spec, bundle, level)
+    executor = executor or make_executor(spec, bundle, level)
     try:
         task = ChunkTask(spec.level, bundle, work.inputs)
         baseline = executor.golden(task)

@@ -97,7 +97,7 @@ class DaskExecutor:
 
         # processes, one thread each: simulators and BLAS do not share a GIL well
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None, silence_logs=50)
+                               dashboard_address="127.0.0.1:0", silence_logs=50)
         return DaskExecutor(Client(cluster), cluster)
 
     @staticmethod
