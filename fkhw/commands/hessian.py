@@ -1,0 +1,162 @@
+"""fkhw hessian: Hessian trace, eigenpairs, diagonal and bit-level scores of
+the encoder under the autoencoder's training loss."""
+
+from pathlib import Path
+
+HELP = "Hessian of the autoencoder loss w.r.t. the encoder: hessian.json, scores.csv, params.csv, figure2.png"
+DESCRIPTION = (
+    "Hessian-vector products of the autoencoder's loss (MSE between the normalised 8x8 input image and "
+    "the decoder's reconstruction, through the QKeras straight-through quantizers) on a seeded batch of "
+    "--inputs modules. Writes OUT/hessian.json (Hutchinson trace per layer, top-k eigenvalues by power "
+    "iteration with deflation, exact checks, settings, time taken), OUT/scores.csv (site + one column per "
+    "bit score, higher = more dangerous: taylor2, hessian_eigen, gradient, msb, random, taylor2_abs, "
+    "curvature_abs, taylor1, curvature, hessian_diag; see fkhw/ranking.py), OUT/params.csv (per-parameter value, gradient, Hessian diagonal) and OUT/figure2.png "
+    "(per-parameter Hessian diagonal, the seed paper's Figure 2).")
+
+
+def add_arguments(p):
+    p.add_argument("--model", default="econt-bol", help="econt-bol, econt-eol, or a model directory (needs a decoder)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--inputs", type=int, default=1024, help="modules (non-zero charge) in the data batch (default 1024)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the module choice, random vectors and the random score")
+    p.add_argument("--data", default=None, help="HGCAL CSV with CALQ_0..CALQ_47 (default: the vendored sample)")
+    p.add_argument("--top-k", type=int, default=5, help="eigenpairs to find (default 5)")
+    p.add_argument("--trace-tol", type=float, default=0.02,
+                   help="Hutchinson stops a layer once its standard error is below this fraction of its trace (default 0.02)")
+    p.add_argument("--trace-max", type=int, default=2000, help="Hutchinson probe cap per layer (default 2000)")
+    p.add_argument("--eigen-tol", type=float, default=1e-3,
+                   help="power iteration stops at relative residual ||Hv - lv||/|l| below this (default 1e-3)")
+    p.add_argument("--eigen-max-iter", type=int, default=500, help="power iteration cap per eigenpair (default 500)")
+    p.add_argument("--diagonal", choices=["exact", "hutchinson"], default="exact",
+                   help="exact: one HVP per parameter (default); hutchinson: --diagonal-samples random probes")
+    p.add_argument("--diagonal-samples", type=int, default=512, help="probes for --diagonal hutchinson (default 512)")
+
+
+def _check(args):
+    from fkhw.cli import UserError
+
+    for opt, val, lo in (("--top-k", args.top_k, 1), ("--trace-max", args.trace_max, 2),
+                         ("--eigen-max-iter", args.eigen_max_iter, 1), ("--diagonal-samples", args.diagonal_samples, 2)):
+        if val < lo:
+            raise UserError(f"{opt} must be at least {lo}, got {val}")
+    for opt, val in (("--trace-tol", args.trace_tol), ("--eigen-tol", args.eigen_tol)):
+        if not val > 0:
+            raise UserError(f"{opt} must be > 0, got {val}")
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f"--out {args.out}: exists and is not a folder")
+
+
+def run(args) -> int:
+    import json
+    import time
+
+    import numpy as np
+
+    from fkhw.cli import UserError
+    from fkhw.hessian import Settings, analyse
+    from fkhw.model.bundle import load_model
+    from fkhw.model.files import ModelFileError, resolve
+    from fkhw.plots_hessian import save_figure2
+    from fkhw.ranking import bit_scores, write_scores_csv
+    from fkhw.sites import SiteSpace
+
+    _check(args)
+    t0 = time.perf_counter()
+    files = resolve(args.model)
+    if not files.has_decoder:  # before TensorFlow and extraction: fail in milliseconds
+        raise ModelFileError(f"model {args.model!r} ({files.directory}) has no decoder: the Hessian of the "
+                             "autoencoder loss needs one (decoder*.json + decoder*.hdf5 next to the encoder)")
+    bundle = load_model(args.model)
+    space = SiteSpace.of(bundle.ir)
+    settings = Settings(n_inputs=args.inputs, seed=args.seed, data=args.data, top_k=args.top_k,
+                        trace_tol=args.trace_tol, trace_max_samples=args.trace_max, eigen_tol=args.eigen_tol,
+                        eigen_max_iter=args.eigen_max_iter, diagonal=args.diagonal,
+                        diagonal_samples=args.diagonal_samples)
+    if args.top_k > sum(t.size for t in space.tensors):
+        raise UserError(f"--top-k {args.top_k} exceeds the number of parameters")
+    a = analyse(bundle, settings)
+    t = time.perf_counter()
+    scores = bit_scores(bundle.ir, a.gradient, a.diagonal, a.eigen.values, a.eigen.vectors, seed=args.seed)
+    a.seconds["scores"] = round(time.perf_counter() - t, 3)
+
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    write_scores_csv(out / "scores.csv", scores)
+    _write_params(out / "params.csv", a, bundle.ir, space)
+    np.save(out / "eigenvectors.npy", a.eigen.vectors)
+    traces = {g: float(a.diagonal[s].sum()) for g, s in a.groups.items()}
+    png = save_figure2(out / "figure2.png", a.slices, a.diagonal,
+                       f"{bundle.name}: Hessian diagonal per parameter ({args.diagonal}), "
+                       f"MSE autoencoder loss on {args.inputs} modules", traces)
+    a.seconds["command_total"] = round(time.perf_counter() - t0, 3)
+    report = {
+        "model": bundle.name,
+        "digest": files.digest(),
+        "loss": {"kind": "mse_8x8_image", "value": a.loss,
+                 "note": "MSE between the normalised 8x8 input image and the autoencoder's output; "
+                         "gradients through the QKeras straight-through quantizers"},
+        "n_params": int(a.gradient.size),
+        "trace": {
+            "per_layer": a.trace.trace, "stderr": a.trace.stderr, "total": a.trace.total,
+            "total_stderr": a.trace.total_stderr, "samples": a.trace.samples, "converged": a.trace.converged,
+            "method": "Rademacher probes on one layer at a time; a layer stops at stderr <= trace_tol * |trace|",
+        },
+        "eigen": {
+            "values": a.eigen.values.tolist(), "iterations": a.eigen.iterations.tolist(),
+            "residuals": a.eigen.residuals.tolist(), "converged": a.eigen.converged.tolist(),
+            "order": "decreasing |eigenvalue| (power iteration finds the largest magnitude first)",
+        },
+        "exact_check": None if a.exact_eigenvalues is None else {
+            "trace_per_layer_from_diagonal": traces,
+            "top_eigenvalues": a.exact_eigenvalues.tolist(),
+        },
+        "settings": {
+            "inputs": args.inputs, "seed": args.seed, "data": args.data, "top_k": args.top_k,
+            "trace_tol": args.trace_tol, "trace_max_samples": args.trace_max, "eigen_tol": args.eigen_tol,
+            "eigen_max_iter": args.eigen_max_iter, "diagonal": args.diagonal,
+            "diagonal_samples": args.diagonal_samples if args.diagonal == "hutchinson" else None,
+            "hvp_block": settings.block,
+        },
+        "n_hvp": a.n_hvp,
+        "seconds": a.seconds,
+        "scores": list(scores),
+    }
+    (out / "hessian.json").write_text(json.dumps(report, indent=2) + "\n")
+    _print(report, out, png)
+    return 0
+
+
+def _write_params(path, a, ir, space):
+    import csv
+
+    from fkhw.sites import _tensor_codes
+
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["param", "layer", "tensor", "index", "code", "value", "gradient", "hessian_diag"])
+        for s, t in zip(a.slices, space.tensors):
+            codes = _tensor_codes(ir, t).reshape(-1)
+            for i in range(s.size):
+                p = s.start + i
+                w.writerow([p, s.layer, s.tensor, i, int(codes[i]), repr(float(codes[i] * 2.0 ** -t.fmt.frac)),
+                            repr(float(a.gradient[p])), repr(float(a.diagonal[p]))])
+
+
+def _print(r, out, png):
+    tr = r["trace"]
+    print(f"{r['model']}: {r['n_params']} parameters, loss {r['loss']['value']:.6g} "
+          f"({r['settings']['inputs']} modules)")
+    print(f"  Hutchinson trace {tr['total']:.5g} +- {tr['total_stderr']:.2g}")
+    exact = (r["exact_check"] or {}).get("trace_per_layer_from_diagonal", {})
+    for layer, v in tr["per_layer"].items():
+        ex = f"   exact {exact[layer]:.5g}" if layer in exact else ""
+        conv = "" if tr["converged"][layer] else ", NOT converged: cap reached"
+        print(f"    {layer:<20} {v:.5g} +- {tr['stderr'][layer]:.2g} ({tr['samples'][layer]} probes{conv}){ex}")
+    ev = r["eigen"]
+    print("  top eigenvalues  " + "  ".join(f"{v:.5g}" for v in ev["values"])
+          + f"   (iterations {ev['iterations']}, all converged: {all(ev['converged'])})")
+    if r["exact_check"]:
+        print("  exact (eigh)     " + "  ".join(f"{v:.5g}" for v in r["exact_check"]["top_eigenvalues"]))
+    s = r["seconds"]
+    print(f"  time: {s['total']:.1f} s analysis + {s['scores']:.2f} s scores ({r['n_hvp']} HVPs)")
+    print(f"  results -> {out}/hessian.json, scores.csv, params.csv, eigenvectors.npy; figure 2 -> {png}")
