@@ -268,6 +268,11 @@ def make_executor(spec: CampaignSpec, bundle: ModelBundle, level=None):
 
     if level is not None:
         return InProcess(level)
+    if spec.level == "hls":
+        # generate (or reuse) the project once here, not racing on every worker
+        from fkhw.hls.project import project_for
+
+        project_for(bundle)
     if spec.scheduler:
         return DaskExecutor.connect(spec.scheduler)
     jobs = spec.jobs if spec.jobs is not None else (1 if spec.level == "software" else os.cpu_count() or 1)

@@ -57,7 +57,9 @@ class InProcess:
             yield sites, self.level.run(sites, task.inputs)
 
     def close(self) -> None:
-        pass
+        close = getattr(self.level, "close", None)
+        if close is not None:
+            close()
 
 
 def _worker_level(task: ChunkTask):

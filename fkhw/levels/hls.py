@@ -1,0 +1,235 @@
+"""The hls level: faults run through hls4ml's C-simulation.
+
+A fault is injected the way hls4ml itself gets weights into its C-sim: the
+faulty value is written into the weight's txt file and hls4ml's
+``load_weights_from_txt`` reads it. hls4ml's own library reads the files
+once per process, so the project carries a second build of the same C++
+(``fkhw_faults/``) whose weight directory is chosen at run time: per fault
+one txt file is written and reloaded, no process or library is restarted.
+
+Each :class:`_CSim` loads a private copy of that library (its weights are
+C globals), so several can run side by side in threads; ctypes releases
+the GIL during the simulation.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from fkhw.hls.project import HlsProject, HlsProjectError, WeightFile, to_codes, to_values
+from fkhw.model.ir import IntegerModel
+from fkhw.sites import SiteSpace
+
+
+def format_values(codes: np.ndarray, frac: int) -> list:
+    """Codes as hls4ml writes them to txt: ``{:.<frac>f}`` of the real
+    value, which is exact (2**-frac has exactly frac decimals)."""
+    fmt = f"{{:.{max(frac, 0)}f}}"
+    return [fmt.format(v) for v in (np.asarray(codes, dtype=np.int64).reshape(-1) * 2.0 ** -frac).tolist()]
+
+
+def faulty_weight_text(golden_values: list, index: int, faulty_code: int, frac: int) -> str:
+    """A weight txt file's content with one value replaced (C-order index)."""
+    values = list(golden_values)
+    values[index] = format_values([faulty_code], frac)[0]
+    return ", ".join(values)
+
+
+class _CSim:
+    """One loaded copy of the fault-injection C-sim library."""
+
+    def __init__(self, library: Path, golden_dir: Path, workdir: Path):
+        workdir.mkdir(parents=True)
+        self.workdir = workdir
+        # dlopen returns the same handle for the same path: a private copy
+        # gives this instance its own weight arrays
+        copy = workdir / library.name
+        shutil.copyfile(library, copy)
+        self._lib = ctypes.CDLL(str(copy))
+        self._lib.fkhw_load.argtypes = [ctypes.c_char_p, ctypes.c_int]
+        self._lib.fkhw_load.restype = ctypes.c_int
+        self._lib.fkhw_predict.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long]
+        self._lib.fkhw_predict.restype = None
+        self._lib.fkhw_open.argtypes = [ctypes.c_char_p]
+        self._lib.fkhw_open.restype = None
+        self.n_in, self.n_out = self._lib.fkhw_n_in(), self._lib.fkhw_n_out()
+        self.n_tensors = self._lib.fkhw_n_tensors()
+        self._lib.fkhw_open(str(golden_dir).encode())
+
+    def load(self, directory: Path, which: int, filename: str) -> None:
+        # hls4ml's loader calls exit() on a missing file: never let it
+        if not (directory / filename).is_file():
+            raise HlsProjectError(f"{directory / filename}: weight file missing")
+        if self._lib.fkhw_load(str(directory).encode(), which) != 0:
+            raise HlsProjectError(f"weight tensor {which} unknown to the fault library")
+
+    def predict(self, values: np.ndarray) -> np.ndarray:
+        values = np.ascontiguousarray(values, dtype=np.float64)
+        out = np.empty((values.shape[0], self.n_out), dtype=np.float64)
+        self._lib.fkhw_predict(values.ctypes.data, out.ctypes.data, values.shape[0])
+        return out
+
+    def close(self) -> None:
+        import _ctypes
+
+        if self._lib is not None:
+            _ctypes.dlclose(self._lib._handle)
+            self._lib = None
+
+
+class HlsLevel:
+    """hls4ml C-simulation of an :class:`IntegerModel`'s project.
+
+    ``project`` is a directory written by ``fkhw hls`` for this model (or an
+    :class:`HlsProject`). ``workers`` C-sims run faults in parallel threads
+    (each costs one more library copy; it pays only on idle cores). Use as a
+    context manager, or call :meth:`close`.
+    """
+
+    name = "hls"
+
+    def __init__(self, model: IntegerModel, project, workers: int = 1):
+        self.model = model
+        self.project = project if isinstance(project, HlsProject) else HlsProject.open(project)
+        self.space = SiteSpace.of(model)
+        self.files = check_project(model, self.space, self.project)
+        self._golden_values = [format_values(_codes(model, t), t.fmt.frac) for t in self.space.tensors]
+        if not self.project.fault_library.is_file():
+            raise HlsProjectError(f"{self.project.fault_library}: missing; regenerate the project with `fkhw hls`")
+        self._tmp = Path(tempfile.mkdtemp(prefix="fkhw-hls-"))
+        self._sims = []
+        try:
+            for i in range(max(1, int(workers))):
+                self._sims.append(_CSim(self.project.fault_library, self.project.weights_dir, self._tmp / f"w{i}"))
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def for_bundle(cls, bundle, jobs=None) -> "HlsLevel":
+        """The level on the model's current project (generated if needed).
+        Parallelism comes from the campaign's executor, so one C-sim here."""
+        from fkhw.hls.project import project_for
+
+        return cls(bundle.ir, project_for(bundle), workers=1)
+
+    # --- Level protocol ---------------------------------------------------
+
+    def golden(self, inputs: np.ndarray) -> np.ndarray:
+        values, inverse = self._input_values(inputs)
+        return self._outputs(self._sims[0].predict(values))[inverse]
+
+    def run(self, sites, inputs) -> np.ndarray:
+        sites = self.space.check(sites)
+        values, inverse = self._input_values(inputs)
+        out = np.empty((sites.size, values.shape[0], self.model.output_spec.size), dtype=np.int64)
+        chunks = [c for c in np.array_split(np.arange(sites.size), len(self._sims)) if c.size]
+        if len(chunks) <= 1:
+            self._run_chunk(self._sims[0], sites, np.arange(sites.size), values, out)
+        else:
+            with ThreadPoolExecutor(len(chunks)) as pool:
+                jobs = [pool.submit(self._run_chunk, sim, sites, c, values, out) for sim, c in zip(self._sims, chunks)]
+                for job in jobs:
+                    job.result()
+        return out[:, inverse]
+
+    def weight_positions(self, sites) -> list:
+        """(hls4ml weight file, C-order position in it, bit) of each site:
+        where the hls level puts the fault."""
+        tn, idx, bit = self.space.locate(sites)
+        return [(self.files[k].filename, i, b) for k, i, b in zip(tn.tolist(), idx.tolist(), bit.tolist())]
+
+    # --- internals ----------------------------------------------------------
+
+    def _run_chunk(self, sim: _CSim, sites: np.ndarray, positions: np.ndarray, values: np.ndarray, out) -> None:
+        tn, idx, bit = self.space.locate(sites[positions])
+        dirty = None  # the one tensor whose faulty file is loaded, if any
+        try:
+            for pos, k, i, b in zip(positions.tolist(), tn.tolist(), idx.tolist(), bit.tolist()):
+                if dirty is not None and dirty != k:
+                    self._restore(sim, dirty)
+                t, f = self.space.tensors[k], self.files[k]
+                faulty = int(t.fmt.flip(_codes(self.model, t).reshape(-1)[i], b))
+                (sim.workdir / f.filename).write_text(faulty_weight_text(self._golden_values[k], i, faulty, t.fmt.frac))
+                dirty = k
+                sim.load(sim.workdir, k, f.filename)
+                out[pos] = self._outputs(sim.predict(values))
+        finally:
+            if dirty is not None:
+                self._restore(sim, dirty)
+
+    def _restore(self, sim: "_CSim", k: int) -> None:
+        """Reload tensor k from the golden file hls4ml wrote."""
+        sim.load(self.project.weights_dir, k, self.files[k].filename)
+
+    def _input_values(self, inputs) -> tuple:
+        """(distinct input rows as C-sim values, row -> distinct row).
+
+        The C-sim is a pure function of one input row and costs ~60 us a
+        row; real detector data repeats rows (5000 vendored rows hold 3273
+        distinct ones), so each distinct row is simulated once."""
+        fmt = self.model.input.fmt
+        x = np.asarray(inputs)
+        if x.shape[1:] != tuple(self.model.input.shape):
+            raise ValueError(f"input shape {x.shape[1:]} does not match model input {tuple(self.model.input.shape)}")
+        if not np.issubdtype(x.dtype, np.integer):
+            raise ValueError(f"inputs must be integer codes of {fmt.describe()}, got dtype {x.dtype}")
+        if x.size and (x.min() < fmt.lo or x.max() > fmt.hi):
+            raise ValueError(f"input codes outside [{fmt.lo}, {fmt.hi}] of {fmt.describe()}")
+        rows, inverse = np.unique(x.reshape(x.shape[0], -1), axis=0, return_inverse=True)
+        return to_values(rows, fmt.frac), inverse.reshape(-1)
+
+    def _outputs(self, values: np.ndarray) -> np.ndarray:
+        return to_codes(values, self.model.output_spec.frac, "hls C-sim output")
+
+    def close(self) -> None:
+        for sim in self._sims:
+            sim.close()
+        self._sims = []
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _codes(model: IntegerModel, t) -> np.ndarray:
+    layer = model.layers[t.layer_pos]
+    return layer.kernel if t.tensor == "kernel" else layer.bias
+
+
+def check_project(model: IntegerModel, space: SiteSpace, project: HlsProject) -> list:
+    """The project's weight files in site-space order, checked against the
+    model: same tensors, and the golden txt files hold exactly its codes."""
+    digest = model.source.get("digest")
+    if digest and project.manifest.get("digest") != digest:
+        raise HlsProjectError(
+            f"{project.directory}: generated for model {project.manifest.get('model')!r} "
+            f"(digest {project.manifest.get('digest')}), not for {model.name!r} (digest {digest})")
+    files = project.weight_files
+    if len(files) != len(space.tensors):
+        raise HlsProjectError(f"{project.directory}: {len(files)} weight files for {len(space.tensors)} parameter tensors")
+    # position k of the manifest is tensor k of the site space and case k of
+    # the fault library's fkhw_load
+    for t, f in zip(space.tensors, files):
+        if (f.layer, f.tensor, f.size, f.frac) != (t.layer, t.tensor, t.size, t.fmt.frac):
+            raise HlsProjectError(f"{project.directory}: weight file {f.filename} is {f.layer}.{f.tensor}, "
+                                  f"expected {t.layer}.{t.tensor} ({t.size} codes, frac {t.fmt.frac})")
+        path = project.weights_dir / f.filename
+        if not path.is_file():
+            raise HlsProjectError(f"{path}: weight file missing")
+        got = to_codes(np.array([float(v) for v in path.read_text().split(",")]), f.frac, str(path))
+        if not np.array_equal(got, _codes(model, t).reshape(-1)):
+            raise HlsProjectError(f"{path}: does not hold the codes of {t.layer}.{t.tensor} of model {model.name!r}")
+    return list(files)
+
+
+__all__ = ["HlsLevel", "WeightFile", "check_project", "faulty_weight_text", "format_values"]
