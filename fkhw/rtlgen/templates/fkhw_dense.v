@@ -1,0 +1,49 @@
+// fkhw_dense: a fully connected layer, fully unrolled: one fkhw_dot per
+// output, each over all NIN inputs. Packed buses, element k at [k*W +: W]:
+//   x   : (NIN,)        codes of XW bits
+//   w   : (NIN, NOUT)   codes of WW bits, C order (from the register file)
+//   b   : (NOUT,)       codes of BW bits
+//   acc : (NOUT,)       accumulators of AW bits
+//
+// Part of fkhw (templates are copied verbatim next to the generated top).
+module fkhw_dense #(
+    parameter integer NIN      = 4,
+    parameter integer NOUT     = 4,
+    parameter integer XW       = 8,
+    parameter integer XSIGNED  = 1,
+    parameter integer WW       = 8,
+    parameter integer WSIGNED  = 1,
+    parameter integer PSHIFT   = 0,
+    parameter integer HAS_BIAS = 1,
+    parameter integer BW       = 8,
+    parameter integer BSIGNED  = 1,
+    parameter integer BSHIFT   = 0,
+    parameter integer AW       = 24
+) (
+    input  wire [NIN*XW-1:0]       x,
+    input  wire [NIN*NOUT*WW-1:0]  w,
+    input  wire [NOUT*BW-1:0]      b,
+    output wire [NOUT*AW-1:0]      acc
+);
+
+    genvar j, i;
+    generate
+        for (j = 0; j < NOUT; j = j + 1) begin : g_out
+            wire [NIN*WW-1:0] wcol;  // column j of the kernel
+            for (i = 0; i < NIN; i = i + 1) begin : g_in
+                assign wcol[i*WW +: WW] = w[(i * NOUT + j)*WW +: WW];
+            end
+            fkhw_dot #(
+                .N(NIN), .XW(XW), .XSIGNED(XSIGNED), .WW(WW), .WSIGNED(WSIGNED),
+                .PSHIFT(PSHIFT), .HAS_BIAS(HAS_BIAS), .BW(BW), .BSIGNED(BSIGNED),
+                .BSHIFT(BSHIFT), .AW(AW)
+            ) u_dot (
+                .x(x),
+                .w(wcol),
+                .b(b[j*BW +: BW]),
+                .acc(acc[j*AW +: AW])
+            );
+        end
+    endgenerate
+
+endmodule

@@ -1,0 +1,26 @@
+// fkhw_pipe: one pipeline stage: a W-bit data register (no reset, loaded
+// every cycle: the datapath accepts a vector per clock, II=1) and a valid
+// flag with a synchronous reset.
+//
+// Part of fkhw (templates are copied verbatim next to the generated top).
+module fkhw_pipe #(
+    parameter integer W = 8
+) (
+    input  wire         clk,
+    input  wire         rst,
+    input  wire         d_valid,
+    input  wire [W-1:0] d,
+    output reg          q_valid,
+    output reg  [W-1:0] q
+);
+
+    always @(posedge clk) begin
+        q <= d;
+        if (rst) begin
+            q_valid <= 1'b0;
+        end else begin
+            q_valid <= d_valid;
+        end
+    end
+
+endmodule

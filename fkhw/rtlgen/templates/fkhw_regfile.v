@@ -1,0 +1,39 @@
+// fkhw_regfile: DEPTH parameter registers of WIDTH bits each, one register
+// per parameter (weight or bias code), written through the configuration
+// port. Register i answers at address BASE+i. Every bit is a flip-flop; the
+// registers have no reset: weights are loaded after power-up through the
+// configuration port, as the ECON-T ASIC loads its weights.
+//
+// q[i*WIDTH +: WIDTH] is the two's-complement (or unsigned) code of register i.
+// Verilog bit WIDTH-1 of a register is fkhw site bit 0 (the MSB / sign bit).
+//
+// Part of fkhw (templates are copied verbatim next to the generated top).
+module fkhw_regfile #(
+    parameter integer WIDTH = 5,
+    parameter integer DEPTH = 1,
+    parameter integer BASE  = 0,
+    parameter integer AW    = 12
+) (
+    input  wire                   clk,
+    input  wire                   cfg_we,
+    input  wire [AW-1:0]          cfg_addr,
+    input  wire [WIDTH-1:0]       cfg_data,
+    output wire [DEPTH*WIDTH-1:0] q
+);
+
+    reg [WIDTH-1:0] mem [0:DEPTH-1];
+
+    genvar i;
+    generate
+        for (i = 0; i < DEPTH; i = i + 1) begin : g_reg
+            localparam integer ADDR = BASE + i;
+            always @(posedge clk) begin
+                if (cfg_we && (cfg_addr == ADDR[AW-1:0])) begin
+                    mem[i] <= cfg_data;
+                end
+            end
+            assign q[i*WIDTH +: WIDTH] = mem[i];
+        end
+    endgenerate
+
+endmodule

@@ -1,0 +1,68 @@
+// fkhw_requant: requantize one code: drop SHIFT fractional bits with
+// round-half-to-even (tf.round, the QKeras rounding), then saturate to
+// [LO, HI] and keep OW bits. SHIFT <= 0 shifts left (no rounding needed).
+// Bit-exact with fkhw.fixed.requantize.
+//
+//   x : IW-bit code, two's complement if ISIGNED, else unsigned
+//   y : OW-bit code, two's complement or unsigned as the format says
+//
+// Part of fkhw (templates are copied verbatim next to the generated top).
+module fkhw_requant #(
+    parameter integer IW      = 16,
+    parameter integer ISIGNED = 1,
+    parameter integer SHIFT   = 1,
+    parameter integer OW      = 8,
+    parameter integer LO      = 0,
+    parameter integer HI      = 255
+) (
+    input  wire [IW-1:0] x,
+    output wire [OW-1:0] y
+);
+
+    // sign-extend the input by at least one bit, and far enough that the
+    // kept part has two bits even when SHIFT >= IW
+    localparam integer EW = (IW + 1 > SHIFT + 2) ? IW + 1 : SHIFT + 2;
+    localparam integer RS = (SHIFT > 0) ? SHIFT : 0;   // bits dropped
+    localparam integer LS = (SHIFT < 0) ? -SHIFT : 0;  // bits added
+    localparam integer QW = EW - RS + LS + 1;           // rounded value width
+    localparam integer CW = (QW > 33) ? QW : 33;        // compare width
+
+    wire xs = (ISIGNED != 0) ? x[IW-1] : 1'b0;
+    wire signed [EW-1:0] xe = {{(EW-IW){xs}}, x};
+    wire signed [QW-1:0] q;
+
+    generate
+        if (SHIFT > 1) begin : g_round
+            // floor(x / 2**SHIFT), then +1 if the remainder is above one half,
+            // or exactly one half and the floor is odd
+            wire signed [EW-RS-1:0] fl     = xe[EW-1:RS];
+            wire                    half   = xe[RS-1];
+            wire                    sticky = |xe[RS-2:0];
+            wire                    up     = half & (sticky | fl[0]);
+            assign q = {fl[EW-RS-1], fl} + {{(QW-1){1'b0}}, up};
+        end else if (SHIFT == 1) begin : g_round1
+            wire signed [EW-2:0] fl   = xe[EW-1:1];
+            wire                 half = xe[0];
+            wire                 up   = half & fl[0];
+            assign q = {fl[EW-2], fl} + {{(QW-1){1'b0}}, up};
+        end else if (SHIFT == 0) begin : g_same
+            assign q = {xe[EW-1], xe};
+        end else begin : g_left
+            assign q = {xe[EW-1], xe, {LS{1'b0}}};
+        end
+    endgenerate
+
+    // the bounds, sign-extended from 32-bit integers
+    /* verilator lint_off WIDTHEXPAND */
+    localparam signed [CW-1:0] LO_C = LO;
+    localparam signed [CW-1:0] HI_C = HI;
+    /* verilator lint_on WIDTHEXPAND */
+    wire signed [CW-1:0] qc = {{(CW-QW){q[QW-1]}}, q};
+
+    /* verilator lint_off UNUSEDSIGNAL */
+    // only the low OW bits of the saturated value are kept
+    wire signed [CW-1:0] sat = (qc < LO_C) ? LO_C : ((qc > HI_C) ? HI_C : qc);
+    /* verilator lint_on UNUSEDSIGNAL */
+    assign y = sat[OW-1:0];
+
+endmodule

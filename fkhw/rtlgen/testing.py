@@ -1,0 +1,49 @@
+"""A small integer model that exercises every path of the RTL generator.
+
+Not ECON-T: other widths and geometry on purpose. A quantizer straight on
+the input (shift 0, saturating 7 -> 6 bits), a strided 'valid' conv with a
+finer bias (bias shift) whose windows skip a column, a signed intermediate
+quantizer (shift 1), a 'same' conv without bias and a symmetric kernel
+format, a quantizer that shifts left (shift -1), a dense layer whose bias
+is finer than its products (product shift), a quantizer with shift 13, and a
+final dense layer with no quantizer (the accumulator is the output).
+Used by the tests and handy to try the generator on something small.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fkhw.fixed import FixedFormat
+from fkhw.model.ir import Conv2D, Dense, Flatten, InputQuant, IntegerModel, Quant
+
+
+def _codes(rng, fmt: FixedFormat, shape) -> np.ndarray:
+    return rng.integers(fmt.lo, fmt.hi + 1, size=shape).astype(np.int64)
+
+
+def toy_model(seed: int = 0) -> IntegerModel:
+    rng = np.random.default_rng(seed)
+    k1, b1 = FixedFormat.make(6, 4, True), FixedFormat.make(8, 6, True)
+    k2 = FixedFormat.make(4, 2, True, symmetric=True)
+    kd, bd = FixedFormat.make(6, 3, True), FixedFormat.make(7, 16, True)
+    ke = FixedFormat.make(3, 1, True)
+    layers = (
+        Quant("in_sat", FixedFormat.make(6, 4, True), "quantized_bits"),
+        Conv2D("conv_a", _codes(rng, k1, (2, 3, 2, 3)), _codes(rng, b1, (3,)), k1, b1, (1, 2), "valid"),
+        Quant("act_a", FixedFormat.make(8, 7, True), "quantized_bits"),
+        Conv2D("conv_b", _codes(rng, k2, (2, 2, 3, 2)), None, k2, None, (1, 1), "same"),
+        Quant("act_b", FixedFormat.make(12, 10, False), "quantized_relu"),
+        Flatten("flat"),
+        Dense("dense_c", _codes(rng, kd, (16, 4)), _codes(rng, bd, (4,)), kd, bd),
+        Quant("act_c", FixedFormat.make(7, 3, False), "quantized_relu"),
+        Dense("dense_out", _codes(rng, ke, (4, 3)), None, ke, None),
+    )
+    return IntegerModel(name="toy", input=InputQuant("in", (5, 6, 2), FixedFormat.make(7, 4, True)),
+                        layers=layers, source={"model": "toy", "digest": f"toy-seed{seed}", "fkhw": "test"})
+
+
+def toy_inputs(model: IntegerModel, n: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    f = model.input.fmt
+    return rng.integers(f.lo, f.hi + 1, size=(n,) + tuple(model.input.shape)).astype(np.int64)

