@@ -66,6 +66,7 @@ def main(argv=None) -> int:
     # only fkhw's own logger speaks at INFO; third-party chatter stays at WARNING
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("fkhw").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    logging.getLogger("distributed").setLevel(logging.ERROR)  # cluster start/stop chatter
     try:
         return int(args._run(args) or 0)
     except _user_error_types() as e:

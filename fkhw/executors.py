@@ -80,6 +80,23 @@ def run_chunk(task: ChunkTask, sites: np.ndarray) -> tuple:
     return sites, _worker_level(task).run(sites, task.inputs)
 
 
+def preflight(level: str) -> str | None:
+    """Run on each worker before any chunk: what this worker lacks for
+    ``level``, or None. A missing simulator is found here, once, by name."""
+    try:
+        if level == "rtl":
+            from fkhw.rtlgen.tools import require_verilator
+
+            require_verilator()
+        elif level == "hls":
+            from fkhw.hls.project import compiler
+
+            compiler()
+    except Exception as exc:  # reported to the client, never raised on the worker
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def run_golden(task: ChunkTask) -> np.ndarray:
     """Dask task: the fault-free outputs on this worker's level."""
     return _worker_level(task).golden(task.inputs)
@@ -94,12 +111,14 @@ class DaskExecutor:
         self.name = f"dask ({len(client.scheduler_info()['workers'])} workers at {client.scheduler.address})"
 
     @staticmethod
-    def local(n_workers: int) -> "DaskExecutor":
+    def local(n_workers: int, env: dict | None = None) -> "DaskExecutor":
+        """A cluster of ``n_workers`` processes on loopback (``env``: extra
+        environment of the workers)."""
         from distributed import Client, LocalCluster
 
         # processes, one thread each: simulators and BLAS do not share a GIL well
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address="127.0.0.1:0", silence_logs=50)
+                               dashboard_address="127.0.0.1:0", silence_logs=50, env=dict(env or {}))
         return DaskExecutor(Client(cluster), cluster)
 
     @staticmethod
@@ -116,7 +135,14 @@ class DaskExecutor:
             raise ExecutorError(f"--scheduler {address}: the scheduler has no workers")
         return DaskExecutor(client)
 
+    def check_workers(self, level: str) -> None:
+        problems = {w: p for w, p in self.client.run(preflight, level).items() if p}
+        if problems:
+            lines = "; ".join(f"{w}: {p}" for w, p in sorted(problems.items()))
+            raise ExecutorError(f"{len(problems)} Dask worker(s) cannot run the {level} level: {lines}")
+
     def golden(self, task: ChunkTask) -> np.ndarray:
+        self.check_workers(task.level)
         fut = self.client.submit(run_golden, task, pure=False)
         try:
             return fut.result()

@@ -43,17 +43,17 @@ class KillOneWorker:
         self.inner.close()
 
 
-@pytest.mark.parametrize("level", ["software"])
-def test_a_worker_killed_mid_campaign_costs_nothing(level, tmp_path):
+@pytest.mark.parametrize("level,chunk", [("software", 5), ("rtl", 20)])
+def test_a_worker_killed_mid_campaign_costs_nothing(level, chunk, tmp_path):
     bundle = load_model("econt-bol")
-    spec = CampaignSpec("econt-bol", level=level, sites=SITES, chunk=5)
+    spec = CampaignSpec("econt-bol", level=level, sites=SITES, chunk=chunk)
     reference = run_campaign(spec, bundle, tmp_path / "inproc", quiet=True,
                              executor=_in_process(level, bundle))
     killer = KillOneWorker(DaskExecutor.local(2))
     t0 = time.monotonic()
     result = run_campaign(spec, bundle, tmp_path / "dask", quiet=True, executor=killer)
     assert killer.killed is not None, "the test must really kill a worker mid-run"
-    assert time.monotonic() - t0 < 120
+    assert time.monotonic() - t0 < 300
     assert (tmp_path / "dask" / "campaign.csv").read_bytes() == (tmp_path / "inproc" / "campaign.csv").read_bytes()
     a, b = np.load(tmp_path / "dask" / "outputs.npz"), np.load(tmp_path / "inproc" / "outputs.npz")
     np.testing.assert_array_equal(a["latent"], b["latent"])
@@ -78,3 +78,15 @@ def test_an_unreachable_scheduler_is_a_clear_error_not_a_hang():
     with pytest.raises(ExecutorError, match="no Dask scheduler answered"):
         DaskExecutor.connect(f"tcp://127.0.0.1:{_free_port()}")
     assert time.monotonic() - t0 < 30
+
+
+def test_a_worker_without_the_simulator_is_named_not_waited_for(tmp_path):
+    bundle = load_model("econt-bol")
+    # fresh build root, so the worker cannot fall back on a cached simulator
+    env = {"FKHW_VERILATOR": str(tmp_path / "nowhere" / "verilator"), "FKHW_RTL_BUILD": str(tmp_path / "b")}
+    executor = DaskExecutor.local(1, env=env)
+    t0 = time.monotonic()
+    with pytest.raises(ExecutorError, match="cannot run the rtl level: .*verilator not found"):
+        run_campaign(CampaignSpec("econt-bol", level="rtl", sites=(0, 1)), bundle, tmp_path / "o",
+                     quiet=True, executor=executor)
+    assert time.monotonic() - t0 < 60

@@ -99,6 +99,12 @@ class RtlLevel:
         self._build: SimBuild | None = None
         self.stats: dict = {}
 
+    @classmethod
+    def for_bundle(cls, bundle, jobs: int | None = None) -> "RtlLevel":
+        """The level a campaign uses: parallelism comes from the campaign's
+        executor (Dask workers), so one simulator process per level."""
+        return cls(bundle.ir, jobs=jobs or 1)
+
     # --- build -----------------------------------------------------------
     def build(self) -> SimBuild:
         if self._build is None:
