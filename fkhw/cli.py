@@ -22,15 +22,25 @@ class UserError(Exception):
 
 
 def _user_error_types() -> tuple:
+    """Errors whose message says what is wrong and what to do: shown as one
+    line, no traceback. Imported lazily: only needed when something failed."""
+    from fkhw.agreement import AgreementError
     from fkhw.campaign import CampaignError
     from fkhw.data import DataError
+    from fkhw.executors import ExecutorError
+    from fkhw.hls.project import HlsProjectError
     from fkhw.model.extract import UnsupportedLayerError
     from fkhw.model.files import ModelFileError
+    from fkhw.ranking import RankingError
+    from fkhw.rtlgen.emit import RtlUnsupported
+    from fkhw.rtlgen.sim import RtlSimError
+    from fkhw.rtlgen.tools import ToolError
     from fkhw.sites import SiteError
+    from fkhw.tmr.select import TmrError
 
-    from fkhw.executors import ExecutorError
-
-    return (UserError, CampaignError, ExecutorError, DataError, ModelFileError, UnsupportedLayerError, SiteError, FileNotFoundError, PermissionError)
+    return (UserError, AgreementError, CampaignError, DataError, ExecutorError, HlsProjectError,
+            UnsupportedLayerError, ModelFileError, RankingError, RtlUnsupported, RtlSimError, ToolError,
+            SiteError, TmrError, FileNotFoundError, PermissionError)
 
 
 def _available() -> dict:

@@ -1,0 +1,148 @@
+"""fkhw sim: the whole flow on one model (what `make sim` runs)."""
+
+import json
+import time
+from pathlib import Path
+
+HELP = "the whole flow: hls4ml project, RTL (lint), functional test, RTL + software campaigns, agreement, TMR"
+DESCRIPTION = (
+    "model -> hls4ml C++ (C-sim checked against the integer engine) -> RTL (lint) -> fault-free Verilator run "
+    "on every vendored row -> exhaustive SEU campaign on the RTL (cocotb + Verilator) -> the same campaign on "
+    "the software engine -> software-vs-RTL agreement -> selective-TMR map, annotations, hardened RTL, area "
+    "and proof. Every artifact lands under --out; a summary is printed at the end.")
+
+
+def add_arguments(p):
+    p.add_argument("--model", default="econt-bol", help="econt-bol, econt-eol, or a model directory")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: out/<model>)")
+    p.add_argument("--inputs", type=int, default=32, help="modules per campaign (default 32)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the module choice")
+    p.add_argument("--data", default=None, help="HGCAL CSV (default: the vendored sample)")
+    p.add_argument("--jobs", type=int, default=None, help="simulator workers (default: all cores)")
+    p.add_argument("--tmr-threshold", type=float, default=1.05, metavar="T",
+                   help="protect bits with emd_norm > T (default 1.05; see README on the choice)")
+    p.add_argument("--no-synth", action="store_true", help="skip Yosys synthesis (area table)")
+
+
+class Steps:
+    """Numbered steps with their time, so a user sees where the flow is."""
+
+    def __init__(self, total: int):
+        self.total, self.k, self.t0 = total, 0, time.monotonic()
+        self.times = []
+
+    def start(self, what: str) -> None:
+        self.k += 1
+        self._t = time.monotonic()
+        print(f"[{self.k}/{self.total}] {what}", flush=True)
+
+    def done(self, result: str) -> None:
+        dt = time.monotonic() - self._t
+        self.times.append(dt)
+        print(f"      {result}  ({dt:.1f} s)", flush=True)
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from fkhw import engine
+    from fkhw.campaign import CampaignSpec, run_campaign
+    from fkhw.cli import UserError
+    from fkhw.commands.campaign import print_summary
+    from fkhw.commands.tmr import print_report
+    from fkhw.data import load_charges, normalise, to_image
+    from fkhw.fixed import quantize_float
+    from fkhw.model.bundle import load_model
+
+    steps = Steps(9)
+    steps.start(f"model {args.model}: integer IR and fault sites")
+    bundle = load_model(args.model)
+    out = args.out or Path("out") / bundle.name
+    out.mkdir(parents=True, exist_ok=True)
+    ir = bundle.ir
+    steps.done(f"{len(ir.layers)} layers, {ir.n_param_bits()} parameter bits = fault sites")
+
+    all_rows = quantize_float(to_image(normalise(load_charges(args.data))), ir.input.fmt)
+    want = engine.forward(ir, all_rows)
+    summary = {"model": bundle.name, "out": str(out), "vendored_rows": int(all_rows.shape[0])}
+
+    steps.start("hls4ml project (C++), C-simulation vs integer engine on every row")
+    from fkhw.hls.project import project_for
+    from fkhw.levels.hls import HlsLevel
+
+    project = project_for(bundle, out / "hls")
+    with HlsLevel(ir, project) as hls:
+        bad = int((hls.golden(all_rows) != want).any(axis=1).sum())
+    summary["hls"] = {"project": str(out / "hls"), "mismatching_rows": bad}
+    steps.done(f"{out / 'hls'}: C-sim == engine on {all_rows.shape[0] - bad}/{all_rows.shape[0]} rows")
+    if bad:
+        raise UserError(f"hls4ml C-sim differs from the integer engine on {bad} rows")
+
+    steps.start("RTL: Verilog with weights in flip-flops, regmap, lint (verilator -Wall)")
+    from fkhw.rtlgen.emit import write_rtl
+    from fkhw.rtlgen.lint import lint
+
+    design = write_rtl(ir, out / "rtl")
+    linted = lint(design.verilog_files(out / "rtl"), design.meta["top"], include_dirs=[out / "rtl"])
+    lint_text = "clean" if linted.ok else f"{linted.warnings} warnings/errors"
+    (out / "rtl" / "lint.log").write_text(" ".join(map(str, linted.command)) + "\n" + linted.output + "\n")
+    summary["rtl"] = {"dir": str(out / "rtl"), "latency": design.meta["latency"], "lint": lint_text}
+    steps.done(f"{out / 'rtl'}: latency {design.meta['latency']} cycles, II=1, lint {lint_text}")
+    if not linted.ok:
+        raise UserError(f"verilator --lint-only -Wall: {lint_text}; see {out / 'rtl' / 'lint.log'}")
+
+    steps.start("functional test: fault-free RTL on Verilator vs integer engine on every row")
+    from fkhw.levels.rtl import RtlLevel
+
+    rtl = RtlLevel(ir, jobs=1)
+    got = rtl.golden(all_rows)
+    bad = int((got != want).any(axis=1).sum())
+    summary["functional"] = {"rows": int(all_rows.shape[0]), "mismatching_rows": bad,
+                             "build_seconds": rtl.stats.get("build_seconds")}
+    steps.done(f"RTL == engine on {all_rows.shape[0] - bad}/{all_rows.shape[0]} rows")
+    if bad:
+        raise UserError(f"the RTL differs from the integer engine on {bad} rows")
+
+    common = dict(n_inputs=args.inputs, seed=args.seed, data=args.data)
+    steps.start("exhaustive SEU campaign on the RTL (cocotb + Verilator)")
+    rtl_dir = out / "campaign_rtl"
+    res_rtl = run_campaign(CampaignSpec(args.model, level="rtl", jobs=args.jobs, **common), bundle, rtl_dir)
+    rate = res_rtl.summary["n_sites"] / max(steps_elapsed(steps), 1e-9)
+    steps.done(f"{rtl_dir}: {res_rtl.summary['n_sites']} sites, {rate:.0f} injections/s")
+
+    steps.start("the same campaign on the software engine")
+    sw_dir = out / "campaign_software"
+    res_sw = run_campaign(CampaignSpec(args.model, level="software", **common), bundle, sw_dir)
+    steps.done(f"{sw_dir}")
+
+    steps.start("software vs RTL agreement, joined on site")
+    from fkhw.agreement import Campaign, compare
+
+    ag = compare(Campaign.load(sw_dir), Campaign.load(rtl_dir))
+    (rtl_dir / "agreement.json").write_text(json.dumps({"a": str(sw_dir), "b": str(rtl_dir), **ag.to_dict()},
+                                                       indent=2) + "\n")
+    summary["agreement"] = {"common_sites": ag.common_sites, "disagreeing_sites": len(ag.disagreeing_sites)}
+    steps.done(f"{len(ag.disagreeing_sites)} disagreeing sites of {ag.common_sites}")
+
+    steps.start(f"selective TMR (threshold {args.tmr_threshold:g}): map, annotations, hardened RTL, area, proof")
+    from fkhw.tmr.flow import run_tmr
+    from fkhw.tmr.select import parse_rule
+
+    tmr_report = run_tmr(sw_dir, out / "tmr", parse_rule(args.tmr_threshold, None), bundle,
+                         synth=not args.no_synth, prove=True, jobs=args.jobs)
+    summary["tmr"] = {k: tmr_report[k] for k in ("protected_bits", "all_bits", "overhead_pct")}
+    steps.done(f"{out / 'tmr'}")
+
+    steps.start("summary")
+    print_summary(res_sw.summary, sw_dir)
+    print(f"RTL campaign: {rtl_dir}; agreement software vs RTL: {len(ag.disagreeing_sites)} disagreeing sites "
+          f"of {ag.common_sites}")
+    print_report(tmr_report, out / "tmr")
+    summary["seconds"] = round(time.monotonic() - steps.t0, 1)
+    (out / "sim_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    steps.done(f"all artifacts under {out}/ (sim_summary.json)")
+    return 0 if not ag.disagreeing_sites else 1
+
+
+def steps_elapsed(steps: Steps) -> float:
+    return time.monotonic() - steps._t

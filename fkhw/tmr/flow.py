@@ -1,0 +1,137 @@
+"""The TMR flow: campaign table -> selection -> map, annotations, hardened
+RTL, figures, area and proof. Used by ``fkhw tmr`` and ``fkhw sim``.
+
+Output folder layout:
+
+    tmr_map.json, tmr_map.csv        the map (rule, campaign, entries, totals)
+    annotations/                     TMRG-annotated RTL variant + synthesis attributes
+    hardened_rtl/                    the selectively triplicated encoder, its regmap.csv
+    figure1_tmr.png                  Figure 1 with the protected bits marked
+    tradeoff.png                     overhead vs residual worst-case emd_norm
+    area.csv / area.json / area.md   plain vs selective vs full TMR (Yosys)
+    proof.json                       fault injection on the hardened RTL
+    hardened_campaign/               campaign over the hardened RTL (worst emd_norm)
+    tmr_report.json                  everything above in one summary
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fkhw.model.bundle import ModelBundle
+from fkhw.plots import heatmap_figure
+from fkhw.sites import SiteSpace
+from fkhw.tmr.figures import save_tradeoff, worst_after
+from fkhw.tmr.select import CampaignTable, Rule, TmrError, check_campaign_matches, select
+from fkhw.tmr.tmrmap import build_map, write_map
+
+log = logging.getLogger(__name__)
+
+
+def _step(msg: str) -> float:
+    log.info("tmr: %s", msg)
+    return time.monotonic()
+
+
+def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: bool = True, prove: bool = True,
+            jobs: int | None = None) -> dict:
+    from fkhw.rtlgen.emit import generate
+    from fkhw.tmr.harden import harden, write_tmrg_variant
+
+    table = CampaignTable.load(campaign)
+    check_campaign_matches(table, bundle.files.digest(), bundle.name)
+    ir = bundle.ir
+    n_all = ir.n_param_bits()
+    selection = select(table, rule, n_all)
+    protect = np.sort(table.site[selection.rows])
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"model": bundle.name, "rule": rule.to_dict(), "campaign": str(campaign),
+              "protected_bits": selection.n_protected, "all_bits": n_all,
+              "overhead_pct": selection.overhead_pct, "artifacts": {}}
+    art = report["artifacts"]
+
+    _step(f"{rule.describe()}: {selection.n_protected} of {n_all} bits")
+    tmr = build_map(bundle, table, selection, generate(ir).regmap)
+    art["map"] = [str(p) for p in write_map(tmr, out)]
+
+    _step("annotations (TMRG) and hardened RTL")
+    art["annotations"] = [str(p) for p in write_tmrg_variant(ir, protect, out / "annotations")]
+    design = harden(ir, protect)
+    design.write(out / "hardened_rtl")
+    art["hardened_rtl"] = str(out / "hardened_rtl")
+
+    space = SiteSpace.of(ir)
+    by_site = dict(zip(table.site.tolist(), table.emd_norm.tolist()))
+    threshold = rule.value if rule.kind == "threshold" else None
+    fig = heatmap_figure(space, by_site, f"{bundle.name}: protected bits ({rule.describe()})",
+                         marked=set(protect.tolist()), threshold=threshold)
+    fig.savefig(out / "figure1_tmr.png", dpi=130)
+    save_tradeoff(table, n_all, selection.overhead_pct, rule.describe(), out / "tradeoff.png")
+    art["figures"] = [str(out / "figure1_tmr.png"), str(out / "tradeoff.png")]
+    report["worst_unprotected_emd_norm_software"] = worst_after(table, selection.rows)
+
+    if synth:
+        from fkhw.tmr.area import area_table, write_area
+
+        t0 = _step("area: Yosys synthesis of plain, selective and full TMR (the datapath once, cached)")
+        rows = area_table(ir, protect, Path("build") / "synth")
+        art["area"] = [str(p) for p in write_area(rows, out)]
+        report["area"] = rows
+        report["area_seconds"] = round(time.monotonic() - t0, 1)
+
+    if prove:
+        report.update(_prove(bundle, table, protect, out, threshold, jobs))
+        art["proof"] = str(out / "proof.json")
+        art["hardened_campaign"] = str(out / "hardened_campaign")
+
+    (out / "tmr_report.json").write_text(json.dumps(report, indent=2, default=_jsonable) + "\n")
+    return report
+
+
+def _prove(bundle, table, protect, out: Path, threshold, jobs) -> dict:
+    from fkhw.campaign import CampaignSpec, run_campaign
+    from fkhw.tmr.proof import HardenedRtlLevel, prove
+
+    t0 = _step(f"proof: every protected bit upset in each of its 3 replicas, every other bit once ({table.site.size} sites)")
+    summary = json.loads((table.path / "summary.json").read_text())
+    with np.load(table.path / "outputs.npz") as z:
+        inputs, latent, sites = z["inputs"], z["latent"], z["sites"]
+    plain = {int(s): latent[k] for k, s in enumerate(sites)}
+    proof = prove(bundle.ir, protect, inputs, plain_outputs=plain, jobs=jobs)
+    proof["seconds"] = round(time.monotonic() - t0, 1)
+    (out / "proof.json").write_text(json.dumps(proof, indent=2, default=_jsonable) + "\n")
+
+    _step("campaign over the hardened RTL (replica 0 of protected bits)")
+    spec = CampaignSpec(bundle.name, level="rtl", n_inputs=summary["inputs"], seed=summary["seed"], data=summary.get("data"),
+                        sites=tuple(int(s) for s in table.site))
+    level = HardenedRtlLevel(bundle.ir, protect, replica=0, jobs=jobs or 1)
+    try:
+        res = run_campaign(spec, bundle, out / "hardened_campaign", level=level, fresh=True)
+    finally:
+        close = getattr(level, "close", None)
+        if close:
+            close()
+    worst = float(res.emd_norm.max()) if res.emd_norm.size else 1.0
+    verdict = {"worst_emd_norm_hardened": worst, "threshold": threshold,
+               "within_threshold": None if threshold is None else bool(worst <= threshold)}
+    if threshold is not None and worst > threshold:
+        raise TmrError(f"hardened design: worst emd_norm {worst:.4f} exceeds the threshold {threshold:g}")
+    return {"proof": proof, "hardened_campaign": verdict}
+
+
+def _jsonable(x):
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
