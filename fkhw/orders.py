@@ -9,7 +9,6 @@ highest (most dangerous) first.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -20,25 +19,18 @@ BUILTIN = ("site", "random", "msb", "reverse")
 
 
 def order_from_scores(path: Path, column: str, space: SiteSpace | None = None) -> np.ndarray:
-    """Site ids of a scores CSV, highest ``column`` first (stable on ties)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "scores.csv"
-    if not path.is_file():
-        raise SiteError(f"--order: no scores file {path}")
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or "site" not in reader.fieldnames:
-            raise SiteError(f"--order: {path} has no 'site' column")
-        if column not in reader.fieldnames:
-            others = [c for c in reader.fieldnames if c != "site"]
-            raise SiteError(f"--order: {path} has no column {column!r} (it has {', '.join(others)})")
-        rows = [(int(r["site"]), float(r[column])) for r in reader]
-    sites = np.array([r[0] for r in rows], dtype=np.int64)
-    scores = np.array([r[1] for r in rows])
+    """Site ids of a scores CSV, highest ``column`` first (ties: lowest site
+    id first, the same rule ``fkhw rank`` uses, so its curves predict what
+    an ordered campaign finds)."""
+    from fkhw.ranking import RankingError, order_from_scores as ranked
+
+    try:
+        sites = ranked(Path(path), column)
+    except RankingError as e:
+        raise SiteError(f"--order: {e}") from None
     if space is not None:
         space.check(sites)
-    return sites[np.lexsort((sites, -scores))]
+    return sites
 
 
 def site_order(order: str, space: SiteSpace, seed: int) -> np.ndarray:
