@@ -31,13 +31,17 @@ class DecoderIR:
     out_shape: tuple
 
     def __call__(self, latent: np.ndarray, batch: int = 65536) -> np.ndarray:
-        latent = np.asarray(latent, dtype=np.float32)
-        out = np.empty((latent.shape[0], int(np.prod(self.out_shape))), dtype=np.float32)
+        """Decode in float64 with a fixed summation order per row (einsum,
+        not BLAS, whose kernels depend on the batch size): a row decodes to
+        the same bits whatever else is in the batch, so EMDs do not depend
+        on how a campaign was chunked or resumed."""
+        latent = np.asarray(latent, dtype=np.float64)
+        out = np.empty((latent.shape[0], int(np.prod(self.out_shape))), dtype=np.float64)
         for s in range(0, latent.shape[0], batch):
             x = latent[s:s + batch]
             for stage in self.stages:
                 if stage[0] == "affine":
-                    x = x @ stage[1] + stage[2]
+                    x = np.einsum("nk,km->nm", x, stage[1].astype(np.float64), optimize=False) + stage[2]
                 else:
                     x = _ACTIVATIONS[stage[1]](x)
             out[s:s + batch] = x
