@@ -20,9 +20,10 @@ def tradeoff_figure(table, n_all_bits: int, chosen_overhead: float, chosen_label
     ax.step(overhead, worst, where="post", color="tab:blue", lw=1.4, label="protect the k most damaging bits")
     for t in thresholds:
         k = int((table.emd_norm > t).sum())
-        ax.plot(100.0 * 2 * k / n_all_bits, worst[k], "o", ms=5, label=f"threshold {t:g}: {k} bits")
+        if k < worst.size:
+            ax.plot(100.0 * 2 * k / n_all_bits, worst[k], "o", ms=5, label=f"threshold {t:g}: {k} bits")
     k_chosen = int(round(chosen_overhead * n_all_bits / 200.0))
-    ax.plot(chosen_overhead, worst[min(k_chosen, worst.size - 1)], "*", ms=14, color="red",
+    ax.plot(chosen_overhead, worst[min(k_chosen, worst.size - 1)] if worst.size else 1.0, "*", ms=14, color="red",
             label=f"chosen: {chosen_label}")
     ax.axvline(200.0, color="grey", ls=":", lw=1)
     ax.text(200.0, ax.get_ylim()[1], " full TMR (200%)", va="top", ha="left", fontsize=8, color="grey")

@@ -116,9 +116,9 @@ def select(table: CampaignTable, rule: Rule, n_all_bits: int) -> Selection:
 
 
 def residual_curve(table: CampaignTable, n_all_bits: int) -> tuple:
-    """(overhead % , worst unprotected emd_norm) when protecting the k most
-    damaging bits, for k = 0..n: the trade-off a designer chooses from."""
+    """(overhead %, worst unprotected emd_norm) when protecting the k most
+    damaging bits, for k = 0..n-1: the trade-off a designer chooses from.
+    (With every bit protected no single upset is left to measure.)"""
     ordered = np.sort(table.emd_norm)[::-1]
-    worst_left = np.append(ordered, 1.0)  # after protecting k bits, the worst left is ordered[k]
-    k = np.arange(ordered.size + 1)
-    return 100.0 * 2 * k / n_all_bits, np.maximum(worst_left, 0.0)
+    k = np.arange(ordered.size)
+    return 100.0 * 2 * k / n_all_bits, ordered

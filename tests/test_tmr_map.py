@@ -1,0 +1,111 @@
+"""Selective-TMR selection and map (issue 7, the map side)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fkhw.campaign import CampaignSpec, run_campaign
+from fkhw.model.bundle import load_model
+from fkhw.rtlgen.emit import generate
+from fkhw.tmr.select import CampaignTable, TmrError, check_campaign_matches, parse_rule, residual_curve, select
+from fkhw.tmr.tmrmap import ENTRY_COLUMNS, TmrMap, build_map, write_map
+
+
+@pytest.fixture(scope="module")
+def bol():
+    return load_model("econt-bol")
+
+
+@pytest.fixture(scope="module")
+def campaign(bol, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tmrcamp")
+    run_campaign(CampaignSpec("econt-bol"), bol, out, quiet=True)
+    return out
+
+
+def test_threshold_rule_protects_exactly_the_bits_above_it(campaign, bol):
+    table = CampaignTable.load(campaign)
+    for t in (1.0, 1.05, 1.1):
+        sel = select(table, parse_rule(t, None), bol.ir.n_param_bits())
+        assert set(table.site[sel.rows].tolist()) == set(table.site[table.emd_norm > t].tolist())
+        assert sel.overhead_pct == pytest.approx(200.0 * sel.n_protected / 10720)
+    # the default rule is the seed's: anything that raises the mean EMD at all
+    assert parse_rule(None, None).value == 1.0
+
+
+def test_budget_rule_protects_the_most_damaging_bits(campaign, bol):
+    table = CampaignTable.load(campaign)
+    sel = select(table, parse_rule(None, "100"), 10720)
+    assert sel.n_protected == 100
+    chosen = table.emd_norm[sel.rows]
+    rest = np.delete(table.emd_norm, sel.rows)
+    assert chosen.min() >= rest.max()
+    assert select(table, parse_rule(None, "3%"), 10720).n_protected == round(0.03 * 10720)
+
+
+def test_map_names_each_protected_bit_where_the_rtl_holds_it(campaign, bol, tmp_path):
+    table = CampaignTable.load(campaign)
+    sel = select(table, parse_rule(1.05, None), bol.ir.n_param_bits())
+    regmap = generate(bol.ir).regmap
+    files = write_map(build_map(bol, table, sel, regmap), tmp_path)
+    assert [p.name for p in files] == ["tmr_map.json", "tmr_map.csv"]
+    m = json.loads((tmp_path / "tmr_map.json").read_text())
+    assert m["model"] == "econt-bol" and m["rule"]["kind"] == "threshold" and m["rule"]["value"] == 1.05
+    assert m["totals"]["protected_bits"] == sel.n_protected == len(m["entries"])
+    assert m["totals"]["overhead_pct"] == pytest.approx(200.0 * sel.n_protected / 10720)
+    reg_of = {int(s): (int(r), int(b)) for s, r, b in regmap}
+    for e in m["entries"]:
+        assert (e["reg"], e["reg_bit"]) == reg_of[e["site"]]
+        assert e["emd_norm"] > 1.05
+    with (tmp_path / "tmr_map.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ENTRY_COLUMNS and len(rows) == sel.n_protected
+    assert TmrMap.load(tmp_path).sites.tolist() == sorted(e["site"] for e in m["entries"])
+
+
+def test_residual_curve_trades_overhead_for_worst_case_damage(campaign):
+    table = CampaignTable.load(campaign)
+    overhead, worst = residual_curve(table, 10720)
+    assert overhead[0] == 0 and worst[0] == table.emd_norm.max()
+    assert np.all(np.diff(worst) <= 0) and np.all(np.diff(overhead) > 0)
+    k = int((table.emd_norm > 1.05).sum())  # protecting the bits above 1.05 leaves at most 1.05
+    assert worst[k] <= 1.05 < worst[k - 1] and overhead[k] == pytest.approx(200.0 * k / 10720)
+
+
+@pytest.mark.parametrize("threshold,budget,message", [
+    (-0.5, None, "non-negative"),
+    (None, "20000", "more than the 10720 sites"),
+    (None, "150%", "more than the 10720 sites"),
+    (None, "lots", "number of bits"),
+    (None, "2.5", "whole number"),
+])
+def test_bad_rules_are_refused(campaign, threshold, budget, message):
+    table = CampaignTable.load(campaign)
+    with pytest.raises(TmrError, match=message):
+        select(table, parse_rule(threshold, budget), 10720)
+
+
+def test_a_campaign_from_another_model_is_refused(campaign):
+    eol = load_model("econt-eol")
+    with pytest.raises(TmrError, match="econt-bol.*not on 'econt-eol'"):
+        check_campaign_matches(CampaignTable.load(campaign), eol.files.digest(), eol.name)
+
+
+def test_cli_refuses_bad_options_before_any_work(campaign, tmp_path):
+    def tmr(*args):
+        return subprocess.run([sys.executable, "-m", "fkhw", "tmr", "--campaign", str(campaign),
+                               "--out", str(tmp_path / "o"), *args], capture_output=True, text=True)
+
+    r = tmr("--threshold", "-1")
+    assert r.returncode == 2 and "--threshold -1" in r.stderr
+    r = tmr("--budget", "99999")
+    assert r.returncode == 2 and "--budget" in r.stderr
+    r = tmr("--model", "econt-eol")
+    assert r.returncode == 2 and "not on 'econt-eol'" in r.stderr
+    assert not (tmp_path / "o").exists()
