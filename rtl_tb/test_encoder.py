@@ -26,12 +26,22 @@ CLOCK_NS = 10
 INJECT_OFFSET_NS = 2  # after the upset edge, well before the falling edge
 
 
+def _mems(inj) -> list:
+    """Memories an injection deposits into: [inst, idx, val, addr] -> the
+    register file's ``mem``; a fifth element lists replica memories of a
+    hardened register file (``mem``, ``mem_b``, ``mem_c``), each of which
+    gets the same flipped value (two names: a double upset)."""
+    return list(inj[4]) if len(inj) > 4 else ["mem"]
+
+
 async def _run(dut, job: dict) -> dict:
     injections = job["injections"]
     regs = {}
-    for inst, _idx, _val, _addr in injections:
-        if inst is not None and inst not in regs:
-            regs[inst] = getattr(dut.u_enc, inst).mem
+    for inj in injections:
+        inst = inj[0]
+        for mem in _mems(inj):
+            if inst is not None and (inst, mem) not in regs:
+                regs[inst, mem] = getattr(getattr(dut.u_enc, inst), mem)
     dut.n_vec.value = int(job["n_vec"])
     dut.n_pre.value = int(job["n_pre"])
     dut.n_frames.value = int(job["n_frames"])
@@ -44,9 +54,11 @@ async def _run(dut, job: dict) -> dict:
     await Timer(INJECT_OFFSET_NS, unit="ns")
     period = int(dut.frame_len.value) * CLOCK_NS
     progress = job.get("progress")
-    for k, (inst, idx, val, addr) in enumerate(injections):
+    for k, inj in enumerate(injections):
+        inst, idx, val, addr = inj[:4]
         if inst is not None:
-            regs[inst][idx].value = int(val)  # the upset: a deposit on the weight register
+            for mem in _mems(inj):
+                regs[inst, mem][idx].value = int(val)  # the upset: a deposit on the weight register
         dut.scrub_addr.value = int(addr)  # the HDL rewrites it after the frame
         await Timer(period, unit="ns")
         if progress and (k & 63) == 63:

@@ -85,9 +85,12 @@ class RtlLevel:
     name = "rtl"
 
     def __init__(self, model, *, jobs: int | None = None, timeout: float | None = None,
-                 build_root: Path | None = None, n_pre: int | None = None, log=None, work_dir: Path | None = None):
+                 build_root: Path | None = None, n_pre: int | None = None, log=None, work_dir: Path | None = None,
+                 design: RtlDesign | None = None):
         self.model: IntegerModel = model.ir if hasattr(model, "ir") else model
-        self.design: RtlDesign = generate(self.model)  # refuses an unsupported IR here
+        # refuses an unsupported IR here; ``design``: another variant of the
+        # same model's encoder (e.g. the hardened one, fkhw.tmr.harden)
+        self.design: RtlDesign = design if design is not None else generate(self.model)
         self.meta = self.design.meta
         self.jobs = int(jobs) if jobs else (os.cpu_count() or 1)
         self.timeout = timeout

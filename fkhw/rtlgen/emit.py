@@ -46,6 +46,8 @@ REGMAP_FILE = "regmap.csv"
 SUPPORTED = ("conv2d", "dense", "quant", "flatten")
 MAX_PARAM_BITS = 32  # configuration word
 MAX_QUANT_BITS = 31  # LO/HI travel as Verilog integer parameters
+TMR_TEMPLATES = ("fkhw_regfile_tmr.v",)  # only in hardened designs (the plain file set stays as it was)
+REPLICA_MEMS = ("mem", "mem_b", "mem_c")  # replica A (= the single copy of unprotected bits), B, C
 
 
 class RtlUnsupported(ValueError):
@@ -169,10 +171,57 @@ def _used_mask(layer, spec: TensorSpec) -> np.ndarray:
     return np.repeat(used.reshape(-1), c)
 
 
-def generate(ir: IntegerModel) -> RtlDesign:
-    """Verilog, regmap and metadata for ``ir``; nothing is written."""
+def protection_masks(ir: IntegerModel, protect) -> list:
+    """Per parameter tensor (site order), a bool array of count*bits entries:
+    entry i*bits + j is True when Verilog bit j of register i is protected.
+    ``protect``: site ids (any order, no duplicates). Raises ValueError."""
+    space = SiteSpace.of(ir)
+    sites = np.asarray(list(protect) if not isinstance(protect, np.ndarray) else protect)
+    if sites.size and not np.issubdtype(sites.dtype, np.integer):
+        raise ValueError(f"protected sites must be integer site ids, got {sites.dtype}")
+    sites = space.check(sites.astype(np.int64))  # SiteError (a ValueError) names the bad ids
+    uniq, counts = np.unique(sites, return_counts=True)
+    if (counts > 1).any():
+        raise ValueError(f"protected site id(s) listed twice: {uniq[counts > 1][:5].tolist()}")
+    tn, idx, bit = space.locate(uniq)
+    masks = []
+    for k, t in enumerate(space.tensors):
+        m = np.zeros(t.size * t.fmt.bits, dtype=bool)
+        sel = tn == k
+        m[idx[sel] * t.fmt.bits + (t.fmt.bits - 1 - bit[sel])] = True
+        masks.append(m)
+    return masks
+
+
+def _mask_literal(mask: np.ndarray) -> str:
+    val = 0
+    for k in np.flatnonzero(mask).tolist():
+        val |= 1 << k
+    return f"{mask.size}'h{val:x}"
+
+
+def generate(ir: IntegerModel, protect=None, tmrg: bool = False) -> RtlDesign:
+    """Verilog, regmap and metadata for ``ir``; nothing is written.
+
+    ``protect=None``: the plain encoder. Otherwise a collection of site ids:
+    the selectively hardened encoder (same ports plus ``tmr_err``): each
+    protected bit held in three flip-flops behind a majority voter
+    (templates/fkhw_regfile_tmr.v), every other bit as in the plain design.
+    An empty collection gives the hardened interface with nothing triplicated.
+
+    ``tmrg=True`` (with ``protect``): the input for CERN's TMRG instead,
+    functionally the plain design with the plain ports: each register file
+    with protected bits becomes a generated module ``fkhw_rfs_<tensor>``
+    holding them in ``<tensor>_prot`` and the others in ``<tensor>_unprot``,
+    with ``// tmrg`` directives that triplicate only ``<tensor>_prot``.
+    """
+    if tmrg and protect is None:
+        raise ValueError("tmrg=True needs the protected sites")
     specs = check_supported(ir)
     space = SiteSpace.of(ir)
+    masks = protection_masks(ir, protect) if protect is not None else None
+    hard = masks is not None and not tmrg  # the hardened encoder (replicas, voters, tmr_err)
+    split_files = {}
     src = dict(ir.source or {})
     model_name = ir.name
     digest = src.get("digest", "unknown")
@@ -302,17 +351,40 @@ def generate(ir: IntegerModel) -> RtlDesign:
 
     # --- register files -----------------------------------------------------
     rf = []
-    for t in tensors:
+    err_nets = []
+    for k, t in enumerate(tensors):
         decl.append(f"    wire [{t['count'] * t['bits'] - 1}:0] {t['bus']};  // {t['layer']}.{t['tensor']} "
                     f"{tuple(t['shape'])}: registers {t['base']}..{t['base'] + t['count'] - 1}")
-        rf.append(f"    fkhw_regfile #(.WIDTH({t['bits']}), .DEPTH({t['count']}), .BASE({t['base']}), .AW({cfg_aw})) "
-                  f"{t['instance']} (\n"
-                  f"        .clk(clk), .cfg_we(cfg_we), .cfg_addr(cfg_addr), "
-                  f".cfg_data(cfg_data[{t['bits'] - 1}:0]), .q({t['bus']})\n    );\n")
+        if tmrg and masks[k].any():
+            mod = f"fkhw_rfs_{t['bus']}"
+            split_files[f"{mod}.v"] = _split_regfile(mod, t, masks[k], cfg_aw)
+            rf.append(f"    // {int(masks[k].sum())} of {masks[k].size} bits in {t['bus']}_prot (TMRG triplicates "
+                      f"them), the rest in {t['bus']}_unprot\n"
+                      f"    {mod} {t['instance']} (\n"
+                      f"        .clk(clk), .cfg_we(cfg_we), .cfg_addr(cfg_addr), "
+                      f".cfg_data(cfg_data[{t['bits'] - 1}:0]), .q({t['bus']})\n    );\n")
+        elif hard and masks[k].any():
+            err = f"{t['bus']}_tmr_err"
+            err_nets.append(err)
+            decl.append(f"    wire             {err};  // replicas of a protected {t['layer']}.{t['tensor']} "
+                        f"bit disagree")
+            rf.append(f"    // {int(masks[k].sum())} of {masks[k].size} bits triplicated (PMASK bit i*{t['bits']}+j = "
+                      f"Verilog bit j of register i)\n"
+                      f"    fkhw_regfile_tmr #(.WIDTH({t['bits']}), .DEPTH({t['count']}), .BASE({t['base']}), "
+                      f".AW({cfg_aw}),\n        .PMASK({_mask_literal(masks[k])})) "
+                      f"{t['instance']} (\n"
+                      f"        .clk(clk), .cfg_we(cfg_we), .cfg_addr(cfg_addr), "
+                      f".cfg_data(cfg_data[{t['bits'] - 1}:0]), .q({t['bus']}), .err({err})\n    );\n")
+        else:
+            rf.append(f"    fkhw_regfile #(.WIDTH({t['bits']}), .DEPTH({t['count']}), .BASE({t['base']}), .AW({cfg_aw})) "
+                      f"{t['instance']} (\n"
+                      f"        .clk(clk), .cfg_we(cfg_we), .cfg_addr(cfg_addr), "
+                      f".cfg_data(cfg_data[{t['bits'] - 1}:0]), .q({t['bus']})\n    );\n")
 
     n_param_bits = ir.n_param_bits()
     pipe_bits = sum(s["ff_used"] for s in stages)
-    ff_expected = n_param_bits + pipe_bits + latency
+    n_prot = int(sum(m.sum() for m in masks)) if hard else 0
+    ff_expected = n_param_bits + pipe_bits + latency + 2 * n_prot
     in_w, out_w = in_bus.bits, out_bus.bits
 
     meta = {
@@ -339,11 +411,20 @@ def generate(ir: IntegerModel) -> RtlDesign:
         "layers": layer_meta,
         "flip_flops_expected": ff_expected,
         "flip_flops_breakdown": {"parameter_bits": n_param_bits, "pipeline_data_bits": pipe_bits,
-                                 "valid_bits": latency},
+                                 "valid_bits": latency, **({"tmr_replica_bits": 2 * n_prot} if hard else {})},
         "bit_order": "regmap.csv bit = Verilog bit index in the register and in cfg_data (LSB = 0); "
                      "fkhw site bit b (0 = MSB) of a register of W bits is Verilog bit W-1-b",
     }
 
+    if hard:
+        meta["tmr"] = _tmr_meta(space, tensors, masks, regmap)
+    if tmrg:
+        meta["tmrg"] = {"protected_bits": int(sum(m.sum() for m in masks)),
+                        "modules": sorted(n[:-2] for n in split_files),
+                        "nets": [{"instance": t["instance"], "module": f"fkhw_rfs_{t['bus']}",
+                                  "prot": f"{t['bus']}_prot", "unprot": f"{t['bus']}_unprot",
+                                  "protected_bits": int(m.sum()), "bits": int(m.size)}
+                                 for t, m in zip(tensors, masks) if m.any()]}
     header = _header(ir, meta, tensors, stages, layer_meta)
     ports = (f"module {TOP} (\n"
              f"    input  wire              clk,\n"
@@ -358,6 +439,19 @@ def generate(ir: IntegerModel) -> RtlDesign:
              f"    output wire              out_valid,\n"
              f"    output wire [{out_w - 1}:0]    out_data   // {out_bus.n} x {out_bus.width}-bit output codes\n"
              f");\n\n")
+    if hard:
+        ports = ports.replace("    out_data   //", "    out_data,  //").replace(
+            "output codes\n);\n",
+            "output codes\n"
+            "    output wire              tmr_err    // combinational: 1 while the replicas of any protected bit disagree\n"
+            ");\n")
+    tmr_assign = ""
+    if hard:
+        tmr_assign = "    assign tmr_err   = " + (" | ".join(err_nets) if err_nets else "1'b0") + ";\n"
+    if tmrg:
+        ports += ("    // TMRG (CERN): nothing in this module is triplicated; the register files with\n"
+                  "    // protected bits (fkhw_rfs_*) triplicate their <tensor>_prot nets and vote them.\n"
+                  "    // tmrg default do_not_triplicate\n\n")
     lines = [header, ports,
              "    // ---- signals -------------------------------------------------------\n",
              "\n".join(decl) + "\n\n",
@@ -366,7 +460,7 @@ def generate(ir: IntegerModel) -> RtlDesign:
              "    // ---- datapath ---------------------------------------------------------\n",
              "\n".join(body) + "\n",
              f"    assign out_valid = {out_valid};\n",
-             f"    assign out_data  = {out_bus.name};\n\n",
+             f"    assign out_data  = {out_bus.name};\n" + tmr_assign + "\n",
              "endmodule\n"]
     top = "".join(lines)
 
@@ -374,9 +468,12 @@ def generate(ir: IntegerModel) -> RtlDesign:
             f"model {model_name} (digest {digest}).\n"
             f"`define FKHW_IN_W {in_w}\n`define FKHW_OUT_W {out_w}\n`define FKHW_CFG_AW {cfg_aw}\n"
             f"`define FKHW_CFG_DW {cfg_dw}\n`define FKHW_NREG {n_regs}\n`define FKHW_LATENCY {latency}\n")
+    if hard:
+        defs += "`define FKHW_TMR 1\n"
 
-    files = {TOP_FILE: top, DEFS_FILE: defs}
-    templates = sorted(p.name for p in TEMPLATES.glob("*.v"))
+    files = {TOP_FILE: top, DEFS_FILE: defs, **split_files}
+    templates = sorted(p.name for p in TEMPLATES.glob("*.v")
+                       if hard or p.name not in TMR_TEMPLATES)
     for name in templates:
         files[name] = (TEMPLATES / name).read_text()
     buf = io.StringIO()
@@ -388,6 +485,99 @@ def generate(ir: IntegerModel) -> RtlDesign:
     meta["rtl_digest"] = _rtl_digest(files)
     files[META_FILE] = json.dumps(meta, indent=1) + "\n"
     return design
+
+
+def _split_regfile(mod: str, t: dict, mask: np.ndarray, cfg_aw: int) -> str:
+    """A register file for TMRG: protected bits in ``<bus>_prot`` (one net,
+    triplicated and voted by TMRG), the others in ``<bus>_unprot``; separate
+    always blocks (TMRG: no mixing of triplicated and plain signals on the
+    left-hand side of one block, no concatenation on the left)."""
+    w, bus = t["bits"], t["bus"]
+    pos = np.arange(mask.size)
+    prot_pos, unprot_pos = pos[mask].tolist(), pos[~mask].tolist()
+    rank = {}
+    for r, k in enumerate(prot_pos):
+        rank[k] = ("p", r)
+    for r, k in enumerate(unprot_pos):
+        rank[k] = ("u", r)
+    np_, nu = len(prot_pos), len(unprot_pos)
+    pn, un, vn = f"{bus}_prot", f"{bus}_unprot", f"{bus}_protVoted"
+    out = [f"// {mod}: the {t['layer']}.{t['tensor']} register file ({t['count']} registers of {w} bits at",
+           f"// addresses {t['base']}..{t['base'] + t['count'] - 1}) for CERN's TMRG, generated by fkhw {__version__}.",
+           f"// Functionally fkhw_regfile: {np_} protected bits live in {pn} (TMRG triplicates",
+           f"// it; the assignment {vn} = {pn} from triplicated to non-triplicated is where",
+           f"// TMRG puts the majority voter), " + (f"the {nu} others in {un}." if nu else "no others."),
+           "// Bit k of q is Verilog bit k % WIDTH of register k / WIDTH.",
+           f"module {mod} (",
+           "    input  wire clk,",
+           "    input  wire cfg_we,",
+           f"    input  wire [{cfg_aw - 1}:0] cfg_addr,",
+           f"    input  wire [{w - 1}:0] cfg_data,",
+           f"    output wire [{mask.size - 1}:0] q",
+           ");",
+           "    // tmrg default do_not_triplicate",
+           f"    // tmrg triplicate {pn}",
+           f"    // tmrg do_not_triplicate {vn}"]
+    if nu:
+        out.append(f"    // tmrg do_not_triplicate {un}")
+    out.append(f"    reg  [{np_ - 1}:0] {pn};")
+    if nu:
+        out.append(f"    reg  [{nu - 1}:0] {un};")
+    out += [f"    wire [{np_ - 1}:0] {vn} = {pn};", ""]
+    for kind, name, keep in (("p", pn, prot_pos), ("u", un, unprot_pos)):
+        if not keep:
+            continue
+        out += [f"    // {'protected (triplicated by TMRG)' if kind == 'p' else 'unprotected (single flip-flops)'}",
+                "    always @(posedge clk) begin",
+                "        if (cfg_we) begin",
+                "            case (cfg_addr)"]
+        by_reg = {}
+        for k in keep:
+            by_reg.setdefault(k // w, []).append(k)
+        for i, ks in sorted(by_reg.items()):
+            stmts = " ".join(f"{name}[{rank[k][1]}] <= cfg_data[{k % w}];" for k in ks)
+            out.append(f"                {cfg_aw}'d{t['base'] + i}: begin {stmts} end")
+        out += ["                default: ;", "            endcase", "        end", "    end", ""]
+    terms = []
+    for k in range(mask.size - 1, -1, -1):
+        kind, r = rank[k]
+        terms.append(f"{vn}[{r}]" if kind == "p" else f"{un}[{r}]")
+    body = []
+    for c in range(0, len(terms), 8):
+        body.append("        " + ", ".join(terms[c:c + 8]))
+    out += ["    assign q = {", ",\n".join(body), "    };", "", "endmodule", ""]
+    return "\n".join(out)
+
+
+def _tmr_meta(space: SiteSpace, tensors: list, masks: list, regmap: np.ndarray) -> dict:
+    """What the tools need to know about the triplicated bits: per tensor the
+    mask (hex of PMASK, bit i*bits+j = Verilog bit j of register i) and per
+    protected site the three replica flip-flops (hierarchical names below
+    the encoder: <instance>.<mem>[index][Verilog bit])."""
+    per_tensor, sites = [], []
+    for t, m in zip(tensors, masks):
+        prot = np.flatnonzero(m)
+        per_tensor.append({"instance": t["instance"], "layer": t["layer"], "tensor": t["tensor"],
+                           "module": "fkhw_regfile_tmr" if prot.size else "fkhw_regfile",
+                           "protected_bits": int(prot.size), "bits": int(m.size),
+                           "pmask": _mask_literal(m) if prot.size else None,
+                           "err_net": f"{t['bus']}_tmr_err" if prot.size else None})
+        for k in prot.tolist():
+            idx, vbit = divmod(k, t["bits"])
+            site = t["site_offset"] + idx * t["bits"] + (t["bits"] - 1 - vbit)
+            sites.append({"site": int(site), "instance": t["instance"], "index": int(idx), "reg": t["base"] + idx,
+                          "bit": int(vbit),
+                          "replicas": [f"{t['instance']}.{mem}[{idx}][{vbit}]" for mem in REPLICA_MEMS]})
+    sites.sort(key=lambda e: e["site"])
+    return {
+        "protected_bits": len(sites),
+        "replica_mems": list(REPLICA_MEMS),
+        "voter": "bitwise 2-of-3 majority, combinational, between the replica flip-flops and the datapath",
+        "tmr_err": "combinational OR over protected bits of (A != B) | (A != C); not registered, no sticky state",
+        "config_port": "a write loads all three replicas of every bit of the addressed register (scrubbing)",
+        "register_files": per_tensor,
+        "sites": sites,
+    }
 
 
 def _rtl_digest(files: dict) -> str:
@@ -439,9 +629,18 @@ def _header(ir, meta, tensors, stages, layer_meta) -> str:
         else:
             out.append(f"//   {lm['layer']}: flatten")
     b = meta["flip_flops_breakdown"]
+    if "tmr" in meta:
+        tm = meta["tmr"]
+        out += ["//",
+                f"// Selective TMR: {tm['protected_bits']} protected parameter bits, each held in three flip-flops",
+                "// (replicas mem, mem_b, mem_c of fkhw_regfile_tmr, kept apart in synthesis) behind a 2-of-3",
+                "// majority voter; config-port writes load all replicas. tmr_err (combinational) is 1 while",
+                "// the replicas of any protected bit disagree. regmap.csv is the plain design's."]
     out += ["//",
             f"// Flip-flops: {b['parameter_bits']} parameter bits + {b['pipeline_data_bits']} pipeline data bits "
-            f"+ {b['valid_bits']} valid bits = {meta['flip_flops_expected']}.",
+            f"+ {b['valid_bits']} valid bits"
+            + (f" + {b['tmr_replica_bits']} TMR replica bits" if "tmr_replica_bits" in b else "")
+            + f" = {meta['flip_flops_expected']}.",
             "// " + "=" * 74, "", ""]
     return "\n".join(out)
 

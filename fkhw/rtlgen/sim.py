@@ -262,13 +262,20 @@ def _write_common(work: Path, meta: dict, stim: np.ndarray, gold: np.ndarray, we
 
 def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, weights: np.ndarray,
                injections: list, n_pre: int, jobs: int = 1, timeout: float | None = None,
-               progress=None, hang: bool = False) -> tuple:
+               progress=None, hang: bool = False, flags_out: dict | None = None) -> tuple:
     """Run ``len(injections)`` frames (one frame with no upset if the list is
     empty) split over ``jobs`` simulator processes.
 
     Returns (recorded, pre_err): recorded is (frames, n_vec + LATENCY - 2,
     n_out) output codes from the upset cycle on; pre_err counts pre-upset
     outputs that differed from ``gold``.
+
+    An injection is [instance, index, value, address] (deposit into
+    ``<instance>.mem[index]``) or, for a hardened design, [instance, index,
+    value, address, [replica memories]]. For a hardened design (one with a
+    ``tmr`` section in its metadata) ``flags_out``, if given, receives
+    ``tmr_err_pre`` and ``tmr_err_post``: (frames,) bool arrays, whether
+    tmr_err was 1 before the upset cycle / from it until the scrub.
     """
     meta = sb.meta
     n_vec = int(stim.shape[0])
@@ -328,7 +335,7 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
         for jb in job_list:
             if jb.proc is not None and jb.proc.poll() is None:
                 _kill(jb.proc)
-    recorded, pre_err = [], 0
+    recorded, pre_err, flags = [], 0, []
     n_out = meta["ports"]["out_data"]["elements"]
     ew = meta["ports"]["out_data"]["element_bits"]
     signed = meta["ports"]["out_data"]["signed"]
@@ -345,8 +352,18 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
             raise RtlSimError(f"{jb.directory}: {len(lines)} recorded outputs, expected "
                               f"{len(jb.injections)} frames x {n_rec}")
         recorded.append(unpack_hex(lines, n_out, ew, signed).reshape(len(jb.injections), n_rec, n_out))
+        if "tmr" in meta:
+            err_file = jb.directory / "fkhw_tmr_err.txt"
+            vals = np.array(err_file.read_text().split() if err_file.is_file() else [], dtype=np.int64)
+            if vals.size != 2 * len(jb.injections):
+                raise RtlSimError(f"{err_file}: {vals.size // 2} tmr_err records, expected {len(jb.injections)} "
+                                  "(was the testbench built with FKHW_TMR?)")
+            flags.append(vals.reshape(-1, 2).astype(bool))
     if progress is not None:
         progress(len(injections))
+    if flags_out is not None and flags:
+        both = np.concatenate(flags, axis=0)
+        flags_out["tmr_err_pre"], flags_out["tmr_err_post"] = both[:, 0], both[:, 1]
     return np.concatenate(recorded, axis=0), pre_err
 
 

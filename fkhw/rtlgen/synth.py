@@ -38,10 +38,15 @@ def is_ff(cell_type: str) -> bool:
 
 
 def synth(verilog_files, top: str, work_dir: Path | None = None, include_dirs=(), timeout: float = 1800,
-          abc: bool = True, flatten: bool = True) -> dict:
-    """Synthesize ``top`` with Yosys' generic ``synth`` and count cells."""
+          abc: bool = True, flatten: bool = True, lib_files=()) -> dict:
+    """Synthesize ``top`` with Yosys' generic ``synth`` and count cells.
+
+    ``lib_files``: Verilog files whose modules are read as black boxes
+    (``read_verilog -lib``: ports only). Their instances are not counted in
+    ``cells``; ``blackbox_cells`` says how many there were."""
     files = [Path(f).resolve() for f in verilog_files]
-    for f in files:
+    libs = [Path(f).resolve() for f in lib_files]
+    for f in files + libs:
         if not f.is_file():
             raise ToolError(f"{f}: no such Verilog file")
     cleanup = None
@@ -55,12 +60,13 @@ def synth(verilog_files, top: str, work_dir: Path | None = None, include_dirs=()
     src = work_dir / "src"
     shutil.rmtree(src, ignore_errors=True)
     src.mkdir()
-    for f in files:
+    for f in files + libs:
         shutil.copy(f, src / f.name)
     for d in include_dirs:
         for h in Path(d).glob("*.vh"):
             shutil.copy(h, src / h.name)
     script = [f"read_verilog -Isrc src/{f.name}" for f in files]
+    script += [f"read_verilog -lib -Isrc src/{f.name}" for f in libs]
     script += [f"hierarchy -check -top {top}",
                f"synth -top {top}{' -flatten' if flatten else ''}{'' if abc else ' -noabc'}",
                "tee -q -o stat.json stat -json",
@@ -80,11 +86,15 @@ def synth(verilog_files, top: str, work_dir: Path | None = None, include_dirs=()
     mod = stat.get("design") or stat["modules"][f"\\{top}"]
     # $scopeinfo cells only record hierarchy names after -flatten: not logic
     cell_types = {k: int(v) for k, v in mod.get("num_cells_by_type", {}).items() if k != "$scopeinfo"}
+    # after -flatten the only cells that are not Yosys primitives ($...) are black-box instances
+    boxes = {k: v for k, v in cell_types.items() if not k.startswith("$")}
+    cell_types = {k: v for k, v in cell_types.items() if k not in boxes}
     result = {
         "top": top,
         "flip_flops": sum(v for k, v in cell_types.items() if is_ff(k)),
         "cells": sum(cell_types.values()),
         "cell_types": cell_types,
+        "blackbox_cells": sum(boxes.values()),
         "seconds": round(time.time() - t0, 1),
         "abc": abc,
         "log": str(log),

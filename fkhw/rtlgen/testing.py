@@ -47,3 +47,24 @@ def toy_inputs(model: IntegerModel, n: int, seed: int = 1) -> np.ndarray:
     rng = np.random.default_rng(seed)
     f = model.input.fmt
     return rng.integers(f.lo, f.hi + 1, size=(n,) + tuple(model.input.shape)).astype(np.int64)
+
+
+def tiny_model(seed: int = 0) -> IntegerModel:
+    """A smaller cousin of :func:`toy_model` for tests that synthesise the
+    whole design flat with Yosys (seconds, not a minute): a strided 'valid'
+    conv whose windows skip an input column (unused pipeline bits), a signed
+    requantizer, a dense layer with bias and a dense layer without."""
+    rng = np.random.default_rng(seed)
+    k1, b1 = FixedFormat.make(4, 2, True), FixedFormat.make(6, 4, True)
+    kd, bd = FixedFormat.make(5, 2, True), FixedFormat.make(6, 5, True)
+    ke = FixedFormat.make(3, 1, True)
+    layers = (
+        Conv2D("conv_a", _codes(rng, k1, (2, 2, 1, 2)), _codes(rng, b1, (2,)), k1, b1, (1, 2), "valid"),
+        Quant("act_a", FixedFormat.make(5, 3, True), "quantized_bits"),
+        Flatten("flat"),
+        Dense("dense_c", _codes(rng, kd, (8, 3)), _codes(rng, bd, (3,)), kd, bd),
+        Quant("act_c", FixedFormat.make(5, 2, False), "quantized_relu"),
+        Dense("dense_out", _codes(rng, ke, (3, 2)), None, ke, None),
+    )
+    return IntegerModel(name="tiny", input=InputQuant("in", (3, 5, 1), FixedFormat.make(5, 3, True)),
+                        layers=layers, source={"model": "tiny", "digest": f"tiny-seed{seed}", "fkhw": "test"})

@@ -25,6 +25,11 @@
 //   after the pipeline drains, the register at scrub_addr is rewritten with
 //     its golden value through the configuration port (scrubbing), so the
 //     next frame starts from the golden weights again.
+//
+// Hardened encoders (fkhw.tmr.harden: the defs header defines FKHW_TMR) also
+// have a tmr_err output. Per frame the testbench then writes one line to
+//   fkhw_tmr_err.txt  "<pre> <post>": tmr_err seen (1) or not (0) in the clocks
+//                     before the upset cycle / from it until the scrub
 `timescale 1ns/1ps
 `include "fkhw_encoder_defs.vh"
 `ifndef FKHW_MAXV
@@ -73,11 +78,20 @@ module fkhw_tb;
     reg [IN_W-1:0]   in_data  = {IN_W{1'b0}};
     wire             out_valid;
     wire [OUT_W-1:0] out_data;
+`ifdef FKHW_TMR
+    wire             tmr_err;
+    reg              terr_pre  = 1'b0;  // tmr_err seen in this frame before the upset cycle
+    reg              terr_post = 1'b0;  // ... from the upset cycle until the scrub
+    integer          fe        = 0;
+`endif
 
     fkhw_encoder u_enc (
         .clk(clk), .rst(rst),
         .cfg_we(cfg_we), .cfg_addr(cfg_addr), .cfg_data(cfg_data),
         .in_valid(in_valid), .in_data(in_data),
+`ifdef FKHW_TMR
+        .tmr_err(tmr_err),
+`endif
         .out_valid(out_valid), .out_data(out_data)
     );
 
@@ -101,6 +115,9 @@ module fkhw_tb;
                     $readmemh("fkhw_stim.hex", stim);
                     $readmemh("fkhw_gold.hex", gold);
                     fd <= $fopen("fkhw_out.hex", "w");
+`ifdef FKHW_TMR
+                    fe <= $fopen("fkhw_tmr_err.txt", "w");
+`endif
                     rst   <= 1'b1;
                     la    <= 32'd0;
                     state <= S_LOAD;
@@ -149,12 +166,28 @@ module fkhw_tb;
                 end else begin
                     cfg_we   <= 1'b0;
                 end
+`ifdef FKHW_TMR
+                // tmr_err: the load ends at the edge of cycle 0; the scrub
+                // write lands at the edge of the last cycle (sampled before it)
+                if (cyc == frame_len - 1) begin
+                    $fwrite(fe, "%0d %0d\n", terr_pre, terr_post | tmr_err);
+                    terr_pre  <= 1'b0;
+                    terr_post <= 1'b0;
+                end else if (cyc >= 1 && cyc <= n_pre + 1) begin
+                    terr_pre  <= terr_pre | tmr_err;
+                end else if (cyc > n_pre + 1) begin
+                    terr_post <= terr_post | tmr_err;
+                end
+`endif
                 if (cyc == frame_len - 1) begin
                     cyc   <= 32'd0;
                     oc    <= 32'd0;
                     frame <= frame + 32'd1;
                     if (frame + 1 == n_frames) begin
                         $fclose(fd);
+`ifdef FKHW_TMR
+                        $fclose(fe);
+`endif
                         done  <= 1'b1;
                         state <= S_DONE;
                     end

@@ -1,0 +1,80 @@
+// fkhw_regfile_tmr: the parameter register file of fkhw_regfile with
+// selective triple modular redundancy. Same registers, addresses and
+// configuration port; PMASK chooses, bit by bit, which flip-flops are
+// triplicated: PMASK[i*WIDTH + j] = 1 holds Verilog bit j of register i in
+// three flip-flops (replicas A, B, C) behind a bitwise majority voter;
+// PMASK = 0 there keeps the single flip-flop of the plain register file.
+//
+//   mem   [i][j]  replica A of a protected bit, and the only copy of an unprotected one
+//   mem_b [i][j]  replica B (protected bits only; other bits are neither driven nor read)
+//   mem_c [i][j]  replica C (protected bits only)
+//
+// A configuration-port write loads all three replicas. q is the voted value
+// (2 of 3), so one upset replica changes no output. err is combinational:
+// 1 while any protected bit has replicas that disagree (A != B or A != C);
+// it clears when the register is rewritten (scrubbed) through the port.
+//
+// Each replica is its own always block marked (* keep *): Yosys would
+// otherwise merge the three identical flip-flops into one (same D, same
+// enable) and the voter with them. (* mem2reg *) turns the arrays into
+// plain registers in Yosys so the attribute reaches every flip-flop.
+//
+// Part of fkhw (templates are copied verbatim next to the generated top).
+module fkhw_regfile_tmr #(
+    parameter integer WIDTH = 5,
+    parameter integer DEPTH = 1,
+    parameter integer BASE  = 0,
+    parameter integer AW    = 12,
+    parameter [DEPTH*WIDTH-1:0] PMASK = {DEPTH*WIDTH{1'b0}}
+) (
+    input  wire                   clk,
+    input  wire                   cfg_we,
+    input  wire [AW-1:0]          cfg_addr,
+    input  wire [WIDTH-1:0]       cfg_data,
+    output wire [DEPTH*WIDTH-1:0] q,
+    output wire                   err
+);
+
+    (* mem2reg *) reg [WIDTH-1:0] mem   [0:DEPTH-1];
+    // replicas B and C exist only where PMASK is set
+    /* verilator lint_off UNDRIVEN */
+    /* verilator lint_off UNUSEDSIGNAL */
+    (* mem2reg *) reg [WIDTH-1:0] mem_b [0:DEPTH-1];
+    (* mem2reg *) reg [WIDTH-1:0] mem_c [0:DEPTH-1];
+    /* verilator lint_on UNUSEDSIGNAL */
+    /* verilator lint_on UNDRIVEN */
+    wire [DEPTH*WIDTH-1:0] disagree;
+
+    genvar i, j;
+    generate
+        for (i = 0; i < DEPTH; i = i + 1) begin : g_reg
+            localparam integer ADDR = BASE + i;
+            wire we = cfg_we && (cfg_addr == ADDR[AW-1:0]);
+            for (j = 0; j < WIDTH; j = j + 1) begin : g_bit
+                if (PMASK[i*WIDTH + j]) begin : g_tmr
+                    (* keep *) always @(posedge clk) begin
+                        if (we) mem[i][j] <= cfg_data[j];
+                    end
+                    (* keep *) always @(posedge clk) begin
+                        if (we) mem_b[i][j] <= cfg_data[j];
+                    end
+                    (* keep *) always @(posedge clk) begin
+                        if (we) mem_c[i][j] <= cfg_data[j];
+                    end
+                    assign q[i*WIDTH + j] = (mem[i][j] & mem_b[i][j]) | (mem[i][j] & mem_c[i][j])
+                                          | (mem_b[i][j] & mem_c[i][j]);
+                    assign disagree[i*WIDTH + j] = (mem[i][j] ^ mem_b[i][j]) | (mem[i][j] ^ mem_c[i][j]);
+                end else begin : g_one
+                    always @(posedge clk) begin
+                        if (we) mem[i][j] <= cfg_data[j];
+                    end
+                    assign q[i*WIDTH + j] = mem[i][j];
+                    assign disagree[i*WIDTH + j] = 1'b0;
+                end
+            end
+        end
+    endgenerate
+
+    assign err = |disagree;
+
+endmodule
