@@ -28,6 +28,7 @@ def tradeoff_figure(table, n_all_bits: int, chosen_overhead: float, chosen_label
     ax.axvline(200.0, color="grey", ls=":", lw=1)
     ax.text(200.0, ax.get_ylim()[1], " full TMR (200%)", va="top", ha="left", fontsize=8, color="grey")
     ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlim(0, 230)
     ax.set_xlabel("flip-flop overhead of the weight storage (%; 2 extra FFs per protected bit)")
     ax.set_ylabel("worst unprotected single-upset emd_norm")
     ax.set_title(f"Selective TMR trade-off ({table.site.size} campaign sites of {n_all_bits} bits)", fontsize=10)
