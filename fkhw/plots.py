@@ -74,10 +74,7 @@ def heatmap_figure(space, emd_norm_by_site: dict, title: str, marked: set | None
                         xs.append(col + rel // t.fmt.bits)
                         ys.append(rel % t.fmt.bits)
                 col += t.size
-            ax.scatter(xs, ys, marker="s", s=6, facecolors="none", edgecolors="red", linewidths=0.6,
-                       label="protected (TMR)")
-            if xs:
-                ax.legend(loc="upper right", fontsize=7)
+            ax.scatter(xs, ys, marker="s", s=6, facecolors="none", edgecolors="red", linewidths=0.6)
         parts = " + ".join(f"{t.tensor} {t.size}" for t in ts)
         ax.set_title(f"{name} ({parts} parameters)", fontsize=9)
         ax.set_ylabel("bit (0 = sign)")
@@ -88,7 +85,7 @@ def heatmap_figure(space, emd_norm_by_site: dict, title: str, marked: set | None
     if threshold is not None:
         label += f" (TMR threshold {threshold:g})"
     cb.set_label(label)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title + ("   (red squares: protected by TMR)" if marked else ""), fontsize=10)
     return fig
 
 
