@@ -36,6 +36,11 @@ class Steps:
         self._t = time.monotonic()
         print(f"[{self.k}/{self.total}] {what}", flush=True)
 
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the current step started."""
+        return time.monotonic() - self._t
+
     def done(self, result: str) -> None:
         dt = time.monotonic() - self._t
         self.times.append(dt)
@@ -107,7 +112,7 @@ def run(args) -> int:
     steps.start("exhaustive SEU campaign on the RTL (cocotb + Verilator)")
     rtl_dir = out / "campaign_rtl"
     res_rtl = run_campaign(CampaignSpec(args.model, level="rtl", jobs=args.jobs, **common), bundle, rtl_dir)
-    rate = res_rtl.summary["n_sites"] / max(steps_elapsed(steps), 1e-9)
+    rate = res_rtl.summary["n_sites"] / max(steps.elapsed, 1e-9)
     steps.done(f"{rtl_dir}: {res_rtl.summary['n_sites']} sites, {rate:.0f} injections/s")
 
     steps.start("the same campaign on the software engine")
@@ -131,6 +136,16 @@ def run(args) -> int:
     tmr_report = run_tmr(sw_dir, out / "tmr", parse_rule(args.tmr_threshold, None), bundle,
                          synth=not args.no_synth, prove=True, jobs=args.jobs)
     summary["tmr"] = {k: tmr_report[k] for k in ("protected_bits", "all_bits", "overhead_pct")}
+    plain = next((row for row in tmr_report.get("area", []) if row["design"] == "plain"), None)
+    if plain is not None:
+        # the plain encoder's synthesis comes out of the area table; it belongs next to its RTL too
+        expected = design.meta["flip_flops_expected"]
+        report = {"source": "Yosys generic synthesis via fkhw.tmr.area (datapath + register files)",
+                  "flip_flops": plain["flip_flops"], "cells": plain["cells"],
+                  "flip_flops_expected": expected, "breakdown": design.meta["flip_flops_breakdown"],
+                  "flip_flops_match": plain["flip_flops"] == expected}
+        (out / "rtl" / "synth_report.json").write_text(json.dumps(report, indent=2) + "\n")
+        summary["rtl"]["synthesis"] = report
     steps.done(f"{out / 'tmr'}")
 
     steps.start("summary")
@@ -142,7 +157,3 @@ def run(args) -> int:
     (out / "sim_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     steps.done(f"all artifacts under {out}/ (sim_summary.json)")
     return 0 if not ag.disagreeing_sites else 1
-
-
-def steps_elapsed(steps: Steps) -> float:
-    return time.monotonic() - steps._t
