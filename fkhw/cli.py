@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from fkhw import __version__
@@ -76,6 +77,8 @@ def main(argv=None) -> int:
     # only fkhw's own logger speaks at INFO; third-party chatter stays at WARNING
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("fkhw").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    # Dask configures its own loggers when imported; tell it before it is
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
     logging.getLogger("distributed").setLevel(logging.ERROR)  # cluster start/stop chatter
     try:
         return int(args._run(args) or 0)
