@@ -57,7 +57,10 @@ def print_report(r: dict, out) -> None:
               f"FF overhead {row.get('ff_overhead_pct', 0):7.2f}%  cell overhead {row.get('cell_overhead_pct', 0):7.2f}%")
     if "proof" in r:
         p = r["proof"]
-        print(f"  proof: {json.dumps({k: v for k, v in p.items() if not isinstance(v, (list, dict))})}")
+        print(f"  proof ({p.get('seconds', '?')} s): {p['replica_upsets']} single-replica upsets on "
+              f"{p['protected_sites']} protected bits -> {p['protected_output_changes']} output changes, "
+              f"{p['protected_tmr_err_misses']} tmr_err misses; {p['unprotected_sites']} unprotected bits -> "
+              f"{p['unprotected_mismatches']} mismatches vs the plain design; {'OK' if p['ok'] else 'FAILED'}")
         h = r["hardened_campaign"]
         print(f"  hardened RTL campaign: worst emd_norm {h['worst_emd_norm_hardened']:.4f}"
               + (f" <= threshold {h['threshold']:g}" if h["threshold"] is not None else ""))
