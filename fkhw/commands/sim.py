@@ -113,11 +113,13 @@ def run(args) -> int:
     rtl_dir = out / "campaign_rtl"
     res_rtl = run_campaign(CampaignSpec(args.model, level="rtl", jobs=args.jobs, **common), bundle, rtl_dir)
     rate = res_rtl.summary["n_sites"] / max(steps.elapsed, 1e-9)
+    figure1(bundle, rtl_dir, "rtl", args.inputs)
     steps.done(f"{rtl_dir}: {res_rtl.summary['n_sites']} sites, {rate:.0f} injections/s")
 
     steps.start("the same campaign on the software engine")
     sw_dir = out / "campaign_software"
     res_sw = run_campaign(CampaignSpec(args.model, level="software", **common), bundle, sw_dir)
+    figure1(bundle, sw_dir, "software", args.inputs)
     steps.done(f"{sw_dir}")
 
     steps.start("software vs RTL agreement, joined on site")
@@ -157,3 +159,11 @@ def run(args) -> int:
     (out / "sim_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     steps.done(f"all artifacts under {out}/ (sim_summary.json)")
     return 0 if not ag.disagreeing_sites else 1
+
+
+def figure1(bundle, campaign_dir: Path, level: str, n_inputs: int) -> Path:
+    from fkhw.plots import save_figure1
+    from fkhw.sites import SiteSpace
+
+    return save_figure1(SiteSpace.of(bundle.ir), campaign_dir, campaign_dir / "figure1.png",
+                        f"{bundle.name}: single-bit upsets, {level} level, {n_inputs} inputs")
