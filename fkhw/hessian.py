@@ -78,7 +78,7 @@ class TraceResult:
 
 def _check_groups(groups: dict, n: int) -> None:
     covered = np.zeros(n, dtype=int)
-    for name, sl in groups.items():
+    for sl in groups.values():
         covered[sl] += 1
     if not np.all(covered == 1):
         raise ValueError("parameter groups must cover every parameter exactly once")

@@ -48,7 +48,6 @@ class Steps:
 
 
 def run(args) -> int:
-    import numpy as np
 
     from fkhw import engine
     from fkhw.campaign import CampaignSpec, run_campaign

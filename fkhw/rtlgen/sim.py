@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import fkhw
-from fkhw.rtlgen.emit import DEFS_FILE, META_FILE, TOP
+from fkhw.rtlgen.emit import META_FILE, TOP
 from fkhw.rtlgen.tools import ToolError, require_verilator, tool_env, verilator_version
 
 REPO = Path(fkhw.__file__).resolve().parents[1]
