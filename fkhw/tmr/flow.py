@@ -26,6 +26,7 @@ import numpy as np
 
 from fkhw.model.bundle import ModelBundle
 from fkhw.plots import heatmap_figure
+from fkhw.progress import Progress
 from fkhw.sites import SiteSpace
 from fkhw.tmr.figures import save_tradeoff, worst_after
 from fkhw.tmr.select import CampaignTable, Rule, TmrError, check_campaign_matches, select
@@ -81,7 +82,7 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
         from fkhw.tmr.area import area_table, write_area
 
         t0 = _step("area: Yosys synthesis of plain, selective and full TMR (the datapath once, cached)")
-        rows = area_table(ir, protect, Path("build") / "synth")
+        rows = area_table(ir, protect, Path("build") / "synth", log=lambda msg: log.info("tmr:   %s", msg))
         art["area"] = [str(p) for p in write_area(rows, out)]
         report["area"] = rows
         report["area_seconds"] = round(time.monotonic() - t0, 1)
@@ -106,8 +107,16 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs) -> dict:
     # the plain design's outputs under the same upsets: the campaign's own
     # (bit-identical across levels, as `fkhw agree` shows)
     unprotected = np.isin(sites, protect, invert=True)
+    frames = protect.size * 3 + int(unprotected.sum())
+    progress = Progress(frames, "tmr proof", unit="upsets")
+    done = [0]
+
+    def advance(n_done: int) -> None:  # the simulator reports a running total
+        progress.advance(n_done - done[0])
+        done[0] = n_done
+
     proof = prove(bundle.ir, protect, inputs, plain_outputs=latent[unprotected], unprotected=sites[unprotected],
-                  jobs=jobs or os.cpu_count() or 1)
+                  jobs=jobs or os.cpu_count() or 1, progress=advance)
     proof["seconds"] = round(time.monotonic() - t0, 1)
     (out / "proof.json").write_text(json.dumps(proof, indent=2, default=_jsonable) + "\n")
     if not proof.get("ok"):
