@@ -108,12 +108,16 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs) -> dict:
     # (bit-identical across levels, as `fkhw agree` shows)
     unprotected = np.isin(sites, protect, invert=True)
     frames = protect.size * 3 + int(unprotected.sum())
-    progress = Progress(frames, "tmr proof", unit="upsets")
-    done = [0]
+    state = {"progress": None, "done": 0}
 
-    def advance(n_done: int) -> None:  # the simulator reports a running total
-        progress.advance(n_done - done[0])
-        done[0] = n_done
+    def advance(n_done: int) -> None:
+        # the simulator reports a running total; the clock starts with the
+        # simulation, not with the hardened build before it
+        if state["progress"] is None:
+            state["progress"] = Progress(frames, "tmr proof", unit="upsets")
+        if n_done > state["done"]:
+            state["progress"].advance(n_done - state["done"])
+            state["done"] = n_done
 
     proof = prove(bundle.ir, protect, inputs, plain_outputs=latent[unprotected], unprotected=sites[unprotected],
                   jobs=jobs or os.cpu_count() or 1, progress=advance)
