@@ -31,34 +31,23 @@ def fkeras_style_rate(n_faults: int) -> float:
 
     from fkhw.campaign import make_workload
     from fkhw.data import from_image, geometry
+    from fkhw.levels.qkeras import QKerasLevel
     from fkhw.model.bundle import load_model
-    from fkhw.model.keras_io import load_decoder, load_encoder
-    from fkhw.sites import SiteSpace
+    from fkhw.model.keras_io import load_decoder
 
     bundle = load_model("econt-bol")
-    enc, dec = load_encoder(bundle.files), load_decoder(bundle.files)
+    level, dec = QKerasLevel(bundle), load_decoder(bundle.files)
     work = make_workload(bundle, None, 32, 0)
     x = (work.inputs * 2.0 ** -bundle.ir.input.fmt.frac).astype(np.float32)
     M = geometry().ground_distance
-    space = SiteSpace.of(bundle.ir)
-    sites = np.random.default_rng(0).choice(space.n_sites, n_faults, replace=False)
-    tn, idx, bit = space.locate(sites)
+    sites = np.random.default_rng(0).choice(level.space.n_sites, n_faults, replace=False)
     t0 = time.perf_counter()
-    for k in range(n_faults):
-        t = space.tensors[int(tn[k])]
-        ir_layer = bundle.ir.layers[t.layer_pos]
-        layer = enc.get_layer(ir_layer.name)
-        original = layer.get_weights()
-        faulty = [w.copy() for w in original]
-        which = 0 if t.tensor == "kernel" else 1
-        codes = (ir_layer.kernel if which == 0 else ir_layer.bias).reshape(-1)
-        faulty[which].reshape(-1)[idx[k]] = t.fmt.flip(codes[idx[k]], bit[k]) * 2.0 ** -t.fmt.frac
-        layer.set_weights(faulty)
-        latent = enc.predict(x, verbose=0)
+    for site in sites.tolist():
+        with level.upset(site) as enc:  # set the faulty weight into the QKeras model
+            latent = enc.predict(x, verbose=0)
         cells = from_image(dec.predict(latent, verbose=0)).astype(np.float64)
         emd = [ot.emd2(c / c.sum(), o / o.sum(), M) for c, o in zip(work.charges, cells)]
         float(np.mean(emd))
-        layer.set_weights(original)
     return n_faults / (time.perf_counter() - t0)
 
 

@@ -26,7 +26,6 @@ import numpy as np
 from fkhw import __version__, data
 from fkhw.damage import DamageMeter
 from fkhw.executors import ChunkTask
-from fkhw.fixed import quantize_float
 from fkhw.model.bundle import ModelBundle
 from fkhw.orders import site_order
 from fkhw.progress import Progress
@@ -74,11 +73,10 @@ def make_workload(bundle: ModelBundle, data_path: str | None, n_inputs: int, see
     charges = data.load_charges(path)
     rows = data.select_modules(charges, n_inputs, seed)
     chosen = charges[rows]
-    image = data.to_image(data.normalise(chosen))
-    if tuple(image.shape[1:]) != tuple(bundle.ir.input.shape):
+    inputs = data.encoder_input_codes(chosen, bundle.ir.input.fmt)
+    if tuple(inputs.shape[1:]) != tuple(bundle.ir.input.shape):
         raise CampaignError(f"model {bundle.name!r} reads inputs of shape {bundle.ir.input.shape}, "
-                            f"the HGCAL data gives {image.shape[1:]}")
-    inputs = quantize_float(image, bundle.ir.input.fmt)
+                            f"the HGCAL data gives {inputs.shape[1:]}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     return Workload(rows, chosen, inputs, path, digest)
 

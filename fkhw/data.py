@@ -111,6 +111,14 @@ def from_image(img: np.ndarray, geo: Geometry | None = None) -> np.ndarray:
     return img.reshape(img.shape[0], 64)[:, geo.pixel_of_cell]
 
 
+def encoder_input_codes(charges: np.ndarray, fmt) -> np.ndarray:
+    """The encoder's input codes of modules: normalise, 8x8 image, then the
+    input quantizer's format ``fmt`` (round half to even, saturate)."""
+    from fkhw.fixed import quantize_float
+
+    return quantize_float(to_image(normalise(charges)), fmt)
+
+
 def select_modules(charges: np.ndarray, n: int, seed: int) -> np.ndarray:
     """Indices of ``n`` modules with non-zero charge, seeded and reproducible."""
     nonzero = np.flatnonzero(charges.sum(axis=1) > 0)

@@ -95,3 +95,10 @@ def save_figure1(space, campaign_dir: Path, out_png: Path, title: str, marked=No
     fig = heatmap_figure(space, by_site, title, marked=marked, threshold=threshold)
     fig.savefig(out_png, dpi=130)
     return Path(out_png)
+
+
+def campaign_figure1(space, model_name: str, campaign_dir: Path, level: str, n_inputs: int,
+                     out_png: Path | None = None) -> Path:
+    """Figure 1 of a campaign folder, titled with what it ran."""
+    return save_figure1(space, campaign_dir, out_png or Path(campaign_dir) / "figure1.png",
+                        f"{model_name}: single-bit upsets, {level} level, {n_inputs} inputs")

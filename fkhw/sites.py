@@ -106,7 +106,7 @@ class SiteSpace:
         for k, t in enumerate(self.tensors):
             sel = tn == k
             if sel.any():
-                codes[sel] = _tensor_codes(model, t).reshape(-1)[idx[sel]]
+                codes[sel] = tensor_codes(model, t).reshape(-1)[idx[sel]]
         return {
             "site": sites,
             "layer": np.array([self.tensors[k].layer for k in tn], dtype=object),
@@ -117,7 +117,8 @@ class SiteSpace:
         }
 
 
-def _tensor_codes(model: IntegerModel, t: ParamTensor) -> np.ndarray:
+def tensor_codes(model: IntegerModel, t: ParamTensor) -> np.ndarray:
+    """The integer codes of one parameter tensor (kernel or bias) of ``model``."""
     layer = model.layers[t.layer_pos]
     return layer.kernel if t.tensor == "kernel" else layer.bias
 
@@ -128,7 +129,7 @@ def flip(model: IntegerModel, space: SiteSpace, site: int) -> IntegerModel:
     tn, idx, bit = space.locate([site])
     t = space.tensors[int(tn[0])]
     layer = model.layers[t.layer_pos]
-    codes = _tensor_codes(model, t).copy()
+    codes = tensor_codes(model, t).copy()
     flat = codes.reshape(-1)
     flat[idx[0]] = t.fmt.flip(flat[idx[0]], bit[0])
     return model.with_layer(t.layer_pos, replace(layer, **{t.tensor: codes}))

@@ -61,10 +61,9 @@ def run(args) -> int:
     result = run_campaign(spec, bundle, args.out, fresh=args.fresh)
     print_summary(result.summary, args.out)
     if not args.no_plot:
-        from fkhw.plots import save_figure1
+        from fkhw.plots import campaign_figure1
 
-        png = save_figure1(space, args.out, args.out / "figure1.png",
-                           f"{bundle.name}: single-bit upsets, {args.level} level, {args.inputs} inputs")
+        png = campaign_figure1(space, bundle.name, args.out, args.level, args.inputs)
         print(f"  figure 1     -> {png}")
     return 0
 

@@ -51,12 +51,13 @@ def _check(bundle, project, hls_model, args) -> int:
     import numpy as np
 
     from fkhw import engine
-    from fkhw.hls.project import csim_predict, mismatched_rows, vendored_inputs
+    from fkhw.data import encoder_input_codes, load_charges
+    from fkhw.hls.project import csim_predict, mismatched_rows
     from fkhw.levels.hls import HlsLevel
     from fkhw.sites import SiteSpace, flip
 
     ir = bundle.ir
-    x = vendored_inputs(ir, args.data)
+    x = encoder_input_codes(load_charges(args.data), ir.input.fmt)
     want = engine.forward(ir, x)
     print(f"checking on {x.shape[0]} rows ...", flush=True)
     bad = {"hls4ml C-sim": mismatched_rows(csim_predict(hls_model, ir, x), want)}

@@ -16,7 +16,7 @@ def run(args) -> int:
 
     from fkhw.cli import UserError
     from fkhw.model.bundle import load_model
-    from fkhw.plots import save_figure1
+    from fkhw.plots import campaign_figure1
     from fkhw.sites import SiteSpace
 
     summary_path = args.campaign / "summary.json"
@@ -24,8 +24,7 @@ def run(args) -> int:
         raise UserError(f"{summary_path}: not a campaign folder (no summary.json)")
     summary = json.loads(summary_path.read_text())
     bundle = load_model(args.model or summary["model"])
-    out = args.out or args.campaign / "figure1.png"
-    save_figure1(SiteSpace.of(bundle.ir), args.campaign, out,
-                 f"{bundle.name}: single-bit upsets, {summary['level']} level, {summary['inputs']} inputs")
+    out = campaign_figure1(SiteSpace.of(bundle.ir), bundle.name, args.campaign, summary["level"], summary["inputs"],
+                           args.out)
     print(f"figure 1 -> {out}")
     return 0

@@ -54,9 +54,10 @@ def run(args) -> int:
     from fkhw.cli import UserError
     from fkhw.commands.campaign import print_summary
     from fkhw.commands.tmr import print_report
-    from fkhw.data import load_charges, normalise, to_image
-    from fkhw.fixed import quantize_float
+    from fkhw.data import encoder_input_codes, load_charges
     from fkhw.model.bundle import load_model
+    from fkhw.plots import campaign_figure1
+    from fkhw.sites import SiteSpace
 
     steps = Steps(9)
     steps.start(f"model {args.model}: integer IR and fault sites")
@@ -64,9 +65,10 @@ def run(args) -> int:
     out = args.out or Path("out") / bundle.name
     out.mkdir(parents=True, exist_ok=True)
     ir = bundle.ir
+    space = SiteSpace.of(ir)
     steps.done(f"{len(ir.layers)} layers, {ir.n_param_bits()} parameter bits = fault sites")
 
-    all_rows = quantize_float(to_image(normalise(load_charges(args.data))), ir.input.fmt)
+    all_rows = encoder_input_codes(load_charges(args.data), ir.input.fmt)
     want = engine.forward(ir, all_rows)
     summary = {"model": bundle.name, "out": str(out), "vendored_rows": int(all_rows.shape[0])}
 
@@ -112,13 +114,13 @@ def run(args) -> int:
     rtl_dir = out / "campaign_rtl"
     res_rtl = run_campaign(CampaignSpec(args.model, level="rtl", jobs=args.jobs, **common), bundle, rtl_dir)
     rate = res_rtl.summary["n_sites"] / max(steps.elapsed, 1e-9)
-    figure1(bundle, rtl_dir, "rtl", args.inputs)
+    campaign_figure1(space, bundle.name, rtl_dir, "rtl", args.inputs)
     steps.done(f"{rtl_dir}: {res_rtl.summary['n_sites']} sites, {rate:.0f} injections/s")
 
     steps.start("the same campaign on the software engine")
     sw_dir = out / "campaign_software"
     res_sw = run_campaign(CampaignSpec(args.model, level="software", **common), bundle, sw_dir)
-    figure1(bundle, sw_dir, "software", args.inputs)
+    campaign_figure1(space, bundle.name, sw_dir, "software", args.inputs)
     steps.done(f"{sw_dir}")
 
     steps.start("software vs RTL agreement, joined on site")
@@ -159,10 +161,3 @@ def run(args) -> int:
     steps.done(f"all artifacts under {out}/ (sim_summary.json)")
     return 0 if not ag.disagreeing_sites else 1
 
-
-def figure1(bundle, campaign_dir: Path, level: str, n_inputs: int) -> Path:
-    from fkhw.plots import save_figure1
-    from fkhw.sites import SiteSpace
-
-    return save_figure1(SiteSpace.of(bundle.ir), campaign_dir, campaign_dir / "figure1.png",
-                        f"{bundle.name}: single-bit upsets, {level} level, {n_inputs} inputs")

@@ -5,7 +5,7 @@ one back. Fault injection through the C-sim lives in :mod:`fkhw.levels.hls`.
 """
 
 from fkhw.hls.project import (BACKENDS, HlsProject, HlsProjectError, HlsUnsupportedError, csim_predict, generate,
-                              mismatched_rows, project_for, vendored_inputs)
+                              mismatched_rows, project_for)
 
 __all__ = ["BACKENDS", "HlsProject", "HlsProjectError", "HlsUnsupportedError", "csim_predict", "generate",
-           "mismatched_rows", "project_for", "vendored_inputs"]
+           "mismatched_rows", "project_for"]

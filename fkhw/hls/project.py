@@ -285,14 +285,6 @@ def check_out_dir(out: Path) -> None:
         raise HlsProjectError(f"{out}: exists and is not an fkhw hls project; choose another --out or remove it")
 
 
-def vendored_inputs(ir: IntegerModel, path=None) -> np.ndarray:
-    """Input codes of every row of a data file (default: the vendored sample)."""
-    from fkhw import data
-    from fkhw.fixed import quantize_float
-
-    return quantize_float(data.to_image(data.normalise(data.load_charges(path))), ir.input.fmt)
-
-
 def to_values(codes: np.ndarray, frac: int) -> np.ndarray:
     """Real values of codes as float64; exact while |code| < 2**53."""
     return np.ascontiguousarray(np.asarray(codes, dtype=np.int64) * 2.0 ** -frac, dtype=np.float64)
@@ -330,9 +322,9 @@ def _write_dat(path: Path, values: np.ndarray) -> None:
 def write_testbench(out: Path, ir: IntegerModel, n: int = TESTBENCH_ROWS) -> None:
     """Input rows and expected outputs for the vendor C-sim / co-sim test
     bench (``<project>_test.cpp`` reads tb_data/*.dat when they exist)."""
-    from fkhw import engine
+    from fkhw import data, engine
 
-    codes = vendored_inputs(ir)[:n]
+    codes = data.encoder_input_codes(data.load_charges(), ir.input.fmt)[:n]
     tb = out / "tb_data"
     tb.mkdir(exist_ok=True)
     _write_dat(tb / "tb_input_features.dat", to_values(codes, ir.input.fmt.frac))

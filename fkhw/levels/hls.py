@@ -24,7 +24,7 @@ import numpy as np
 
 from fkhw.hls.project import HlsProject, HlsProjectError, WeightFile, to_codes, to_values
 from fkhw.model.ir import IntegerModel
-from fkhw.sites import SiteSpace
+from fkhw.sites import SiteSpace, tensor_codes
 
 
 def format_values(codes: np.ndarray, frac: int) -> list:
@@ -99,7 +99,7 @@ class HlsLevel:
         self.project = project if isinstance(project, HlsProject) else HlsProject.open(project)
         self.space = SiteSpace.of(model)
         self.files = check_project(model, self.space, self.project)
-        self._golden_values = [format_values(_codes(model, t), t.fmt.frac) for t in self.space.tensors]
+        self._golden_values = [format_values(tensor_codes(model, t), t.fmt.frac) for t in self.space.tensors]
         if not self.project.fault_library.is_file():
             raise HlsProjectError(f"{self.project.fault_library}: missing; regenerate the project with `fkhw hls`")
         self._tmp = Path(tempfile.mkdtemp(prefix="fkhw-hls-"))
@@ -155,7 +155,7 @@ class HlsLevel:
                 if dirty is not None and dirty != k:
                     self._restore(sim, dirty)
                 t, f = self.space.tensors[k], self.files[k]
-                faulty = int(t.fmt.flip(_codes(self.model, t).reshape(-1)[i], b))
+                faulty = int(t.fmt.flip(tensor_codes(self.model, t).reshape(-1)[i], b))
                 (sim.workdir / f.filename).write_text(faulty_weight_text(self._golden_values[k], i, faulty, t.fmt.frac))
                 dirty = k
                 sim.load(sim.workdir, k, f.filename)
@@ -201,11 +201,6 @@ class HlsLevel:
         self.close()
 
 
-def _codes(model: IntegerModel, t) -> np.ndarray:
-    layer = model.layers[t.layer_pos]
-    return layer.kernel if t.tensor == "kernel" else layer.bias
-
-
 def check_project(model: IntegerModel, space: SiteSpace, project: HlsProject) -> list:
     """The project's weight files in site-space order, checked against the
     model: same tensors, and the golden txt files hold exactly its codes."""
@@ -227,7 +222,7 @@ def check_project(model: IntegerModel, space: SiteSpace, project: HlsProject) ->
         if not path.is_file():
             raise HlsProjectError(f"{path}: weight file missing")
         got = to_codes(np.array([float(v) for v in path.read_text().split(",")]), f.frac, str(path))
-        if not np.array_equal(got, _codes(model, t).reshape(-1)):
+        if not np.array_equal(got, tensor_codes(model, t).reshape(-1)):
             raise HlsProjectError(f"{path}: does not hold the codes of {t.layer}.{t.tensor} of model {model.name!r}")
     return list(files)
 

@@ -8,12 +8,13 @@ baseline rate.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from fkhw.model.bundle import ModelBundle
-from fkhw.sites import SiteSpace
+from fkhw.sites import SiteSpace, tensor_codes
 
 
 @dataclass(eq=False)
@@ -40,24 +41,28 @@ class QKerasLevel:
     def golden(self, inputs: np.ndarray) -> np.ndarray:
         return self._predict(inputs)
 
+    @contextmanager
+    def upset(self, site: int):
+        """The Keras encoder with one bit flipped, restored on exit."""
+        tn, idx, bit = self.space.locate([site])
+        t = self.space.tensors[int(tn[0])]
+        keras_layer = self.encoder.get_layer(self.bundle.ir.layers[t.layer_pos].name)
+        original = keras_layer.get_weights()
+        faulty = [w.copy() for w in original]
+        flat = faulty[0 if t.tensor == "kernel" else 1].reshape(-1)
+        code = tensor_codes(self.bundle.ir, t).reshape(-1)[idx[0]]
+        # the quantized value of the flipped code; QKeras re-quantizes it to itself
+        flat[idx[0]] = float(t.fmt.flip(code, bit[0])) * 2.0 ** -t.fmt.frac
+        keras_layer.set_weights(faulty)
+        try:
+            yield self.encoder
+        finally:
+            keras_layer.set_weights(original)
+
     def run(self, sites: np.ndarray, inputs: np.ndarray) -> np.ndarray:
         sites = self.space.check(sites)
-        tn, idx, bit = self.space.locate(sites)
         out = np.empty((sites.size, inputs.shape[0], self.bundle.ir.output_spec.shape[0]), dtype=np.int64)
-        for k in range(sites.size):
-            t = self.space.tensors[int(tn[k])]
-            ir_layer = self.bundle.ir.layers[t.layer_pos]
-            keras_layer = self.encoder.get_layer(ir_layer.name)
-            original = keras_layer.get_weights()
-            codes = (ir_layer.kernel if t.tensor == "kernel" else ir_layer.bias).reshape(-1)
-            which = 0 if t.tensor == "kernel" else 1
-            faulty = [w.copy() for w in original]
-            flat = faulty[which].reshape(-1)
-            # the quantized value of the flipped code; QKeras re-quantizes it to itself
-            flat[idx[k]] = float(t.fmt.flip(codes[idx[k]], bit[k])) * 2.0 ** -t.fmt.frac
-            keras_layer.set_weights(faulty)
-            try:
+        for k, site in enumerate(sites.tolist()):
+            with self.upset(site):
                 out[k] = self._predict(inputs)
-            finally:
-                keras_layer.set_weights(original)
         return out

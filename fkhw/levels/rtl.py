@@ -31,7 +31,7 @@ from fkhw import engine
 from fkhw.model.ir import IntegerModel
 from fkhw.rtlgen.emit import RtlDesign, generate
 from fkhw.rtlgen.sim import MAX_VECTORS, RtlSimError, SimBuild, build, default_root, run_frames
-from fkhw.sites import SiteSpace
+from fkhw.sites import SiteSpace, tensor_codes
 
 __all__ = ["RtlLevel", "RtlSimError", "encoder_inputs", "param_codes", "injections_for"]
 
@@ -39,22 +39,14 @@ __all__ = ["RtlLevel", "RtlSimError", "encoder_inputs", "param_codes", "injectio
 def encoder_inputs(model: IntegerModel, path=None) -> np.ndarray:
     """Input codes of the vendored HGCAL rows (or a CSV): load, normalise,
     8x8 image, input quantizer."""
-    from fkhw.data import load_charges, normalise, to_image
-    from fkhw.fixed import quantize_float
+    from fkhw.data import encoder_input_codes, load_charges
 
-    img = to_image(normalise(load_charges(path)))
-    return quantize_float(img, model.input.fmt).reshape((-1,) + tuple(model.input.shape))
+    return encoder_input_codes(load_charges(path), model.input.fmt)
 
 
 def param_codes(model: IntegerModel) -> np.ndarray:
     """Every parameter code in register-address (= site) order."""
-    space = SiteSpace.of(model)
-    parts = []
-    for t in space.tensors:
-        layer = model.layers[t.layer_pos]
-        arr = layer.kernel if t.tensor == "kernel" else layer.bias
-        parts.append(np.asarray(arr, dtype=np.int64).reshape(-1))
-    return np.concatenate(parts)
+    return np.concatenate([tensor_codes(model, t).astype(np.int64).reshape(-1) for t in SiteSpace.of(model).tensors])
 
 
 def injections_for(model: IntegerModel, meta: dict, sites) -> list:

@@ -14,7 +14,7 @@ import numpy as np
 
 from fkhw import engine
 from fkhw.model.ir import IntegerModel, acc_frac
-from fkhw.sites import SiteSpace
+from fkhw.sites import SiteSpace, tensor_codes
 
 # bound on elements of one faulty-accumulator batch (int64): ~256 MiB
 _MAX_BATCH_ELEMS = 1 << 25
@@ -51,7 +51,7 @@ class SoftwareLevel:
         x_in, in_frac = acts[pos], specs[pos].frac
         acc = acts[pos + 1]  # golden accumulator, (N, ..., cout)
         frac = acc_frac(in_frac, layer)
-        codes = (layer.kernel if t.tensor == "kernel" else layer.bias).reshape(-1)
+        codes = tensor_codes(self.model, t).reshape(-1)
         delta = t.fmt.flip(codes[idx], bit) - codes[idx]
         cout = acc.shape[-1]
         if t.tensor == "kernel":
