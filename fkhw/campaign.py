@@ -356,3 +356,27 @@ def _assemble(spec, level_name, bundle, out, store, planned, work, baseline, bas
     # timing lives apart so that a resumed run ends with the same summary
     (out / "timing.json").write_text(json.dumps({"seconds": round(seconds, 3), "sites": int(rows.size)}) + "\n")
     return CampaignResult(out, summary, rows, emd_norm)
+
+
+def campaign_model(summary: dict, override: str | None = None) -> ModelBundle:
+    """The model a campaign ran on. A folder records both the model as given
+    (``spec.model``: a name, or a directory that may be relative to where the
+    campaign ran) and its name; whichever resolves is checked against the
+    recorded digest, so a campaign is never read against another model."""
+    from fkhw.model.bundle import load_model
+    from fkhw.model.files import ModelFileError
+
+    candidates = [override] if override else [summary.get("spec", {}).get("model"), summary.get("model")]
+    errors = []
+    for name in dict.fromkeys(c for c in candidates if c):
+        try:
+            bundle = load_model(name)
+        except ModelFileError as e:
+            errors.append(str(e))
+            continue
+        digest = summary.get("model_digest")
+        if digest and bundle.files.digest() != digest:
+            raise CampaignError(f"model {name!r} (digest {bundle.files.digest()}) is not the one the campaign ran on "
+                                f"(digest {digest}); pass --model with that model")
+        return bundle
+    raise CampaignError("cannot find the campaign's model (" + "; ".join(errors) + "); pass --model")

@@ -10,6 +10,10 @@ to ``fkhw.model.bundle.load_model`` or to ``--model``. Treat it as read-only.
 ``vendored_inputs``: ``(charges, image)`` of the vendored HGCAL sample:
 (N, 48) float64 charges and the (N, 8, 8, 1) float32 normalised image the
 encoder reads.
+
+``small_model_dir``: a small untrained model that is not ECON-T (2-filter
+strided conv, 4-unit latent, 4-bit weights, its own decoder): the CLI tests
+run every command on it.
 """
 
 from __future__ import annotations
@@ -36,3 +40,32 @@ def trained_model_dir(tmp_path_factory, vendored_inputs):
     out = tmp_path_factory.mktemp("trained_model")
     train(TrainConfig(**TRAINED_CONFIG), vendored_inputs[0], out, data_file=DEFAULT_DATA)
     return out
+
+
+@pytest.fixture(scope="session")
+def small_model_dir(tmp_path_factory):
+    from fkhw.model.keras_io import import_tf
+    from fkhw.model.train import legacy_json
+
+    tf = import_tf()
+    from qkeras import QActivation, QConv2D, QDense, quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(3)
+    inp = tf.keras.Input((8, 8, 1))
+    x = QActivation(quantized_bits(8, 2, alpha=1), name="input_qa")(inp)
+    x = QConv2D(2, 3, strides=2, padding="same", kernel_quantizer=quantized_bits(4, 1, alpha=1),
+                bias_quantizer=quantized_bits(4, 1, alpha=1), name="conv")(x)
+    x = QActivation(quantized_relu(8, 2), name="conv_act")(x)
+    x = tf.keras.layers.Flatten(name="flatten")(x)
+    x = QDense(4, kernel_quantizer=quantized_bits(4, 1, alpha=1), bias_quantizer=quantized_bits(4, 1, alpha=1),
+               name="latent")(x)
+    out = QActivation(quantized_relu(6, 1), name="latent_act")(x)
+    encoder = tf.keras.Model(inp, out, name="encoder")
+    z = tf.keras.Input((4,))
+    y = tf.keras.layers.Dense(64, activation="sigmoid", name="dec_dense")(z)
+    decoder = tf.keras.Model(z, tf.keras.layers.Reshape((8, 8, 1), name="dec_reshape")(y), name="decoder")
+    d = tmp_path_factory.mktemp("small_model")
+    for name, model in (("encoder_small", encoder), ("decoder_small", decoder)):
+        (d / f"{name}.json").write_text(legacy_json(model))
+        model.save_weights(str(d / f"{name}.hdf5"))
+    return d

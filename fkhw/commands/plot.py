@@ -15,7 +15,7 @@ def run(args) -> int:
     import json
 
     from fkhw.cli import UserError
-    from fkhw.model.bundle import load_model
+    from fkhw.campaign import campaign_model
     from fkhw.plots import campaign_figure1
     from fkhw.sites import SiteSpace
 
@@ -23,7 +23,7 @@ def run(args) -> int:
     if not summary_path.is_file():
         raise UserError(f"{summary_path}: not a campaign folder (no summary.json)")
     summary = json.loads(summary_path.read_text())
-    bundle = load_model(args.model or summary["model"])
+    bundle = campaign_model(summary, args.model)
     out = campaign_figure1(SiteSpace.of(bundle.ir), bundle.name, args.campaign, summary["level"], summary["inputs"],
                            args.out)
     print(f"figure 1 -> {out}")

@@ -29,7 +29,7 @@ def add_arguments(p):
 
 def run(args) -> int:
     from fkhw.cli import UserError
-    from fkhw.model.bundle import load_model
+    from fkhw.campaign import campaign_model
     from fkhw.tmr.flow import run_tmr
     from fkhw.tmr.select import TmrError, parse_rule
 
@@ -38,7 +38,7 @@ def run(args) -> int:
         raise UserError(f"--campaign {args.campaign}: not a campaign folder (no summary.json)")
     try:
         rule = parse_rule(args.threshold, args.budget)
-        bundle = load_model(args.model or json.loads(summary.read_text())["model"])
+        bundle = campaign_model(json.loads(summary.read_text()), args.model)
         report = run_tmr(args.campaign, args.out, rule, bundle, synth=not args.no_synth, prove=not args.no_prove,
                          jobs=args.jobs)
     except TmrError as e:

@@ -1,0 +1,260 @@
+"""Every command the README names runs to completion through the installed
+``fkhw`` entry point, with the options the README shows, on a small model
+that is not ECON-T; each artifact the README promises exists and parses.
+
+A command that crashes after doing its work (``fkhw hessian`` once died
+writing params.csv with the suite green) fails here. Sizes come from the
+model's IR, never from constants.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FKHW = Path(sys.executable).parent / "fkhw"  # the console script pip installed, not `python -m`
+INPUTS = 8
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def fkhw(*args, timeout=900) -> subprocess.CompletedProcess:
+    r = subprocess.run([str(FKHW), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, f"fkhw {' '.join(map(str, args))} -> {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]
+    return r
+
+
+def read_csv(path: Path) -> tuple[list, list]:
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    return rows[0], rows[1:]
+
+
+def assert_png(path: Path):
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 1000, path
+
+
+@pytest.fixture(scope="module")
+def ir(small_model_dir):
+    from fkhw.model.bundle import load_model
+
+    return load_model(str(small_model_dir)).ir
+
+
+@pytest.fixture(scope="module")
+def few_sites(ir, tmp_path_factory) -> Path:
+    """Every 9th site: a sample that reaches every tensor and bit position
+    of the small model, for the slow levels."""
+    path = tmp_path_factory.mktemp("sites") / "few.txt"
+    path.write_text("\n".join(str(s) for s in range(0, ir.n_param_bits(), 9)) + "\n")
+    return path
+
+
+def campaign(model_dir, level, out, sites=None):
+    args = ["campaign", "--model", model_dir, "--level", level, "--inputs", INPUTS, "--seed", 0, "--out", out]
+    if sites is not None:
+        args += ["--sites", sites]
+    if level != "software":
+        args += ["--jobs", 1]
+    return fkhw(*args)
+
+
+@pytest.fixture(scope="module")
+def software_campaign(small_model_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "campaign_software"
+    campaign(small_model_dir, "software", out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def rtl_campaign(small_model_dir, few_sites, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "campaign_rtl"
+    campaign(small_model_dir, "rtl", out, few_sites)
+    return out
+
+
+@pytest.fixture(scope="module")
+def hessian_out(small_model_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "hessian"
+    fkhw("hessian", "--model", small_model_dir, "--out", out, "--inputs", 64)
+    return out
+
+
+def assert_campaign_folder(out: Path, level: str, n_sites: int, ir):
+    header, rows = read_csv(out / "campaign.csv")
+    assert {"site", "emd", "emd_norm"} <= set(header)
+    assert len(rows) == n_sites
+    emd_norm = np.array([float(r[header.index("emd_norm")]) for r in rows])
+    assert np.isfinite(emd_norm).all() and (emd_norm > 0).all()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["level"] == level and summary["n_sites"] == n_sites
+    assert summary["complete"] is (n_sites == ir.n_param_bits())  # exhaustive, or says it is not
+    assert summary["n_param_bits"] == ir.n_param_bits() and summary["baseline_emd"] > 0
+    latent = np.load(out / "outputs.npz")["latent"]
+    assert latent.shape == (n_sites, INPUTS, ir.output_spec.shape[-1])
+    assert_png(out / "figure1.png")
+
+
+# -- one test per command, in the README's order ------------------------------------------------
+
+def test_sites_runs_to_completion(small_model_dir, ir, tmp_path):
+    fkhw("sites", "--model", small_model_dir, "--out", tmp_path / "sites.csv")
+    header, rows = read_csv(tmp_path / "sites.csv")
+    assert header == ["site", "layer", "tensor", "index", "bit", "code"]
+    assert [int(r[0]) for r in rows] == list(range(ir.n_param_bits()))
+
+
+def test_train_runs_to_completion(tmp_path):
+    from fkhw.model.bundle import load_model
+
+    out = tmp_path / "model"
+    fkhw("train", "--out", out, "--weight-bits", 6, "--epochs", 1, "--max-rows", 300)
+    prov = json.loads((out / "train.json").read_text())
+    assert prov["config"]["weight_bits"] == 6 and prov["engine_check"]["mismatches"] == 0
+    layers = load_model(str(out)).ir.param_layers()
+    assert layers and all(layer.kernel_fmt.bits == 6 for layer in layers)
+
+
+def test_campaign_runs_to_completion_at_each_level(small_model_dir, ir, few_sites, software_campaign,
+                                                     rtl_campaign, tmp_path):
+    assert_campaign_folder(software_campaign, "software", ir.n_param_bits(), ir)
+    n_few = len(few_sites.read_text().split())
+    assert_campaign_folder(rtl_campaign, "rtl", n_few, ir)
+    campaign(small_model_dir, "hls", tmp_path / "hls", few_sites)
+    assert_campaign_folder(tmp_path / "hls", "hls", n_few, ir)
+
+
+def test_plot_runs_to_completion(software_campaign, tmp_path):
+    fkhw("plot", "--campaign", software_campaign, "--out", tmp_path / "f.png")
+    assert_png(tmp_path / "f.png")
+
+
+def test_hessian_runs_to_completion(hessian_out, ir):
+    report = json.loads((hessian_out / "hessian.json").read_text())
+    from fkhw.sites import SiteSpace
+
+    n_params = sum(t.size for t in SiteSpace.of(ir).tensors)
+    assert report["n_params"] == n_params
+    assert {"trace", "eigen", "scores", "settings"} <= set(report)
+    header, rows = read_csv(hessian_out / "scores.csv")
+    assert header[0] == "site" and set(report["scores"]) <= set(header)
+    assert len(rows) == ir.n_param_bits()
+    header, rows = read_csv(hessian_out / "params.csv")
+    assert header[:2] == ["param", "layer"] and len(rows) == n_params
+    assert all(np.isfinite(float(r[header.index("hessian_diag")])) for r in rows)
+    assert_png(hessian_out / "figure2.png")
+
+
+def test_rank_runs_to_completion(software_campaign, hessian_out, ir, tmp_path):
+    fkhw("rank", "--campaign", software_campaign, "--scores", hessian_out, "--out", tmp_path / "rank")
+    header, rows = read_csv(tmp_path / "rank" / "rank.csv")
+    assert {"threshold", "score", "n_sites", "inj_90"} <= set(header)
+    assert rows and all(int(r[header.index("n_sites")]) == ir.n_param_bits() for r in rows)
+    assert_png(tmp_path / "rank" / "rank.png")
+
+
+def test_hls_runs_to_completion(small_model_dir, tmp_path):
+    out = tmp_path / "hls_project"
+    r = fkhw("hls", "--model", small_model_dir, "--out", out, "--check")
+    project = json.loads((out / "fkhw_project.json").read_text())
+    assert project["backend"] == "Vitis" and project["io_type"] == "io_parallel"
+    assert (out / "build_prj.tcl").is_file() and (out / "firmware" / "myproject.cpp").is_file()
+    assert re.search(r"\b0 mismatched rows\b", r.stdout), r.stdout
+
+
+def test_rtl_runs_to_completion(small_model_dir, ir, tmp_path):
+    out = tmp_path / "rtl"
+    fkhw("rtl", "--model", small_model_dir, "--out", out, "--lint", "--synth", "--no-abc")
+    meta = json.loads((out / "fkhw_encoder.json").read_text())
+    assert meta["n_param_bits"] == ir.n_param_bits()
+    header, rows = read_csv(out / "regmap.csv")
+    assert header == ["site", "reg", "bit"] and len(rows) == ir.n_param_bits()
+    assert "%Warning" not in (out / "lint.log").read_text() and "%Error" not in (out / "lint.log").read_text()
+    synth = json.loads((out / "synth_report.json").read_text())
+    assert synth["flip_flops"] == meta["flip_flops_expected"] and synth["match"]
+
+
+def test_agree_runs_to_completion(small_model_dir, few_sites, rtl_campaign, tmp_path):
+    software = tmp_path / "software_few"
+    campaign(small_model_dir, "software", software, few_sites)
+    fkhw("agree", "--a", software, "--b", rtl_campaign, "--out", tmp_path / "agreement.json")
+    a = json.loads((tmp_path / "agreement.json").read_text())
+    assert a["common_sites"] == len(few_sites.read_text().split())
+    assert a["disagreeing"] == 0 and a["baseline_identical"]
+
+
+def test_tmr_runs_to_completion(software_campaign, ir, tmp_path):
+    out = tmp_path / "tmr"
+    fkhw("tmr", "--campaign", software_campaign, "--out", out, "--threshold", 1.0, "--no-synth", "--jobs", 1)
+    report = json.loads((out / "tmr_report.json").read_text())
+    tmr_map = json.loads((out / "tmr_map.json").read_text())
+    assert report["all_bits"] == ir.n_param_bits() and 0 < report["protected_bits"] < ir.n_param_bits()
+    assert len(tmr_map["entries"]) == report["protected_bits"]
+    header, rows = read_csv(out / "tmr_map.csv")
+    assert "site" in header and len(rows) == report["protected_bits"]
+    proof = json.loads((out / "proof.json").read_text())
+    assert proof["ok"] and proof["replica_upsets"] == 3 * report["protected_bits"]
+    for artifact in ("hardened_rtl/regmap.csv", "annotations/README.md", "tradeoff.png"):
+        assert (out / artifact).is_file(), artifact
+
+    budget = tmp_path / "tmr_budget"
+    fkhw("tmr", "--campaign", software_campaign, "--out", budget, "--budget", "5%", "--no-synth", "--no-prove")
+    report = json.loads((budget / "tmr_report.json").read_text())
+    assert report["protected_bits"] == round(0.05 * ir.n_param_bits())
+
+
+def test_sim_runs_to_completion(small_model_dir, ir, tmp_path):
+    """`fkhw sim`, what `make sim` runs: every stage for real (hls4ml, RTL +
+    lint, Verilator, both campaigns, agreement, TMR with hardened RTL and
+    proof; area synthesis is covered by test_tmr_hardware)."""
+    out = tmp_path / "sim"
+    r = fkhw("sim", "--model", small_model_dir, "--out", out, "--inputs", INPUTS, "--jobs", 1, "--no-synth",
+             "--tmr-threshold", 1.0, timeout=1500)
+    steps = re.findall(r"\[(\d+)/(\d+)\]", r.stdout)
+    assert steps and [int(k) for k, _ in steps] == list(range(1, int(steps[0][1]) + 1))
+    s = json.loads((out / "sim_summary.json").read_text())
+    assert s["hls"]["mismatching_rows"] == 0 and s["functional"]["mismatching_rows"] == 0
+    assert s["rtl"]["lint"] == "clean"
+    n_sites = ir.n_param_bits()
+    assert s["agreement"] == {"common_sites": n_sites, "disagreeing_sites": 0}
+    report = json.loads((out / "tmr" / "tmr_report.json").read_text())
+    assert report["proof"]["ok"] and report["proof"]["protected_output_changes"] == 0
+    assert report["hardened_campaign"]["within_threshold"]
+    assert 0 < report["protected_bits"] < n_sites
+    for artifact in ("hls/fkhw_project.json", "rtl/fkhw_encoder.v", "rtl/regmap.csv", "campaign_rtl/campaign.csv",
+                     "campaign_rtl/agreement.json", "campaign_software/figure1.png", "tmr/tmr_map.json",
+                     "tmr/hardened_rtl/regmap.csv", "tmr/annotations/README.md", "tmr/proof.json"):
+        assert (out / artifact).is_file(), artifact
+    latent = np.load(out / "campaign_rtl" / "outputs.npz")["latent"]
+    assert latent.shape == (n_sites, INPUTS, ir.output_spec.shape[-1])
+
+
+# -- the README, the parser and this file name the same commands ---------------------------------
+
+def _readme_commands() -> set:
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## The pieces, one command each", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\s+fkhw (\w+)\b", block, flags=re.M))
+
+
+def _parser_commands() -> set:
+    from fkhw.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    return set(sub.choices)
+
+
+def test_readme_parser_and_cli_tests_name_the_same_commands():
+    tested = {m.group(1) for name in globals() if (m := re.fullmatch(r"test_(\w+?)_runs_to_completion.*", name))}
+    assert _parser_commands() == _readme_commands(), "README's command list and `fkhw --help` differ"
+    assert _parser_commands() == tested, f"commands without a CLI test: {_parser_commands() - tested}"
