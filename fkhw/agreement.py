@@ -7,11 +7,12 @@ of different inputs or models means nothing and is refused.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from fkhw.campaign_files import read_outputs, read_summary
 
 
 class AgreementError(ValueError):
@@ -28,14 +29,11 @@ class Campaign:
     latent: np.ndarray
 
     @staticmethod
-    def load(path: Path) -> "Campaign":
+    def load(path: Path, option: str = "--campaign") -> "Campaign":
         path = Path(path)
-        summary_path, outputs = path / "summary.json", path / "outputs.npz"
-        if not summary_path.is_file() or not outputs.is_file():
-            raise AgreementError(f"{path}: not a finished campaign folder (needs summary.json and outputs.npz)")
-        summary = json.loads(summary_path.read_text())
-        with np.load(outputs) as z:
-            return Campaign(path, summary, z["sites"], z["inputs"], z["baseline"], z["latent"])
+        summary = read_summary(path, option)
+        z = read_outputs(path, summary, option)
+        return Campaign(path, summary, z["sites"], z["inputs"], z["baseline"], z["latent"])
 
 
 @dataclass(frozen=True)

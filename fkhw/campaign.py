@@ -6,7 +6,10 @@ then evaluates the planned sites chunk by chunk. Each finished chunk is
 written atomically into ``OUT/.partial/``; a restarted campaign with the
 same arguments skips what is there, so nothing is lost or counted twice.
 The final files are assembled in plan order, so an interrupted-and-resumed
-run ends with the same files as an uninterrupted one.
+run ends with the same files as an uninterrupted one. A run holds the
+folder's lock (``fkhw.campaign_files.FolderLock``) from start to end, and a
+folder holding a campaign (finished or not) with other arguments is refused
+unless ``--fresh`` replaces it.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fkhw import __version__, data
+from fkhw import __version__, campaign_files, data
 from fkhw.damage import DamageMeter
 from fkhw.executors import ChunkTask
 from fkhw.model.bundle import ModelBundle
 from fkhw.orders import site_order
+from fkhw.outputs import check_out_dir as check_out_path
 from fkhw.progress import Progress
 from fkhw.sites import SiteSpace
 
@@ -73,10 +77,8 @@ def make_workload(bundle: ModelBundle, data_path: str | None, n_inputs: int, see
     charges = data.load_charges(path)
     rows = data.select_modules(charges, n_inputs, seed)
     chosen = charges[rows]
+    data.check_image_input(bundle.ir.input.shape, bundle.name)
     inputs = data.encoder_input_codes(chosen, bundle.ir.input.fmt)
-    if tuple(inputs.shape[1:]) != tuple(bundle.ir.input.shape):
-        raise CampaignError(f"model {bundle.name!r} reads inputs of shape {bundle.ir.input.shape}, "
-                            f"the HGCAL data gives {inputs.shape[1:]}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     return Workload(rows, chosen, inputs, path, digest)
 
@@ -102,6 +104,11 @@ def plan(spec: CampaignSpec, space: SiteSpace) -> np.ndarray:
     order = site_order(spec.order, space, spec.seed)
     if spec.sites is not None:
         wanted = space.check(np.asarray(spec.sites))
+        uncovered = np.setdiff1d(wanted, order)
+        if uncovered.size:
+            # an order from a scores file that lacks some --sites would shrink the campaign silently
+            raise CampaignError(f"--order {spec.order}: {uncovered.size} of the {wanted.size} --sites have no place "
+                                f"in this order (e.g. site {int(uncovered[0])}); give scores for every site")
         order = order[np.isin(order, wanted)]
     if spec.stop_after is not None:
         if spec.stop_after < 1:
@@ -127,9 +134,9 @@ class Store:
         return self.out / ".partial"
 
     def open(self) -> None:
-        manifest = self.partial / "manifest.json"
+        manifest = self.partial / campaign_files.MANIFEST
         if manifest.exists():
-            found = json.loads(manifest.read_text()).get("identity")
+            found = campaign_files.read_manifest(self.out)
             if found != self.identity:
                 raise CampaignError(
                     f"{self.out} holds an unfinished campaign with other arguments; "
@@ -166,13 +173,29 @@ def identity(spec: CampaignSpec, bundle: ModelBundle, work: Workload, planned: n
 
 
 def check_out_dir(out: Path) -> None:
+    check_out_path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write_probe"
-        probe.write_text("")
-        probe.unlink()
     except OSError as e:
         raise CampaignError(f"--out {out}: cannot write there ({e.strerror})") from None
+
+
+def check_finished(out: Path, ident: str, fresh: bool) -> None:
+    """A finished campaign in ``out`` is replaced only by the same run, or
+    after --fresh (which removes every file the old run left)."""
+    if fresh:
+        campaign_files.remove_artifacts(out)
+        return
+    summary = out / campaign_files.SUMMARY
+    if not summary.exists():
+        return
+    try:
+        found = json.loads(summary.read_text()).get("identity")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        found = None
+    if found != ident:
+        raise CampaignError(f"--out {out} holds a finished campaign with other arguments (or a damaged "
+                            f"{campaign_files.SUMMARY}); use another --out, or --fresh to replace it")
 
 
 # --- running -------------------------------------------------------------
@@ -203,13 +226,24 @@ def run_campaign(spec: CampaignSpec, bundle: ModelBundle, out: Path, fresh: bool
     for t in spec.thresholds:
         if not np.isfinite(t) or t < 0:
             raise CampaignError(f"--threshold {t}: thresholds are non-negative numbers")
+    if not np.isfinite(spec.sensitive_threshold) or spec.sensitive_threshold < 0:
+        raise CampaignError(f"--sensitive-threshold {spec.sensitive_threshold}: a non-negative number")
     out = Path(out)
-    check_out_dir(out)
+    check_out_path(out)  # before any work; the folder is made only once the inputs are known good
     decoder = bundle.require_decoder()
     space = SiteSpace.of(bundle.ir)
     work = make_workload(bundle, spec.data, spec.n_inputs, spec.seed)
     planned = plan(spec, space)
-    store = Store(out, identity(spec, bundle, work, planned))
+    ident = identity(spec, bundle, work, planned)
+    check_out_dir(out)
+    with campaign_files.FolderLock(out):
+        return _run_locked(spec, bundle, out, fresh, level, quiet, executor, t0, decoder, space, work, planned,
+                           ident)
+
+
+def _run_locked(spec, bundle, out, fresh, level, quiet, executor, t0, decoder, space, work, planned, ident):
+    store = Store(out, ident)
+    check_finished(out, ident, fresh)
     if fresh:
         store.discard()
     store.open()
@@ -220,6 +254,9 @@ def run_campaign(spec: CampaignSpec, bundle: ModelBundle, out: Path, fresh: bool
         baseline = executor.golden(task)
         meter = DamageMeter(decoder, work.charges, baseline, bundle.ir.output_spec.frac)
         base_emd = float(meter.baseline_emd.mean())
+        if not np.isfinite(base_emd) or base_emd <= 0:
+            raise CampaignError(f"the fault-free mean EMD on {work.data_path} is {base_emd}: damage cannot be "
+                                "normalised by it (check the data's charges)")
 
         todo = [s for s in planned.tolist() if s not in store.done]
         progress = Progress(len(planned), f"campaign[{spec.level}]",
@@ -319,6 +356,10 @@ def _assemble(spec, level_name, bundle, out, store, planned, work, baseline, bas
     latent = (np.stack([store.done[s][2] for s in rows.tolist()]) if rows.size
               else np.zeros((0, work.inputs.shape[0], n_out), dtype=_latent_dtype(bundle)))
     emd_norm = emd / base_emd
+    if not np.isfinite(emd_norm).all():
+        bad = rows[~np.isfinite(emd_norm)]
+        raise CampaignError(f"emd_norm is not finite for {bad.size} site(s), e.g. site {int(bad[0])}: "
+                            "nothing written (check the data's charges)")
     cols = space.table(bundle.ir, rows) if rows.size else {k: [] for k in ("site", "layer", "tensor", "index", "bit")}
 
     tmp_csv = out / "campaign.csv.tmp"
@@ -348,6 +389,7 @@ def _assemble(spec, level_name, bundle, out, store, planned, work, baseline, bas
         "n_sites_model": int(space.n_sites),
         "n_param_bits": int(bundle.ir.n_param_bits()),
         "complete": bool(rows.size == space.n_sites),
+        "identity": store.identity,  # what a rerun in this folder must match
         "thresholds": threshold_table(emd_norm, spec.thresholds, bundle.ir.n_param_bits()),
         # how the work was split (jobs, chunk) does not change results, so it is not recorded here
         "spec": {k: v for k, v in asdict(spec).items() if k not in ("sites", "jobs", "chunk", "scheduler")},

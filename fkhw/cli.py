@@ -2,7 +2,9 @@
 
 Each subcommand lives in ``fkhw/commands/<name>.py`` and provides ``HELP``,
 ``add_arguments(parser)`` and ``run(args) -> int``. Errors a user can fix
-(bad files, options, models) are printed as one line and exit with 2.
+(bad files, options, models, paths, tools) are printed as one line and exit
+with 2, the parser's own included; anything else is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 
 from fkhw import __version__
@@ -27,11 +30,14 @@ def _user_error_types() -> tuple:
     line, no traceback. Imported lazily: only needed when something failed."""
     from fkhw.agreement import AgreementError
     from fkhw.campaign import CampaignError
+    from fkhw.campaign_files import CampaignFileError
+    from fkhw.damage import DamageError
     from fkhw.data import DataError
     from fkhw.executors import ExecutorError
     from fkhw.hls.project import HlsProjectError
     from fkhw.model.extract import UnsupportedLayerError
     from fkhw.model.files import ModelFileError
+    from fkhw.outputs import OutputError
     from fkhw.ranking import RankingError
     from fkhw.rtlgen.emit import RtlUnsupported
     from fkhw.rtlgen.sim import RtlSimError
@@ -39,9 +45,27 @@ def _user_error_types() -> tuple:
     from fkhw.sites import SiteError
     from fkhw.tmr.select import TmrError
 
-    return (UserError, AgreementError, CampaignError, DataError, ExecutorError, HlsProjectError,
-            UnsupportedLayerError, ModelFileError, RankingError, RtlUnsupported, RtlSimError, ToolError,
-            SiteError, TmrError, FileNotFoundError, PermissionError)
+    return (UserError, AgreementError, CampaignError, CampaignFileError, DamageError, DataError, ExecutorError,
+            HlsProjectError, UnsupportedLayerError, ModelFileError, OutputError, RankingError, RtlUnsupported,
+            RtlSimError, ToolError, SiteError, TmrError, OSError)
+
+
+def _one_line(e: BaseException) -> str:
+    """The message of an expected failure as one line; an OSError names its file."""
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        return f"{e.filename}: {e.strerror}"
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (exit 2) like every other fkhw error."""
+
+    def error(self, message):
+        # "argument --seed: -1: out of range" -> "--seed -1: out of range"
+        m = re.fullmatch(r"argument ([^:/\s]+)(?:/\S+)?: (.*)", message, flags=re.S)
+        if m:
+            message = f"{m.group(1)} {m.group(2)}"
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
 def _available() -> dict:
@@ -56,7 +80,7 @@ def _available() -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fkhw",
         description="Radiation fault tolerance of quantized neural networks, from QKeras to RTL: "
         "fault-injection campaigns (software, hls4ml C-sim, Verilator RTL), Hessian rankings, "
@@ -64,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fkhw {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
     for name, mod in _available().items():
         p = sub.add_parser(name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
         mod.add_arguments(p)
@@ -83,7 +107,7 @@ def main(argv=None) -> int:
     try:
         return int(args._run(args) or 0)
     except _user_error_types() as e:
-        print(f"fkhw {args.command}: error: {e}", file=sys.stderr)
+        print(f"fkhw {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"fkhw {args.command}: interrupted", file=sys.stderr)

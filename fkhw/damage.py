@@ -15,6 +15,10 @@ from fkhw.emd import emd_pairs
 from fkhw.model.decoder import DecoderIR
 
 
+class DamageError(ValueError):
+    """Inputs or decoder outputs on which EMD is undefined."""
+
+
 @dataclass(eq=False)
 class DamageMeter:
     decoder: DecoderIR
@@ -26,7 +30,7 @@ class DamageMeter:
 
     def __post_init__(self):
         if np.any(self.charges.sum(axis=1) <= 0):
-            raise ValueError("every campaign input must have non-zero charge")
+            raise DamageError("every campaign input must have non-zero charge")
         self.baseline_emd = self._emd(np.arange(self.baseline.shape[0]), self.baseline)
 
     def _emd(self, rows: np.ndarray, latent: np.ndarray) -> np.ndarray:
@@ -37,7 +41,7 @@ class DamageMeter:
         out[res.kept] = res.values
         if np.isnan(out).any():
             # a decoder output of zero mass cannot be compared; never silently
-            raise ValueError("decoder produced an all-zero output: EMD undefined")
+            raise DamageError("the decoder produced an all-zero output: EMD undefined")
         return out
 
     def measure(self, latent: np.ndarray) -> tuple:

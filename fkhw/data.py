@@ -19,6 +19,7 @@ GEOMETRY_JSON = ASSETS / "geometry.json"
 DEFAULT_DATA = ASSETS / "ttbar_0PU_5k.csv"
 N_CELLS = 48
 COLUMNS = [f"CALQ_{i}" for i in range(N_CELLS)]
+IMAGE_SHAPE = (8, 8, 1)
 
 
 class DataError(ValueError):
@@ -63,6 +64,17 @@ def load_charges(path: Path | str | None = None) -> np.ndarray:
     path = Path(path) if path is not None else DEFAULT_DATA
     if not path.is_file():
         raise DataError(f"{path}: no such data file")
+    with path.open("rb") as f:
+        head = f.read(4096)
+    if head.startswith(b"\x1f\x8b") or b"\0" in head:
+        raise DataError(f"{path}: a binary (or compressed) file, not a CSV text file; decompress it first")
+    try:
+        return _read_charges(path)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"{path}: not a readable CSV text file ({e})") from None
+
+
+def _read_charges(path: Path) -> np.ndarray:
     with path.open(newline="") as f:
         reader = csv.reader(f)
         try:
@@ -88,6 +100,11 @@ def load_charges(path: Path | str | None = None) -> np.ndarray:
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise DataError(f"{path}:{r + 2}: {COLUMNS[c]} = {charges[r, c]} is not a finite non-negative charge")
+    with np.errstate(over="ignore"):
+        sums = charges.sum(axis=1)
+    if not np.isfinite(sums).all():
+        r = int(np.flatnonzero(~np.isfinite(sums))[0])
+        raise DataError(f"{path}:{r + 2}: the module's charges sum beyond the float64 range (overflow)")
     return charges
 
 
@@ -117,6 +134,13 @@ def encoder_input_codes(charges: np.ndarray, fmt) -> np.ndarray:
     from fkhw.fixed import quantize_float
 
     return quantize_float(to_image(normalise(charges)), fmt)
+
+
+def check_image_input(shape, model_name: str) -> None:
+    """The encoder must read the 8x8x1 image this data gives."""
+    if tuple(shape) != IMAGE_SHAPE:
+        raise DataError(f"model {model_name!r} reads inputs of shape {tuple(shape)}; HGCAL trigger-cell data "
+                        f"gives 8x8 images {IMAGE_SHAPE}")
 
 
 def select_modules(charges: np.ndarray, n: int, seed: int) -> np.ndarray:

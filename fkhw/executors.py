@@ -13,6 +13,9 @@ once whichever copy lands.
 
 from __future__ import annotations
 
+import re
+import socket
+import struct
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -21,6 +24,8 @@ import numpy as np
 from fkhw.model.bundle import ModelBundle
 
 SCHEDULER_TIMEOUT_S = 10
+# a Dask handshake is a small message; a first frame length beyond this is another protocol
+MAX_HANDSHAKE_BYTES = 1 << 20
 
 
 class ExecutorError(RuntimeError):
@@ -102,6 +107,48 @@ def run_golden(task: ChunkTask) -> np.ndarray:
     return _worker_level(task).golden(task.inputs)
 
 
+def scheduler_address(text: str) -> str:
+    """``tcp://HOST:PORT`` (or ``HOST:PORT``) of a Dask scheduler, checked
+    for form only; an address without a port or of another protocol is
+    refused here rather than inside Dask."""
+    m = re.fullmatch(r"(?:(tcp|tls)://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})/?", text.strip())
+    if not m or not 1 <= int(m.group(3)) <= 65535:
+        raise ExecutorError(f"--scheduler {text!r}: give a Dask scheduler address tcp://HOST:PORT "
+                            "(e.g. tcp://10.0.0.5:8786)")
+    return f"{m.group(1) or 'tcp'}://{m.group(2)}:{m.group(3)}"
+
+
+def probe_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT_S) -> None:
+    """A Dask scheduler speaks first: on accepting a connection it sends its
+    handshake, an 8-byte frame length and a small message. A port that
+    stays silent, or answers with something else (HTTP, SSH), is refused
+    within ``timeout`` instead of hanging Dask's client or making it
+    allocate a nonsense frame length."""
+    scheme, rest = address.split("://", 1)
+    if scheme != "tcp":
+        return  # TLS wraps the handshake; Dask's own timeout applies
+    host, port = rest.rsplit(":", 1)
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock:
+            head = b""
+            while len(head) < 8:
+                chunk = sock.recv(8 - len(head))
+                if not chunk:
+                    raise ExecutorError(f"--scheduler {address}: the service closed the connection without a "
+                                        "Dask handshake (not a Dask scheduler?)")
+                head += chunk
+    except socket.timeout:
+        raise ExecutorError(f"--scheduler {address}: a service answers there but sent no Dask handshake within "
+                            f"{timeout:g} s (not a Dask scheduler?)") from None
+    except OSError as e:
+        raise ExecutorError(f"--scheduler {address}: no Dask scheduler answered ({e.strerror or e})") from None
+    (nbytes,) = struct.unpack("Q", head)  # native order, as distributed.comm.tcp writes it
+    if not 0 < nbytes <= MAX_HANDSHAKE_BYTES:
+        shown = head.decode("ascii", "replace").strip()
+        raise ExecutorError(f"--scheduler {address}: the service there is not a Dask scheduler "
+                            f"(it answered {shown!r})")
+
+
 class DaskExecutor:
     """Chunks as Dask tasks, on a local cluster or an existing scheduler."""
 
@@ -125,6 +172,8 @@ class DaskExecutor:
     def connect(address: str) -> "DaskExecutor":
         from distributed import Client
 
+        address = scheduler_address(address)
+        probe_scheduler(address)
         try:
             client = Client(address, timeout=SCHEDULER_TIMEOUT_S)
         except (OSError, TimeoutError) as e:

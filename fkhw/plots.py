@@ -5,30 +5,17 @@ Matplotlib is used through Figure objects (Agg), never pyplot state.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 
 
 def read_campaign_csv(path: Path) -> dict:
-    path = Path(path)
-    if path.is_dir():
-        path = path / "campaign.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no campaign table (run `fkhw campaign` first)")
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        raise ValueError(f"{path}: campaign table is empty")
-    return {
-        "site": np.array([int(r["site"]) for r in rows]),
-        "layer": [r["layer"] for r in rows],
-        "tensor": [r["tensor"] for r in rows],
-        "index": np.array([int(r["index"]) for r in rows]),
-        "bit": np.array([int(r["bit"]) for r in rows]),
-        "emd_norm": np.array([float(r["emd_norm"]) for r in rows]),
-    }
+    from fkhw.campaign_files import read_table
+
+    t = read_table(path)
+    return {"site": t.site, "layer": t.layer, "tensor": t.tensor, "index": t.index, "bit": t.bit,
+            "emd_norm": t.emd_norm}
 
 
 def heatmap_figure(space, emd_norm_by_site: dict, title: str, marked: set | None = None, threshold: float | None = None):

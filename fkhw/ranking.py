@@ -194,30 +194,15 @@ def order_from_scores(scores_csv_path, column: str) -> np.ndarray:
 
 
 def read_campaign(path: Path) -> tuple:
-    """(site ids, emd_norm) of DIR/campaign.csv (or the CSV itself)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "campaign.csv"
-    if not path.is_file():
-        raise RankingError(f"{path}: no campaign table (run `fkhw campaign --out DIR` first)")
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"site", "emd_norm"} <= set(reader.fieldnames):
-            raise RankingError(f"{path}: a campaign table needs 'site' and 'emd_norm' columns")
-        try:
-            rows = [(int(r["site"]), float(r["emd_norm"])) for r in reader]
-        except (TypeError, ValueError):
-            raise RankingError(f"{path}: 'site' must be integers and 'emd_norm' numbers") from None
-    if not rows:
-        raise RankingError(f"{path}: no rows")
-    sites = np.array([r[0] for r in rows], dtype=np.int64)
-    emd = np.array([r[1] for r in rows])
-    if np.unique(sites).size != sites.size:
-        raise RankingError(f"{path}: a site is listed twice")
-    if np.isnan(emd).any():
-        raise RankingError(f"{path}: emd_norm is NaN for {int(np.isnan(emd).sum())} site(s), "
-                           f"e.g. site {int(sites[np.isnan(emd)][0])}")
-    return sites, emd
+    """(site ids, emd_norm) of DIR/campaign.csv (or the CSV itself), read
+    and checked by the one campaign reader."""
+    from fkhw.campaign_files import CampaignFileError, read_table
+
+    try:
+        table = read_table(path)
+    except CampaignFileError as e:
+        raise RankingError(str(e)) from None
+    return table.site, table.emd_norm
 
 
 def found_curve(order: np.ndarray, sensitive: np.ndarray) -> np.ndarray:

@@ -107,5 +107,5 @@ def test_cli_refuses_bad_options_before_any_work(campaign, tmp_path):
     r = tmr("--budget", "99999")
     assert r.returncode == 2 and "--budget" in r.stderr
     r = tmr("--model", "econt-eol")
-    assert r.returncode == 2 and "not on 'econt-eol'" in r.stderr
+    assert r.returncode == 2 and "'econt-eol'" in r.stderr and "not the one the campaign ran on" in r.stderr
     assert not (tmp_path / "o").exists()

@@ -1,7 +1,8 @@
 """fkhw agree: do two campaigns (any two levels) record identical outputs?"""
 
 import json
-from pathlib import Path
+
+from fkhw.commands.options import NON_NEGATIVE, in_path, out_path
 
 HELP = "join two campaigns on site and count sites whose latent outputs differ (writes agreement.json)"
 DESCRIPTION = (HELP + ". Works for any two levels (software, hls, rtl, ...). Both campaigns must have run the same "
@@ -9,21 +10,20 @@ DESCRIPTION = (HELP + ". Works for any two levels (software, hls, rtl, ...). Bot
 
 
 def add_arguments(p):
-    p.add_argument("--a", type=Path, required=True, help="first campaign folder")
-    p.add_argument("--b", type=Path, required=True, help="second campaign folder")
-    p.add_argument("--out", type=Path, default=None, help="agreement.json path (default: B/agreement.json)")
-    p.add_argument("--list", type=int, default=50, metavar="N", help="list at most N disagreeing sites (default 50)")
+    p.add_argument("--a", type=in_path, required=True, help="first campaign folder")
+    p.add_argument("--b", type=in_path, required=True, help="second campaign folder")
+    p.add_argument("--out", type=out_path, default=None, help="agreement.json path (default: B/agreement.json)")
+    p.add_argument("--list", type=NON_NEGATIVE, default=50, metavar="N", help="list at most N disagreeing sites (default 50)")
 
 
 def run(args) -> int:
     from fkhw.agreement import Campaign, compare
-    from fkhw.cli import UserError
+    from fkhw.campaign_files import AGREEMENT
+    from fkhw.outputs import check_out_file
 
-    try:
-        ag = compare(Campaign.load(args.a), Campaign.load(args.b))
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    out = args.out or args.b / "agreement.json"
+    a, b = Campaign.load(args.a, "--a"), Campaign.load(args.b, "--b")
+    out = check_out_file(args.out or args.b / AGREEMENT, "--out" if args.out else "--b")
+    ag = compare(a, b)
     out.write_text(json.dumps({"a": str(args.a), "b": str(args.b), **ag.to_dict()}, indent=2) + "\n")
     print(f"{ag.level_a} ({args.a}) vs {ag.level_b} ({args.b}): {ag.common_sites} common sites, "
           f"fault-free outputs {'identical' if ag.baseline_identical else 'DIFFER'}")

@@ -1,7 +1,7 @@
 """fkhw campaign: flip every (or a chosen list of) parameter bit, one at a
 time, on a level, and measure the damage as EMD."""
 
-from pathlib import Path
+from fkhw.commands.options import EMD_NORM, POSITIVE, SEED, in_path, out_path
 
 HELP = "single-bit-upset campaign on a level (software, hls, rtl): campaign.csv, outputs.npz, summary.json, Figure 1"
 DESCRIPTION = (
@@ -15,41 +15,40 @@ DESCRIPTION = (
 def add_arguments(p):
     p.add_argument("--model", default="econt-bol", help="econt-bol, econt-eol, or a model directory")
     p.add_argument("--level", default="software", choices=["software", "hls", "rtl"], help="where faults run")
-    p.add_argument("--inputs", type=int, default=32, help="number of modules (non-zero charge) to run (default 32)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the module choice and of random orders")
+    p.add_argument("--inputs", type=POSITIVE, default=32, help="number of modules (non-zero charge) to run (default 32)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the module choice and of random orders")
     p.add_argument("--data", default=None, help="HGCAL CSV with CALQ_0..CALQ_47 (default: the vendored sample)")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--sites", type=Path, default=None, help="file of site ids to run (one per line, or CSV with a site column)")
+    p.add_argument("--out", type=out_path, required=True, help="output folder")
+    p.add_argument("--sites", type=in_path, default=None, help="file of site ids to run (one per line, or CSV with a site column)")
     p.add_argument("--order", default="site",
                    help="injection order: site (default), random, msb, reverse, or SCORES.csv:COLUMN (highest first)")
-    p.add_argument("--stop-after", type=int, default=None, metavar="N", help="stop after N injections")
-    p.add_argument("--stop-sensitive", type=int, default=None, metavar="N",
+    p.add_argument("--stop-after", type=POSITIVE, default=None, metavar="N", help="stop after N injections")
+    p.add_argument("--stop-sensitive", type=POSITIVE, default=None, metavar="N",
                    help="stop once N sensitive bits (emd_norm > --sensitive-threshold) are found")
-    p.add_argument("--sensitive-threshold", type=float, default=1.0, metavar="T",
+    p.add_argument("--sensitive-threshold", type=EMD_NORM, default=1.0, metavar="T",
                    help="what --stop-sensitive counts as sensitive (default 1.0)")
-    p.add_argument("--threshold", type=float, action="append", default=[], metavar="T",
+    p.add_argument("--threshold", type=EMD_NORM, action="append", default=[], metavar="T",
                    help="extra emd_norm threshold for the summary (repeatable); 1.0, 1.01, 1.05, 1.1 are always reported")
-    p.add_argument("--jobs", type=int, default=None,
+    p.add_argument("--jobs", type=POSITIVE, default=None,
                    help="workers of a local Dask cluster (default: 1 = in process for software, all cores for hls/rtl)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run on an existing Dask cluster (e.g. tcp://10.0.0.5:8786; see README for Slurm/HTCondor)")
-    p.add_argument("--chunk", type=int, default=None, help="sites per work chunk (resume granularity)")
-    p.add_argument("--fresh", action="store_true", help="discard an unfinished campaign in --out instead of resuming")
+    p.add_argument("--chunk", type=POSITIVE, default=None, help="sites per work chunk (resume granularity)")
+    p.add_argument("--fresh", action="store_true",
+                   help="discard the campaign in --out (unfinished or finished, with every file it wrote) and start anew")
     p.add_argument("--no-plot", action="store_true", help="skip figure1.png")
 
 
 def run(args) -> int:
     from fkhw.campaign import DEFAULT_THRESHOLDS, CampaignSpec, run_campaign
-    from fkhw.cli import UserError
+    from fkhw.executors import scheduler_address
     from fkhw.model.bundle import load_model
+    from fkhw.outputs import check_out_dir
     from fkhw.sites import SiteSpace, read_site_list
 
-    if args.jobs is not None and args.jobs < 1:
-        raise UserError(f"--jobs must be at least 1, got {args.jobs}")
-    if args.chunk is not None and args.chunk < 1:
-        raise UserError(f"--chunk must be at least 1, got {args.chunk}")
-    if args.stop_sensitive is not None and args.stop_sensitive < 1:
-        raise UserError(f"--stop-sensitive must be at least 1, got {args.stop_sensitive}")
+    check_out_dir(args.out)
+    if args.scheduler is not None:
+        args.scheduler = scheduler_address(args.scheduler)
     bundle = load_model(args.model)
     space = SiteSpace.of(bundle.ir)
     sites = tuple(read_site_list(args.sites, space).tolist()) if args.sites else None

@@ -1,7 +1,7 @@
 """fkhw hessian: Hessian trace, eigenpairs, diagonal and bit-level scores of
 the encoder under the autoencoder's training loss."""
 
-from pathlib import Path
+from fkhw.commands.options import POSITIVE, SEED, out_path
 
 HELP = "Hessian of the autoencoder loss w.r.t. the encoder: hessian.json, scores.csv, params.csv, figure2.png"
 DESCRIPTION = (
@@ -16,9 +16,9 @@ DESCRIPTION = (
 
 def add_arguments(p):
     p.add_argument("--model", default="econt-bol", help="econt-bol, econt-eol, or a model directory (needs a decoder)")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--inputs", type=int, default=1024, help="modules (non-zero charge) in the data batch (default 1024)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the module choice, random vectors and the random score")
+    p.add_argument("--out", type=out_path, required=True, help="output folder")
+    p.add_argument("--inputs", type=POSITIVE, default=1024, help="modules (non-zero charge) in the data batch (default 1024)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the module choice, random vectors and the random score")
     p.add_argument("--data", default=None, help="HGCAL CSV with CALQ_0..CALQ_47 (default: the vendored sample)")
     p.add_argument("--top-k", type=int, default=5, help="eigenpairs to find (default 5)")
     p.add_argument("--trace-tol", type=float, default=0.02,
@@ -42,8 +42,9 @@ def _check(args):
     for opt, val in (("--trace-tol", args.trace_tol), ("--eigen-tol", args.eigen_tol)):
         if not val > 0:
             raise UserError(f"{opt} must be > 0, got {val}")
-    if args.out.exists() and not args.out.is_dir():
-        raise UserError(f"--out {args.out}: exists and is not a folder")
+    from fkhw.outputs import check_out_dir
+
+    check_out_dir(args.out)
 
 
 def run(args) -> int:
@@ -53,6 +54,7 @@ def run(args) -> int:
     import numpy as np
 
     from fkhw.cli import UserError
+    from fkhw.data import check_image_input
     from fkhw.hessian import Settings, analyse
     from fkhw.model.bundle import load_model
     from fkhw.model.files import ModelFileError, resolve
@@ -67,6 +69,7 @@ def run(args) -> int:
         raise ModelFileError(f"model {args.model!r} ({files.directory}) has no decoder: the Hessian of the "
                              "autoencoder loss needs one (decoder*.json + decoder*.hdf5 next to the encoder)")
     bundle = load_model(args.model)
+    check_image_input(bundle.ir.input.shape, bundle.name)
     space = SiteSpace.of(bundle.ir)
     settings = Settings(n_inputs=args.inputs, seed=args.seed, data=args.data, top_k=args.top_k,
                         trace_tol=args.trace_tol, trace_max_samples=args.trace_max, eigen_tol=args.eigen_tol,

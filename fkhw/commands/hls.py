@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from fkhw.commands.options import NON_NEGATIVE, SEED, in_path, out_path
+
 HELP = "convert the encoder with hls4ml into a synthesizable HLS project and compile its C-simulation"
 DESCRIPTION = HELP + (
     ". The project (io_parallel, Vitis or Vivado backend) builds as is with the vendor tools "
@@ -14,27 +16,32 @@ def add_arguments(p):
     from fkhw.hls.project import BACKENDS
 
     p.add_argument("--model", default="econt-bol", help="econt-bol, econt-eol, or a model directory (default: econt-bol)")
-    p.add_argument("--out", type=Path, default=None, help="project directory (default: hls_projects/<model>)")
+    p.add_argument("--out", type=out_path, default=None, help="project directory (default: hls_projects/<model>)")
     p.add_argument("--backend", default="Vitis", choices=BACKENDS, help="hls4ml backend (default: Vitis)")
     p.add_argument("--check", action="store_true",
                    help="run the C-simulation on every row of --data and count mismatches against the integer engine")
-    p.add_argument("--faults", type=int, default=0, metavar="N",
+    p.add_argument("--faults", type=NON_NEGATIVE, default=0, metavar="N",
                    help="with --check: also run N random single-bit faults through the C-sim (default: 0)")
-    p.add_argument("--seed", type=int, default=0, help="seed for --faults (default: 0)")
-    p.add_argument("--data", type=Path, default=None, help="trigger-cell CSV for --check (default: the vendored sample)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed for --faults (default: 0)")
+    p.add_argument("--data", type=in_path, default=None, help="trigger-cell CSV for --check (default: the vendored sample)")
 
 
 def run(args) -> int:
     from fkhw.cli import UserError
     from fkhw.hls.project import HlsProjectError, generate
+    from fkhw.data import load_charges
     from fkhw.model.bundle import load_model
+    from fkhw.outputs import check_out_dir
 
-    if args.faults < 0:
-        raise UserError(f"--faults must be >= 0, got {args.faults}")
     if args.faults and not args.check:
         raise UserError("--faults needs --check")
+    if args.out is not None:
+        check_out_dir(args.out)
+    if args.check:
+        load_charges(args.data)  # a bad --data is refused before the project is written
     bundle = load_model(args.model)
     out = args.out if args.out is not None else Path("hls_projects") / bundle.name
+    check_out_dir(out, "--out" if args.out is not None else "the default project folder")
     try:
         project, hls_model = generate(bundle, out, args.backend)
         print(f"hls4ml project of {bundle.name} ({args.backend}, io_parallel) -> {project.directory}")

@@ -1,28 +1,27 @@
 """fkhw plot: draw a campaign's Figure 1 heat map."""
 
-from pathlib import Path
+from fkhw.commands.options import in_path, out_path
 
 HELP = "draw the Figure 1 heat map (normalised mean EMD per parameter bit) of a campaign"
 
 
 def add_arguments(p):
-    p.add_argument("--campaign", type=Path, required=True, help="campaign folder (holds campaign.csv, summary.json)")
-    p.add_argument("--out", type=Path, default=None, help="PNG to write (default: CAMPAIGN/figure1.png)")
+    p.add_argument("--campaign", type=in_path, required=True, help="campaign folder (holds campaign.csv, summary.json)")
+    p.add_argument("--out", type=out_path, default=None, help="PNG to write (default: CAMPAIGN/figure1.png)")
     p.add_argument("--model", default=None, help="model (default: the one named in the campaign's summary.json)")
 
 
 def run(args) -> int:
-    import json
-
-    from fkhw.cli import UserError
     from fkhw.campaign import campaign_model
+    from fkhw.campaign_files import FIGURE1, read_summary, read_table
+    from fkhw.outputs import check_out_file
     from fkhw.plots import campaign_figure1
     from fkhw.sites import SiteSpace
 
-    summary_path = args.campaign / "summary.json"
-    if not summary_path.is_file():
-        raise UserError(f"{summary_path}: not a campaign folder (no summary.json)")
-    summary = json.loads(summary_path.read_text())
+    summary = read_summary(args.campaign)
+    read_table(args.campaign, summary)  # a damaged table is named before the model loads
+    check_out_file(args.out if args.out is not None else args.campaign / FIGURE1,
+                   "--out" if args.out is not None else "--campaign")
     bundle = campaign_model(summary, args.model)
     out = campaign_figure1(SiteSpace.of(bundle.ir), bundle.name, args.campaign, summary["level"], summary["inputs"],
                            args.out)

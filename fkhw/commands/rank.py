@@ -1,6 +1,6 @@
 """fkhw rank: how well each bit score finds a campaign's sensitive bits."""
 
-from pathlib import Path
+from fkhw.commands.options import EMD_NORM, in_path, out_path
 
 HELP = "compare bit scores (fkhw hessian) with a campaign: Spearman, found-vs-injected curves, rank.csv"
 DESCRIPTION = (
@@ -11,30 +11,26 @@ DESCRIPTION = (
 
 
 def add_arguments(p):
-    p.add_argument("--campaign", type=Path, required=True, help="campaign folder (holding campaign.csv) or the CSV")
-    p.add_argument("--scores", type=Path, required=True, help="hessian folder (holding scores.csv) or the CSV")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--threshold", type=float, action="append", default=[], metavar="T",
+    p.add_argument("--campaign", type=in_path, required=True, help="campaign folder (holding campaign.csv) or the CSV")
+    p.add_argument("--scores", type=in_path, required=True, help="hessian folder (holding scores.csv) or the CSV")
+    p.add_argument("--out", type=out_path, required=True, help="output folder")
+    p.add_argument("--threshold", type=EMD_NORM, action="append", default=[], metavar="T",
                    help="extra emd_norm threshold (repeatable); 1.0, 1.05, 1.1 are always reported")
 
 
 def run(args) -> int:
-    from fkhw.cli import UserError
+    from fkhw.outputs import check_out_dir
     from fkhw.plots_hessian import save_rank_curves
-    from fkhw.ranking import (DEFAULT_THRESHOLDS, RankingError, compare, read_campaign, read_scores_csv,
-                              write_rank_csv)
+    from fkhw.ranking import DEFAULT_THRESHOLDS, RankingError, compare, read_scores_csv, write_rank_csv
 
     thresholds = sorted(set(DEFAULT_THRESHOLDS) | set(args.threshold))
-    if args.out.exists() and not args.out.is_dir():
-        raise UserError(f"--out {args.out}: exists and is not a folder")
-    try:
-        camp_sites, emd = read_campaign(args.campaign)
-        score_sites, scores = read_scores_csv(args.scores)
-        if not scores:
-            raise RankingError(f"--scores {args.scores}: no score column besides 'site'")
-        cmp = compare(camp_sites, emd, score_sites, scores, thresholds)
-    except RankingError as e:
-        raise UserError(str(e)) from None
+    check_out_dir(args.out)
+    camp_sites, emd, summary = _campaign(args.campaign)
+    score_sites, scores = read_scores_csv(args.scores)
+    if not scores:
+        raise RankingError(f"--scores {args.scores}: no score column besides 'site'")
+    check_same_model(args.campaign, summary, args.scores, score_sites)
+    cmp = compare(camp_sites, emd, score_sites, scores, thresholds)
     args.out.mkdir(parents=True, exist_ok=True)
     write_rank_csv(args.out / "rank.csv", cmp.rows)
     png = save_rank_curves(args.out / "rank.png", cmp.curves, cmp.n_sites,
@@ -44,6 +40,42 @@ def run(args) -> int:
     _print(cmp)
     print(f"  results -> {args.out}/rank.csv; curves -> {png}")
     return 0
+
+
+def _campaign(path):
+    """(sites, emd_norm, summary or None) of a campaign folder or a bare
+    campaign.csv (a table without its summary.json cannot be model-checked)."""
+    from fkhw.campaign_files import SUMMARY, read_summary, read_table
+
+    summary = read_summary(path) if (path / SUMMARY).exists() else None
+    table = read_table(path, summary)
+    return table.site, table.emd_norm, summary
+
+
+def check_same_model(campaign, summary, scores_path, score_sites) -> None:
+    """Campaign and scores must come from the same model: same digest where
+    both record one, and a scores table over the model's whole site space."""
+    import json
+
+    from fkhw.ranking import RankingError
+
+    report = (scores_path if scores_path.is_dir() else scores_path.parent) / "hessian.json"
+    digest = None
+    if report.is_file():
+        try:
+            digest = json.loads(report.read_text()).get("digest")
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            raise RankingError(f"{report}: damaged (not the JSON fkhw hessian writes)") from None
+    if summary is None:
+        return
+    if digest is not None and digest != summary["model_digest"]:
+        raise RankingError(f"--scores {scores_path} are of model digest {digest}, --campaign {campaign} ran model "
+                           f"{summary['model']!r} (digest {summary['model_digest']}): different models")
+    n = summary["n_sites_model"]
+    if score_sites.size != n or int(score_sites.max()) != n - 1:
+        raise RankingError(f"--scores {scores_path} cover {score_sites.size} sites (ids up to "
+                           f"{int(score_sites.max())}), the campaign's model {summary['model']!r} has {n}: "
+                           "scores of another model?")
 
 
 def _print(cmp):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
+from fkhw.commands.options import out_path
 
 HELP = "generate synthesizable Verilog of the encoder (weights in a register file) with its register map"
 DESCRIPTION = HELP + (". Writes fkhw_encoder.v and its template modules, regmap.csv (site,reg,bit), "
@@ -14,7 +14,7 @@ DESCRIPTION = HELP + (". Writes fkhw_encoder.v and its template modules, regmap.
 
 def add_arguments(p):
     p.add_argument("--model", default="econt-bol", help="econt-bol, econt-eol, or a model directory (default: econt-bol)")
-    p.add_argument("--out", type=Path, required=True, help="directory to write the Verilog into")
+    p.add_argument("--out", type=out_path, required=True, help="directory to write the Verilog into")
     p.add_argument("--lint", action="store_true", help="run verilator --lint-only -Wall on the result")
     p.add_argument("--synth", action="store_true", help="synthesize with Yosys; write the report next to the Verilog")
     p.add_argument("--no-abc", action="store_true", help="with --synth: skip ABC (faster; cell count less optimised)")
@@ -23,9 +23,11 @@ def add_arguments(p):
 def run(args) -> int:
     from fkhw.cli import UserError
     from fkhw.model.bundle import load_model
+    from fkhw.outputs import check_out_dir
     from fkhw.rtlgen.emit import DEFS_FILE, META_FILE, REGMAP_FILE, TOP, TOP_FILE, RtlUnsupported, generate
     from fkhw.rtlgen.tools import ToolError
 
+    check_out_dir(args.out)
     bundle = load_model(args.model)
     try:
         design = generate(bundle.ir)  # validates everything before a file is written

@@ -4,6 +4,8 @@ import json
 import time
 from pathlib import Path
 
+from fkhw.commands.options import EMD_NORM, POSITIVE, SEED, out_path
+
 HELP = "the whole flow: hls4ml project, RTL (lint), functional test, RTL + software campaigns, agreement, TMR"
 DESCRIPTION = (
     "model -> hls4ml C++ (C-sim checked against the integer engine) -> RTL (lint) -> fault-free Verilator run "
@@ -14,12 +16,12 @@ DESCRIPTION = (
 
 def add_arguments(p):
     p.add_argument("--model", default="econt-bol", help="econt-bol, econt-eol, or a model directory")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: out/<model>)")
-    p.add_argument("--inputs", type=int, default=32, help="modules per campaign (default 32)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the module choice")
+    p.add_argument("--out", type=out_path, default=None, help="output folder (default: out/<model>)")
+    p.add_argument("--inputs", type=POSITIVE, default=32, help="modules per campaign (default 32)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the module choice")
     p.add_argument("--data", default=None, help="HGCAL CSV (default: the vendored sample)")
-    p.add_argument("--jobs", type=int, default=None, help="simulator workers (default: all cores)")
-    p.add_argument("--tmr-threshold", type=float, default=1.05, metavar="T",
+    p.add_argument("--jobs", type=POSITIVE, default=None, help="simulator workers (default: all cores)")
+    p.add_argument("--tmr-threshold", type=EMD_NORM, default=1.05, metavar="T",
                    help="protect bits with emd_norm > T (default 1.05; see README on the choice)")
     p.add_argument("--no-synth", action="store_true", help="skip Yosys synthesis (area table)")
 
@@ -54,21 +56,30 @@ def run(args) -> int:
     from fkhw.cli import UserError
     from fkhw.commands.campaign import print_summary
     from fkhw.commands.tmr import print_report
-    from fkhw.data import encoder_input_codes, load_charges
+    from fkhw.data import check_image_input, encoder_input_codes, load_charges, select_modules
     from fkhw.model.bundle import load_model
     from fkhw.plots import campaign_figure1
     from fkhw.sites import SiteSpace
 
+    from fkhw.outputs import check_out_dir
+
+    if args.out is not None:
+        check_out_dir(args.out)
+    charges = load_charges(args.data)  # a bad --data is refused before anything is built
     steps = Steps(9)
     steps.start(f"model {args.model}: integer IR and fault sites")
     bundle = load_model(args.model)
+    bundle.require_decoder()
+    check_image_input(bundle.ir.input.shape, bundle.name)
+    select_modules(charges, args.inputs, args.seed)  # --inputs the data can give
     out = args.out or Path("out") / bundle.name
+    check_out_dir(out, "--out" if args.out is not None else "the default output folder")
     out.mkdir(parents=True, exist_ok=True)
     ir = bundle.ir
     space = SiteSpace.of(ir)
     steps.done(f"{len(ir.layers)} layers, {ir.n_param_bits()} parameter bits = fault sites")
 
-    all_rows = encoder_input_codes(load_charges(args.data), ir.input.fmt)
+    all_rows = encoder_input_codes(charges, ir.input.fmt)
     want = engine.forward(ir, all_rows)
     summary = {"model": bundle.name, "out": str(out), "vendored_rows": int(all_rows.shape[0])}
 

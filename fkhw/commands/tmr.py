@@ -1,7 +1,6 @@
 """fkhw tmr: the selective-TMR map, annotations, hardened RTL, area and proof."""
 
-import json
-from pathlib import Path
+from fkhw.commands.options import EMD_NORM, POSITIVE, in_path, out_path
 
 HELP = "select the weight bits to triplicate from a campaign; write the TMR map, annotations, hardened RTL, area, proof"
 DESCRIPTION = (
@@ -14,35 +13,33 @@ DESCRIPTION = (
 
 
 def add_arguments(p):
-    p.add_argument("--campaign", type=Path, required=True, help="campaign folder (campaign.csv, summary.json, outputs.npz)")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--campaign", type=in_path, required=True, help="campaign folder (campaign.csv, summary.json, outputs.npz)")
+    p.add_argument("--out", type=out_path, required=True, help="output folder")
     rule = p.add_mutually_exclusive_group()
-    rule.add_argument("--threshold", type=float, default=None, metavar="T",
+    rule.add_argument("--threshold", type=EMD_NORM, default=None, metavar="T",
                       help="protect every bit with emd_norm > T (default 1.0)")
     rule.add_argument("--budget", default=None, metavar="N|P%",
                       help="protect the N (or P%% of all) bits with the highest emd_norm")
     p.add_argument("--model", default=None, help="model (default: the one the campaign names)")
     p.add_argument("--no-synth", action="store_true", help="skip the Yosys area table")
     p.add_argument("--no-prove", action="store_true", help="skip the fault-injection proof on the hardened RTL")
-    p.add_argument("--jobs", type=int, default=None, help="simulator processes for the proof (default: all cores)")
+    p.add_argument("--jobs", type=POSITIVE, default=None, help="simulator processes for the proof (default: all cores)")
 
 
 def run(args) -> int:
-    from fkhw.cli import UserError
     from fkhw.campaign import campaign_model
+    from fkhw.campaign_files import read_summary, read_table
+    from fkhw.outputs import check_out_dir
     from fkhw.tmr.flow import run_tmr
-    from fkhw.tmr.select import TmrError, parse_rule
+    from fkhw.tmr.select import parse_rule
 
-    summary = args.campaign / "summary.json"
-    if not summary.is_file():
-        raise UserError(f"--campaign {args.campaign}: not a campaign folder (no summary.json)")
-    try:
-        rule = parse_rule(args.threshold, args.budget)
-        bundle = campaign_model(json.loads(summary.read_text()), args.model)
-        report = run_tmr(args.campaign, args.out, rule, bundle, synth=not args.no_synth, prove=not args.no_prove,
-                         jobs=args.jobs)
-    except TmrError as e:
-        raise UserError(str(e)) from None
+    rule = parse_rule(args.threshold, args.budget)
+    summary = read_summary(args.campaign)
+    read_table(args.campaign, summary)  # a damaged table is named before the model loads
+    check_out_dir(args.out)
+    bundle = campaign_model(summary, args.model)
+    report = run_tmr(args.campaign, args.out, rule, bundle, synth=not args.no_synth, prove=not args.no_prove,
+                     jobs=args.jobs)
     print_report(report, args.out)
     return 0
 
@@ -51,6 +48,9 @@ def print_report(r: dict, out) -> None:
     print(f"{r['model']}: {r['rule']['text']}")
     print(f"  protected bits: {r['protected_bits']} of {r['all_bits']}  "
           f"-> weight flip-flop overhead {r['overhead_pct']:.2f}% (full TMR: 200%)")
+    if r["campaign_sites"] < r["all_bits"]:
+        print(f"  note: the campaign covered only {r['campaign_sites']} of the {r['all_bits']} sites; bits it did "
+              "not inject are unprotected whatever their damage")
     print(f"  worst unprotected single-upset emd_norm (campaign): {r['worst_unprotected_emd_norm_software']:.4f}")
     for row in r.get("area", []):
         print(f"  area {row['design']:<9} flip-flops {row['flip_flops']:>8}  cells {row['cells']:>9}  "

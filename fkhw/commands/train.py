@@ -3,6 +3,8 @@
 import sys
 from pathlib import Path
 
+from fkhw.commands.options import out_path
+
 HELP = "train the ECON-T autoencoder architecture from scratch (configurable bit widths)"
 DESCRIPTION = (
     "Build the reference ECON-T QKeras autoencoder (QConv2D 3x3 stride 2 -> QDense latent, float decoder) "
@@ -38,7 +40,7 @@ FLAG_OF = {field: flag for flag, field, _, _ in _OPTIONS}
 
 
 def add_arguments(p):
-    p.add_argument("--out", type=Path, required=True, help="directory to write the model into (created if needed)")
+    p.add_argument("--out", type=out_path, required=True, help="directory to write the model into (created if needed)")
     p.add_argument("--data", type=Path, default=None,
                    help="HGCAL CSV with CALQ_0..CALQ_47 (default: the vendored ttbar_0PU_5k.csv)")
     for flag, field, typ, help_ in _OPTIONS:
@@ -63,7 +65,10 @@ def run(args) -> int:
     from fkhw.data import DEFAULT_DATA, load_charges
     from fkhw.model.train import check_out_dir, train
 
+    from fkhw.outputs import check_out_dir as check_out_path
+
     cfg = config_from_args(args)
+    check_out_path(args.out)
     data = args.data or DEFAULT_DATA
     charges = load_charges(data)
     try:

@@ -3,10 +3,14 @@
 Extraction needs TensorFlow (seconds); its result is cached on disk keyed by
 the content hash of the model files, so later commands run without it.
 Set ``FKHW_CACHE`` to move the cache, or ``FKHW_CACHE=off`` to disable it.
+A cache folder that cannot be written (read-only home, ``FKHW_CACHE``
+naming a file) is skipped: the model is extracted as if the cache were off.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -18,6 +22,8 @@ from fkhw import __version__
 from fkhw.model.decoder import DecoderIR
 from fkhw.model.files import ModelFiles, ModelFileError, resolve
 from fkhw.model.ir import IR_VERSION, IntegerModel
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,29 +61,52 @@ def _extract(files: ModelFiles) -> ModelBundle:
     return ModelBundle(files, ir, decoder)
 
 
+def check_latent(bundle: ModelBundle) -> ModelBundle:
+    """The decoder must read what the encoder writes."""
+    n_latent = int(np.prod(bundle.ir.output_spec.shape))
+    if bundle.decoder is not None and bundle.decoder.in_size != n_latent:
+        f = bundle.files
+        raise ModelFileError(f"model {bundle.name!r}: the encoder ({f.encoder_json.name}) writes {n_latent} latent "
+                             f"values, the decoder ({f.decoder_json.name}) reads {bundle.decoder.in_size}")
+    return bundle
+
+
 def load_model(model: str) -> ModelBundle:
     """Resolve a model name or directory and return its bundle."""
     files = resolve(model)
     cdir = cache_dir()
     if cdir is None:
-        return _extract(files)
+        return check_latent(_extract(files))
     path = cdir / f"{files.name}-{files.digest()}-ir{IR_VERSION}-{__version__}.npz"
-    if path.exists():
+    if path.is_file():
         try:
             ir = IntegerModel.load(path)
             with np.load(path) as z:
                 decoder = DecoderIR.from_arrays(z) if "dec_in_size" in z else None
-            return ModelBundle(files, ir, decoder)
+            return check_latent(ModelBundle(files, ir, decoder))
+        except ModelFileError:
+            raise
         except Exception:
-            path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt, never trusted
-    bundle = _extract(files)
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt, never trusted
+    bundle = check_latent(_extract(files))
+    try:
+        _store(bundle, cdir, path)
+    except OSError as e:
+        log.debug("model cache %s not written (%s): extraction will run again next time", cdir, e)
+    return bundle
+
+
+def _store(bundle: ModelBundle, cdir: Path, path: Path) -> None:
     cdir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cdir, suffix=".npz")
     os.close(fd)
-    bundle.ir.save(Path(tmp))
-    if bundle.decoder is not None:
-        with np.load(tmp) as z:
-            arrays = dict(z)
-        np.savez(tmp, **arrays, **bundle.decoder.save_arrays())
-    os.replace(tmp, path)
-    return bundle
+    try:
+        bundle.ir.save(Path(tmp))
+        if bundle.decoder is not None:
+            with np.load(tmp) as z:
+                arrays = dict(z)
+            np.savez(tmp, **arrays, **bundle.decoder.save_arrays())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)

@@ -55,6 +55,7 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
     out.mkdir(parents=True, exist_ok=True)
     report = {"model": bundle.name, "rule": rule.to_dict(), "campaign": str(campaign),
               "protected_bits": selection.n_protected, "all_bits": n_all,
+              "campaign_sites": int(table.site.size),
               "overhead_pct": selection.overhead_pct, "artifacts": {}}
     art = report["artifacts"]
 

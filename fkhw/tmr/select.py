@@ -7,14 +7,13 @@ damaging sites; ties broken by site id so the choice is reproducible).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from fkhw.plots import read_campaign_csv
+from fkhw.campaign_files import read_summary, read_table
 
 
 class TmrError(ValueError):
@@ -68,12 +67,9 @@ class CampaignTable:
     @staticmethod
     def load(path: Path) -> "CampaignTable":
         path = Path(path)
-        summary_file = path / "summary.json"
-        if not summary_file.is_file():
-            raise TmrError(f"--campaign {path}: not a campaign folder (no summary.json)")
-        summary = json.loads(summary_file.read_text())
-        t = read_campaign_csv(path)
-        return CampaignTable(path, summary, t["site"], t["layer"], t["tensor"], t["index"], t["bit"], t["emd_norm"])
+        summary = read_summary(path)
+        t = read_table(path, summary)
+        return CampaignTable(path, summary, t.site, t.layer, t.tensor, t.index, t.bit, t.emd_norm)
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,0 +1,231 @@
+"""The campaign folder: its file names, one reader that validates them, and
+the lock a run holds on it.
+
+A campaign folder holds ``summary.json`` (what ran, the model digest, the
+site counts), ``campaign.csv`` (one row per site; readers take the columns
+they need and ignore others), ``outputs.npz`` (inputs, fault-free and faulty
+latent codes) and, while a run is going, ``.partial/`` and ``.lock``. Every
+command that reads a campaign (plot, tmr, agree, rank, resume) reads it
+here, so a damaged, truncated or foreign file is one error naming it.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import fcntl
+import json
+import math
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SUMMARY = "summary.json"
+TABLE = "campaign.csv"
+OUTPUTS = "outputs.npz"
+TIMING = "timing.json"
+PARTIAL = ".partial"
+MANIFEST = "manifest.json"
+LOCK = ".lock"
+# every file a campaign run writes, or that is derived from its results in
+# its folder (fkhw agree's default output): a --fresh run removes them all
+FIGURE1 = "figure1.png"
+AGREEMENT = "agreement.json"
+ARTIFACTS = (TABLE, OUTPUTS, SUMMARY, TIMING, FIGURE1, AGREEMENT)
+TABLE_COLUMNS = ("site", "layer", "tensor", "index", "bit", "emd_norm")
+SUMMARY_KEYS = ("model", "model_digest", "level", "inputs", "n_sites", "n_sites_model", "baseline_emd")
+OUTPUT_ARRAYS = ("sites", "inputs", "baseline", "latent")
+
+
+class CampaignFileError(ValueError):
+    """A campaign file that is missing, damaged, truncated or inconsistent."""
+
+
+def _folder(path: Path, option: str) -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        raise CampaignFileError(f"{option} {path}: no such campaign folder (run `fkhw campaign --out {path}` first)")
+    return path
+
+
+def read_summary(folder, option: str = "--campaign") -> dict:
+    """summary.json of a finished campaign, with the keys readers rely on."""
+    path = _folder(folder, option) / SUMMARY
+    if not path.is_file():
+        raise CampaignFileError(f"{option} {folder}: not a finished campaign folder (no {SUMMARY})")
+    try:
+        summary = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CampaignFileError(f"{path}: damaged ({e})") from None
+    if not isinstance(summary, dict):
+        raise CampaignFileError(f"{path}: damaged (not a JSON object)")
+    missing = [k for k in SUMMARY_KEYS if k not in summary]
+    if missing:
+        raise CampaignFileError(f"{path}: damaged or not from fkhw campaign (no {', '.join(missing)})")
+    base = summary["baseline_emd"]
+    if not isinstance(base, (int, float)) or not math.isfinite(base) or base <= 0:
+        raise CampaignFileError(f"{path}: baseline_emd {base!r} is not a positive number")
+    for key in ("n_sites", "n_sites_model", "inputs"):
+        if not isinstance(summary[key], int) or summary[key] < 0:
+            raise CampaignFileError(f"{path}: {key} {summary[key]!r} is not a count")
+    return summary
+
+
+@dataclass(frozen=True, eq=False)
+class Table:
+    """campaign.csv: the columns every reader needs, and any others as text."""
+
+    path: Path
+    site: np.ndarray
+    layer: list
+    tensor: list
+    index: np.ndarray
+    bit: np.ndarray
+    emd_norm: np.ndarray
+    extra: dict  # column -> list of str (columns this reader does not interpret)
+
+
+def read_table(path, summary: dict | None = None, option: str = "--campaign") -> Table:
+    """campaign.csv (a folder holding it, or the file), checked: every
+    column present, integers and finite numbers, each site once, and as
+    many rows as ``summary`` says (a cut file is refused, not read short)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / TABLE
+    if not path.is_file():
+        raise CampaignFileError(f"{option} {path}: no campaign table (run `fkhw campaign` first)")
+    try:
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            missing = [c for c in TABLE_COLUMNS if c not in header]
+            if missing:
+                raise CampaignFileError(f"{path}: damaged or not a campaign table (no column {', '.join(missing)})")
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise CampaignFileError(f"{path}: damaged ({e})") from None
+    if not rows:
+        raise CampaignFileError(f"{path}: campaign table has no rows")
+    cols = {c: [r.get(c) for r in rows] for c in header}
+    for k, r in enumerate(rows):
+        if None in r or any(r.get(c) in (None, "") for c in TABLE_COLUMNS):
+            raise CampaignFileError(f"{path}:{k + 2}: row is cut short or has empty fields")
+
+    def ints(name):
+        try:
+            arr = np.array([int(v) for v in cols[name]], dtype=np.int64)
+        except (ValueError, OverflowError):
+            raise CampaignFileError(f"{path}: column {name!r} must hold integers (int64)") from None
+        if (arr < 0).any():
+            raise CampaignFileError(f"{path}: column {name!r} has a negative value")
+        return arr
+
+    site, index, bit = ints("site"), ints("index"), ints("bit")
+    try:
+        emd_norm = np.array([float(v) for v in cols["emd_norm"]], dtype=np.float64)
+    except ValueError:
+        raise CampaignFileError(f"{path}: column 'emd_norm' must hold numbers") from None
+    bad = ~np.isfinite(emd_norm)
+    if bad.any():
+        raise CampaignFileError(f"{path}: emd_norm is not finite for {int(bad.sum())} site(s), "
+                                f"e.g. site {int(site[bad][0])}")
+    if np.unique(site).size != site.size:
+        raise CampaignFileError(f"{path}: a site is listed twice")
+    if summary is not None:
+        if site.size != summary["n_sites"]:
+            raise CampaignFileError(f"{path}: {site.size} rows, but {SUMMARY} says {summary['n_sites']} sites "
+                                    "(cut short or from another run)")
+        if site.max() >= summary["n_sites_model"]:
+            raise CampaignFileError(f"{path}: site {int(site.max())} is beyond the model's "
+                                    f"{summary['n_sites_model']} sites")
+    extra = {c: v for c, v in cols.items() if c not in TABLE_COLUMNS}
+    return Table(path, site, cols["layer"], cols["tensor"], index, bit, emd_norm, extra)
+
+
+def read_outputs(folder, summary: dict, option: str = "--campaign") -> dict:
+    """outputs.npz: inputs, fault-free (``baseline``) and faulty (``latent``,
+    one row per site of ``sites``) latent codes, with consistent shapes."""
+    path = _folder(folder, option) / OUTPUTS
+    if not path.is_file():
+        raise CampaignFileError(f"{option} {folder}: not a finished campaign folder (no {OUTPUTS})")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in OUTPUT_ARRAYS if k not in z.files]
+            if missing:
+                raise CampaignFileError(f"{path}: damaged (no array {', '.join(missing)})")
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise CampaignFileError(f"{path}: damaged or cut short ({type(e).__name__}: {e})") from None
+    sites, inputs, baseline, latent = (arrays[k] for k in OUTPUT_ARRAYS)
+    n = summary["n_sites"]
+    if (sites.shape != (n,) or latent.ndim != 3 or latent.shape[0] != n or baseline.ndim != 2
+            or latent.shape[1:] != baseline.shape or inputs.shape[0] != baseline.shape[0]
+            or inputs.shape[0] != summary["inputs"]):
+        raise CampaignFileError(f"{path}: array shapes do not fit {SUMMARY} ({n} sites x {summary['inputs']} "
+                                f"inputs): sites {sites.shape}, latent {latent.shape}, baseline {baseline.shape}")
+    return arrays
+
+
+def read_manifest(folder) -> str:
+    """The identity of the unfinished run in ``folder/.partial``."""
+    path = Path(folder) / PARTIAL / MANIFEST
+    try:
+        identity = json.loads(path.read_text()).get("identity")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        identity = None
+    if not isinstance(identity, str):
+        raise CampaignFileError(f"{path}: damaged; start again with --fresh to discard the unfinished run")
+    return identity
+
+
+def remove_artifacts(folder) -> None:
+    """What a run in ``folder`` wrote, so that a --fresh run leaves nothing stale."""
+    for name in ARTIFACTS:
+        (Path(folder) / name).unlink(missing_ok=True)
+
+
+class FolderLock:
+    """An exclusive lock on a campaign folder for one run (``flock`` on
+    ``.lock``, which holds the owner's pid). The kernel drops it when the
+    process dies, so the lock of a killed run is taken over, never stale."""
+
+    def __init__(self, folder, option: str = "--out"):
+        self.path, self.option, self.fd = Path(folder) / LOCK, option, None
+
+    def __enter__(self) -> "FolderLock":
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                os.close(fd)
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                raise CampaignFileError(f"{self.option} {self.path.parent}: another campaign (pid {self._owner()}) "
+                                        "is running in this folder; wait for it or choose another --out") from None
+            # the holder before us may have removed the file after we opened it: lock the one on disk
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+        return self
+
+    def _owner(self) -> str:
+        try:
+            return self.path.read_text().strip() or "?"
+        except OSError:
+            return "?"
+
+    def __exit__(self, *exc) -> None:
+        self.path.unlink(missing_ok=True)
+        os.close(self.fd)
+        self.fd = None

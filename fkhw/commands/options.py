@@ -1,0 +1,66 @@
+"""Option types shared by the subcommands: a malformed or out-of-range value
+is refused by the parser, naming the option, before any work starts."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+INT64_MAX = 2**63 - 1
+
+
+def out_path(text: str) -> Path:
+    """A path to write; an empty one would silently mean the working folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("'': an empty path (give a folder or file name)")
+    return Path(text)
+
+
+def in_path(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("'': an empty path")
+    return Path(text)
+
+
+def _int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not an integer") from None
+    return value
+
+
+def int_at_least(lo: int, hi: int = INT64_MAX):
+    """An integer in [lo, hi] (seeds: 0 .. 2**63 - 1, what numpy accepts)."""
+
+    def parse(text: str) -> int:
+        value = _int(text)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value}: out of range (give {lo} .. {hi})")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in its message
+    return parse
+
+
+def finite_at_least(lo: float):
+    """A finite number >= lo (thresholds, tolerances)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: not a number") from None
+        if not math.isfinite(value) or value < lo:
+            raise argparse.ArgumentTypeError(f"{text}: out of range (give a finite number >= {lo:g})")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+SEED = int_at_least(0, 2**32 - 1)  # what numpy and TensorFlow seeds both take
+POSITIVE = int_at_least(1)
+NON_NEGATIVE = int_at_least(0)
+EMD_NORM = finite_at_least(0.0)
