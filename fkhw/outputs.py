@@ -22,8 +22,9 @@ def _nearest_existing(path: Path) -> Path:
     return p
 
 
-def _check_parent(path: Path, option: str) -> None:
-    anchor = _nearest_existing(path.parent if path.exists() else path)
+def _check_folder(folder: Path, path: Path, option: str) -> None:
+    """``folder`` (where ``path`` goes) exists or can be made, and is writable."""
+    anchor = _nearest_existing(folder)
     if not anchor.is_dir():
         raise OutputError(f"{option} {path}: cannot write there ({anchor} is a file, not a folder)")
     if not os.access(anchor, os.W_OK | os.X_OK):
@@ -37,7 +38,7 @@ def check_out_dir(path, option: str = "--out") -> Path:
         raise OutputError(f"{option} {path}: exists and is not a folder")
     if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
         raise OutputError(f"{option} {path}: cannot write there (folder is not writable)")
-    _check_parent(path, option)
+    _check_folder(path, path, option)
     return path
 
 
@@ -48,5 +49,5 @@ def check_out_file(path, option: str = "--out") -> Path:
         raise OutputError(f"{option} {path}: is a folder, give a file name")
     if path.exists() and not os.access(path, os.W_OK):
         raise OutputError(f"{option} {path}: cannot write there (file is not writable)")
-    _check_parent(path.parent, option)
+    _check_folder(path.parent, path, option)
     return path

@@ -153,19 +153,27 @@ def read_scores_csv(path: Path) -> tuple:
         path = path / "scores.csv"
     if not path.is_file():
         raise RankingError(f"{path}: no scores table (run `fkhw hessian --out DIR` first)")
-    with path.open(newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if not header or "site" not in header:
-            raise RankingError(f"{path}: no 'site' column in the header")
-        rows = [r for r in reader if r]
+    try:
+        with path.open(newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if not header or "site" not in header:
+                raise RankingError(f"{path}: no 'site' column in the header")
+            rows = [r for r in reader if r]
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise RankingError(f"{path}: not a readable CSV text file ({e})") from None
     if not rows:
         raise RankingError(f"{path}: no rows")
     try:
         arr = np.array(rows, dtype=np.float64)
     except ValueError:
         raise RankingError(f"{path}: every value must be numeric") from None
-    sites = arr[:, header.index("site")].astype(np.int64)
+    if arr.ndim != 2 or not np.isfinite(arr).all():
+        raise RankingError(f"{path}: rows must all have {len(header)} finite numbers")
+    site_col = arr[:, header.index("site")]
+    if (site_col != np.round(site_col)).any() or (site_col < 0).any() or (site_col >= 2**53).any():
+        raise RankingError(f"{path}: 'site' must hold site ids (non-negative integers)")
+    sites = site_col.astype(np.int64)
     if np.unique(sites).size != sites.size:
         raise RankingError(f"{path}: a site is listed twice")
     return sites, {h: arr[:, i] for i, h in enumerate(header) if h != "site"}

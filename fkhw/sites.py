@@ -151,7 +151,11 @@ def read_site_list(path: Path, space: SiteSpace) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise SiteError(f"{path}: no such site list")
-    lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise SiteError(f"{path}: a binary file, not a text list of site ids") from None
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
     if lines and "site" in lines[0].split(","):
         col = lines[0].split(",").index("site")
         lines = [ln.split(",")[col] for ln in lines[1:]]
@@ -159,6 +163,8 @@ def read_site_list(path: Path, space: SiteSpace) -> np.ndarray:
         sites = np.array([int(v) for v in lines], dtype=np.int64)
     except ValueError as e:
         raise SiteError(f"{path}: site ids must be integers ({e})") from None
+    except OverflowError:
+        raise SiteError(f"{path}: a site id is too large (beyond int64)") from None
     if sites.size == 0:
         raise SiteError(f"{path}: no site ids")
     dup = np.unique(sites)[np.bincount(np.searchsorted(np.unique(sites), sites)) > 1]

@@ -41,7 +41,7 @@ def add_arguments(p):
 
 def run(args) -> int:
     from fkhw.campaign import DEFAULT_THRESHOLDS, CampaignSpec, run_campaign
-    from fkhw.executors import scheduler_address
+    from fkhw.executors import probe_scheduler, scheduler_address
     from fkhw.model.bundle import load_model
     from fkhw.outputs import check_out_dir
     from fkhw.sites import SiteSpace, read_site_list
@@ -49,6 +49,7 @@ def run(args) -> int:
     check_out_dir(args.out)
     if args.scheduler is not None:
         args.scheduler = scheduler_address(args.scheduler)
+        probe_scheduler(args.scheduler)  # a port that is not Dask is named now, not after the setup
     bundle = load_model(args.model)
     space = SiteSpace.of(bundle.ir)
     sites = tuple(read_site_list(args.sites, space).tolist()) if args.sites else None

@@ -1,7 +1,7 @@
 """fkhw hessian: Hessian trace, eigenpairs, diagonal and bit-level scores of
 the encoder under the autoencoder's training loss."""
 
-from fkhw.commands.options import POSITIVE, SEED, out_path
+from fkhw.commands.options import POSITIVE, SEED, TOLERANCE, int_at_least, out_path
 
 HELP = "Hessian of the autoencoder loss w.r.t. the encoder: hessian.json, scores.csv, params.csv, figure2.png"
 DESCRIPTION = (
@@ -20,28 +20,20 @@ def add_arguments(p):
     p.add_argument("--inputs", type=POSITIVE, default=1024, help="modules (non-zero charge) in the data batch (default 1024)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the module choice, random vectors and the random score")
     p.add_argument("--data", default=None, help="HGCAL CSV with CALQ_0..CALQ_47 (default: the vendored sample)")
-    p.add_argument("--top-k", type=int, default=5, help="eigenpairs to find (default 5)")
-    p.add_argument("--trace-tol", type=float, default=0.02,
+    p.add_argument("--top-k", type=POSITIVE, default=5, help="eigenpairs to find (default 5)")
+    p.add_argument("--trace-tol", type=TOLERANCE, default=0.02,
                    help="Hutchinson stops a layer once its standard error is below this fraction of its trace (default 0.02)")
-    p.add_argument("--trace-max", type=int, default=2000, help="Hutchinson probe cap per layer (default 2000)")
-    p.add_argument("--eigen-tol", type=float, default=1e-3,
+    p.add_argument("--trace-max", type=int_at_least(2), default=2000, help="Hutchinson probe cap per layer (default 2000)")
+    p.add_argument("--eigen-tol", type=TOLERANCE, default=1e-3,
                    help="power iteration stops at relative residual ||Hv - lv||/|l| below this (default 1e-3)")
-    p.add_argument("--eigen-max-iter", type=int, default=500, help="power iteration cap per eigenpair (default 500)")
+    p.add_argument("--eigen-max-iter", type=POSITIVE, default=500, help="power iteration cap per eigenpair (default 500)")
     p.add_argument("--diagonal", choices=["exact", "hutchinson"], default="exact",
                    help="exact: one HVP per parameter (default); hutchinson: --diagonal-samples random probes")
-    p.add_argument("--diagonal-samples", type=int, default=512, help="probes for --diagonal hutchinson (default 512)")
+    p.add_argument("--diagonal-samples", type=int_at_least(2), default=512, help="probes for --diagonal hutchinson (default 512)")
 
 
 def _check(args):
-    from fkhw.cli import UserError
-
-    for opt, val, lo in (("--top-k", args.top_k, 1), ("--trace-max", args.trace_max, 2),
-                         ("--eigen-max-iter", args.eigen_max_iter, 1), ("--diagonal-samples", args.diagonal_samples, 2)):
-        if val < lo:
-            raise UserError(f"{opt} must be at least {lo}, got {val}")
-    for opt, val in (("--trace-tol", args.trace_tol), ("--eigen-tol", args.eigen_tol)):
-        if not val > 0:
-            raise UserError(f"{opt} must be > 0, got {val}")
+    """What the option types cannot see alone (ranges are checked by the parser)."""
     from fkhw.outputs import check_out_dir
 
     check_out_dir(args.out)
@@ -62,7 +54,11 @@ def run(args) -> int:
     from fkhw.ranking import bit_scores, write_scores_csv
     from fkhw.sites import SiteSpace
 
+    from fkhw.data import load_charges, select_modules
+
     _check(args)
+    # data and model are checked before TensorFlow starts: a bad input costs milliseconds
+    select_modules(load_charges(args.data), args.inputs, args.seed)
     t0 = time.perf_counter()
     files = resolve(args.model)
     if not files.has_decoder:  # before TensorFlow and extraction: fail in milliseconds

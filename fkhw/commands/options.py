@@ -60,7 +60,21 @@ def finite_at_least(lo: float):
     return parse
 
 
+def finite_above(lo: float):
+    """A finite number > lo (tolerances)."""
+
+    def parse(text: str) -> float:
+        value = finite_at_least(lo)(text)
+        if value <= lo:
+            raise argparse.ArgumentTypeError(f"{text}: out of range (give a finite number > {lo:g})")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
 SEED = int_at_least(0, 2**32 - 1)  # what numpy and TensorFlow seeds both take
 POSITIVE = int_at_least(1)
 NON_NEGATIVE = int_at_least(0)
 EMD_NORM = finite_at_least(0.0)
+TOLERANCE = finite_above(0.0)

@@ -24,6 +24,8 @@ def add_arguments(p):
     p.add_argument("--tmr-threshold", type=EMD_NORM, default=1.05, metavar="T",
                    help="protect bits with emd_norm > T (default 1.05; see README on the choice)")
     p.add_argument("--no-synth", action="store_true", help="skip Yosys synthesis (area table)")
+    p.add_argument("--fresh", action="store_true",
+                   help="replace campaigns already in --out that ran with other arguments (default: refuse them)")
 
 
 class Steps:
@@ -123,14 +125,15 @@ def run(args) -> int:
     common = dict(n_inputs=args.inputs, seed=args.seed, data=args.data)
     steps.start("exhaustive SEU campaign on the RTL (cocotb + Verilator)")
     rtl_dir = out / "campaign_rtl"
-    res_rtl = run_campaign(CampaignSpec(args.model, level="rtl", jobs=args.jobs, **common), bundle, rtl_dir)
+    res_rtl = run_campaign(CampaignSpec(args.model, level="rtl", jobs=args.jobs, **common), bundle, rtl_dir,
+                           fresh=args.fresh)
     rate = res_rtl.summary["n_sites"] / max(steps.elapsed, 1e-9)
     campaign_figure1(space, bundle.name, rtl_dir, "rtl", args.inputs)
     steps.done(f"{rtl_dir}: {res_rtl.summary['n_sites']} sites, {rate:.0f} injections/s")
 
     steps.start("the same campaign on the software engine")
     sw_dir = out / "campaign_software"
-    res_sw = run_campaign(CampaignSpec(args.model, level="software", **common), bundle, sw_dir)
+    res_sw = run_campaign(CampaignSpec(args.model, level="software", **common), bundle, sw_dir, fresh=args.fresh)
     campaign_figure1(space, bundle.name, sw_dir, "software", args.inputs)
     steps.done(f"{sw_dir}")
 

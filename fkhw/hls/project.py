@@ -39,6 +39,9 @@ BACKENDS = ("Vitis", "Vivado")
 IO_TYPE = "io_parallel"
 PROJECT_NAME = "myproject"
 MANIFEST = "fkhw_project.json"
+# present from the first file written until the manifest: a generation cut short by a kill is fkhw's own
+# unfinished project, regenerated on the next run rather than refused as a stranger's folder
+GENERATING = ".fkhw_generating"
 FAULTS_DIR = "fkhw_faults"
 FAULT_LIBRARY = "libfkhw_csim.so"
 TESTBENCH_ROWS = 100
@@ -281,8 +284,9 @@ def convert(keras_model, ir: IntegerModel, out: Path, backend: str = "Vitis"):
 
 def check_out_dir(out: Path) -> None:
     """Refuse to write into a non-empty directory fkhw did not create."""
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
-        raise HlsProjectError(f"{out}: exists and is not an fkhw hls project; choose another --out or remove it")
+    ours = (out / MANIFEST).is_file() or (out / GENERATING).is_file()
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not ours)):
+        raise HlsProjectError(f"{out}: exists and is not an fkhw hls project; choose another folder or remove it")
 
 
 def to_values(codes: np.ndarray, frac: int) -> np.ndarray:
@@ -494,6 +498,8 @@ def generate(bundle, out, backend: str = "Vitis"):
     hls_model, files = convert(load_encoder(bundle.files), bundle.ir, out, backend)
 
     log.info("writing the project to %s", out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / GENERATING).write_text("fkhw hls: generation in progress (a kill leaves this mark)\n")
     (out / MANIFEST).unlink(missing_ok=True)
     with _quiet_hls4ml():
         hls_model.write()
@@ -513,6 +519,7 @@ def generate(bundle, out, backend: str = "Vitis"):
     log.info("compiled in %.1f s", time.perf_counter() - t1)
 
     write_manifest(out, manifest(bundle, backend, hls_model, files))
+    (out / GENERATING).unlink()
     log.info("project ready in %.1f s: %s", time.perf_counter() - t0, out)
     return HlsProject.open(out), hls_model
 

@@ -89,12 +89,12 @@ def load_model(model: str) -> ModelBundle:
         except Exception:
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt, never trusted
-    bundle = check_latent(_extract(files))
+    bundle = _extract(files)
     try:
         _store(bundle, cdir, path)
     except OSError as e:
         log.debug("model cache %s not written (%s): extraction will run again next time", cdir, e)
-    return bundle
+    return check_latent(bundle)
 
 
 def _store(bundle: ModelBundle, cdir: Path, path: Path) -> None:
