@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import sys
+import traceback
 
 from fkhw import __version__
 
@@ -107,6 +108,8 @@ def main(argv=None) -> int:
     try:
         return int(args._run(args) or 0)
     except _user_error_types() as e:
+        if args.verbose:  # where an expected error came from, for a report
+            traceback.print_exc()
         print(f"fkhw {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
