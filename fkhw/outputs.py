@@ -8,6 +8,7 @@ of work, and a refused run leaves no new folder behind.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -29,6 +30,11 @@ def _check_folder(folder: Path, path: Path, option: str) -> None:
         raise OutputError(f"{option} {path}: cannot write there ({anchor} is a file, not a folder)")
     if not os.access(anchor, os.W_OK | os.X_OK):
         raise OutputError(f"{option} {path}: cannot write there ({anchor} is not writable)")
+    try:  # permissions are not the whole story (root, read-only mounts, pseudo filesystems): try it
+        with tempfile.TemporaryFile(dir=anchor):
+            pass
+    except OSError as e:
+        raise OutputError(f"{option} {path}: cannot write there ({anchor}: {e.strerror or e})") from None
 
 
 def check_out_dir(path, option: str = "--out") -> Path:

@@ -46,7 +46,9 @@ class Case:
 
 
 # placeholders: {model} a good small model, {camp} a good finished campaign, {scores} good scores,
-# {file} an existing file, {under} a path below a file, {dir} an existing folder, {ws} the workspace
+# {file} an existing file, {under} a path below a file, {dir} an existing folder, {ws} the workspace;
+# /sys refuses new files even to root (the suite may run as root, for whom permission bits do not count)
+READ_ONLY = "/sys/fkhw_bad_input_out"
 OUT_CASES = [
     # (command, args before --out, what --out should be: a folder or a file)
     ("sites", ("--model", "{model}"), "file"),
@@ -68,6 +70,8 @@ def _out_cases() -> list:
     for cmd, args, kind in OUT_CASES:
         cases.append(Case(cmd, "out-below-a-file", (*args, "--out", "{under}"), "--out {under}: cannot write there"))
         cases.append(Case(cmd, "out-empty", (*args, "--out", ""), "--out '': an empty path"))
+        cases.append(Case(cmd, "out-in-a-read-only-folder", (*args, "--out", READ_ONLY),
+                          f"--out {READ_ONLY}: cannot write there"))
         if kind == "folder":
             cases.append(Case(cmd, "out-is-a-file", (*args, "--out", "{file}"), "--out {file}: exists and is not a folder"))
         else:
@@ -463,5 +467,6 @@ def test_every_command_meets_every_class_of_bad_input():
 
     by_command = {c: {case.bad for case in CASES if case.command == c} for c in COMMANDS}
     for command, bad in by_command.items():
-        assert {"out-below-a-file", "out-empty"} <= bad, command
-        assert len(bad - {"out-below-a-file", "out-empty", "out-is-a-file", "out-is-a-folder"}) >= 1, command
+        outs = {"out-below-a-file", "out-empty", "out-in-a-read-only-folder"}
+        assert outs <= bad, command
+        assert len(bad - outs - {"out-is-a-file", "out-is-a-folder"}) >= 1, command

@@ -106,11 +106,12 @@ def test_the_same_run_again_in_a_finished_folder_gives_the_same_files(small_mode
 @pytest.mark.parametrize("where", ["FKHW_CACHE", "HOME"])
 def test_an_unwritable_model_cache_falls_back_to_no_cache(small_model_dir, tmp_path, where):
     """FKHW_CACHE naming a file, or a HOME where no .cache folder can be
-    made: the model is extracted without the cache, same result."""
+    made (/sys refuses new entries even to root): the model is extracted
+    without the cache, same result."""
     blocker = tmp_path / "blocker"
     blocker.write_text("a file, not a folder\n")
     fkhw_ok([str(FKHW), "sites", "--model", str(small_model_dir), "--out", str(tmp_path / "cached.csv")])
-    env = {**os.environ, where: str(blocker)}
+    env = {**os.environ, where: str(blocker) if where == "FKHW_CACHE" else "/sys"}
     if where == "HOME":
         env.pop("FKHW_CACHE", None)
     r = subprocess.run([str(FKHW), "sites", "--model", str(small_model_dir), "--out", str(tmp_path / "nocache.csv")],
