@@ -211,6 +211,7 @@ CASES = _out_cases() + SEED_CASES + [
          "{summary_garbage}/summary.json: damaged"),
     Case("tmr", "csv-cut", ("--campaign", "{csv_cut}", "--out", "{ws}/new"), "{csv_cut}/campaign.csv"),
     Case("tmr", "csv-nan", ("--campaign", "{csv_nan}", "--out", "{ws}/new"), "emd_norm is not finite"),
+    Case("tmr", "outputs-cut", ("--campaign", "{npz_cut}", "--out", "{ws}/new"), "{npz_cut}/outputs.npz: damaged"),
     Case("tmr", "jobs-zero", ("--campaign", "{camp}", "--jobs", "0", "--out", "{ws}/new"), "--jobs 0"),
     Case("tmr", "threshold-negative", ("--campaign", "{camp}", "--threshold", "-1", "--out", "{ws}/new"),
          "--threshold -1"),

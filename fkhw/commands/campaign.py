@@ -71,6 +71,9 @@ def run(args) -> int:
 def print_summary(s: dict, out) -> None:
     print(f"{s['model']} [{s['level']}]: {s['n_sites']} sites x {s['inputs']} inputs, "
           f"fault-free mean EMD {s['baseline_emd']:.4f}")
+    if not s["complete"]:
+        print(f"  note: {s['n_sites']} of the model's {s['n_sites_model']} sites ran (--sites, --order, --stop-*): "
+              "the fractions below are of those sites")
     print("  threshold  sensitive bits   fraction   TMR overhead")
     for row in s["thresholds"].values():
         print(f"  emd_norm > {row['threshold']:<5g} {row['sensitive_bits']:8d}      {100 * row['fraction']:6.2f}%   "

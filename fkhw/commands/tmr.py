@@ -28,14 +28,16 @@ def add_arguments(p):
 
 def run(args) -> int:
     from fkhw.campaign import campaign_model
-    from fkhw.campaign_files import read_summary, read_table
+    from fkhw.campaign_files import read_outputs, read_summary, read_table
     from fkhw.outputs import check_out_dir
     from fkhw.tmr.flow import run_tmr
     from fkhw.tmr.select import parse_rule
 
     rule = parse_rule(args.threshold, args.budget)
     summary = read_summary(args.campaign)
-    read_table(args.campaign, summary)  # a damaged table is named before the model loads
+    read_table(args.campaign, summary)  # damaged files are named before the model loads
+    if not args.no_prove:
+        read_outputs(args.campaign, summary)  # the proof compares with the campaign's own outputs
     check_out_dir(args.out)
     bundle = campaign_model(summary, args.model)
     report = run_tmr(args.campaign, args.out, rule, bundle, synth=not args.no_synth, prove=not args.no_prove,

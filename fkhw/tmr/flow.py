@@ -102,9 +102,11 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs) -> dict:
     from fkhw.tmr.proof import HardenedRtlLevel, prove
 
     t0 = _step(f"proof: every protected bit upset in each of its 3 replicas, every other bit once ({table.site.size} sites)")
-    summary = json.loads((table.path / "summary.json").read_text())
-    with np.load(table.path / "outputs.npz") as z:
-        inputs, latent, sites = z["inputs"], z["latent"], z["sites"]
+    from fkhw.campaign_files import read_outputs
+
+    summary = table.summary
+    z = read_outputs(table.path, summary)
+    inputs, latent, sites = z["inputs"], z["latent"], z["sites"]
     # the plain design's outputs under the same upsets: the campaign's own
     # (bit-identical across levels, as `fkhw agree` shows)
     unprotected = np.isin(sites, protect, invert=True)
