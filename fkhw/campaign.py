@@ -186,14 +186,8 @@ def check_finished(out: Path, ident: str, fresh: bool) -> None:
     if fresh:
         campaign_files.remove_artifacts(out)
         return
-    summary = out / campaign_files.SUMMARY
-    if not summary.exists():
-        return
-    try:
-        found = json.loads(summary.read_text()).get("identity")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-        found = None
-    if found != ident:
+    found = campaign_files.finished_identity(out)
+    if found is not None and found != ident:
         raise CampaignError(f"--out {out} holds a finished campaign with other arguments (or a damaged "
                             f"{campaign_files.SUMMARY}); use another --out, or --fresh to replace it")
 

@@ -181,6 +181,19 @@ def read_manifest(folder) -> str:
     return identity
 
 
+def finished_identity(folder) -> str | None:
+    """The identity recorded by the finished campaign in ``folder``: None if
+    there is none, "" if its summary.json is damaged or predates identities."""
+    path = Path(folder) / SUMMARY
+    if not path.exists():
+        return None
+    try:
+        identity = json.loads(path.read_text()).get("identity")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        identity = None
+    return identity if isinstance(identity, str) else ""
+
+
 def remove_artifacts(folder) -> None:
     """What a run in ``folder`` wrote, so that a --fresh run leaves nothing stale."""
     for name in ARTIFACTS:
