@@ -13,6 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhw.outputs import CampaignOutputs
+
+_BLOCK = 256  # sites compared at once: bounds memory at many modules
+
 
 class AgreementError(ValueError):
     """Two campaigns that cannot be compared, and why."""
@@ -25,7 +29,7 @@ class Campaign:
     sites: np.ndarray
     inputs: np.ndarray
     baseline: np.ndarray
-    latent: np.ndarray
+    outputs: CampaignOutputs
 
     @staticmethod
     def load(path: Path) -> "Campaign":
@@ -34,8 +38,8 @@ class Campaign:
         if not summary_path.is_file() or not outputs.is_file():
             raise AgreementError(f"{path}: not a finished campaign folder (needs summary.json and outputs.npz)")
         summary = json.loads(summary_path.read_text())
-        with np.load(outputs) as z:
-            return Campaign(path, summary, z["sites"], z["inputs"], z["baseline"], z["latent"])
+        z = CampaignOutputs.load(outputs)
+        return Campaign(path, summary, z.sites, z.inputs, z.baseline, z)
 
 
 @dataclass(frozen=True)
@@ -73,9 +77,13 @@ def compare(a: Campaign, b: Campaign) -> Agreement:
     common, ia, ib = np.intersect1d(a.sites, b.sites, return_indices=True)
     if common.size == 0:
         raise AgreementError(f"{a.path} and {b.path} have no site in common")
-    la, lb = a.latent[ia].astype(np.int64), b.latent[ib].astype(np.int64)
-    diff = la != lb
-    bad_sites = common[diff.any(axis=(1, 2))]
+    bad, mismatching = [], 0
+    for k in range(0, common.size, _BLOCK):
+        sl = slice(k, k + _BLOCK)
+        diff = a.outputs.latent(ia[sl]).astype(np.int64) != b.outputs.latent(ib[sl]).astype(np.int64)
+        bad.append(common[sl][diff.any(axis=(1, 2))])
+        mismatching += int(diff.sum())
+    bad_sites = np.concatenate(bad)
     return Agreement(
         level_a=a.summary.get("level", "?"),
         level_b=b.summary.get("level", "?"),
@@ -84,5 +92,5 @@ def compare(a: Campaign, b: Campaign) -> Agreement:
         only_b=int(b.sites.size - common.size),
         baseline_identical=bool(np.array_equal(a.baseline, b.baseline)),
         disagreeing_sites=[int(s) for s in bad_sites],
-        mismatching_values=int(diff.sum()),
+        mismatching_values=mismatching,
     )

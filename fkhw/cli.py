@@ -28,10 +28,12 @@ def _user_error_types() -> tuple:
     from fkhw.agreement import AgreementError
     from fkhw.campaign import CampaignError
     from fkhw.data import DataError
+    from fkhw.evidence import EvidenceError
     from fkhw.executors import ExecutorError
     from fkhw.hls.project import HlsProjectError
     from fkhw.model.extract import UnsupportedLayerError
     from fkhw.model.files import ModelFileError
+    from fkhw.outputs import OutputsError
     from fkhw.ranking import RankingError
     from fkhw.rtlgen.emit import RtlUnsupported
     from fkhw.rtlgen.sim import RtlSimError
@@ -39,8 +41,8 @@ def _user_error_types() -> tuple:
     from fkhw.sites import SiteError
     from fkhw.tmr.select import TmrError
 
-    return (UserError, AgreementError, CampaignError, DataError, ExecutorError, HlsProjectError,
-            UnsupportedLayerError, ModelFileError, RankingError, RtlUnsupported, RtlSimError, ToolError,
+    return (UserError, AgreementError, CampaignError, DataError, EvidenceError, ExecutorError, HlsProjectError,
+            UnsupportedLayerError, ModelFileError, OutputsError, RankingError, RtlUnsupported, RtlSimError, ToolError,
             SiteError, TmrError, FileNotFoundError, PermissionError)
 
 

@@ -12,6 +12,8 @@ import sys
 import numpy as np
 import pytest
 
+from fkhw.outputs import CampaignOutputs
+
 
 @pytest.fixture(scope="module")
 def small_model_dir(tmp_path_factory):
@@ -63,5 +65,5 @@ def test_sim_runs_the_whole_flow_on_a_small_model(small_model_dir, tmp_path):
                      "campaign_rtl/agreement.json", "campaign_software/figure1.png", "tmr/tmr_map.json",
                      "tmr/hardened_rtl/regmap.csv", "tmr/annotations/README.md", "tmr/proof.json"):
         assert (out / artifact).is_file(), artifact
-    rtl = np.load(out / "campaign_rtl" / "outputs.npz")
-    assert rtl["latent"].shape == (n_sites, 8, 4)
+    rtl = CampaignOutputs.load(out / "campaign_rtl")
+    assert rtl.latent().shape == (n_sites, 8, 4)

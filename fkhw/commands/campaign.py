@@ -7,7 +7,9 @@ HELP = "single-bit-upset campaign on a level (software, hls, rtl): campaign.csv,
 DESCRIPTION = (
     "Pick --inputs modules with non-zero charge (seeded), measure the fault-free EMD, then flip each site's bit "
     "in turn and record the mean EMD over the inputs. Writes OUT/campaign.csv "
-    "(site,layer,tensor,index,bit,emd,emd_norm,n_changed), OUT/outputs.npz (charges, inputs, baseline, latent), "
+    "(site,layer,tensor,index,bit,emd,emd_norm,n_changed,emd_norm_lo,emd_norm_hi: the last two the --confidence "
+    "interval of emd_norm over the modules, paired bootstrap), OUT/outputs.npz (charges, inputs, baseline, and the "
+    "latent codes where they differ from the fault-free ones), "
     "OUT/summary.json (sensitive-bit fractions and TMR overhead per threshold) and OUT/figure1.png. "
     "Killed half way and started again with the same arguments, it resumes.")
 
@@ -35,6 +37,11 @@ def add_arguments(p):
                    help="run on an existing Dask cluster (e.g. tcp://10.0.0.5:8786; see README for Slurm/HTCondor)")
     p.add_argument("--chunk", type=int, default=None, help="sites per work chunk (resume granularity)")
     p.add_argument("--fresh", action="store_true", help="discard an unfinished campaign in --out instead of resuming")
+    p.add_argument("--baseline", default="modules", choices=["modules", "data"],
+                   help="emd_norm's denominator: the fault-free mean EMD over the campaign's modules (default), or "
+                        "over every module of the data file (the FKeras paper's rule)")
+    p.add_argument("--confidence", type=float, default=0.95, metavar="C",
+                   help="confidence level of the per-site emd_norm interval (emd_norm_lo/hi; default 0.95)")
     p.add_argument("--no-plot", action="store_true", help="skip figure1.png")
 
 
@@ -48,6 +55,8 @@ def run(args) -> int:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     if args.chunk is not None and args.chunk < 1:
         raise UserError(f"--chunk must be at least 1, got {args.chunk}")
+    if not 0.0 < args.confidence < 1.0:
+        raise UserError(f"--confidence {args.confidence:g}: a confidence level lies strictly between 0 and 1 (e.g. 0.95)")
     if args.stop_sensitive is not None and args.stop_sensitive < 1:
         raise UserError(f"--stop-sensitive must be at least 1, got {args.stop_sensitive}")
     bundle = load_model(args.model)
@@ -57,7 +66,8 @@ def run(args) -> int:
         model=args.model, level=args.level, n_inputs=args.inputs, seed=args.seed, data=args.data,
         order=args.order, sites=sites, stop_after=args.stop_after, stop_sensitive=args.stop_sensitive,
         sensitive_threshold=args.sensitive_threshold, thresholds=tuple(DEFAULT_THRESHOLDS) + tuple(args.threshold),
-        jobs=args.jobs, chunk=args.chunk, scheduler=args.scheduler)
+        jobs=args.jobs, chunk=args.chunk, scheduler=args.scheduler, baseline=args.baseline,
+        confidence=args.confidence)
     result = run_campaign(spec, bundle, args.out, fresh=args.fresh)
     print_summary(result.summary, args.out)
     if not args.no_plot:
@@ -71,6 +81,8 @@ def run(args) -> int:
 def print_summary(s: dict, out) -> None:
     print(f"{s['model']} [{s['level']}]: {s['n_sites']} sites x {s['inputs']} inputs, "
           f"fault-free mean EMD {s['baseline_emd']:.4f}")
+    if s.get("baseline") == "data":
+        print(f"  emd_norm relative to the fault-free mean over the whole data file: {s['emd_norm_denominator']:.4f}")
     print("  threshold  sensitive bits   fraction   TMR overhead")
     for row in s["thresholds"].values():
         print(f"  emd_norm > {row['threshold']:<5g} {row['sensitive_bits']:8d}      {100 * row['fraction']:6.2f}%   "
