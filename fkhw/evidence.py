@@ -109,4 +109,9 @@ def emd_norm_interval(baseline_emd: np.ndarray, indptr: np.ndarray, module: np.n
             frac = pos - i0
             cols = np.arange(block.size)
             out[block] = ratio[i0, cols] * (1 - frac) + ratio[i1, cols] * frac
+        # the interval always holds the measured value itself (BCa's shifted percentiles
+        # could, in principle, leave it): a rule on the upper end then protects at least
+        # what the rule on the value protects
+        lo[block] = np.minimum(lo[block], point)
+        hi[block] = np.maximum(hi[block], point)
     return lo, hi

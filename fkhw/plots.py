@@ -28,6 +28,8 @@ def read_campaign_csv(path: Path) -> dict:
         "index": np.array([int(r["index"]) for r in rows]),
         "bit": np.array([int(r["bit"]) for r in rows]),
         "emd_norm": np.array([float(r["emd_norm"]) for r in rows]),
+        # the interval columns came later: absent in older tables
+        **{k: np.array([float(r[k]) for r in rows]) for k in ("emd_norm_lo", "emd_norm_hi") if k in rows[0]},
     }
 
 

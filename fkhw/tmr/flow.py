@@ -11,6 +11,7 @@ Output folder layout:
     area.csv / area.json / area.md   plain vs selective vs full TMR (Yosys)
     proof.json                       fault injection on the hardened RTL
     hardened_campaign/               campaign over the hardened RTL (worst emd_norm)
+    heldout/, campaigns/             held-out campaign; with --inputs auto, the campaigns of the search
     tmr_report.json                  everything above in one summary
 """
 
@@ -42,7 +43,9 @@ def _step(msg: str) -> float:
 
 
 def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: bool = True, prove: bool = True,
-            jobs: int | None = None) -> dict:
+            jobs: int | None = None, evidence: dict | None = None) -> dict:
+    """``evidence``: the held-out validation (and the --inputs auto search)
+    of this map, recorded in the report as given."""
     from fkhw.rtlgen.emit import generate
     from fkhw.tmr.harden import harden, write_tmrg_variant
 
@@ -56,7 +59,8 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
     out.mkdir(parents=True, exist_ok=True)
     report = {"model": bundle.name, "rule": rule.to_dict(), "campaign": str(campaign),
               "protected_bits": selection.n_protected, "all_bits": n_all,
-              "overhead_pct": selection.overhead_pct, "artifacts": {}}
+              "overhead_pct": selection.overhead_pct, "campaign_modules": int(table.summary.get("inputs", 0)),
+              **(evidence or {}), "artifacts": {}}
     art = report["artifacts"]
 
     _step(f"{rule.describe()}: {selection.n_protected} of {n_all} bits")
