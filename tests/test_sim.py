@@ -47,11 +47,12 @@ def small_model_dir(tmp_path_factory):
 def test_sim_runs_the_whole_flow_on_a_small_model(small_model_dir, tmp_path):
     out = tmp_path / "sim"
     r = subprocess.run([sys.executable, "-m", "fkhw", "sim", "--model", str(small_model_dir), "--out", str(out),
-                        "--inputs", "8", "--jobs", "1", "--no-synth", "--tmr-threshold", "1.0"],
+                        "--inputs", "8", "--jobs", "1", "--no-synth", "--tmr-threshold", "1.0",
+                        "--max-inputs", "64", "--validate-inputs", "256"],
                        capture_output=True, text=True, timeout=1500)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    for k in range(1, 10):
-        assert f"[{k}/9]" in r.stdout
+    for k in range(1, 11):
+        assert f"[{k}/10]" in r.stdout
     s = json.loads((out / "sim_summary.json").read_text())
     assert s["hls"]["mismatching_rows"] == 0 and s["functional"]["mismatching_rows"] == 0
     assert s["rtl"]["lint"] == "clean"
@@ -59,7 +60,13 @@ def test_sim_runs_the_whole_flow_on_a_small_model(small_model_dir, tmp_path):
     assert s["agreement"] == {"common_sites": n_sites, "disagreeing_sites": 0}
     report = json.loads((out / "tmr" / "tmr_report.json").read_text())
     assert report["proof"]["ok"] and report["proof"]["protected_output_changes"] == 0
-    assert report["hardened_campaign"]["within_threshold"]
+    h = report["hardened_campaign"]
+    # the proof runs on the map campaign's first 32 modules; the threshold is checked when those are all of them
+    assert h["within_threshold"] is (True if h["modules"] == h["campaign_modules"] else None)
+    steps = report["auto"]["steps"]
+    assert [st["inputs"] for st in steps][0] == 32 and report["campaign_modules"] == steps[-1]["inputs"]
+    assert report["validation"]["modules"] == 256 and s["tmr"]["evidence"]["modules"] == steps[-1]["inputs"]
+    assert "TMR map evidence: chosen on" in r.stdout and "held-out" in r.stdout
     assert 0 < report["protected_bits"] < n_sites
     for artifact in ("hls/fkhw_project.json", "rtl/fkhw_encoder.v", "rtl/regmap.csv", "campaign_rtl/campaign.csv",
                      "campaign_rtl/agreement.json", "campaign_software/figure1.png", "tmr/tmr_map.json",
