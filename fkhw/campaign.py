@@ -207,13 +207,19 @@ class CampaignResult:
     emd_norm: np.ndarray
 
 
-def _chunk_size(spec: CampaignSpec, level_name: str, n: int) -> int:
+# (site, module) pairs per chunk: a chunk's latent codes arrive as int64, 16 outputs ->
+# 256 MiB; bounds memory at thousands of modules
+_CHUNK_PAIRS = 1 << 21
+
+
+def _chunk_size(spec: CampaignSpec, level_name: str, n_modules: int) -> int:
     if spec.chunk:
         return spec.chunk
     # software evaluates big batches fast; simulators trade start-up cost
     # against what a kill loses
     # a simulator start costs ~0.7 s (cocotb + Verilator model), ~2.5 ms per injection after
-    return 2048 if level_name == "software" else 1024
+    most = 2048 if level_name == "software" else 1024
+    return max(64, min(most, _CHUNK_PAIRS // max(1, n_modules)))
 
 
 def run_campaign(spec: CampaignSpec, bundle: ModelBundle, out: Path, fresh: bool = False,
@@ -250,7 +256,7 @@ def run_campaign(spec: CampaignSpec, bundle: ModelBundle, out: Path, fresh: bool
         progress = Progress(len(planned), f"campaign[{spec.level}]",
                             stream=open(os.devnull, "w") if quiet else None)
         progress.advance(len(planned) - len(todo))
-        size = _chunk_size(spec, spec.level, len(todo))
+        size = _chunk_size(spec, spec.level, work.inputs.shape[0])
         chunks = [np.array(todo[i:i + size], dtype=np.int64) for i in range(0, len(todo), size)]
         if chunks and not _enough_sensitive(spec, store, planned, denominator):
             for sites, latent in executor.map(task, chunks):
