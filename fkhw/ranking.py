@@ -193,8 +193,9 @@ def order_from_scores(scores_csv_path, column: str) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 
-def read_campaign(path: Path) -> tuple:
-    """(site ids, emd_norm) of DIR/campaign.csv (or the CSV itself)."""
+def read_campaign(path: Path, column: str = "emd_norm") -> tuple:
+    """(site ids, emd_norm) of DIR/campaign.csv (or the CSV itself);
+    ``column="emd_norm_hi"`` reads the upper end of its interval instead."""
     path = Path(path)
     if path.is_dir():
         path = path / "campaign.csv"
@@ -202,12 +203,12 @@ def read_campaign(path: Path) -> tuple:
         raise RankingError(f"{path}: no campaign table (run `fkhw campaign --out DIR` first)")
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"site", "emd_norm"} <= set(reader.fieldnames):
-            raise RankingError(f"{path}: a campaign table needs 'site' and 'emd_norm' columns")
+        if not reader.fieldnames or not {"site", column} <= set(reader.fieldnames):
+            raise RankingError(f"{path}: a campaign table needs 'site' and '{column}' columns")
         try:
-            rows = [(int(r["site"]), float(r["emd_norm"])) for r in reader]
+            rows = [(int(r["site"]), float(r[column])) for r in reader]
         except (TypeError, ValueError):
-            raise RankingError(f"{path}: 'site' must be integers and 'emd_norm' numbers") from None
+            raise RankingError(f"{path}: 'site' must be integers and '{column}' numbers") from None
     if not rows:
         raise RankingError(f"{path}: no rows")
     sites = np.array([r[0] for r in rows], dtype=np.int64)

@@ -129,13 +129,13 @@ def run(args) -> int:
 def _write_params(path, a, ir, space):
     import csv
 
-    from fkhw.sites import _tensor_codes
+    from fkhw.sites import tensor_codes
 
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["param", "layer", "tensor", "index", "code", "value", "gradient", "hessian_diag"])
         for s, t in zip(a.slices, space.tensors):
-            codes = _tensor_codes(ir, t).reshape(-1)
+            codes = tensor_codes(ir, t).reshape(-1)
             for i in range(s.size):
                 p = s.start + i
                 w.writerow([p, s.layer, s.tensor, i, int(codes[i]), repr(float(codes[i] * 2.0 ** -t.fmt.frac)),

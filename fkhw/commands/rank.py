@@ -14,6 +14,9 @@ def add_arguments(p):
     p.add_argument("--campaign", type=Path, required=True, help="campaign folder (holding campaign.csv) or the CSV")
     p.add_argument("--scores", type=Path, required=True, help="hessian folder (holding scores.csv) or the CSV")
     p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--rule", default="mean", choices=["mean", "upper"],
+                   help="which bits count as sensitive: emd_norm > T (mean, default) or the upper end of its interval "
+                        "> T (upper: the bits `fkhw tmr --rule upper` protects)")
     p.add_argument("--threshold", type=float, action="append", default=[], metavar="T",
                    help="extra emd_norm threshold (repeatable); 1.0, 1.05, 1.1 are always reported")
 
@@ -28,7 +31,7 @@ def run(args) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out}: exists and is not a folder")
     try:
-        camp_sites, emd = read_campaign(args.campaign)
+        camp_sites, emd = read_campaign(args.campaign, "emd_norm" if args.rule == "mean" else "emd_norm_hi")
         score_sites, scores = read_scores_csv(args.scores)
         if not scores:
             raise RankingError(f"--scores {args.scores}: no score column besides 'site'")
