@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fkhw.campaign import CSV_COLUMNS, CampaignError, CampaignSpec, run_campaign
+from fkhw.campaign import CSV_COLUMNS, CampaignError, CampaignSpec, make_workload, run_campaign
 from fkhw.levels.software import SoftwareLevel
 from fkhw.model.bundle import load_model
 from fkhw.outputs import CampaignOutputs
@@ -199,3 +199,21 @@ def test_cli_campaign_on_a_site_list_writes_all_outputs_and_figure(tmp_path):
     assert [int(x["site"]) for x in read_csv(tmp_path / "o" / "campaign.csv")] == [0, 5, 10715]
     assert (tmp_path / "o" / "figure1.png").stat().st_size > 10000
     assert "TMR overhead" in r.stdout and "campaign[software]" in r.stderr
+
+
+def test_upsets_on_a_model_with_other_widths_equal_qkeras(trained_model_dir):
+    """The software level's shortcuts (rank-one accumulator updates, one moved
+    conv channel carried into the dense layer) on 6-bit weights and an 8-bit latent."""
+    from fkhw.levels.qkeras import QKerasLevel
+
+    bundle = load_model(str(trained_model_dir))
+    work = make_workload(bundle, None, 48, 2)
+    space = SiteSpace.of(bundle.ir)
+    tn, _, bit = space.locate(np.arange(space.n_sites))
+    rng = np.random.default_rng(4)
+    sample = np.array(sorted({int(rng.choice(np.flatnonzero((tn == k) & (bit == b))))
+                              for k in range(len(space.tensors)) for b in range(3)}))
+    got = SoftwareLevel(bundle.ir).run(sample, work.inputs)
+    want = QKerasLevel(bundle).run(sample, work.inputs)
+    assert int((got != want).sum()) == 0
+    assert np.any(want != QKerasLevel(bundle).golden(work.inputs)[None])

@@ -49,7 +49,7 @@ def run(args) -> int:
     from fkhw.cli import UserError
     from fkhw.model.bundle import load_model
     from fkhw.tmr.flow import run_tmr
-    from fkhw.tmr.select import TmrError, parse_rule
+    from fkhw.tmr.select import CampaignTable, TmrError, check_campaign_matches, parse_rule, select
     from fkhw.tmr.stable import HeldOut, find_stable, validate_campaign
 
     if (args.campaign is None) == (args.inputs is None):
@@ -74,6 +74,10 @@ def run(args) -> int:
         bundle = load_model(model)
         evidence = {}
         campaign = args.campaign
+        if campaign is not None:  # a campaign of another model is refused before any work
+            table = CampaignTable.load(campaign)
+            check_campaign_matches(table, bundle.files.digest(), bundle.name)
+            select(table, rule, bundle.ir.n_param_bits())  # a rule the campaign cannot satisfy, too
         if args.inputs is not None:
             auto = find_stable(bundle, rule, args.out, args.seed, args.data, held,
                                max_inputs=counts or args.max_inputs, start=counts or 32)

@@ -68,9 +68,9 @@ def validate_campaign(bundle, campaign: Path, rule: Rule, held: HeldOut, out: Pa
     rows = CampaignOutputs.load(campaign).rows
     if held.validate_data is None and table.summary.get("data") is None:
         raise TmrError(f"--campaign {campaign}: summary.json does not name its data file")
+    protected = table.site[select(table, rule, bundle.ir.n_param_bits()).rows]
     heldout = heldout_table(bundle, held, out, table.summary.get("data"), rows, int(table.summary.get("seed", 0)),
                             quiet)
-    protected = table.site[select(table, rule, bundle.ir.n_param_bits()).rows]
     return validate(protected, heldout, validation_threshold(rule), table)
 
 
