@@ -64,6 +64,9 @@ class SoftwareLevel:
             k_row = None
             shift = frac - layer.bias_fmt.frac
             channel = idx
+        if acc.ndim == 2 and all(later.kind == "quant" for later in self.model.layers[pos + 1:]):
+            return self._run_last(pos, channel, delta, shift, acts, frac,
+                                  rows[:, k_row] if t.tensor == "kernel" else None)
         hop = self._channel_hop(pos)
         if hop is not None:
             return self._run_channels(hop, t, idx, channel, delta, shift, acts, frac,
@@ -135,4 +138,18 @@ class SoftwareLevel:
                 faulty = d_acc[None] + change.reshape(part.size, n, -1)
                 y = engine.run_from(self.model, dense_pos + 1, faulty.reshape(part.size * n, -1), d_frac)
                 out[part] = y.reshape(part.size, n, -1)
+        return out
+
+    def _run_last(self, pos: int, channel, delta, shift, acts, frac, cols) -> np.ndarray:
+        """Faulty outputs when MAC layer ``pos`` is followed only by elementwise
+        requantizers (a dense output layer): an upset moves one output, the
+        others keep their fault-free codes. ``cols``: (N, S) input column of
+        each kernel site (None for biases)."""
+        acc, golden = acts[pos + 1], acts[-1]
+        n = acc.shape[0]
+        d = delta.astype(np.int64)
+        bump = (d[:, None] << shift) if cols is None else (d[:, None] * cols.T) << shift
+        moved = engine.run_from(self.model, pos + 1, acc[:, channel].T + bump, frac)  # (S, N)
+        out = np.broadcast_to(golden, (channel.size,) + golden.shape).copy()
+        out[np.arange(channel.size)[:, None], np.arange(n)[None, :], channel[:, None]] = moved
         return out
