@@ -28,7 +28,8 @@ REPO = Path(__file__).resolve().parent.parent
 FLOORS = {1024: 20.0, 4096: 90.0}
 # runs a command and reports its peak RSS (this wrapper's only child)
 _WRAP = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
-         "print('PEAK_KIB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+         "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+         "print('PEAK_KIB', u.ru_maxrss, 'CPU_S', u.ru_utime + u.ru_stime, file=sys.stderr); "
          "sys.exit(r.returncode)")
 
 
@@ -44,8 +45,9 @@ def run(code_dir: Path | None, n: int, out: Path) -> tuple:
     if proc.returncode != 0:
         raise SystemExit(f"benchmark command failed ({'baseline' if code_dir else 'this checkout'}, {n} modules):\n"
                          + proc.stderr[-2000:])
-    peak = int(proc.stderr.rsplit("PEAK_KIB", 1)[1].split()[0]) / 1024.0
-    return wall, peak, (out / "outputs.npz").stat().st_size / 1e6
+    fields = proc.stderr.rsplit("PEAK_KIB", 1)[1].split()
+    peak, cpu = int(fields[0]) / 1024.0, float(fields[2])
+    return wall, cpu, peak, (out / "outputs.npz").stat().st_size / 1e6
 
 
 def main() -> None:
@@ -64,17 +66,20 @@ def main() -> None:
                                      check=True).stdout
             subprocess.run(["tar", "-x", "-C", str(base_dir)], input=archive, check=True)
         print(f"exhaustive software campaign, econt-bol, {10720} sites, whole `fkhw campaign` command")
-        print(f"{'modules':>8} {'code':<16} {'wall s':>8} {'peak RSS MiB':>13} {'outputs.npz MB':>15}  floor")
+        # CPU seconds (user + sys) next to wall: the machine may be shared; on 2 idle cores
+        # the wall time of this single-process command is about its CPU time
+        print(f"load average before: {os.getloadavg()[0]:.2f}")
+        print(f"{'modules':>8} {'code':<16} {'wall s':>8} {'CPU s':>7} {'peak RSS MiB':>13} {'outputs.npz MB':>15}  floor")
         for n in args.counts:
             runs = [("this checkout", None)] + ([(f"before ({BASELINE_REF})", base_dir)] if base_dir else [])
             for label, code in runs:
-                wall, peak, size = run(code, n, tmp / f"{label[:4]}_{n}")
+                wall, cpu, peak, size = run(code, n, tmp / f"{label[:4]}_{n}")
                 floor = ""
                 if code is None and n in FLOORS:
                     ok = wall <= FLOORS[n] and peak <= 4096 and (n != 4096 or size <= 200)
                     floor = (f"<= {FLOORS[n]:g} s, <= 4096 MiB" + (", <= 200 MB" if n == 4096 else "")
                              + (": met" if ok else ": MISSED"))
-                print(f"{n:>8} {label:<16} {wall:8.1f} {peak:13.0f} {size:15.1f}  {floor}", flush=True)
+                print(f"{n:>8} {label:<16} {wall:8.1f} {cpu:7.1f} {peak:13.0f} {size:15.1f}  {floor}", flush=True)
 
 
 if __name__ == "__main__":
