@@ -44,12 +44,12 @@ def run(args) -> int:
                            f"sensitive bits found vs injected ({cmp.n_sites} campaign sites)")
     if cmp.missing:
         print(f"warning: {cmp.missing} campaign site(s) have no score and are left out")
-    _print(cmp)
+    _print(cmp, "emd_norm" if args.rule == "mean" else "emd_norm_hi")
     print(f"  results -> {args.out}/rank.csv; curves -> {png}")
     return 0
 
 
-def _print(cmp):
+def _print(cmp, column: str = "emd_norm"):
     def fmt(v):
         return "-" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
 
@@ -57,7 +57,7 @@ def _print(cmp):
     for r in cmp.rows:
         if r["threshold"] != current:
             current = r["threshold"]
-            print(f"emd_norm > {current:g}: {r['n_sensitive']} sensitive of {r['n_sites']} sites")
+            print(f"{column} > {current:g}: {r['n_sensitive']} sensitive of {r['n_sites']} sites")
             print(f"  {'score':<16} {'spearman':>8} {'50%':>8} {'90%':>8} {'100%':>8}")
         rho = "" if r["spearman"] != r["spearman"] else f"{r['spearman']:.3f}"
         print(f"  {r['score']:<16} {rho:>8} {fmt(r['inj_50']):>8} {fmt(r['inj_90']):>8} {fmt(r['inj_100']):>8}")
