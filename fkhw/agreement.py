@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from fkhw.campaign_files import read_outputs, read_summary
+from fkhw.outputs import CampaignOutputs
+
+_BLOCK = 256  # sites compared at once: bounds memory at many modules
 
 
 class AgreementError(ValueError):
@@ -26,14 +29,14 @@ class Campaign:
     sites: np.ndarray
     inputs: np.ndarray
     baseline: np.ndarray
-    latent: np.ndarray
+    outputs: CampaignOutputs
 
     @staticmethod
     def load(path: Path, option: str = "--campaign") -> "Campaign":
         path = Path(path)
         summary = read_summary(path, option)
         z = read_outputs(path, summary, option)
-        return Campaign(path, summary, z["sites"], z["inputs"], z["baseline"], z["latent"])
+        return Campaign(path, summary, z.sites, z.inputs, z.baseline, z)
 
 
 @dataclass(frozen=True)
@@ -71,9 +74,13 @@ def compare(a: Campaign, b: Campaign) -> Agreement:
     common, ia, ib = np.intersect1d(a.sites, b.sites, return_indices=True)
     if common.size == 0:
         raise AgreementError(f"{a.path} and {b.path} have no site in common")
-    la, lb = a.latent[ia].astype(np.int64), b.latent[ib].astype(np.int64)
-    diff = la != lb
-    bad_sites = common[diff.any(axis=(1, 2))]
+    bad, mismatching = [], 0
+    for k in range(0, common.size, _BLOCK):
+        sl = slice(k, k + _BLOCK)
+        diff = a.outputs.latent(ia[sl]).astype(np.int64) != b.outputs.latent(ib[sl]).astype(np.int64)
+        bad.append(common[sl][diff.any(axis=(1, 2))])
+        mismatching += int(diff.sum())
+    bad_sites = np.concatenate(bad)
     return Agreement(
         level_a=a.summary.get("level", "?"),
         level_b=b.summary.get("level", "?"),
@@ -82,5 +89,5 @@ def compare(a: Campaign, b: Campaign) -> Agreement:
         only_b=int(b.sites.size - common.size),
         baseline_identical=bool(np.array_equal(a.baseline, b.baseline)),
         disagreeing_sites=[int(s) for s in bad_sites],
-        mismatching_values=int(diff.sum()),
+        mismatching_values=mismatching,
     )

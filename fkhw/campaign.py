@@ -28,15 +28,20 @@ import numpy as np
 
 from fkhw import __version__, campaign_files, data
 from fkhw.damage import DamageMeter
+from fkhw.evidence import N_BOOT, check_confidence, emd_norm_interval
 from fkhw.executors import ChunkTask
 from fkhw.model.bundle import ModelBundle
 from fkhw.orders import site_order
-from fkhw.outputs import check_out_dir as check_out_path
+from fkhw.outpaths import check_out_dir as check_out_path
+from fkhw.outputs import write_outputs
 from fkhw.progress import Progress
 from fkhw.sites import SiteSpace
 
 DEFAULT_THRESHOLDS = (1.0, 1.01, 1.05, 1.1)
-CSV_COLUMNS = ["site", "layer", "tensor", "index", "bit", "emd", "emd_norm", "n_changed"]
+# emd_norm_lo/hi: the confidence interval of emd_norm over the modules (fkhw.evidence); appended
+# last so that readers of the first eight columns keep working
+CSV_COLUMNS = ["site", "layer", "tensor", "index", "bit", "emd", "emd_norm", "n_changed", "emd_norm_lo", "emd_norm_hi"]
+BASELINES = ("modules", "data")
 
 
 class CampaignError(ValueError):
@@ -59,6 +64,9 @@ class CampaignSpec:
     jobs: int | None = None
     chunk: int | None = None
     scheduler: str | None = None  # address of an existing Dask scheduler
+    rows: tuple | None = None  # explicit modules (row numbers in the data file) instead of n_inputs + seed
+    baseline: str = "modules"  # emd_norm's denominator: fault-free mean over the campaign's modules, or the data file's
+    confidence: float = 0.95  # of the per-site emd_norm interval
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,10 +80,11 @@ class Workload:
     data_digest: str
 
 
-def make_workload(bundle: ModelBundle, data_path: str | None, n_inputs: int, seed: int) -> Workload:
+def make_workload(bundle: ModelBundle, data_path: str | None, n_inputs: int, seed: int,
+                  rows: tuple | None = None) -> Workload:
     path = Path(data_path) if data_path else data.DEFAULT_DATA
     charges = data.load_charges(path)
-    rows = data.select_modules(charges, n_inputs, seed)
+    rows = data.select_modules(charges, n_inputs, seed) if rows is None else data.check_modules(charges, rows, path)
     chosen = charges[rows]
     data.check_image_input(bundle.ir.input.shape, bundle.name)
     inputs = data.encoder_input_codes(chosen, bundle.ir.input.fmt)
@@ -127,7 +136,7 @@ class Store:
 
     out: Path
     identity: str
-    done: dict = field(default_factory=dict)  # site -> (emd, n_changed, latent)
+    done: dict = field(default_factory=dict)  # site -> (emd, n_changed, changed modules, their latents, their EMDs)
 
     @property
     def partial(self) -> Path:
@@ -144,22 +153,32 @@ class Store:
             for chunk in sorted(self.partial.glob("chunk_*.npz")):
                 try:
                     with np.load(chunk) as z:
-                        for s, e, n, lat in zip(z["sites"], z["emd"], z["n_changed"], z["latent"]):
-                            self.done[int(s)] = (float(e), int(n), lat)
+                        self._keep(z["sites"], z["emd"], z["n_changed"], z["indptr"], z["module"], z["latent"],
+                                   z["pair_emd"])
                 except Exception:
                     chunk.unlink()  # a chunk cut short by a kill is redone, never half-read
         else:
             self.partial.mkdir(parents=True, exist_ok=True)
             manifest.write_text(json.dumps({"identity": self.identity}))
 
-    def add(self, sites: np.ndarray, emd: np.ndarray, n_changed: np.ndarray, latent: np.ndarray) -> None:
+    def add(self, sites: np.ndarray, damage, latent: np.ndarray) -> None:
+        """A finished chunk: ``damage`` from the meter, ``latent`` (S, N, n_out)."""
+        order = np.lexsort((damage.pair_module, damage.pair_site))
+        ps, pm = damage.pair_site[order], damage.pair_module[order]
+        indptr = np.searchsorted(ps, np.arange(sites.size + 1))
+        pairs = dict(indptr=indptr, module=pm.astype(np.int32), latent=latent[ps, pm],
+                     pair_emd=damage.pair_emd[order])
         fd, tmp = tempfile.mkstemp(dir=self.partial, suffix=".tmp")
         os.close(fd)
         with open(tmp, "wb") as f:
-            np.savez(f, sites=sites, emd=emd, n_changed=n_changed, latent=latent)
+            np.savez(f, sites=sites, emd=damage.emd, n_changed=damage.n_changed, **pairs)
         os.replace(tmp, self.partial / f"chunk_{int(sites[0]):08d}_{len(self.done):08d}.npz")
-        for s, e, n, lat in zip(sites, emd, n_changed, latent):
-            self.done[int(s)] = (float(e), int(n), lat)
+        self._keep(sites, damage.emd, damage.n_changed, indptr, pairs["module"], pairs["latent"], pairs["pair_emd"])
+
+    def _keep(self, sites, emd, n_changed, indptr, module, latent, pair_emd) -> None:
+        for k, (s, e, n) in enumerate(zip(sites.tolist(), emd.tolist(), n_changed.tolist())):
+            sl = slice(indptr[k], indptr[k + 1])
+            self.done[s] = (e, n, module[sl], latent[sl], pair_emd[sl])
 
     def discard(self) -> None:
         shutil.rmtree(self.partial, ignore_errors=True)
@@ -167,7 +186,9 @@ class Store:
 
 def identity(spec: CampaignSpec, bundle: ModelBundle, work: Workload, planned: np.ndarray) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps([bundle.files.digest(), spec.level, spec.n_inputs, spec.seed, work.data_digest]).encode())
+    h.update(json.dumps(["chunks-v2", bundle.files.digest(), spec.level, spec.n_inputs, spec.seed,
+                         work.data_digest]).encode())
+    h.update(work.rows.astype(np.int64).tobytes())
     h.update(planned.astype(np.int64).tobytes())
     return h.hexdigest()[:20]
 
@@ -203,13 +224,19 @@ class CampaignResult:
     emd_norm: np.ndarray
 
 
-def _chunk_size(spec: CampaignSpec, level_name: str, n: int) -> int:
+# (site, module) pairs per chunk: a chunk's latent codes arrive as int64, 16 outputs ->
+# 256 MiB; bounds memory at thousands of modules
+_CHUNK_PAIRS = 1 << 21
+
+
+def _chunk_size(spec: CampaignSpec, level_name: str, n_modules: int) -> int:
     if spec.chunk:
         return spec.chunk
     # software evaluates big batches fast; simulators trade start-up cost
     # against what a kill loses
     # a simulator start costs ~0.7 s (cocotb + Verilator model), ~2.5 ms per injection after
-    return 2048 if level_name == "software" else 1024
+    most = 2048 if level_name == "software" else 1024
+    return max(64, min(most, _CHUNK_PAIRS // max(1, n_modules)))
 
 
 def run_campaign(spec: CampaignSpec, bundle: ModelBundle, out: Path, fresh: bool = False,
@@ -222,11 +249,14 @@ def run_campaign(spec: CampaignSpec, bundle: ModelBundle, out: Path, fresh: bool
             raise CampaignError(f"--threshold {t}: thresholds are non-negative numbers")
     if not np.isfinite(spec.sensitive_threshold) or spec.sensitive_threshold < 0:
         raise CampaignError(f"--sensitive-threshold {spec.sensitive_threshold}: a non-negative number")
+    if spec.baseline not in BASELINES:
+        raise CampaignError(f"--baseline {spec.baseline!r}: use {' or '.join(BASELINES)}")
+    check_confidence(spec.confidence)
     out = Path(out)
     check_out_path(out)  # before any work; the folder is made only once the inputs are known good
     decoder = bundle.require_decoder()
     space = SiteSpace.of(bundle.ir)
-    work = make_workload(bundle, spec.data, spec.n_inputs, spec.seed)
+    work = make_workload(bundle, spec.data, spec.n_inputs, spec.seed, spec.rows)
     planned = plan(spec, space)
     ident = identity(spec, bundle, work, planned)
     check_out_dir(out)
@@ -251,25 +281,28 @@ def _run_locked(spec, bundle, out, fresh, level, quiet, executor, t0, decoder, s
         if not np.isfinite(base_emd) or base_emd <= 0:
             raise CampaignError(f"the fault-free mean EMD on {work.data_path} is {base_emd}: damage cannot be "
                                 "normalised by it (check the data's charges)")
+        denominator = base_emd if spec.baseline == "modules" else data_baseline_emd(bundle, work.data_path)
+        if not np.isfinite(denominator) or denominator <= 0:
+            raise CampaignError(f"the fault-free mean EMD over all of {work.data_path} is {denominator}: damage "
+                                "cannot be normalised by it (check the data's charges)")
 
         todo = [s for s in planned.tolist() if s not in store.done]
         progress = Progress(len(planned), f"campaign[{spec.level}]",
                             stream=open(os.devnull, "w") if quiet else None)
         progress.advance(len(planned) - len(todo))
-        size = _chunk_size(spec, spec.level, len(todo))
+        size = _chunk_size(spec, spec.level, work.inputs.shape[0])
         chunks = [np.array(todo[i:i + size], dtype=np.int64) for i in range(0, len(todo), size)]
-        if chunks and not _enough_sensitive(spec, store, planned, base_emd):
+        if chunks and not _enough_sensitive(spec, store, planned, denominator):
             for sites, latent in executor.map(task, chunks):
-                emd, n_changed = meter.measure(latent)
-                store.add(sites, emd, n_changed, latent.astype(_latent_dtype(bundle)))
+                store.add(sites, meter.measure(latent), latent.astype(_latent_dtype(bundle)))
                 progress.advance(sites.size)
-                if _enough_sensitive(spec, store, planned, base_emd):
+                if _enough_sensitive(spec, store, planned, denominator):
                     break
     finally:
         executor.close()
 
-    result = _assemble(spec, executor.level_name or spec.level, bundle, out, store, planned, work, baseline, base_emd, space,
-                       time.monotonic() - t0)
+    result = _assemble(spec, executor.level_name or spec.level, bundle, out, store, planned, work, baseline,
+                       meter.baseline_emd, denominator, space, time.monotonic() - t0)
     store.discard()
     return result
 
@@ -342,14 +375,35 @@ def threshold_table(emd_norm: np.ndarray, thresholds, n_all_bits: int) -> dict:
     return table
 
 
-def _assemble(spec, level_name, bundle, out, store, planned, work, baseline, base_emd, space, seconds) -> CampaignResult:
-    rows = _rows_in_plan_order(spec, store, planned, base_emd)
-    emd = np.array([store.done[s][0] for s in rows.tolist()])
-    n_changed = np.array([store.done[s][1] for s in rows.tolist()], dtype=np.int64)
+def data_baseline_emd(bundle: ModelBundle, data_path: Path) -> float:
+    """The fault-free mean EMD over every module of the data file with
+    non-zero charge (the FKeras paper's denominator). The software engine
+    gives it: every level is bit-exact with it (fkhw agree)."""
+    from fkhw import engine
+
+    charges = data.load_charges(data_path)
+    charges = charges[charges.sum(axis=1) > 0]
+    codes = engine.forward(bundle.ir, data.encoder_input_codes(charges, bundle.ir.input.fmt))
+    meter = DamageMeter(bundle.require_decoder(), charges, codes, bundle.ir.output_spec.frac)
+    return float(meter.baseline_emd.mean())
+
+
+def _assemble(spec, level_name, bundle, out, store, planned, work, baseline, baseline_emd, denominator, space,
+              seconds) -> CampaignResult:
+    base_emd = float(baseline_emd.mean())
+    rows = _rows_in_plan_order(spec, store, planned, denominator)
+    done = [store.done[s] for s in rows.tolist()]
+    emd = np.array([d[0] for d in done])
+    n_changed = np.array([d[1] for d in done], dtype=np.int64)
     n_out = baseline.shape[1]
-    latent = (np.stack([store.done[s][2] for s in rows.tolist()]) if rows.size
-              else np.zeros((0, work.inputs.shape[0], n_out), dtype=_latent_dtype(bundle)))
-    emd_norm = emd / base_emd
+    indptr = np.concatenate([[0], np.cumsum([d[2].size for d in done], dtype=np.int64)]).astype(np.int64)
+    module = np.concatenate([d[2] for d in done] + [np.zeros(0, dtype=np.int32)]).astype(np.int32)
+    changed_latent = (np.concatenate([d[3] for d in done]) if done
+                      else np.zeros((0, n_out), dtype=_latent_dtype(bundle)))
+    changed_emd = np.concatenate([d[4] for d in done] + [np.zeros(0)])
+    emd_norm = emd / denominator
+    lo, hi = emd_norm_interval(baseline_emd, indptr, module, changed_emd, spec.confidence, spec.seed,
+                               denominator=None if spec.baseline == "modules" else denominator)
     if not np.isfinite(emd_norm).all():
         bad = rows[~np.isfinite(emd_norm)]
         raise CampaignError(f"emd_norm is not finite for {bad.size} site(s), e.g. site {int(bad[0])}: "
@@ -362,12 +416,12 @@ def _assemble(spec, level_name, bundle, out, store, planned, work, baseline, bas
         w.writerow(CSV_COLUMNS)
         for k in range(rows.size):
             w.writerow([int(cols["site"][k]), cols["layer"][k], cols["tensor"][k], int(cols["index"][k]),
-                        int(cols["bit"][k]), repr(float(emd[k])), repr(float(emd_norm[k])), int(n_changed[k])])
+                        int(cols["bit"][k]), repr(float(emd[k])), repr(float(emd_norm[k])), int(n_changed[k]),
+                        repr(float(lo[k])), repr(float(hi[k]))])
     os.replace(tmp_csv, out / "campaign.csv")
-    with (out / "outputs.npz.tmp").open("wb") as f:
-        np.savez_compressed(f, charges=work.charges, inputs=work.inputs, baseline=baseline, latent=latent,
-                            sites=rows, rows=work.rows)
-    os.replace(out / "outputs.npz.tmp", out / "outputs.npz")
+    write_outputs(out / "outputs.npz", charges=work.charges, inputs=work.inputs, rows=work.rows, baseline=baseline,
+                  baseline_emd=baseline_emd, sites=rows, indptr=indptr, module=module,
+                  changed_latent=changed_latent, changed_emd=changed_emd)
     summary = {
         "fkhw": __version__,
         "model": bundle.name,
@@ -379,14 +433,19 @@ def _assemble(spec, level_name, bundle, out, store, planned, work, baseline, bas
         "data_digest": work.data_digest,
         "order": spec.order,
         "baseline_emd": base_emd,
+        "baseline": spec.baseline,
+        "emd_norm_denominator": denominator,
+        "confidence": spec.confidence,
+        "interval": f"paired percentile bootstrap over the modules, {N_BOOT} replicates, seeded by --seed",
         "n_sites": int(rows.size),
         "n_sites_model": int(space.n_sites),
         "n_param_bits": int(bundle.ir.n_param_bits()),
         "complete": bool(rows.size == space.n_sites),
         "identity": store.identity,  # what a rerun in this folder must match
         "thresholds": threshold_table(emd_norm, spec.thresholds, bundle.ir.n_param_bits()),
-        # how the work was split (jobs, chunk) does not change results, so it is not recorded here
-        "spec": {k: v for k, v in asdict(spec).items() if k not in ("sites", "jobs", "chunk", "scheduler")},
+        # how the work was split (jobs, chunk) does not change results, so it is not recorded here;
+        # explicit modules are in outputs.npz (rows)
+        "spec": {k: v for k, v in asdict(spec).items() if k not in ("sites", "jobs", "chunk", "scheduler", "rows")},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     # timing lives apart so that a resumed run ends with the same summary

@@ -17,7 +17,6 @@ import fcntl
 import json
 import math
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +36,6 @@ AGREEMENT = "agreement.json"
 ARTIFACTS = (TABLE, OUTPUTS, SUMMARY, TIMING, FIGURE1, AGREEMENT)
 TABLE_COLUMNS = ("site", "layer", "tensor", "index", "bit", "emd_norm")
 SUMMARY_KEYS = ("model", "model_digest", "level", "inputs", "n_sites", "n_sites_model", "baseline_emd")
-OUTPUT_ARRAYS = ("sites", "inputs", "baseline", "latent")
 
 
 class CampaignFileError(ValueError):
@@ -86,6 +84,22 @@ class Table:
     bit: np.ndarray
     emd_norm: np.ndarray
     extra: dict  # column -> list of str (columns this reader does not interpret)
+
+    def number(self, column: str) -> np.ndarray:
+        """A further numeric column (e.g. ``emd_norm_hi``), checked like emd_norm."""
+        if column == "emd_norm":
+            return self.emd_norm
+        if column not in self.extra:
+            raise CampaignFileError(f"{self.path}: no column {column!r} (written by an older fkhw? run the "
+                                    "campaign again)")
+        try:
+            values = np.array([float(v) for v in self.extra[column]], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise CampaignFileError(f"{self.path}: column {column!r} must hold numbers") from None
+        if not np.isfinite(values).all():
+            raise CampaignFileError(f"{self.path}: {column} is not finite for {int((~np.isfinite(values)).sum())} "
+                                    "site(s)")
+        return values
 
 
 def read_table(path, summary: dict | None = None, option: str = "--campaign") -> Table:
@@ -145,28 +159,29 @@ def read_table(path, summary: dict | None = None, option: str = "--campaign") ->
     return Table(path, site, cols["layer"], cols["tensor"], index, bit, emd_norm, extra)
 
 
-def read_outputs(folder, summary: dict, option: str = "--campaign") -> dict:
-    """outputs.npz: inputs, fault-free (``baseline``) and faulty (``latent``,
-    one row per site of ``sites``) latent codes, with consistent shapes."""
+def read_outputs(folder, summary: dict, option: str = "--campaign"):
+    """outputs.npz as a :class:`fkhw.outputs.CampaignOutputs` (inputs,
+    fault-free and faulty latent codes), its shapes checked against
+    ``summary``: a damaged, cut-short or foreign file is one error naming it."""
+    from fkhw.outputs import CampaignOutputs, OutputsError
+
     path = _folder(folder, option) / OUTPUTS
     if not path.is_file():
         raise CampaignFileError(f"{option} {folder}: not a finished campaign folder (no {OUTPUTS})")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in OUTPUT_ARRAYS if k not in z.files]
-            if missing:
-                raise CampaignFileError(f"{path}: damaged (no array {', '.join(missing)})")
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise CampaignFileError(f"{path}: damaged or cut short ({type(e).__name__}: {e})") from None
-    sites, inputs, baseline, latent = (arrays[k] for k in OUTPUT_ARRAYS)
-    n = summary["n_sites"]
-    if (sites.shape != (n,) or latent.ndim != 3 or latent.shape[0] != n or baseline.ndim != 2
-            or latent.shape[1:] != baseline.shape or inputs.shape[0] != baseline.shape[0]
-            or inputs.shape[0] != summary["inputs"]):
-        raise CampaignFileError(f"{path}: array shapes do not fit {SUMMARY} ({n} sites x {summary['inputs']} "
-                                f"inputs): sites {sites.shape}, latent {latent.shape}, baseline {baseline.shape}")
-    return arrays
+        z = CampaignOutputs.load(path)
+    except OutputsError as e:
+        raise CampaignFileError(str(e)) from None
+    n, n_in = summary["n_sites"], summary["inputs"]
+    n_pairs = z.module.shape[0]
+    if (z.sites.shape != (n,) or z.baseline.ndim != 2 or z.inputs.shape[0] != z.baseline.shape[0]
+            or z.inputs.shape[0] != n_in or z.indptr.shape != (n + 1,) or int(z.indptr[-1]) != n_pairs
+            or np.any(np.diff(z.indptr) < 0) or z.changed_latent.shape != (n_pairs, z.baseline.shape[1])
+            or (n_pairs and (z.module.min() < 0 or z.module.max() >= n_in))):
+        raise CampaignFileError(f"{path}: array shapes do not fit {SUMMARY} ({n} sites x {n_in} inputs): "
+                                f"sites {z.sites.shape}, baseline {z.baseline.shape}, "
+                                f"changed entries {z.changed_latent.shape}")
+    return z
 
 
 def read_manifest(folder) -> str:

@@ -34,11 +34,13 @@ def _user_error_types() -> tuple:
     from fkhw.campaign_files import CampaignFileError
     from fkhw.damage import DamageError
     from fkhw.data import DataError
+    from fkhw.evidence import EvidenceError
     from fkhw.executors import ExecutorError
     from fkhw.hls.project import HlsProjectError
     from fkhw.model.extract import UnsupportedLayerError
     from fkhw.model.files import ModelFileError
-    from fkhw.outputs import OutputError
+    from fkhw.outpaths import OutputError
+    from fkhw.outputs import OutputsError
     from fkhw.ranking import RankingError
     from fkhw.rtlgen.emit import RtlUnsupported
     from fkhw.rtlgen.sim import RtlSimError
@@ -46,9 +48,9 @@ def _user_error_types() -> tuple:
     from fkhw.sites import SiteError
     from fkhw.tmr.select import TmrError
 
-    return (UserError, AgreementError, CampaignError, CampaignFileError, DamageError, DataError, ExecutorError,
-            HlsProjectError, UnsupportedLayerError, ModelFileError, OutputError, RankingError, RtlUnsupported,
-            RtlSimError, ToolError, SiteError, TmrError, OSError)
+    return (UserError, AgreementError, CampaignError, CampaignFileError, DamageError, DataError, EvidenceError,
+            ExecutorError, HlsProjectError, UnsupportedLayerError, ModelFileError, OutputError, OutputsError,
+            RankingError, RtlUnsupported, RtlSimError, ToolError, SiteError, TmrError, OSError)
 
 
 def _one_line(e: BaseException) -> str:

@@ -1,7 +1,9 @@
 """Damage of faulty latent codes: decode, map back to 48 cells, EMD.
 
 Most upsets leave most outputs unchanged, and many changed outputs repeat;
-the meter decodes and measures each distinct (input, latent) pair once.
+the meter decodes and measures each distinct (input, latent) pair once, and
+reports the changed pairs so that a campaign can keep them (outputs.npz) and
+bootstrap its per-site interval from them (fkhw.evidence).
 """
 
 from __future__ import annotations
@@ -44,25 +46,44 @@ class DamageMeter:
             raise DamageError("the decoder produced an all-zero output: EMD undefined")
         return out
 
-    def measure(self, latent: np.ndarray) -> tuple:
-        """Per-site mean EMD and number of inputs whose output changed, for
-        latent codes (S, N, n_out)."""
+    def measure(self, latent: np.ndarray) -> "Damage":
+        """Damage of latent codes (S, N, n_out): per-site mean EMD, and the
+        (site, module) pairs whose output changed with their EMD."""
         changed = (latent != self.baseline[None]).any(axis=2)
-        per = np.broadcast_to(self.baseline_emd, changed.shape).copy()
         s_idx, n_idx = np.nonzero(changed)
-        pending: dict = {}
-        for s, n in zip(s_idx.tolist(), n_idx.tolist()):
-            key = (n, latent[s, n].tobytes())
-            hit = self._cache.get(key)
-            if hit is None:
-                pending.setdefault(key, []).append(s)
-            else:
-                per[s, n] = hit
-        if pending:
-            keys = list(pending)
-            rows = np.array([k[0] for k in keys])
-            lat = np.array([latent[pending[k][0], k[0]] for k in keys])
-            for key, v in zip(keys, self._emd(rows, lat)):
-                self._cache[key] = float(v)
-                per[pending[key], key[0]] = v
-        return per.mean(axis=1), changed.sum(axis=1)
+        values = np.empty(s_idx.size)
+        if s_idx.size:
+            lat = latent[s_idx, n_idx].astype(np.int64)
+            keys, first, inverse = np.unique(np.concatenate([n_idx[:, None], lat], axis=1), axis=0,
+                                             return_index=True, return_inverse=True)
+            u_values = np.empty(keys.shape[0])
+            todo = []
+            for j, key in enumerate(keys):
+                hit = self._cache.get(key.tobytes())
+                if hit is None:
+                    todo.append(j)
+                else:
+                    u_values[j] = hit
+            if todo:
+                todo = np.array(todo)
+                rows = first[todo]
+                u_values[todo] = self._emd(n_idx[rows], lat[rows])
+                for j in todo.tolist():
+                    self._cache[keys[j].tobytes()] = float(u_values[j])
+            values = u_values[inverse.reshape(-1)]
+        per = np.broadcast_to(self.baseline_emd, changed.shape).copy()
+        per[s_idx, n_idx] = values
+        return Damage(per.mean(axis=1), changed.sum(axis=1), s_idx, n_idx, values)
+
+
+@dataclass(frozen=True, eq=False)
+class Damage:
+    """What a chunk of sites did: ``emd`` (S,) mean EMD per site,
+    ``n_changed`` (S,), and every changed (site position, module) pair with
+    its EMD (the rest of a site's modules keep the fault-free EMD)."""
+
+    emd: np.ndarray
+    n_changed: np.ndarray
+    pair_site: np.ndarray
+    pair_module: np.ndarray
+    pair_emd: np.ndarray

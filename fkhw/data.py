@@ -152,3 +152,17 @@ def select_modules(charges: np.ndarray, n: int, seed: int) -> np.ndarray:
         raise DataError(f"--inputs {n} is larger than the {nonzero.size} modules with non-zero charge in the data")
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(nonzero, size=n, replace=False))
+
+
+def check_modules(charges: np.ndarray, rows, path) -> np.ndarray:
+    """Explicit module rows (sorted, distinct, in range, non-zero charge)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.size == 0:
+        raise DataError(f"{path}: no modules chosen")
+    if rows.min() < 0 or rows.max() >= charges.shape[0]:
+        raise DataError(f"{path}: module row {int(rows.max())} is beyond its {charges.shape[0]} rows")
+    if np.unique(rows).size != rows.size:
+        raise DataError(f"{path}: a module is chosen twice")
+    if np.any(charges[rows].sum(axis=1) <= 0):
+        raise DataError(f"{path}: a chosen module has zero charge")
+    return np.sort(rows)

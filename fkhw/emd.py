@@ -49,11 +49,13 @@ def emd_pairs(a: np.ndarray, b: np.ndarray, ground: np.ndarray | None = None) ->
     sa, sb = a.sum(axis=1), b.sum(axis=1)
     kept = np.flatnonzero((sa > 0) & (sb > 0))
     out = np.empty(kept.size)
-    for j, i in enumerate(kept):
-        ai = a[i] / sa[i]
-        bi = b[i] / sb[i]
-        nz_a, nz_b = ai > 0, bi > 0
-        sub = np.ascontiguousarray(M[np.ix_(nz_a, nz_b)])
-        bi_nz = bi[nz_b] * (ai.sum() / bi[nz_b].sum())  # equal mass, as ot.emd2 does
-        out[j] = emd_c(np.ascontiguousarray(ai[nz_a]), np.ascontiguousarray(bi_nz), sub, _MAX_ITER, 1)[1]
+    # normalised rows, computed for all at once (elementwise: the same values as row by row)
+    an, bn = a[kept] / sa[kept, None], b[kept] / sb[kept, None]
+    for j in range(kept.size):
+        ai, bi = an[j], bn[j]
+        ia, ib = np.flatnonzero(ai > 0), np.flatnonzero(bi > 0)
+        b_nz = bi[ib]
+        sub = M[ia[:, None], ib]  # fancy indexing gives a fresh C-contiguous block
+        bi_nz = b_nz * (ai.sum() / b_nz.sum())  # equal mass, as ot.emd2 does
+        out[j] = emd_c(ai[ia], bi_nz, sub, _MAX_ITER, 1)[1]
     return EmdResult(out, kept)

@@ -1,59 +1,109 @@
-"""Where a command may write: checked before any work, creating nothing.
+"""A campaign's recorded outputs (``outputs.npz``): one reader, one writer.
 
-Every command checks its output folder (or file) here first, so a path it
-cannot write is one line naming the option, not a traceback after minutes
-of work, and a refused run leaves no new folder behind.
+Most upsets leave most outputs unchanged (on econt-bol 9% of (site, module)
+pairs change at all), so the latent codes are stored only where they differ
+from the fault-free ones, site by site (compressed sparse rows):
+
+    charges (N, 48), inputs (N, ...), rows (N,)   the modules
+    baseline (N, n_out), baseline_emd (N,)        fault-free latent codes and EMD
+    sites (S,)                                    in campaign-table order
+    changed_indptr (S+1,)                         site k's entries: indptr[k]:indptr[k+1]
+    changed_module (P,), changed_latent (P, n_out), changed_emd (P,)
+
+``CampaignOutputs.latent()`` rebuilds the dense (S, N, n_out) codes for
+readers that want them (on a subset of sites and modules, to bound memory).
+Files of the first format (a dense ``latent`` array) are still read.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 
-class OutputError(ValueError):
-    """An output path a command cannot write, naming the option."""
-
-
-def _nearest_existing(path: Path) -> Path:
-    p = path.absolute()
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    return p
+FORMAT = 2
 
 
-def _check_folder(folder: Path, path: Path, option: str) -> None:
-    """``folder`` (where ``path`` goes) exists or can be made, and is writable."""
-    anchor = _nearest_existing(folder)
-    if not anchor.is_dir():
-        raise OutputError(f"{option} {path}: cannot write there ({anchor} is a file, not a folder)")
-    if not os.access(anchor, os.W_OK | os.X_OK):
-        raise OutputError(f"{option} {path}: cannot write there ({anchor} is not writable)")
-    try:  # permissions are not the whole story (root, read-only mounts, pseudo filesystems): try it
-        with tempfile.TemporaryFile(dir=anchor):
-            pass
-    except OSError as e:
-        raise OutputError(f"{option} {path}: cannot write there ({anchor}: {e.strerror or e})") from None
+class OutputsError(ValueError):
+    """An outputs.npz that cannot be read, naming the file."""
 
 
-def check_out_dir(path, option: str = "--out") -> Path:
-    """``path`` is a folder, or can be made one, and can be written."""
+@dataclass(frozen=True, eq=False)
+class CampaignOutputs:
+    path: Path
+    charges: np.ndarray
+    inputs: np.ndarray
+    rows: np.ndarray
+    baseline: np.ndarray
+    baseline_emd: np.ndarray | None  # None in first-format files
+    sites: np.ndarray
+    indptr: np.ndarray
+    module: np.ndarray
+    changed_latent: np.ndarray
+    changed_emd: np.ndarray | None
+
+    @staticmethod
+    def load(path: Path) -> "CampaignOutputs":
+        path = Path(path)
+        if path.is_dir():
+            path = path / "outputs.npz"
+        if not path.is_file():
+            raise OutputsError(f"{path}: no campaign outputs (run `fkhw campaign --out DIR` first)")
+        try:
+            with np.load(path) as z:
+                d = {k: z[k] for k in z.files}
+        except Exception as e:
+            raise OutputsError(f"{path}: not a readable outputs.npz ({type(e).__name__})") from None
+        try:
+            if "latent" in d:  # first format: dense codes
+                return _from_dense(path, d)
+            return CampaignOutputs(path, d["charges"], d["inputs"], d["rows"], d["baseline"], d["baseline_emd"],
+                                   d["sites"], d["changed_indptr"], d["changed_module"], d["changed_latent"],
+                                   d["changed_emd"])
+        except KeyError as e:
+            raise OutputsError(f"{path}: outputs.npz lacks the array {e.args[0]!r}") from None
+
+    @property
+    def n_modules(self) -> int:
+        return int(self.inputs.shape[0])
+
+    def latent(self, site_rows=None, modules=None) -> np.ndarray:
+        """Dense latent codes (S', N', n_out) of table rows ``site_rows`` on
+        modules ``modules`` (positions in this campaign; default all)."""
+        site_rows = np.arange(self.sites.size) if site_rows is None else np.asarray(site_rows, dtype=np.int64)
+        modules = np.arange(self.n_modules) if modules is None else np.asarray(modules, dtype=np.int64)
+        base = self.baseline[modules]
+        out = np.broadcast_to(base, (site_rows.size,) + base.shape).astype(self.changed_latent.dtype)
+        pos = np.full(self.n_modules, -1)
+        pos[modules] = np.arange(modules.size)
+        for j, r in enumerate(site_rows.tolist()):
+            sl = slice(self.indptr[r], self.indptr[r + 1])
+            p = pos[self.module[sl]]
+            keep = p >= 0
+            out[j, p[keep]] = self.changed_latent[sl][keep]
+        return out
+
+
+def _from_dense(path: Path, d: dict) -> CampaignOutputs:
+    latent, baseline = d["latent"], d["baseline"]
+    changed = (latent != baseline[None]).any(axis=2)
+    s_idx, n_idx = np.nonzero(changed)
+    indptr = np.concatenate([[0], np.cumsum(changed.sum(axis=1))]).astype(np.int64)
+    return CampaignOutputs(path, d["charges"], d["inputs"], d.get("rows", np.arange(latent.shape[1])), baseline, None,
+                           d["sites"], indptr, n_idx.astype(np.int32), latent[s_idx, n_idx], None)
+
+
+def write_outputs(path: Path, *, charges, inputs, rows, baseline, baseline_emd, sites, indptr, module,
+                  changed_latent, changed_emd) -> Path:
+    """Write atomically (a kill leaves the previous file or none)."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"{option} {path}: exists and is not a folder")
-    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
-        raise OutputError(f"{option} {path}: cannot write there (folder is not writable)")
-    _check_folder(path, path, option)
-    return path
-
-
-def check_out_file(path, option: str = "--out") -> Path:
-    """``path`` is a file (or nothing yet) whose folder can be written."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"{option} {path}: is a folder, give a file name")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise OutputError(f"{option} {path}: cannot write there (file is not writable)")
-    _check_folder(path.parent, path, option)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        np.savez_compressed(f, format=np.array(FORMAT), charges=charges, inputs=inputs, rows=rows, baseline=baseline,
+                            baseline_emd=baseline_emd, sites=sites, changed_indptr=indptr,
+                            changed_module=np.asarray(module, dtype=np.int32), changed_latent=changed_latent,
+                            changed_emd=changed_emd)
+    os.replace(tmp, path)
     return path

@@ -15,7 +15,9 @@ def read_campaign_csv(path: Path) -> dict:
 
     t = read_table(path)
     return {"site": t.site, "layer": t.layer, "tensor": t.tensor, "index": t.index, "bit": t.bit,
-            "emd_norm": t.emd_norm}
+            "emd_norm": t.emd_norm,
+            # the interval columns came later: absent in older tables
+            **{k: t.number(k) for k in ("emd_norm_lo", "emd_norm_hi") if k in t.extra}}
 
 
 def heatmap_figure(space, emd_norm_by_site: dict, title: str, marked: set | None = None, threshold: float | None = None):

@@ -201,16 +201,17 @@ def order_from_scores(scores_csv_path, column: str) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 
-def read_campaign(path: Path) -> tuple:
+def read_campaign(path: Path, column: str = "emd_norm") -> tuple:
     """(site ids, emd_norm) of DIR/campaign.csv (or the CSV itself), read
-    and checked by the one campaign reader."""
+    and checked by the one campaign reader; ``column="emd_norm_hi"`` reads
+    the upper end of its interval instead."""
     from fkhw.campaign_files import CampaignFileError, read_table
 
     try:
         table = read_table(path)
+        return table.site, table.number(column)
     except CampaignFileError as e:
         raise RankingError(str(e)) from None
-    return table.site, table.emd_norm
 
 
 def found_curve(order: np.ndarray, sensitive: np.ndarray) -> np.ndarray:

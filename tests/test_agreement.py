@@ -37,7 +37,9 @@ def test_a_single_changed_latent_value_is_found_and_named(campaigns, tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(campaigns[1], bad)
     z = dict(np.load(bad / "outputs.npz"))
-    z["latent"][3, 5, 7] += 1  # row 3 is site 360
+    first = z["changed_indptr"][3]  # row 3 is site 360; change one value it recorded
+    assert z["changed_indptr"][4] > first, "site 360 must change some output"
+    z["changed_latent"][first, 7] += 1
     np.savez(bad / "outputs.npz", **z)
     r = subprocess.run([sys.executable, "-m", "fkhw", "agree", "--a", str(campaigns[0]), "--b", str(bad)],
                        capture_output=True, text=True)

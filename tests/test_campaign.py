@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fkhw.campaign import CSV_COLUMNS, CampaignError, CampaignSpec, run_campaign
+from fkhw.campaign import CSV_COLUMNS, CampaignError, CampaignSpec, make_workload, run_campaign
 from fkhw.levels.software import SoftwareLevel
 from fkhw.model.bundle import load_model
+from fkhw.outputs import CampaignOutputs
 from fkhw.sites import SiteSpace
 
 
@@ -33,15 +34,16 @@ def read_csv(path: Path) -> list:
         return list(csv.DictReader(f))
 
 
-def test_exhaustive_campaign_covers_every_site_once(exhaustive):
+def test_exhaustive_campaign_covers_every_site_once(bol, exhaustive):
     rows = read_csv(exhaustive.out / "campaign.csv")
     assert list(rows[0].keys()) == CSV_COLUMNS
     assert [int(r["site"]) for r in rows] == list(range(10720))
-    z = np.load(exhaustive.out / "outputs.npz")
-    assert z["latent"].shape == (10720, 32, 16)
-    assert z["baseline"].shape == (32, 16)
-    assert z["charges"].shape == (32, 48) and np.all(z["charges"].sum(axis=1) > 0)
-    assert z["inputs"].shape == (32, 8, 8, 1)
+    z = CampaignOutputs.load(exhaustive.out)
+    n_sites = bol.ir.n_param_bits()
+    assert z.latent().shape == (n_sites, 32, bol.ir.output_spec.shape[-1])
+    assert z.baseline.shape == (32, bol.ir.output_spec.shape[-1])
+    assert z.charges.shape == (32, 48) and np.all(z.charges.sum(axis=1) > 0)
+    assert z.inputs.shape == (32,) + tuple(bol.ir.input.shape)
 
 
 def test_summary_counts_sensitive_bits_and_tmr_overhead(exhaustive):
@@ -59,8 +61,8 @@ def test_summary_counts_sensitive_bits_and_tmr_overhead(exhaustive):
 
 def test_emd_norm_and_n_changed_follow_from_the_recorded_outputs(exhaustive):
     rows = read_csv(exhaustive.out / "campaign.csv")
-    z = np.load(exhaustive.out / "outputs.npz")
-    changed = (z["latent"] != z["baseline"][None]).any(axis=2).sum(axis=1)
+    z = CampaignOutputs.load(exhaustive.out)
+    changed = (z.latent() != z.baseline[None]).any(axis=2).sum(axis=1)
     assert [int(r["n_changed"]) for r in rows] == changed.tolist()
     # a site that changes no output has exactly the baseline EMD
     unchanged = changed == 0
@@ -81,13 +83,13 @@ def test_recorded_latents_equal_qkeras_predict_on_sampled_faults(bol, exhaustive
         sample |= set(rng.choice(ids[bit[ids] == 0], 3, replace=False).tolist())
         sample |= set(rng.choice(ids[bit[ids] == t.fmt.bits - 1], 2, replace=False).tolist())
     sample = np.array(sorted(sample))
-    z = np.load(exhaustive.out / "outputs.npz")
+    z = CampaignOutputs.load(exhaustive.out)
     keras = QKerasLevel(bol)
-    np.testing.assert_array_equal(keras.golden(z["inputs"]), z["baseline"])
-    got = keras.run(sample, z["inputs"])
-    mismatches = int((got != z["latent"][sample]).sum())
+    np.testing.assert_array_equal(keras.golden(z.inputs), z.baseline)
+    got = keras.run(sample, z.inputs)
+    mismatches = int((got != z.latent(sample)).sum())
     assert mismatches == 0, f"{mismatches} latent values differ from QKeras over {sample.size} faults"
-    assert np.any(got != z["baseline"][None]), "the sample should contain faults that change outputs"
+    assert np.any(got != z.baseline[None]), "the sample should contain faults that change outputs"
 
 
 class InterruptAfter:
@@ -124,9 +126,7 @@ def test_interrupted_campaign_resumes_to_the_same_files(bol, exhaustive, tmp_pat
     assert redone.size == 10720 - 3000 and np.intersect1d(redone, np.arange(3000)).size == 0
     assert (tmp_path / "campaign.csv").read_bytes() == (exhaustive.out / "campaign.csv").read_bytes()
     assert (tmp_path / "summary.json").read_bytes() == (exhaustive.out / "summary.json").read_bytes()
-    a, b = np.load(tmp_path / "outputs.npz"), np.load(exhaustive.out / "outputs.npz")
-    for key in ("charges", "inputs", "baseline", "latent", "sites"):
-        np.testing.assert_array_equal(a[key], b[key])
+    assert (tmp_path / "outputs.npz").read_bytes() == (exhaustive.out / "outputs.npz").read_bytes()
     assert not (tmp_path / ".partial").exists()
 
 
@@ -199,3 +199,21 @@ def test_cli_campaign_on_a_site_list_writes_all_outputs_and_figure(tmp_path):
     assert [int(x["site"]) for x in read_csv(tmp_path / "o" / "campaign.csv")] == [0, 5, 10715]
     assert (tmp_path / "o" / "figure1.png").stat().st_size > 10000
     assert "TMR overhead" in r.stdout and "campaign[software]" in r.stderr
+
+
+def test_upsets_on_a_model_with_other_widths_equal_qkeras(trained_model_dir):
+    """The software level's shortcuts (rank-one accumulator updates, one moved
+    conv channel carried into the dense layer) on 6-bit weights and an 8-bit latent."""
+    from fkhw.levels.qkeras import QKerasLevel
+
+    bundle = load_model(str(trained_model_dir))
+    work = make_workload(bundle, None, 48, 2)
+    space = SiteSpace.of(bundle.ir)
+    tn, _, bit = space.locate(np.arange(space.n_sites))
+    rng = np.random.default_rng(4)
+    sample = np.array(sorted({int(rng.choice(np.flatnonzero((tn == k) & (bit == b))))
+                              for k in range(len(space.tensors)) for b in range(3)}))
+    got = SoftwareLevel(bundle.ir).run(sample, work.inputs)
+    want = QKerasLevel(bundle).run(sample, work.inputs)
+    assert int((got != want).sum()) == 0
+    assert np.any(want != QKerasLevel(bundle).golden(work.inputs)[None])

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fkhw.outputs import CampaignOutputs
+
 ROOT = Path(__file__).resolve().parents[1]
 FKHW = Path(sys.executable).parent / "fkhw"  # the console script pip installed, not `python -m`
 INPUTS = 8
@@ -91,7 +93,7 @@ def hessian_out(small_model_dir, tmp_path_factory) -> Path:
 
 def assert_campaign_folder(out: Path, level: str, n_sites: int, ir):
     header, rows = read_csv(out / "campaign.csv")
-    assert {"site", "emd", "emd_norm"} <= set(header)
+    assert {"site", "emd", "emd_norm", "emd_norm_lo", "emd_norm_hi"} <= set(header)
     assert len(rows) == n_sites
     emd_norm = np.array([float(r[header.index("emd_norm")]) for r in rows])
     assert np.isfinite(emd_norm).all() and (emd_norm > 0).all()
@@ -99,8 +101,10 @@ def assert_campaign_folder(out: Path, level: str, n_sites: int, ir):
     assert summary["level"] == level and summary["n_sites"] == n_sites
     assert summary["complete"] is (n_sites == ir.n_param_bits())  # exhaustive, or says it is not
     assert summary["n_param_bits"] == ir.n_param_bits() and summary["baseline_emd"] > 0
-    latent = np.load(out / "outputs.npz")["latent"]
-    assert latent.shape == (n_sites, INPUTS, ir.output_spec.shape[-1])
+    outputs = CampaignOutputs.load(out)
+    assert outputs.latent().shape == (n_sites, INPUTS, ir.output_spec.shape[-1])
+    lo, hi = (np.array([float(r[header.index(k)]) for r in rows]) for k in ("emd_norm_lo", "emd_norm_hi"))
+    assert np.isfinite(lo).all() and (lo <= hi).all()
     assert_png(out / "figure1.png")
 
 
@@ -218,7 +222,7 @@ def test_sim_runs_to_completion(small_model_dir, ir, tmp_path):
     proof; area synthesis is covered by test_tmr_hardware)."""
     out = tmp_path / "sim"
     r = fkhw("sim", "--model", small_model_dir, "--out", out, "--inputs", INPUTS, "--jobs", 1, "--no-synth",
-             "--tmr-threshold", 1.0, timeout=1500)
+             "--tmr-threshold", 1.0, "--max-inputs", 64, "--validate-inputs", 256, timeout=1500)
     steps = re.findall(r"\[(\d+)/(\d+)\]", r.stdout)
     assert steps and [int(k) for k, _ in steps] == list(range(1, int(steps[0][1]) + 1))
     s = json.loads((out / "sim_summary.json").read_text())
@@ -228,13 +232,19 @@ def test_sim_runs_to_completion(small_model_dir, ir, tmp_path):
     assert s["agreement"] == {"common_sites": n_sites, "disagreeing_sites": 0}
     report = json.loads((out / "tmr" / "tmr_report.json").read_text())
     assert report["proof"]["ok"] and report["proof"]["protected_output_changes"] == 0
-    assert report["hardened_campaign"]["within_threshold"]
+    h = report["hardened_campaign"]
+    # the proof runs on the map campaign's first 32 modules; the threshold is checked when those are all of them
+    assert h["within_threshold"] is (True if h["modules"] == h["campaign_modules"] else None)
+    steps = report["auto"]["steps"]
+    assert [st["inputs"] for st in steps][0] == 32 and report["campaign_modules"] == steps[-1]["inputs"]
+    assert report["validation"]["modules"] == 256 and s["tmr"]["evidence"]["modules"] == steps[-1]["inputs"]
+    assert "TMR map evidence: chosen on" in r.stdout and "held-out" in r.stdout
     assert 0 < report["protected_bits"] < n_sites
     for artifact in ("hls/fkhw_project.json", "rtl/fkhw_encoder.v", "rtl/regmap.csv", "campaign_rtl/campaign.csv",
                      "campaign_rtl/agreement.json", "campaign_software/figure1.png", "tmr/tmr_map.json",
                      "tmr/hardened_rtl/regmap.csv", "tmr/annotations/README.md", "tmr/proof.json"):
         assert (out / artifact).is_file(), artifact
-    latent = np.load(out / "campaign_rtl" / "outputs.npz")["latent"]
+    latent = CampaignOutputs.load(out / "campaign_rtl").latent()
     assert latent.shape == (n_sites, INPUTS, ir.output_spec.shape[-1])
 
 

@@ -55,8 +55,7 @@ def test_a_worker_killed_mid_campaign_costs_nothing(level, chunk, tmp_path):
     assert killer.killed is not None, "the test must really kill a worker mid-run"
     assert time.monotonic() - t0 < 300
     assert (tmp_path / "dask" / "campaign.csv").read_bytes() == (tmp_path / "inproc" / "campaign.csv").read_bytes()
-    a, b = np.load(tmp_path / "dask" / "outputs.npz"), np.load(tmp_path / "inproc" / "outputs.npz")
-    np.testing.assert_array_equal(a["latent"], b["latent"])
+    assert (tmp_path / "dask" / "outputs.npz").read_bytes() == (tmp_path / "inproc" / "outputs.npz").read_bytes()
     assert result.summary["n_sites"] == reference.summary["n_sites"] == len(SITES)
 
 

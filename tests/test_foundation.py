@@ -148,6 +148,18 @@ def test_numpy_decoder_equals_keras(vendored_inputs):
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
 
 
+
+def test_a_row_decodes_to_the_same_bits_whatever_else_is_in_the_batch():
+    from fkhw.model.bundle import load_model
+
+    dec = load_model("econt-bol").decoder
+    rows = np.random.default_rng(5).integers(0, 512, (3000, 16)) * 2.0 ** -8
+    whole = dec(rows)
+    perm = np.random.default_rng(6).permutation(rows.shape[0])
+    assert np.array_equal(dec(rows[perm]), whole[perm])  # other neighbours, other positions
+    assert np.array_equal(dec(rows[17:18]), whole[17:18])  # alone
+    assert np.array_equal(dec(rows[:1500]), whole[:1500])  # a block cut short
+
 # ---------------------------------------------------------------- bad models
 
 

@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from fkhw.agreement import Campaign, compare
+from fkhw.outputs import CampaignOutputs
 
 SITES = list(range(0, 10720, 53))  # 203 sites: conv and dense, every bit position
 
@@ -50,7 +51,7 @@ def test_rtl_campaign_killed_half_way_resumes_and_agrees_with_software(tmp_path)
     ag = compare(Campaign.load(tmp_path / "sw"), Campaign.load(out))
     assert ag.common_sites == len(SITES) and ag.only_a == ag.only_b == 0
     assert ag.disagreeing_sites == [] and ag.mismatching_values == 0 and ag.baseline_identical
-    rtl = np.load(out / "outputs.npz")
-    assert np.any(rtl["latent"] != rtl["baseline"][None]), "some upsets must change outputs"
+    rtl = CampaignOutputs.load(out)
+    assert np.any(rtl.latent() != rtl.baseline[None]), "some upsets must change outputs"
     assert (out / "campaign.csv").read_text().splitlines()[1:] == \
         (tmp_path / "sw" / "campaign.csv").read_text().splitlines()[1:]

@@ -19,7 +19,7 @@ def add_arguments(p):
 def run(args) -> int:
     from fkhw.agreement import Campaign, compare
     from fkhw.campaign_files import AGREEMENT
-    from fkhw.outputs import check_out_file
+    from fkhw.outpaths import check_out_file
 
     a, b = Campaign.load(args.a, "--a"), Campaign.load(args.b, "--b")
     out = check_out_file(args.out or args.b / AGREEMENT, "--out" if args.out else "--b")

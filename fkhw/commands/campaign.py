@@ -1,13 +1,15 @@
 """fkhw campaign: flip every (or a chosen list of) parameter bit, one at a
 time, on a level, and measure the damage as EMD."""
 
-from fkhw.commands.options import EMD_NORM, POSITIVE, SEED, in_path, out_path
+from fkhw.commands.options import EMD_NORM, POSITIVE, SEED, fraction_open, in_path, out_path
 
 HELP = "single-bit-upset campaign on a level (software, hls, rtl): campaign.csv, outputs.npz, summary.json, Figure 1"
 DESCRIPTION = (
     "Pick --inputs modules with non-zero charge (seeded), measure the fault-free EMD, then flip each site's bit "
     "in turn and record the mean EMD over the inputs. Writes OUT/campaign.csv "
-    "(site,layer,tensor,index,bit,emd,emd_norm,n_changed), OUT/outputs.npz (charges, inputs, baseline, latent), "
+    "(site,layer,tensor,index,bit,emd,emd_norm,n_changed,emd_norm_lo,emd_norm_hi: the last two the --confidence "
+    "interval of emd_norm over the modules, paired bootstrap), OUT/outputs.npz (charges, inputs, baseline, and the "
+    "latent codes where they differ from the fault-free ones), "
     "OUT/summary.json (sensitive-bit fractions and TMR overhead per threshold) and OUT/figure1.png. "
     "Killed half way and started again with the same arguments, it resumes.")
 
@@ -36,6 +38,11 @@ def add_arguments(p):
     p.add_argument("--chunk", type=POSITIVE, default=None, help="sites per work chunk (resume granularity)")
     p.add_argument("--fresh", action="store_true",
                    help="discard the campaign in --out (unfinished or finished, with every file it wrote) and start anew")
+    p.add_argument("--baseline", default="modules", choices=["modules", "data"],
+                   help="emd_norm's denominator: the fault-free mean EMD over the campaign's modules (default), or "
+                        "over every module of the data file (the FKeras paper's rule)")
+    p.add_argument("--confidence", type=fraction_open, default=0.95, metavar="C",
+                   help="confidence level of the per-site emd_norm interval (emd_norm_lo/hi; default 0.95)")
     p.add_argument("--no-plot", action="store_true", help="skip figure1.png")
 
 
@@ -43,7 +50,7 @@ def run(args) -> int:
     from fkhw.campaign import DEFAULT_THRESHOLDS, CampaignSpec, run_campaign
     from fkhw.executors import probe_scheduler, scheduler_address
     from fkhw.model.bundle import load_model
-    from fkhw.outputs import check_out_dir
+    from fkhw.outpaths import check_out_dir
     from fkhw.sites import SiteSpace, read_site_list
 
     check_out_dir(args.out)
@@ -57,7 +64,8 @@ def run(args) -> int:
         model=args.model, level=args.level, n_inputs=args.inputs, seed=args.seed, data=args.data,
         order=args.order, sites=sites, stop_after=args.stop_after, stop_sensitive=args.stop_sensitive,
         sensitive_threshold=args.sensitive_threshold, thresholds=tuple(DEFAULT_THRESHOLDS) + tuple(args.threshold),
-        jobs=args.jobs, chunk=args.chunk, scheduler=args.scheduler)
+        jobs=args.jobs, chunk=args.chunk, scheduler=args.scheduler, baseline=args.baseline,
+        confidence=args.confidence)
     result = run_campaign(spec, bundle, args.out, fresh=args.fresh)
     print_summary(result.summary, args.out)
     if not args.no_plot:
@@ -74,6 +82,8 @@ def print_summary(s: dict, out) -> None:
     if not s["complete"]:
         print(f"  note: {s['n_sites']} of the model's {s['n_sites_model']} sites ran (--sites, --order, --stop-*): "
               "the fractions below are of those sites")
+    if s.get("baseline") == "data":
+        print(f"  emd_norm relative to the fault-free mean over the whole data file: {s['emd_norm_denominator']:.4f}")
     print("  threshold  sensitive bits   fraction   TMR overhead")
     for row in s["thresholds"].values():
         print(f"  emd_norm > {row['threshold']:<5g} {row['sensitive_bits']:8d}      {100 * row['fraction']:6.2f}%   "

@@ -34,7 +34,7 @@ def add_arguments(p):
 
 def _check(args):
     """What the option types cannot see alone (ranges are checked by the parser)."""
-    from fkhw.outputs import check_out_dir
+    from fkhw.outpaths import check_out_dir
 
     check_out_dir(args.out)
 

@@ -31,7 +31,7 @@ def run(args) -> int:
     from fkhw.hls.project import HlsProjectError, generate
     from fkhw.data import load_charges
     from fkhw.model.bundle import load_model
-    from fkhw.outputs import check_out_dir
+    from fkhw.outpaths import check_out_dir
 
     if args.faults and not args.check:
         raise UserError("--faults needs --check")

@@ -73,8 +73,34 @@ def finite_above(lo: float):
     return parse
 
 
+def fraction_open(text: str) -> float:
+    """A number strictly between 0 and 1 (a confidence level, a probability target)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not a number") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text}: out of range (give a number strictly between 0 and 1, e.g. 0.95)")
+    return value
+
+
+fraction_open.__name__ = "number"
+
 SEED = int_at_least(0, 2**32 - 1)  # what numpy and TensorFlow seeds both take
 POSITIVE = int_at_least(1)
 NON_NEGATIVE = int_at_least(0)
 EMD_NORM = finite_at_least(0.0)
 TOLERANCE = finite_above(0.0)
+
+
+def auto_or_positive(text: str):
+    """``auto``, or a positive integer (a module count)."""
+    if text == "auto":
+        return text
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: out of range (give auto or a number >= 1)")
+    return value
+
+
+auto_or_positive.__name__ = "auto|N"

@@ -14,7 +14,7 @@ def add_arguments(p):
 def run(args) -> int:
     from fkhw.campaign import campaign_model
     from fkhw.campaign_files import FIGURE1, read_summary, read_table
-    from fkhw.outputs import check_out_file
+    from fkhw.outpaths import check_out_file
     from fkhw.plots import campaign_figure1
     from fkhw.sites import SiteSpace
 

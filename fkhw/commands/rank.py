@@ -14,18 +14,21 @@ def add_arguments(p):
     p.add_argument("--campaign", type=in_path, required=True, help="campaign folder (holding campaign.csv) or the CSV")
     p.add_argument("--scores", type=in_path, required=True, help="hessian folder (holding scores.csv) or the CSV")
     p.add_argument("--out", type=out_path, required=True, help="output folder")
+    p.add_argument("--rule", default="mean", choices=["mean", "upper"],
+                   help="which bits count as sensitive: emd_norm > T (mean, default) or the upper end of its interval "
+                        "> T (upper: the bits `fkhw tmr --rule upper` protects)")
     p.add_argument("--threshold", type=EMD_NORM, action="append", default=[], metavar="T",
                    help="extra emd_norm threshold (repeatable); 1.0, 1.05, 1.1 are always reported")
 
 
 def run(args) -> int:
-    from fkhw.outputs import check_out_dir
+    from fkhw.outpaths import check_out_dir
     from fkhw.plots_hessian import save_rank_curves
     from fkhw.ranking import DEFAULT_THRESHOLDS, RankingError, compare, read_scores_csv, write_rank_csv
 
     thresholds = sorted(set(DEFAULT_THRESHOLDS) | set(args.threshold))
     check_out_dir(args.out)
-    camp_sites, emd, summary = _campaign(args.campaign)
+    camp_sites, emd, summary = _campaign(args.campaign, "emd_norm" if args.rule == "mean" else "emd_norm_hi")
     score_sites, scores = read_scores_csv(args.scores)
     if not scores:
         raise RankingError(f"--scores {args.scores}: no score column besides 'site'")
@@ -37,19 +40,20 @@ def run(args) -> int:
                            f"sensitive bits found vs injected ({cmp.n_sites} campaign sites)")
     if cmp.missing:
         print(f"warning: {cmp.missing} campaign site(s) have no score and are left out")
-    _print(cmp)
+    _print(cmp, "emd_norm" if args.rule == "mean" else "emd_norm_hi")
     print(f"  results -> {args.out}/rank.csv; curves -> {png}")
     return 0
 
 
-def _campaign(path):
-    """(sites, emd_norm, summary or None) of a campaign folder or a bare
-    campaign.csv (a table without its summary.json cannot be model-checked)."""
+def _campaign(path, column: str):
+    """(sites, ``column`` (emd_norm or emd_norm_hi), summary or None) of a
+    campaign folder or a bare campaign.csv (a table without its summary.json
+    cannot be model-checked)."""
     from fkhw.campaign_files import SUMMARY, read_summary, read_table
 
     summary = read_summary(path) if (path / SUMMARY).exists() else None
     table = read_table(path, summary)
-    return table.site, table.emd_norm, summary
+    return table.site, table.number(column), summary
 
 
 def check_same_model(campaign, summary, scores_path, score_sites) -> None:
@@ -78,7 +82,7 @@ def check_same_model(campaign, summary, scores_path, score_sites) -> None:
                            "scores of another model?")
 
 
-def _print(cmp):
+def _print(cmp, column: str = "emd_norm"):
     def fmt(v):
         return "-" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
 
@@ -86,7 +90,7 @@ def _print(cmp):
     for r in cmp.rows:
         if r["threshold"] != current:
             current = r["threshold"]
-            print(f"emd_norm > {current:g}: {r['n_sensitive']} sensitive of {r['n_sites']} sites")
+            print(f"{column} > {current:g}: {r['n_sensitive']} sensitive of {r['n_sites']} sites")
             print(f"  {'score':<16} {'spearman':>8} {'50%':>8} {'90%':>8} {'100%':>8}")
         rho = "" if r["spearman"] != r["spearman"] else f"{r['spearman']:.3f}"
         print(f"  {r['score']:<16} {rho:>8} {fmt(r['inj_50']):>8} {fmt(r['inj_90']):>8} {fmt(r['inj_100']):>8}")

@@ -23,7 +23,7 @@ def add_arguments(p):
 def run(args) -> int:
     from fkhw.cli import UserError
     from fkhw.model.bundle import load_model
-    from fkhw.outputs import check_out_dir
+    from fkhw.outpaths import check_out_dir
     from fkhw.rtlgen.emit import DEFS_FILE, META_FILE, REGMAP_FILE, TOP, TOP_FILE, RtlUnsupported, generate
     from fkhw.rtlgen.tools import ToolError
 

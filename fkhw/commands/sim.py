@@ -4,20 +4,31 @@ import json
 import time
 from pathlib import Path
 
-from fkhw.commands.options import EMD_NORM, POSITIVE, SEED, out_path
+from fkhw.commands.options import EMD_NORM, POSITIVE, SEED, auto_or_positive, out_path
 
 HELP = "the whole flow: hls4ml project, RTL (lint), functional test, RTL + software campaigns, agreement, TMR"
 DESCRIPTION = (
     "model -> hls4ml C++ (C-sim checked against the integer engine) -> RTL (lint) -> fault-free Verilator run "
     "on every vendored row -> exhaustive SEU campaign on the RTL (cocotb + Verilator) -> the same campaign on "
-    "the software engine -> software-vs-RTL agreement -> selective-TMR map, annotations, hardened RTL, area "
-    "and proof. Every artifact lands under --out; a summary is printed at the end.")
+    "the software engine -> software-vs-RTL agreement -> the module count at which the TMR map is stable on "
+    "held-out modules (--tmr-inputs auto) -> selective-TMR map, annotations, hardened RTL, area and proof. "
+    "Every artifact lands under --out; a summary is printed at the end.")
 
 
 def add_arguments(p):
     p.add_argument("--model", default="econt-bol", help="econt-bol, econt-eol, or a model directory")
     p.add_argument("--out", type=out_path, default=None, help="output folder (default: out/<model>)")
-    p.add_argument("--inputs", type=POSITIVE, default=32, help="modules per campaign (default 32)")
+    p.add_argument("--inputs", type=POSITIVE, default=32,
+                   help="modules of the RTL campaign and of the software campaign it is compared with (default 32)")
+    p.add_argument("--tmr-inputs", type=auto_or_positive, default="auto", metavar="auto|N",
+                   help="modules of the software campaign the TMR map is chosen from: auto (default) doubles them "
+                        "from 32 until the map is stable on the held-out modules, or N")
+    p.add_argument("--tmr-rule", default="upper", choices=["mean", "upper"],
+                   help="protect a bit when its emd_norm (mean) or the upper end of its interval (upper, default) "
+                        "exceeds the threshold")
+    p.add_argument("--max-inputs", type=POSITIVE, default=4096, metavar="N", help="cap of --tmr-inputs auto (default 4096)")
+    p.add_argument("--validate-inputs", type=POSITIVE, default=1024, metavar="N",
+                   help="held-out modules the map is checked on (default 1024)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the module choice")
     p.add_argument("--data", default=None, help="HGCAL CSV (default: the vendored sample)")
     p.add_argument("--jobs", type=POSITIVE, default=None, help="simulator workers (default: all cores)")
@@ -63,12 +74,13 @@ def run(args) -> int:
     from fkhw.plots import campaign_figure1
     from fkhw.sites import SiteSpace
 
-    from fkhw.outputs import check_out_dir
+    from fkhw.outpaths import check_out_dir
 
     if args.out is not None:
         check_out_dir(args.out)
     charges = load_charges(args.data)  # a bad --data is refused before anything is built
-    steps = Steps(9)
+    tmr_counts = None if args.tmr_inputs == "auto" else args.tmr_inputs
+    steps = Steps(10)
     steps.start(f"model {args.model}: integer IR and fault sites")
     bundle = load_model(args.model)
     bundle.require_decoder()
@@ -146,13 +158,27 @@ def run(args) -> int:
     summary["agreement"] = {"common_sites": ag.common_sites, "disagreeing_sites": len(ag.disagreeing_sites)}
     steps.done(f"{len(ag.disagreeing_sites)} disagreeing sites of {ag.common_sites}")
 
-    steps.start(f"selective TMR (threshold {args.tmr_threshold:g}): map, annotations, hardened RTL, area, proof")
     from fkhw.tmr.flow import run_tmr
     from fkhw.tmr.select import parse_rule
+    from fkhw.tmr.stable import HeldOut, find_stable
 
-    tmr_report = run_tmr(sw_dir, out / "tmr", parse_rule(args.tmr_threshold, None), bundle,
-                         synth=not args.no_synth, prove=True, jobs=args.jobs)
-    summary["tmr"] = {k: tmr_report[k] for k in ("protected_bits", "all_bits", "overhead_pct")}
+    rule = parse_rule(args.tmr_threshold, None, args.tmr_rule)
+    what = "auto: 32, 64, ... modules" if tmr_counts is None else f"{tmr_counts} modules"
+    steps.start(f"inputs for the TMR map ({what}), each map checked on {args.validate_inputs} held-out modules")
+    auto = find_stable(bundle, rule, out / "tmr", args.seed, args.data, HeldOut(args.validate_inputs),
+                       max_inputs=tmr_counts or args.max_inputs, start=tmr_counts or 32)
+    v = auto.validation
+    steps.done(f"{auto.reason}; coverage {100 * v.coverage:.2f}%, worst unprotected held-out emd_norm "
+               f"{v.worst_unprotected_emd_norm:.4f}")
+
+    steps.start(f"selective TMR ({rule.describe()}, {auto.steps[-1].inputs} modules): map, annotations, "
+                "hardened RTL, area, proof")
+    tmr_report = run_tmr(auto.campaign, out / "tmr", rule, bundle, synth=not args.no_synth, prove=True,
+                         jobs=args.jobs, evidence={"auto": auto.to_dict(), "validation": v.to_dict()})
+    summary["tmr"] = {k: tmr_report[k] for k in ("protected_bits", "all_bits", "overhead_pct", "campaign_modules")}
+    summary["tmr"]["evidence"] = {"stable": auto.stable, "reason": auto.reason, "modules": auto.steps[-1].inputs,
+                                  "heldout_modules": v.modules, "coverage": v.coverage,
+                                  "worst_unprotected_heldout_emd_norm": v.worst_unprotected_emd_norm}
     plain = next((row for row in tmr_report.get("area", []) if row["design"] == "plain"), None)
     if plain is not None:
         # the plain encoder's synthesis comes out of the area table; it belongs next to its RTL too
@@ -170,6 +196,11 @@ def run(args) -> int:
     print(f"RTL campaign: {rtl_dir}; agreement software vs RTL: {len(ag.disagreeing_sites)} disagreeing sites "
           f"of {ag.common_sites}")
     print_report(tmr_report, out / "tmr")
+    e = summary["tmr"]["evidence"]
+    print(f"TMR map evidence: chosen on {e['modules']} modules ({e['reason']}); on {e['heldout_modules']} held-out "
+          f"modules it covers {100 * e['coverage']:.2f}% of the sensitive bits, worst unprotected emd_norm "
+          f"{e['worst_unprotected_heldout_emd_norm']:.4f}; overhead {tmr_report['overhead_pct']:.2f}% "
+          f"({tmr_report['protected_bits']} bits)")
     summary["seconds"] = round(time.monotonic() - steps.t0, 1)
     (out / "sim_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     steps.done(f"all artifacts under {out}/ (sim_summary.json)")

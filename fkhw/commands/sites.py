@@ -16,7 +16,7 @@ def add_arguments(p):
 
 def run(args) -> int:
     from fkhw.model.bundle import load_model
-    from fkhw.outputs import check_out_file
+    from fkhw.outpaths import check_out_file
     from fkhw.sites import write_sites_csv
 
     check_out_file(args.out)

@@ -1,6 +1,6 @@
 """fkhw tmr: the selective-TMR map, annotations, hardened RTL, area and proof."""
 
-from fkhw.commands.options import EMD_NORM, POSITIVE, in_path, out_path
+from fkhw.commands.options import EMD_NORM, POSITIVE, SEED, auto_or_positive, in_path, out_path
 
 HELP = "select the weight bits to triplicate from a campaign; write the TMR map, annotations, hardened RTL, area, proof"
 DESCRIPTION = (
@@ -9,18 +9,36 @@ DESCRIPTION = (
     "tmr_map.json/.csv (site, layer, tensor, index, bit, reg, reg_bit, emd_norm), TMRG-annotated RTL and a "
     "synthesis attribute file (annotations/), the hardened encoder (hardened_rtl/, with regmap.csv and a "
     "tmr_err output), figures, the Yosys area table of plain / selective / full TMR, and the proof by fault "
-    "injection on the hardened RTL (Verilator).")
+    "injection on the hardened RTL (Verilator). The map is checked on modules the campaign did not use "
+    "(--validate-inputs other modules of the same data, or --validate-data FILE): coverage and the worst "
+    "unprotected held-out emd_norm are printed and in tmr_report.json. --inputs auto runs the software campaigns "
+    "itself, doubling the modules from 32 until the map is stable (coverage >= 99%%, worst <= T + 0.01) or a cap.")
 
 
 def add_arguments(p):
-    p.add_argument("--campaign", type=in_path, required=True, help="campaign folder (campaign.csv, summary.json, outputs.npz)")
+    p.add_argument("--campaign", type=in_path, default=None,
+                   help="campaign folder (campaign.csv, summary.json, outputs.npz); not with --inputs")
     p.add_argument("--out", type=out_path, required=True, help="output folder")
     rule = p.add_mutually_exclusive_group()
     rule.add_argument("--threshold", type=EMD_NORM, default=None, metavar="T",
                       help="protect every bit with emd_norm > T (default 1.0)")
     rule.add_argument("--budget", default=None, metavar="N|P%",
                       help="protect the N (or P%% of all) bits with the highest emd_norm")
-    p.add_argument("--model", default=None, help="model (default: the one the campaign names)")
+    p.add_argument("--rule", default="mean", choices=["mean", "upper"],
+                   help="which figure per bit the rule reads: mean = emd_norm (default), upper = the upper end of its "
+                        "confidence interval (conservative: protect when the interval reaches above T)")
+    p.add_argument("--inputs", type=auto_or_positive, default=None, metavar="auto|N",
+                   help="run the software campaign here instead of --campaign: N modules, or auto = 32, 64, ... "
+                        "until the map is stable on the held-out modules (or --max-inputs / the data runs out)")
+    p.add_argument("--max-inputs", type=POSITIVE, default=4096, metavar="N", help="cap of --inputs auto (default 4096)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the module choice with --inputs (default 0)")
+    p.add_argument("--data", default=None, help="HGCAL CSV for --inputs (default: the vendored sample)")
+    p.add_argument("--validate-inputs", type=POSITIVE, default=1024, metavar="N",
+                   help="held-out modules the map is checked on (default 1024)")
+    p.add_argument("--validate-data", default=None, metavar="PATH",
+                   help="take the held-out modules from this CSV (another sample) instead of the campaign's data")
+    p.add_argument("--no-validate", action="store_true", help="skip the held-out check")
+    p.add_argument("--model", default=None, help="model (default: the one the campaign names; econt-bol with --inputs)")
     p.add_argument("--no-synth", action="store_true", help="skip the Yosys area table")
     p.add_argument("--no-prove", action="store_true", help="skip the fault-injection proof on the hardened RTL")
     p.add_argument("--jobs", type=POSITIVE, default=None, help="simulator processes for the proof (default: all cores)")
@@ -29,19 +47,42 @@ def add_arguments(p):
 def run(args) -> int:
     from fkhw.campaign import campaign_model
     from fkhw.campaign_files import read_outputs, read_summary, read_table
-    from fkhw.outputs import check_out_dir
+    from fkhw.outpaths import check_out_dir
     from fkhw.tmr.flow import run_tmr
-    from fkhw.tmr.select import parse_rule
+    from fkhw.cli import UserError
+    from fkhw.model.bundle import load_model
+    from fkhw.tmr.select import CampaignTable, check_campaign_matches, parse_rule, select
+    from fkhw.tmr.stable import HeldOut, find_stable, validate_campaign
 
-    rule = parse_rule(args.threshold, args.budget)
-    summary = read_summary(args.campaign)
-    read_table(args.campaign, summary)  # damaged files are named before the model loads
-    if not args.no_prove:
-        read_outputs(args.campaign, summary)  # the proof compares with the campaign's own outputs
+    if (args.campaign is None) == (args.inputs is None):
+        raise UserError("give either --campaign DIR or --inputs auto|N")
+    counts = None if args.inputs in (None, "auto") else args.inputs
+    held = HeldOut(args.validate_inputs, args.validate_data)
+    rule = parse_rule(args.threshold, args.budget, args.rule)
+    held.check()
+    summary = None
+    if args.campaign is not None:  # damaged files are named before the model loads
+        summary = read_summary(args.campaign)
+        read_table(args.campaign, summary)
+        if not args.no_prove:
+            read_outputs(args.campaign, summary)  # the proof compares with the campaign's own outputs
     check_out_dir(args.out)
-    bundle = campaign_model(summary, args.model)
-    report = run_tmr(args.campaign, args.out, rule, bundle, synth=not args.no_synth, prove=not args.no_prove,
-                     jobs=args.jobs)
+    bundle = campaign_model(summary, args.model) if summary is not None else load_model(args.model or "econt-bol")
+    evidence = {}
+    campaign = args.campaign
+    if campaign is not None:  # a campaign of another model, or a rule it cannot satisfy, is refused before any work
+        table = CampaignTable.load(campaign)
+        check_campaign_matches(table, bundle.files.digest(), bundle.name)
+        select(table, rule, bundle.ir.n_param_bits())
+    if args.inputs is not None:
+        auto = find_stable(bundle, rule, args.out, args.seed, args.data, held,
+                           max_inputs=counts or args.max_inputs, start=counts or 32)
+        campaign = auto.campaign
+        evidence = {"auto": auto.to_dict(), "validation": auto.validation.to_dict()}
+    elif not args.no_validate:
+        evidence = {"validation": validate_campaign(bundle, campaign, rule, held, args.out / "heldout").to_dict()}
+    report = run_tmr(campaign, args.out, rule, bundle, synth=not args.no_synth, prove=not args.no_prove,
+                     jobs=args.jobs, evidence=evidence)
     print_report(report, args.out)
     return 0
 
@@ -53,7 +94,9 @@ def print_report(r: dict, out) -> None:
     if r["campaign_sites"] < r["all_bits"]:
         print(f"  note: the campaign covered only {r['campaign_sites']} of the {r['all_bits']} sites; bits it did "
               "not inject are unprotected whatever their damage")
-    print(f"  worst unprotected single-upset emd_norm (campaign): {r['worst_unprotected_emd_norm_software']:.4f}")
+    print(f"  worst unprotected single-upset emd_norm (campaign, {r.get('campaign_modules', '?')} modules): "
+          f"{r['worst_unprotected_emd_norm_software']:.4f}")
+    print_evidence(r)
     for row in r.get("area", []):
         print(f"  area {row['design']:<9} flip-flops {row['flip_flops']:>8}  cells {row['cells']:>9}  "
               f"FF overhead {row.get('ff_overhead_pct', 0):7.2f}%  cell overhead {row.get('cell_overhead_pct', 0):7.2f}%")
@@ -65,6 +108,32 @@ def print_report(r: dict, out) -> None:
               f"{p['unprotected_mismatches']} mismatches vs the plain design; {'OK' if p['ok'] else 'FAILED'}")
         h = r["hardened_campaign"]
         print(f"  hardened RTL campaign: worst emd_norm {h['worst_emd_norm_hardened']:.4f}"
-              + (f" <= threshold {h['threshold']:g}" if h["threshold"] is not None else ""))
+              + (f" <= threshold {h['threshold']:g}" if h.get("within_threshold") else "")
+              + (f" (on {h['modules']} of the campaign's {h['campaign_modules']} modules)"
+                 if h.get("modules", 0) < h.get("campaign_modules", 0) else ""))
     print(f"  -> {out}/ (tmr_map.json, tmr_map.csv, annotations/, hardened_rtl/, figures, area, proof)")
 
+
+
+def print_evidence(r: dict) -> None:
+    """What the map rests on: the --inputs auto search and the held-out check."""
+    auto = r.get("auto")
+    if auto:
+        for st in auto["steps"]:
+            print(f"  --inputs auto: {st['inputs']:5d} modules -> {st['protected_bits']:5d} bits "
+                  f"({st['overhead_pct']:.2f}%), held-out coverage {100 * st['coverage']:6.2f}%, worst unprotected "
+                  f"{st['worst_unprotected_heldout_emd_norm']:.4f}{'  stable' if st['stable'] else ''}")
+        print(f"  --inputs auto: {auto['reason']}")
+    v = r.get("validation")
+    if v:
+        print(f"  held-out ({v['modules']} modules of {v['data']}): coverage {100 * v['coverage']:.2f}% "
+              f"({v['protected_sensitive_bits']} of {v['sensitive_bits']} bits with emd_norm > {v['threshold']:g}), "
+              f"worst unprotected emd_norm {v['worst_unprotected_emd_norm']:.4f}, "
+              f"{'stable' if v['stable'] else 'NOT stable'} ({v['stable_means']})")
+        for m in v["missed"][:5]:
+            own = (f", campaign {m['campaign_emd_norm']:.4f} [{m['campaign_emd_norm_lo']:.4f}, "
+                   f"{m['campaign_emd_norm_hi']:.4f}]" if "campaign_emd_norm" in m else "")
+            print(f"    unprotected: site {m['site']} ({m['layer']} {m['tensor']}[{m['index']}] bit {m['bit']}) "
+                  f"held-out {m['heldout_emd_norm']:.4f}{own}")
+        if v["n_missed"] > 5:
+            print(f"    ... {v['n_missed'] - 5} more in tmr_report.json")

@@ -65,7 +65,7 @@ def run(args) -> int:
     from fkhw.data import DEFAULT_DATA, load_charges
     from fkhw.model.train import check_out_dir, train
 
-    from fkhw.outputs import check_out_dir as check_out_path
+    from fkhw.outpaths import check_out_dir as check_out_path
 
     cfg = config_from_args(args)
     check_out_path(args.out)

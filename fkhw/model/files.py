@@ -13,6 +13,7 @@ MODELS_DIR = ASSETS / "models"
 NAMED_MODELS = {
     "econt-bol": MODELS_DIR / "econt-bol",
     "econt-eol": MODELS_DIR / "econt-eol",
+    "fkeras-eol": MODELS_DIR / "fkeras-eol",  # the FKeras paper's own model (FQConv2D / FQDense layers)
 }
 
 
@@ -53,7 +54,7 @@ def _one(directory: Path, pattern: str, required: bool) -> Path | None:
 
 
 def resolve(model: str) -> ModelFiles:
-    """Resolve ``econt-bol``/``econt-eol`` or a model directory."""
+    """Resolve a named model (``econt-bol``, ``econt-eol``, ``fkeras-eol``) or a model directory."""
     if model in NAMED_MODELS:
         directory, name = NAMED_MODELS[model], model
     else:

@@ -27,6 +27,34 @@ def custom_objects() -> dict:
     return co
 
 
+# FKeras layers: QKeras layers plus fault-injection settings (bit error rate, bit
+# location) that FKeras applies at inference; with no injection (ber = 0) they
+# compute exactly what the QKeras layer does
+FKERAS_LAYERS = {"FQConv2D": "QConv2D", "FQDense": "QDense"}
+FKERAS_SETTINGS = ("ber", "bit_loc")
+
+
+def from_fkeras(text: str, json_path: Path) -> str:
+    """A model JSON with FKeras layers as its QKeras equivalent; the file
+    itself is read as it is. FKeras is not needed (nor on PyPI for TF 2.15)."""
+    d = json.loads(text)
+    layers = d.get("config", {}).get("layers", []) if isinstance(d.get("config"), dict) else []
+    changed = False
+    for layer in layers:
+        qkeras_name = FKERAS_LAYERS.get(layer.get("class_name"))
+        if qkeras_name is None:
+            continue
+        cfg = layer.get("config", {})
+        if float(cfg.get("ber", 0) or 0) != 0:
+            raise ModelFileError(f"{json_path}: layer {cfg.get('name')!r} ({layer['class_name']}) injects faults "
+                                 f"itself (ber = {cfg['ber']}); fkhw reads FKeras models saved with ber = 0")
+        for key in FKERAS_SETTINGS:
+            cfg.pop(key, None)
+        layer["class_name"] = qkeras_name
+        changed = True
+    return json.dumps(d) if changed else text
+
+
 def load_keras(json_path: Path, weights_path: Path):
     """A Keras model from an architecture JSON and an HDF5 weight file."""
     tf = import_tf()
@@ -35,6 +63,7 @@ def load_keras(json_path: Path, weights_path: Path):
         json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ModelFileError(f"{json_path}: not a readable Keras model JSON ({e})") from e
+    text = from_fkeras(text, json_path)
     try:
         model = tf.keras.models.model_from_json(text, custom_objects=custom_objects())
     except Exception as e:  # Keras raises many types for bad configs

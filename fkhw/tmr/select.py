@@ -3,6 +3,9 @@
 Rules: ``threshold`` (protect every site with emd_norm > T, the seed's
 rule with T = 1.0) or ``budget`` (protect the N, or P% of all, most
 damaging sites; ties broken by site id so the choice is reproducible).
+Either reads one figure per site: the measured emd_norm (``mean``, as
+before), or the upper end of its confidence interval (``upper``,
+conservative: a bit is protected when its interval reaches above T).
 """
 
 from __future__ import annotations
@@ -20,23 +23,35 @@ class TmrError(ValueError):
     """A selection rule or campaign that cannot give a TMR map."""
 
 
+EVIDENCE = {"mean": "emd_norm", "upper": "emd_norm_hi"}
+
+
 @dataclass(frozen=True)
 class Rule:
     kind: str  # 'threshold' | 'budget'
     value: float  # T, or a number of bits
     percent: bool = False  # budget given as % of all parameter bits
+    evidence: str = "mean"  # which figure per site: 'mean' (emd_norm) or 'upper' (emd_norm_hi)
+
+    @property
+    def column(self) -> str:
+        return EVIDENCE[self.evidence]
 
     def describe(self) -> str:
+        what = "emd_norm" if self.evidence == "mean" else "upper end of the emd_norm interval"
         if self.kind == "threshold":
-            return f"protect every bit with emd_norm > {self.value:g}"
+            return f"protect every bit with {what} > {self.value:g}"
         unit = "% of all parameter bits" if self.percent else " bits"
-        return f"protect the {self.value:g}{unit} with the highest emd_norm"
+        return f"protect the {self.value:g}{unit} with the highest {what}"
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "value": self.value, "percent": self.percent, "text": self.describe()}
+        return {"kind": self.kind, "value": self.value, "percent": self.percent, "evidence": self.evidence,
+                "text": self.describe()}
 
 
-def parse_rule(threshold: float | None, budget: str | None) -> Rule:
+def parse_rule(threshold: float | None, budget: str | None, evidence: str = "mean") -> Rule:
+    if evidence not in EVIDENCE:
+        raise TmrError(f"--rule {evidence!r}: use {' or '.join(EVIDENCE)}")
     if threshold is not None and budget is not None:
         raise TmrError("give either --threshold or --budget, not both")
     if budget is not None:
@@ -46,11 +61,11 @@ def parse_rule(threshold: float | None, budget: str | None) -> Rule:
         value, percent = float(m.group(1)), m.group(2) == "%"
         if not percent and value != int(value):
             raise TmrError(f"--budget {budget!r}: a number of bits must be a whole number")
-        return Rule("budget", value, percent)
+        return Rule("budget", value, percent, evidence)
     t = 1.0 if threshold is None else float(threshold)
     if not np.isfinite(t) or t < 0:
         raise TmrError(f"--threshold {t:g}: the threshold is a non-negative emd_norm (1.0 = the fault-free EMD)")
-    return Rule("threshold", t)
+    return Rule("threshold", t, evidence=evidence)
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,13 +78,23 @@ class CampaignTable:
     index: np.ndarray
     bit: np.ndarray
     emd_norm: np.ndarray
+    emd_norm_lo: np.ndarray | None = None  # the interval (None in tables written before it existed)
+    emd_norm_hi: np.ndarray | None = None
+
+    def figure(self, column: str) -> np.ndarray:
+        values = getattr(self, column)
+        if values is None:
+            raise TmrError(f"--campaign {self.path}: campaign.csv has no {column} column "
+                           "(written by an older fkhw; run the campaign again for --rule upper)")
+        return values
 
     @staticmethod
     def load(path: Path) -> "CampaignTable":
         path = Path(path)
         summary = read_summary(path)
         t = read_table(path, summary)
-        return CampaignTable(path, summary, t.site, t.layer, t.tensor, t.index, t.bit, t.emd_norm)
+        interval = [t.number(k) if k in t.extra else None for k in ("emd_norm_lo", "emd_norm_hi")]
+        return CampaignTable(path, summary, t.site, t.layer, t.tensor, t.index, t.bit, t.emd_norm, *interval)
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,9 +122,10 @@ def check_campaign_matches(table: CampaignTable, model_digest: str, model_name: 
 
 
 def select(table: CampaignTable, rule: Rule, n_all_bits: int) -> Selection:
-    order = np.lexsort((table.site, -table.emd_norm))  # most damaging first, ties by site id
+    figure = table.figure(rule.column)
+    order = np.lexsort((table.site, -figure))  # most damaging first, ties by site id
     if rule.kind == "threshold":
-        rows = order[table.emd_norm[order] > rule.value]
+        rows = order[figure[order] > rule.value]
     else:
         n = int(round(rule.value * n_all_bits / 100.0)) if rule.percent else int(rule.value)
         if n > table.site.size:
