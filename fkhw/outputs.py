@@ -55,7 +55,7 @@ class CampaignOutputs:
             with np.load(path) as z:
                 d = {k: z[k] for k in z.files}
         except Exception as e:
-            raise OutputsError(f"{path}: not a readable outputs.npz ({type(e).__name__})") from None
+            raise OutputsError(f"{path}: damaged or cut short, not a readable outputs.npz ({type(e).__name__})") from None
         try:
             if "latent" in d:  # first format: dense codes
                 return _from_dense(path, d)
@@ -63,7 +63,7 @@ class CampaignOutputs:
                                    d["sites"], d["changed_indptr"], d["changed_module"], d["changed_latent"],
                                    d["changed_emd"])
         except KeyError as e:
-            raise OutputsError(f"{path}: outputs.npz lacks the array {e.args[0]!r}") from None
+            raise OutputsError(f"{path}: damaged (outputs.npz lacks the array {e.args[0]!r})") from None
 
     @property
     def n_modules(self) -> int:

@@ -314,7 +314,7 @@ def _csv_with(value_of_row2):
 def _npz_short(path: Path) -> None:
     with np.load(path) as z:
         arrays = dict(z)
-    arrays["latent"] = arrays["latent"][:-1]
+    arrays["sites"] = arrays["sites"][:-1]
     with path.open("wb") as f:
         np.savez_compressed(f, **arrays)
 

@@ -8,7 +8,6 @@ import signal
 import socket
 import time
 
-import numpy as np
 import pytest
 
 from fkhw.campaign import CampaignSpec, run_campaign
