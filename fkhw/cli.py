@@ -100,7 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:
+        if e.code in (0, None):  # --help, --version
+            raise
+        return int(e.code)  # the parser has printed its one-line error
     # only fkhw's own logger speaks at INFO; third-party chatter stays at WARNING
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("fkhw").setLevel(logging.DEBUG if args.verbose else logging.INFO)

@@ -230,4 +230,4 @@ def test_zero_inputs_option_is_refused(tmp_path, capsys):
 
     rc = main(["hessian", "--model", "econt-bol", "--inputs", "0", "--out", str(tmp_path / "o")])
     assert rc == 2
-    assert "--inputs must be at least 1" in capsys.readouterr().err
+    assert "--inputs 0: out of range" in capsys.readouterr().err

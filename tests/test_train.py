@@ -169,7 +169,7 @@ def test_cli_train_unwritable_out(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "fkhw train: error: --out" in err and "cannot write" in err and str(blocker) in err
     assert main(["train", "--out", str(blocker), "--epochs", "1"]) == 2
-    assert "not a directory" in capsys.readouterr().err
+    assert "exists and is not a folder" in capsys.readouterr().err
 
 
 def test_cli_train_bad_options_name_the_flag(tmp_path, capsys):
