@@ -38,10 +38,11 @@ def from_fkeras(text: str, json_path: Path) -> str:
     """A model JSON with FKeras layers as its QKeras equivalent; the file
     itself is read as it is. FKeras is not needed (nor on PyPI for TF 2.15)."""
     d = json.loads(text)
-    layers = d.get("config", {}).get("layers", []) if isinstance(d.get("config"), dict) else []
+    config = d.get("config") if isinstance(d, dict) else None
+    layers = config.get("layers", []) if isinstance(config, dict) else []
     changed = False
     for layer in layers:
-        qkeras_name = FKERAS_LAYERS.get(layer.get("class_name"))
+        qkeras_name = FKERAS_LAYERS.get(layer.get("class_name")) if isinstance(layer, dict) else None
         if qkeras_name is None:
             continue
         cfg = layer.get("config", {})
