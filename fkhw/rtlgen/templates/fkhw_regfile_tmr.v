@@ -1,3 +1,4 @@
+`default_nettype none
 // fkhw_regfile_tmr: the parameter register file of fkhw_regfile with
 // selective triple modular redundancy. Same registers, addresses and
 // configuration port; PMASK chooses, bit by bit, which flip-flops are
@@ -24,12 +25,12 @@ module fkhw_regfile_tmr #(
     parameter integer WIDTH = 5,
     parameter integer DEPTH = 1,
     parameter integer BASE  = 0,
-    parameter integer AW    = 12,
+    parameter integer ADDRW = 12,
     parameter [DEPTH*WIDTH-1:0] PMASK = {DEPTH*WIDTH{1'b0}}
 ) (
     input  wire                   clk,
     input  wire                   cfg_we,
-    input  wire [AW-1:0]          cfg_addr,
+    input  wire [ADDRW-1:0]       cfg_addr,
     input  wire [WIDTH-1:0]       cfg_data,
     output wire [DEPTH*WIDTH-1:0] q,
     output wire                   err
@@ -49,7 +50,7 @@ module fkhw_regfile_tmr #(
     generate
         for (i = 0; i < DEPTH; i = i + 1) begin : g_reg
             localparam integer ADDR = BASE + i;
-            wire we = cfg_we && (cfg_addr == ADDR[AW-1:0]);
+            wire we = cfg_we && (cfg_addr == ADDR[ADDRW-1:0]);
             for (j = 0; j < WIDTH; j = j + 1) begin : g_bit
                 if (PMASK[i*WIDTH + j]) begin : g_tmr
                     (* keep *) always @(posedge clk) begin
@@ -78,3 +79,4 @@ module fkhw_regfile_tmr #(
     assign err = |disagree;
 
 endmodule
+`default_nettype wire
