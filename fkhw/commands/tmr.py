@@ -54,7 +54,9 @@ def print_report(r: dict, out) -> None:
     print(f"  worst unprotected single-upset emd_norm (campaign): {r['worst_unprotected_emd_norm_software']:.4f}")
     for row in r.get("area", []):
         print(f"  area {row['design']:<9} flip-flops {row['flip_flops']:>8}  cells {row['cells']:>9}  "
-              f"FF overhead {row.get('ff_overhead_pct', 0):7.2f}%  cell overhead {row.get('cell_overhead_pct', 0):7.2f}%")
+              f"transistors {row.get('transistors', 0):>10}  FF overhead {row.get('ff_overhead_pct', 0):7.2f}%  "
+              f"cell overhead {row.get('cell_overhead_pct', 0):6.2f}%  "
+              f"transistor overhead {row.get('transistor_overhead_pct', 0):6.2f}%")
     if "proof" in r:
         p = r["proof"]
         print(f"  proof ({p.get('seconds', '?')} s): {p['replica_upsets']} single-replica upsets on "

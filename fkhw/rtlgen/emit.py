@@ -81,6 +81,8 @@ class RtlDesign:
     meta: dict
     regmap: np.ndarray  # (n_sites, 3) site, reg, bit
     templates: list = field(default_factory=list)
+    # a synthesised netlist (fkhw.rtlgen.netlist): (instance, memory, index, bit) -> (net, net bit, whole register)
+    flip_flops: dict | None = None
 
     @property
     def digest(self) -> str:

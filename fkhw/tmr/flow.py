@@ -81,7 +81,7 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
     if synth:
         from fkhw.tmr.area import area_table, write_area
 
-        t0 = _step("area: Yosys synthesis of plain, selective and full TMR (the datapath once, cached)")
+        t0 = _step("area: Yosys synthesis + ABC of plain, selective and full TMR (the datapath once, cached)")
         rows = area_table(ir, protect, Path("build") / "synth", log=lambda msg: log.info("tmr:   %s", msg))
         art["area"] = [str(p) for p in write_area(rows, out)]
         report["area"] = rows
