@@ -44,26 +44,18 @@ module fkhw_conv2d #(
     output wire [OH*OW*COUT*ACCW-1:0]   acc
 );
 
-    localparam integer NT = KH * KW * CIN;  // taps per output
-
-    // taps t < upto of output (oy, ox) whose window position is inside the image
-    function integer valid_taps(input integer oy, input integer ox, input integer upto);
-        integer t, iy, ix;
-        begin
-            valid_taps = 0;
-            for (t = 0; t < upto; t = t + 1) begin
-                iy = oy * SH + t / (KW * CIN) - PT;
-                ix = ox * SW + (t / CIN) % KW - PL;
-                if (iy >= 0 && iy < H && ix >= 0 && ix < W) valid_taps = valid_taps + 1;
-            end
-        end
-    endfunction
-
     genvar oy, ox, co, ky, kx, ci;
     generate
         for (oy = 0; oy < OH; oy = oy + 1) begin : g_oy
             for (ox = 0; ox < OW; ox = ox + 1) begin : g_ox
-                localparam integer NV = valid_taps(oy, ox, NT);
+                // the kernel rows / columns whose window position is inside the image: a
+                // contiguous range each, [KY_LO, KY_HI] x [KX_LO, KX_HI]
+                localparam integer KY_LO = (PT - oy * SH > 0) ? PT - oy * SH : 0;
+                localparam integer KY_HI = (H - 1 + PT - oy * SH < KH - 1) ? H - 1 + PT - oy * SH : KH - 1;
+                localparam integer KX_LO = (PL - ox * SW > 0) ? PL - ox * SW : 0;
+                localparam integer KX_HI = (W - 1 + PL - ox * SW < KW - 1) ? W - 1 + PL - ox * SW : KW - 1;
+                localparam integer NCV   = KX_HI - KX_LO + 1;
+                localparam integer NV    = (KY_HI - KY_LO + 1) * NCV * CIN;  // taps inside the image
                 for (co = 0; co < COUT; co = co + 1) begin : g_co
                     wire [NV*XW-1:0] xcol;  // the window's pixels inside the image, kernel order
                     wire [NV*WW-1:0] wcol;  // the matching kernel entries for channel co
@@ -71,7 +63,7 @@ module fkhw_conv2d #(
                         for (kx = 0; kx < KW; kx = kx + 1) begin : g_kx
                             for (ci = 0; ci < CIN; ci = ci + 1) begin : g_ci
                                 localparam integer T  = (ky * KW + kx) * CIN + ci;
-                                localparam integer V  = valid_taps(oy, ox, T);  // position in xcol
+                                localparam integer V  = ((ky - KY_LO) * NCV + (kx - KX_LO)) * CIN + ci;  // in xcol
                                 localparam integer IY = oy * SH + ky - PT;
                                 localparam integer IX = ox * SW + kx - PL;
                                 if (IY >= 0 && IY < H && IX >= 0 && IX < W) begin : g_in
