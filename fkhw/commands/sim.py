@@ -7,8 +7,8 @@ from pathlib import Path
 HELP = "the whole flow: hls4ml project, RTL (lint), functional test, RTL + software campaigns, agreement, TMR"
 DESCRIPTION = (
     "model -> hls4ml C++ (C-sim checked against the integer engine) -> RTL (lint) -> fault-free Verilator run "
-    "on every vendored row -> exhaustive SEU campaign on the RTL (cocotb + Verilator) -> the same campaign on "
-    "the software engine -> software-vs-RTL agreement -> selective-TMR map, annotations, hardened RTL, area "
+    "on every vendored row -> the same for the Yosys gate-level netlist -> exhaustive SEU campaign on the RTL "
+    "(cocotb + Verilator) -> the same campaign on the software engine -> software-vs-RTL agreement -> selective-TMR map, annotations, hardened RTL, area "
     "and proof. Every artifact lands under --out; a summary is printed at the end.")
 
 
@@ -59,7 +59,7 @@ def run(args) -> int:
     from fkhw.plots import campaign_figure1
     from fkhw.sites import SiteSpace
 
-    steps = Steps(9)
+    steps = Steps(10)
     steps.start(f"model {args.model}: integer IR and fault sites")
     bundle = load_model(args.model)
     out = args.out or Path("out") / bundle.name
@@ -108,6 +108,28 @@ def run(args) -> int:
     steps.done(f"RTL == engine on {all_rows.shape[0] - bad}/{all_rows.shape[0]} rows")
     if bad:
         raise UserError(f"the RTL differs from the integer engine on {bad} rows")
+
+    steps.start("gate level: Yosys netlist (generic gates, ABC) of the RTL on Verilator vs integer engine on every row")
+    from fkhw.levels.rtl import netlist_level
+    from fkhw.rtlgen.netlist import NetlistError
+
+    try:
+        gl = netlist_level(ir, jobs=1, log=lambda msg: print(f"      {msg}", flush=True))
+    except NetlistError as e:
+        raise UserError(str(e)) from None
+    gl.design.write(out / "netlist")
+    got = gl.golden(all_rows)
+    bad = int((got != want).any(axis=1).sum())
+    nl = gl.meta["netlist"]
+    summary["netlist"] = {"dir": str(out / "netlist"), "rows": int(all_rows.shape[0]), "mismatching_rows": bad,
+                          "cells": nl["synthesis"]["cells"], "flip_flops": nl["flip_flops"],
+                          "parameter_bits_found": nl["parameter_bits_found"], "unmapped_flip_flops": nl["unmapped"],
+                          "synth_seconds": nl["synthesis"]["seconds"], "build_seconds": gl.stats.get("build_seconds")}
+    steps.done(f"{out / 'netlist'}: {nl['synthesis']['cells']:,} cells, {nl['flip_flops']:,} flip-flops "
+               f"({nl['parameter_bits_found']:,} parameter bits found, {nl['unmapped']} unmapped); "
+               f"netlist == engine on {all_rows.shape[0] - bad}/{all_rows.shape[0]} rows")
+    if bad:
+        raise UserError(f"the synthesised netlist differs from the integer engine on {bad} rows")
 
     common = dict(n_inputs=args.inputs, seed=args.seed, data=args.data)
     steps.start("exhaustive SEU campaign on the RTL (cocotb + Verilator)")

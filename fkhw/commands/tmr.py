@@ -63,6 +63,14 @@ def print_report(r: dict, out) -> None:
               f"{p['protected_sites']} protected bits -> {p['protected_output_changes']} output changes, "
               f"{p['protected_tmr_err_misses']} tmr_err misses; {p['unprotected_sites']} unprotected bits -> "
               f"{p['unprotected_mismatches']} mismatches vs the plain design; {'OK' if p['ok'] else 'FAILED'}")
+        if "proof_netlist" in r:
+            q = r["proof_netlist"]
+            nl = q.get("netlist", {})
+            print(f"  netlist proof ({q.get('seconds', '?')} s): {nl.get('replica_flip_flops_found')} of "
+                  f"{nl.get('replica_flip_flops_expected')} replica flip-flops in the netlist; {q['replica_upsets']} "
+                  f"single-replica upsets -> {q['protected_output_changes']} output changes, "
+                  f"{q['protected_tmr_err_misses']} tmr_err misses; {q['unprotected_mismatches']} unprotected "
+                  f"mismatches; {'OK' if q['ok'] else 'FAILED'}")
         h = r["hardened_campaign"]
         print(f"  hardened RTL campaign: worst emd_norm {h['worst_emd_norm_hardened']:.4f}"
               + (f" <= threshold {h['threshold']:g}" if h["threshold"] is not None else ""))

@@ -198,3 +198,19 @@ class RtlLevel:
             raise RtlSimError(f"{pre_err} output(s) before an upset cycle differ from the integer engine: "
                               "the RTL or its scrubbing is broken")
         return rec[:, -x.shape[0]:, :].astype(np.int64)
+
+
+def netlist_design(model: IntegerModel, protect=None, log=None) -> RtlDesign:
+    """The Yosys gate-level netlist of the plain (or, with ``protect``, the
+    hardened) encoder, cached by content hash (fkhw.rtlgen.netlist)."""
+    from fkhw.rtlgen.netlist import synthesize_netlist
+
+    return synthesize_netlist(generate(model, protect=protect), progress=log)
+
+
+def netlist_level(model: IntegerModel, jobs: int = 1, log=None) -> RtlLevel:
+    """The RTL level on the synthesised netlist: the same testbench, the
+    same frames, upsets deposited into the netlist's flip-flops."""
+    lv = RtlLevel(model, jobs=jobs, design=netlist_design(model, log=log), log=log)
+    lv.name = "netlist"
+    return lv

@@ -10,6 +10,8 @@ Output folder layout:
     tradeoff.png                     overhead vs residual worst-case emd_norm
     area.csv / area.json / area.md   plain vs selective vs full TMR (Yosys)
     proof.json                       fault injection on the hardened RTL
+    hardened_netlist/                its Yosys netlist (flip-flops named, replicas counted)
+    proof_netlist.json               the same fault injection on that netlist
     hardened_campaign/               campaign over the hardened RTL (worst emd_norm)
     tmr_report.json                  everything above in one summary
 """
@@ -90,6 +92,8 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
     if prove:
         report.update(_prove(bundle, table, protect, out, threshold, jobs))
         art["proof"] = str(out / "proof.json")
+        art["proof_netlist"] = str(out / "proof_netlist.json")
+        art["hardened_netlist"] = str(out / "hardened_netlist")
         art["hardened_campaign"] = str(out / "hardened_campaign")
 
     (out / "tmr_report.json").write_text(json.dumps(report, indent=2, default=_jsonable) + "\n")
@@ -126,6 +130,25 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs) -> dict:
     if not proof.get("ok"):
         raise TmrError(f"the hardened RTL failed its proof: see {out / 'proof.json'}")
 
+    # after synthesis: the same proof on the hardened design's Yosys netlist (replicas counted in it)
+    from fkhw.rtlgen.netlist import NetlistError, synthesize_netlist
+    from fkhw.tmr.harden import harden
+
+    t0 = _step("proof after synthesis: Yosys netlist of the hardened RTL, the same upsets on its flip-flops")
+    try:
+        hard_nl = synthesize_netlist(harden(bundle.ir, protect), progress=lambda msg: log.info("tmr:   %s", msg))
+    except NetlistError as e:
+        raise TmrError(f"the hardened netlist lost what the proof needs: {e}") from None
+    hard_nl.write(out / "hardened_netlist")
+    state.update(progress=None, done=0)
+    nl_level = HardenedRtlLevel(bundle.ir, protect, jobs=jobs or os.cpu_count() or 1, design=hard_nl)
+    proof_nl = prove(bundle.ir, protect, inputs, plain_outputs=latent[unprotected], unprotected=sites[unprotected],
+                     level=nl_level, progress=advance)
+    proof_nl["seconds"] = round(time.monotonic() - t0, 1)
+    (out / "proof_netlist.json").write_text(json.dumps(proof_nl, indent=2, default=_jsonable) + "\n")
+    if not proof_nl.get("ok"):
+        raise TmrError(f"the hardened netlist failed its proof: see {out / 'proof_netlist.json'}")
+
     _step("campaign over the hardened RTL (replica 0 of protected bits)")
     spec = CampaignSpec(bundle.name, level="rtl", n_inputs=summary["inputs"], seed=summary["seed"], data=summary.get("data"),
                         sites=tuple(int(s) for s in table.site))
@@ -141,7 +164,7 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs) -> dict:
                "within_threshold": None if threshold is None else bool(worst <= threshold)}
     if threshold is not None and worst > threshold:
         raise TmrError(f"hardened design: worst emd_norm {worst:.4f} exceeds the threshold {threshold:g}")
-    return {"proof": proof, "hardened_campaign": verdict}
+    return {"proof": proof, "proof_netlist": proof_nl, "hardened_campaign": verdict}
 
 
 def _jsonable(x):

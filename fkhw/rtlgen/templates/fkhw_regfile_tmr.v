@@ -50,27 +50,50 @@ module fkhw_regfile_tmr #(
     generate
         for (i = 0; i < DEPTH; i = i + 1) begin : g_reg
             localparam integer ADDR = BASE + i;
+            localparam [WIDTH-1:0] M = PMASK[i*WIDTH +: WIDTH];
             wire we = cfg_we && (cfg_addr == ADDR[ADDRW-1:0]);
-            for (j = 0; j < WIDTH; j = j + 1) begin : g_bit
-                if (PMASK[i*WIDTH + j]) begin : g_tmr
-                    (* keep *) always @(posedge clk) begin
-                        if (we) mem[i][j] <= cfg_data[j];
+            // whole registers where the mask is all ones or all zeros (one always block per
+            // replica and register: far fewer processes for synthesis), bit by bit otherwise
+            if (M == {WIDTH{1'b1}}) begin : g_tmr
+                (* keep *) always @(posedge clk) begin
+                    if (we) mem[i] <= cfg_data;
+                end
+                (* keep *) always @(posedge clk) begin
+                    if (we) mem_b[i] <= cfg_data;
+                end
+                (* keep *) always @(posedge clk) begin
+                    if (we) mem_c[i] <= cfg_data;
+                end
+                assign q[i*WIDTH +: WIDTH] = (mem[i] & mem_b[i]) | (mem[i] & mem_c[i]) | (mem_b[i] & mem_c[i]);
+                assign disagree[i*WIDTH +: WIDTH] = (mem[i] ^ mem_b[i]) | (mem[i] ^ mem_c[i]);
+            end else if (M == {WIDTH{1'b0}}) begin : g_one
+                always @(posedge clk) begin
+                    if (we) mem[i] <= cfg_data;
+                end
+                assign q[i*WIDTH +: WIDTH] = mem[i];
+                assign disagree[i*WIDTH +: WIDTH] = {WIDTH{1'b0}};
+            end else begin : g_mixed
+                for (j = 0; j < WIDTH; j = j + 1) begin : g_bit
+                    if (M[j]) begin : g_tmr
+                        (* keep *) always @(posedge clk) begin
+                            if (we) mem[i][j] <= cfg_data[j];
+                        end
+                        (* keep *) always @(posedge clk) begin
+                            if (we) mem_b[i][j] <= cfg_data[j];
+                        end
+                        (* keep *) always @(posedge clk) begin
+                            if (we) mem_c[i][j] <= cfg_data[j];
+                        end
+                        assign q[i*WIDTH + j] = (mem[i][j] & mem_b[i][j]) | (mem[i][j] & mem_c[i][j])
+                                              | (mem_b[i][j] & mem_c[i][j]);
+                        assign disagree[i*WIDTH + j] = (mem[i][j] ^ mem_b[i][j]) | (mem[i][j] ^ mem_c[i][j]);
+                    end else begin : g_one
+                        always @(posedge clk) begin
+                            if (we) mem[i][j] <= cfg_data[j];
+                        end
+                        assign q[i*WIDTH + j] = mem[i][j];
+                        assign disagree[i*WIDTH + j] = 1'b0;
                     end
-                    (* keep *) always @(posedge clk) begin
-                        if (we) mem_b[i][j] <= cfg_data[j];
-                    end
-                    (* keep *) always @(posedge clk) begin
-                        if (we) mem_c[i][j] <= cfg_data[j];
-                    end
-                    assign q[i*WIDTH + j] = (mem[i][j] & mem_b[i][j]) | (mem[i][j] & mem_c[i][j])
-                                          | (mem_b[i][j] & mem_c[i][j]);
-                    assign disagree[i*WIDTH + j] = (mem[i][j] ^ mem_b[i][j]) | (mem[i][j] ^ mem_c[i][j]);
-                end else begin : g_one
-                    always @(posedge clk) begin
-                        if (we) mem[i][j] <= cfg_data[j];
-                    end
-                    assign q[i*WIDTH + j] = mem[i][j];
-                    assign disagree[i*WIDTH + j] = 1'b0;
                 end
             end
         end
