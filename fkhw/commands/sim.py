@@ -22,6 +22,10 @@ def add_arguments(p):
     p.add_argument("--tmr-threshold", type=float, default=1.05, metavar="T",
                    help="protect bits with emd_norm > T (default 1.05; see README on the choice)")
     p.add_argument("--no-synth", action="store_true", help="skip Yosys synthesis (area table)")
+    p.add_argument("--gate-level", action="store_true",
+                   help="also synthesise the plain and hardened netlists and run them on Verilator: fault-free "
+                        "on every row, and the TMR proof after synthesis (small models: seconds; econt-bol: the "
+                        "netlist's Verilator build takes many minutes, see README)")
 
 
 class Steps:
@@ -59,7 +63,7 @@ def run(args) -> int:
     from fkhw.plots import campaign_figure1
     from fkhw.sites import SiteSpace
 
-    steps = Steps(10)
+    steps = Steps(10 if args.gate_level else 9)
     steps.start(f"model {args.model}: integer IR and fault sites")
     bundle = load_model(args.model)
     out = args.out or Path("out") / bundle.name
@@ -109,27 +113,8 @@ def run(args) -> int:
     if bad:
         raise UserError(f"the RTL differs from the integer engine on {bad} rows")
 
-    steps.start("gate level: Yosys netlist (generic gates, ABC) of the RTL on Verilator vs integer engine on every row")
-    from fkhw.levels.rtl import netlist_level
-    from fkhw.rtlgen.netlist import NetlistError
-
-    try:
-        gl = netlist_level(ir, jobs=1, log=lambda msg: print(f"      {msg}", flush=True))
-    except NetlistError as e:
-        raise UserError(str(e)) from None
-    gl.design.write(out / "netlist")
-    got = gl.golden(all_rows)
-    bad = int((got != want).any(axis=1).sum())
-    nl = gl.meta["netlist"]
-    summary["netlist"] = {"dir": str(out / "netlist"), "rows": int(all_rows.shape[0]), "mismatching_rows": bad,
-                          "cells": nl["synthesis"]["cells"], "flip_flops": nl["flip_flops"],
-                          "parameter_bits_found": nl["parameter_bits_found"], "unmapped_flip_flops": nl["unmapped"],
-                          "synth_seconds": nl["synthesis"]["seconds"], "build_seconds": gl.stats.get("build_seconds")}
-    steps.done(f"{out / 'netlist'}: {nl['synthesis']['cells']:,} cells, {nl['flip_flops']:,} flip-flops "
-               f"({nl['parameter_bits_found']:,} parameter bits found, {nl['unmapped']} unmapped); "
-               f"netlist == engine on {all_rows.shape[0] - bad}/{all_rows.shape[0]} rows")
-    if bad:
-        raise UserError(f"the synthesised netlist differs from the integer engine on {bad} rows")
+    if args.gate_level:
+        _gate_level(steps, ir, out, all_rows, want, summary)
 
     common = dict(n_inputs=args.inputs, seed=args.seed, data=args.data)
     steps.start("exhaustive SEU campaign on the RTL (cocotb + Verilator)")
@@ -159,14 +144,14 @@ def run(args) -> int:
     from fkhw.tmr.select import parse_rule
 
     tmr_report = run_tmr(sw_dir, out / "tmr", parse_rule(args.tmr_threshold, None), bundle,
-                         synth=not args.no_synth, prove=True, jobs=args.jobs)
+                         synth=not args.no_synth, prove=True, jobs=args.jobs, gate_level=args.gate_level)
     summary["tmr"] = {k: tmr_report[k] for k in ("protected_bits", "all_bits", "overhead_pct")}
     plain = next((row for row in tmr_report.get("area", []) if row["design"] == "plain"), None)
     if plain is not None:
         # the plain encoder's synthesis comes out of the area table; it belongs next to its RTL too
         expected = design.meta["flip_flops_expected"]
-        report = {"source": "Yosys generic synthesis via fkhw.tmr.area (datapath + register files)",
-                  "flip_flops": plain["flip_flops"], "cells": plain["cells"],
+        report = {"source": "Yosys generic synthesis + ABC via fkhw.tmr.area (datapath + register files)",
+                  "flip_flops": plain["flip_flops"], "cells": plain["cells"], "transistors": plain["transistors"],
                   "flip_flops_expected": expected, "breakdown": design.meta["flip_flops_breakdown"],
                   "flip_flops_match": plain["flip_flops"] == expected}
         (out / "rtl" / "synth_report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -183,3 +168,27 @@ def run(args) -> int:
     steps.done(f"all artifacts under {out}/ (sim_summary.json)")
     return 0 if not ag.disagreeing_sites else 1
 
+
+def _gate_level(steps, ir, out, all_rows, want, summary) -> None:
+    from fkhw.cli import UserError
+    from fkhw.levels.rtl import netlist_level
+    from fkhw.rtlgen.netlist import NetlistError
+
+    steps.start("gate level: Yosys netlist (generic gates, ABC) of the RTL on Verilator vs integer engine on every row")
+    try:
+        gl = netlist_level(ir, jobs=1, log=lambda msg: print(f"      {msg}", flush=True))
+    except NetlistError as e:
+        raise UserError(str(e)) from None
+    gl.design.write(out / "netlist")
+    got = gl.golden(all_rows)
+    bad = int((got != want).any(axis=1).sum())
+    nl = gl.meta["netlist"]
+    summary["netlist"] = {"dir": str(out / "netlist"), "rows": int(all_rows.shape[0]), "mismatching_rows": bad,
+                          "cells": nl["synthesis"]["cells"], "flip_flops": nl["flip_flops"],
+                          "parameter_bits_found": nl["parameter_bits_found"], "unmapped_flip_flops": nl["unmapped"],
+                          "synth_seconds": nl["synthesis"]["seconds"], "build_seconds": gl.stats.get("build_seconds")}
+    steps.done(f"{out / 'netlist'}: {nl['synthesis']['cells']:,} cells, {nl['flip_flops']:,} flip-flops "
+               f"({nl['parameter_bits_found']:,} parameter bits found, {nl['unmapped']} unmapped); "
+               f"netlist == engine on {all_rows.shape[0] - bad}/{all_rows.shape[0]} rows")
+    if bad:
+        raise UserError(f"the synthesised netlist differs from the integer engine on {bad} rows")

@@ -25,6 +25,8 @@ def add_arguments(p):
     p.add_argument("--no-synth", action="store_true", help="skip the Yosys area table")
     p.add_argument("--no-prove", action="store_true", help="skip the fault-injection proof on the hardened RTL")
     p.add_argument("--jobs", type=int, default=None, help="simulator processes for the proof (default: all cores)")
+    p.add_argument("--gate-level", action="store_true",
+                   help="also run the proof on the Yosys netlist of the hardened RTL (replicas counted after synthesis)")
 
 
 def run(args) -> int:
@@ -40,7 +42,7 @@ def run(args) -> int:
         rule = parse_rule(args.threshold, args.budget)
         bundle = load_model(args.model or json.loads(summary.read_text())["model"])
         report = run_tmr(args.campaign, args.out, rule, bundle, synth=not args.no_synth, prove=not args.no_prove,
-                         jobs=args.jobs)
+                         jobs=args.jobs, gate_level=args.gate_level)
     except TmrError as e:
         raise UserError(str(e)) from None
     print_report(report, args.out)
