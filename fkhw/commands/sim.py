@@ -7,9 +7,10 @@ from pathlib import Path
 HELP = "the whole flow: hls4ml project, RTL (lint), functional test, RTL + software campaigns, agreement, TMR"
 DESCRIPTION = (
     "model -> hls4ml C++ (C-sim checked against the integer engine) -> RTL (lint) -> fault-free Verilator run "
-    "on every vendored row -> the same for the Yosys gate-level netlist -> exhaustive SEU campaign on the RTL "
-    "(cocotb + Verilator) -> the same campaign on the software engine -> software-vs-RTL agreement -> selective-TMR map, annotations, hardened RTL, area "
-    "and proof. Every artifact lands under --out; a summary is printed at the end.")
+    "on every vendored row (with --gate-level: the same for the Yosys netlist) -> exhaustive SEU campaign on the "
+    "RTL (cocotb + Verilator) -> the same campaign on the software engine -> software-vs-RTL agreement -> "
+    "selective-TMR map, annotations, hardened RTL, area and proof (with --gate-level: also on the hardened "
+    "netlist). Every artifact lands under --out; a summary is printed at the end.")
 
 
 def add_arguments(p):

@@ -243,7 +243,8 @@ def synthesize_netlist(design: RtlDesign, cache: Path | None = None, progress=No
             out = tmp / "out"
             out.mkdir()
             (out / NETLIST_FILE).write_text(
-                f"// {TOP}: gate-level netlist written by Yosys ({res['cells']} cells, {res['flip_flops']} flip-flops)\n"
+                f"// {TOP}: gate-level netlist written by Yosys ({res['cells']} cells, "
+                f"{res['flip_flops']} flip-flops)\n"
                 f"// from the fkhw RTL of model {design.model} (rtl digest {design.meta.get('rtl_digest')});\n"
                 "// register nets renamed rf_<tensor>__mem_<index> by fkhw.rtlgen.netlist.\n"
                 + _rename(Path(res["netlist"]).read_text()))
