@@ -1,7 +1,9 @@
 """`fkhw sim` end to end on a small model that is not ECON-T (the flow is
 general): 2-filter conv, 4-unit latent, its own decoder. Every stage runs
 for real: hls4ml, RTL + lint, Verilator, both campaigns, agreement, TMR with
-hardened RTL and proof (area synthesis is covered by test_tmr_hardware)."""
+hardened RTL and proof, and at gate level the Yosys netlists of the plain and
+hardened designs with the proof after synthesis (area synthesis is covered
+by test_tmr_hardware)."""
 
 from __future__ import annotations
 
@@ -45,23 +47,31 @@ def small_model_dir(tmp_path_factory):
 def test_sim_runs_the_whole_flow_on_a_small_model(small_model_dir, tmp_path):
     out = tmp_path / "sim"
     r = subprocess.run([sys.executable, "-m", "fkhw", "sim", "--model", str(small_model_dir), "--out", str(out),
-                        "--inputs", "8", "--jobs", "1", "--no-synth", "--tmr-threshold", "1.0"],
+                        "--inputs", "8", "--jobs", "1", "--no-synth", "--tmr-threshold", "1.0", "--gate-level"],
                        capture_output=True, text=True, timeout=1500)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    for k in range(1, 10):
-        assert f"[{k}/9]" in r.stdout
+    for k in range(1, 11):
+        assert f"[{k}/10]" in r.stdout
     s = json.loads((out / "sim_summary.json").read_text())
     assert s["hls"]["mismatching_rows"] == 0 and s["functional"]["mismatching_rows"] == 0
     assert s["rtl"]["lint"] == "clean"
     n_sites = (2 * 9 + 2) * 4 + (32 * 4 + 4) * 4
     assert s["agreement"] == {"common_sites": n_sites, "disagreeing_sites": 0}
+    # gate level: the Yosys netlist, every flip-flop named, == engine on every row
+    assert s["netlist"]["mismatching_rows"] == 0 and s["netlist"]["unmapped_flip_flops"] == 0
+    assert s["netlist"]["parameter_bits_found"] == n_sites
     report = json.loads((out / "tmr" / "tmr_report.json").read_text())
     assert report["proof"]["ok"] and report["proof"]["protected_output_changes"] == 0
+    # the proof after synthesis: three flip-flops per protected bit in the hardened netlist
+    pn = report["proof_netlist"]
+    assert pn["ok"] and pn["protected_output_changes"] == 0 and pn["protected_tmr_err_misses"] == 0
+    assert pn["netlist"]["replica_flip_flops_found"] == 2 * report["protected_bits"]
     assert report["hardened_campaign"]["within_threshold"]
     assert 0 < report["protected_bits"] < n_sites
     for artifact in ("hls/fkhw_project.json", "rtl/fkhw_encoder.v", "rtl/regmap.csv", "campaign_rtl/campaign.csv",
                      "campaign_rtl/agreement.json", "campaign_software/figure1.png", "tmr/tmr_map.json",
-                     "tmr/hardened_rtl/regmap.csv", "tmr/annotations/README.md", "tmr/proof.json"):
+                     "tmr/hardened_rtl/regmap.csv", "tmr/annotations/README.md", "tmr/proof.json",
+                     "netlist/fkhw_encoder_netlist.v", "netlist/netlist_regmap.csv", "tmr/proof_netlist.json"):
         assert (out / artifact).is_file(), artifact
     rtl = np.load(out / "campaign_rtl" / "outputs.npz")
     assert rtl["latent"].shape == (n_sites, 8, 4)
