@@ -106,7 +106,11 @@ def make_level(name: str, bundle: ModelBundle, jobs: int | None = None):
         from fkhw.levels.rtl import RtlLevel
 
         return RtlLevel.for_bundle(bundle, jobs=jobs)
-    raise CampaignError(f"--level {name!r}: use software, hls or rtl")
+    if name == "netlist":
+        from fkhw.levels.rtl import netlist_level
+
+        return netlist_level(bundle.ir, jobs=jobs or 1)
+    raise CampaignError(f"--level {name!r}: use software, hls, rtl or netlist")
 
 
 def plan(spec: CampaignSpec, space: SiteSpace) -> np.ndarray:
@@ -336,6 +340,11 @@ def make_executor(spec: CampaignSpec, bundle: ModelBundle, level=None):
         from fkhw.hls.project import project_for
 
         project_for(bundle)
+    if spec.level == "netlist":
+        # synthesise (or reuse) the netlist once here, not racing on every worker
+        from fkhw.levels.rtl import netlist_design
+
+        netlist_design(bundle.ir, log=print)
     if spec.scheduler:
         return DaskExecutor.connect(spec.scheduler)
     jobs = spec.jobs if spec.jobs is not None else (1 if spec.level == "software" else os.cpu_count() or 1)

@@ -89,7 +89,7 @@ def preflight(level: str) -> str | None:
     """Run on each worker before any chunk: what this worker lacks for
     ``level``, or None. A missing simulator is found here, once, by name."""
     try:
-        if level == "rtl":
+        if level in ("rtl", "netlist"):
             from fkhw.rtlgen.tools import require_verilator
 
             require_verilator()

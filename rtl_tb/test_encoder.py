@@ -27,21 +27,32 @@ INJECT_OFFSET_NS = 2  # after the upset edge, well before the falling edge
 
 
 def _mems(inj) -> list:
-    """Memories an injection deposits into: [inst, idx, val, addr] -> the
-    register file's ``mem``; a fifth element lists replica memories of a
-    hardened register file (``mem``, ``mem_b``, ``mem_c``), each of which
-    gets the same flipped value (two names: a double upset)."""
-    return list(inj[4]) if len(inj) > 4 else ["mem"]
+    """(memory, value) pairs an injection deposits: [inst, idx, val, addr] ->
+    the register file's ``mem`` gets val; a fifth element lists replica
+    memories of a hardened register file (``mem``, ``mem_b``, ``mem_c``),
+    each of which gets val (two names: a double upset), or, for a netlist,
+    [net, value] pairs (fkhw.rtlgen.netlist.lower_injections)."""
+    val = inj[2]
+    return [(m, val) if isinstance(m, str) else (m[0], m[1]) for m in (inj[4] if len(inj) > 4 else ["mem"])]
+
+
+def _target(dut, inst: str, mem: str, idx):
+    """The register an upset deposits into: ``u_enc.<inst>.<mem>[idx]`` in
+    the RTL; in a synthesised netlist (fkhw.rtlgen.netlist) the register is
+    a net of the top, ``u_enc.<mem>``: inst is "" and idx None."""
+    h = getattr(dut.u_enc, inst) if inst else dut.u_enc
+    h = getattr(h, mem)
+    return h if idx is None else h[idx]
 
 
 async def _run(dut, job: dict) -> dict:
     injections = job["injections"]
     regs = {}
     for inj in injections:
-        inst = inj[0]
-        for mem in _mems(inj):
-            if inst is not None and (inst, mem) not in regs:
-                regs[inst, mem] = getattr(getattr(dut.u_enc, inst), mem)
+        inst, idx = inj[0], inj[1]
+        for mem, _ in _mems(inj):
+            if inst is not None and (inst, mem, idx) not in regs:
+                regs[inst, mem, idx] = _target(dut, inst, mem, idx)
     dut.n_vec.value = int(job["n_vec"])
     dut.n_pre.value = int(job["n_pre"])
     dut.n_frames.value = int(job["n_frames"])
@@ -57,8 +68,8 @@ async def _run(dut, job: dict) -> dict:
     for k, inj in enumerate(injections):
         inst, idx, val, addr = inj[:4]
         if inst is not None:
-            for mem in _mems(inj):
-                regs[inst, mem][idx].value = int(val)  # the upset: a deposit on the weight register
+            for mem, v in _mems(inj):
+                regs[inst, mem, idx].value = int(v)  # the upset: a deposit on the weight register
         dut.scrub_addr.value = int(addr)  # the HDL rewrites it after the frame
         await Timer(period, unit="ns")
         if progress and (k & 63) == 63:

@@ -184,19 +184,25 @@ def test_campaign_over_the_hardened_econt_bol(tmp_path):
 # --- area ------------------------------------------------------------------------------
 
 def test_hierarchical_area_equals_flat_synthesis(synth_cache, tmp_path):
-    """Datapath (register files black-boxed) + register files (datapath
-    black-boxed) == one flat Yosys run: flip-flops exactly, cells within
-    0.5% (equal without ABC in practice)."""
+    """Datapath (register files black-boxed, each distinct fkhw_dot mapped
+    once) + register files (datapath black-boxed) == one flat Yosys + ABC
+    run: flip-flops exactly; cells and the CMOS transistor estimate within
+    1.5% (ABC maps the dot products on their own instead of inside the whole
+    network; measured: 0.0-1.1%, the most for full TMR)."""
     ir = tiny_model()
     prot = np.arange(0, ir.n_param_bits(), 5)
     plain = generate(ir)
-    for name, design in (("plain", plain), ("selective", generate(ir, protect=prot))):
+    for name, design in (("plain", plain), ("selective", generate(ir, protect=prot)),
+                         ("full", generate(ir, protect=np.arange(ir.n_param_bits())))):
         d = tmp_path / name
         design.write(d)
-        flat = synth(design.verilog_files(d), TOP, work_dir=d / "flat", abc=False)
-        hier = synth_hierarchical(design, plain, d / "hier", abc=False, cache=synth_cache)
+        flat = synth(design.verilog_files(d), TOP, work_dir=d / "flat")
+        hier = synth_hierarchical(design, plain, d / "hier", cache=synth_cache)
+        assert flat["abc"] and hier["datapath"]["abc"] and hier["datapath"]["kept_modules"]
         assert hier["flip_flops"] == flat["flip_flops"] == design.meta["flip_flops_expected"]
-        assert abs(hier["cells"] - flat["cells"]) <= 0.005 * flat["cells"], (hier["cells"], flat["cells"])
+        assert abs(hier["cells"] - flat["cells"]) <= 0.015 * flat["cells"], (hier["cells"], flat["cells"])
+        assert abs(hier["transistors"] - flat["transistors"]) <= 0.015 * flat["transistors"], \
+            (hier["transistors"], flat["transistors"])
     # the conv windows skip a column: those pipeline bits are gone in both
     assert plain.meta["stages"][0]["ff_used"] < plain.meta["stages"][0]["bits"]
 
@@ -211,11 +217,18 @@ def test_area_table_overheads_are_two_flip_flops_per_protected_bit(synth_cache, 
     assert by["full"]["ff_overhead"] == 2 * ir.n_param_bits()
     assert by["full"]["ff_overhead_pct_of_weight_bits"] == 200.0
     assert 0 < by["selective"]["cell_overhead"] < by["full"]["cell_overhead"]
+    assert 0 < by["selective"]["transistor_overhead"] < by["full"]["transistor_overhead"]
+    assert all(r["abc"] for r in rows)
+    # cells by type add up to the total, flip-flop types to the flip-flops
+    for r in rows:
+        assert sum(r["cell_types"].values()) == r["cells"]
+        assert sum(v for k, v in r["cell_types"].items() if k.startswith("$_DFF") or k.startswith("$_SDFF")) \
+            == r["flip_flops"]
     assert by["plain"]["datapath_cells"] == by["full"]["datapath_cells"]
     paths = write_area(rows, tmp_path / "out")
     assert [p.name for p in paths] == ["area.csv", "area.json", "area.md"]
     md = paths[2].read_text()
-    assert "| selective | 40 |" in md and "+80" in md
+    assert "| selective | 40 |" in md and "+80" in md and "Cells by type" in md and "transistors" in md
     assert json.loads(paths[1].read_text())["rows"][2]["flip_flops"] == by["full"]["flip_flops"]
 
 

@@ -3,7 +3,7 @@ time, on a level, and measure the damage as EMD."""
 
 from fkhw.commands.options import EMD_NORM, POSITIVE, SEED, fraction_open, in_path, out_path
 
-HELP = "single-bit-upset campaign on a level (software, hls, rtl): campaign.csv, outputs.npz, summary.json, Figure 1"
+HELP = "single-bit-upset campaign on a level (software, hls, rtl, netlist): campaign.csv, outputs.npz, summary.json, Figure 1"
 DESCRIPTION = (
     "Pick --inputs modules with non-zero charge (seeded), measure the fault-free EMD, then flip each site's bit "
     "in turn and record the mean EMD over the inputs. Writes OUT/campaign.csv "
@@ -16,7 +16,8 @@ DESCRIPTION = (
 
 def add_arguments(p):
     p.add_argument("--model", default="econt-bol", help="econt-bol, econt-eol, or a model directory")
-    p.add_argument("--level", default="software", choices=["software", "hls", "rtl"], help="where faults run")
+    p.add_argument("--level", default="software", choices=["software", "hls", "rtl", "netlist"],
+                   help="where faults run (netlist: the Yosys gate-level netlist of the RTL, same testbench)")
     p.add_argument("--inputs", type=POSITIVE, default=32, help="number of modules (non-zero charge) to run (default 32)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the module choice and of random orders")
     p.add_argument("--data", default=None, help="HGCAL CSV with CALQ_0..CALQ_47 (default: the vendored sample)")

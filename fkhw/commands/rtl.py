@@ -54,10 +54,12 @@ def run(args) -> int:
     if args.synth:
         from fkhw.rtlgen.synth import synth
 
-        print("synth: yosys synth -flatten (the first yowasp run compiles Yosys, ~35 s) ...", flush=True)
+        print("synth: yosys synth + ABC, each distinct fkhw_dot once (the first yowasp run compiles Yosys, ~35 s) ...",
+              flush=True)
         t0 = time.time()
         try:
-            rep = synth(verilog, TOP, work_dir=args.out / "synth", abc=not args.no_abc)
+            rep = synth(verilog, TOP, work_dir=args.out / "synth", abc=not args.no_abc, keep=("fkhw_dot",),
+                        progress=lambda msg: print(f"synth: {msg}", flush=True))
         except ToolError as e:
             raise UserError(str(e)) from None
         report = synth_report(meta, rep)
@@ -81,8 +83,10 @@ def synth_report(meta: dict, rep: dict) -> dict:
         f"  expected        : {exp} = {b['parameter_bits']} parameter bits + {b['pipeline_data_bits']} pipeline "
         f"data bits + {b['valid_bits']} valid bits -> {'MATCH' if match else 'MISMATCH'}",
         f"  cells (total)   : {rep['cells']}{'' if rep['abc'] else ' (no ABC)'}",
+        f"  transistors     : {rep.get('transistors', 0)} (Yosys' CMOS estimate, stat -tech cmos)",
         "  cell types      : " + ", ".join(f"{k}={v}" for k, v in sorted(rep["cell_types"].items())),
     ]
     return {"model": meta["model"], "flip_flops": rep["flip_flops"], "flip_flops_expected": exp, "match": match,
             "breakdown": b, "cells": rep["cells"], "cell_types": rep["cell_types"], "abc": rep["abc"],
+            "transistors": rep.get("transistors"),
             "seconds": rep["seconds"], "text": "\n".join(lines) + "\n"}

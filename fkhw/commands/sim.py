@@ -9,10 +9,11 @@ from fkhw.commands.options import EMD_NORM, POSITIVE, SEED, auto_or_positive, ou
 HELP = "the whole flow: hls4ml project, RTL (lint), functional test, RTL + software campaigns, agreement, TMR"
 DESCRIPTION = (
     "model -> hls4ml C++ (C-sim checked against the integer engine) -> RTL (lint) -> fault-free Verilator run "
-    "on every vendored row -> exhaustive SEU campaign on the RTL (cocotb + Verilator) -> the same campaign on "
-    "the software engine -> software-vs-RTL agreement -> the module count at which the TMR map is stable on "
-    "held-out modules (--tmr-inputs auto) -> selective-TMR map, annotations, hardened RTL, area and proof. "
-    "Every artifact lands under --out; a summary is printed at the end.")
+    "on every vendored row (with --gate-level: the same for the Yosys netlist) -> exhaustive SEU campaign on the "
+    "RTL (cocotb + Verilator) -> the same campaign on the software engine -> software-vs-RTL agreement -> the "
+    "module count at which the TMR map is stable on held-out modules (--tmr-inputs auto) -> selective-TMR map, "
+    "annotations, hardened RTL, area and proof (with --gate-level: also on the hardened netlist). Every artifact "
+    "lands under --out; a summary is printed at the end.")
 
 
 def add_arguments(p):
@@ -37,6 +38,10 @@ def add_arguments(p):
     p.add_argument("--no-synth", action="store_true", help="skip Yosys synthesis (area table)")
     p.add_argument("--fresh", action="store_true",
                    help="replace campaigns already in --out that ran with other arguments (default: refuse them)")
+    p.add_argument("--gate-level", action="store_true",
+                   help="also synthesise the plain and hardened netlists and run them on Verilator: fault-free "
+                        "on every row, and the TMR proof after synthesis (small models: seconds; econt-bol: the "
+                        "netlist's Verilator build takes many minutes, see README)")
 
 
 class Steps:
@@ -80,7 +85,7 @@ def run(args) -> int:
         check_out_dir(args.out)
     charges = load_charges(args.data)  # a bad --data is refused before anything is built
     tmr_counts = None if args.tmr_inputs == "auto" else args.tmr_inputs
-    steps = Steps(10)
+    steps = Steps(11 if args.gate_level else 10)
     steps.start(f"model {args.model}: integer IR and fault sites")
     bundle = load_model(args.model)
     bundle.require_decoder()
@@ -134,6 +139,9 @@ def run(args) -> int:
     if bad:
         raise UserError(f"the RTL differs from the integer engine on {bad} rows")
 
+    if args.gate_level:
+        _gate_level(steps, ir, out, all_rows, want, summary)
+
     common = dict(n_inputs=args.inputs, seed=args.seed, data=args.data)
     steps.start("exhaustive SEU campaign on the RTL (cocotb + Verilator)")
     rtl_dir = out / "campaign_rtl"
@@ -174,7 +182,8 @@ def run(args) -> int:
     steps.start(f"selective TMR ({rule.describe()}, {auto.steps[-1].inputs} modules): map, annotations, "
                 "hardened RTL, area, proof")
     tmr_report = run_tmr(auto.campaign, out / "tmr", rule, bundle, synth=not args.no_synth, prove=True,
-                         jobs=args.jobs, evidence={"auto": auto.to_dict(), "validation": v.to_dict()})
+                         jobs=args.jobs, evidence={"auto": auto.to_dict(), "validation": v.to_dict()},
+                         gate_level=args.gate_level)
     summary["tmr"] = {k: tmr_report[k] for k in ("protected_bits", "all_bits", "overhead_pct", "campaign_modules")}
     summary["tmr"]["evidence"] = {"stable": auto.stable, "reason": auto.reason, "modules": auto.steps[-1].inputs,
                                   "heldout_modules": v.modules, "coverage": v.coverage,
@@ -183,8 +192,8 @@ def run(args) -> int:
     if plain is not None:
         # the plain encoder's synthesis comes out of the area table; it belongs next to its RTL too
         expected = design.meta["flip_flops_expected"]
-        report = {"source": "Yosys generic synthesis via fkhw.tmr.area (datapath + register files)",
-                  "flip_flops": plain["flip_flops"], "cells": plain["cells"],
+        report = {"source": "Yosys generic synthesis + ABC via fkhw.tmr.area (datapath + register files)",
+                  "flip_flops": plain["flip_flops"], "cells": plain["cells"], "transistors": plain["transistors"],
                   "flip_flops_expected": expected, "breakdown": design.meta["flip_flops_breakdown"],
                   "flip_flops_match": plain["flip_flops"] == expected}
         (out / "rtl" / "synth_report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -206,3 +215,27 @@ def run(args) -> int:
     steps.done(f"all artifacts under {out}/ (sim_summary.json)")
     return 0 if not ag.disagreeing_sites else 1
 
+
+def _gate_level(steps, ir, out, all_rows, want, summary) -> None:
+    from fkhw.cli import UserError
+    from fkhw.levels.rtl import netlist_level
+    from fkhw.rtlgen.netlist import NetlistError
+
+    steps.start("gate level: Yosys netlist (generic gates, ABC) of the RTL on Verilator vs integer engine on every row")
+    try:
+        gl = netlist_level(ir, jobs=1, log=lambda msg: print(f"      {msg}", flush=True))
+    except NetlistError as e:
+        raise UserError(str(e)) from None
+    gl.design.write(out / "netlist")
+    got = gl.golden(all_rows)
+    bad = int((got != want).any(axis=1).sum())
+    nl = gl.meta["netlist"]
+    summary["netlist"] = {"dir": str(out / "netlist"), "rows": int(all_rows.shape[0]), "mismatching_rows": bad,
+                          "cells": nl["synthesis"]["cells"], "flip_flops": nl["flip_flops"],
+                          "parameter_bits_found": nl["parameter_bits_found"], "unmapped_flip_flops": nl["unmapped"],
+                          "synth_seconds": nl["synthesis"]["seconds"], "build_seconds": gl.stats.get("build_seconds")}
+    steps.done(f"{out / 'netlist'}: {nl['synthesis']['cells']:,} cells, {nl['flip_flops']:,} flip-flops "
+               f"({nl['parameter_bits_found']:,} parameter bits found, {nl['unmapped']} unmapped); "
+               f"netlist == engine on {all_rows.shape[0] - bad}/{all_rows.shape[0]} rows")
+    if bad:
+        raise UserError(f"the synthesised netlist differs from the integer engine on {bad} rows")

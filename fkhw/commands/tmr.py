@@ -42,6 +42,8 @@ def add_arguments(p):
     p.add_argument("--no-synth", action="store_true", help="skip the Yosys area table")
     p.add_argument("--no-prove", action="store_true", help="skip the fault-injection proof on the hardened RTL")
     p.add_argument("--jobs", type=POSITIVE, default=None, help="simulator processes for the proof (default: all cores)")
+    p.add_argument("--gate-level", action="store_true",
+                   help="also run the proof on the Yosys netlist of the hardened RTL (replicas counted after synthesis)")
 
 
 def run(args) -> int:
@@ -82,7 +84,7 @@ def run(args) -> int:
     elif not args.no_validate:
         evidence = {"validation": validate_campaign(bundle, campaign, rule, held, args.out / "heldout").to_dict()}
     report = run_tmr(campaign, args.out, rule, bundle, synth=not args.no_synth, prove=not args.no_prove,
-                     jobs=args.jobs, evidence=evidence)
+                     jobs=args.jobs, evidence=evidence, gate_level=args.gate_level)
     print_report(report, args.out)
     return 0
 
@@ -99,13 +101,23 @@ def print_report(r: dict, out) -> None:
     print_evidence(r)
     for row in r.get("area", []):
         print(f"  area {row['design']:<9} flip-flops {row['flip_flops']:>8}  cells {row['cells']:>9}  "
-              f"FF overhead {row.get('ff_overhead_pct', 0):7.2f}%  cell overhead {row.get('cell_overhead_pct', 0):7.2f}%")
+              f"transistors {row.get('transistors', 0):>10}  FF overhead {row.get('ff_overhead_pct', 0):7.2f}%  "
+              f"cell overhead {row.get('cell_overhead_pct', 0):6.2f}%  "
+              f"transistor overhead {row.get('transistor_overhead_pct', 0):6.2f}%")
     if "proof" in r:
         p = r["proof"]
         print(f"  proof ({p.get('seconds', '?')} s): {p['replica_upsets']} single-replica upsets on "
               f"{p['protected_sites']} protected bits -> {p['protected_output_changes']} output changes, "
               f"{p['protected_tmr_err_misses']} tmr_err misses; {p['unprotected_sites']} unprotected bits -> "
               f"{p['unprotected_mismatches']} mismatches vs the plain design; {'OK' if p['ok'] else 'FAILED'}")
+        if "proof_netlist" in r:
+            q = r["proof_netlist"]
+            nl = q.get("netlist", {})
+            print(f"  netlist proof ({q.get('seconds', '?')} s): {nl.get('replica_flip_flops_found')} of "
+                  f"{nl.get('replica_flip_flops_expected')} replica flip-flops in the netlist; {q['replica_upsets']} "
+                  f"single-replica upsets -> {q['protected_output_changes']} output changes, "
+                  f"{q['protected_tmr_err_misses']} tmr_err misses; {q['unprotected_mismatches']} unprotected "
+                  f"mismatches; {'OK' if q['ok'] else 'FAILED'}")
         h = r["hardened_campaign"]
         print(f"  hardened RTL campaign: worst emd_norm {h['worst_emd_norm_hardened']:.4f}"
               + (f" <= threshold {h['threshold']:g}" if h.get("within_threshold") else "")

@@ -100,6 +100,17 @@ class RtlLevel:
         executor (Dask workers), so one simulator process per level."""
         return cls(bundle.ir, jobs=jobs or 1)
 
+    def lower(self, injections: list) -> list:
+        """RTL injections as this level's device takes them: unchanged for
+        the RTL, renamed register nets for a synthesised netlist."""
+        if self.design.flip_flops is not None:
+            from fkhw.rtlgen.netlist import lower_injections
+
+            bits = np.concatenate([np.full(rf["count"], rf["bits"]) for rf in self.meta["register_files"]])
+            raw = param_codes(self.model) & ((1 << bits) - 1)  # register bit patterns
+            return lower_injections(injections, raw, self.design.flip_flops)
+        return injections
+
     # --- build -----------------------------------------------------------
     def build(self) -> SimBuild:
         if self._build is None:
@@ -171,7 +182,7 @@ class RtlLevel:
             return np.zeros((0, x.shape[0], n_out), dtype=np.int64)
         sb = self.build()
         gold = engine.forward(self.model, x)
-        inj = injections_for(self.model, self.meta, sites)
+        inj = self.lower(injections_for(self.model, self.meta, sites))
         tmp = self._work()
         work = Path(tmp.name) if tmp else self.work_dir
         t0 = time.time()
@@ -187,3 +198,19 @@ class RtlLevel:
             raise RtlSimError(f"{pre_err} output(s) before an upset cycle differ from the integer engine: "
                               "the RTL or its scrubbing is broken")
         return rec[:, -x.shape[0]:, :].astype(np.int64)
+
+
+def netlist_design(model: IntegerModel, protect=None, log=None) -> RtlDesign:
+    """The Yosys gate-level netlist of the plain (or, with ``protect``, the
+    hardened) encoder, cached by content hash (fkhw.rtlgen.netlist)."""
+    from fkhw.rtlgen.netlist import synthesize_netlist
+
+    return synthesize_netlist(generate(model, protect=protect), progress=log)
+
+
+def netlist_level(model: IntegerModel, jobs: int = 1, log=None) -> RtlLevel:
+    """The RTL level on the synthesised netlist: the same testbench, the
+    same frames, upsets deposited into the netlist's flip-flops."""
+    lv = RtlLevel(model, jobs=jobs, design=netlist_design(model, log=log), log=log)
+    lv.name = "netlist"
+    return lv

@@ -81,6 +81,8 @@ class RtlDesign:
     meta: dict
     regmap: np.ndarray  # (n_sites, 3) site, reg, bit
     templates: list = field(default_factory=list)
+    # a synthesised netlist (fkhw.rtlgen.netlist): (instance, memory, index, bit) -> (net, net bit, whole register)
+    flip_flops: dict | None = None
 
     @property
     def digest(self) -> str:
@@ -263,7 +265,7 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False) -> RtlDesign:
         decl.append(f"    wire [{bus.bits - 1}:0] {q};  // stage {k}: {bus.n} x {bus.width}-bit "
                     f"{'signed' if bus.signed else 'unsigned'} codes, frac {bus.spec.frac}")
         body.append(f"    // pipeline stage {k}\n"
-                    f"    fkhw_pipe #(.W({bus.bits})) u_stage{k} (\n"
+                    f"    fkhw_pipe #(.DW({bus.bits})) u_stage{k} (\n"
                     f"        .clk(clk), .rst(rst), .d_valid({valid_in}), .d({bus.name}),\n"
                     f"        .q_valid({v}), .q({q})\n    );\n")
         stages.append({"stage": k, "signal": q, "bits": bus.bits, "ff_used": used_bits,
@@ -294,7 +296,7 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False) -> RtlDesign:
             common = (f".XW({cur.width}), .XSIGNED({_sv(cur.signed)}), .WW({layer.kernel_fmt.bits}), "
                       f".WSIGNED({_sv(layer.kernel_fmt.signed)}),\n"
                       f"        .PSHIFT({pshift}), .HAS_BIAS({_sv(has_bias)}), .BW({bw}), "
-                      f".BSIGNED({_sv(bfmt.signed if has_bias else True)}), .BSHIFT({bshift}), .AW({aw})")
+                      f".BSIGNED({_sv(bfmt.signed if has_bias else True)}), .BSHIFT({bshift}), .ACCW({aw})")
             if layer.kind == "conv2d":
                 h, w, cin = spec_in.shape
                 kh, kw, _, cout = layer.kernel.shape
@@ -332,8 +334,8 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False) -> RtlDesign:
             body.append(f"    // {layer.name}: {layer.quantizer} -> {f.describe()}: round half to even "
                         f"(drop {shift} fractional bits), saturate to [{f.lo}, {f.hi}]\n"
                         f"    fkhw_requant_array #(\n"
-                        f"        .N({out.n}), .IW({cur.width}), .ISIGNED({_sv(cur.signed)}), .SHIFT({shift}), "
-                        f".OW({f.bits}), .LO({f.lo}), .HI({f.hi})\n"
+                        f"        .N({out.n}), .XW({cur.width}), .XSIGNED({_sv(cur.signed)}), .SHIFT({shift}), "
+                        f".YW({f.bits}), .LO({f.lo}), .HI({f.hi})\n"
                         f"    ) u_{lname} (\n"
                         f"        .x({cur.name}), .y({out.name})\n    );\n")
             layer_meta.append({"layer": layer.name, "kind": "quant", "quantizer": layer.quantizer,
@@ -371,12 +373,12 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False) -> RtlDesign:
             rf.append(f"    // {int(masks[k].sum())} of {masks[k].size} bits triplicated (PMASK bit i*{t['bits']}+j = "
                       f"Verilog bit j of register i)\n"
                       f"    fkhw_regfile_tmr #(.WIDTH({t['bits']}), .DEPTH({t['count']}), .BASE({t['base']}), "
-                      f".AW({cfg_aw}),\n        .PMASK({_mask_literal(masks[k])})) "
+                      f".ADDRW({cfg_aw}),\n        .PMASK({_mask_literal(masks[k])})) "
                       f"{t['instance']} (\n"
                       f"        .clk(clk), .cfg_we(cfg_we), .cfg_addr(cfg_addr), "
                       f".cfg_data(cfg_data[{t['bits'] - 1}:0]), .q({t['bus']}), .err({err})\n    );\n")
         else:
-            rf.append(f"    fkhw_regfile #(.WIDTH({t['bits']}), .DEPTH({t['count']}), .BASE({t['base']}), .AW({cfg_aw})) "
+            rf.append(f"    fkhw_regfile #(.WIDTH({t['bits']}), .DEPTH({t['count']}), .BASE({t['base']}), .ADDRW({cfg_aw})) "
                       f"{t['instance']} (\n"
                       f"        .clk(clk), .cfg_we(cfg_we), .cfg_addr(cfg_addr), "
                       f".cfg_data(cfg_data[{t['bits'] - 1}:0]), .q({t['bus']})\n    );\n")
@@ -452,7 +454,7 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False) -> RtlDesign:
         ports += ("    // TMRG (CERN): nothing in this module is triplicated; the register files with\n"
                   "    // protected bits (fkhw_rfs_*) triplicate their <tensor>_prot nets and vote them.\n"
                   "    // tmrg default do_not_triplicate\n\n")
-    lines = [header, ports,
+    lines = ["`default_nettype none\n", header, ports,
              "    // ---- signals -------------------------------------------------------\n",
              "\n".join(decl) + "\n\n",
              "    // ---- parameter register files (configuration port) -------------------\n",
@@ -461,7 +463,7 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False) -> RtlDesign:
              "\n".join(body) + "\n",
              f"    assign out_valid = {out_valid};\n",
              f"    assign out_data  = {out_bus.name};\n" + tmr_assign + "\n",
-             "endmodule\n"]
+             "endmodule\n", "`default_nettype wire\n"]
     top = "".join(lines)
 
     defs = (f"// {TOP} interface constants for testbenches. Generated by fkhw {__version__} from "
@@ -502,7 +504,7 @@ def _split_regfile(mod: str, t: dict, mask: np.ndarray, cfg_aw: int) -> str:
         rank[k] = ("u", r)
     np_, nu = len(prot_pos), len(unprot_pos)
     pn, un, vn = f"{bus}_prot", f"{bus}_unprot", f"{bus}_protVoted"
-    out = [f"// {mod}: the {t['layer']}.{t['tensor']} register file ({t['count']} registers of {w} bits at",
+    out = ["`default_nettype none", f"// {mod}: the {t['layer']}.{t['tensor']} register file ({t['count']} registers of {w} bits at",
            f"// addresses {t['base']}..{t['base'] + t['count'] - 1}) for CERN's TMRG, generated by fkhw {__version__}.",
            f"// Functionally fkhw_regfile: {np_} protected bits live in {pn} (TMRG triplicates",
            f"// it; the assignment {vn} = {pn} from triplicated to non-triplicated is where",
@@ -545,7 +547,7 @@ def _split_regfile(mod: str, t: dict, mask: np.ndarray, cfg_aw: int) -> str:
     body = []
     for c in range(0, len(terms), 8):
         body.append("        " + ", ".join(terms[c:c + 8]))
-    out += ["    assign q = {", ",\n".join(body), "    };", "", "endmodule", ""]
+    out += ["    assign q = {", ",\n".join(body), "    };", "", "endmodule", "`default_nettype wire", ""]
     return "\n".join(out)
 
 

@@ -93,7 +93,7 @@ def _key(rtl_dir: Path) -> str:
     the header names the model) share one build: weights are loaded at run
     time through the configuration port."""
     h = hashlib.sha256()
-    for p in sorted(rtl_dir.glob("*.v")) + sorted(rtl_dir.glob("*.vh")):
+    for p in sorted(rtl_dir.glob("*.v")) + sorted(rtl_dir.glob("*.vh")) + sorted(rtl_dir.glob("*.vlt")):
         h.update(p.name.encode() + b"\0" + re.sub(rb"//[^\n]*", b"", p.read_bytes()) + b"\0")
     for p in _tb_files():
         h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
@@ -105,8 +105,8 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
     """Compile the testbench around the Verilog in ``rtl_dir`` (reused when
     an identical build exists). Raises RtlBuildError with the log tail."""
     rtl_dir = Path(rtl_dir).resolve()
-    if not (rtl_dir / f"{TOP}.v").is_file():
-        raise RtlBuildError(f"{rtl_dir}: no {TOP}.v (generate it with `fkhw rtl`)")
+    if not (rtl_dir / f"{TOP}.v").is_file() and not (rtl_dir / f"{TOP}_netlist.v").is_file():
+        raise RtlBuildError(f"{rtl_dir}: no {TOP}.v (generate it with `fkhw rtl`) or {TOP}_netlist.v")
     try:
         require_verilator()
     except ToolError as e:
@@ -408,7 +408,9 @@ def _main_build(rtl_dir: str, sim_dir: str) -> int:
     rtl = Path(rtl_dir)
     from cocotb_tools.runner import VerilatorControlFile
 
-    sources = sorted(str(p) for p in rtl.glob("*.v")) + [str(TB_HDL), VerilatorControlFile(str(TB_VLT))]
+    # a design may bring its own Verilator control file (a netlist: which nets are public)
+    sources = (sorted(str(p) for p in rtl.glob("*.v")) + [str(TB_HDL), VerilatorControlFile(str(TB_VLT))]
+               + [VerilatorControlFile(str(p)) for p in sorted(rtl.glob("*.vlt"))])
     runner = _build_runner()
     runner.build(sources=sources, includes=[str(rtl)], hdl_toplevel=TB_TOP, build_dir=sim_dir,
                  build_args=BUILD_ARGS, timescale=("1ns", "1ps"), defines={"FKHW_MAXV": MAX_VECTORS},

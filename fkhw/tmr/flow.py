@@ -10,6 +10,8 @@ Output folder layout:
     tradeoff.png                     overhead vs residual worst-case emd_norm
     area.csv / area.json / area.md   plain vs selective vs full TMR (Yosys)
     proof.json                       fault injection on the hardened RTL
+    hardened_netlist/                its Yosys netlist (flip-flops named, replicas counted)
+    proof_netlist.json               the same fault injection on that netlist
     hardened_campaign/               campaign over the hardened RTL (worst emd_norm)
     heldout/, campaigns/             held-out campaign; with --inputs auto, the campaigns of the search
     tmr_report.json                  everything above in one summary
@@ -43,7 +45,8 @@ def _step(msg: str) -> float:
 
 
 def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: bool = True, prove: bool = True,
-            jobs: int | None = None, evidence: dict | None = None) -> dict:
+            jobs: int | None = None, evidence: dict | None = None,
+            gate_level: bool = False) -> dict:
     """``evidence``: the held-out validation (and the --inputs auto search)
     of this map, recorded in the report as given."""
     from fkhw.rtlgen.emit import generate
@@ -87,22 +90,25 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
     if synth:
         from fkhw.tmr.area import area_table, write_area
 
-        t0 = _step("area: Yosys synthesis of plain, selective and full TMR (the datapath once, cached)")
+        t0 = _step("area: Yosys synthesis + ABC of plain, selective and full TMR (the datapath once, cached)")
         rows = area_table(ir, protect, Path("build") / "synth", log=lambda msg: log.info("tmr:   %s", msg))
         art["area"] = [str(p) for p in write_area(rows, out)]
         report["area"] = rows
         report["area_seconds"] = round(time.monotonic() - t0, 1)
 
     if prove:
-        report.update(_prove(bundle, table, protect, out, threshold, jobs))
+        report.update(_prove(bundle, table, protect, out, threshold, jobs, gate_level))
         art["proof"] = str(out / "proof.json")
+        if gate_level:
+            art["proof_netlist"] = str(out / "proof_netlist.json")
+            art["hardened_netlist"] = str(out / "hardened_netlist")
         art["hardened_campaign"] = str(out / "hardened_campaign")
 
     (out / "tmr_report.json").write_text(json.dumps(report, indent=2, default=_jsonable) + "\n")
     return report
 
 
-def _prove(bundle, table, protect, out: Path, threshold, jobs) -> dict:
+def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool = False) -> dict:
     from fkhw.campaign import CampaignSpec, run_campaign
     from fkhw.tmr.proof import HardenedRtlLevel, prove
 
@@ -139,6 +145,9 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs) -> dict:
     if not proof.get("ok"):
         raise TmrError(f"the hardened RTL failed its proof: see {out / 'proof.json'}")
 
+    proof_nl = _prove_netlist(bundle, protect, out, jobs, inputs, latent, sites[unprotected], advance,
+                              state) if gate_level else None
+
     _step("campaign over the hardened RTL (replica 0 of protected bits)")
     all_modules = modules.size == outputs.n_modules
     spec = CampaignSpec(bundle.name, level="rtl", n_inputs=summary["inputs"], seed=summary["seed"], data=summary.get("data"),
@@ -160,7 +169,31 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs) -> dict:
                "within_threshold": bool(worst <= threshold) if checked else None}
     if checked and worst > threshold:
         raise TmrError(f"hardened design: worst emd_norm {worst:.4f} exceeds the threshold {threshold:g}")
-    return {"proof": proof, "hardened_campaign": verdict}
+    return {"proof": proof, "hardened_campaign": verdict, **({"proof_netlist": proof_nl} if proof_nl else {})}
+
+
+def _prove_netlist(bundle, protect, out: Path, jobs, inputs, plain_outputs, unprotected, advance, state) -> dict:
+    """The proof after synthesis: the same upsets on the flip-flops of the
+    hardened design's Yosys netlist, whose replicas are counted first."""
+    from fkhw.rtlgen.netlist import NetlistError, synthesize_netlist
+    from fkhw.tmr.harden import harden
+    from fkhw.tmr.proof import HardenedRtlLevel, prove
+
+    t0 = _step("proof after synthesis: Yosys netlist of the hardened RTL, the same upsets on its flip-flops")
+    try:
+        hard_nl = synthesize_netlist(harden(bundle.ir, protect), progress=lambda msg: log.info("tmr:   %s", msg))
+    except NetlistError as e:
+        raise TmrError(f"the hardened netlist lost what the proof needs: {e}") from None
+    hard_nl.write(out / "hardened_netlist")
+    state.update(progress=None, done=0)
+    nl_level = HardenedRtlLevel(bundle.ir, protect, jobs=jobs or os.cpu_count() or 1, design=hard_nl)
+    proof_nl = prove(bundle.ir, protect, inputs, plain_outputs=plain_outputs, unprotected=unprotected,
+                     level=nl_level, progress=advance)
+    proof_nl["seconds"] = round(time.monotonic() - t0, 1)
+    (out / "proof_netlist.json").write_text(json.dumps(proof_nl, indent=2, default=_jsonable) + "\n")
+    if not proof_nl.get("ok"):
+        raise TmrError(f"the hardened netlist failed its proof: see {out / 'proof_netlist.json'}")
+    return proof_nl
 
 
 def _jsonable(x):

@@ -73,9 +73,11 @@ class HardenedRtlLevel(RtlLevel):
 
     name = "rtl-tmr"
 
-    def __init__(self, model, protect_sites, replica=0, jobs: int | None = 1, **kw):
+    def __init__(self, model, protect_sites, replica=0, jobs: int | None = 1, design=None, **kw):
+        """``design``: the hardened design to run (default: ``harden(ir,
+        protect_sites)``; e.g. its synthesised netlist, fkhw.rtlgen.netlist)."""
         ir = model.ir if hasattr(model, "ir") else model
-        design = harden(ir, protect_sites)
+        design = design if design is not None else harden(ir, protect_sites)
         super().__init__(ir, jobs=jobs, design=design, **kw)
         _replica_names(replica)
         self.replica = replica
@@ -106,6 +108,7 @@ class HardenedRtlLevel(RtlLevel):
         return self._run_injections(inj, x, progress)
 
     def _run_injections(self, inj: list, x: np.ndarray, progress=None) -> tuple:
+        inj = self.lower(inj)
         sb = self.build()
         gold = engine.forward(self.model, x)
         tmp = self._work()
@@ -202,6 +205,14 @@ def prove(ir: IntegerModel, protect_sites, inputs, plain_outputs=None, jobs: int
         "frames": int(len(inj)),
         "jobs": int(level.jobs),
     }
-    report["ok"] = bool(fault_free_ok and not changed.any() and p_err.all() and not mismatch.any()
-                        and not u_err.any())
+    ok = fault_free_ok and not changed.any() and p_err.all() and not mismatch.any() and not u_err.any()
+    nl = level.meta.get("netlist")
+    if nl is not None:
+        # after synthesis: the three flip-flops of every protected bit, counted in the netlist
+        report["netlist"] = {k: nl[k] for k in ("flip_flops", "parameter_bits", "parameter_bits_found",
+                                                "replica_flip_flops_expected", "replica_flip_flops_found",
+                                                "replicas_missing", "unmapped")}
+        ok = ok and nl["replica_flip_flops_found"] == nl["replica_flip_flops_expected"] == 2 * prot.size \
+            and nl["parameter_bits_found"] == nl["parameter_bits"] and nl["unmapped"] == 0
+    report["ok"] = bool(ok)
     return report

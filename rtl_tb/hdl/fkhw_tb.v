@@ -31,6 +31,7 @@
 //   fkhw_tmr_err.txt  "<pre> <post>": tmr_err seen (1) or not (0) in the clocks
 //                     before the upset cycle / from it until the scrub
 `timescale 1ns/1ps
+`default_nettype none
 `include "fkhw_encoder_defs.vh"
 `ifndef FKHW_MAXV
 `define FKHW_MAXV 8192
@@ -203,3 +204,4 @@ module fkhw_tb;
     end
 
 endmodule
+`default_nettype wire

@@ -1,9 +1,10 @@
+`default_nettype none
 // fkhw_dense: a fully connected layer, fully unrolled: one fkhw_dot per
-// output, each over all NIN inputs. Packed buses, element k at [k*W +: W]:
+// output, each over all NIN inputs. Packed buses, element k at [k*BITS +: BITS]:
 //   x   : (NIN,)        codes of XW bits
 //   w   : (NIN, NOUT)   codes of WW bits, C order (from the register file)
 //   b   : (NOUT,)       codes of BW bits
-//   acc : (NOUT,)       accumulators of AW bits
+//   acc : (NOUT,)       accumulators of ACCW bits
 //
 // Part of fkhw (templates are copied verbatim next to the generated top).
 module fkhw_dense #(
@@ -18,12 +19,12 @@ module fkhw_dense #(
     parameter integer BW       = 8,
     parameter integer BSIGNED  = 1,
     parameter integer BSHIFT   = 0,
-    parameter integer AW       = 24
+    parameter integer ACCW     = 24
 ) (
     input  wire [NIN*XW-1:0]       x,
     input  wire [NIN*NOUT*WW-1:0]  w,
     input  wire [NOUT*BW-1:0]      b,
-    output wire [NOUT*AW-1:0]      acc
+    output wire [NOUT*ACCW-1:0]    acc
 );
 
     genvar j, i;
@@ -36,14 +37,15 @@ module fkhw_dense #(
             fkhw_dot #(
                 .N(NIN), .XW(XW), .XSIGNED(XSIGNED), .WW(WW), .WSIGNED(WSIGNED),
                 .PSHIFT(PSHIFT), .HAS_BIAS(HAS_BIAS), .BW(BW), .BSIGNED(BSIGNED),
-                .BSHIFT(BSHIFT), .AW(AW)
+                .BSHIFT(BSHIFT), .ACCW(ACCW)
             ) u_dot (
                 .x(x),
                 .w(wcol),
                 .b(b[j*BW +: BW]),
-                .acc(acc[j*AW +: AW])
+                .acc(acc[j*ACCW +: ACCW])
             );
         end
     endgenerate
 
 endmodule
+`default_nettype wire

@@ -1,17 +1,18 @@
-// fkhw_pipe: one pipeline stage: a W-bit data register (no reset, loaded
+`default_nettype none
+// fkhw_pipe: one pipeline stage: a DW-bit data register (no reset, loaded
 // every cycle: the datapath accepts a vector per clock, II=1) and a valid
 // flag with a synchronous reset.
 //
 // Part of fkhw (templates are copied verbatim next to the generated top).
 module fkhw_pipe #(
-    parameter integer W = 8
+    parameter integer DW = 8
 ) (
-    input  wire         clk,
-    input  wire         rst,
-    input  wire         d_valid,
-    input  wire [W-1:0] d,
-    output reg          q_valid,
-    output reg  [W-1:0] q
+    input  wire          clk,
+    input  wire          rst,
+    input  wire          d_valid,
+    input  wire [DW-1:0] d,
+    output reg           q_valid,
+    output reg  [DW-1:0] q
 );
 
     always @(posedge clk) begin
@@ -24,3 +25,4 @@ module fkhw_pipe #(
     end
 
 endmodule
+`default_nettype wire

@@ -1,3 +1,4 @@
+`default_nettype none
 // fkhw_regfile: DEPTH parameter registers of WIDTH bits each, one register
 // per parameter (weight or bias code), written through the configuration
 // port. Register i answers at address BASE+i. Every bit is a flip-flop; the
@@ -12,11 +13,11 @@ module fkhw_regfile #(
     parameter integer WIDTH = 5,
     parameter integer DEPTH = 1,
     parameter integer BASE  = 0,
-    parameter integer AW    = 12
+    parameter integer ADDRW = 12
 ) (
     input  wire                   clk,
     input  wire                   cfg_we,
-    input  wire [AW-1:0]          cfg_addr,
+    input  wire [ADDRW-1:0]       cfg_addr,
     input  wire [WIDTH-1:0]       cfg_data,
     output wire [DEPTH*WIDTH-1:0] q
 );
@@ -28,7 +29,7 @@ module fkhw_regfile #(
         for (i = 0; i < DEPTH; i = i + 1) begin : g_reg
             localparam integer ADDR = BASE + i;
             always @(posedge clk) begin
-                if (cfg_we && (cfg_addr == ADDR[AW-1:0])) begin
+                if (cfg_we && (cfg_addr == ADDR[ADDRW-1:0])) begin
                     mem[i] <= cfg_data;
                 end
             end
@@ -37,3 +38,4 @@ module fkhw_regfile #(
     endgenerate
 
 endmodule
+`default_nettype wire

@@ -1,3 +1,4 @@
+`default_nettype none
 // fkhw_regfile_tmr: the parameter register file of fkhw_regfile with
 // selective triple modular redundancy. Same registers, addresses and
 // configuration port; PMASK chooses, bit by bit, which flip-flops are
@@ -24,12 +25,12 @@ module fkhw_regfile_tmr #(
     parameter integer WIDTH = 5,
     parameter integer DEPTH = 1,
     parameter integer BASE  = 0,
-    parameter integer AW    = 12,
+    parameter integer ADDRW = 12,
     parameter [DEPTH*WIDTH-1:0] PMASK = {DEPTH*WIDTH{1'b0}}
 ) (
     input  wire                   clk,
     input  wire                   cfg_we,
-    input  wire [AW-1:0]          cfg_addr,
+    input  wire [ADDRW-1:0]       cfg_addr,
     input  wire [WIDTH-1:0]       cfg_data,
     output wire [DEPTH*WIDTH-1:0] q,
     output wire                   err
@@ -49,27 +50,50 @@ module fkhw_regfile_tmr #(
     generate
         for (i = 0; i < DEPTH; i = i + 1) begin : g_reg
             localparam integer ADDR = BASE + i;
-            wire we = cfg_we && (cfg_addr == ADDR[AW-1:0]);
-            for (j = 0; j < WIDTH; j = j + 1) begin : g_bit
-                if (PMASK[i*WIDTH + j]) begin : g_tmr
-                    (* keep *) always @(posedge clk) begin
-                        if (we) mem[i][j] <= cfg_data[j];
+            localparam [WIDTH-1:0] M = PMASK[i*WIDTH +: WIDTH];
+            wire we = cfg_we && (cfg_addr == ADDR[ADDRW-1:0]);
+            // whole registers where the mask is all ones or all zeros (one always block per
+            // replica and register: far fewer processes for synthesis), bit by bit otherwise
+            if (M == {WIDTH{1'b1}}) begin : g_tmr
+                (* keep *) always @(posedge clk) begin
+                    if (we) mem[i] <= cfg_data;
+                end
+                (* keep *) always @(posedge clk) begin
+                    if (we) mem_b[i] <= cfg_data;
+                end
+                (* keep *) always @(posedge clk) begin
+                    if (we) mem_c[i] <= cfg_data;
+                end
+                assign q[i*WIDTH +: WIDTH] = (mem[i] & mem_b[i]) | (mem[i] & mem_c[i]) | (mem_b[i] & mem_c[i]);
+                assign disagree[i*WIDTH +: WIDTH] = (mem[i] ^ mem_b[i]) | (mem[i] ^ mem_c[i]);
+            end else if (M == {WIDTH{1'b0}}) begin : g_one
+                always @(posedge clk) begin
+                    if (we) mem[i] <= cfg_data;
+                end
+                assign q[i*WIDTH +: WIDTH] = mem[i];
+                assign disagree[i*WIDTH +: WIDTH] = {WIDTH{1'b0}};
+            end else begin : g_mixed
+                for (j = 0; j < WIDTH; j = j + 1) begin : g_bit
+                    if (M[j]) begin : g_tmr
+                        (* keep *) always @(posedge clk) begin
+                            if (we) mem[i][j] <= cfg_data[j];
+                        end
+                        (* keep *) always @(posedge clk) begin
+                            if (we) mem_b[i][j] <= cfg_data[j];
+                        end
+                        (* keep *) always @(posedge clk) begin
+                            if (we) mem_c[i][j] <= cfg_data[j];
+                        end
+                        assign q[i*WIDTH + j] = (mem[i][j] & mem_b[i][j]) | (mem[i][j] & mem_c[i][j])
+                                              | (mem_b[i][j] & mem_c[i][j]);
+                        assign disagree[i*WIDTH + j] = (mem[i][j] ^ mem_b[i][j]) | (mem[i][j] ^ mem_c[i][j]);
+                    end else begin : g_one
+                        always @(posedge clk) begin
+                            if (we) mem[i][j] <= cfg_data[j];
+                        end
+                        assign q[i*WIDTH + j] = mem[i][j];
+                        assign disagree[i*WIDTH + j] = 1'b0;
                     end
-                    (* keep *) always @(posedge clk) begin
-                        if (we) mem_b[i][j] <= cfg_data[j];
-                    end
-                    (* keep *) always @(posedge clk) begin
-                        if (we) mem_c[i][j] <= cfg_data[j];
-                    end
-                    assign q[i*WIDTH + j] = (mem[i][j] & mem_b[i][j]) | (mem[i][j] & mem_c[i][j])
-                                          | (mem_b[i][j] & mem_c[i][j]);
-                    assign disagree[i*WIDTH + j] = (mem[i][j] ^ mem_b[i][j]) | (mem[i][j] ^ mem_c[i][j]);
-                end else begin : g_one
-                    always @(posedge clk) begin
-                        if (we) mem[i][j] <= cfg_data[j];
-                    end
-                    assign q[i*WIDTH + j] = mem[i][j];
-                    assign disagree[i*WIDTH + j] = 1'b0;
                 end
             end
         end
@@ -78,3 +102,4 @@ module fkhw_regfile_tmr #(
     assign err = |disagree;
 
 endmodule
+`default_nettype wire

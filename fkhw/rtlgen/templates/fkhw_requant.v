@@ -1,34 +1,35 @@
+`default_nettype none
 // fkhw_requant: requantize one code: drop SHIFT fractional bits with
 // round-half-to-even (tf.round, the QKeras rounding), then saturate to
-// [LO, HI] and keep OW bits. SHIFT <= 0 shifts left (no rounding needed).
+// [LO, HI] and keep YW bits. SHIFT <= 0 shifts left (no rounding needed).
 // Bit-exact with fkhw.fixed.requantize.
 //
-//   x : IW-bit code, two's complement if ISIGNED, else unsigned
-//   y : OW-bit code, two's complement or unsigned as the format says
+//   x : XW-bit code, two's complement if XSIGNED, else unsigned
+//   y : YW-bit code, two's complement or unsigned as the format says
 //
 // Part of fkhw (templates are copied verbatim next to the generated top).
 module fkhw_requant #(
-    parameter integer IW      = 16,
-    parameter integer ISIGNED = 1,
+    parameter integer XW      = 16,
+    parameter integer XSIGNED = 1,
     parameter integer SHIFT   = 1,
-    parameter integer OW      = 8,
+    parameter integer YW      = 8,
     parameter integer LO      = 0,
     parameter integer HI      = 255
 ) (
-    input  wire [IW-1:0] x,
-    output wire [OW-1:0] y
+    input  wire [XW-1:0] x,
+    output wire [YW-1:0] y
 );
 
     // sign-extend the input by at least one bit, and far enough that the
-    // kept part has two bits even when SHIFT >= IW
-    localparam integer EW = (IW + 1 > SHIFT + 2) ? IW + 1 : SHIFT + 2;
+    // kept part has two bits even when SHIFT >= XW
+    localparam integer EW = (XW + 1 > SHIFT + 2) ? XW + 1 : SHIFT + 2;
     localparam integer RS = (SHIFT > 0) ? SHIFT : 0;   // bits dropped
     localparam integer LS = (SHIFT < 0) ? -SHIFT : 0;  // bits added
     localparam integer QW = EW - RS + LS + 1;           // rounded value width
     localparam integer CW = (QW > 33) ? QW : 33;        // compare width
 
-    wire xs = (ISIGNED != 0) ? x[IW-1] : 1'b0;
-    wire signed [EW-1:0] xe = {{(EW-IW){xs}}, x};
+    wire xs = (XSIGNED != 0) ? x[XW-1] : 1'b0;
+    wire signed [EW-1:0] xe = {{(EW-XW){xs}}, x};
     wire signed [QW-1:0] q;
 
     generate
@@ -60,9 +61,10 @@ module fkhw_requant #(
     wire signed [CW-1:0] qc = {{(CW-QW){q[QW-1]}}, q};
 
     /* verilator lint_off UNUSEDSIGNAL */
-    // only the low OW bits of the saturated value are kept
+    // only the low YW bits of the saturated value are kept
     wire signed [CW-1:0] sat = (qc < LO_C) ? LO_C : ((qc > HI_C) ? HI_C : qc);
     /* verilator lint_on UNUSEDSIGNAL */
-    assign y = sat[OW-1:0];
+    assign y = sat[YW-1:0];
 
 endmodule
+`default_nettype wire

@@ -1,0 +1,319 @@
+"""The synthesised netlist of an encoder as another device under test.
+
+:func:`synthesize_netlist` runs Yosys (generic ``synth`` + ABC, each
+distinct ``fkhw_dot`` once, see :mod:`fkhw.rtlgen.synth`) on a generated
+design (plain or hardened) and writes the gate-level netlist as Verilog.
+The result is an :class:`~fkhw.rtlgen.emit.RtlDesign` with the same top
+name, the same ports and the same ``regmap.csv``: the HDL testbench
+(``rtl_tb/``) and the RTL levels run it exactly as they run the RTL.
+
+What changes is where a parameter bit lives. Yosys turns register ``i`` of
+register file ``rf_x`` (``rf_x.mem[i]`` in the RTL) into flip-flops on a
+net it names ``\\rf_x.mem[i]``; this module renames those nets to plain
+identifiers, ``rf_x__mem_i`` (replicas ``rf_x__mem_b_i``, ``rf_x__mem_c_i``),
+so the testbench can deposit into them, and then reads the netlist back:
+every flip-flop (an assignment ``<=`` in an ``always @(posedge clk)`` block
+of the netlist) is classified as a parameter bit (through the register map:
+site -> register -> net and bit), a TMR replica, or a pipeline / valid bit.
+``meta["netlist"]`` holds the counts, ``unmapped`` must be 0 and every
+parameter bit must be found (:class:`NetlistError` otherwise), and
+``netlist_regmap.csv`` (``site,reg,bit,net``) names each site's flip-flop.
+
+An injection for the RTL (``[instance, index, value, address, memories]``)
+is lowered to the netlist by :func:`lower_injections`: the same value,
+deposited into the renamed net of the same register.
+
+The netlist is cached on disk by the content hash of the RTL and the Yosys
+script (``build/netlist/<key>``, ``FKHW_NETLIST_CACHE`` moves it).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fkhw.rtlgen.emit import DEFS_FILE, META_FILE, REGMAP_FILE, REPLICA_MEMS, TOP, RtlDesign, _rtl_digest
+from fkhw.rtlgen.synth import synth, synth_script
+
+NETLIST_FILE = f"{TOP}_netlist.v"
+VLT_FILE = f"{TOP}_netlist.vlt"
+NETLIST_REGMAP = "netlist_regmap.csv"
+KEEP = ("fkhw_dot",)
+NETLIST_VERSION = 3  # bump when the renaming or the script changes
+
+_REG_NET = re.compile(r"\\(rf_[A-Za-z0-9_]+)\.(" + "|".join(REPLICA_MEMS) + r")\[(\d+)\] ")
+# a register bit Yosys kept as a flip-flop of its own (per-bit always blocks: the TMR register file)
+_BIT_NET = re.compile(r"\\(rf_[A-Za-z0-9_]+)\.(" + "|".join(REPLICA_MEMS) + r")_reg\[(\d+)\]\[(\d+)\] ")
+_PARAMOD = re.compile(r"\\\$paramod\$([0-9a-f]+)\\([A-Za-z_][A-Za-z0-9_]*) ")
+_FF_LHS = re.compile(r"^\s*(?:if \(.*\) |else )?(\\\S+ |[A-Za-z_][A-Za-z0-9_$]*)\s*(?:\[(\d+)\])?\s*<=")
+_DECL = re.compile(r"^\s*(?:reg|wire|output|input)\s+(?:\[(\d+):(\d+)\]\s+)?(\\\S+ |[A-Za-z_][A-Za-z0-9_$]*)\s*;")
+
+
+class NetlistError(RuntimeError):
+    """The netlist does not hold what the RTL promised (a parameter bit or a
+    replica lost in synthesis, or a flip-flop nobody can name)."""
+
+
+def reg_net(instance: str, mem: str, index: int) -> str:
+    """The netlist name of register ``index`` (replica ``mem``) of a register file."""
+    return f"{instance}__{mem}_{index}"
+
+
+def default_cache() -> Path:
+    env = os.environ.get("FKHW_NETLIST_CACHE")
+    if env:
+        return Path(env)
+    import fkhw
+
+    return Path(fkhw.__file__).resolve().parents[1] / "build" / "netlist"
+
+
+def bit_net(instance: str, mem: str, index: int, bit: int) -> str:
+    """The netlist name of a register bit that Yosys kept as its own flip-flop."""
+    return f"{instance}__{mem}_{index}_{bit}"
+
+
+def _rename(text: str) -> str:
+    text = _REG_NET.sub(lambda m: reg_net(m.group(1), m.group(2), int(m.group(3))) + " ", text)
+    text = _BIT_NET.sub(lambda m: bit_net(m.group(1), m.group(2), int(m.group(3)), int(m.group(4))) + " ", text)
+    # distinct versions of a kept module: plain names (fkhw_dot_<hash>) instead of \$paramod$<hash>\fkhw_dot
+    return _PARAMOD.sub(lambda m: f"{m.group(2)}_{m.group(1)[:12]} ", text)
+
+
+def flip_flops(text: str, top: str = TOP) -> dict:
+    """{net: set of bits} of every flip-flop in module ``top`` of a Yosys
+    netlist (each ``<=`` target; a net written without a bit select is
+    expanded to its declared width)."""
+    widths, ffs = {}, {}
+    in_top = False
+    for ln in text.splitlines():
+        if ln.startswith("module "):
+            in_top = ln.split()[1].split("(")[0] == top
+            continue
+        if not in_top:
+            continue
+        m = _DECL.match(ln)
+        if m:
+            name = m.group(3).strip()
+            widths[name] = (int(m.group(1)), int(m.group(2))) if m.group(1) is not None else (0, 0)
+            continue
+        m = _FF_LHS.match(ln)
+        if m:
+            name = m.group(1).strip()
+            if m.group(2) is not None:
+                ffs.setdefault(name, set()).add(int(m.group(2)))
+            else:
+                hi, lo = widths.get(name, (0, 0))
+                ffs.setdefault(name, set()).update(range(min(hi, lo), max(hi, lo) + 1))
+    return ffs
+
+
+def flip_flop_map(ffs: dict, meta: dict) -> dict:
+    """(instance, memory, index, Verilog bit) -> (net, bit of the net, whole)
+    for every register-file flip-flop of the netlist. ``whole``: the net is
+    the whole register (deposit the register value), else a one-bit net of
+    its own (deposit the bit)."""
+    names = {}
+    for rf in meta["register_files"]:
+        for i in range(rf["count"]):
+            for mem in REPLICA_MEMS:
+                names[reg_net(rf["instance"], mem, i)] = (rf["instance"], mem, i, None)
+                for j in range(rf["bits"]):
+                    names[bit_net(rf["instance"], mem, i, j)] = (rf["instance"], mem, i, j)
+    out = {}
+    for net, bits in ffs.items():
+        key = names.get(net)
+        if key is None:
+            continue
+        inst, mem, i, j = key
+        for b in bits:
+            if j is None:
+                out[inst, mem, i, b] = (net, b, True)
+            else:
+                out[inst, mem, i, j] = (net, 0, False)
+    return out
+
+
+def classify(ffs: dict, meta: dict, regmap: np.ndarray) -> tuple:
+    """Which netlist flip-flop holds what: per site its net and bit, the
+    replica flip-flops of protected bits, pipeline/valid bits, and the
+    flip-flops nobody can name (must be none). Returns (counts, per-site
+    net names, flip-flop map of :func:`flip_flop_map`)."""
+    ffmap = flip_flop_map(ffs, meta)
+    by_addr = {}
+    for rf in meta["register_files"]:
+        for i in range(rf["count"]):
+            by_addr[rf["base"] + i] = (rf["instance"], i)
+    found = np.zeros(regmap.shape[0], dtype=bool)
+    nets = []
+    claimed = set()
+    for k, (site, reg, bit) in enumerate(regmap.tolist()):
+        inst, idx = by_addr[reg]
+        hit = ffmap.get((inst, "mem", idx, bit))
+        nets.append(f"{hit[0]}[{hit[1]}]" if hit else "")
+        if hit:
+            found[k] = True
+            claimed.add(hit[:2])
+    replicas_expected, replicas_found = 0, 0
+    missing_replicas = []
+    for e in meta.get("tmr", {}).get("sites", []):
+        for mem in REPLICA_MEMS[1:]:
+            replicas_expected += 1
+            hit = ffmap.get((e["instance"], mem, e["index"], e["bit"]))
+            if hit:
+                replicas_found += 1
+                claimed.add(hit[:2])
+            else:
+                missing_replicas.append([e["site"], mem])
+    pipeline = 0
+    for net, bits in ffs.items():
+        if re.match(r"^\\u_stage\d+\.q(_valid|_reg\[\d+\])?$", net):  # Yosys names some q bits q_reg[k]
+            pipeline += len(bits)
+            claimed.update((net, b) for b in bits)
+    total = sum(len(b) for b in ffs.values())
+    unmapped = sorted(f"{n}[{b}]" for n, bits in ffs.items() for b in bits if (n, b) not in claimed)
+    counts = {
+        "flip_flops": total,
+        "parameter_bits": int(regmap.shape[0]),
+        "parameter_bits_found": int(found.sum()),
+        "parameter_bits_missing": regmap[~found, 0][:20].tolist(),
+        "replica_flip_flops_expected": replicas_expected,
+        "replica_flip_flops_found": replicas_found,
+        "replicas_missing": missing_replicas[:20],
+        "pipeline_and_valid_flip_flops": pipeline,
+        "unmapped": len(unmapped),
+        "unmapped_first": unmapped[:20],
+    }
+    return counts, nets, ffmap
+
+
+# what -Wall finds in any Yosys netlist, and why it is not a defect here
+NETLIST_WAIVERS = {
+    "UNUSEDSIGNAL": "RTL net names Yosys keeps on nets without loads (buses, accumulator bits above the kept ones)",
+    "UNDRIVEN": "bits of RTL vectors whose flip-flops synthesis removed (pipeline bits no conv window reads)",
+    "DECLFILENAME": "one file holds the top and the kept fkhw_dot versions",
+}
+
+
+def _vlt() -> str:
+    lines = ["`verilator_config",
+             "// fkhw netlist: the register nets the testbench deposits into are public.",
+             "// -Wall on the Yosys netlist: only these rules are waived (every other warning stays on):"]
+    for rule, why in NETLIST_WAIVERS.items():
+        lines += [f"//   {rule}: {why}", f"lint_off -rule {rule} -file \"*{NETLIST_FILE}\""]
+    lines.append(f"public_flat_rw -module \"{TOP}\" -var \"rf_*__mem*\"")
+    return "\n".join(lines) + "\n"
+
+
+def _key(design: RtlDesign) -> str:
+    h = hashlib.sha256(json.dumps([NETLIST_VERSION, synth_script([n for n in sorted(design.files) if n.endswith(".v")],
+                                                                 TOP, keep=KEEP, netlist=NETLIST_FILE)]).encode())
+    for name in sorted(design.files):
+        if name.endswith((".v", ".vh")):
+            h.update(name.encode() + b"\0" + re.sub(r"//[^\n]*", "", design.files[name]).encode() + b"\0")
+    return h.hexdigest()[:20]
+
+
+def synthesize_netlist(design: RtlDesign, cache: Path | None = None, progress=None, strict: bool = True) -> RtlDesign:
+    """The gate-level netlist of ``design`` as a design the testbench runs
+    (cached). ``strict``: raise NetlistError when a parameter bit or a
+    replica has no flip-flop or a flip-flop has no name; with ``strict=False``
+    the counts are only recorded in ``meta['netlist']``."""
+    cache = Path(cache) if cache is not None else default_cache()
+    key = _key(design)
+    done = cache / key
+    if not (done / NETLIST_FILE).is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=cache, prefix="work-"))
+        try:
+            design.write(tmp / "rtl")
+            t0 = time.time()
+            res = synth(design.verilog_files(tmp / "rtl"), TOP, work_dir=tmp / "synth", include_dirs=[tmp / "rtl"],
+                        keep=KEEP, netlist=NETLIST_FILE, progress=progress)
+            out = tmp / "out"
+            out.mkdir()
+            (out / NETLIST_FILE).write_text(
+                f"// {TOP}: gate-level netlist written by Yosys ({res['cells']} cells, "
+                f"{res['flip_flops']} flip-flops)\n"
+                f"// from the fkhw RTL of model {design.model} (rtl digest {design.meta.get('rtl_digest')});\n"
+                "// register nets renamed rf_<tensor>__mem_<index> by fkhw.rtlgen.netlist.\n"
+                + _rename(Path(res["netlist"]).read_text()))
+            (out / "synth.json").write_text(json.dumps({k: v for k, v in res.items() if k not in ("log", "netlist")}
+                                                       | {"wall_seconds": round(time.time() - t0, 1)}, indent=1))
+            try:
+                os.replace(out, done)
+            except OSError:  # another process finished first
+                pass
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    text = (done / NETLIST_FILE).read_text()
+    synth_info = json.loads((done / "synth.json").read_text())
+    info, nets, ffmap = classify(flip_flops(text), design.meta, design.regmap)
+    meta = json.loads(json.dumps(design.meta))
+    meta["netlist"] = {**info, "synthesis": synth_info, "cache": str(done)}
+    if strict:
+        problems = []
+        if info["parameter_bits_found"] != info["parameter_bits"]:
+            problems.append(f"{info['parameter_bits'] - info['parameter_bits_found']} parameter bit(s) have no "
+                            f"flip-flop (first sites: {info['parameter_bits_missing'][:5]})")
+        if info["replica_flip_flops_found"] != info["replica_flip_flops_expected"]:
+            problems.append(f"{info['replica_flip_flops_expected'] - info['replica_flip_flops_found']} TMR replica "
+                            f"flip-flop(s) were merged or removed by synthesis (first: {info['replicas_missing'][:3]})")
+        if info["unmapped"]:
+            problems.append(f"{info['unmapped']} flip-flop(s) are neither parameter bits, replicas nor pipeline "
+                            f"(first: {info['unmapped_first'][:3]})")
+        if problems:
+            raise NetlistError(f"netlist of {design.model} ({done / NETLIST_FILE}): " + "; ".join(problems))
+    files = {NETLIST_FILE: text, VLT_FILE: _vlt(), DEFS_FILE: design.files[DEFS_FILE],
+             REGMAP_FILE: design.files[REGMAP_FILE]}
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["site", "reg", "bit", "net"])
+    w.writerows([s, r, b, n] for (s, r, b), n in zip(design.regmap.tolist(), nets))
+    files[NETLIST_REGMAP] = buf.getvalue()
+    meta["rtl_digest"] = _rtl_digest({**files, "netlist.vlt.v": files[VLT_FILE]})
+    files[META_FILE] = json.dumps(meta, indent=1) + "\n"
+    return RtlDesign(design.model, files, meta, design.regmap, [], flip_flops=ffmap)
+
+
+def lower_injections(injections: list, codes: np.ndarray, ffmap: dict) -> list:
+    """RTL injections -> the same upsets on the netlist. ``[instance, index,
+    value, address(, memories)]`` -> ``["", None, value, address, [[net,
+    value], ...]]``: each flipped bit (value ^ ``codes[address]``, the golden
+    bit pattern of the register)
+    of each listed memory is deposited into the flip-flop that holds it (the
+    whole register net with the flipped value, or the bit's own net with
+    the bit). A bit with no flip-flop in the netlist (a replica synthesis
+    merged away) gets no deposit: nothing is there to upset."""
+    out = []
+    for inj in injections:
+        inst, idx, val, addr = inj[:4]
+        if inst is None:
+            out.append(inj)
+            continue
+        flipped = int(val) ^ int(codes[addr])
+        bits = [b for b in range(flipped.bit_length()) if flipped >> b & 1]
+        targets = {}
+        for mem in (list(inj[4]) if len(inj) > 4 else ["mem"]):
+            for b in bits:
+                hit = ffmap.get((inst, mem, int(idx), b))
+                if hit is None:
+                    continue
+                net, nb, whole = hit
+                if whole:
+                    cur = targets.get(net, int(codes[addr]))
+                    targets[net] = cur ^ (1 << nb)
+                else:
+                    targets[net] = (int(val) >> b) & 1
+        out.append(["", None, val, addr, [[n, v] for n, v in targets.items()]])
+    return out
