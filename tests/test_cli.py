@@ -85,6 +85,13 @@ def rtl_campaign(small_model_dir, few_sites, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def netlist_campaign(small_model_dir, few_sites, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "campaign_netlist"
+    campaign(small_model_dir, "netlist", out, few_sites)
+    return out
+
+
+@pytest.fixture(scope="module")
 def hessian_out(small_model_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cli") / "hessian"
     fkhw("hessian", "--model", small_model_dir, "--out", out, "--inputs", 64)
@@ -129,10 +136,11 @@ def test_train_runs_to_completion(tmp_path):
 
 
 def test_campaign_runs_to_completion_at_each_level(small_model_dir, ir, few_sites, software_campaign,
-                                                     rtl_campaign, tmp_path):
+                                                     rtl_campaign, netlist_campaign, tmp_path):
     assert_campaign_folder(software_campaign, "software", ir.n_param_bits(), ir)
     n_few = len(few_sites.read_text().split())
     assert_campaign_folder(rtl_campaign, "rtl", n_few, ir)
+    assert_campaign_folder(netlist_campaign, "netlist", n_few, ir)
     campaign(small_model_dir, "hls", tmp_path / "hls", few_sites)
     assert_campaign_folder(tmp_path / "hls", "hls", n_few, ir)
 
@@ -187,13 +195,14 @@ def test_rtl_runs_to_completion(small_model_dir, ir, tmp_path):
     assert synth["flip_flops"] == meta["flip_flops_expected"] and synth["match"]
 
 
-def test_agree_runs_to_completion(small_model_dir, few_sites, rtl_campaign, tmp_path):
+def test_agree_runs_to_completion(small_model_dir, few_sites, rtl_campaign, netlist_campaign, tmp_path):
     software = tmp_path / "software_few"
     campaign(small_model_dir, "software", software, few_sites)
-    fkhw("agree", "--a", software, "--b", rtl_campaign, "--out", tmp_path / "agreement.json")
-    a = json.loads((tmp_path / "agreement.json").read_text())
-    assert a["common_sites"] == len(few_sites.read_text().split())
-    assert a["disagreeing"] == 0 and a["baseline_identical"]
+    for other in (rtl_campaign, netlist_campaign):
+        fkhw("agree", "--a", software, "--b", other, "--out", tmp_path / "agreement.json")
+        a = json.loads((tmp_path / "agreement.json").read_text())
+        assert a["common_sites"] == len(few_sites.read_text().split())
+        assert a["disagreeing"] == 0 and a["baseline_identical"], other
 
 
 def test_tmr_runs_to_completion(software_campaign, ir, tmp_path):
