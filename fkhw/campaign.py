@@ -445,7 +445,7 @@ def _assemble(spec, level_name, bundle, out, store, planned, work, baseline, bas
         "baseline": spec.baseline,
         "emd_norm_denominator": denominator,
         "confidence": spec.confidence,
-        "interval": f"paired percentile bootstrap over the modules, {N_BOOT} replicates, seeded by --seed",
+        "interval": f"paired bootstrap over the modules (BCa), {N_BOOT} replicates, seeded by --seed",
         "n_sites": int(rows.size),
         "n_sites_model": int(space.n_sites),
         "n_param_bits": int(bundle.ir.n_param_bits()),

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fkhw.data import DEFAULT_DATA
 from fkhw.outputs import CampaignOutputs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,6 +145,15 @@ def test_campaign_runs_to_completion_at_each_level(small_model_dir, ir, few_site
     campaign(small_model_dir, "hls", tmp_path / "hls", few_sites)
     assert_campaign_folder(tmp_path / "hls", "hls", n_few, ir)
 
+    # the paper's rule: emd_norm against the fault-free mean over the whole data file
+    paper = tmp_path / "paper_rule"
+    fkhw("campaign", "--model", small_model_dir, "--inputs", INPUTS, "--out", paper, "--sites", few_sites,
+         "--baseline", "data", "--confidence", 0.9)
+    assert_campaign_folder(paper, "software", n_few, ir)
+    s = json.loads((paper / "summary.json").read_text())
+    assert s["baseline"] == "data" and s["confidence"] == 0.9
+    assert s["emd_norm_denominator"] != s["baseline_emd"]  # a whole file is not these 8 modules
+
 
 def test_plot_runs_to_completion(software_campaign, tmp_path):
     fkhw("plot", "--campaign", software_campaign, "--out", tmp_path / "f.png")
@@ -172,6 +182,12 @@ def test_rank_runs_to_completion(software_campaign, hessian_out, ir, tmp_path):
     assert {"threshold", "score", "n_sites", "inj_90"} <= set(header)
     assert rows and all(int(r[header.index("n_sites")]) == ir.n_param_bits() for r in rows)
     assert_png(tmp_path / "rank" / "rank.png")
+    # against the conservative map (upper end of each bit's interval): never fewer sensitive bits
+    fkhw("rank", "--campaign", software_campaign, "--scores", hessian_out, "--out", tmp_path / "upper",
+         "--rule", "upper")
+    upper_header, upper_rows = read_csv(tmp_path / "upper" / "rank.csv")
+    n_sens = header.index("n_sensitive")
+    assert all(int(u[n_sens]) >= int(m[n_sens]) for u, m in zip(upper_rows, rows))
 
 
 def test_hls_runs_to_completion(small_model_dir, tmp_path):
@@ -205,7 +221,7 @@ def test_agree_runs_to_completion(small_model_dir, few_sites, rtl_campaign, netl
         assert a["disagreeing"] == 0 and a["baseline_identical"], other
 
 
-def test_tmr_runs_to_completion(software_campaign, ir, tmp_path):
+def test_tmr_runs_to_completion(small_model_dir, software_campaign, ir, tmp_path):
     out = tmp_path / "tmr"
     fkhw("tmr", "--campaign", software_campaign, "--out", out, "--threshold", 1.0, "--no-synth", "--jobs", 1)
     report = json.loads((out / "tmr_report.json").read_text())
@@ -219,10 +235,41 @@ def test_tmr_runs_to_completion(software_campaign, ir, tmp_path):
     for artifact in ("hardened_rtl/regmap.csv", "annotations/README.md", "tradeoff.png"):
         assert (out / artifact).is_file(), artifact
 
+    # the conservative rule, checked on another sample; and the search for a stable map
+    upper = tmp_path / "tmr_upper"
+    other_sample = tmp_path / "other_sample.csv"
+    lines = DEFAULT_DATA.read_text().splitlines()
+    other_sample.write_text("\n".join([lines[0], *lines[-1000:]]) + "\n")
+    fkhw("tmr", "--campaign", software_campaign, "--out", upper, "--threshold", 1.0, "--rule", "upper",
+         "--validate-data", other_sample, "--validate-inputs", 256, "--no-synth", "--no-prove")
+    upper_report = json.loads((upper / "tmr_report.json").read_text())
+    assert upper_report["protected_bits"] >= report["protected_bits"]
+    assert upper_report["validation"]["modules"] == 256 and 0 <= upper_report["validation"]["coverage"] <= 1
+    auto = tmp_path / "tmr_auto"
+    r = fkhw("tmr", "--inputs", "auto", "--model", small_model_dir, "--out", auto, "--threshold", 1.05,
+             "--rule", "upper", "--max-inputs", 64, "--validate-inputs", 256, "--no-synth", "--no-prove")
+    auto_report = json.loads((auto / "tmr_report.json").read_text())
+    assert [st["inputs"] for st in auto_report["auto"]["steps"]][0] == 32 and "held-out" in r.stdout
+
     budget = tmp_path / "tmr_budget"
     fkhw("tmr", "--campaign", software_campaign, "--out", budget, "--budget", "5%", "--no-synth", "--no-prove")
     report = json.loads((budget / "tmr_report.json").read_text())
     assert report["protected_bits"] == round(0.05 * ir.n_param_bits())
+
+
+def test_tmr_runs_to_completion_at_gate_level(software_campaign, ir, tmp_path):
+    """`--gate-level`: the hardened RTL through Yosys + ABC, its netlist under
+    the same testbench; every protected bit keeps three flip-flops after
+    synthesis and the replica-upset proof holds on the netlist."""
+    out = tmp_path / "tmr_gl"
+    fkhw("tmr", "--campaign", software_campaign, "--out", out, "--threshold", 1.01, "--no-synth", "--no-validate",
+         "--jobs", 1, "--gate-level", timeout=1500)
+    report = json.loads((out / "tmr_report.json").read_text())
+    pn = json.loads((out / "proof_netlist.json").read_text())
+    assert pn["ok"] and pn["protected_output_changes"] == 0 and pn["protected_tmr_err_misses"] == 0
+    assert pn["replica_upsets"] == 3 * report["protected_bits"] > 0
+    assert pn["netlist"]["replica_flip_flops_found"] == 2 * report["protected_bits"]
+    assert pn["unprotected_mismatches"] == 0
 
 
 def test_sim_runs_to_completion(small_model_dir, ir, tmp_path):
