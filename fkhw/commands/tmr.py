@@ -48,12 +48,12 @@ def add_arguments(p):
 
 def run(args) -> int:
     from fkhw.campaign import campaign_model
-    from fkhw.campaign_files import read_outputs, read_summary, read_table
-    from fkhw.outpaths import check_out_dir
-    from fkhw.tmr.flow import run_tmr
+    from fkhw.campaign_files import read_outputs
     from fkhw.cli import UserError
     from fkhw.model.bundle import load_model
-    from fkhw.tmr.select import CampaignTable, check_campaign_matches, parse_rule, select
+    from fkhw.outpaths import check_out_dir
+    from fkhw.tmr.flow import run_tmr
+    from fkhw.tmr.select import CampaignTable, parse_rule, select
     from fkhw.tmr.stable import HeldOut, find_stable, validate_campaign
 
     if (args.campaign is None) == (args.inputs is None):
@@ -62,19 +62,17 @@ def run(args) -> int:
     held = HeldOut(args.validate_inputs, args.validate_data)
     rule = parse_rule(args.threshold, args.budget, args.rule)
     held.check()
-    summary = None
+    table = None
     if args.campaign is not None:  # damaged files are named before the model loads
-        summary = read_summary(args.campaign)
-        read_table(args.campaign, summary)
+        table = CampaignTable.load(args.campaign)
         if not args.no_prove:
-            read_outputs(args.campaign, summary)  # the proof compares with the campaign's own outputs
+            read_outputs(args.campaign, table.summary)  # the proof compares with the campaign's own outputs
     check_out_dir(args.out)
-    bundle = campaign_model(summary, args.model) if summary is not None else load_model(args.model or "econt-bol")
+    # campaign_model checks the model digest: a campaign of another model is refused here
+    bundle = campaign_model(table.summary, args.model) if table is not None else load_model(args.model or "econt-bol")
     evidence = {}
     campaign = args.campaign
-    if campaign is not None:  # a campaign of another model, or a rule it cannot satisfy, is refused before any work
-        table = CampaignTable.load(campaign)
-        check_campaign_matches(table, bundle.files.digest(), bundle.name)
+    if table is not None:  # a rule the campaign cannot satisfy is refused before any work
         select(table, rule, bundle.ir.n_param_bits())
     if args.inputs is not None:
         auto = find_stable(bundle, rule, args.out, args.seed, args.data, held,
