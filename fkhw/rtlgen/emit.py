@@ -258,7 +258,10 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False) -> RtlDesign:
     valid = "in_valid"
     mac_pending = True  # the input itself is registered before the first layer
 
-    def pipe(bus: Bus, valid_in: str, used_bits: int) -> tuple:
+    def pipe(bus: Bus, valid_in: str, used: np.ndarray, layer_pos: int) -> tuple:
+        """A pipeline stage holding ``bus``: the activation entering IR layer
+        ``layer_pos`` (len(layers): the output); ``used``: which elements
+        the next layer reads (the others are removed by synthesis)."""
         k = len(stages)
         q, v = f"s{k}_data", f"s{k}_valid"
         decl.append(f"    wire             {v};")
@@ -268,8 +271,10 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False) -> RtlDesign:
                     f"    fkhw_pipe #(.DW({bus.bits})) u_stage{k} (\n"
                     f"        .clk(clk), .rst(rst), .d_valid({valid_in}), .d({bus.name}),\n"
                     f"        .q_valid({v}), .q({q})\n    );\n")
-        stages.append({"stage": k, "signal": q, "bits": bus.bits, "ff_used": used_bits,
-                       "elements": bus.n, "width": bus.width, "signed": bus.signed})
+        stages.append({"stage": k, "signal": q, "instance": f"u_stage{k}", "bits": bus.bits,
+                       "ff_used": int(used.sum()) * bus.width, "elements": bus.n, "width": bus.width,
+                       "signed": bus.signed, "frac": bus.spec.frac, "layer_pos": layer_pos,
+                       "used_elements": np.flatnonzero(used).tolist()})
         return Bus(q, bus.spec, bus.width, bus.signed), v
 
     layer_meta = []
@@ -278,8 +283,7 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False) -> RtlDesign:
         lname = _ident(layer.name)
         if layer.kind in ("conv2d", "dense"):
             if mac_pending:
-                used = _used_mask(layer, spec_in)
-                cur, valid = pipe(cur, valid, int(used.sum()) * cur.width)
+                cur, valid = pipe(cur, valid, _used_mask(layer, spec_in), i)
             mac_pending = True
             frac = acc_frac(spec_in.frac, layer)
             pshift = frac - (spec_in.frac + layer.kernel_fmt.frac)
@@ -347,7 +351,7 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False) -> RtlDesign:
             body.append(f"    assign {out.name} = {cur.name};\n")
             layer_meta.append({"layer": layer.name, "kind": "flatten"})
             cur = out
-    out_bus, out_valid = pipe(cur, valid, cur.bits)
+    out_bus, out_valid = pipe(cur, valid, np.ones(cur.n, dtype=bool), len(ir.layers))
     latency = len(stages)
     out_spec = specs[-1]
 

@@ -1,0 +1,141 @@
+"""Fault kinds: how ``fkhw campaign --faults KIND`` enumerates its faults.
+
+Each kind is a function (space, options) -> FaultSet, found by name in
+:data:`KINDS`. Fault ids are stable: the same model and options give the
+same ids, so levels, resumed campaigns and readers agree on them.
+
+* ``seu``           one upset of one parameter bit (today's campaign); id = site id.
+* ``mbu:K``         K adjacent bits of one parameter register word upset together:
+                    bits b .. b+K-1 (0 = MSB) of one register, every b that fits.
+                    A register word is one parameter's flip-flops side by side in
+                    the register bank, the neighbourhood the multi-bit-upset
+                    literature finds most often (adjacent cells of one word); the
+                    placed layout is not known before place-and-route, so other
+                    neighbourhoods go through a faults file. id = position.
+* ``pipeline``      every pipeline data and valid flip-flop, at every cycle at which
+                    it holds a window vector (or at ``--cycle`` only); id = position
+                    (flip-flop-major, cycle-minor).
+* ``accumulate:K``  K distinct parameter bits upset together (accumulated between
+                    scrubs), ``--samples`` draws, uniform without replacement, seeded.
+* ``file``          ``--faults-file F`` (fkhw.faults.read_faults_file).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fkhw.faults import FaultError, FaultSet, FlipFlopSpace, cycle_bounds
+
+DEFAULT_SAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class KindOptions:
+    n_vectors: int  # window vectors per frame
+    cycle: int | None = None  # --cycle
+    samples: int = DEFAULT_SAMPLES  # --samples (accumulate)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """A parsed ``--faults`` value: the kind's name and its K (if any)."""
+
+    name: str
+    k: int | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name if self.k is None else f"{self.name}:{self.k}"
+
+
+def _seu(space: FlipFlopSpace, spec: KindSpec, opt: KindOptions) -> FaultSet:
+    sites = np.arange(space.sites.n_sites, dtype=np.int64)
+    return FaultSet.single(spec.label, sites, sites, opt.cycle or 0)
+
+
+def _mbu(space: FlipFlopSpace, spec: KindSpec, opt: KindOptions) -> FaultSet:
+    k = spec.k
+    widest = max(t.fmt.bits for t in space.sites.tensors)
+    if not 2 <= k <= widest:
+        raise FaultError(f"--faults mbu:{k}: K must be between 2 and {widest} (the widest parameter register)")
+    groups = []
+    for t in space.sites.tensors:
+        bits = t.fmt.bits
+        if bits < k:
+            continue
+        reg = t.offset + np.arange(t.size, dtype=np.int64)[:, None] * bits  # site of bit 0 of each register
+        starts = (reg + np.arange(bits - k + 1)[None, :]).reshape(-1)
+        groups.append(starts[:, None] + np.arange(k)[None, :])
+    ffs = np.concatenate(groups)
+    f = ffs.shape[0]
+    return FaultSet(spec.label, np.arange(f, dtype=np.int64), np.arange(0, f * k + 1, k, dtype=np.int64),
+                    ffs.reshape(-1), np.full(f * k, opt.cycle or 0, dtype=np.int64), np.full(f, -1, dtype=np.int64))
+
+
+def _pipeline(space: FlipFlopSpace, spec: KindSpec, opt: KindOptions) -> FaultSet:
+    ffs = np.arange(space.sites.n_sites, space.first_replica, dtype=np.int64)
+    lo, _ = cycle_bounds(space, ffs, opt.n_vectors)
+    if opt.cycle is not None:
+        ff, cyc = ffs, np.full(ffs.size, opt.cycle, dtype=np.int64)
+    else:  # the cycles at which the flip-flop holds window slot 0 .. N-1
+        ff = np.repeat(ffs, opt.n_vectors)
+        cyc = (lo[:, None] + np.arange(opt.n_vectors)[None, :]).reshape(-1)
+    n = ff.size
+    return FaultSet(spec.label, np.arange(n, dtype=np.int64), np.arange(n + 1, dtype=np.int64), ff, cyc,
+                    np.full(n, -1, dtype=np.int64))
+
+
+def _accumulate(space: FlipFlopSpace, spec: KindSpec, opt: KindOptions) -> FaultSet:
+    k, n_sites = spec.k, space.sites.n_sites
+    if not 2 <= k <= min(n_sites, 4096):
+        raise FaultError(f"--faults accumulate:{k}: K must be between 2 and {min(n_sites, 4096)}")
+    if opt.samples < 1:
+        raise FaultError(f"--samples must be at least 1, got {opt.samples}")
+    rng = np.random.default_rng([opt.seed, k, 0xACC])
+    # K distinct sites per sample: the first K of a random permutation
+    ffs = np.stack([np.sort(rng.choice(n_sites, size=k, replace=False)) for _ in range(opt.samples)])
+    f = opt.samples
+    return FaultSet(spec.label, np.arange(f, dtype=np.int64), np.arange(0, f * k + 1, k, dtype=np.int64),
+                    ffs.reshape(-1).astype(np.int64), np.full(f * k, opt.cycle or 0, dtype=np.int64),
+                    np.full(f, -1, dtype=np.int64))
+
+
+# name -> (enumerator, needs K)
+KINDS = {
+    "seu": (_seu, False),
+    "mbu": (_mbu, True),
+    "pipeline": (_pipeline, False),
+    "accumulate": (_accumulate, True),
+}
+
+
+def parse_kind(text: str) -> KindSpec:
+    """``seu``, ``mbu:K``, ``pipeline``, ``accumulate:K``; raises FaultError."""
+    name, _, k = str(text).partition(":")
+    if name not in KINDS:
+        raise FaultError(f"--faults {text!r}: unknown kind; use one of seu, mbu:K, pipeline, accumulate:K "
+                         "(or --faults-file)")
+    needs_k = KINDS[name][1]
+    if needs_k:
+        try:
+            kval = int(k)
+        except ValueError:
+            raise FaultError(f"--faults {text!r}: {name} needs a count K, e.g. {name}:2") from None
+        return KindSpec(name, kval)
+    if k:
+        raise FaultError(f"--faults {text!r}: {name} takes no count")
+    return KindSpec(name)
+
+
+def enumerate_faults(space: FlipFlopSpace, spec: KindSpec, opt: KindOptions) -> FaultSet:
+    """The kind's faults, checked against the frame (cycle range)."""
+    from fkhw.faults import check_fault_set
+
+    if opt.cycle is not None and opt.cycle < 0:
+        raise FaultError(f"--cycle {opt.cycle}: a cycle is at least 0")
+    fs = KINDS[spec.name][0](space, spec, opt)
+    check_fault_set(fs, space, opt.n_vectors)
+    return fs

@@ -1,0 +1,137 @@
+"""The software model of a fault: what any set of upsets does to a frame.
+
+This is the definition (fkhw.faults explains the timing): the integer engine
+run layer by layer over the window slots, with
+
+* each parameter bit inverted for the slots that pass its layer while the
+  bit is upset (a hardened design's protected bit: while at least two of its
+  three replicas are upset, the majority voter's view);
+* each pipeline data upset inverting one bit of one element of the one slot
+  its stage holds at that cycle;
+* each valid-flag upset inverting the valid of one slot (lost if it was a
+  window slot, an extra output if it was a drain slot).
+
+An upset of the same flip-flop twice restores it; the scrub restores every
+parameter flip-flop. It is written for clarity, one fault at a time; the
+software level has vectorised paths for the exhaustive kinds and checks them
+against this model in the tests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fkhw import engine
+from fkhw.faults import Fault, FaultSet, FlipFlopSpace, Observed
+from fkhw.model.ir import IntegerModel
+from fkhw.sites import flip
+
+
+def _param_flips(space: FlipFlopSpace, fault: Fault, n_slots: int) -> dict:
+    """site -> (n_slots,) bool: the slots that see the site's bit inverted."""
+    k_of = {}
+    state = {}  # (site, replica) -> (n_slots,) parity of upsets active per slot
+    v = np.arange(n_slots)
+    for u in fault.upsets:
+        if u.ff < space.sites.n_sites:
+            site, rep = u.ff, "a"
+        elif u.ff >= space.first_replica:
+            site, rep = space.replica_site(u.ff)
+        else:
+            continue
+        if site not in k_of:
+            tn = int(space.sites.locate([site])[0][0])
+            k_of[site] = space.mac_stage(space.sites.tensors[tn].layer_pos)
+        k = k_of[site]
+        end = n_slots if fault.scrub is None else fault.scrub - k
+        active = (v >= u.cycle - k) & (v < end)
+        state[site, rep] = state.get((site, rep), np.zeros(n_slots, dtype=bool)) ^ active
+    prot = set(space.protected)
+    out = {}
+    for site in {s for s, _ in state}:
+        reps = [state.get((site, r), np.zeros(n_slots, dtype=bool)) for r in "abc"]
+        out[site] = (sum(r.astype(int) for r in reps) >= 2) if site in prot else reps[0]
+    return out
+
+
+def simulate(model: IntegerModel, space: FlipFlopSpace, fault: Fault, inputs: np.ndarray) -> tuple:
+    """(latent (N, n_out), lost (N,), extra) of one fault on the N window inputs."""
+    x = np.asarray(inputs, dtype=np.int64)
+    n = x.shape[0]
+    specs = model.tensor_specs()
+    flips = _param_flips(space, fault, n)
+    by_layer = {}
+    for site, slots in flips.items():
+        tn = int(space.sites.locate([site])[0][0])
+        by_layer.setdefault(space.sites.tensors[tn].layer_pos, []).append((site, slots))
+    data_ups = [u for u in fault.upsets if space.sites.n_sites <= u.ff < space.first_control]
+    frac = model.input.fmt.frac
+    for pos in range(len(model.layers) + 1):
+        x = _flip_stage_data(space, data_ups, pos, x)
+        if pos == len(model.layers):
+            break
+        layer = model.layers[pos]
+        bound = max(abs(specs[pos].lo), abs(specs[pos].hi))
+        if pos not in by_layer:
+            x, frac = engine.apply_layer(layer, x, frac, bound)
+            continue
+        # slots grouped by which of this layer's sites they see inverted
+        pattern = np.stack([slots for _, slots in by_layer[pos]], axis=1)  # (N, sites)
+        keys, inverse = np.unique(pattern, axis=0, return_inverse=True)
+        out = None
+        for g, key in enumerate(keys):
+            m = model
+            for (site, _), on in zip(by_layer[pos], key):
+                if on:
+                    m = flip(m, space.sites, site)
+            rows = np.flatnonzero(inverse.reshape(-1) == g)
+            y, yfrac = engine.apply_layer(m.layers[pos], x[rows], frac, bound)
+            if out is None:
+                out = np.empty((n,) + y.shape[1:], dtype=np.int64)
+            out[rows] = y
+        x, frac = out, yfrac
+    lost = np.zeros(n, dtype=bool)
+    extra = 0
+    valid_flips = {}
+    for u in fault.upsets:
+        if space.first_control <= u.ff < space.first_replica:
+            slot = u.cycle - (u.ff - space.first_control)
+            valid_flips[slot] = valid_flips.get(slot, 0) ^ 1
+    for slot, odd in valid_flips.items():
+        if odd and 0 <= slot < n:
+            lost[slot] = True
+        elif odd and slot >= n:
+            extra += 1
+    return x.reshape(n, -1), lost, extra
+
+
+def _flip_stage_data(space: FlipFlopSpace, ups: list, layer_pos: int, x: np.ndarray) -> np.ndarray:
+    """Apply the pipeline data upsets of the stage that holds the activation
+    entering ``layer_pos`` to the slots it holds at their cycles."""
+    stage = next((st for st in space.stages if st.layer_pos == layer_pos), None)
+    if stage is None:
+        return x
+    mine = [u for u in ups if stage.first_id <= u.ff < stage.first_id + stage.n_ff]
+    if not mine:
+        return x
+    x = x.copy()
+    flat = x.reshape(x.shape[0], -1)
+    fmt = stage.fmt()
+    for u in mine:
+        slot = u.cycle - stage.stage
+        if not 0 <= slot < x.shape[0]:
+            continue  # a drain slot: no window output depends on it
+        _, element, bit = space.pipeline_location(u.ff)
+        flat[slot, element] = fmt.flip(flat[slot, element], bit)
+    return flat.reshape(x.shape)
+
+
+def simulate_set(model: IntegerModel, space: FlipFlopSpace, fs: FaultSet, inputs: np.ndarray) -> Observed:
+    """:func:`simulate` for every fault of a set."""
+    res = [simulate(model, space, f, inputs) for f in fs.faults()]
+    n, n_out = np.asarray(inputs).shape[0], model.output_spec.size
+    if not res:
+        return Observed(np.zeros((0, n, n_out), dtype=np.int64), np.zeros((0, n), dtype=bool),
+                        np.zeros(0, dtype=np.int64))
+    return Observed(np.stack([r[0] for r in res]).astype(np.int64), np.stack([r[1] for r in res]),
+                    np.array([r[2] for r in res], dtype=np.int64))

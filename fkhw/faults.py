@@ -1,0 +1,442 @@
+"""Faults as data: the flip-flop space of an encoder and the faults every level runs.
+
+**Flip-flops.** Every flip-flop of the generated encoder has one stable id:
+
+* ``param``    ids 0 .. n_sites-1: the parameter bits, id = fkhw site id
+  (fkhw.sites: tensor offset + index * bits + bit, bit 0 = MSB);
+* ``pipeline`` then the data registers of the pipeline stages, stage by
+  stage, element by element (only the elements the next layer reads: the
+  others are removed by synthesis), bit 0 = MSB of the element's code;
+* ``control``  then the valid flag of each stage, stage 0 first;
+* ``replica``  for a hardened design, replicas B and C of each protected bit,
+  in ascending site order (replica A is the parameter bit itself).
+
+The count equals Yosys' flip-flop count of the same RTL
+(``meta["flip_flops_expected"]``, checked against the netlist in the tests).
+
+**Timing.** A frame streams the N campaign inputs ("window vectors") at one
+per clock. Cycle ``c`` means: right after rising edge ``c``, where edge 0 is
+the one that samples window vector 0 into stage 0. After edge ``c`` the
+register of stage ``k`` holds *slot* ``c - k`` (slot v = window vector v;
+slots N .. N+latency-1 are the empty drain after the window). So:
+
+* an upset of a pipeline or control flip-flop of stage ``k`` at cycle ``c``
+  hits slot ``c - k`` for one clock (the register reloads at the next edge);
+* an upset of a parameter of a MAC layer fed by stage ``k`` at cycle ``c``
+  is seen by every slot ``v`` with ``c - k <= v`` until the scrub: with
+  ``scrub = s`` by the slots ``v < s - k`` only. ``scrub=None``: the upset
+  stays for the whole frame (the scrub interval is far longer than a frame).
+
+**Outcome of a fault** (:class:`Observed`): the output codes of the N window
+slots, ``lost`` where a slot's valid flag was cleared (its data still leaves
+the last register: it is recorded and compared, but a consumer drops it),
+and ``extra``: valid outputs in the drain slots, where none is expected.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from fkhw.fixed import FixedFormat
+from fkhw.model.ir import IntegerModel
+from fkhw.sites import SiteSpace
+
+CLASSES = ("param", "pipeline", "control", "replica")
+FAULTS_COLUMNS = ["fault", "upsets", "scrub"]  # the faults file (CSV); extra columns are kept but not read
+
+
+class FaultError(ValueError):
+    """A fault, fault kind or faults file that does not fit the model or the frame."""
+
+
+# --- the flip-flop space -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline stage of the generated encoder (fkhw.rtlgen.emit)."""
+
+    stage: int
+    layer_pos: int  # holds the activation entering IR layer layer_pos (len(layers): the output)
+    width: int  # bits per element
+    signed: bool
+    used: tuple  # element indices held in flip-flops (read by the next layer)
+    first_id: int  # flip-flop id of (used[0], bit 0)
+
+    @property
+    def n_ff(self) -> int:
+        return len(self.used) * self.width
+
+    def fmt(self) -> FixedFormat:
+        return FixedFormat.make(self.width, 0, self.signed)
+
+
+@dataclass(frozen=True)
+class FlipFlop:
+    """One flip-flop: its id, class and where it sits."""
+
+    ff: int
+    cls: str  # one of CLASSES
+    register: str  # readable register name: conv.kernel[17], s1_data[5], s1_valid, conv.kernel[17].b
+    bit: int  # 0 = MSB of the register word (params, pipeline elements); 0 for a valid flag
+    site: int | None  # the parameter bit (param, replica)
+    stage: int | None  # pipeline, control
+
+
+@dataclass(frozen=True, eq=False)
+class FlipFlopSpace:
+    """All flip-flops of an encoder (plain, or hardened with ``protected`` sites)."""
+
+    sites: SiteSpace
+    stages: tuple  # of Stage
+    protected: tuple  # protected site ids, ascending (hardened design), else ()
+    n_pipeline: int
+    latency: int
+
+    @staticmethod
+    def of(model: IntegerModel, protect=None) -> "FlipFlopSpace":
+        """From the RTL fkhw generates for ``model`` (the stage layout is the
+        generator's); ``protect``: the site ids a hardened design triplicates."""
+        from fkhw.rtlgen.emit import generate
+
+        meta = generate(model).meta
+        return FlipFlopSpace.from_meta(model, meta, protect)
+
+    @staticmethod
+    def from_meta(model: IntegerModel, meta: dict, protect=None) -> "FlipFlopSpace":
+        sites = SiteSpace.of(model)
+        stages, next_id = [], sites.n_sites
+        for s in meta["stages"]:
+            st = Stage(int(s["stage"]), int(s["layer_pos"]), int(s["width"]), bool(s["signed"]),
+                       tuple(int(e) for e in s["used_elements"]), next_id)
+            stages.append(st)
+            next_id += st.n_ff
+        prot = () if protect is None else tuple(sorted(int(p) for p in sites.check(np.asarray(list(protect)))))
+        return FlipFlopSpace(sites, tuple(stages), prot, next_id - sites.n_sites, len(stages))
+
+    # --- id ranges
+    @property
+    def first_control(self) -> int:
+        return self.sites.n_sites + self.n_pipeline
+
+    @property
+    def first_replica(self) -> int:
+        return self.first_control + self.latency
+
+    @property
+    def n_ff(self) -> int:
+        return self.first_replica + 2 * len(self.protected)
+
+    def counts(self) -> dict:
+        return {"param": self.sites.n_sites, "pipeline": self.n_pipeline, "control": self.latency,
+                "replica": 2 * len(self.protected)}
+
+    def check(self, ffs) -> np.ndarray:
+        ffs = np.asarray(ffs, dtype=np.int64).reshape(-1)
+        bad = ffs[(ffs < 0) | (ffs >= self.n_ff)]
+        if bad.size:
+            raise FaultError(f"flip-flop id(s) {bad[:5].tolist()} do not exist: this design has flip-flops "
+                             f"0..{self.n_ff - 1}")
+        return ffs
+
+    def classes(self, ffs) -> np.ndarray:
+        """Class name of each flip-flop id (vectorised)."""
+        ffs = self.check(ffs)
+        edges = [self.sites.n_sites, self.first_control, self.first_replica]
+        return np.array(CLASSES, dtype=object)[np.searchsorted(edges, ffs, side="right")]
+
+    def stage_of(self, ff: int) -> Stage:
+        """The stage of a pipeline or control flip-flop."""
+        if self.first_control <= ff < self.first_replica:
+            return self.stages[ff - self.first_control]
+        for st in self.stages:
+            if st.first_id <= ff < st.first_id + st.n_ff:
+                return st
+        raise FaultError(f"flip-flop {ff} is not a pipeline or control flip-flop")
+
+    def mac_stage(self, layer_pos: int) -> int:
+        """The stage whose register feeds MAC layer ``layer_pos``."""
+        for st in self.stages:
+            if st.layer_pos == layer_pos:
+                return st.stage
+        raise FaultError(f"layer {layer_pos} is not fed by a pipeline stage")
+
+    def describe(self, ff: int) -> FlipFlop:
+        ff = int(self.check([ff])[0])
+        if ff < self.sites.n_sites:
+            s = self.sites.describe(ff)
+            return FlipFlop(ff, "param", f"{s.layer}.{s.tensor}[{s.index}]", s.bit, ff, None)
+        if ff < self.first_control:
+            st = self.stage_of(ff)
+            rel = ff - st.first_id
+            return FlipFlop(ff, "pipeline", f"s{st.stage}_data[{st.used[rel // st.width]}]", rel % st.width,
+                            None, st.stage)
+        if ff < self.first_replica:
+            k = ff - self.first_control
+            return FlipFlop(ff, "control", f"s{k}_valid", 0, None, k)
+        rel = ff - self.first_replica
+        site = self.protected[rel // 2]
+        s = self.sites.describe(site)
+        return FlipFlop(ff, "replica", f"{s.layer}.{s.tensor}[{s.index}].{'bc'[rel % 2]}", s.bit, site, None)
+
+    def pipeline_location(self, ff: int) -> tuple:
+        """(stage, element, bit) of a pipeline data flip-flop (bit 0 = MSB)."""
+        st = self.stage_of(ff)
+        rel = ff - st.first_id
+        return st, st.used[rel // st.width], rel % st.width
+
+    def replica_site(self, ff: int) -> tuple:
+        """(site, replica letter 'b' or 'c') of a replica flip-flop."""
+        rel = ff - self.first_replica
+        return self.protected[rel // 2], "bc"[rel % 2]
+
+    def table(self) -> dict:
+        """Columns ff, class, register, bit, site, stage of every flip-flop."""
+        rows = [self.describe(i) for i in range(self.n_ff)]
+        return {"ff": [r.ff for r in rows], "class": [r.cls for r in rows], "register": [r.register for r in rows],
+                "bit": [r.bit for r in rows], "site": ["" if r.site is None else r.site for r in rows],
+                "stage": ["" if r.stage is None else r.stage for r in rows]}
+
+
+# --- faults ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True)
+class Upset:
+    """One flip-flop inverted right after rising edge ``cycle`` of the frame."""
+
+    ff: int
+    cycle: int = 0
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One or more upsets present in one frame, and the cycle of the scrub
+    that restores the parameter flip-flops (None: not within the frame)."""
+
+    upsets: tuple  # of Upset, sorted
+    scrub: int | None = None
+
+    def key(self) -> str:
+        """The faults-file spelling: ``ff@cycle;ff@cycle``."""
+        return ";".join(f"{u.ff}@{u.cycle}" for u in self.upsets)
+
+
+@dataclass(frozen=True, eq=False)
+class FaultSet:
+    """Faults with stable ids, held as arrays (CSR over upsets) so that
+    levels run them vectorised; ``fault(i)`` gives one as a value."""
+
+    kind: str
+    ids: np.ndarray  # (F,) stable fault ids (seu: the site id)
+    indptr: np.ndarray  # (F+1,) upsets of fault i: [indptr[i], indptr[i+1])
+    ff: np.ndarray  # (U,)
+    cycle: np.ndarray  # (U,)
+    scrub: np.ndarray  # (F,) cycle, -1: none
+
+    def __len__(self) -> int:
+        return int(self.ids.size)
+
+    @staticmethod
+    def of(kind: str, ids, faults) -> "FaultSet":
+        faults = list(faults)
+        lens = np.array([len(f.upsets) for f in faults], dtype=np.int64)
+        indptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+        ff = np.array([u.ff for f in faults for u in f.upsets], dtype=np.int64)
+        cyc = np.array([u.cycle for f in faults for u in f.upsets], dtype=np.int64)
+        scrub = np.array([-1 if f.scrub is None else f.scrub for f in faults], dtype=np.int64)
+        return FaultSet(kind, np.asarray(ids, dtype=np.int64).reshape(-1), indptr, ff, cyc, scrub)
+
+    @staticmethod
+    def single(kind: str, ids, ffs, cycle: int = 0) -> "FaultSet":
+        """One upset per fault, all at ``cycle``."""
+        ffs = np.asarray(ffs, dtype=np.int64).reshape(-1)
+        return FaultSet(kind, np.asarray(ids, dtype=np.int64).reshape(-1), np.arange(ffs.size + 1, dtype=np.int64),
+                        ffs, np.full(ffs.size, cycle, dtype=np.int64), np.full(ffs.size, -1, dtype=np.int64))
+
+    def fault(self, i: int) -> Fault:
+        sl = slice(self.indptr[i], self.indptr[i + 1])
+        ups = tuple(sorted(Upset(int(f), int(c)) for f, c in zip(self.ff[sl], self.cycle[sl])))
+        return Fault(ups, None if self.scrub[i] < 0 else int(self.scrub[i]))
+
+    def faults(self):
+        return (self.fault(i) for i in range(len(self)))
+
+    def take(self, positions) -> "FaultSet":
+        """The faults at ``positions`` (in that order)."""
+        return FaultSet.of(self.kind, self.ids[np.asarray(positions, dtype=np.int64)],
+                           [self.fault(int(i)) for i in np.asarray(positions).reshape(-1)])
+
+    def n_upsets(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    @cached_property
+    def single_param_sites(self) -> np.ndarray | None:
+        """The site of each fault when every fault is one parameter upset at
+        cycle 0 with no scrub (today's SEU campaign), else None."""
+        if (self.n_upsets() == 1).all() and (self.cycle == 0).all() and (self.scrub < 0).all():
+            return self.ff
+        return None
+
+
+def check_fault_set(fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> None:
+    """Every upset names a flip-flop of the design at a cycle inside the frame
+    (one whose effect the frame records); raises FaultError naming the fault."""
+    space.check(fs.ff)
+    lo, hi = cycle_bounds(space, fs.ff, n_vectors)
+    bad = np.flatnonzero((fs.cycle < lo) | (fs.cycle >= hi))
+    if bad.size:
+        u = int(bad[0])
+        i = int(np.searchsorted(fs.indptr, u, side="right") - 1)
+        raise FaultError(f"fault {int(fs.ids[i])}: upset of flip-flop {int(fs.ff[u])} at cycle {int(fs.cycle[u])} "
+                         f"is outside the frame (cycles {int(lo[u])}..{int(hi[u]) - 1} for this flip-flop with "
+                         f"{n_vectors} inputs)")
+    for i in range(len(fs)):
+        sl = slice(fs.indptr[i], fs.indptr[i + 1])
+        pairs = set(zip(fs.ff[sl].tolist(), fs.cycle[sl].tolist()))
+        if len(pairs) != fs.indptr[i + 1] - fs.indptr[i]:
+            raise FaultError(f"fault {int(fs.ids[i])}: the same upset is listed twice")
+        if fs.indptr[i + 1] == fs.indptr[i]:
+            raise FaultError(f"fault {int(fs.ids[i])}: no upsets")
+    if len(np.unique(fs.ids)) != len(fs):
+        raise FaultError("fault ids must be unique")
+
+
+def cycle_bounds(space: FlipFlopSpace, ffs: np.ndarray, n_vectors: int) -> tuple:
+    """[lo, hi) of the cycles at which an upset of each flip-flop is inside
+    the frame: its effect lands on a recorded slot (window or drain)."""
+    ffs = np.asarray(ffs, dtype=np.int64)
+    n_slots = n_vectors + space.latency
+    stage = np.zeros(ffs.size, dtype=np.int64)
+    for st in space.stages:
+        stage[(ffs >= st.first_id) & (ffs < st.first_id + st.n_ff)] = st.stage
+        stage[ffs == space.first_control + st.stage] = st.stage
+    return stage, stage + n_slots
+
+
+# --- what a fault did ----------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Observed:
+    """Outputs of a set of faults over the N window slots."""
+
+    latent: np.ndarray  # (F, N, n_out) output codes of each window slot
+    lost: np.ndarray  # (F, N) bool: the slot left without its valid flag
+    extra: np.ndarray  # (F,) int: valid outputs in drain slots
+
+    @staticmethod
+    def clean(latent: np.ndarray) -> "Observed":
+        """Outputs of parameter faults: nothing lost, nothing extra."""
+        f, n = latent.shape[:2]
+        return Observed(latent, np.zeros((f, n), dtype=bool), np.zeros(f, dtype=np.int64))
+
+    def mismatches(self, other: "Observed") -> np.ndarray:
+        """(F,) bool: faults whose outcome differs between two levels."""
+        return ((self.latent != other.latent).any(axis=2).any(axis=1) | (self.lost != other.lost).any(axis=1)
+                | (self.extra != other.extra))
+
+
+def touched(fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> np.ndarray:
+    """(F, N) bool: the window slots each fault can change (the vectors its
+    damage is measured on): a parameter upset every slot from its cycle
+    (minus its stage) to the scrub; a pipeline or control upset one slot."""
+    out = np.zeros((len(fs), n_vectors), dtype=bool)
+    cls = space.classes(fs.ff)
+    owner = np.repeat(np.arange(len(fs)), fs.n_upsets())
+    v = np.arange(n_vectors)
+    for u in range(fs.ff.size):
+        i, ff, c = owner[u], int(fs.ff[u]), int(fs.cycle[u])
+        if cls[u] in ("param", "replica"):
+            site = ff if cls[u] == "param" else space.replica_site(ff)[0]
+            k = space.mac_stage(space.sites.tensors[int(space.sites.locate([site])[0][0])].layer_pos)
+            end = n_vectors if fs.scrub[i] < 0 else int(fs.scrub[i]) - k
+            out[i] |= (v >= c - k) & (v < end)
+        else:
+            slot = c - space.stage_of(ff).stage
+            if 0 <= slot < n_vectors:
+                out[i, slot] = True
+    return out
+
+
+# --- faults files -------------------------------------------------------------
+
+_UPSET = re.compile(r"^\s*(\d+)\s*(?:@\s*(-?\d+))?\s*$")
+
+
+def parse_upsets(text: str, where: str) -> tuple:
+    ups = []
+    for part in str(text).split(";"):
+        m = _UPSET.match(part)
+        if not m:
+            raise FaultError(f"{where}: {part.strip()!r} is not an upset: write FLIPFLOP or FLIPFLOP@CYCLE, "
+                             "several separated by ';'")
+        ups.append(Upset(int(m.group(1)), int(m.group(2) or 0)))
+    return tuple(sorted(ups))
+
+
+def read_faults_file(path: Path) -> FaultSet:
+    """Faults from a CSV (columns ``fault``, ``upsets`` = ``ff@cycle;ff@cycle``,
+    optional ``scrub``) or a JSON list of ``{"fault": id, "upsets": [[ff, cycle],
+    ...], "scrub": cycle or null}`` (``fault`` optional: the position).
+    Flip-flops and cycles are checked against a design by check_fault_set."""
+    path = Path(path)
+    if not path.is_file():
+        raise FaultError(f"{path}: no such faults file")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise FaultError(f"{path}: a binary file, not a CSV or JSON list of faults") from None
+    ids, faults = [], []
+    try:
+        if path.suffix.lower() == ".json":
+            try:
+                items = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise FaultError(f"{path}: not valid JSON ({e})") from None
+            if not isinstance(items, list):
+                raise FaultError(f"{path}: expected a JSON list of faults")
+            for k, it in enumerate(items):
+                if not isinstance(it, dict) or "upsets" not in it:
+                    raise FaultError(f"{path}: entry {k} has no 'upsets'")
+                ups = tuple(sorted(Upset(int(u[0]), int(u[1]) if len(u) > 1 else 0) for u in it["upsets"]))
+                ids.append(int(it.get("fault", k)))
+                faults.append(Fault(ups, None if it.get("scrub") is None else int(it["scrub"])))
+        else:
+            rows = list(csv.DictReader(text.splitlines()))
+            if not rows or "upsets" not in rows[0]:
+                raise FaultError(f"{path}: expected a CSV with columns {', '.join(FAULTS_COLUMNS)}")
+            for k, r in enumerate(rows):
+                where = f"{path} row {k + 2}"
+                ids.append(int(r["fault"]) if r.get("fault") not in (None, "") else k)
+                scrub = r.get("scrub")
+                faults.append(Fault(parse_upsets(r["upsets"], where), int(scrub) if scrub not in (None, "") else None))
+    except (TypeError, ValueError, IndexError) as e:
+        if isinstance(e, FaultError):
+            raise
+        raise FaultError(f"{path}: {e}") from None
+    if not faults:
+        raise FaultError(f"{path}: no faults")
+    return FaultSet.of("file", ids, faults)
+
+
+def write_faults_csv(fs: FaultSet, space: FlipFlopSpace, path: Path) -> None:
+    """The campaign's faults.csv: the faults-file columns plus, for reading,
+    the class and register of each upset."""
+    with Path(path).open("w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(FAULTS_COLUMNS + ["n_upsets", "classes", "registers"])
+        cls = space.classes(fs.ff) if fs.ff.size else np.array([], dtype=object)
+        for i in range(len(fs)):
+            ft = fs.fault(i)
+            sl = slice(fs.indptr[i], fs.indptr[i + 1])
+            regs = ";".join(f"{d.register}/{d.bit}" for d in (space.describe(u.ff) for u in ft.upsets))
+            w.writerow([int(fs.ids[i]), ft.key(), "" if ft.scrub is None else ft.scrub, len(ft.upsets),
+                        ";".join(sorted(set(cls[sl].tolist()))), regs])
