@@ -167,6 +167,15 @@ class RtlLevel:
         self.stats["golden_pre_err"] = pre_err
         return np.concatenate(outs, axis=0)
 
+    def run_faults(self, fs, inputs, progress=None):
+        """What each fault of ``fs`` does to the N window inputs (fkhw.faults).
+        For now: one parameter upset at cycle 0 per fault."""
+        from fkhw.faults import FaultError, Observed
+
+        if fs.single_param_sites is None:
+            raise FaultError(f"the {self.name} level runs single parameter upsets at cycle 0 only, not {fs.kind}")
+        return Observed.clean(self.run(fs.single_param_sites, inputs, progress=progress))
+
     def run(self, sites, inputs, progress=None) -> np.ndarray:
         """(len(sites), N, n_out) outputs with each site's upset present.
 

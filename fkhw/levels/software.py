@@ -9,11 +9,14 @@ layers downstream, evaluated for a whole batch of faults at once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
 from fkhw import engine
 from fkhw.engine import int_matmul
+from fkhw.fault_model import simulate_set
+from fkhw.faults import FaultSet, FlipFlopSpace, Observed
 from fkhw.fixed import requantize
 from fkhw.model.ir import IntegerModel, acc_frac
 from fkhw.sites import SiteSpace, tensor_codes
@@ -31,8 +34,18 @@ class SoftwareLevel:
     def __post_init__(self):
         self.space = SiteSpace.of(self.model)
 
+    @cached_property
+    def ffs(self) -> FlipFlopSpace:
+        return FlipFlopSpace.of(self.model)
+
     def golden(self, inputs: np.ndarray) -> np.ndarray:
         return engine.forward(self.model, inputs)
+
+    def run_faults(self, fs: FaultSet, inputs: np.ndarray, progress=None) -> Observed:
+        """What each fault of ``fs`` does to the N window inputs (fkhw.faults)."""
+        if fs.single_param_sites is not None:
+            return Observed.clean(self.run(fs.single_param_sites, inputs))
+        return simulate_set(self.model, self.ffs, fs, inputs)
 
     def run(self, sites: np.ndarray, inputs: np.ndarray) -> np.ndarray:
         sites = self.space.check(sites)
