@@ -1,0 +1,142 @@
+"""The rate model's arithmetic on cases with known answers (fkhw.rates)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from fkhw import rates
+from fkhw.rates import Conditional, Design, Environment, RateError
+
+ONE_PER_HOUR = Environment(flux=1.0 / rates.HOUR, sigma=1.0)  # lam = 1 upset per flip-flop per hour
+
+
+def one_bit_design(protected: bool, refresh: bool = False, degrades: float = 1.0) -> Design:
+    """A single parameter bit that degrades the encoder when wrong."""
+    cond = [Conditional(0, 0, 0.0, 0.0, 1.0, 0)]
+    cond.append(Conditional(0, 1, degrades, 0.0, 2.0, 0) if protected else Conditional(1, 0, degrades, 0.0, 2.0, 0))
+    return Design("one", 0 if protected else 1, 1 if protected else 0, refresh, (), tuple(cond), k_max=1)
+
+
+def test_one_flip_flop_is_inverted_after_an_odd_number_of_poisson_upsets():
+    lam = ONE_PER_HOUR.lam
+    for hours in (0.01, 0.5, 1.0, 3.0):
+        t = hours * rates.HOUR
+        odd = sum(math.exp(-hours) * hours ** k / math.factorial(k) for k in range(1, 60, 2))
+        assert rates.inverted_probability(lam, t) == pytest.approx(odd, rel=1e-12)
+    # long after the scrub a bit is a coin flip
+    assert rates.inverted_probability(lam, 1e3 * rates.HOUR) == pytest.approx(0.5)
+
+
+def test_plain_bit_degrades_with_its_inverted_probability():
+    d = one_bit_design(protected=False)
+    t = 1800.0
+    pt = rates.at_time(d, ONE_PER_HOUR, t)
+    r = (1 - math.exp(-2 * 0.5)) / 2
+    assert pt.p_degraded == pytest.approx(r, rel=1e-12)
+    assert pt.p_upper == pytest.approx(r, rel=1e-12)  # k_max covers one bit: nothing left over
+    assert pt.mean_emd_norm == pytest.approx((1 - r) * 1.0 + r * 2.0)
+
+
+def test_a_tmr_bit_fails_when_two_of_three_replicas_are_inverted():
+    t = 1800.0
+    r = (1 - math.exp(-1.0)) / 2
+    want = 3 * r ** 2 * (1 - r) + r ** 3
+    # enumerate the 8 replica states: at least two inverted
+    states = sum(r ** k * (1 - r) ** (3 - k) * math.comb(3, k) for k in (2, 3))
+    assert want == pytest.approx(states)
+    pt = rates.at_time(one_bit_design(protected=True), ONE_PER_HOUR, t)
+    assert pt.p_degraded == pytest.approx(want, rel=1e-12)
+    assert pt.p_degraded < rates.at_time(one_bit_design(protected=False), ONE_PER_HOUR, t).p_degraded
+
+
+def test_refresh_needs_two_upsets_in_one_clock():
+    env = Environment(flux=1.0, sigma=1e-3, clock_hz=1e3)  # lam = 1e-3 /s, 1 ms clock
+    t = 10.0
+    d = 3 * (1e-3 * 1e-3) ** 2  # two of three replicas within one clock, first order
+    want = (1 - (1 - 2 * d) ** (t / 1e-3)) / 2
+    got = rates.tmr_wrong_probability(env.lam, t, refresh=True, t_clk=env.t_clk)
+    assert got == pytest.approx(want, rel=1e-3)
+    # to first order 3 lam^2 T_clk t against 3 (lam t)^2 without refresh: smaller by T_clk / t
+    plain = rates.tmr_wrong_probability(env.lam, t, refresh=False, t_clk=env.t_clk)
+    assert got / plain == pytest.approx(env.t_clk / t, rel=0.05)
+
+
+def test_transients_add_per_output_probability_independent_of_the_scrub():
+    d = Design("t", 0, 0, False, (("pipeline", 1000, 0.25), ("control", 3, 1.0)),
+               (Conditional(0, 0, 0.0, 0.0, 1.0, 0),), k_max=0)
+    env = Environment(flux=2e7, sigma=1e-14)
+    want = env.lam * 25e-9 * (1000 * 0.25 + 3)
+    assert d.transient_probability(env) == pytest.approx(want)
+    assert rates.at_time(d, env, 1.0).p_degraded == pytest.approx(want)
+    assert rates.at_time(d, env, 1e5).p_degraded == pytest.approx(want)
+
+
+def test_binomial_mixture_and_tail_bound():
+    # 100 unprotected bits, each alone degrades with 10%, any two together always
+    cond = (Conditional(0, 0, 0.0, 0.0, 1.0, 0), Conditional(1, 0, 0.1, 0.0, 1.5, 0),
+            Conditional(2, 0, 1.0, 0.0, 3.0, 500))
+    d = Design("mix", 100, 0, False, (), cond, k_max=2)
+    t = 360.0  # r ~ 0.09
+    r = (1 - math.exp(-2 * 0.1)) / 2
+    p0, p1, p2 = ((1 - r) ** 100, 100 * r * (1 - r) ** 99, math.comb(100, 2) * r ** 2 * (1 - r) ** 98)
+    pt = rates.at_time(d, ONE_PER_HOUR, t)
+    assert pt.p_degraded == pytest.approx(0.1 * p1 + p2, rel=1e-9)
+    assert pt.p_upper == pytest.approx(0.1 * p1 + p2 + (1 - p0 - p1 - p2), rel=1e-9)
+
+
+def test_longest_interval_solves_p_equal_target():
+    d = one_bit_design(protected=False)
+    target = 0.01
+    t = rates.longest_interval(d, ONE_PER_HOUR, target)
+    assert rates.at_time(d, ONE_PER_HOUR, t).p_upper == pytest.approx(target, rel=1e-6)
+    # analytic: (1 - exp(-2 lam t)) / 2 = target
+    assert t == pytest.approx(-math.log(1 - 2 * target) / (2 * ONE_PER_HOUR.lam), rel=1e-6)
+    assert rates.longest_interval(d, ONE_PER_HOUR, 0.6) == math.inf  # a lone bit never exceeds 1/2
+
+
+def test_monte_carlo_conditionals_converge_to_the_exact_answer():
+    """Two bits degrade together iff both are 'bad' (half of the pool): the
+    exact probability is C(50,2)/C(100,2); the seeded estimate is within 3 SE."""
+    pool = np.arange(100)
+    bad = pool < 50
+
+    def evaluate(scenarios):
+        return np.array([2.0 if bad[s].all() else 1.0 for s in scenarios])
+
+    exact = math.comb(50, 2) / math.comb(100, 2)
+    for samples in (200, 5000):
+        cond = rates.conditionals(pool, np.array([], dtype=np.int64), lambda s: np.where(bad[s], 2.0, 1.0), 1.5,
+                                  2, evaluate, samples, seed=1)
+        c2 = next(c for c in cond if (c.ku, c.kp) == (2, 0))
+        assert abs(c2.p_degraded - exact) <= 3 * c2.se + 1e-12
+    assert c2.se < 0.01
+    c1 = next(c for c in cond if (c.ku, c.kp) == (1, 0))
+    assert (c1.p_degraded, c1.samples) == (0.5, 0)
+
+
+@pytest.mark.parametrize("kw", [dict(flux=0.0, sigma=1e-14), dict(flux=-1.0, sigma=1e-14),
+                                dict(flux=2e7, sigma=0.0), dict(flux=2e7, sigma=float("nan"))])
+def test_environment_refuses_non_positive_values(kw):
+    with pytest.raises(RateError, match="must be a positive number"):
+        Environment(**kw)
+
+
+@pytest.mark.parametrize("text,seconds", [("1s", 1.0), ("250ms", 0.25), ("1min", 60.0), ("2h", 7200.0),
+                                          ("1d", 86400.0), ("30", 30.0)])
+def test_durations(text, seconds):
+    assert rates.parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["0s", "-1min", "fast", ""])
+def test_bad_durations(text):
+    with pytest.raises(RateError):
+        rates.parse_duration(text)
+
+
+@pytest.mark.parametrize("target", [0.0, 1.0, -0.1, 2.0])
+def test_target_outside_unit_interval(target):
+    with pytest.raises(RateError, match="--target"):
+        rates.longest_interval(one_bit_design(False), ONE_PER_HOUR, target)
