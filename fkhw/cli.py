@@ -19,7 +19,7 @@ import traceback
 
 from fkhw import __version__
 
-COMMANDS = ["sites", "train", "campaign", "plot", "hessian", "rank", "hls", "rtl", "agree", "tmr", "sim"]
+COMMANDS = ["sites", "train", "campaign", "plot", "hessian", "rank", "hls", "rtl", "agree", "tmr", "rate", "sim"]
 
 
 class UserError(Exception):
@@ -42,6 +42,7 @@ def _user_error_types() -> tuple:
     from fkhw.outpaths import OutputError
     from fkhw.outputs import OutputsError
     from fkhw.ranking import RankingError
+    from fkhw.rates import RateError
     from fkhw.rtlgen.emit import RtlUnsupported
     from fkhw.rtlgen.sim import RtlSimError
     from fkhw.rtlgen.tools import ToolError
@@ -50,7 +51,7 @@ def _user_error_types() -> tuple:
 
     return (UserError, AgreementError, CampaignError, CampaignFileError, DamageError, DataError, EvidenceError,
             ExecutorError, HlsProjectError, UnsupportedLayerError, ModelFileError, OutputError, OutputsError,
-            RankingError, RtlUnsupported, RtlSimError, ToolError, SiteError, TmrError, OSError)
+            RankingError, RateError, RtlUnsupported, RtlSimError, ToolError, SiteError, TmrError, OSError)
 
 
 def _one_line(e: BaseException) -> str:

@@ -28,7 +28,8 @@ Every flip-flop is upset at rate ``lam = flux * sigma`` (s^-1), independently
   ``P_tr = lam * T_clk * sum_class n_class * f_class`` with ``f_class`` the
   fraction of that class's (flip-flop, cycle) upsets that degrade it.
 * one output degraded at time ``t``: ``P(t) = 1 - (1 - P_w(t)) (1 - P_tr)``;
-  the mean normalised damage is ``E[emd_norm] = sum Bin Bin E[emd_norm | ku, kp]``.
+  the mean normalised damage is ``E[emd_norm | k <= k_max] = sum Bin Bin E[emd_norm | ku, kp] / covered``
+  (``covered``: the probability of at most ``k_max`` upsets, reported with it).
 * the longest scrub interval keeping ``P`` below a target: ``P(t)`` grows
   with ``t``, so the interval is where ``P(t) = target`` (bisection in log t).
 """
@@ -150,8 +151,9 @@ class Point:
     p_degraded: float  # one output degraded at time t after the scrub
     p_upper: float  # with compositions beyond k_max counted as degraded
     se: float  # Monte Carlo standard error of p_degraded
-    mean_emd_norm: float
+    mean_emd_norm: float  # over the evaluated compositions (k <= k_max), see ``covered``
     p_weights: float  # the weights alone degraded
+    covered: float  # probability mass of the compositions evaluated (the rest: more than k_max upsets)
 
 
 def composition_weights(design: Design, env: Environment, t: float) -> tuple:
@@ -179,7 +181,8 @@ def at_time(design: Design, env: Environment, t: float) -> Point:
     tail = max(0.0, 1.0 - covered)
     p_tr = design.transient_probability(env)
     both = lambda pw: 1.0 - (1.0 - pw) * (1.0 - p_tr)  # noqa: E731
-    return Point(t, both(p), both(min(1.0, p + tail)), math.sqrt(var) * (1.0 - p_tr), mean, p)
+    return Point(t, both(p), both(min(1.0, p + tail)), math.sqrt(var) * (1.0 - p_tr),
+                 mean / covered if covered > 0 else math.nan, p, covered)
 
 
 def longest_interval(design: Design, env: Environment, target: float, lo: float = 1e-3, hi: float = 1e8,

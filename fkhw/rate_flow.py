@@ -1,0 +1,232 @@
+"""``fkhw rate``: a campaign and a TMR map -> failure rates against flux and scrub interval.
+
+Reads an exhaustive seu campaign (the exact one-bit answers and the inputs
+it ran on), optionally the TMR map and a ``pipeline`` campaign (transients),
+evaluates accumulated upsets on the software engine (fkhw.rates.conditionals)
+and writes ``rate.json`` and ``rate.png`` (the formulas: fkhw.rates).
+Designs: plain, selective TMR (the map), full TMR of the weights; the TMR
+designs each without and with refresh (self-correcting TMR).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from fkhw import rates
+from fkhw.rates import Design, Environment, RateError
+
+DEFAULT_SCRUBS = ("1s", "1min", "1h", "1d")
+FIGURE = "rate.png"
+RESULT = "rate.json"
+
+
+def _seu_table(campaign: Path, summary: dict, n_sites: int):
+    from fkhw.campaign_files import read_table
+
+    kind = summary.get("faults", {}).get("kind", "seu") if isinstance(summary.get("faults"), dict) else "seu"
+    if kind != "seu":
+        raise RateError(f"--campaign {campaign}: a {kind} campaign; the rate model needs the exhaustive seu campaign "
+                        "(one upset per parameter bit)")
+    table = read_table(campaign, summary)
+    emd_norm = np.full(n_sites, np.nan)
+    emd_norm[table.site] = table.emd_norm
+    if np.isnan(emd_norm).any():
+        raise RateError(f"--campaign {campaign}: {int(np.isnan(emd_norm).sum())} of {n_sites} parameter bits have no "
+                        "result; the rate model needs every bit (run the campaign without --stop-after / --sites)")
+    return emd_norm
+
+
+def _transients(path: Path | None, threshold: float, space) -> tuple:
+    """(class, flip-flops, fraction degrading) from a pipeline campaign, or ()."""
+    if path is None:
+        return ()
+    from fkhw.campaign_files import read_summary, read_table
+
+    summary = read_summary(path, "--transients")
+    faults = summary.get("faults") if isinstance(summary.get("faults"), dict) else {}
+    if faults.get("kind") != "pipeline":
+        raise RateError(f"--transients {path}: not a pipeline campaign (kind {faults.get('kind', 'seu')!r}); run "
+                        "`fkhw campaign --faults pipeline`")
+    table = read_table(path, summary, "--transients")
+    classes = np.array(table.extra["classes"], dtype=object)
+    bad = table.emd_norm > threshold
+    for col in ("lost", "extra"):
+        bad |= table.number(col) > 0
+    counts = space.counts()
+    out = []
+    for cls in ("pipeline", "control"):
+        sel = classes == cls
+        if counts[cls]:
+            if not sel.any():
+                raise RateError(f"--transients {path}: no {cls} flip-flop upsets in it (run it without --cycle)")
+            out.append((cls, counts[cls], float(bad[sel].mean())))
+    return tuple(out)
+
+
+def _evaluator(bundle, campaign: Path, summary: dict):
+    """emd_norm of scenarios (arrays of sites inverted together) on the campaign's inputs."""
+    from fkhw.damage import DamageMeter
+    from fkhw.faults import FaultSet
+    from fkhw.levels.software import SoftwareLevel
+    from fkhw.outputs import CampaignOutputs
+
+    outs = CampaignOutputs.load(campaign)
+    level = SoftwareLevel(bundle.ir)
+    meter = DamageMeter(bundle.require_decoder(), outs.charges, outs.baseline, bundle.ir.output_spec.frac)
+    denominator = float(summary["emd_norm_denominator"])
+
+    def evaluate(scenarios: list) -> np.ndarray:
+        res = []
+        for lo in range(0, len(scenarios), 256):
+            part = scenarios[lo:lo + 256]
+            fs = FaultSet("accumulate", np.arange(len(part)),
+                          np.concatenate([[0], np.cumsum([s.size for s in part])]).astype(np.int64),
+                          np.concatenate(part).astype(np.int64), np.zeros(sum(s.size for s in part), dtype=np.int64),
+                          np.full(len(part), -1, dtype=np.int64))
+            latent = level.run_faults(fs, outs.inputs).latent
+            res.append(meter.measure(latent).emd / denominator)
+        return np.concatenate(res) if res else np.zeros(0)
+
+    return evaluate
+
+
+def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: float, tmr: Path | None = None,
+             transients: Path | None = None, threshold: float | None = None, k_max: int = 6, samples: int = 500,
+             seed: int = 0, model: str | None = None, log=print) -> dict:
+    from fkhw.campaign import campaign_model
+    from fkhw.campaign_files import read_summary
+    from fkhw.faults import FlipFlopSpace
+    from fkhw.tmr.tmrmap import TmrMap
+
+    t0 = time.monotonic()
+    if not 0 < target < 1:
+        raise RateError(f"--target must be between 0 and 1 (exclusive), got {target}")
+    if k_max < 1:
+        raise RateError(f"--k-max must be at least 1, got {k_max}")
+    if samples < 10:
+        raise RateError(f"--samples must be at least 10, got {samples}")
+    summary = read_summary(campaign)
+    bundle = campaign_model(summary, model)
+    tmap = None
+    if tmr is not None:
+        path = Path(tmr) / "tmr_map.json" if Path(tmr).is_dir() else Path(tmr)
+        if not path.is_file():
+            raise RateError(f"--tmr {tmr}: no tmr_map.json (run `fkhw tmr` first)")
+        try:
+            tmap = TmrMap.load(path)
+        except (ValueError, KeyError, TypeError) as e:
+            raise RateError(f"--tmr {path}: not a TMR map ({e})") from None
+        if tmap.model_digest != bundle.files.digest():
+            raise RateError(f"--tmr {path}: the map is for model {tmap.model} (digest {tmap.model_digest}), the "
+                            f"campaign ran on {bundle.name} (digest {bundle.files.digest()})")
+    if threshold is None:
+        threshold = float(tmap.rule.get("value", 1.05)) if tmap and tmap.rule.get("kind") == "threshold" else 1.05
+    space = FlipFlopSpace.of(bundle.ir)
+    n_sites = space.sites.n_sites
+    emd_norm = _seu_table(campaign, summary, n_sites)
+    trans = _transients(transients, threshold, space)
+    evaluate = _evaluator(bundle, campaign, summary)
+    all_sites = np.arange(n_sites, dtype=np.int64)
+    protected = tmap.sites if tmap is not None else np.zeros(0, dtype=np.int64)
+    unprotected = np.setdiff1d(all_sites, protected)
+
+    def site_emd(sites):
+        return emd_norm[np.asarray(sites, dtype=np.int64)]
+
+    log(f"fkhw rate: {bundle.name}, lam = {env.lam:.3g} upsets per flip-flop per second "
+        f"(flux {env.flux:.3g} cm^-2 s^-1 x sigma {env.sigma:.3g} cm^2), degraded: emd_norm > {threshold}")
+    pools = {"plain": (all_sites, np.zeros(0, dtype=np.int64)), "full": (np.zeros(0, dtype=np.int64), all_sites)}
+    if tmap is not None:
+        pools["selective"] = (unprotected, protected)
+    conds = {}
+    for name, (u, p) in pools.items():
+        t1 = time.monotonic()
+        conds[name] = rates.conditionals(u, p, site_emd, threshold, k_max, evaluate, samples, seed)
+        log(f"  {name}: P(degraded | k upsets) for k <= {k_max}: "
+            f"{sum(c.samples for c in conds[name])} accumulated scenarios in {time.monotonic() - t1:.1f} s")
+    designs = []
+    for name, (u, p) in pools.items():
+        for refresh in ((False,) if name == "plain" else (False, True)):
+            label = name if name == "plain" else f"{name}{' + refresh' if refresh else ''}"
+            designs.append(Design(label, int(u.size), int(p.size), refresh, trans, conds[name], k_max,
+                                  replica_flip_flops=2 * int(p.size)))
+    times = np.logspace(-1, math.log10(max(max(scrubs), 86400.0) * 10), 120)
+    result = {"model": bundle.name, "model_digest": bundle.files.digest(), "campaign": str(campaign),
+              "tmr": str(tmr) if tmr else None, "transients": str(transients) if transients else None,
+              "environment": {**asdict(env), "lam_per_s": env.lam}, "threshold": threshold, "target": target,
+              "k_max": k_max, "samples": samples, "seed": seed,
+              "sigma_note": "sigma is a placeholder order of magnitude: use your technology's measured "
+                            "per-flip-flop cross-section for the particle spectrum at your location",
+              "transients_note": None if trans else "no --transients campaign: pipeline and control upsets are "
+                                                    "not counted",
+              "flip_flops": space.counts(), "designs": {}}
+    for d in designs:
+        pts = [rates.at_time(d, env, float(t)) for t in scrubs]
+        longest = rates.longest_interval(d, env, target)
+        result["designs"][d.name] = {
+            "unprotected_param_bits": d.n_unprotected, "protected_param_bits": d.n_protected, "refresh": d.refresh,
+            "upsets_per_hour": d.upsets_per_hour(env),
+            "transient_probability_per_output": d.transient_probability(env),
+            "at_scrub_interval": [{"interval_s": p.t, "p_degraded": p.p_degraded, "p_upper": p.p_upper,
+                                   "mc_se": p.se, "mean_emd_norm": p.mean_emd_norm, "p_weights": p.p_weights,
+                                   "covered": p.covered}
+                                  for p in pts],
+            "longest_scrub_interval_s": None if longest is None else (None if math.isinf(longest) else longest),
+            "longest_scrub_interval_note": ("even the shortest interval exceeds the target" if longest is None else
+                                            "never exceeds the target" if math.isinf(longest) else None),
+            "conditionals": [asdict(c) for c in d.conditionals],
+            "curve": _curve(d, env, times),
+        }
+        best = result["designs"][d.name]["longest_scrub_interval_s"]
+        log(f"  {d.name:20s} P(degraded) at " + ", ".join(f"{_dur(p.t)}: {p.p_upper:.3g}" for p in pts)
+            + f"; longest scrub interval for P <= {target:g}: "
+            + (_dur(best) if best else result["designs"][d.name]["longest_scrub_interval_note"]))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RESULT).write_text(json.dumps(result, indent=1) + "\n")
+    figure(result, out / FIGURE)
+    log(f"rate -> {out / RESULT}, {out / FIGURE} ({time.monotonic() - t0:.1f} s)")
+    return result
+
+
+def _curve(d: Design, env: Environment, times: np.ndarray) -> dict:
+    pts = [rates.at_time(d, env, float(t)) for t in times]
+    return {"t_s": times.tolist(), "p_upper": [p.p_upper for p in pts], "p_degraded": [p.p_degraded for p in pts],
+            "mean_emd_norm": [p.mean_emd_norm for p in pts], "covered": [p.covered for p in pts]}
+
+
+def _dur(s: float) -> str:
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("min", 60.0), ("s", 1.0)):
+        if s >= size:
+            return f"{s / size:.3g} {unit}"
+    return f"{s * 1e3:.3g} ms"
+
+
+def figure(result: dict, path: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    ax_p, ax_e = fig.subplots(1, 2)
+    for name, d in result["designs"].items():
+        c = d["curve"]
+        line, = ax_p.loglog(c["t_s"], np.maximum(c["p_upper"], 1e-30), label=name,
+                            linestyle="--" if d["refresh"] else "-")
+        # the mean is shown where the evaluated compositions hold >= 99% of the probability
+        mean = np.where(np.asarray(c["covered"]) >= 0.99, c["mean_emd_norm"], np.nan)
+        ax_e.semilogx(c["t_s"], mean, color=line.get_color(), linestyle=line.get_linestyle(), label=name)
+    ax_p.axhline(result["target"], color="grey", linewidth=0.8, linestyle=":")
+    ax_p.set(xlabel="time since the last scrub [s]", ylabel="P(output degraded) (upper bound)",
+             title=f"{result['model']}: emd_norm > {result['threshold']:g}, lam = "
+                   f"{result['environment']['lam_per_s']:.2g}/s per flip-flop")
+    ax_p.set_ylim(1e-12, 1.5)
+    ax_e.set(xlabel="time since the last scrub [s]", ylabel="mean emd_norm",
+             title=f"mean damage (where <= {result['k_max']} upsets cover 99%)")
+    ax_p.legend(fontsize=8)
+    fig.savefig(path, dpi=110)
+    return path
