@@ -202,7 +202,7 @@ def _mask_literal(mask: np.ndarray) -> str:
     return f"{mask.size}'h{val:x}"
 
 
-def generate(ir: IntegerModel, protect=None, tmrg: bool = False) -> RtlDesign:
+def generate(ir: IntegerModel, protect=None, tmrg: bool = False, refresh: bool = False) -> RtlDesign:
     """Verilog, regmap and metadata for ``ir``; nothing is written.
 
     ``protect=None``: the plain encoder. Otherwise a collection of site ids:
@@ -216,9 +216,15 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False) -> RtlDesign:
     with protected bits becomes a generated module ``fkhw_rfs_<tensor>``
     holding them in ``<tensor>_prot`` and the others in ``<tensor>_unprot``,
     with ``// tmrg`` directives that triplicate only ``<tensor>_prot``.
+
+    ``refresh=True`` (with ``protect``): self-correcting TMR: every clock the
+    voted value is written back into the replicas, and ``tmr_err`` is a
+    registered flag that stays set until the next configuration write.
     """
     if tmrg and protect is None:
         raise ValueError("tmrg=True needs the protected sites")
+    if refresh and (protect is None or tmrg):
+        raise ValueError("refresh=True is an option of the hardened encoder: give the protected sites (not tmrg)")
     specs = check_supported(ir)
     space = SiteSpace.of(ir)
     masks = protection_masks(ir, protect) if protect is not None else None
@@ -377,7 +383,7 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False) -> RtlDesign:
             rf.append(f"    // {int(masks[k].sum())} of {masks[k].size} bits triplicated (PMASK bit i*{t['bits']}+j = "
                       f"Verilog bit j of register i)\n"
                       f"    fkhw_regfile_tmr #(.WIDTH({t['bits']}), .DEPTH({t['count']}), .BASE({t['base']}), "
-                      f".ADDRW({cfg_aw}),\n        .PMASK({_mask_literal(masks[k])})) "
+                      f".ADDRW({cfg_aw}), .REFRESH({int(refresh)}),\n        .PMASK({_mask_literal(masks[k])})) "
                       f"{t['instance']} (\n"
                       f"        .clk(clk), .cfg_we(cfg_we), .cfg_addr(cfg_addr), "
                       f".cfg_data(cfg_data[{t['bits'] - 1}:0]), .q({t['bus']}), .err({err})\n    );\n")
@@ -390,7 +396,7 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False) -> RtlDesign:
     n_param_bits = ir.n_param_bits()
     pipe_bits = sum(s["ff_used"] for s in stages)
     n_prot = int(sum(m.sum() for m in masks)) if hard else 0
-    ff_expected = n_param_bits + pipe_bits + latency + 2 * n_prot
+    ff_expected = n_param_bits + pipe_bits + latency + 2 * n_prot + int(refresh)  # refresh: the sticky tmr_err
     in_w, out_w = in_bus.bits, out_bus.bits
 
     meta = {
@@ -417,13 +423,14 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False) -> RtlDesign:
         "layers": layer_meta,
         "flip_flops_expected": ff_expected,
         "flip_flops_breakdown": {"parameter_bits": n_param_bits, "pipeline_data_bits": pipe_bits,
-                                 "valid_bits": latency, **({"tmr_replica_bits": 2 * n_prot} if hard else {})},
+                                 "valid_bits": latency, **({"tmr_replica_bits": 2 * n_prot} if hard else {}),
+                                 **({"tmr_err_flag": 1} if refresh else {})},
         "bit_order": "regmap.csv bit = Verilog bit index in the register and in cfg_data (LSB = 0); "
                      "fkhw site bit b (0 = MSB) of a register of W bits is Verilog bit W-1-b",
     }
 
     if hard:
-        meta["tmr"] = _tmr_meta(space, tensors, masks, regmap)
+        meta["tmr"] = _tmr_meta(space, tensors, masks, regmap, refresh)
     if tmrg:
         meta["tmrg"] = {"protected_bits": int(sum(m.sum() for m in masks)),
                         "modules": sorted(n[:-2] for n in split_files),
@@ -449,11 +456,25 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False) -> RtlDesign:
         ports = ports.replace("    out_data   //", "    out_data,  //").replace(
             "output codes\n);\n",
             "output codes\n"
-            "    output wire              tmr_err    // combinational: 1 while the replicas of any protected bit disagree\n"
-            ");\n")
+            + ("    output wire              tmr_err    // registered, sticky: replicas disagreed since the last "
+               "configuration write\n" if refresh else
+               "    output wire              tmr_err    // combinational: 1 while the replicas of any protected bit "
+               "disagree\n")
+            + ");\n")
     tmr_assign = ""
     if hard:
-        tmr_assign = "    assign tmr_err   = " + (" | ".join(err_nets) if err_nets else "1'b0") + ";\n"
+        any_err = " | ".join(err_nets) if err_nets else "1'b0"
+        if refresh:
+            # the refresh repairs a single upset at the next edge: a combinational flag would pulse for one
+            # clock, so it is held until software has seen it and rewrites a register (or reset)
+            tmr_assign = (f"    reg              tmr_err_q;\n"
+                          f"    always @(posedge clk) begin\n"
+                          f"        if (rst) tmr_err_q <= 1'b0;\n"
+                          f"        else     tmr_err_q <= (tmr_err_q & ~cfg_we) | ({any_err});\n"
+                          f"    end\n"
+                          f"    assign tmr_err   = tmr_err_q;\n")
+        else:
+            tmr_assign = f"    assign tmr_err   = {any_err};\n"
     if tmrg:
         ports += ("    // TMRG (CERN): nothing in this module is triplicated; the register files with\n"
                   "    // protected bits (fkhw_rfs_*) triplicate their <tensor>_prot nets and vote them.\n"
@@ -555,7 +576,7 @@ def _split_regfile(mod: str, t: dict, mask: np.ndarray, cfg_aw: int) -> str:
     return "\n".join(out)
 
 
-def _tmr_meta(space: SiteSpace, tensors: list, masks: list, regmap: np.ndarray) -> dict:
+def _tmr_meta(space: SiteSpace, tensors: list, masks: list, regmap: np.ndarray, refresh: bool = False) -> dict:
     """What the tools need to know about the triplicated bits: per tensor the
     mask (hex of PMASK, bit i*bits+j = Verilog bit j of register i) and per
     protected site the three replica flip-flops (hierarchical names below
@@ -579,8 +600,13 @@ def _tmr_meta(space: SiteSpace, tensors: list, masks: list, regmap: np.ndarray) 
         "protected_bits": len(sites),
         "replica_mems": list(REPLICA_MEMS),
         "voter": "bitwise 2-of-3 majority, combinational, between the replica flip-flops and the datapath",
-        "tmr_err": "combinational OR over protected bits of (A != B) | (A != C); not registered, no sticky state",
-        "config_port": "a write loads all three replicas of every bit of the addressed register (scrubbing)",
+        "refresh": bool(refresh),
+        "tmr_err": ("registered and sticky: set when any protected bit's replicas disagree at a clock edge, cleared "
+                    "by a configuration write (or reset)" if refresh else
+                    "combinational OR over protected bits of (A != B) | (A != C); not registered, no sticky state"),
+        "config_port": "a write loads all three replicas of every bit of the addressed register (scrubbing)"
+                       + ("; between writes every replica reloads the voted value each clock (refresh)"
+                          if refresh else ""),
         "register_files": per_tensor,
         "sites": sites,
     }

@@ -21,13 +21,15 @@ from fkhw.rtlgen.emit import RtlDesign, generate
 __all__ = ["harden", "write_hardened", "write_tmrg_variant"]
 
 
-def harden(ir: IntegerModel, protect_sites) -> RtlDesign:
+def harden(ir: IntegerModel, protect_sites, refresh: bool = False) -> RtlDesign:
     """The hardened encoder for ``protect_sites`` (site ids, any subset,
-    all sites = full TMR of the weights). Raises SiteError (a ValueError)
-    for ids out of range, ValueError for duplicates. Nothing is written."""
+    all sites = full TMR of the weights); ``refresh``: self-correcting TMR
+    (the voted value written back every clock, a sticky ``tmr_err``).
+    Raises SiteError (a ValueError) for ids out of range, ValueError for
+    duplicates. Nothing is written."""
     if protect_sites is None:
         raise ValueError("protect_sites: give the site ids to protect (an empty list hardens nothing)")
-    return generate(ir, protect=protect_sites)
+    return generate(ir, protect=protect_sites, refresh=refresh)
 
 
 def write_hardened(ir: IntegerModel, protect_sites, out_dir: Path) -> RtlDesign:

@@ -15,6 +15,12 @@
 // 1 while any protected bit has replicas that disagree (A != B or A != C);
 // it clears when the register is rewritten (scrubbed) through the port.
 //
+// REFRESH = 1 (self-correcting TMR, the refresh TMRG's voters provide): on
+// every clock without a write, each replica of a protected bit loads the
+// voted value, so an upset replica is repaired at the next edge instead of
+// waiting for the scrub; only two replicas upset within one clock defeat it
+// (and then the wrong majority is written back into all three).
+//
 // Each replica is its own always block marked (* keep *): Yosys would
 // otherwise merge the three identical flip-flops into one (same D, same
 // enable) and the voter with them. (* mem2reg *) turns the arrays into
@@ -26,7 +32,8 @@ module fkhw_regfile_tmr #(
     parameter integer DEPTH = 1,
     parameter integer BASE  = 0,
     parameter integer ADDRW = 12,
-    parameter [DEPTH*WIDTH-1:0] PMASK = {DEPTH*WIDTH{1'b0}}
+    parameter [DEPTH*WIDTH-1:0] PMASK = {DEPTH*WIDTH{1'b0}},
+    parameter integer REFRESH = 0
 ) (
     input  wire                   clk,
     input  wire                   cfg_we,
@@ -57,12 +64,15 @@ module fkhw_regfile_tmr #(
             if (M == {WIDTH{1'b1}}) begin : g_tmr
                 (* keep *) always @(posedge clk) begin
                     if (we) mem[i] <= cfg_data;
+                    else if (REFRESH != 0) mem[i] <= q[i*WIDTH +: WIDTH];
                 end
                 (* keep *) always @(posedge clk) begin
                     if (we) mem_b[i] <= cfg_data;
+                    else if (REFRESH != 0) mem_b[i] <= q[i*WIDTH +: WIDTH];
                 end
                 (* keep *) always @(posedge clk) begin
                     if (we) mem_c[i] <= cfg_data;
+                    else if (REFRESH != 0) mem_c[i] <= q[i*WIDTH +: WIDTH];
                 end
                 assign q[i*WIDTH +: WIDTH] = (mem[i] & mem_b[i]) | (mem[i] & mem_c[i]) | (mem_b[i] & mem_c[i]);
                 assign disagree[i*WIDTH +: WIDTH] = (mem[i] ^ mem_b[i]) | (mem[i] ^ mem_c[i]);
@@ -77,12 +87,15 @@ module fkhw_regfile_tmr #(
                     if (M[j]) begin : g_tmr
                         (* keep *) always @(posedge clk) begin
                             if (we) mem[i][j] <= cfg_data[j];
+                            else if (REFRESH != 0) mem[i][j] <= q[i*WIDTH + j];
                         end
                         (* keep *) always @(posedge clk) begin
                             if (we) mem_b[i][j] <= cfg_data[j];
+                            else if (REFRESH != 0) mem_b[i][j] <= q[i*WIDTH + j];
                         end
                         (* keep *) always @(posedge clk) begin
                             if (we) mem_c[i][j] <= cfg_data[j];
+                            else if (REFRESH != 0) mem_c[i][j] <= q[i*WIDTH + j];
                         end
                         assign q[i*WIDTH + j] = (mem[i][j] & mem_b[i][j]) | (mem[i][j] & mem_c[i][j])
                                               | (mem_b[i][j] & mem_c[i][j]);
