@@ -49,9 +49,42 @@ def _param_flips(space: FlipFlopSpace, fault: Fault, n_slots: int) -> dict:
     prot = set(space.protected)
     out = {}
     for site in {s for s, _ in state}:
+        if site in prot and space.refresh:
+            out[site] = _refreshed(space, fault, site, k_of[site], n_slots)
+            continue
         reps = [state.get((site, r), np.zeros(n_slots, dtype=bool)) for r in "abc"]
         out[site] = (sum(r.astype(int) for r in reps) >= 2) if site in prot else reps[0]
     return out
+
+
+def _refreshed(space: FlipFlopSpace, fault: Fault, site: int, k: int, n_slots: int) -> np.ndarray:
+    """Self-correcting TMR: at every edge the three replicas reload the voted
+    value, so the bit reads wrong from the cycle at which the replicas upset
+    in that one clock outvote the current value (the wrong majority is then
+    written back into all three) until the next such cycle or the scrub."""
+    per_cycle = {}
+    for u in fault.upsets:
+        if u.ff == site:
+            rep = 0
+        elif u.ff >= space.first_replica and space.replica_site(u.ff)[0] == site:
+            rep = "_bc".index(space.replica_site(u.ff)[1])
+        else:
+            continue
+        toggles = per_cycle.setdefault(u.cycle, [False, False, False])
+        toggles[rep] = not toggles[rep]
+    v = np.arange(n_slots)
+    wrong = np.zeros(n_slots, dtype=bool)
+    m = False
+    for c in sorted(per_cycle):
+        if fault.scrub is not None and c >= fault.scrub:
+            break
+        new = sum(m ^ t for t in per_cycle[c]) >= 2
+        if new != m:
+            wrong[v >= c - k] = new
+        m = new
+    if fault.scrub is not None:
+        wrong[v >= fault.scrub - k] = False
+    return wrong
 
 
 def simulate(model: IntegerModel, space: FlipFlopSpace, fault: Fault, inputs: np.ndarray) -> tuple:

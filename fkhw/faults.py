@@ -7,7 +7,8 @@
 * ``pipeline`` then the data registers of the pipeline stages, stage by
   stage, element by element (only the elements the next layer reads: the
   others are removed by synthesis), bit 0 = MSB of the element's code;
-* ``control``  then the valid flag of each stage, stage 0 first;
+* ``control``  then the valid flag of each stage, stage 0 first, and in a
+  self-correcting (refresh) hardened design the sticky ``tmr_err`` flag;
 * ``replica``  for a hardened design, replicas B and C of each protected bit,
   in ascending site order (replica A is the parameter bit itself).
 
@@ -99,18 +100,20 @@ class FlipFlopSpace:
     protected: tuple  # protected site ids, ascending (hardened design), else ()
     n_pipeline: int
     latency: int
+    refresh: bool = False  # self-correcting TMR: replicas reload the voted value every clock
 
     @staticmethod
-    def of(model: IntegerModel, protect=None) -> "FlipFlopSpace":
+    def of(model: IntegerModel, protect=None, refresh: bool = False) -> "FlipFlopSpace":
         """From the RTL fkhw generates for ``model`` (the stage layout is the
-        generator's); ``protect``: the site ids a hardened design triplicates."""
+        generator's); ``protect``: the site ids a hardened design triplicates;
+        ``refresh``: the self-correcting variant of that design."""
         from fkhw.rtlgen.emit import generate
 
         meta = generate(model).meta
-        return FlipFlopSpace.from_meta(model, meta, protect)
+        return FlipFlopSpace.from_meta(model, meta, protect, refresh)
 
     @staticmethod
-    def from_meta(model: IntegerModel, meta: dict, protect=None) -> "FlipFlopSpace":
+    def from_meta(model: IntegerModel, meta: dict, protect=None, refresh: bool = False) -> "FlipFlopSpace":
         sites = SiteSpace.of(model)
         stages, next_id = [], sites.n_sites
         for s in meta["stages"]:
@@ -119,7 +122,9 @@ class FlipFlopSpace:
             stages.append(st)
             next_id += st.n_ff
         prot = () if protect is None else tuple(sorted(int(p) for p in sites.check(np.asarray(list(protect)))))
-        return FlipFlopSpace(sites, tuple(stages), prot, next_id - sites.n_sites, len(stages))
+        if refresh and protect is None:
+            raise FaultError("refresh is an option of a hardened design: give the protected sites")
+        return FlipFlopSpace(sites, tuple(stages), prot, next_id - sites.n_sites, len(stages), bool(refresh))
 
     # --- id ranges
     @property
@@ -127,15 +132,24 @@ class FlipFlopSpace:
         return self.sites.n_sites + self.n_pipeline
 
     @property
+    def n_control(self) -> int:
+        return self.latency + int(self.refresh)
+
+    @property
+    def tmr_err_flag(self) -> int | None:
+        """The id of the sticky tmr_err flip-flop (refresh designs), else None."""
+        return self.first_control + self.latency if self.refresh else None
+
+    @property
     def first_replica(self) -> int:
-        return self.first_control + self.latency
+        return self.first_control + self.n_control
 
     @property
     def n_ff(self) -> int:
         return self.first_replica + 2 * len(self.protected)
 
     def counts(self) -> dict:
-        return {"param": self.sites.n_sites, "pipeline": self.n_pipeline, "control": self.latency,
+        return {"param": self.sites.n_sites, "pipeline": self.n_pipeline, "control": self.n_control,
                 "replica": 2 * len(self.protected)}
 
     def check(self, ffs) -> np.ndarray:
@@ -153,8 +167,8 @@ class FlipFlopSpace:
         return np.array(CLASSES, dtype=object)[np.searchsorted(edges, ffs, side="right")]
 
     def stage_of(self, ff: int) -> Stage:
-        """The stage of a pipeline or control flip-flop."""
-        if self.first_control <= ff < self.first_replica:
+        """The stage of a pipeline data or valid flip-flop."""
+        if self.first_control <= ff < self.first_control + self.latency:
             return self.stages[ff - self.first_control]
         for st in self.stages:
             if st.first_id <= ff < st.first_id + st.n_ff:
@@ -178,6 +192,8 @@ class FlipFlopSpace:
             rel = ff - st.first_id
             return FlipFlop(ff, "pipeline", f"s{st.stage}_data[{st.used[rel // st.width]}]", rel % st.width,
                             None, st.stage)
+        if ff == self.tmr_err_flag:
+            return FlipFlop(ff, "control", "tmr_err", 0, None, None)
         if ff < self.first_replica:
             k = ff - self.first_control
             return FlipFlop(ff, "control", f"s{k}_valid", 0, None, k)
@@ -354,6 +370,8 @@ def touched(fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> np.ndarray:
     v = np.arange(n_vectors)
     for u in range(fs.ff.size):
         i, ff, c = owner[u], int(fs.ff[u]), int(fs.cycle[u])
+        if ff == space.tmr_err_flag:
+            continue  # a false alarm: no output depends on it
         if cls[u] in ("param", "replica"):
             site = ff if cls[u] == "param" else space.replica_site(ff)[0]
             k = space.mac_stage(space.sites.tensors[int(space.sites.locate([site])[0][0])].layer_pos)
