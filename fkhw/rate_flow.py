@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fkhw import rates
-from fkhw.rates import Design, Environment, RateError
+from fkhw.rates import Design, Environment, RateError, draw_scenarios
 
 DEFAULT_SCRUBS = ("1s", "1min", "1h", "1d")
 FIGURE = "rate.png"
@@ -98,7 +98,7 @@ def _evaluator(bundle, campaign: Path, summary: dict):
 
 def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: float, tmr: Path | None = None,
              transients: Path | None = None, threshold: float | None = None, k_max: int = 6, samples: int = 500,
-             seed: int = 0, model: str | None = None, log=print) -> dict:
+             seed: int = 0, model: str | None = None, check_rtl: int = 0, jobs: int = 1, log=print) -> dict:
     from fkhw.campaign import campaign_model
     from fkhw.campaign_files import read_summary
     from fkhw.faults import FlipFlopSpace
@@ -187,9 +187,17 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
         log(f"  {d.name:20s} P(degraded) at " + ", ".join(f"{_dur(p.t)}: {p.p_upper:.3g}" for p in pts)
             + f"; longest scrub interval for P <= {target:g}: "
             + (_dur(best) if best else result["designs"][d.name]["longest_scrub_interval_note"]))
+    if check_rtl:
+        from fkhw.outputs import CampaignOutputs
+
+        result["rtl_check"] = rtl_crosscheck(bundle, CampaignOutputs.load(campaign).inputs, pools, k_max, samples,
+                                             seed, check_rtl, jobs=jobs, log=log)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / RESULT).write_text(json.dumps(result, indent=1) + "\n")
+    bad = {k: v["disagreeing"] for k, v in result.get("rtl_check", {}).items() if v["disagreeing"]}
+    if bad:
+        raise RuntimeError(f"the RTL disagrees with the fault model on accumulated upsets: {bad} (see {out / RESULT})")
     figure(result, out / FIGURE)
     log(f"rate -> {out / RESULT}, {out / FIGURE} ({time.monotonic() - t0:.1f} s)")
     return result
@@ -230,3 +238,55 @@ def figure(result: dict, path: Path) -> Path:
     ax_p.legend(fontsize=8)
     fig.savefig(path, dpi=110)
     return path
+
+
+def rtl_crosscheck(bundle, inputs: np.ndarray, pools: dict, k_max: int, samples: int, seed: int, n_check: int,
+                   jobs: int = 1, log=print) -> dict:
+    """Replay ``n_check`` of the Monte Carlo's accumulated-upset scenarios on
+    the RTL: the plain design's on the plain RTL, a TMR design's on its
+    hardened RTL (with and without refresh), each protected bit defeated by
+    upsetting two of its replicas in the same clock. Outputs are compared
+    with the fault model (fkhw.fault_model, the software truth): the counts of
+    disagreeing scenarios per design are returned (0 expected)."""
+    from fkhw.fault_model import simulate_set
+    from fkhw.faults import FaultSet, FlipFlopSpace, Upset
+    from fkhw.levels.rtl import RtlLevel
+    from fkhw.tmr.harden import harden
+
+    variants = [(name, refresh) for name in pools for refresh in ((False,) if name == "plain" else (False, True))]
+    per = max(1, -(-n_check // len(variants)))
+    report = {}
+    for name, refresh in variants:
+        unprot, prot = pools[name]
+        comps = [(ku, t - ku) for t in range(2, k_max + 1) for ku in range(t, -1, -1)
+                 if ku <= unprot.size and t - ku <= prot.size]
+        rng = np.random.default_rng([seed, 0x5EC])
+        scen = []
+        for ku, kp in comps:
+            drawn = draw_scenarios(unprot, prot, ku, kp, samples, seed)
+            scen += [drawn[i] for i in rng.choice(len(drawn), min(len(drawn), -(-per // len(comps))), replace=False)]
+        scen = scen[:per]
+        space = FlipFlopSpace.of(bundle.ir, prot if name != "plain" else None, refresh)
+        protected = set(space.protected)
+        faults = []
+        for s in scen:
+            ups = []
+            for site in s.tolist():
+                ups.append(Upset(site, 0))
+                if site in protected:  # replica B in the same clock: two of three replicas wrong
+                    ups.append(Upset(space.first_replica + 2 * space.protected.index(site), 0))
+            faults.append(tuple(sorted(ups)))
+        from fkhw.faults import Fault
+
+        fs = FaultSet.of("accumulate", np.arange(len(faults)), [Fault(u) for u in faults])
+        design = None if name == "plain" else harden(bundle.ir, space.protected, refresh=refresh)
+        label = name if name == "plain" else f"{name}{' + refresh' if refresh else ''}"
+        t1 = time.monotonic()
+        level = RtlLevel(bundle.ir, jobs=jobs, design=design, log=log)
+        got = level.run_faults(fs, inputs)
+        want = simulate_set(bundle.ir, space, fs, inputs)
+        bad = int(got.mismatches(want).sum())
+        report[label] = {"scenarios": len(fs), "disagreeing": bad, "seconds": round(time.monotonic() - t1, 1)}
+        log(f"  RTL replay, {label}: {len(fs)} accumulated-upset scenarios, {bad} disagreeing with the fault model "
+            f"({time.monotonic() - t1:.1f} s)")
+    return report

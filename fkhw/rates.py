@@ -230,6 +230,14 @@ def parse_duration(text: str) -> float:
     return v
 
 
+def draw_scenarios(unprotected: np.ndarray, protected: np.ndarray, ku: int, kp: int, samples: int, seed: int) -> list:
+    """The Monte Carlo's scenarios of one composition: ``ku`` unprotected and
+    ``kp`` protected sites each, without replacement, seeded by (seed, ku, kp)."""
+    rng = np.random.default_rng([seed, ku, kp])
+    return [np.sort(np.concatenate([rng.choice(unprotected, ku, replace=False),
+                                    rng.choice(protected, kp, replace=False)])) for _ in range(samples)]
+
+
 def conditionals(unprotected: np.ndarray, protected: np.ndarray, emd_norm_of_site, threshold: float, k_max: int,
                  evaluate, samples: int, seed: int) -> tuple:
     """P(deg | ku, kp) and E[emd_norm | ku, kp] for every ku + kp <= k_max.
@@ -250,9 +258,7 @@ def conditionals(unprotected: np.ndarray, protected: np.ndarray, emd_norm_of_sit
             kp = total - ku
             if ku > unprotected.size or kp > protected.size:
                 continue
-            rng = np.random.default_rng([seed, ku, kp])
-            scen = [np.sort(np.concatenate([rng.choice(unprotected, ku, replace=False),
-                                            rng.choice(protected, kp, replace=False)])) for _ in range(samples)]
+            scen = draw_scenarios(unprotected, protected, ku, kp, samples, seed)
             e = np.asarray(evaluate(scen), dtype=np.float64)
             p = float((e > threshold).mean())
             out.append(Conditional(ku, kp, p, math.sqrt(p * (1 - p) / samples), float(e.mean()), samples))

@@ -45,6 +45,10 @@ def add_arguments(p):
     p.add_argument("--samples", type=int_at_least(10, 10**6), default=500,
                    help="Monte Carlo scenarios per composition of accumulated upsets (default 500)")
     p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--check-rtl", type=int_at_least(0, 10**6), default=0, metavar="N",
+                   help="replay N of the Monte Carlo's scenarios on the RTL (plain and hardened, with and without "
+                        "refresh) and require the same outputs as the software model (default 0: off)")
+    p.add_argument("--jobs", type=int_at_least(1, 256), default=1, help="simulator processes for --check-rtl")
     p.add_argument("--model", default=None, help="model (default: the one the campaign ran on)")
     p.add_argument("--out", type=out_path, default=None, help="folder for rate.json and rate.png (default: CAMPAIGN/../rate)")
 
@@ -60,5 +64,6 @@ def run(args) -> int:
     print(f"note: sigma = {args.sigma:g} cm^2 per flip-flop is an assumption: the cross-section must come from your "
           "technology and beam tests")
     run_rate(args.campaign, out, env, args.scrub, args.target, tmr=args.tmr, transients=args.transients,
-             threshold=args.threshold, k_max=args.k_max, samples=args.samples, seed=args.seed, model=args.model)
+             threshold=args.threshold, k_max=args.k_max, samples=args.samples, seed=args.seed, model=args.model,
+             check_rtl=args.check_rtl, jobs=args.jobs)
     return 0
