@@ -220,30 +220,43 @@ class SoftwareLevel:
                 delta[m] = t.fmt.flip(codes, bit[m]) - codes
         weight_change = seen.astype(np.int64) * delta[:, None]  # (K, N): code change of each site per slot
 
-        x = np.broadcast_to(acts[p0], (b,) + acts[p0].shape).copy()
-        frac = specs[p0].frac
+        # x is None while every frame of the chunk is still golden (acts[pos]): the
+        # first corrected layer starts from the golden accumulator, no product needed
+        x, frac = None, specs[p0].frac
+        changing = (weight_change != 0).any(axis=1)
         for pos in range(p0, n_layers + 1):
-            x = self._flip_stage(x, pos, ff, cyc, lo)
+            if self._stage_upsets(pos, ff, cyc, n).size:
+                x = np.broadcast_to(acts[pos], (b,) + acts[pos].shape).copy() if x is None else x
+                x = self._flip_stage(x, pos, ff, cyc, lo)
             if pos == n_layers:
                 break
             layer = model.layers[pos]
-            flat = x.reshape((b * n,) + x.shape[2:])
-            bound = max(abs(specs[pos].lo), abs(specs[pos].hi))
-            y, yfrac = engine.apply_layer(layer, flat, frac, bound)
-            y = y.reshape((b, n) + y.shape[1:])
-            rows = None
-            for k, t in enumerate(self.space.tensors):
-                m = np.flatnonzero((tn == k) & (weight_change != 0).any(axis=1))
-                if t.layer_pos != pos or not m.size:
-                    continue
+            here = [(t, np.flatnonzero((tn == k) & changing)) for k, t in enumerate(self.space.tensors)
+                    if t.layer_pos == pos]
+            here = [(t, m) for t, m in here if m.size]
+            if x is None and not here:
+                frac = specs[pos + 1].frac
+                continue
+            if x is None:
+                y = np.broadcast_to(acts[pos + 1], (b,) + acts[pos + 1].shape).copy()
+                yfrac = specs[pos + 1].frac
+                golden_rows = engine.mac_layer_inputs(layer, acts[pos])  # (N, ..., S), the same for every fault
+            else:
+                flat = x.reshape((b * n,) + x.shape[2:])
+                bound = max(abs(specs[pos].lo), abs(specs[pos].hi))
+                y, yfrac = engine.apply_layer(layer, flat, frac, bound)
+                y = y.reshape((b, n) + y.shape[1:])
+                faulty_rows = engine.mac_layer_inputs(layer, flat) if here else None
+            for t, m in here:
                 cout = y.shape[-1]
                 lead = (m.size, n) + (1,) * (y.ndim - 3)
                 if t.tensor == "kernel":
-                    if rows is None:
-                        rows = engine.mac_layer_inputs(layer, flat)
-                        rows = rows.reshape((b, n) + rows.shape[1:])
+                    if x is None:
+                        cols = np.moveaxis(golden_rows[..., idx[m] // cout], -1, 0)
+                    else:
+                        cols = faulty_rows.reshape((b, n) + faulty_rows.shape[1:])[owner[m], :, ..., idx[m] // cout]
                     shift = yfrac - (frac + layer.kernel_fmt.frac)
-                    change = (weight_change[m].reshape(lead) * rows[owner[m], :, ..., idx[m] // cout]) << shift
+                    change = (weight_change[m].reshape(lead) * cols) << shift
                     channel = idx[m] % cout
                 else:
                     shift = yfrac - layer.bias_fmt.frac
@@ -251,6 +264,8 @@ class SoftwareLevel:
                     channel = idx[m]
                 np.add.at(np.moveaxis(y, -1, 1), (owner[m], channel), change)
             x, frac = y, yfrac
+        if x is None:
+            x = np.broadcast_to(acts[n_layers], (b,) + acts[n_layers].shape)
         obs.latent[sel] = x.reshape(b, n, -1)
         # valid upsets: parity per slot; a window slot is lost, a drain slot an extra output
         vm = (ff >= sp.first_control) & (ff < sp.first_replica)
@@ -265,13 +280,11 @@ class SoftwareLevel:
     def _flip_stage(self, x: np.ndarray, pos: int, ff, cyc, lo) -> np.ndarray:
         """Data upsets of the stage holding the input of layer ``pos``:
         each inverts one bit of one element of the slot held at its cycle."""
-        st = next((s for s in self.ffs.stages if s.layer_pos == pos), None)
-        if st is None:
-            return x
-        slot = cyc - st.stage
-        m = np.flatnonzero((ff >= st.first_id) & (ff < st.first_id + st.n_ff) & (slot >= 0) & (slot < x.shape[1]))
+        m = self._stage_upsets(pos, ff, cyc, x.shape[1])
         if not m.size:
             return x
+        st = next(s for s in self.ffs.stages if s.layer_pos == pos)
+        slot = cyc - st.stage
         rel = ff[m] - st.first_id
         flat = x.reshape(x.shape[:2] + (-1,))
         mask = np.zeros_like(flat)
@@ -281,6 +294,15 @@ class SoftwareLevel:
         fmt = st.fmt()
         flat[hit] = fmt.from_unsigned(fmt.to_unsigned(flat[hit]) ^ mask[hit])
         return flat.reshape(x.shape)
+
+    def _stage_upsets(self, pos: int, ff, cyc, n: int) -> np.ndarray:
+        """Positions of the data upsets that hit a window slot in the stage
+        holding the input of layer ``pos`` (none if no stage holds it)."""
+        st = next((s for s in self.ffs.stages if s.layer_pos == pos), None)
+        if st is None:
+            return np.zeros(0, dtype=np.int64)
+        slot = cyc - st.stage
+        return np.flatnonzero((ff >= st.first_id) & (ff < st.first_id + st.n_ff) & (slot >= 0) & (slot < n))
 
     def _route_reference(self, fs: FaultSet, sel: np.ndarray, acts: list, obs: Observed) -> None:
         ref = simulate_set(self.model, self.ffs, fs.take(sel), acts[0])
