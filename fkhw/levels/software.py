@@ -63,7 +63,7 @@ class SoftwareLevel:
 
     def run_faults(self, fs: FaultSet, inputs: np.ndarray, progress=None) -> Observed:
         """What each fault of ``fs`` does to the N window inputs (fkhw.faults)."""
-        if fs.single_param_sites is not None and not self.ffs.protected:
+        if fs.single_param_sites is not None and not self.protect:
             out = Observed.clean(self.run(fs.single_param_sites, inputs))
             if progress is not None:
                 progress(len(fs))
