@@ -106,6 +106,13 @@ def test_pipeline_samples_and_every_valid_upset_equal_the_fault_model(case):
     assert want.extra.tolist() == [1] * space.latency + [0] * space.latency
 
 
+def test_single_upsets_of_stage_0_at_cycle_0_are_transients_not_parameter_sites(case):
+    level, space, x = case
+    st = space.stages[0]
+    fs = FaultSet.single("file", np.arange(st.n_ff), np.arange(st.first_id, st.first_id + st.n_ff), cycle=0)
+    check_equal(level, space, fs, x, "transient")
+
+
 def test_pipeline_exhaustive_on_the_small_model(request):
     ir = load_model(str(request.getfixturevalue("small_model_dir"))).ir
     space = FlipFlopSpace.of(ir)

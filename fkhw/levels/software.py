@@ -63,8 +63,9 @@ class SoftwareLevel:
 
     def run_faults(self, fs: FaultSet, inputs: np.ndarray, progress=None) -> Observed:
         """What each fault of ``fs`` does to the N window inputs (fkhw.faults)."""
-        if fs.single_param_sites is not None and not self.protect:
-            out = Observed.clean(self.run(fs.single_param_sites, inputs))
+        sites = fs.single_param_sites
+        if sites is not None and not self.protect and (sites < self.space.n_sites).all():
+            out = Observed.clean(self.run(sites, inputs))
             if progress is not None:
                 progress(len(fs))
             return out
