@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhw.faults import FaultError, FaultSet, FlipFlopSpace, Observed
 from fkhw.hls.project import HlsProject, HlsProjectError, WeightFile, to_codes, to_values
 from fkhw.model.ir import IntegerModel
 from fkhw.sites import SiteSpace, tensor_codes
@@ -34,10 +35,12 @@ def format_values(codes: np.ndarray, frac: int) -> list:
     return [fmt.format(v) for v in (np.asarray(codes, dtype=np.int64).reshape(-1) * 2.0 ** -frac).tolist()]
 
 
-def faulty_weight_text(golden_values: list, index: int, faulty_code: int, frac: int) -> str:
-    """A weight txt file's content with one value replaced (C-order index)."""
+def faulty_weight_text(golden_values: list, index, faulty_code, frac: int) -> str:
+    """A weight txt file's content with values replaced: ``index`` and
+    ``faulty_code`` are one C-order position and its code, or arrays of them."""
     values = list(golden_values)
-    values[index] = format_values([faulty_code], frac)[0]
+    for i, v in zip(np.atleast_1d(index).tolist(), format_values(np.atleast_1d(faulty_code), frac)):
+        values[i] = v
     return ", ".join(values)
 
 
@@ -127,14 +130,73 @@ class HlsLevel:
 
     def run(self, sites, inputs) -> np.ndarray:
         sites = self.space.check(sites)
+        return self._run_changes([self._changes(np.array([s])) for s in sites.tolist()], inputs)
+
+    def run_faults(self, fs: FaultSet, inputs, progress=None) -> Observed:
+        """Parameter faults at cycle 0 with no scrub (seu, mbu:K, accumulate:K,
+        such faults files): every weight a fault changes is written into its
+        tensor's txt file (several files when it spans tensors), the C-sim
+        runs, all of them are restored. The C-sim has no registers and no
+        clock, so any other fault is refused with a FaultError naming why."""
+        self.refuse_unrepresentable(fs)
+        changes = [self._changes(fs.ff[fs.indptr[i]:fs.indptr[i + 1]]) for i in range(len(fs))]
+        out = np.empty((len(fs), np.asarray(inputs).shape[0], self.model.output_spec.size), dtype=np.int64)
+        step = 256
+        for s0 in range(0, len(fs), step):
+            out[s0:s0 + step] = self._run_changes(changes[s0:s0 + step], inputs)
+            if progress is not None:
+                progress(min(step, len(fs) - s0))
+        return Observed.clean(out)
+
+    def refuse_unrepresentable(self, fs: FaultSet) -> None:
+        """Raise FaultError for the first fault the C-sim cannot represent."""
+        bad = np.flatnonzero(fs.ff >= self.space.n_sites)
+        if bad.size:
+            u, ff = int(bad[0]), int(fs.ff[bad[0]])
+            fault = int(fs.ids[np.searchsorted(fs.indptr, u, side="right") - 1])
+            space = FlipFlopSpace.of(self.model)
+            if ff < space.n_ff:
+                d = space.describe(ff)
+                what = f"a {d.cls} upset ({d.register} bit {d.bit})"
+            else:
+                what = f"an upset of flip-flop {ff}, which the plain design does not have (a TMR replica?)"
+            raise FaultError(f"--level hls: fault {fault} has {what}: pipeline and control upsets (and TMR replicas) "
+                             "do not exist in the C-sim, which has no registers; use --level software or rtl")
+        late = np.flatnonzero(fs.cycle != 0)
+        if late.size:
+            u = int(late[0])
+            fault = int(fs.ids[np.searchsorted(fs.indptr, u, side="right") - 1])
+            raise FaultError(f"--level hls: fault {fault} has an upset at cycle {int(fs.cycle[u])}: the C-sim has no "
+                             "clock, so it runs weight upsets present from cycle 0 only (use --level software or rtl)")
+        scrubbed = np.flatnonzero(fs.scrub >= 0)
+        if scrubbed.size:
+            i = int(scrubbed[0])
+            raise FaultError(f"--level hls: fault {int(fs.ids[i])} is scrubbed at cycle {int(fs.scrub[i])}: the C-sim "
+                             "has no clock, so a scrub within the frame cannot be represented (use --level software "
+                             "or rtl)")
+
+    def _changes(self, sites: np.ndarray) -> dict:
+        """tensor number -> (C-order positions, faulty codes) of a fault's parameter upsets."""
+        tn, idx, bit = self.space.locate(sites)
+        out = {}
+        for k in np.unique(tn).tolist():
+            t = self.space.tensors[k]
+            codes = tensor_codes(self.model, t).reshape(-1).copy()
+            for i, b in zip(idx[tn == k].tolist(), bit[tn == k].tolist()):
+                codes[i] = t.fmt.flip(codes[i], b)
+            where = np.unique(idx[tn == k])
+            out[k] = (where, codes[where])
+        return out
+
+    def _run_changes(self, changes: list, inputs) -> np.ndarray:
         values, inverse = self._input_values(inputs)
-        out = np.empty((sites.size, values.shape[0], self.model.output_spec.size), dtype=np.int64)
-        chunks = [c for c in np.array_split(np.arange(sites.size), len(self._sims)) if c.size]
+        out = np.empty((len(changes), values.shape[0], self.model.output_spec.size), dtype=np.int64)
+        chunks = [c for c in np.array_split(np.arange(len(changes)), len(self._sims)) if c.size]
         if len(chunks) <= 1:
-            self._run_chunk(self._sims[0], sites, np.arange(sites.size), values, out)
+            self._run_chunk(self._sims[0], changes, np.arange(len(changes)), values, out)
         else:
             with ThreadPoolExecutor(len(chunks)) as pool:
-                jobs = [pool.submit(self._run_chunk, sim, sites, c, values, out) for sim, c in zip(self._sims, chunks)]
+                jobs = [pool.submit(self._run_chunk, sim, changes, c, values, out) for sim, c in zip(self._sims, chunks)]
                 for job in jobs:
                     job.result()
         return out[:, inverse]
@@ -147,22 +209,23 @@ class HlsLevel:
 
     # --- internals ----------------------------------------------------------
 
-    def _run_chunk(self, sim: _CSim, sites: np.ndarray, positions: np.ndarray, values: np.ndarray, out) -> None:
-        tn, idx, bit = self.space.locate(sites[positions])
-        dirty = None  # the one tensor whose faulty file is loaded, if any
+    def _run_chunk(self, sim: _CSim, changes: list, positions: np.ndarray, values: np.ndarray, out) -> None:
+        dirty = set()  # tensors whose faulty file is loaded
         try:
-            for pos, k, i, b in zip(positions.tolist(), tn.tolist(), idx.tolist(), bit.tolist()):
-                if dirty is not None and dirty != k:
-                    self._restore(sim, dirty)
-                t, f = self.space.tensors[k], self.files[k]
-                faulty = int(t.fmt.flip(tensor_codes(self.model, t).reshape(-1)[i], b))
-                (sim.workdir / f.filename).write_text(faulty_weight_text(self._golden_values[k], i, faulty, t.fmt.frac))
-                dirty = k
-                sim.load(sim.workdir, k, f.filename)
+            for pos in positions.tolist():
+                change = changes[pos]
+                for k in sorted(dirty - set(change)):
+                    self._restore(sim, k)
+                for k, (where, codes) in change.items():
+                    t, f = self.space.tensors[k], self.files[k]
+                    (sim.workdir / f.filename).write_text(faulty_weight_text(self._golden_values[k], where, codes,
+                                                                             t.fmt.frac))
+                    sim.load(sim.workdir, k, f.filename)
+                dirty = set(change)
                 out[pos] = self._outputs(sim.predict(values))
         finally:
-            if dirty is not None:
-                self._restore(sim, dirty)
+            for k in sorted(dirty):
+                self._restore(sim, k)
 
     def _restore(self, sim: "_CSim", k: int) -> None:
         """Reload tensor k from the golden file hls4ml wrote."""
