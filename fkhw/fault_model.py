@@ -127,7 +127,7 @@ def simulate(model: IntegerModel, space: FlipFlopSpace, fault: Fault, inputs: np
     extra = 0
     valid_flips = {}
     for u in fault.upsets:
-        if space.first_control <= u.ff < space.first_replica:
+        if space.first_control <= u.ff < space.first_control + space.latency:
             slot = u.cycle - (u.ff - space.first_control)
             valid_flips[slot] = valid_flips.get(slot, 0) ^ 1
     for slot, odd in valid_flips.items():

@@ -255,22 +255,59 @@ def test_a_protected_bit_flips_only_while_two_of_its_three_replicas_are_upset(ca
         np.testing.assert_array_equal(latent, engine.forward(flipped(ir, space, [s]), x))
 
 
+def test_with_refresh_replicas_upset_in_different_clocks_are_repaired_and_in_one_clock_defeat_the_voter(case):
+    """Self-correcting TMR: every edge rewrites the voted value into the
+    replicas, so a second replica upset a clock after the first finds the
+    first repaired; two in one clock outvote the good one, and the wrong
+    majority is written back (it stays until the scrub)."""
+    ir, plain, x = case
+    n = x.shape[0]
+    golden = engine.forward(ir, x)
+    sites = sample_sites(plain, 4, seed=11)
+    space = FlipFlopSpace.of(ir, protect=sites, refresh=True)
+    assert space.counts()["control"] == plain.counts()["control"] + 1  # the sticky tmr_err flag
+    assert space.describe(space.tmr_err_flag).register == "tmr_err"
+    changed = 0
+    for s in sites:
+        b, c = [f for f in range(space.first_replica, space.n_ff) if space.replica_site(f)[0] == s]
+        k = stage_of_site(space, s)
+        want = engine.forward(flipped(ir, space, [s]), x)
+        for pair in ((s, b), (b, c), (s, c)):
+            latent, _, _ = run(ir, space, [(pair[0], k), (pair[1], k + 1)], x)  # one clock apart: repaired
+            np.testing.assert_array_equal(latent, golden, err_msg=f"site {s}: replicas {pair} a clock apart")
+            latent, _, _ = run(ir, space, [(pair[0], k + n // 2), (pair[1], k + n // 2)], x)  # same clock
+            np.testing.assert_array_equal(latent[:n // 2], golden[:n // 2])
+            np.testing.assert_array_equal(latent[n // 2:], want[n // 2:])
+            changed += bool((want[n // 2:] != golden[n // 2:]).any())
+        # without refresh the same two upsets a clock apart do defeat it
+        hard = FlipFlopSpace.of(ir, protect=sites)
+        latent, _, _ = run(ir, hard, [(s, k), (b, k + 1)], x)
+        np.testing.assert_array_equal(latent[1:], want[1:])
+        # an upset of the sticky flag is a false alarm: no output changes
+        latent, lost, extra = run(ir, space, [(space.tmr_err_flag, 3)], x)
+        np.testing.assert_array_equal(latent, golden)
+        assert not lost.any() and extra == 0
+    assert changed > 0
+
+
 # --- the flip-flop count -------------------------------------------------------
 
 @pytest.mark.parametrize("model", ["econt-bol", "small", "fkeras-eol"])
-@pytest.mark.parametrize("hardened", [False, True])
+@pytest.mark.parametrize("hardened", [False, True, "refresh"])
 def test_the_flip_flop_space_counts_the_flip_flops_the_rtl_declares(model, hardened, request):
     name = str(request.getfixturevalue("small_model_dir")) if model == "small" else model
     ir = load_model(name).ir
     plain = FlipFlopSpace.of(ir)
     protect = np.arange(0, plain.sites.n_sites, 7) if hardened else None
-    space = FlipFlopSpace.of(ir, protect=protect)
-    meta = generate(ir, protect=protect).meta
+    refresh = hardened == "refresh"
+    space = FlipFlopSpace.of(ir, protect=protect, refresh=refresh)
+    meta = generate(ir, protect=protect, refresh=refresh).meta
     assert space.n_ff == meta["flip_flops_expected"]
     breakdown = meta["flip_flops_breakdown"]
     counts = space.counts()
     assert (counts["param"], counts["pipeline"], counts["control"]) == (
-        breakdown["parameter_bits"], breakdown["pipeline_data_bits"], breakdown["valid_bits"])
+        breakdown["parameter_bits"], breakdown["pipeline_data_bits"],
+        breakdown["valid_bits"] + breakdown.get("tmr_err_flag", 0))
     assert counts["replica"] == breakdown.get("tmr_replica_bits", 0) == (2 * protect.size if hardened else 0)
     table = space.table()
     assert len(set(zip(table["register"], table["bit"]))) == space.n_ff, "every flip-flop names its own bit"

@@ -49,6 +49,7 @@ class SoftwareLevel:
     model: IntegerModel
     name: str = "software"
     protect: tuple | None = None  # protected site ids of a hardened design (replicas exist), else plain
+    refresh: bool = False  # the hardened design is self-correcting (fkhw.rtlgen.emit refresh)
     space: SiteSpace = field(init=False)
 
     def __post_init__(self):
@@ -56,7 +57,7 @@ class SoftwareLevel:
 
     @cached_property
     def ffs(self) -> FlipFlopSpace:
-        return FlipFlopSpace.of(self.model, self.protect)
+        return FlipFlopSpace.of(self.model, self.protect, self.refresh)
 
     def golden(self, inputs: np.ndarray) -> np.ndarray:
         return engine.forward(self.model, inputs)
@@ -94,6 +95,9 @@ class SoftwareLevel:
         param = fs.ff < n_sites
         transient = (fs.ff >= n_sites) & (fs.ff < sp.first_replica)
         hardened = fs.ff >= sp.first_replica
+        if sp.tmr_err_flag is not None:
+            transient &= fs.ff != sp.tmr_err_flag
+            hardened |= fs.ff == sp.tmr_err_flag
         if sp.protected:
             hardened |= param & np.isin(fs.ff, np.asarray(sp.protected))
         any_hardened = np.bincount(owner, weights=hardened, minlength=f) > 0
