@@ -25,13 +25,14 @@ def randomize(model, seed: int):
     return model
 
 
-def conv1d_model(tf):
-    """A time-series classifier: QConv1D (same and valid, strided), MaxPooling1D."""
+def conv1d_model(tf, seed: int = 1):
+    """A time-series classifier: QConv1D (same with uneven padding, and
+    valid strided), MaxPooling1D."""
     from qkeras import QActivation, QConv1D, QDense, quantized_bits, quantized_relu
 
     inp = tf.keras.Input((16, 3))
     x = QActivation(quantized_bits(7, 2, alpha=1), name="in_q")(inp)
-    x = QConv1D(4, 3, padding="same", kernel_quantizer=quantized_bits(5, 0, alpha=1),
+    x = QConv1D(4, 4, padding="same", kernel_quantizer=quantized_bits(5, 0, alpha=1),
                 bias_quantizer=quantized_bits(6, 2, alpha=1), name="c1")(x)
     x = QActivation(quantized_relu(6, 3), name="c1_act")(x)
     x = tf.keras.layers.MaxPooling1D(2, name="pool1")(x)
@@ -40,14 +41,14 @@ def conv1d_model(tf):
     x = tf.keras.layers.Flatten(name="flat")(x)
     x = QDense(5, kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 2, alpha=1),
                name="out")(x)
-    return randomize(tf.keras.Model(inp, x), 1)
+    return randomize(tf.keras.Model(inp, x), seed)
 
 
 def conv_bn_model(tf, use_bias: bool = True):
     """QConv2DBatchnorm (strided, same padding) with non-trivial batch-norm statistics."""
     from qkeras import QActivation, QConv2DBatchnorm, QDense, quantized_bits, quantized_relu
 
-    inp = tf.keras.Input((9, 9, 2))
+    inp = tf.keras.Input((10, 10, 2))  # strided 'same': one row/column of padding, after the input
     x = QActivation(quantized_bits(6, 1, alpha=1), name="in_q")(inp)
     x = QConv2DBatchnorm(4, (3, 3), strides=(2, 2), padding="same", use_bias=use_bias,
                          kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(10, 4, alpha=1),

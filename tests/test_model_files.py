@@ -27,7 +27,8 @@ def no_cache(monkeypatch):
 
 @pytest.fixture(scope="module")
 def saved(tf, tmp_path_factory):
-    """One classifier saved three ways: JSON + weights, .h5, .keras."""
+    """One classifier saved three ways: JSON + weights, .h5, .keras; and
+    ``other/h5/clf.h5``: the same network with other weights, same names."""
     from fkhw.model.train import legacy_json
 
     model = conv1d_model(tf)
@@ -39,6 +40,8 @@ def saved(tf, tmp_path_factory):
     for suffix in ("h5", "keras"):
         (root / suffix).mkdir()
         model.save(str(root / suffix / f"clf.{suffix}"))
+    (root / "other" / "h5").mkdir(parents=True)
+    conv1d_model(tf, seed=5).save(str(root / "other" / "h5" / "clf.h5"))
     return root
 
 
@@ -64,8 +67,6 @@ def test_single_network_has_no_decoder(saved):
 
 
 def test_full_model_is_cached_by_content(saved, tmp_path, monkeypatch):
-    import shutil
-
     from fkhw.model.bundle import load_model
 
     monkeypatch.setenv("FKHW_CACHE", str(tmp_path / "cache"))
@@ -73,12 +74,10 @@ def test_full_model_is_cached_by_content(saved, tmp_path, monkeypatch):
     assert len(list((tmp_path / "cache").glob(f"h5-{first.files.digest()}-*.npz"))) == 1
     again = load_model(str(saved / "h5"))
     assert ir_signature(again.ir) == ir_signature(first.ir)
-    # different bytes (another model saved under the same name): another entry
-    other = tmp_path / "h5"
-    other.mkdir()
-    shutil.copy(saved / "keras" / "clf.keras", other / "clf.keras")
-    load_model(str(other))
+    # another model under the same names: another entry, never the first's IR
+    other = load_model(str(saved / "other" / "h5"))
     assert len(list((tmp_path / "cache").glob("h5-*.npz"))) == 2
+    assert ir_signature(other.ir) != ir_signature(first.ir)
 
 
 def _truncated(src, dst):
