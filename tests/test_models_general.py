@@ -158,3 +158,24 @@ def test_rtl_and_hls_refuse_new_kinds_in_one_line(tf):
     with pytest.raises(HlsUnsupportedError, match="'c1'.*conv1d") as hls:
         check_ir(ir)
     assert "\n" not in str(rtl.value) + str(hls.value)
+
+
+@pytest.mark.parametrize("build", [conv1d_model, pooling_model, conv_bn_model], ids=["conv1d", "pooling", "conv-bn"])
+def test_software_level_upsets_match_the_flipped_model(tf, build):
+    """The software level's fast single-upset paths, on the new kinds, give
+    what the engine gives on a model with that one bit flipped."""
+    from fkhw.engine import forward
+    from fkhw.levels.software import SoftwareLevel
+    from fkhw.model.extract import extract
+    from fkhw.sites import SiteSpace, flip
+
+    ir = extract(build(tf), "m")
+    space = SiteSpace.of(ir)
+    rng = np.random.default_rng(0)
+    x = rng.integers(ir.input.fmt.lo, ir.input.fmt.hi + 1, size=(16,) + tuple(ir.input.shape))
+    sites = np.sort(rng.choice(space.n_sites, size=min(60, space.n_sites), replace=False))
+    got = SoftwareLevel(ir).run(sites, x)
+    want = np.stack([forward(flip(ir, space, int(s)), x) for s in sites])
+    assert {t.layer for t in space.tensors} == {layer.name for layer in ir.param_layers()}
+    assert np.sum(got != want) == 0, f"{np.sum(got != want)} of {want.size} faulty outputs differ"
+    assert np.sum(np.any(want != forward(ir, x)[None], axis=(1, 2))) > len(sites) // 4, "few upsets change anything"
