@@ -69,6 +69,7 @@ def test_new_layers_are_bit_exact_with_qkeras(tf, build, kinds):
 def test_conv_bn_without_bias_is_bit_exact(tf):
     bad, total, _, ir = bit_exact(conv_bn_model(tf, use_bias=False), seed=1)
     assert ir.layer("cbn").bias is not None  # the folded bias is the batch norm's beta - mean * scale
+    assert ir.source["folded_batchnorm"] == ["cbn"]  # levels that write Keras weights must know
     assert bad == 0, f"{bad} of {total} output codes differ from QKeras"
 
 

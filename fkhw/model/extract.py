@@ -213,6 +213,9 @@ def _qaverage_pooling2d(layer) -> list:
     return [AvgPool(layer.name, pool, strides, mult, frac_add)] + _fused_activation(layer)
 
 
+# layers whose IR kernel and bias are a fold of several Keras weights
+FOLDED = ("QConv2DBatchnorm",)
+
 # Keras class name -> IR layers it becomes. FKeras layers arrive here under
 # their QKeras names (keras_io.from_fkeras).
 HANDLERS = {
@@ -260,6 +263,13 @@ def extract(keras_model, name: str, source: dict | None = None) -> IntegerModel:
             raise UnsupportedLayerError(f"layer {layer.name!r} ({type(layer).__name__}) is not supported: fkhw handles "
                                         f"{', '.join(HANDLERS)} (QActivation: quantized_bits|quantized_relu)")
         ir_layers.extend(handler(layer))
-    model = IntegerModel(name, InputQuant(layers[0].name, in_shape, in_fmt), tuple(ir_layers), dict(source or {}))
+    source = dict(source or {})
+    folded = [layer.name for layer in layers if type(layer).__name__ in FOLDED]
+    if folded:
+        # their Keras kernels are not the IR's: a level that writes faulty
+        # codes back into Keras (qkeras) or differentiates Keras weights
+        # (hessian) must refuse or fold them
+        source["folded_batchnorm"] = folded
+    model = IntegerModel(name, InputQuant(layers[0].name, in_shape, in_fmt), tuple(ir_layers), source)
     model.tensor_specs()  # validates shapes
     return model
