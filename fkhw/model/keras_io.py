@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -101,6 +102,14 @@ def _legacy_quantizers(config: dict) -> dict:
 
 def load_full(path: Path):
     """A Keras model from a file written by ``model.save`` (.h5 or .keras)."""
+    with warnings.catch_warnings():
+        # rebuilding QKeras layers serialises their quantizers as constraints,
+        # which Keras warns about harmlessly: not for the user's terminal
+        warnings.filterwarnings("ignore", message=".*constraints.serialize.*")
+        return _load_full(path)
+
+
+def _load_full(path: Path):
     tf = import_tf()
     if path.suffix == ".keras":
         try:
