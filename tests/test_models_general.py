@@ -111,7 +111,11 @@ def _refusal(tf, layer, shape=(8, 8, 2)):
     (lambda: __import__("qkeras").QConv1D(2, 3, padding="causal", kernel_quantizer="quantized_bits(4,0,alpha=1)",
                                           bias_quantizer="quantized_bits(4,0,alpha=1)", name="causal"),
      ("'causal'", "padding 'causal'")),
-], ids=["avgpool-area-9", "avgpool-padded", "avgpool-relu-quantizer", "batchnorm", "keras-avgpool", "conv1d-causal"])
+    (lambda: __import__("qkeras").QDense(2, kernel_quantizer="quantized_bits(4,0,alpha=1)",
+                                         bias_quantizer="quantized_bits(4,0,alpha=1)", name="dense_3d"),
+     ("'dense_3d'", "(8, 8, 2) input", "Flatten")),
+], ids=["avgpool-area-9", "avgpool-padded", "avgpool-relu-quantizer", "batchnorm", "keras-avgpool", "conv1d-causal",
+        "dense-per-position"])
 def test_inexact_or_unknown_layers_are_refused_in_one_line(tf, make, words):
     from fkhw.model.extract import UnsupportedLayerError, extract
 

@@ -151,6 +151,10 @@ def _qconv2d_batchnorm(layer) -> list:
 
 
 def _qdense(layer) -> list:
+    if len(layer.input_shape) != 2:
+        # Keras then applies the kernel at every position of the leading axes
+        raise UnsupportedLayerError(f"{_where(layer)}: a dense layer on a {tuple(layer.input_shape[1:])} input is not "
+                                    "supported (put a Flatten before it)")
     return [Dense(**_stored_params(layer))] + _fused_activation(layer)
 
 
