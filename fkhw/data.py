@@ -1,4 +1,6 @@
-"""HGCAL trigger-cell data: CSV loading, normalisation, the 8x8 image.
+"""Input data: HGCAL trigger-cell CSVs (loading, normalisation, the 8x8
+image) and, for any other network, arrays (``.npy`` / ``.npz`` / HDF5) in
+the model's input shape with optional labels or targets.
 
 The geometry (cell centres, 8x8 arrangement, mask) comes from
 ``assets/hgcal/geometry.json``, the one source of truth for it.
@@ -23,7 +25,7 @@ IMAGE_SHAPE = (8, 8, 1)
 
 
 class DataError(ValueError):
-    """A data file that cannot be read as HGCAL trigger-cell charges."""
+    """A data file that cannot be read as the model's inputs (or labels)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,3 +168,118 @@ def check_modules(charges: np.ndarray, rows, path) -> np.ndarray:
     if np.any(charges[rows].sum(axis=1) <= 0):
         raise DataError(f"{path}: a chosen module has zero charge")
     return np.sort(rows)
+
+
+# --- arrays -----------------------------------------------------------------
+
+ARRAY_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5")
+
+
+def _one_line(e: Exception) -> str:
+    return f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"
+
+
+def _pick(path: Path, names: list, key: str, role: str) -> str:
+    """The array of a several-array file: the only one, or the one named ``key``."""
+    if len(names) == 1:
+        return names[0]
+    if key in names:
+        return key
+    if not names:
+        raise DataError(f"{path}: holds no array")
+    shown = ", ".join(sorted(names)[:8]) + (" ..." if len(names) > 8 else "")
+    raise DataError(f"{path}: holds several arrays ({shown}); name the {role} {key!r}")
+
+
+def _hdf5_datasets(f) -> list:
+    import h5py
+
+    names = []
+    f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+    return names
+
+
+def _read_array(path: Path, key: str, role: str) -> np.ndarray:
+    if not path.is_file():
+        raise DataError(f"{path}: no such file (the {role})")
+    if path.suffix not in ARRAY_SUFFIXES:
+        raise DataError(f"{path}: not an array file (give {', '.join(ARRAY_SUFFIXES)}, or an HGCAL CSV as --data)")
+    try:
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                return z[_pick(path, list(z.files), key, role)]
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            return f[_pick(path, _hdf5_datasets(f), key, role)][()]
+    except DataError:
+        raise
+    except Exception as e:  # numpy, zipfile and h5py raise many types for damaged files
+        raise DataError(f"{path}: cannot read the {role} ({_one_line(e)})") from None
+
+
+def _checked(a: np.ndarray, path: Path, role: str) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype == bool:
+        a = a.astype(np.int64)
+    if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        raise DataError(f"{path}: {role} of type {a.dtype} are not real numbers")
+    if a.ndim == 0 or a.shape[0] == 0:
+        raise DataError(f"{path}: no {role} (shape {a.shape}; one row per input is needed)")
+    if np.issubdtype(a.dtype, np.floating):
+        bad = ~np.isfinite(a)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise DataError(f"{path}: {role}{list(where)} = {a[where]} is not a finite number")
+    return a
+
+
+def load_arrays(path, labels=None, input_shape=None) -> tuple:
+    """Inputs and optional labels (or targets) from arrays: ``(x, y)``.
+
+    ``path``: ``.npy``, ``.npz`` or HDF5 with the inputs, one row per input:
+    the only array in the file, or the one named ``x``. ``labels``: another
+    such file (or the same one, array ``y``) with one label or target row per
+    input, or None (then ``y`` is None). ``input_shape``: the model's input
+    shape without the batch axis; each row must have exactly that shape.
+    Inputs are real values (float64); the model's own input quantizer turns
+    them into codes (:func:`array_input_codes`).
+    """
+    path = Path(path)
+    x = _checked(_read_array(path, "x", "inputs"), path, "inputs").astype(np.float64)
+    if input_shape is not None and tuple(x.shape[1:]) != tuple(input_shape):
+        raise DataError(f"{path}: inputs of shape {tuple(x.shape[1:])} per row (array {x.shape}); the model reads "
+                        f"{tuple(input_shape)}")
+    if labels is None:
+        return x, None
+    labels = Path(labels)
+    y = _checked(_read_array(labels, "y", "labels"), labels, "labels")
+    if y.ndim > 2:
+        raise DataError(f"{labels}: labels of shape {y.shape}; give one label (N,) or one target row (N, k) per input")
+    if y.shape[0] != x.shape[0]:
+        raise DataError(f"{labels}: {y.shape[0]} labels for the {x.shape[0]} inputs of {path}")
+    return x, y
+
+
+def array_input_codes(x: np.ndarray, fmt, source="inputs") -> np.ndarray:
+    """Input codes of real-valued inputs: the model's input quantizer ``fmt``
+    (round half to even, saturate), as its QActivation does on the float32
+    values Keras feeds it.
+
+    QKeras quantizes as ``x + (q - x)`` in float32; once a float32 step
+    exceeds one code (``|x| >= 2**(24 - frac)``) that sum loses ``q`` and a
+    far out-of-range input comes back near 0 instead of saturated. Such
+    inputs are refused: no level could agree with QKeras on them.
+    """
+    from fkhw.fixed import quantize_float
+
+    x32 = np.asarray(x, dtype=np.float64).astype(np.float32)
+    limit = 2.0 ** (24 - fmt.frac)
+    beyond = np.abs(x32) >= limit
+    if beyond.any():
+        where = tuple(int(i) for i in np.argwhere(beyond)[0])
+        raise DataError(f"{source}: input{list(where)} = {x32[where]:g} is beyond +-2**{24 - fmt.frac}, where QKeras' "
+                        f"float32 quantizer ({fmt.describe()}) no longer saturates; clip the data to the input range")
+    return quantize_float(x32, fmt)

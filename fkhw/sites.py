@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from fkhw.fixed import FixedFormat
-from fkhw.model.ir import IntegerModel
+from fkhw.model.ir import PARAM_KINDS, IntegerModel
 
 
 class SiteError(ValueError):
@@ -58,7 +58,7 @@ class SiteSpace:
     def of(model: IntegerModel) -> "SiteSpace":
         tensors, offset = [], 0
         for pos, layer in enumerate(model.layers):
-            if layer.kind not in ("conv2d", "dense"):
+            if layer.kind not in PARAM_KINDS:
                 continue
             parts = [("kernel", layer.kernel, layer.kernel_fmt)]
             if layer.bias is not None:

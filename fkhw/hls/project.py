@@ -104,6 +104,11 @@ class HlsProject:
 
 def check_ir(ir: IntegerModel) -> None:
     """Refuse IR features the hls4ml translation does not reproduce exactly."""
+    for layer in ir.layers:
+        if layer.kind not in _HLS_CLASS and layer.kind != "flatten":
+            # its translation is not yet checked against hls4ml's graph (issue 17)
+            raise HlsUnsupportedError(f"layer {layer.name!r}: kind {layer.kind!r} is not supported by the hls4ml "
+                                      f"level yet (supported: {', '.join(sorted(set(_HLS_CLASS) - {'input'}))}, flatten)")
     quants = [(ir.input.name, ir.input.fmt)] + [(l.name, l.fmt) for l in ir.layers if l.kind == "quant"]
     for name, fmt in quants:
         if fmt.signed and fmt.lo != raw_range(fmt)[0]:

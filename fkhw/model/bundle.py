@@ -1,4 +1,5 @@
-"""A model ready for fkhw: its files, integer IR and decoder.
+"""A model ready for fkhw: its files, integer IR and decoder (None for a
+single network: a classifier or a regressor).
 
 Extraction needs TensorFlow (seconds); its result is cached on disk keyed by
 the content hash of the model files, so later commands run without it.
@@ -55,7 +56,7 @@ def _extract(files: ModelFiles) -> ModelBundle:
     from fkhw.model.keras_io import load_decoder, load_encoder
 
     source = {"model": files.name, "directory": str(files.directory), "digest": files.digest(),
-              "encoder": files.encoder_json.name, "fkhw": __version__}
+              "encoder": files.encoder_file.name, "fkhw": __version__}
     ir = extract(load_encoder(files), files.name, source)
     decoder = extract_decoder(load_decoder(files)) if files.has_decoder else None
     return ModelBundle(files, ir, decoder)
@@ -66,7 +67,7 @@ def check_latent(bundle: ModelBundle) -> ModelBundle:
     n_latent = int(np.prod(bundle.ir.output_spec.shape))
     if bundle.decoder is not None and bundle.decoder.in_size != n_latent:
         f = bundle.files
-        raise ModelFileError(f"model {bundle.name!r}: the encoder ({f.encoder_json.name}) writes {n_latent} latent "
+        raise ModelFileError(f"model {bundle.name!r}: the encoder ({f.encoder_file.name}) writes {n_latent} latent "
                              f"values, the decoder ({f.decoder_json.name}) reads {bundle.decoder.in_size}")
     return bundle
 

@@ -1,9 +1,10 @@
 """QKeras encoder -> integer IR. Each quantizer becomes a FixedFormat once.
 
-Supported: a chain of QActivation(quantized_bits) on the input, then
-QConv2D / QDense / QActivation(quantized_bits | quantized_relu) / Flatten.
-Anything else is refused with :class:`UnsupportedLayerError` naming the
-layer and its type.
+Supported: a chain of QActivation(quantized_bits) on the input, then the
+layers in :data:`HANDLERS` (QConv2D, QConv1D, QConv2DBatchnorm, QDense,
+QActivation(quantized_bits | quantized_relu), Flatten, Reshape, max pooling,
+QAveragePooling2D where it is exact). Anything else is refused with
+:class:`UnsupportedLayerError` naming the layer and its type.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from fkhw.fixed import FixedFormat
-from fkhw.model.ir import Conv2D, Dense, Flatten, InputQuant, IntegerModel, Quant
+from fkhw.model.ir import (AvgPool, Conv1D, Conv2D, Dense, Flatten, InputQuant, IntegerModel, MaxPool, Quant, Reshape,
+                           window_geometry)
 
 
 class UnsupportedLayerError(ValueError):
@@ -66,41 +68,172 @@ def param_codes(values: np.ndarray, quantizer, fmt: FixedFormat, where: str) -> 
     return codes
 
 
-def _mac_layer(layer, kind: str):
-    where = f"layer {layer.name!r} ({type(layer).__name__})"
+def _where(layer) -> str:
+    return f"layer {layer.name!r} ({type(layer).__name__})"
+
+
+def _conv_settings(layer, rank: int) -> None:
+    where = _where(layer)
+    if tuple(layer.dilation_rate) != (1,) * rank or getattr(layer, "groups", 1) != 1:
+        raise UnsupportedLayerError(f"{where}: dilation and groups are not supported")
+    if layer.data_format != "channels_last":
+        raise UnsupportedLayerError(f"{where}: data_format {layer.data_format} is not supported")
+    if layer.padding not in ("same", "valid"):
+        raise UnsupportedLayerError(f"{where}: padding {layer.padding!r} is not supported (same, valid)")
+
+
+def _kernel_format(layer):
+    where = _where(layer)
     if layer.kernel_quantizer_internal is None:
         raise UnsupportedLayerError(f"{where}: kernel has no quantizer")
     kfmt, _ = quantizer_format(layer.kernel_quantizer_internal, f"{where} kernel")
     if not kfmt.signed:
         raise UnsupportedLayerError(f"{where}: unsigned kernel quantizer is not supported")
+    return kfmt
+
+
+def _bias_codes(layer, values):
+    where = _where(layer)
+    if layer.bias_quantizer_internal is None:
+        raise UnsupportedLayerError(f"{where}: bias has no quantizer")
+    bfmt, _ = quantizer_format(layer.bias_quantizer_internal, f"{where} bias")
+    return param_codes(values, layer.bias_quantizer_internal, bfmt, f"{where} bias"), bfmt
+
+
+def _mac_params(layer, kernel_values, bias_values) -> dict:
+    """Kernel and bias codes of a MAC layer, quantized by its own quantizers."""
+    kfmt = _kernel_format(layer)
+    kernel = param_codes(kernel_values, layer.kernel_quantizer_internal, kfmt, f"{_where(layer)} kernel")
+    bias, bfmt = _bias_codes(layer, bias_values) if bias_values is not None else (None, None)
+    return dict(name=layer.name, kernel=kernel, bias=bias, kernel_fmt=kfmt, bias_fmt=bfmt)
+
+
+def _stored_params(layer) -> dict:
     weights = layer.get_weights()
-    kernel = param_codes(weights[0], layer.kernel_quantizer_internal, kfmt, f"{where} kernel")
-    bias, bfmt = None, None
-    if layer.use_bias:
-        if layer.bias_quantizer_internal is None:
-            raise UnsupportedLayerError(f"{where}: bias has no quantizer")
-        bfmt, _ = quantizer_format(layer.bias_quantizer_internal, f"{where} bias")
-        bias = param_codes(weights[1], layer.bias_quantizer_internal, bfmt, f"{where} bias")
-    if kind == "conv2d":
-        if tuple(layer.dilation_rate) != (1, 1) or getattr(layer, "groups", 1) != 1:
-            raise UnsupportedLayerError(f"{where}: dilation and groups are not supported")
-        if layer.data_format != "channels_last":
-            raise UnsupportedLayerError(f"{where}: data_format {layer.data_format} is not supported")
-        if layer.padding not in ("same", "valid"):
-            raise UnsupportedLayerError(f"{where}: padding {layer.padding!r} is not supported")
-        return Conv2D(layer.name, kernel, bias, kfmt, bfmt, tuple(int(s) for s in layer.strides), layer.padding)
-    return Dense(layer.name, kernel, bias, kfmt, bfmt)
+    return _mac_params(layer, weights[0], weights[1] if layer.use_bias else None)
 
 
-def _fused_activation(layer) -> Quant | None:
-    """A quantizer given as a QConv2D/QDense ``activation``, or None for linear."""
-    act = layer.activation
-    name = getattr(act, "__name__", type(act).__name__)
-    if name == "linear":
-        return None
-    where = f"layer {layer.name!r} ({type(layer).__name__}) activation"
-    fmt, kind = quantizer_format(act, where)
-    return Quant(f"{layer.name}_activation", fmt, kind)
+def _fused_activation(layer) -> list:
+    """A quantizer given as a layer's ``activation``: [] for linear or none."""
+    act = getattr(layer, "activation", None)
+    if act is None or getattr(act, "__name__", type(act).__name__) == "linear":
+        return []
+    fmt, kind = quantizer_format(act, f"{_where(layer)} activation")
+    return [Quant(f"{layer.name}_activation", fmt, kind)]
+
+
+def _qconv2d(layer) -> list:
+    _conv_settings(layer, 2)
+    return [Conv2D(strides=tuple(int(s) for s in layer.strides), padding=layer.padding,
+                   **_stored_params(layer))] + _fused_activation(layer)
+
+
+def _qconv1d(layer) -> list:
+    _conv_settings(layer, 1)
+    return [Conv1D(strides=tuple(int(s) for s in layer.strides), padding=layer.padding,
+                   **_stored_params(layer))] + _fused_activation(layer)
+
+
+def _qconv2d_batchnorm(layer) -> list:
+    """QKeras folds the batch norm into the kernel and bias *before* its
+    quantizers, from the moving statistics at inference (both folding
+    modes): kernel * gamma / sqrt(var + eps), (bias - mean) * that + beta.
+    ``get_folded_weights`` is QKeras' own code for that fold (the same
+    float32 ops as its ``call``); the quantizers then give the codes."""
+    _conv_settings(layer, 2)
+    if list(layer.batchnorm.axis) not in ([3], [-1]):
+        raise UnsupportedLayerError(f"{_where(layer)}: batch norm over axis {layer.batchnorm.axis} is not supported "
+                                    "(the channel axis only)")
+    kernel, bias = (np.asarray(t, dtype=np.float32) for t in layer.get_folded_weights())
+    # the folded bias always exists (the batch norm's beta), with or without use_bias
+    return [Conv2D(strides=tuple(int(s) for s in layer.strides), padding=layer.padding,
+                   **_mac_params(layer, kernel, bias))] + _fused_activation(layer)
+
+
+def _qdense(layer) -> list:
+    if len(layer.input_shape) != 2:
+        # Keras then applies the kernel at every position of the leading axes
+        raise UnsupportedLayerError(f"{_where(layer)}: a dense layer on a {tuple(layer.input_shape[1:])} input is not "
+                                    "supported (put a Flatten before it)")
+    return [Dense(**_stored_params(layer))] + _fused_activation(layer)
+
+
+def _qactivation(layer) -> list:
+    fmt, qkind = quantizer_format(layer.quantizer, f"layer {layer.name!r} (QActivation)")
+    return [Quant(layer.name, fmt, qkind)]
+
+
+def _flatten(layer) -> list:
+    return [Flatten(layer.name)]
+
+
+def _reshape(layer) -> list:
+    return [Reshape(layer.name, tuple(int(d) for d in layer.output_shape[1:]))]
+
+
+def _pool_settings(layer) -> tuple:
+    if layer.data_format != "channels_last":
+        raise UnsupportedLayerError(f"{_where(layer)}: data_format {layer.data_format} is not supported")
+    if layer.padding not in ("same", "valid"):
+        raise UnsupportedLayerError(f"{_where(layer)}: padding {layer.padding!r} is not supported (same, valid)")
+    return tuple(int(p) for p in layer.pool_size), tuple(int(s) for s in layer.strides)
+
+
+def _max_pooling(layer) -> list:
+    pool, strides = _pool_settings(layer)
+    return [MaxPool(layer.name, pool, strides, layer.padding)]
+
+
+def _qaverage_pooling2d(layer) -> list:
+    """QKeras averages in float (sum / area), multiplies back by the area,
+    then by the quantized reciprocal ``q(1/area)``. On codes that is
+    ``sum * code(q(1/area))`` exactly only when the division and the
+    multiplication are exact: a power-of-two area and no padding (TensorFlow
+    divides border windows by fewer elements, QKeras multiplies back by the
+    full area)."""
+    where = _where(layer)
+    pool, strides = _pool_settings(layer)
+    area = int(np.prod(pool))
+    if area & (area - 1):
+        raise UnsupportedLayerError(f"{where}: pool area {area} is not a power of two, so QKeras' float average "
+                                    "is not exact on integer codes")
+    if layer.padding == "same":
+        sizes = tuple(int(d) for d in layer.input_shape[1:3])
+        out, _ = window_geometry(sizes, pool, strides, "same")
+        if any((o - 1) * s + p > n for o, s, p, n in zip(out, strides, pool, sizes)):
+            raise UnsupportedLayerError(f"{where}: 'same' padding that pads the input is not supported (QKeras "
+                                        "rescales padded windows by the full pool area)")
+        # no window reaches past the input: 'same' computes what 'valid' does
+    quantizer = layer.average_quantizer_internal
+    if quantizer is None:
+        mult, frac_add = 1, area.bit_length() - 1
+    else:
+        fmt, kind = quantizer_format(quantizer, f"{where} average_quantizer")
+        if kind != "quantized_bits":
+            raise UnsupportedLayerError(f"{where}: average_quantizer must be quantized_bits, not {kind}")
+        mult = int(param_codes(np.array(1.0 / area, dtype=np.float32), quantizer, fmt,
+                               f"{where} average_quantizer").reshape(()))
+        frac_add = fmt.frac
+    return [AvgPool(layer.name, pool, strides, mult, frac_add)] + _fused_activation(layer)
+
+
+# layers whose IR kernel and bias are a fold of several Keras weights
+FOLDED = ("QConv2DBatchnorm",)
+
+# Keras class name -> IR layers it becomes. FKeras layers arrive here under
+# their QKeras names (keras_io.from_fkeras).
+HANDLERS = {
+    "QConv2D": _qconv2d,
+    "QConv1D": _qconv1d,
+    "QConv2DBatchnorm": _qconv2d_batchnorm,
+    "QDense": _qdense,
+    "QActivation": _qactivation,
+    "Flatten": _flatten,
+    "Reshape": _reshape,
+    "MaxPooling2D": _max_pooling,
+    "MaxPooling1D": _max_pooling,
+    "QAveragePooling2D": _qaverage_pooling2d,
+}
 
 
 def _check_chain(keras_model) -> None:
@@ -122,31 +255,25 @@ def extract(keras_model, name: str, source: dict | None = None) -> IntegerModel:
     if not layers or type(layers[0]).__name__ != "QActivation":
         first = f"{layers[0].name!r} ({type(layers[0]).__name__})" if layers else "nothing"
         raise UnsupportedLayerError(
-            f"the first layer must be a QActivation(quantized_bits) input quantizer, found {first}")
+            f"the first layer must be a QActivation(quantized_bits) input quantizer, found {first}: fkhw (like "
+            "hls4ml's input port) needs the input's fixed-point format; add QActivation('quantized_bits(b,i,alpha=1)')")
     in_fmt, kind = quantizer_format(layers[0].quantizer, f"layer {layers[0].name!r} (QActivation)")
     if kind != "quantized_bits":
         raise UnsupportedLayerError(f"layer {layers[0].name!r} (QActivation): input quantizer must be quantized_bits")
     ir_layers = []
     for layer in layers[1:]:
-        cls = type(layer).__name__
-        if cls == "QConv2D":
-            ir_layers.append(_mac_layer(layer, "conv2d"))
-            act = _fused_activation(layer)
-        elif cls == "QDense":
-            ir_layers.append(_mac_layer(layer, "dense"))
-            act = _fused_activation(layer)
-        elif cls == "QActivation":
-            fmt, qkind = quantizer_format(layer.quantizer, f"layer {layer.name!r} (QActivation)")
-            act = Quant(layer.name, fmt, qkind)
-        elif cls == "Flatten":
-            ir_layers.append(Flatten(layer.name))
-            act = None
-        else:
-            raise UnsupportedLayerError(
-                f"layer {layer.name!r} ({cls}) is not supported: "
-                "fkhw handles QConv2D, QDense, QActivation(quantized_bits|quantized_relu) and Flatten")
-        if act is not None:
-            ir_layers.append(act)
-    model = IntegerModel(name, InputQuant(layers[0].name, in_shape, in_fmt), tuple(ir_layers), dict(source or {}))
+        handler = HANDLERS.get(type(layer).__name__)
+        if handler is None:
+            raise UnsupportedLayerError(f"layer {layer.name!r} ({type(layer).__name__}) is not supported: fkhw handles "
+                                        f"{', '.join(HANDLERS)} (QActivation: quantized_bits|quantized_relu)")
+        ir_layers.extend(handler(layer))
+    source = dict(source or {})
+    folded = [layer.name for layer in layers if type(layer).__name__ in FOLDED]
+    if folded:
+        # their Keras kernels are not the IR's: a level that writes faulty
+        # codes back into Keras (qkeras) or differentiates Keras weights
+        # (hessian) must refuse or fold them
+        source["folded_batchnorm"] = folded
+    model = IntegerModel(name, InputQuant(layers[0].name, in_shape, in_fmt), tuple(ir_layers), source)
     model.tensor_specs()  # validates shapes
     return model

@@ -89,8 +89,57 @@ class Flatten:
     kind: str = "flatten"
 
 
-Layer = Union[Conv2D, Dense, Quant, Flatten]
-PARAM_KINDS = ("conv2d", "dense")
+@dataclass(frozen=True, eq=False)
+class Conv1D:
+    """A 1-D convolution over (length, channels) inputs."""
+
+    name: str
+    kernel: np.ndarray  # (k, cin, cout) codes
+    bias: np.ndarray | None  # (cout,) codes
+    kernel_fmt: FixedFormat
+    bias_fmt: FixedFormat | None
+    strides: tuple  # (s,)
+    padding: str  # 'same' | 'valid'
+    kind: str = "conv1d"
+
+
+@dataclass(frozen=True)
+class MaxPool:
+    """Max pooling over 1 or 2 spatial axes (``len(pool)``): a max of codes,
+    exact; 'same' padding never wins the max, as in TensorFlow."""
+
+    name: str
+    pool: tuple
+    strides: tuple
+    padding: str
+    kind: str = "maxpool"
+
+
+@dataclass(frozen=True)
+class AvgPool:
+    """QAveragePooling2D in integer form: the window's code sum times the
+    code ``mult`` of the (quantized) reciprocal of the pool area, with
+    ``frac_add`` more fractional bits than the input. No padding, no rounding."""
+
+    name: str
+    pool: tuple
+    strides: tuple
+    mult: int
+    frac_add: int
+    kind: str = "avgpool"
+
+
+@dataclass(frozen=True)
+class Reshape:
+    """C-order reshape (Keras Reshape); ``shape`` excludes the batch axis."""
+
+    name: str
+    shape: tuple
+    kind: str = "reshape"
+
+
+Layer = Union[Conv2D, Conv1D, Dense, Quant, Flatten, MaxPool, AvgPool, Reshape]
+PARAM_KINDS = ("conv2d", "conv1d", "dense")
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,12 +206,18 @@ class IntegerModel:
                 if layer.bias is not None:
                     arrays[f"{i}_bias"] = layer.bias
                     d["bias_fmt"] = layer.bias_fmt.to_dict()
-                if layer.kind == "conv2d":
+                if layer.kind in ("conv2d", "conv1d"):
                     d["strides"] = list(layer.strides)
                     d["padding"] = layer.padding
             elif layer.kind == "quant":
                 d["fmt"] = layer.fmt.to_dict()
                 d["quantizer"] = layer.quantizer
+            elif layer.kind == "maxpool":
+                d.update(pool=list(layer.pool), strides=list(layer.strides), padding=layer.padding)
+            elif layer.kind == "avgpool":
+                d.update(pool=list(layer.pool), strides=list(layer.strides), mult=layer.mult, frac_add=layer.frac_add)
+            elif layer.kind == "reshape":
+                d["shape"] = list(layer.shape)
             meta_layers.append(d)
         meta = {
             "ir_version": IR_VERSION,
@@ -191,14 +246,22 @@ class IntegerModel:
                         kernel_fmt=FixedFormat.from_dict(d["kernel_fmt"]),
                         bias_fmt=FixedFormat.from_dict(d["bias_fmt"]) if bias is not None else None,
                     )
-                    if kind == "conv2d":
-                        layers.append(Conv2D(strides=tuple(d["strides"]), padding=d["padding"], **common))
+                    if kind in ("conv2d", "conv1d"):
+                        conv = Conv2D if kind == "conv2d" else Conv1D
+                        layers.append(conv(strides=tuple(d["strides"]), padding=d["padding"], **common))
                     else:
                         layers.append(Dense(**common))
                 elif kind == "quant":
                     layers.append(Quant(d["name"], FixedFormat.from_dict(d["fmt"]), d["quantizer"]))
                 elif kind == "flatten":
                     layers.append(Flatten(d["name"]))
+                elif kind == "maxpool":
+                    layers.append(MaxPool(d["name"], tuple(d["pool"]), tuple(d["strides"]), d["padding"]))
+                elif kind == "avgpool":
+                    layers.append(AvgPool(d["name"], tuple(d["pool"]), tuple(d["strides"]), int(d["mult"]),
+                                          int(d["frac_add"])))
+                elif kind == "reshape":
+                    layers.append(Reshape(d["name"], tuple(d["shape"])))
                 else:
                     raise ValueError(f"{path}: unknown layer kind {kind!r}")
             inp = meta["input"]
@@ -210,18 +273,30 @@ class IntegerModel:
             )
 
 
+def window_geometry(sizes: tuple, window: tuple, strides: tuple, padding: str) -> tuple:
+    """(output sizes, padding before) per spatial axis, TensorFlow's rule
+    for convolutions and pooling alike."""
+    out, before = [], []
+    for n, k, s in zip(sizes, window, strides):
+        if padding == "same":
+            o = -(-n // s)
+            before.append(max((o - 1) * s + k - n, 0) // 2)
+        else:
+            o = (n - k) // s + 1
+            before.append(0)
+        out.append(o)
+    return tuple(out), tuple(before)
+
+
 def conv_geometry(in_shape: tuple, layer: Conv2D) -> tuple:
     """(out_h, out_w, pad_top, pad_left) with TensorFlow's padding rule."""
-    h, w, _ = in_shape
-    kh, kw = layer.kernel.shape[:2]
-    sh, sw = layer.strides
-    if layer.padding == "same":
-        oh, ow = -(-h // sh), -(-w // sw)
-        pad_h = max((oh - 1) * sh + kh - h, 0)
-        pad_w = max((ow - 1) * sw + kw - w, 0)
-        return oh, ow, pad_h // 2, pad_w // 2
-    oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
-    return oh, ow, 0, 0
+    (oh, ow), (pt, pl) = window_geometry(in_shape[:2], layer.kernel.shape[:2], layer.strides, layer.padding)
+    return oh, ow, pt, pl
+
+
+def pool_window(layer) -> tuple:
+    """(window, strides, padding) of a pooling layer (average pools never pad)."""
+    return layer.pool, layer.strides, layer.padding if layer.kind == "maxpool" else "valid"
 
 
 def raw_range(fmt: FixedFormat) -> tuple:
@@ -251,11 +326,31 @@ def acc_frac(in_frac: int, layer) -> int:
     return frac
 
 
+def _pooled_shape(layer, spec: TensorSpec) -> tuple:
+    window, strides, padding = pool_window(layer)
+    if len(spec.shape) != len(window) + 1:
+        raise ValueError(f"layer {layer.name!r}: input shape {spec.shape} does not fit a {len(window)}-D pool")
+    out, _ = window_geometry(spec.shape[:-1], window, strides, padding)
+    if min(out) < 1:
+        raise ValueError(f"layer {layer.name!r}: pool {window} does not fit input shape {spec.shape}")
+    return out + (spec.shape[-1],)
+
+
 def _propagate(layer, spec: TensorSpec) -> TensorSpec:
     if layer.kind == "quant":
         return TensorSpec(spec.shape, layer.fmt.frac, layer.fmt.lo, layer.fmt.hi)
     if layer.kind == "flatten":
         return TensorSpec((spec.size,), spec.frac, spec.lo, spec.hi)
+    if layer.kind == "reshape":
+        if int(np.prod(layer.shape)) != spec.size:
+            raise ValueError(f"layer {layer.name!r}: cannot reshape {spec.shape} into {layer.shape}")
+        return TensorSpec(tuple(layer.shape), spec.frac, spec.lo, spec.hi)
+    if layer.kind == "maxpool":
+        return TensorSpec(_pooled_shape(layer, spec), spec.frac, spec.lo, spec.hi)
+    if layer.kind == "avgpool":
+        area = int(np.prod(layer.pool))
+        ends = (area * spec.lo * layer.mult, area * spec.hi * layer.mult)
+        return TensorSpec(_pooled_shape(layer, spec), spec.frac + layer.frac_add, min(ends), max(ends))
     frac = acc_frac(spec.frac, layer)
     # the product of input and weight codes carries in_frac + w_frac bits;
     # if the bias is finer, products are shifted up to meet it
@@ -268,6 +363,13 @@ def _propagate(layer, spec: TensorSpec) -> TensorSpec:
         oh, ow, _, _ = conv_geometry(spec.shape, layer)
         lo, hi = _mac_bounds(spec, kh * kw * cin, layer, prod_shift, bias_shift)
         return TensorSpec((oh, ow, cout), frac, lo, hi)
+    if layer.kind == "conv1d":
+        k, cin, cout = layer.kernel.shape
+        if len(spec.shape) != 2 or spec.shape[1] != cin:
+            raise ValueError(f"layer {layer.name!r}: input shape {spec.shape} does not fit kernel {layer.kernel.shape}")
+        (ol,), _ = window_geometry(spec.shape[:1], (k,), layer.strides, layer.padding)
+        lo, hi = _mac_bounds(spec, k * cin, layer, prod_shift, bias_shift)
+        return TensorSpec((ol, cout), frac, lo, hi)
     n_in, n_out = layer.kernel.shape
     if spec.shape != (n_in,):
         raise ValueError(f"layer {layer.name!r}: input shape {spec.shape} does not fit kernel {layer.kernel.shape}")

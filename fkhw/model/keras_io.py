@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
+import zipfile
 from pathlib import Path
 
 from fkhw.model.files import ModelFileError, ModelFiles
@@ -56,6 +58,13 @@ def from_fkeras(text: str, json_path: Path) -> str:
     return json.dumps(d) if changed else text
 
 
+def one_line(e: Exception, limit: int = 300) -> str:
+    """An exception as ``Type: first words``: Keras and h5py messages span
+    many lines, an fkhw error is one."""
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text[:limit]}{' ...' if len(text) > limit else ''}"
+
+
 def load_keras(json_path: Path, weights_path: Path):
     """A Keras model from an architecture JSON and an HDF5 weight file."""
     tf = import_tf()
@@ -63,20 +72,81 @@ def load_keras(json_path: Path, weights_path: Path):
         text = Path(json_path).read_text()
         json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFileError(f"{json_path}: not a readable Keras model JSON ({e})") from e
+        raise ModelFileError(f"{json_path}: not a readable Keras model JSON ({one_line(e)})") from e
     text = from_fkeras(text, json_path)
     try:
         model = tf.keras.models.model_from_json(text, custom_objects=custom_objects())
     except Exception as e:  # Keras raises many types for bad configs
-        raise ModelFileError(f"{json_path}: cannot build the model from this JSON ({type(e).__name__}: {e})") from e
+        raise ModelFileError(f"{json_path}: cannot build the model from this JSON ({one_line(e)})") from e
     try:
         model.load_weights(str(weights_path))
     except Exception as e:
-        raise ModelFileError(f"{weights_path}: cannot load weights ({type(e).__name__}: {e})") from e
+        raise ModelFileError(f"{weights_path}: cannot load weights ({one_line(e)})") from e
     return model
 
 
+def _legacy_quantizers(config: dict) -> dict:
+    """A ``.keras`` config with each QActivation's quantizer in the Keras 2
+    form: QKeras 0.9 cannot rebuild the ``module``/``registered_name`` form
+    that Keras 2.15 writes for it (the same defect as in ``model.to_json``);
+    QKeras' weight quantizers rebuild fine either way."""
+    layers = config.get("config", {}).get("layers", []) if isinstance(config, dict) else []
+    for layer in layers:
+        cfg = layer.get("config", {}) if isinstance(layer, dict) else {}
+        act = cfg.get("activation")
+        if layer.get("class_name") == "QActivation" and isinstance(act, dict) and "module" in act:
+            cfg["activation"] = {"class_name": act["class_name"], "config": act["config"],
+                                 "__passive_serialization__": True}
+    return config
+
+
+def load_full(path: Path):
+    """A Keras model from a file written by ``model.save`` (.h5 or .keras)."""
+    with warnings.catch_warnings():
+        # rebuilding QKeras layers serialises their quantizers as constraints,
+        # which Keras warns about harmlessly: not for the user's terminal
+        warnings.filterwarnings("ignore", message=".*constraints.serialize.*")
+        return _load_full(path)
+
+
+def _load_full(path: Path):
+    tf = import_tf()
+    if path.suffix == ".keras":
+        try:
+            with zipfile.ZipFile(path) as z:
+                config = json.loads(z.read("config.json"))
+        except (OSError, KeyError, zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ModelFileError(f"{path}: not a readable .keras model archive ({one_line(e)})") from e
+        try:
+            model = tf.keras.models.model_from_json(json.dumps(_legacy_quantizers(config)),
+                                                    custom_objects=custom_objects())
+        except Exception as e:  # Keras raises many types for bad configs
+            raise ModelFileError(f"{path}: cannot build the model from its config ({one_line(e)})") from e
+        try:
+            model.load_weights(str(path))
+        except Exception as e:
+            raise ModelFileError(f"{path}: cannot load its weights ({one_line(e)})") from e
+        return model
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            has_config = "model_config" in f.attrs
+    except Exception as e:  # h5py raises OSError and others for damaged files
+        raise ModelFileError(f"{path}: not a readable HDF5 model file ({one_line(e)})") from e
+    if not has_config:
+        raise ModelFileError(f"{path}: holds weights only (no model_config): save the whole model with "
+                             "model.save, or put its JSON beside it as encoder*.json + encoder*.hdf5")
+    try:
+        return tf.keras.models.load_model(str(path), custom_objects=custom_objects(), compile=False)
+    except Exception as e:  # truncated datasets, foreign layers, bad configs
+        raise ModelFileError(f"{path}: cannot load the model ({one_line(e)})") from e
+
+
 def load_encoder(files: ModelFiles):
+    """The network fkhw analyses (the whole model when it has no decoder)."""
+    if files.is_full_model:
+        return load_full(files.encoder_weights)
     return load_keras(files.encoder_json, files.encoder_weights)
 
 
