@@ -311,6 +311,13 @@ class AutoencoderLoss:
     """
 
     def __init__(self, bundle, images: np.ndarray, block: int = 32):
+        folded = bundle.ir.source.get("folded_batchnorm") if bundle.ir.source else None
+        if folded:
+            from fkhw.model.extract import UnsupportedLayerError
+
+            raise UnsupportedLayerError(
+                f"layer {folded[0]!r} (QConv2DBatchnorm): the Hessian is taken over the Keras weights, and a folded "
+                "batch-norm conv's Keras kernel is not the folded parameter the sites name")
         files = bundle.files
         if not files.has_decoder:
             raise ModelFileError(

@@ -184,3 +184,21 @@ def test_software_level_upsets_match_the_flipped_model(tf, build):
     assert {t.layer for t in space.tensors} == {layer.name for layer in ir.param_layers()}
     assert np.sum(got != want) == 0, f"{np.sum(got != want)} of {want.size} faulty outputs differ"
     assert np.sum(np.any(want != forward(ir, x)[None], axis=(1, 2))) > len(sites) // 4, "few upsets change anything"
+
+
+def test_levels_that_write_keras_weights_refuse_a_folded_batchnorm_conv(tf, tmp_path, no_cache):
+    """The qkeras level writes faulty codes into Keras kernels and the Hessian
+    differentiates them; for a QConv2DBatchnorm those are not the folded
+    parameters the sites name, so both refuse in one line naming the layer."""
+    from fkhw.hessian import AutoencoderLoss
+    from fkhw.levels.qkeras import QKerasLevel
+    from fkhw.model.bundle import load_model
+    from fkhw.model.extract import UnsupportedLayerError
+
+    path = tmp_path / "cbn.h5"
+    conv_bn_model(tf).save(path)
+    bundle = load_model(str(path))
+    with pytest.raises(UnsupportedLayerError, match="'cbn'.*QConv2DBatchnorm"):
+        QKerasLevel(bundle)
+    with pytest.raises(UnsupportedLayerError, match="'cbn'.*QConv2DBatchnorm"):
+        AutoencoderLoss(bundle, np.zeros((4, 8, 8, 1), dtype=np.float32))

@@ -25,7 +25,14 @@ class QKerasLevel:
     space: SiteSpace = field(init=False)
 
     def __post_init__(self):
+        from fkhw.model.extract import UnsupportedLayerError
         from fkhw.model.keras_io import load_encoder
+
+        folded = self.bundle.ir.source.get("folded_batchnorm") if self.bundle.ir.source else None
+        if folded:
+            raise UnsupportedLayerError(
+                f"layer {folded[0]!r} (QConv2DBatchnorm): its Keras kernel is not the folded parameter the upsets "
+                "hit, so the qkeras level cannot inject into it; use the software, hls or rtl level")
 
         self.encoder = load_encoder(self.bundle.files)
         self.space = SiteSpace.of(self.bundle.ir)
