@@ -33,7 +33,9 @@ LOCK = ".lock"
 # its folder (fkhw agree's default output): a --fresh run removes them all
 FIGURE1 = "figure1.png"
 AGREEMENT = "agreement.json"
-ARTIFACTS = (TABLE, OUTPUTS, SUMMARY, TIMING, FIGURE1, AGREEMENT)
+FAULTS = "faults.csv"  # a campaign of another kind than seu: what each fault is (a faults file itself)
+DAMAGE_FIGURE = "damage_by_class.png"  # its figure (fkhw plot)
+ARTIFACTS = (TABLE, OUTPUTS, SUMMARY, TIMING, FIGURE1, AGREEMENT, FAULTS, DAMAGE_FIGURE)
 TABLE_COLUMNS = ("site", "layer", "tensor", "index", "bit", "emd_norm")
 SUMMARY_KEYS = ("model", "model_digest", "level", "inputs", "n_sites", "n_sites_model", "baseline_emd")
 
