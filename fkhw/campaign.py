@@ -182,7 +182,10 @@ def plan_faults(spec: CampaignSpec, bundle: ModelBundle, n_vectors: int) -> Plan
         check_fault_options(spec)
         if spec.faults_file is not None:
             fs = read_faults_file(Path(spec.faults_file))
-            check_fault_set(fs, space, n_vectors)
+            try:
+                check_fault_set(fs, space, n_vectors)
+            except FaultError as e:
+                raise FaultError(f"--faults-file {spec.faults_file}: {e}") from None
             label, options = "file", {"file": str(spec.faults_file)}
         elif spec.seu:
             sites = plan(spec, space.sites)

@@ -67,7 +67,9 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from fkhw.campaign import DEFAULT_THRESHOLDS, CampaignSpec, run_campaign
+    import dataclasses
+
+    from fkhw.campaign import DEFAULT_THRESHOLDS, CampaignSpec, check_fault_options, run_campaign
     from fkhw.executors import probe_scheduler, scheduler_address
     from fkhw.model.bundle import load_model
     from fkhw.outpaths import check_out_dir
@@ -79,15 +81,17 @@ def run(args) -> int:
         probe_scheduler(args.scheduler)  # a port that is not Dask is named now, not after the setup
     bundle = load_model(args.model)
     space = SiteSpace.of(bundle.ir)
-    sites = tuple(read_site_list(args.sites, space).tolist()) if args.sites else None
     spec = CampaignSpec(
         model=args.model, level=args.level, n_inputs=args.inputs, seed=args.seed, data=args.data,
-        order=args.order, sites=sites, stop_after=args.stop_after, stop_sensitive=args.stop_sensitive,
+        order=args.order, sites=() if args.sites else None, stop_after=args.stop_after, stop_sensitive=args.stop_sensitive,
         sensitive_threshold=args.sensitive_threshold, thresholds=tuple(DEFAULT_THRESHOLDS) + tuple(args.threshold),
         jobs=args.jobs, chunk=args.chunk, scheduler=args.scheduler, baseline=args.baseline,
         confidence=args.confidence, faults=args.faults,
         faults_file=None if args.faults_file is None else str(args.faults_file), cycle=args.cycle,
         samples=args.samples)
+    check_fault_options(spec)  # options that do not go with the faults, before the site list is read
+    if args.sites:
+        spec = dataclasses.replace(spec, sites=tuple(read_site_list(args.sites, space).tolist()))
     result = run_campaign(spec, bundle, args.out, fresh=args.fresh)
     if not spec.seu:
         print_fault_summary(result.summary, args.out)
