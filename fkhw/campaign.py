@@ -186,7 +186,7 @@ def plan_faults(spec: CampaignSpec, bundle: ModelBundle, n_vectors: int) -> Plan
                 check_fault_set(fs, space, n_vectors)
             except FaultError as e:
                 raise FaultError(f"--faults-file {spec.faults_file}: {e}") from None
-            label, options = "file", {"file": str(spec.faults_file)}
+            label, options = "file", {}  # the file's path is in the summary; its faults are in the digest
         elif spec.seu:
             sites = plan(spec, space.sites)
             fs = FaultSet.single(SEU, sites, sites, 0)
@@ -362,7 +362,7 @@ def run_campaign(spec: CampaignSpec, bundle: ModelBundle, out: Path, fresh: bool
     work = make_workload(bundle, spec.data, spec.n_inputs, spec.seed, spec.rows)
     planned = plan_faults(spec, bundle, work.inputs.shape[0])
     if level is None and executor is None:
-        why = LEVELS[spec.level].cannot_run(planned.faults)
+        why = LEVELS[spec.level].cannot_run(planned.faults, planned.space)
         if why:
             raise CampaignError(f"--level {spec.level} {why}: it cannot run --faults {planned.label} "
                                 "(the software level runs every kind)")

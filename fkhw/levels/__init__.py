@@ -42,11 +42,11 @@ def _netlist(bundle, jobs):
     return netlist_level(bundle.ir, jobs=jobs or 1)
 
 
-def any_fault(fs) -> str | None:
+def any_fault(fs, space) -> str | None:
     return None
 
 
-def single_parameter_upsets(fs) -> str | None:
+def single_parameter_upsets(fs, space) -> str | None:
     """What a level that flips one parameter bit per frame, right after the
     first window vector is sampled, cannot run (None: it can run ``fs``)."""
     if len(fs) and fs.single_param_sites is None:
@@ -54,11 +54,19 @@ def single_parameter_upsets(fs) -> str | None:
     return None
 
 
+def parameter_upsets(fs, space) -> str | None:
+    """What a level that holds only the parameters (no pipeline registers,
+    e.g. a C simulation) cannot run: any upset of another flip-flop."""
+    if fs.ff.size and (space.classes(fs.ff) != "param").any():
+        return "holds the parameters only (no pipeline or control flip-flops)"
+    return None
+
+
 @dataclass(frozen=True)
 class LevelEntry:
     name: str
     factory: Callable  # (bundle, jobs) -> level
-    # (FaultSet) -> None, or why the level cannot run it; kept here, next to the
+    # (FaultSet, FlipFlopSpace) -> None, or why the level cannot run it; kept here, next to the
     # factory, so the campaign asks before it builds anything
     cannot_run: Callable = any_fault
 
