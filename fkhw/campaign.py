@@ -158,7 +158,7 @@ class Plan:
     faults: FaultSet
     space: FlipFlopSpace
     label: str  # the kind as given (seu, mbu:2, ...) or "file"
-    options: dict  # what else determined the set (cycle, samples, seed, file)
+    options: dict  # what else determined the set (cycle; samples and seed of accumulate)
     n_kind: int  # faults the kind (or file) gives, before --stop-after
 
     @property
@@ -202,6 +202,8 @@ def plan_faults(spec: CampaignSpec, bundle: ModelBundle, n_vectors: int) -> Plan
         raise CampaignError(f"{cycle_note}{e}" if cycle_note and not str(e).startswith("--cycle") else str(e)) from None
     n_kind = space.sites.n_sites if spec.seu else len(fs)
     if not spec.seu and spec.stop_after is not None:
+        if spec.stop_after < 1:
+            raise CampaignError(f"--stop-after must be at least 1, got {spec.stop_after}")
         fs = take(fs, np.arange(min(spec.stop_after, len(fs))))
     return Plan(fs, space, label, options, n_kind)
 
