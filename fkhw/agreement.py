@@ -1,8 +1,11 @@
-"""Agreement between two campaigns, joined on ``site``.
+"""Agreement between two campaigns, joined on ``site`` (seu) or on the
+stable fault id (every other kind).
 
-Two levels agree on a site when every latent code they recorded for it, on
-the same inputs, is identical. The inputs are checked first: a comparison
-of different inputs or models means nothing and is refused.
+Two levels agree on a fault when every latent code they recorded for it, on
+the same inputs, is identical, and so are the slots it left without a valid
+flag and its count of extra outputs. The inputs and the faults are checked
+first: a comparison of different inputs, models or faults means nothing and
+is refused.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fkhw.campaign_files import read_outputs, read_summary
+from fkhw.campaign_files import kind_of, read_outputs, read_summary
 from fkhw.outputs import CampaignOutputs
 
 _BLOCK = 256  # sites compared at once: bounds memory at many modules
@@ -43,25 +46,37 @@ class Campaign:
 class Agreement:
     level_a: str
     level_b: str
-    common_sites: int
+    common_sites: int  # common rows: sites (seu) or faults
     only_a: int
     only_b: int
     baseline_identical: bool
-    disagreeing_sites: list
+    disagreeing_sites: list  # the disagreeing row keys
     mismatching_values: int
+    kind: str = "seu"
+    mismatching_lost: int = 0  # (fault, slot) pairs whose valid flag differs
+    mismatching_extra: int = 0  # faults whose count of extra outputs differs
+
+    @property
+    def unit(self) -> str:
+        return "sites" if self.kind == "seu" else "faults"
 
     def to_dict(self) -> dict:
-        return {
+        u = self.unit
+        d = {
             "level_a": self.level_a,
             "level_b": self.level_b,
-            "common_sites": self.common_sites,
-            "sites_only_in_a": self.only_a,
-            "sites_only_in_b": self.only_b,
+            f"common_{u}": self.common_sites,
+            f"{u}_only_in_a": self.only_a,
+            f"{u}_only_in_b": self.only_b,
             "baseline_identical": self.baseline_identical,
             "disagreeing": len(self.disagreeing_sites),
             "mismatching_latent_values": self.mismatching_values,
-            "disagreeing_sites": self.disagreeing_sites,
+            f"disagreeing_{u}": self.disagreeing_sites,
         }
+        if self.kind != "seu":
+            d = {"kind": self.kind, **d, "mismatching_lost_slots": self.mismatching_lost,
+                 "mismatching_extra": self.mismatching_extra}
+        return d
 
 
 def compare(a: Campaign, b: Campaign) -> Agreement:
@@ -71,15 +86,29 @@ def compare(a: Campaign, b: Campaign) -> Agreement:
                                  f"{a.summary.get(key)!r} vs {b.summary.get(key)!r}")
     if not np.array_equal(a.inputs, b.inputs):
         raise AgreementError(f"{a.path} and {b.path} ran different inputs (check --seed, --inputs, --data)")
+    kind_a, kind_b = kind_of(a.summary), kind_of(b.summary)
+    if (kind_a == "seu") != (kind_b == "seu"):
+        raise AgreementError(f"{a.path} ran --faults {kind_a}, {b.path} --faults {kind_b}: compare campaigns of "
+                             "the same faults")
+    if "file" not in (kind_a, kind_b) and kind_a != kind_b:
+        raise AgreementError(f"{a.path} ran --faults {kind_a}, {b.path} --faults {kind_b}: compare campaigns of "
+                             "the same faults")
+    unit = "site" if kind_a == "seu" else "fault"
     common, ia, ib = np.intersect1d(a.sites, b.sites, return_indices=True)
     if common.size == 0:
-        raise AgreementError(f"{a.path} and {b.path} have no site in common")
-    bad, mismatching = [], 0
+        raise AgreementError(f"{a.path} and {b.path} have no {unit} in common")
+    if kind_a != "seu":
+        _check_same_faults(a, b, ia, ib)
+    bad, mismatching, lost_diff, extra_diff = [], 0, 0, 0
     for k in range(0, common.size, _BLOCK):
         sl = slice(k, k + _BLOCK)
         diff = a.outputs.latent(ia[sl]).astype(np.int64) != b.outputs.latent(ib[sl]).astype(np.int64)
-        bad.append(common[sl][diff.any(axis=(1, 2))])
+        lost = a.outputs.lost(ia[sl]) != b.outputs.lost(ib[sl])
+        extra = a.outputs.extras(ia[sl]) != b.outputs.extras(ib[sl])
+        bad.append(common[sl][diff.any(axis=(1, 2)) | lost.any(axis=1) | extra])
         mismatching += int(diff.sum())
+        lost_diff += int(lost.sum())
+        extra_diff += int(extra.sum())
     bad_sites = np.concatenate(bad)
     return Agreement(
         level_a=a.summary.get("level", "?"),
@@ -90,4 +119,18 @@ def compare(a: Campaign, b: Campaign) -> Agreement:
         baseline_identical=bool(np.array_equal(a.baseline, b.baseline)),
         disagreeing_sites=[int(s) for s in bad_sites],
         mismatching_values=mismatching,
+        kind=kind_a if kind_a == kind_b else f"{kind_a} / {kind_b}",
+        mismatching_lost=lost_diff,
+        mismatching_extra=extra_diff,
     )
+
+
+def _check_same_faults(a: Campaign, b: Campaign, ia: np.ndarray, ib: np.ndarray) -> None:
+    """The faults behind the common ids must be the same upsets (a faults
+    file and a kind can share ids and mean different things)."""
+    fa, fb = a.outputs.fault_set, b.outputs.fault_set
+    for i, j in zip(ia.tolist(), ib.tolist()):
+        x, y = fa.fault(i), fb.fault(j)
+        if x != y:
+            raise AgreementError(f"{a.path} and {b.path} ran different faults under id {int(fa.ids[i])} "
+                                 f"({x.key()} vs {y.key()}): compare campaigns of the same faults")

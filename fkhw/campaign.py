@@ -1,8 +1,10 @@
-"""Fault-injection campaigns: (fault list x level x inputs) -> a table keyed
-by ``site``, with a resumable result store.
+"""Fault-injection campaigns: (fault set x level x inputs) -> a table keyed
+by ``site`` (``--faults seu``, today's single upsets) or by ``fault`` (every
+other kind: fkhw.fault_kinds), with a resumable result store.
 
 A campaign picks its inputs (seeded), measures the fault-free baseline,
-then evaluates the planned sites chunk by chunk. Each finished chunk is
+enumerates its faults (a :class:`fkhw.faults.FaultSet`), then evaluates
+them chunk by chunk; the damage of each fault is fkhw.damage's. Each finished chunk is
 written atomically into ``OUT/.partial/``; a restarted campaign with the
 same arguments skips what is there, so nothing is lost or counted twice.
 The final files are assembled in plan order, so an interrupted-and-resumed
@@ -27,9 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from fkhw import __version__, campaign_files, data
-from fkhw.damage import DamageMeter
+from fkhw.damage import DamageMeter, degraded
 from fkhw.evidence import N_BOOT, check_confidence, emd_norm_interval
 from fkhw.executors import ChunkTask
+from fkhw.fault_kinds import DEFAULT_SAMPLES, KindOptions, enumerate_faults, parse_kind
+from fkhw.faults import FaultError, FaultSet, FlipFlopSpace, check_fault_set, read_faults_file, touched, \
+    write_faults_csv
+from fkhw.levels import LEVELS, level_entry
 from fkhw.model.bundle import ModelBundle
 from fkhw.orders import site_order
 from fkhw.outpaths import check_out_dir as check_out_path
@@ -41,7 +47,11 @@ DEFAULT_THRESHOLDS = (1.0, 1.01, 1.05, 1.1)
 # emd_norm_lo/hi: the confidence interval of emd_norm over the modules (fkhw.evidence); appended
 # last so that readers of the first eight columns keep working
 CSV_COLUMNS = ["site", "layer", "tensor", "index", "bit", "emd", "emd_norm", "n_changed", "emd_norm_lo", "emd_norm_hi"]
+# the table of a campaign of another kind (keyed by fault id; faults.csv says what each fault is)
+FAULT_CSV_COLUMNS = ["fault", "n_upsets", "classes", "emd", "emd_norm", "n_changed", "n_touched", "lost", "extra",
+                     "emd_norm_lo", "emd_norm_hi"]
 BASELINES = ("modules", "data")
+SEU = "seu"
 
 
 class CampaignError(ValueError):
@@ -67,6 +77,15 @@ class CampaignSpec:
     rows: tuple | None = None  # explicit modules (row numbers in the data file) instead of n_inputs + seed
     baseline: str = "modules"  # emd_norm's denominator: fault-free mean over the campaign's modules, or the data file's
     confidence: float = 0.95  # of the per-site emd_norm interval
+    faults: str = SEU  # the fault kind (fkhw.fault_kinds): seu, mbu:K, pipeline, accumulate:K
+    faults_file: str | None = None  # an explicit list of faults instead of a kind
+    cycle: int | None = None  # --cycle: the upsets' cycle (default: the kind's)
+    samples: int | None = None  # --samples of accumulate:K (default fkhw.fault_kinds.DEFAULT_SAMPLES)
+
+    @property
+    def seu(self) -> bool:
+        """Today's single-bit campaign: results keyed by site, its files and columns."""
+        return self.faults_file is None and self.faults == SEU
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,28 +111,8 @@ def make_workload(bundle: ModelBundle, data_path: str | None, n_inputs: int, see
     return Workload(rows, chosen, inputs, path, digest)
 
 
-def make_level(name: str, bundle: ModelBundle, jobs: int | None = None):
-    """The evaluation level for a campaign, by name."""
-    if name == "software":
-        from fkhw.levels.software import SoftwareLevel
-
-        return SoftwareLevel(bundle.ir)
-    if name == "hls":
-        from fkhw.levels.hls import HlsLevel
-
-        return HlsLevel.for_bundle(bundle, jobs=jobs)
-    if name == "rtl":
-        from fkhw.levels.rtl import RtlLevel
-
-        return RtlLevel.for_bundle(bundle, jobs=jobs)
-    if name == "netlist":
-        from fkhw.levels.rtl import netlist_level
-
-        return netlist_level(bundle.ir, jobs=jobs or 1)
-    raise CampaignError(f"--level {name!r}: use software, hls, rtl or netlist")
-
-
 def plan(spec: CampaignSpec, space: SiteSpace) -> np.ndarray:
+    """The sites of a seu campaign, in injection order."""
     order = site_order(spec.order, space, spec.seed)
     if spec.sites is not None:
         wanted = space.check(np.asarray(spec.sites))
@@ -130,17 +129,107 @@ def plan(spec: CampaignSpec, space: SiteSpace) -> np.ndarray:
     return order
 
 
+def check_fault_options(spec: CampaignSpec) -> None:
+    """Options that do not go with the chosen faults, refused before any work."""
+    what = f"--faults-file {spec.faults_file}" if spec.faults_file is not None else f"--faults {spec.faults}"
+    kind = None if spec.faults_file is not None else parse_kind(spec.faults)
+    if not spec.seu:
+        for opt, given in (("--order", spec.order != "site"), ("--sites", spec.sites is not None),
+                           ("--stop-sensitive", spec.stop_sensitive is not None)):
+            if given:
+                raise CampaignError(f"{opt} chooses among the parameter bits of a --faults seu campaign; {what} "
+                                    "runs its faults in fault-id order (--stop-after N keeps the first N)")
+    if spec.samples is not None and (kind is None or kind.name != "accumulate"):
+        raise CampaignError(f"--samples {spec.samples}: only --faults accumulate:K draws samples, not {what}")
+    if spec.samples is not None and spec.samples < 1:
+        raise CampaignError(f"--samples {spec.samples}: draw at least 1 sample")
+    if spec.seu and spec.cycle is not None:
+        # a seu table is the per-bit map tmr and rank read: one upset at cycle 0, every slot exposed
+        raise CampaignError(f"--cycle {spec.cycle}: --faults seu upsets each parameter bit at cycle 0; for single "
+                            "upsets at another cycle give them in a --faults-file (FLIPFLOP@CYCLE)")
+    if spec.faults_file is not None and spec.cycle is not None:
+        raise CampaignError(f"--cycle {spec.cycle}: the faults file {spec.faults_file} gives each upset's cycle")
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """The campaign's faults in run order, and what names them."""
+
+    faults: FaultSet
+    space: FlipFlopSpace
+    label: str  # the kind as given (seu, mbu:2, ...) or "file"
+    options: dict  # what else determined the set (cycle; samples and seed of accumulate)
+    n_kind: int  # faults the kind (or file) gives, before --stop-after
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.faults.ids
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for a in (self.faults.ids, self.faults.indptr, self.faults.ff, self.faults.cycle, self.faults.scrub):
+            h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
+        return h.hexdigest()[:20]
+
+
+def plan_faults(spec: CampaignSpec, bundle: ModelBundle, n_vectors: int) -> Plan:
+    """The fault set of a campaign (seu: the planned sites, one upset each).
+    Any FaultError (unknown kind, K or cycle out of range, flip-flops that do
+    not exist) is raised here, before the output folder is touched."""
+    space = FlipFlopSpace.of(bundle.ir)
+    cycle_note = f"--cycle {spec.cycle}: " if spec.cycle is not None else ""
+    try:
+        check_fault_options(spec)
+        if spec.faults_file is not None:
+            fs = read_faults_file(Path(spec.faults_file))
+            try:
+                check_fault_set(fs, space, n_vectors)
+            except FaultError as e:
+                raise FaultError(f"--faults-file {spec.faults_file}: {e}") from None
+            label, options = "file", {}  # the file's path is in the summary; its faults are in the digest
+        elif spec.seu:
+            sites = plan(spec, space.sites)
+            fs = FaultSet.single(SEU, sites, sites, 0)
+            label, options = SEU, {}
+        else:
+            kind = parse_kind(spec.faults)
+            opt = KindOptions(n_vectors, spec.cycle, spec.samples or DEFAULT_SAMPLES, spec.seed)
+            fs = enumerate_faults(space, kind, opt)
+            label = kind.label
+            options = {"cycle": spec.cycle, **({"samples": opt.samples, "seed": spec.seed}
+                                               if kind.name == "accumulate" else {})}
+    except FaultError as e:
+        raise CampaignError(f"{cycle_note}{e}" if cycle_note and not str(e).startswith("--cycle") else str(e)) from None
+    n_kind = space.sites.n_sites if spec.seu else len(fs)
+    if not spec.seu and spec.stop_after is not None:
+        if spec.stop_after < 1:
+            raise CampaignError(f"--stop-after must be at least 1, got {spec.stop_after}")
+        fs = take(fs, np.arange(min(spec.stop_after, len(fs))))
+    return Plan(fs, space, label, options, n_kind)
+
+
+def take(fs: FaultSet, positions) -> FaultSet:
+    """The faults at ``positions`` (vectorised over the CSR arrays; keeps each
+    fault's upsets as they are)."""
+    pos = np.asarray(positions, dtype=np.int64).reshape(-1)
+    starts, lens = fs.indptr[pos], np.diff(fs.indptr)[pos]
+    indptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    upsets = np.repeat(starts - indptr[:-1], lens) + np.arange(int(indptr[-1]), dtype=np.int64)
+    return FaultSet(fs.kind, fs.ids[pos], indptr, fs.ff[upsets], fs.cycle[upsets], fs.scrub[pos])
+
+
 # --- the resumable store -------------------------------------------------
 
 
 @dataclass(eq=False)
 class Store:
-    """Chunks of finished sites under ``out/.partial``, keyed by an identity
+    """Chunks of finished faults under ``out/.partial``, keyed by an identity
     hash of everything that determines their results."""
 
     out: Path
     identity: str
-    done: dict = field(default_factory=dict)  # site -> (emd, n_changed, changed modules, their latents, their EMDs)
+    # fault id -> (emd, n_changed, changed modules, their latents, their EMDs, lost modules, extra)
+    done: dict = field(default_factory=dict)
 
     @property
     def partial(self) -> Path:
@@ -158,42 +247,52 @@ class Store:
                 try:
                     with np.load(chunk) as z:
                         self._keep(z["sites"], z["emd"], z["n_changed"], z["indptr"], z["module"], z["latent"],
-                                   z["pair_emd"])
+                                   z["pair_emd"], z["lost_indptr"], z["lost_module"], z["extra"])
                 except Exception:
-                    chunk.unlink()  # a chunk cut short by a kill is redone, never half-read
+                    chunk.unlink()  # a chunk cut short by a kill (or of an older format) is redone, never half-read
         else:
             self.partial.mkdir(parents=True, exist_ok=True)
             manifest.write_text(json.dumps({"identity": self.identity}))
 
-    def add(self, sites: np.ndarray, damage, latent: np.ndarray) -> None:
-        """A finished chunk: ``damage`` from the meter, ``latent`` (S, N, n_out)."""
+    def add(self, ids: np.ndarray, damage, latent: np.ndarray) -> None:
+        """A finished chunk: fault ``ids``, ``damage`` from the meter, ``latent`` (F, N, n_out)."""
         order = np.lexsort((damage.pair_module, damage.pair_site))
         ps, pm = damage.pair_site[order], damage.pair_module[order]
-        indptr = np.searchsorted(ps, np.arange(sites.size + 1))
+        indptr = np.searchsorted(ps, np.arange(ids.size + 1))
+        lorder = np.lexsort((damage.lost_module, damage.lost_fault))
+        lost_indptr = np.searchsorted(damage.lost_fault[lorder], np.arange(ids.size + 1))
         pairs = dict(indptr=indptr, module=pm.astype(np.int32), latent=latent[ps, pm],
-                     pair_emd=damage.pair_emd[order])
+                     pair_emd=damage.pair_emd[order], lost_indptr=lost_indptr,
+                     lost_module=damage.lost_module[lorder].astype(np.int32), extra=damage.extra)
         fd, tmp = tempfile.mkstemp(dir=self.partial, suffix=".tmp")
         os.close(fd)
         with open(tmp, "wb") as f:
-            np.savez(f, sites=sites, emd=damage.emd, n_changed=damage.n_changed, **pairs)
-        os.replace(tmp, self.partial / f"chunk_{int(sites[0]):08d}_{len(self.done):08d}.npz")
-        self._keep(sites, damage.emd, damage.n_changed, indptr, pairs["module"], pairs["latent"], pairs["pair_emd"])
+            np.savez(f, sites=ids, emd=damage.emd, n_changed=damage.n_changed, **pairs)
+        os.replace(tmp, self.partial / f"chunk_{int(ids[0]):08d}_{len(self.done):08d}.npz")
+        self._keep(ids, damage.emd, damage.n_changed, **pairs)
 
-    def _keep(self, sites, emd, n_changed, indptr, module, latent, pair_emd) -> None:
-        for k, (s, e, n) in enumerate(zip(sites.tolist(), emd.tolist(), n_changed.tolist())):
+    def _keep(self, ids, emd, n_changed, indptr, module, latent, pair_emd, lost_indptr, lost_module, extra) -> None:
+        for k, (s, e, n, x) in enumerate(zip(ids.tolist(), emd.tolist(), n_changed.tolist(), extra.tolist())):
             sl = slice(indptr[k], indptr[k + 1])
-            self.done[s] = (e, n, module[sl], latent[sl], pair_emd[sl])
+            self.done[s] = (e, n, module[sl], latent[sl], pair_emd[sl], lost_module[lost_indptr[k]:lost_indptr[k + 1]],
+                            x)
 
     def discard(self) -> None:
         shutil.rmtree(self.partial, ignore_errors=True)
 
 
-def identity(spec: CampaignSpec, bundle: ModelBundle, work: Workload, planned: np.ndarray) -> str:
+def identity(spec: CampaignSpec, bundle: ModelBundle, work: Workload, planned: Plan) -> str:
+    """What a rerun in the same folder must match. A seu campaign at cycle 0
+    is fully named by its planned sites (as before faults were data, so its
+    finished folders stay valid); any other adds the fault set: kind,
+    options and a digest of its arrays."""
     h = hashlib.sha256()
     h.update(json.dumps(["chunks-v2", bundle.files.digest(), spec.level, spec.n_inputs, spec.seed,
                          work.data_digest]).encode())
     h.update(work.rows.astype(np.int64).tobytes())
-    h.update(planned.astype(np.int64).tobytes())
+    h.update(planned.ids.astype(np.int64).tobytes())
+    if not spec.seu:
+        h.update(json.dumps(["faults", planned.label, planned.options, planned.digest()]).encode())
     return h.hexdigest()[:20]
 
 
@@ -256,12 +355,19 @@ def run_campaign(spec: CampaignSpec, bundle: ModelBundle, out: Path, fresh: bool
     if spec.baseline not in BASELINES:
         raise CampaignError(f"--baseline {spec.baseline!r}: use {' or '.join(BASELINES)}")
     check_confidence(spec.confidence)
+    if level is None and executor is None:
+        level_entry(spec.level)  # an unknown level is named before any work
     out = Path(out)
     check_out_path(out)  # before any work; the folder is made only once the inputs are known good
     decoder = bundle.require_decoder()
     space = SiteSpace.of(bundle.ir)
     work = make_workload(bundle, spec.data, spec.n_inputs, spec.seed, spec.rows)
-    planned = plan(spec, space)
+    planned = plan_faults(spec, bundle, work.inputs.shape[0])
+    if level is None and executor is None:
+        why = LEVELS[spec.level].cannot_run(planned.faults, planned.space)
+        if why:
+            raise CampaignError(f"--level {spec.level} {why}: it cannot run --faults {planned.label} "
+                                "(the software level runs every kind)")
     ident = identity(spec, bundle, work, planned)
     check_out_dir(out)
     with campaign_files.FolderLock(out):
@@ -277,6 +383,7 @@ def _run_locked(spec, bundle, out, fresh, level, quiet, executor, t0, decoder, s
     store.open()
 
     executor = executor or make_executor(spec, bundle, level)
+    n = work.inputs.shape[0]
     try:
         task = ChunkTask(spec.level, bundle, work.inputs)
         baseline = executor.golden(task)
@@ -290,23 +397,32 @@ def _run_locked(spec, bundle, out, fresh, level, quiet, executor, t0, decoder, s
             raise CampaignError(f"the fault-free mean EMD over all of {work.data_path} is {denominator}: damage "
                                 "cannot be normalised by it (check the data's charges)")
 
-        todo = [s for s in planned.tolist() if s not in store.done]
-        progress = Progress(len(planned), f"campaign[{spec.level}]",
+        ids = planned.ids.tolist()
+        todo = np.array([k for k, i in enumerate(ids) if i not in store.done], dtype=np.int64)
+        progress = Progress(len(ids), f"campaign[{spec.level}]", unit="sites" if spec.seu else "faults",
                             stream=open(os.devnull, "w") if quiet else None)
-        progress.advance(len(planned) - len(todo))
-        size = _chunk_size(spec, spec.level, work.inputs.shape[0])
-        chunks = [np.array(todo[i:i + size], dtype=np.int64) for i in range(0, len(todo), size)]
-        if chunks and not _enough_sensitive(spec, store, planned, denominator):
-            for sites, latent in executor.map(task, chunks):
-                store.add(sites, meter.measure(latent), latent.astype(_latent_dtype(bundle)))
-                progress.advance(sites.size)
-                if _enough_sensitive(spec, store, planned, denominator):
+        progress.advance(len(ids) - todo.size)
+        size = _chunk_size(spec, spec.level, n)
+        chunks = [take(planned.faults, todo[i:i + size]) for i in range(0, todo.size, size)]
+        if chunks and not _enough_sensitive(spec, store, planned.ids, denominator):
+            for fs, seen in executor.map(task, chunks):
+                hit = touched(fs, planned.space, n)
+                damage = meter.measure(seen.latent, hit, seen.lost, seen.extra, fs.ids)
+                store.add(fs.ids, damage, seen.latent.astype(_latent_dtype(bundle)))
+                progress.advance(len(fs))
+                if _enough_sensitive(spec, store, planned.ids, denominator):
                     break
+    except FaultError as e:  # a level that cannot represent a fault says so: one line, nothing assembled
+        raise CampaignError(f"--level {spec.level}: {e}") from None
     finally:
         executor.close()
 
-    result = _assemble(spec, executor.level_name or spec.level, bundle, out, store, planned, work, baseline,
-                       meter.baseline_emd, denominator, space, time.monotonic() - t0)
+    if spec.seu:
+        result = _assemble(spec, executor.level_name or spec.level, bundle, out, store, planned.ids, work, baseline,
+                           meter.baseline_emd, denominator, space, time.monotonic() - t0)
+    else:
+        result = _assemble_faults(spec, executor.level_name or spec.level, bundle, out, store, planned, work,
+                                  baseline, meter.baseline_emd, denominator, time.monotonic() - t0)
     store.discard()
     return result
 
@@ -332,6 +448,7 @@ def make_executor(spec: CampaignSpec, bundle: ModelBundle, level=None):
     caller); a Dask cluster for --scheduler, or for --jobs N > 1 (simulator
     levels default to one worker per core)."""
     from fkhw.executors import DaskExecutor, InProcess
+    from fkhw.levels import make_level
 
     if level is not None:
         return InProcess(level)
@@ -454,12 +571,191 @@ def _assemble(spec, level_name, bundle, out, store, planned, work, baseline, bas
         "thresholds": threshold_table(emd_norm, spec.thresholds, bundle.ir.n_param_bits()),
         # how the work was split (jobs, chunk) does not change results, so it is not recorded here;
         # explicit modules are in outputs.npz (rows)
-        "spec": {k: v for k, v in asdict(spec).items() if k not in ("sites", "jobs", "chunk", "scheduler", "rows")},
+        # the fault options are those of seu (cycle 0, no file): the summary it always wrote
+        "spec": {k: v for k, v in asdict(spec).items() if k not in ("sites", "jobs", "chunk", "scheduler", "rows")
+                 and k not in ("faults", "faults_file", "cycle", "samples")},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     # timing lives apart so that a resumed run ends with the same summary
     (out / "timing.json").write_text(json.dumps({"seconds": round(seconds, 3), "sites": int(rows.size)}) + "\n")
     return CampaignResult(out, summary, rows, emd_norm)
+
+
+# --- campaigns of other kinds: keyed by fault -------------------------------
+
+
+def fault_classes(fs: FaultSet, space: FlipFlopSpace) -> np.ndarray:
+    """(F,) the flip-flop classes a fault's upsets hit, e.g. ``param``,
+    ``pipeline``, ``param+replica`` (fkhw.faults.CLASSES order)."""
+    from fkhw.faults import CLASSES
+
+    hit = np.zeros((len(fs), len(CLASSES)), dtype=bool)
+    owner = np.repeat(np.arange(len(fs)), fs.n_upsets())
+    cls = space.classes(fs.ff) if fs.ff.size else np.array([], dtype=object)
+    for j, name in enumerate(CLASSES):
+        hit[owner[cls == name], j] = True
+    labels, inverse = np.unique(hit, axis=0, return_inverse=True)
+    names = np.array(["+".join(c for c, on in zip(CLASSES, row) if on) for row in labels], dtype=object)
+    return names[inverse.reshape(-1)]
+
+
+def intervals_over_touched(baseline_emd, hit, indptr, module, changed_emd, emd_norm, confidence, seed,
+                           denominator=None) -> tuple:
+    """(lo, hi) of each fault's emd_norm: the paired bootstrap of
+    fkhw.evidence over the modules of the slots the fault touches (faults
+    grouped by their touched slots). A fault touching fewer than two slots
+    has nothing to redraw: its interval is its value."""
+    f = hit.shape[0]
+    lo, hi = emd_norm.copy(), emd_norm.copy()
+    if f == 0:
+        return lo, hi
+    masks, inverse = np.unique(hit, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    counts = np.diff(indptr)
+    for g, mask in enumerate(masks):
+        mods = np.flatnonzero(mask)
+        if mods.size < 2:
+            continue
+        members = np.flatnonzero(inverse == g)
+        pos_of = np.full(mask.size, -1, dtype=np.int64)
+        pos_of[mods] = np.arange(mods.size)
+        sel = np.concatenate([np.arange(indptr[i], indptr[i + 1]) for i in members]) if counts[members].sum() \
+            else np.zeros(0, dtype=np.int64)
+        sub_indptr = np.concatenate([[0], np.cumsum(counts[members])]).astype(np.int64)
+        lo[members], hi[members] = emd_norm_interval(baseline_emd[mods], sub_indptr, pos_of[module[sel]],
+                                                     changed_emd[sel], confidence, seed, denominator=denominator)
+    return lo, hi
+
+
+def _wilson(k: int, n: int, confidence: float) -> list:
+    """Wilson score interval of a fraction k/n."""
+    from scipy.special import ndtri
+
+    if n == 0:
+        return [0.0, 1.0]
+    z = float(ndtri((1.0 + confidence) / 2.0))
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [max(0.0, float(centre - half)), min(1.0, float(centre + half))]
+
+
+def damage_by_class(classes, emd_norm, lost, extra, thresholds, confidence) -> dict:
+    """Per class of flip-flop (and ``all``): faults, faults with lost or extra
+    outputs, mean emd_norm with its interval (normal approximation over the
+    faults: the uncertainty of the mean for a sampled kind, e.g.
+    accumulate:K), and the fraction degraded at each threshold (emd_norm > T
+    or any lost / extra output; Wilson interval)."""
+    from scipy.special import ndtri
+
+    z = float(ndtri((1.0 + confidence) / 2.0))
+    out = {}
+    for name in ["all", *sorted(set(classes.tolist()))]:
+        sel = np.ones(classes.size, dtype=bool) if name == "all" else classes == name
+        n = int(sel.sum())
+        x = emd_norm[sel]
+        mean = float(x.mean()) if n else float("nan")
+        half = z * float(x.std(ddof=1)) / np.sqrt(n) if n > 1 else 0.0
+        out[name] = {
+            "faults": n,
+            "with_lost_outputs": int((lost[sel] > 0).sum()),
+            "with_extra_outputs": int((extra[sel] > 0).sum()),
+            "mean_emd_norm": mean,
+            "mean_emd_norm_interval": [mean - half, mean + half],
+            "max_emd_norm": float(x.max()) if n else float("nan"),
+            "degraded": {f"{t:g}": {"threshold": t, "faults": int(k), "fraction": k / n if n else 0.0,
+                                    "interval": _wilson(int(k), n, confidence)}
+                         for t in sorted(set(float(v) for v in thresholds))
+                         for k in [int(degraded(x, lost[sel], extra[sel], t).sum())]},
+        }
+    return out
+
+
+def _assemble_faults(spec, level_name, bundle, out, store, planned: Plan, work, baseline, baseline_emd, denominator,
+                     seconds) -> CampaignResult:
+    space, n = planned.space, work.inputs.shape[0]
+    pos = np.array([k for k, i in enumerate(planned.ids.tolist()) if i in store.done], dtype=np.int64)
+    fs = take(planned.faults, pos)
+    done = [store.done[i] for i in fs.ids.tolist()]
+    emd = np.array([d[0] for d in done], dtype=np.float64)
+    n_changed = np.array([d[1] for d in done], dtype=np.int64)
+    n_out = baseline.shape[1]
+    indptr = np.concatenate([[0], np.cumsum([d[2].size for d in done], dtype=np.int64)]).astype(np.int64)
+    module = np.concatenate([d[2] for d in done] + [np.zeros(0, dtype=np.int32)]).astype(np.int32)
+    changed_latent = (np.concatenate([d[3] for d in done]) if done
+                      else np.zeros((0, n_out), dtype=_latent_dtype(bundle)))
+    changed_emd = np.concatenate([d[4] for d in done] + [np.zeros(0)])
+    lost_indptr = np.concatenate([[0], np.cumsum([d[5].size for d in done], dtype=np.int64)]).astype(np.int64)
+    lost_module = np.concatenate([d[5] for d in done] + [np.zeros(0, dtype=np.int32)]).astype(np.int32)
+    lost = np.diff(lost_indptr)
+    extra = np.array([d[6] for d in done], dtype=np.int64)
+    hit = touched(fs, space, n)
+    n_touched = hit.sum(axis=1)
+    from fkhw.damage import touched_mean
+
+    if spec.baseline == "modules":
+        emd_norm = emd / touched_mean(np.broadcast_to(baseline_emd, hit.shape), hit, baseline_emd)
+    else:
+        emd_norm = emd / denominator
+    if not np.isfinite(emd_norm).all():
+        bad = fs.ids[~np.isfinite(emd_norm)]
+        raise CampaignError(f"emd_norm is not finite for {bad.size} fault(s), e.g. fault {int(bad[0])}: "
+                            "nothing written (check the data's charges)")
+    lo, hi = intervals_over_touched(baseline_emd, hit, indptr, module, changed_emd, emd_norm, spec.confidence,
+                                    spec.seed, denominator=None if spec.baseline == "modules" else denominator)
+    classes = fault_classes(fs, space)
+
+    tmp = out / (campaign_files.FAULTS + ".tmp")
+    write_faults_csv(fs, space, tmp)
+    os.replace(tmp, out / campaign_files.FAULTS)
+    tmp_csv = out / "campaign.csv.tmp"
+    with tmp_csv.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(FAULT_CSV_COLUMNS)
+        n_up = fs.n_upsets()
+        for k in range(len(fs)):
+            w.writerow([int(fs.ids[k]), int(n_up[k]), classes[k], repr(float(emd[k])), repr(float(emd_norm[k])),
+                        int(n_changed[k]), int(n_touched[k]), int(lost[k]), int(extra[k]), repr(float(lo[k])),
+                        repr(float(hi[k]))])
+    os.replace(tmp_csv, out / "campaign.csv")
+    write_outputs(out / "outputs.npz", charges=work.charges, inputs=work.inputs, rows=work.rows, baseline=baseline,
+                  baseline_emd=baseline_emd, sites=fs.ids, indptr=indptr, module=module,
+                  changed_latent=changed_latent, changed_emd=changed_emd, faults=fs, lost_indptr=lost_indptr,
+                  lost_module=lost_module, extra=extra)
+    by_class = damage_by_class(classes, emd_norm, lost, extra, spec.thresholds, spec.confidence)
+    summary = {
+        "fkhw": __version__,
+        "model": bundle.name,
+        "model_digest": bundle.files.digest(),
+        "level": level_name,
+        "seed": spec.seed,
+        "inputs": int(n),
+        "data": str(work.data_path),
+        "data_digest": work.data_digest,
+        "faults": {"kind": planned.label, "options": planned.options, "digest": planned.digest(),
+                   "n_kind": planned.n_kind},
+        "baseline_emd": float(baseline_emd.mean()),
+        "baseline": spec.baseline,
+        "emd_norm_denominator": ("the fault-free mean EMD over each fault's touched slots"
+                                 if spec.baseline == "modules" else denominator),
+        "damage": "emd = mean EMD over the window slots a fault touches; emd_norm = emd / fault-free mean over the "
+                  "same slots; a fault with lost or extra outputs is degraded at every threshold (fkhw/damage.py)",
+        "confidence": spec.confidence,
+        "interval": f"per fault: paired bootstrap over its touched modules (BCa), {N_BOOT} replicates, seeded by "
+                    "--seed (a fault touching one slot: its value); per class: normal approximation over the faults",
+        "n_faults": int(len(fs)),
+        "n_sites_model": int(space.sites.n_sites),
+        "n_param_bits": int(bundle.ir.n_param_bits()),
+        "flip_flops": space.counts(),
+        "complete": bool(len(fs) == planned.n_kind),
+        "identity": store.identity,
+        "thresholds": by_class["all"]["degraded"],
+        "classes": by_class,
+        "spec": {k: v for k, v in asdict(spec).items() if k not in ("sites", "jobs", "chunk", "scheduler", "rows")},
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "timing.json").write_text(json.dumps({"seconds": round(seconds, 3), "faults": int(len(fs))}) + "\n")
+    return CampaignResult(out, summary, fs.ids, emd_norm)
 
 
 def campaign_model(summary: dict, override: str | None = None) -> ModelBundle:

@@ -4,7 +4,9 @@ the lock a run holds on it.
 A campaign folder holds ``summary.json`` (what ran, the model digest, the
 site counts), ``campaign.csv`` (one row per site; readers take the columns
 they need and ignore others), ``outputs.npz`` (inputs, fault-free and faulty
-latent codes) and, while a run is going, ``.partial/`` and ``.lock``. Every
+latent codes) and, while a run is going, ``.partial/`` and ``.lock``. A
+campaign of another fault kind than seu (``summary.json`` key ``faults``)
+has one row per fault in ``campaign.csv`` and ``faults.csv`` beside it. Every
 command that reads a campaign (plot, tmr, agree, rank, resume) reads it
 here, so a damaged, truncated or foreign file is one error naming it.
 """
@@ -33,9 +35,13 @@ LOCK = ".lock"
 # its folder (fkhw agree's default output): a --fresh run removes them all
 FIGURE1 = "figure1.png"
 AGREEMENT = "agreement.json"
-ARTIFACTS = (TABLE, OUTPUTS, SUMMARY, TIMING, FIGURE1, AGREEMENT)
+FAULTS = "faults.csv"  # a campaign of another kind than seu: what each fault is (a faults file itself)
+DAMAGE_FIGURE = "damage_by_class.png"  # its figure (fkhw plot)
+ARTIFACTS = (TABLE, OUTPUTS, SUMMARY, TIMING, FIGURE1, AGREEMENT, FAULTS, DAMAGE_FIGURE)
 TABLE_COLUMNS = ("site", "layer", "tensor", "index", "bit", "emd_norm")
-SUMMARY_KEYS = ("model", "model_digest", "level", "inputs", "n_sites", "n_sites_model", "baseline_emd")
+SUMMARY_KEYS = ("model", "model_digest", "level", "inputs", "n_sites_model", "baseline_emd")
+FAULT_TABLE_COLUMNS = ("fault", "n_upsets", "classes", "emd", "emd_norm", "n_changed", "n_touched", "lost", "extra",
+                       "emd_norm_lo", "emd_norm_hi")
 
 
 class CampaignFileError(ValueError):
@@ -60,16 +66,38 @@ def read_summary(folder, option: str = "--campaign") -> dict:
         raise CampaignFileError(f"{path}: damaged ({e})") from None
     if not isinstance(summary, dict):
         raise CampaignFileError(f"{path}: damaged (not a JSON object)")
-    missing = [k for k in SUMMARY_KEYS if k not in summary]
+    missing = [k for k in SUMMARY_KEYS + (rows_key(summary),) if k not in summary]
     if missing:
         raise CampaignFileError(f"{path}: damaged or not from fkhw campaign (no {', '.join(missing)})")
     base = summary["baseline_emd"]
     if not isinstance(base, (int, float)) or not math.isfinite(base) or base <= 0:
         raise CampaignFileError(f"{path}: baseline_emd {base!r} is not a positive number")
-    for key in ("n_sites", "n_sites_model", "inputs"):
+    for key in (rows_key(summary), "n_sites_model", "inputs"):
         if not isinstance(summary[key], int) or summary[key] < 0:
             raise CampaignFileError(f"{path}: {key} {summary[key]!r} is not a count")
+    if not isinstance(kind_of(summary), str):
+        raise CampaignFileError(f"{path}: damaged (faults.kind is not a name)")
     return summary
+
+
+def kind_of(summary: dict) -> str:
+    """The fault kind a campaign ran: ``seu`` (single upsets, keyed by site;
+    summaries written before faults were data have no ``faults`` key)."""
+    faults = summary.get("faults")
+    return faults.get("kind") if isinstance(faults, dict) else "seu"
+
+
+def rows_key(summary: dict) -> str:
+    """The summary's row count: ``n_sites`` (seu) or ``n_faults``."""
+    return "n_sites" if kind_of(summary) == "seu" else "n_faults"
+
+
+def require_seu(summary: dict, folder, command: str, option: str = "--campaign") -> None:
+    """Commands that choose parameter bits read a seu campaign only."""
+    kind = kind_of(summary)
+    if kind != "seu":
+        raise CampaignFileError(f"{option} {folder} is a --faults {kind} campaign; fkhw {command} chooses "
+                                "parameter bits from a --faults seu campaign (the default of fkhw campaign)")
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,6 +144,9 @@ def read_table(path, summary: dict | None = None, option: str = "--campaign") ->
             reader = csv.DictReader(f)
             header = reader.fieldnames or []
             missing = [c for c in TABLE_COLUMNS if c not in header]
+            if missing and "fault" in header:
+                raise CampaignFileError(f"{path}: a table of faults (a --faults campaign other than seu), not of "
+                                        "sites")
             if missing:
                 raise CampaignFileError(f"{path}: damaged or not a campaign table (no column {', '.join(missing)})")
             rows = list(reader)
@@ -159,6 +190,65 @@ def read_table(path, summary: dict | None = None, option: str = "--campaign") ->
     return Table(path, site, cols["layer"], cols["tensor"], index, bit, emd_norm, extra)
 
 
+@dataclass(frozen=True, eq=False)
+class FaultTable:
+    """campaign.csv of a campaign of another kind than seu (one row per fault)."""
+
+    path: Path
+    fault: np.ndarray
+    n_upsets: np.ndarray
+    classes: np.ndarray  # str: the flip-flop classes the fault hits (param, pipeline, control, a+b)
+    emd_norm: np.ndarray
+    n_touched: np.ndarray
+    lost: np.ndarray
+    extra: np.ndarray
+    emd_norm_lo: np.ndarray
+    emd_norm_hi: np.ndarray
+
+
+def read_fault_table(folder, summary: dict, option: str = "--campaign") -> FaultTable:
+    """campaign.csv of a non-seu campaign, checked like read_table: every
+    column, integers and finite numbers, each fault once, as many rows as
+    ``summary`` says."""
+    path = _folder(folder, option) / TABLE
+    if not path.is_file():
+        raise CampaignFileError(f"{option} {folder}: no campaign table (run `fkhw campaign` first)")
+    try:
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in FAULT_TABLE_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise CampaignFileError(f"{path}: damaged or not a table of faults (no column {', '.join(missing)})")
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise CampaignFileError(f"{path}: damaged ({e})") from None
+    for k, r in enumerate(rows):
+        if None in r or any(r.get(c) in (None, "") for c in FAULT_TABLE_COLUMNS):
+            raise CampaignFileError(f"{path}:{k + 2}: row is cut short or has empty fields")
+    if len(rows) != summary[rows_key(summary)]:
+        raise CampaignFileError(f"{path}: {len(rows)} rows, but {SUMMARY} says {summary[rows_key(summary)]} faults "
+                                "(cut short or from another run)")
+
+    def column(name, kind):
+        try:
+            arr = np.array([kind(r[name]) for r in rows], dtype=np.int64 if kind is int else np.float64)
+        except (ValueError, OverflowError):
+            raise CampaignFileError(f"{path}: column {name!r} must hold {'integers' if kind is int else 'numbers'}") \
+                from None
+        if kind is float and not np.isfinite(arr).all():
+            raise CampaignFileError(f"{path}: {name} is not finite for {int((~np.isfinite(arr)).sum())} fault(s)")
+        if kind is int and (arr < 0).any():
+            raise CampaignFileError(f"{path}: column {name!r} has a negative value")
+        return arr
+
+    fault = column("fault", int)
+    if np.unique(fault).size != fault.size:
+        raise CampaignFileError(f"{path}: a fault is listed twice")
+    return FaultTable(path, fault, column("n_upsets", int), np.array([r["classes"] for r in rows], dtype=object),
+                      column("emd_norm", float), column("n_touched", int), column("lost", int), column("extra", int),
+                      column("emd_norm_lo", float), column("emd_norm_hi", float))
+
+
 def read_outputs(folder, summary: dict, option: str = "--campaign"):
     """outputs.npz as a :class:`fkhw.outputs.CampaignOutputs` (inputs,
     fault-free and faulty latent codes), its shapes checked against
@@ -172,13 +262,18 @@ def read_outputs(folder, summary: dict, option: str = "--campaign"):
         z = CampaignOutputs.load(path)
     except OutputsError as e:
         raise CampaignFileError(str(e)) from None
-    n, n_in = summary["n_sites"], summary["inputs"]
+    n, n_in = summary[rows_key(summary)], summary["inputs"]
+    if z.kind != kind_of(summary):
+        raise CampaignFileError(f"{path}: holds a {z.kind} campaign, {SUMMARY} says {kind_of(summary)}")
+    if z.lost_indptr is not None and (z.lost_indptr.shape != (n + 1,) or int(z.lost_indptr[-1]) != z.lost_module.size
+                                      or z.extra.shape != (n,) or len(z.fault_set) != n):
+        raise CampaignFileError(f"{path}: lost/extra/fault arrays do not fit {SUMMARY} ({n} faults)")
     n_pairs = z.module.shape[0]
     if (z.sites.shape != (n,) or z.baseline.ndim != 2 or z.inputs.shape[0] != z.baseline.shape[0]
             or z.inputs.shape[0] != n_in or z.indptr.shape != (n + 1,) or int(z.indptr[-1]) != n_pairs
             or np.any(np.diff(z.indptr) < 0) or z.changed_latent.shape != (n_pairs, z.baseline.shape[1])
             or (n_pairs and (z.module.min() < 0 or z.module.max() >= n_in))):
-        raise CampaignFileError(f"{path}: array shapes do not fit {SUMMARY} ({n} sites x {n_in} inputs): "
+        raise CampaignFileError(f"{path}: array shapes do not fit {SUMMARY} ({n} {rows_key(summary)[2:]} x {n_in} inputs): "
                                 f"sites {z.sites.shape}, baseline {z.baseline.shape}, "
                                 f"changed entries {z.changed_latent.shape}")
     return z

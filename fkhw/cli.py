@@ -36,7 +36,9 @@ def _user_error_types() -> tuple:
     from fkhw.data import DataError
     from fkhw.evidence import EvidenceError
     from fkhw.executors import ExecutorError
+    from fkhw.faults import FaultError
     from fkhw.hls.project import HlsProjectError
+    from fkhw.levels import LevelError
     from fkhw.model.extract import UnsupportedLayerError
     from fkhw.model.files import ModelFileError
     from fkhw.outpaths import OutputError
@@ -50,8 +52,9 @@ def _user_error_types() -> tuple:
     from fkhw.tmr.select import TmrError
 
     return (UserError, AgreementError, CampaignError, CampaignFileError, DamageError, DataError, EvidenceError,
-            ExecutorError, HlsProjectError, UnsupportedLayerError, ModelFileError, OutputError, OutputsError,
-            RankingError, RateError, RtlUnsupported, RtlSimError, ToolError, SiteError, TmrError, OSError)
+            ExecutorError, FaultError, HlsProjectError, LevelError, UnsupportedLayerError, ModelFileError,
+            OutputError, OutputsError, RankingError, RateError, RtlUnsupported, RtlSimError, ToolError, SiteError,
+            TmrError, OSError)
 
 
 def _one_line(e: BaseException) -> str:

@@ -1,13 +1,14 @@
 """Where campaign chunks run: in this process, or on a Dask cluster.
 
-A chunk is an array of site ids; running it gives the latent codes of
-those sites on the campaign's inputs. Executors yield ``(sites, latent)``
-as chunks finish, in any order; the campaign's store makes that safe.
+A chunk is a :class:`fkhw.faults.FaultSet` (a slice of the campaign's
+faults); running it gives what each fault did on the campaign's inputs
+(:class:`fkhw.faults.Observed`). Executors yield ``(chunk, observed)`` as
+chunks finish, in any order; the campaign's store makes that safe.
 
 Dask workers build their level once and keep it on the worker (keyed by
 level and model digest; the RTL level keys its Verilator build by the RTL's
 hash), so a chunk costs only its own simulation. A worker that dies
-mid-chunk makes Dask rerun that chunk elsewhere; the store counts a site
+mid-chunk makes Dask rerun that chunk elsewhere; the store counts a fault
 once whichever copy lands.
 """
 
@@ -21,6 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
+from fkhw.levels import make_level, run_faults
 from fkhw.model.bundle import ModelBundle
 
 SCHEDULER_TIMEOUT_S = 10
@@ -58,8 +60,8 @@ class InProcess:
         return self.level.golden(task.inputs)
 
     def map(self, task: ChunkTask, chunks: list) -> Iterator[tuple]:
-        for sites in chunks:
-            yield sites, self.level.run(sites, task.inputs)
+        for fs in chunks:
+            yield fs, run_faults(self.level, fs, task.inputs)
 
     def close(self) -> None:
         close = getattr(self.level, "close", None)
@@ -71,8 +73,6 @@ def _worker_level(task: ChunkTask):
     """The level for ``task`` on this Dask worker, built on first use."""
     from distributed import get_worker
 
-    from fkhw.campaign import make_level
-
     worker = get_worker()
     levels = worker.__dict__.setdefault("_fkhw_levels", {})
     if task.key not in levels:
@@ -80,9 +80,9 @@ def _worker_level(task: ChunkTask):
     return levels[task.key]
 
 
-def run_chunk(task: ChunkTask, sites: np.ndarray) -> tuple:
-    """Dask task: one chunk on this worker's level."""
-    return sites, _worker_level(task).run(sites, task.inputs)
+def run_chunk(task: ChunkTask, fs) -> tuple:
+    """Dask task: one chunk (a FaultSet) on this worker's level."""
+    return fs, run_faults(_worker_level(task), fs, task.inputs)
 
 
 def preflight(level: str) -> str | None:
@@ -202,7 +202,7 @@ class DaskExecutor:
         from distributed import as_completed
 
         [shared] = self.client.scatter([task], broadcast=True)
-        futures = [self.client.submit(run_chunk, shared, sites, pure=False) for sites in chunks]
+        futures = [self.client.submit(run_chunk, shared, fs, pure=False) for fs in chunks]
         try:
             for fut in as_completed(futures):
                 if fut.status == "error":

@@ -10,6 +10,16 @@ from the fault-free ones, site by site (compressed sparse rows):
     changed_indptr (S+1,)                         site k's entries: indptr[k]:indptr[k+1]
     changed_module (P,), changed_latent (P, n_out), changed_emd (P,)
 
+A campaign of another fault kind (``fkhw campaign --faults``) is keyed by
+fault id and keeps what agreement needs besides the codes:
+
+    kind ()                                       the kind's label (mbu:2, pipeline, ...)
+    faults (F,)                                   fault ids, in campaign-table order (instead of sites)
+    changed_indptr, changed_module, ...           as above, per fault
+    lost_indptr (F+1,), lost_module (L,)          window slots whose valid flag was dropped
+    extra (F,)                                    valid outputs in the drain slots
+    fault_indptr, fault_ff, fault_cycle, fault_scrub   the faults themselves (fkhw.faults.FaultSet)
+
 ``CampaignOutputs.latent()`` rebuilds the dense (S, N, n_out) codes for
 readers that want them (on a subset of sites and modules, to bound memory).
 Files of the first format (a dense ``latent`` array) are still read.
@@ -38,11 +48,16 @@ class CampaignOutputs:
     rows: np.ndarray
     baseline: np.ndarray
     baseline_emd: np.ndarray | None  # None in first-format files
-    sites: np.ndarray
+    sites: np.ndarray  # the row keys: site ids (seu), fault ids (other kinds)
     indptr: np.ndarray
     module: np.ndarray
     changed_latent: np.ndarray
     changed_emd: np.ndarray | None
+    kind: str = "seu"
+    lost_indptr: np.ndarray | None = None  # None: nothing can be lost (seu)
+    lost_module: np.ndarray | None = None
+    extra: np.ndarray | None = None
+    fault_set: object = None  # fkhw.faults.FaultSet of a non-seu campaign
 
     @staticmethod
     def load(path: Path) -> "CampaignOutputs":
@@ -59,6 +74,14 @@ class CampaignOutputs:
         try:
             if "latent" in d:  # first format: dense codes
                 return _from_dense(path, d)
+            if "faults" in d:
+                from fkhw.faults import FaultSet
+
+                kind = str(d["kind"])
+                fs = FaultSet(kind, d["faults"], d["fault_indptr"], d["fault_ff"], d["fault_cycle"], d["fault_scrub"])
+                return CampaignOutputs(path, d["charges"], d["inputs"], d["rows"], d["baseline"], d["baseline_emd"],
+                                       d["faults"], d["changed_indptr"], d["changed_module"], d["changed_latent"],
+                                       d["changed_emd"], kind, d["lost_indptr"], d["lost_module"], d["extra"], fs)
             return CampaignOutputs(path, d["charges"], d["inputs"], d["rows"], d["baseline"], d["baseline_emd"],
                                    d["sites"], d["changed_indptr"], d["changed_module"], d["changed_latent"],
                                    d["changed_emd"])
@@ -85,6 +108,20 @@ class CampaignOutputs:
             out[j, p[keep]] = self.changed_latent[sl][keep]
         return out
 
+    def lost(self, rows=None) -> np.ndarray:
+        """(R, N) bool: window slots of table rows ``rows`` left without their valid flag."""
+        rows = np.arange(self.sites.size) if rows is None else np.asarray(rows, dtype=np.int64)
+        out = np.zeros((rows.size, self.n_modules), dtype=bool)
+        if self.lost_indptr is not None:
+            for j, r in enumerate(rows.tolist()):
+                out[j, self.lost_module[self.lost_indptr[r]:self.lost_indptr[r + 1]]] = True
+        return out
+
+    def extras(self, rows=None) -> np.ndarray:
+        """(R,) valid outputs in the drain slots of table rows ``rows``."""
+        rows = np.arange(self.sites.size) if rows is None else np.asarray(rows, dtype=np.int64)
+        return np.zeros(rows.size, dtype=np.int64) if self.extra is None else self.extra[rows].astype(np.int64)
+
 
 def _from_dense(path: Path, d: dict) -> CampaignOutputs:
     latent, baseline = d["latent"], d["baseline"]
@@ -96,13 +133,22 @@ def _from_dense(path: Path, d: dict) -> CampaignOutputs:
 
 
 def write_outputs(path: Path, *, charges, inputs, rows, baseline, baseline_emd, sites, indptr, module,
-                  changed_latent, changed_emd) -> Path:
-    """Write atomically (a kill leaves the previous file or none)."""
+                  changed_latent, changed_emd, faults=None, lost_indptr=None, lost_module=None, extra=None) -> Path:
+    """Write atomically (a kill leaves the previous file or none). ``faults``
+    (a FaultSet in table order, with ``lost_*`` and ``extra``): a campaign of
+    another kind than seu, keyed by fault id (``sites`` then holds its ids)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
+    if faults is None:
+        keyed = dict(sites=sites)
+    else:
+        keyed = dict(kind=np.array(faults.kind), faults=sites, lost_indptr=np.asarray(lost_indptr, dtype=np.int64),
+                     lost_module=np.asarray(lost_module, dtype=np.int32), extra=np.asarray(extra, dtype=np.int64),
+                     fault_indptr=faults.indptr, fault_ff=faults.ff, fault_cycle=faults.cycle,
+                     fault_scrub=faults.scrub)
     with tmp.open("wb") as f:
         np.savez_compressed(f, format=np.array(FORMAT), charges=charges, inputs=inputs, rows=rows, baseline=baseline,
-                            baseline_emd=baseline_emd, sites=sites, changed_indptr=indptr,
+                            baseline_emd=baseline_emd, **keyed, changed_indptr=indptr,
                             changed_module=np.asarray(module, dtype=np.int32), changed_latent=changed_latent,
                             changed_emd=changed_emd)
     os.replace(tmp, path)

@@ -1,4 +1,6 @@
-"""Figures of campaigns: the seed's Figure 1 heat map (bit x parameter).
+"""Figures of campaigns: the seed's Figure 1 heat map (bit x parameter) of a
+seu campaign, and damage by flip-flop class of any other kind (where the
+risk sits once the weights are protected).
 
 Matplotlib is used through Figure objects (Agg), never pyplot state.
 """
@@ -91,3 +93,44 @@ def campaign_figure1(space, model_name: str, campaign_dir: Path, level: str, n_i
     """Figure 1 of a campaign folder, titled with what it ran."""
     return save_figure1(space, campaign_dir, out_png or Path(campaign_dir) / "figure1.png",
                         f"{model_name}: single-bit upsets, {level} level, {n_inputs} inputs")
+
+
+def damage_figure(campaign_dir: Path, out_png: Path | None = None) -> Path:
+    """Damage by flip-flop class of a non-seu campaign: the emd_norm of its
+    faults per class (box: quartiles, whiskers 5-95%, dots beyond) and the
+    fraction degraded (emd_norm > T, or lost / extra outputs) per class at
+    each threshold, with its interval (summary.json)."""
+    from matplotlib.figure import Figure
+
+    from fkhw.campaign_files import DAMAGE_FIGURE, read_fault_table, read_summary
+
+    summary = read_summary(campaign_dir)
+    table = read_fault_table(campaign_dir, summary)
+    classes = [c for c in summary["classes"] if c != "all"]
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    data = [table.emd_norm[table.classes == c] for c in classes]
+    ax1.boxplot(data, whis=(5, 95), sym=".", widths=0.6)
+    ax1.set_xticks(range(1, len(classes) + 1), [f"{c}\n({d.size} faults)" for c, d in zip(classes, data)])
+    ax1.set_yscale("log")
+    ax1.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax1.set_ylabel("emd_norm over the touched vectors")
+    ax1.set_title("damage per fault", fontsize=10)
+    thresholds = list(summary["classes"]["all"]["degraded"])
+    width = 0.8 / max(1, len(thresholds))
+    for j, t in enumerate(thresholds):
+        frac = np.array([summary["classes"][c]["degraded"][t]["fraction"] for c in classes])
+        iv = np.array([summary["classes"][c]["degraded"][t]["interval"] for c in classes]).reshape(-1, 2)
+        x = np.arange(len(classes)) + (j - (len(thresholds) - 1) / 2) * width
+        ax2.bar(x, 100 * frac, width, label=f"emd_norm > {t}")
+        ax2.errorbar(x, 100 * frac, yerr=100 * np.abs(iv.T - frac), fmt="none", ecolor="black", lw=0.7, capsize=2)
+    ax2.set_xticks(range(len(classes)), classes)
+    ax2.set_ylabel("faults degraded (%)")
+    ax2.set_title(f"degraded: emd_norm > T or an output lost / extra ({100 * summary['confidence']:g}% intervals)",
+                  fontsize=10)
+    ax2.legend(fontsize=8)
+    fig.suptitle(f"{summary['model']}: --faults {summary['faults']['kind']}, {summary['level']} level, "
+                 f"{summary['inputs']} inputs: damage by flip-flop class", fontsize=10)
+    out_png = Path(out_png) if out_png is not None else Path(campaign_dir) / DAMAGE_FIGURE
+    fig.savefig(out_png, dpi=130)
+    return out_png

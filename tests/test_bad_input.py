@@ -144,6 +144,31 @@ CASES = _out_cases() + SEED_CASES + [
                                                 "{ws}/new"), "--scheduler {http_port}: a service answers there"),
     Case("campaign", "scheduler-banner-service", ("--model", "{model}", "--scheduler", "{banner_port}", "--out",
                                                   "{ws}/new"), "--scheduler {banner_port}: the service there is not"),
+    # -- campaign: fault kinds (issue 14)
+    *[Case("campaign", f"faults-{bad}", ("--model", "{model}", *extra, "--out", "{ws}/new"), culprit)
+      for bad, extra, culprit in (
+          ("kind-unknown", ("--faults", "tmr9"), "--faults 'tmr9': unknown kind"),
+          ("mbu-k-zero", ("--faults", "mbu:0"), "--faults mbu:0: K must be"),
+          ("mbu-k-beyond-the-widest-word", ("--faults", "mbu:99"), "--faults mbu:99: K must be"),
+          ("accumulate-k-one", ("--faults", "accumulate:1"), "--faults accumulate:1: K must be"),
+          ("mbu-without-k", ("--faults", "mbu"), "--faults 'mbu': mbu needs a count K"),
+          ("cycle-outside-the-frame", ("--faults", "pipeline", "--cycle", "10000"), "--cycle 10000"),
+          ("cycle-with-seu", ("--cycle", "2"), "--cycle 2: --faults seu"),
+          ("file-names-flip-flops-that-do-not-exist", ("--faults-file", "{ghost_faults}"),
+           "--faults-file {ghost_faults}: flip-flop id(s)"),
+          ("file-upset-after-the-frame", ("--faults-file", "{late_faults}"), "--faults-file {late_faults}: fault 7"),
+          ("file-malformed-csv", ("--faults-file", "{malformed_faults}"), "{malformed_faults} row 2: 'x@y'"),
+          ("file-malformed-json", ("--faults-file", "{json_faults}"), "{json_faults}: not valid JSON"),
+          ("file-missing", ("--faults-file", "{ws}/none.csv"), "{ws}/none.csv: no such faults file"),
+          ("file-binary", ("--faults-file", "{bin}"), "{bin}: a binary file"),
+          ("file-together-with-a-kind", ("--faults", "mbu:2", "--faults-file", "{ghost_faults}"),
+           "--faults-file not allowed with argument --faults"),
+          ("samples-zero", ("--faults", "accumulate:2", "--samples", "0"), "--samples 0"),
+          ("samples-with-another-kind", ("--faults", "mbu:2", "--samples", "5"), "--samples 5: only"),
+          ("order-with-another-kind", ("--faults", "pipeline", "--order", "random"), "--order chooses among"),
+          ("sites-with-another-kind", ("--faults", "mbu:2", "--sites", "{sites_all}"), "--sites chooses among"),
+          ("kind-the-level-cannot-run", ("--faults", "pipeline", "--level", "rtl"),
+           "--level rtl runs one parameter upset per frame"))],
     # -- plot
     Case("plot", "campaign-missing", ("--campaign", "{ws}/none"), "--campaign {ws}/none"),
     Case("plot", "summary-garbage", ("--campaign", "{summary_garbage}"), "{summary_garbage}/summary.json: damaged"),
@@ -179,6 +204,8 @@ CASES = _out_cases() + SEED_CASES + [
          "different models"),
     Case("rank", "scores-other-site-space", ("--campaign", "{camp}", "--scores", "{part_scores}", "--out",
                                              "{ws}/new"), "--scores {part_scores} cover"),
+    Case("rank", "campaign-of-another-kind", ("--campaign", "{faults_camp}", "--scores", "{scores}", "--out",
+                                              "{ws}/new"), "--campaign {faults_camp} is a --faults pipeline campaign"),
     Case("rank", "threshold-negative", ("--campaign", "{camp}", "--scores", "{scores}", "--threshold", "-2", "--out",
                                         "{ws}/new"), "--threshold -2"),
     # -- hls
@@ -204,6 +231,12 @@ CASES = _out_cases() + SEED_CASES + [
          "{npz_short}/outputs.npz: array shapes do not fit"),
     Case("agree", "campaigns-of-other-models", ("--a", "{camp}", "--b", "{other_model}", "--out", "{ws}/a.json"),
          "differ in model_digest"),
+    Case("agree", "campaigns-of-other-kinds", ("--a", "{camp}", "--b", "{faults_camp}", "--out", "{ws}/a.json"),
+         "ran --faults seu"),
+    Case("agree", "fault-outputs-cut", ("--a", "{faults_camp}", "--b", "{faults_npz_cut}", "--out", "{ws}/a.json"),
+         "{faults_npz_cut}/outputs.npz: damaged"),
+    Case("plot", "fault-table-cut", ("--campaign", "{faults_csv_cut}", "--out", "{ws}/f.png"),
+         "{faults_csv_cut}/campaign.csv"),
     Case("agree", "list-negative", ("--a", "{camp}", "--b", "{camp}", "--list", "-1", "--out", "{ws}/a.json"),
          "--list -1"),
     # -- tmr
@@ -212,6 +245,8 @@ CASES = _out_cases() + SEED_CASES + [
     Case("tmr", "csv-cut", ("--campaign", "{csv_cut}", "--out", "{ws}/new"), "{csv_cut}/campaign.csv"),
     Case("tmr", "csv-nan", ("--campaign", "{csv_nan}", "--out", "{ws}/new"), "emd_norm is not finite"),
     Case("tmr", "outputs-cut", ("--campaign", "{npz_cut}", "--out", "{ws}/new"), "{npz_cut}/outputs.npz: damaged"),
+    Case("tmr", "campaign-of-another-kind", ("--campaign", "{faults_camp}", "--out", "{ws}/new"),
+         "--campaign {faults_camp} is a --faults pipeline campaign"),
     Case("tmr", "jobs-zero", ("--campaign", "{camp}", "--jobs", "0", "--out", "{ws}/new"), "--jobs 0"),
     Case("tmr", "threshold-negative", ("--campaign", "{camp}", "--threshold", "-1", "--out", "{ws}/new"),
          "--threshold -1"),
@@ -373,6 +408,7 @@ def servers():
 def ws(small_model_dir, tmp_path_factory, servers):
     """Every placeholder of the catalogue, in one workspace folder."""
     from fkhw.campaign_files import FolderLock
+    from fkhw.faults import FlipFlopSpace
     from fkhw.model.bundle import load_model
     from fkhw.ranking import write_scores_csv
 
@@ -381,8 +417,20 @@ def ws(small_model_dir, tmp_path_factory, servers):
     camp = root / "camp"
     r = run("campaign", "--model", small_model_dir, "--inputs", INPUTS, "--out", camp)
     assert r.returncode == 0, r.stderr
-    p = {"ws": root, "model": small_model_dir, "camp": camp, "pid": os.getpid(), **servers,
-         **_mismatched_models(small_model_dir, root)}
+    faults_camp = root / "faults_camp"
+    r = run("campaign", "--model", small_model_dir, "--inputs", INPUTS, "--faults", "pipeline", "--cycle", "2",
+            "--out", faults_camp)
+    assert r.returncode == 0, r.stderr
+    p = {"ws": root, "model": small_model_dir, "camp": camp, "faults_camp": faults_camp, "pid": os.getpid(),
+         **servers, **_mismatched_models(small_model_dir, root)}
+    n_ff = FlipFlopSpace.of(load_model(str(small_model_dir)).ir).n_ff
+    for name, text in (("ghost_faults", f"fault,upsets\n0,1@0\n1,{n_ff}@0;2@0\n"),
+                       ("late_faults", "fault,upsets\n7,0@999\n"),
+                       ("malformed_faults", "fault,upsets\n0,x@y\n")):
+        p[name] = root / f"{name}.csv"
+        p[name].write_text(text)
+    p["json_faults"] = root / "faults.json"
+    p["json_faults"].write_text('[{"fault": 0, "upsets": [[1, 0]]')
     p["file"] = root / "a_file.txt"
     p["file"].write_text("not a folder\n")
     p["under"] = p["file"] / "sub"
@@ -428,6 +476,8 @@ def ws(small_model_dir, tmp_path_factory, servers):
     }
     for name, (file, damage) in variants.items():
         p[name] = _copy_with(camp, root / name, file, damage)
+    for name, (file, damage) in {"faults_npz_cut": ("outputs.npz", _cut), "faults_csv_cut": ("campaign.csv", _cut)}.items():
+        p[name] = _copy_with(faults_camp, root / name, file, damage)
     p["bad_manifest"] = root / "bad_manifest"
     (p["bad_manifest"] / ".partial").mkdir(parents=True)
     (p["bad_manifest"] / ".partial" / "manifest.json").write_text('{"identity": ')

@@ -93,6 +93,17 @@ def netlist_campaign(small_model_dir, few_sites, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def kind_campaigns(small_model_dir, tmp_path_factory) -> dict:
+    """The README's `--faults` campaigns at the software level: kind -> folder."""
+    root = tmp_path_factory.mktemp("kinds")
+    out = {}
+    for kind, extra in (("mbu:2", ()), ("pipeline", ()), ("accumulate:4", ("--samples", 50))):
+        out[kind] = root / kind.replace(":", "")
+        fkhw("campaign", "--model", small_model_dir, "--inputs", INPUTS, "--faults", kind, *extra, "--out", out[kind])
+    return out
+
+
+@pytest.fixture(scope="module")
 def hessian_out(small_model_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cli") / "hessian"
     fkhw("hessian", "--model", small_model_dir, "--out", out, "--inputs", 64)
@@ -125,6 +136,24 @@ def test_sites_runs_to_completion(small_model_dir, ir, tmp_path):
     assert [int(r[0]) for r in rows] == list(range(ir.n_param_bits()))
 
 
+def test_sites_runs_to_completion_with_all_flip_flops(small_model_dir, ir, tmp_path):
+    from fkhw.rtlgen.emit import generate
+
+    r = fkhw("sites", "--all-flip-flops", "--model", small_model_dir, "--out", tmp_path / "ff.csv")
+    header, rows = read_csv(tmp_path / "ff.csv")
+    assert header == ["ff", "class", "register", "bit", "site", "stage"]
+    # as many as the RTL generator promises Yosys will find (test_rtl_runs_to_completion checks that promise)
+    assert len(rows) == generate(ir).meta["flip_flops_expected"]
+    assert [int(x[0]) for x in rows] == list(range(len(rows)))
+    classes = [x[1] for x in rows]
+    assert classes[:ir.n_param_bits()] == ["param"] * ir.n_param_bits()
+    assert [int(x[4]) for x in rows[:ir.n_param_bits()]] == list(range(ir.n_param_bits()))
+    n_control = classes.count("control")
+    assert n_control >= 1 and classes.count("pipeline") == len(rows) - ir.n_param_bits() - n_control
+    assert f"{len(rows):,} flip-flops" in r.stdout
+    assert f"{ir.n_param_bits():,} param + {classes.count('pipeline'):,} pipeline + {n_control:,} control" in r.stdout
+
+
 def test_train_runs_to_completion(tmp_path):
     from fkhw.model.bundle import load_model
 
@@ -153,6 +182,62 @@ def test_campaign_runs_to_completion_at_each_level(small_model_dir, ir, few_site
     s = json.loads((paper / "summary.json").read_text())
     assert s["baseline"] == "data" and s["confidence"] == 0.9
     assert s["emd_norm_denominator"] != s["baseline_emd"]  # a whole file is not these 8 modules
+
+
+def assert_fault_campaign(out: Path, kind: str, n_faults: int):
+    header, rows = read_csv(out / "campaign.csv")
+    assert header[:3] == ["fault", "n_upsets", "classes"] and {"emd_norm", "lost", "extra", "n_touched"} <= set(header)
+    assert len(rows) == n_faults
+    fheader, frows = read_csv(out / "faults.csv")
+    assert fheader[:3] == ["fault", "upsets", "scrub"] and [r[0] for r in frows] == [r[0] for r in rows]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["faults"]["kind"] == kind and summary["n_faults"] == n_faults and summary["complete"]
+    assert summary["classes"]["all"]["faults"] == n_faults
+    assert CampaignOutputs.load(out).latent().shape[:2] == (n_faults, INPUTS)
+    assert_png(out / "damage_by_class.png")
+
+
+def test_campaign_runs_to_completion_with_every_fault_kind(kind_campaigns, small_model_dir, ir, tmp_path):
+    from fkhw.faults import FlipFlopSpace
+
+    space = FlipFlopSpace.of(ir)
+    tensors = space.sites.tensors
+    assert_fault_campaign(kind_campaigns["mbu:2"], "mbu:2", sum(t.size * (t.fmt.bits - 1) for t in tensors))
+    counts = space.counts()
+    assert_fault_campaign(kind_campaigns["pipeline"], "pipeline", (counts["pipeline"] + counts["control"]) * INPUTS)
+    assert_fault_campaign(kind_campaigns["accumulate:4"], "accumulate:4", 50)
+    # an explicit list: two upsets of one pipeline element at neighbouring cycles, and a weight bit upset at
+    # cycle 3 that the scrub at cycle 6 removes
+    faults = tmp_path / "faults.csv"
+    first = space.sites.n_sites
+    faults.write_text(f"fault,upsets,scrub\n10,{first}@1;{first + 1}@2,\n11,0@3,6\n")
+    fkhw("campaign", "--model", small_model_dir, "--inputs", INPUTS, "--faults-file", faults, "--out", tmp_path / "f")
+    assert_fault_campaign(tmp_path / "f", "file", 2)
+    header, rows = read_csv(tmp_path / "f" / "campaign.csv")
+    assert [r[header.index("n_touched")] for r in rows] == ["2", "3"]
+    # and a single pipeline cycle
+    fkhw("campaign", "--model", small_model_dir, "--inputs", INPUTS, "--faults", "pipeline", "--cycle", 4,
+         "--out", tmp_path / "c4")
+    assert_fault_campaign(tmp_path / "c4", "pipeline", counts["pipeline"] + counts["control"])
+
+
+def test_plot_runs_to_completion_on_other_fault_kinds(kind_campaigns, tmp_path):
+    r = fkhw("plot", "--campaign", kind_campaigns["pipeline"], "--out", tmp_path / "d.png")
+    assert_png(tmp_path / "d.png")
+    assert "damage by flip-flop class" in r.stdout
+
+
+def test_agree_runs_to_completion_on_other_fault_kinds(small_model_dir, kind_campaigns, tmp_path):
+    for kind, first in kind_campaigns.items():
+        again = tmp_path / kind.replace(":", "")
+        extra = ("--samples", 50) if kind.startswith("accumulate") else ()
+        fkhw("campaign", "--model", small_model_dir, "--inputs", INPUTS, "--faults", kind, *extra, "--chunk", 64,
+             "--no-plot", "--out", again)
+        r = fkhw("agree", "--a", first, "--b", again, "--out", tmp_path / "agreement.json")
+        a = json.loads((tmp_path / "agreement.json").read_text())
+        assert a["kind"] == kind and a["disagreeing"] == 0 and a["baseline_identical"]
+        assert a["common_faults"] == json.loads((first / "summary.json").read_text())["n_faults"]
+        assert "disagreeing faults: 0" in r.stdout
 
 
 def test_plot_runs_to_completion(software_campaign, tmp_path):

@@ -59,7 +59,7 @@ def test_a_worker_killed_mid_campaign_costs_nothing(level, chunk, tmp_path):
 
 
 def _in_process(level, bundle):
-    from fkhw.campaign import make_level
+    from fkhw.levels import make_level
     from fkhw.executors import InProcess
 
     return InProcess(make_level(level, bundle, jobs=1))

@@ -4,9 +4,10 @@ import json
 
 from fkhw.commands.options import NON_NEGATIVE, in_path, out_path
 
-HELP = "join two campaigns on site and count sites whose latent outputs differ (writes agreement.json)"
-DESCRIPTION = (HELP + ". Works for any two levels (software, hls, rtl, ...). Both campaigns must have run the same "
-               "model on the same inputs. Exit status 1 if any site disagrees.")
+HELP = ("join two campaigns on site (or fault id) and count those whose outputs differ (writes agreement.json)")
+DESCRIPTION = (HELP + ". Works for any two levels (software, hls, rtl, ...) and any fault kind: a fault disagrees "
+               "when a latent code, a dropped valid flag or its count of extra outputs differs. Both campaigns must "
+               "have run the same model on the same inputs and the same faults. Exit status 1 if any disagrees.")
 
 
 def add_arguments(p):
@@ -25,11 +26,16 @@ def run(args) -> int:
     out = check_out_file(args.out or args.b / AGREEMENT, "--out" if args.out else "--b")
     ag = compare(a, b)
     out.write_text(json.dumps({"a": str(args.a), "b": str(args.b), **ag.to_dict()}, indent=2) + "\n")
-    print(f"{ag.level_a} ({args.a}) vs {ag.level_b} ({args.b}): {ag.common_sites} common sites, "
+    u = ag.unit
+    kind = "" if ag.kind == "seu" else f" [{ag.kind}]"
+    print(f"{ag.level_a} ({args.a}) vs {ag.level_b} ({args.b}){kind}: {ag.common_sites} common {u}, "
           f"fault-free outputs {'identical' if ag.baseline_identical else 'DIFFER'}")
     if ag.only_a or ag.only_b:
-        print(f"  sites only in a: {ag.only_a}, only in b: {ag.only_b}")
-    print(f"  disagreeing sites: {len(ag.disagreeing_sites)}  (mismatching latent values: {ag.mismatching_values})")
+        print(f"  {u} only in a: {ag.only_a}, only in b: {ag.only_b}")
+    extra = "" if ag.kind == "seu" else (f", lost slots: {ag.mismatching_lost}, extra outputs: "
+                                         f"{ag.mismatching_extra}")
+    print(f"  disagreeing {u}: {len(ag.disagreeing_sites)}  (mismatching latent values: {ag.mismatching_values}"
+          f"{extra})")
     if ag.disagreeing_sites:
         shown = ag.disagreeing_sites[: args.list]
         print("  " + " ".join(map(str, shown)) + (" ..." if len(ag.disagreeing_sites) > len(shown) else ""))

@@ -1,9 +1,12 @@
 """fkhw campaign: flip every (or a chosen list of) parameter bit, one at a
-time, on a level, and measure the damage as EMD."""
+time, on a level, and measure the damage as EMD; or run another kind of
+fault (multi-bit, pipeline, accumulated upsets, a faults file)."""
 
-from fkhw.commands.options import EMD_NORM, POSITIVE, SEED, fraction_open, in_path, out_path
+from fkhw.commands.options import EMD_NORM, NON_NEGATIVE, POSITIVE, SEED, fraction_open, in_path, out_path
+from fkhw.levels import LEVELS
 
-HELP = "single-bit-upset campaign on a level (software, hls, rtl, netlist): campaign.csv, outputs.npz, summary.json, Figure 1"
+HELP = ("fault-injection campaign on a level (software, hls, rtl, netlist): single-bit upsets (default) or "
+        "--faults mbu:K | pipeline | accumulate:K | --faults-file F")
 DESCRIPTION = (
     "Pick --inputs modules with non-zero charge (seeded), measure the fault-free EMD, then flip each site's bit "
     "in turn and record the mean EMD over the inputs. Writes OUT/campaign.csv "
@@ -11,12 +14,16 @@ DESCRIPTION = (
     "interval of emd_norm over the modules, paired bootstrap), OUT/outputs.npz (charges, inputs, baseline, and the "
     "latent codes where they differ from the fault-free ones), "
     "OUT/summary.json (sensitive-bit fractions and TMR overhead per threshold) and OUT/figure1.png. "
+    "Another --faults kind is keyed by fault id: OUT/faults.csv (what each fault is: fault,upsets,scrub,... - "
+    "a faults file itself), OUT/campaign.csv (fault,n_upsets,classes,emd,emd_norm,n_changed,n_touched,lost,extra,"
+    "emd_norm_lo,emd_norm_hi: damage over the window slots each fault touches, see fkhw/damage.py), "
+    "OUT/outputs.npz and OUT/summary.json (damage by flip-flop class). "
     "Killed half way and started again with the same arguments, it resumes.")
 
 
 def add_arguments(p):
     p.add_argument("--model", default="econt-bol", help="econt-bol, econt-eol, or a model directory")
-    p.add_argument("--level", default="software", choices=["software", "hls", "rtl", "netlist"],
+    p.add_argument("--level", default="software", choices=list(LEVELS),
                    help="where faults run (netlist: the Yosys gate-level netlist of the RTL, same testbench)")
     p.add_argument("--inputs", type=POSITIVE, default=32, help="number of modules (non-zero charge) to run (default 32)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the module choice and of random orders")
@@ -44,11 +51,25 @@ def add_arguments(p):
                         "over every module of the data file (the FKeras paper's rule)")
     p.add_argument("--confidence", type=fraction_open, default=0.95, metavar="C",
                    help="confidence level of the per-site emd_norm interval (emd_norm_lo/hi; default 0.95)")
-    p.add_argument("--no-plot", action="store_true", help="skip figure1.png")
+    kinds = p.add_mutually_exclusive_group()
+    kinds.add_argument("--faults", default="seu", metavar="KIND",
+                       help="seu (default: each parameter bit once, at cycle 0), mbu:K (K adjacent bits of one "
+                            "parameter word), pipeline (every pipeline data and valid flip-flop at every cycle of "
+                            "the window), accumulate:K (K weight upsets present together, --samples draws)")
+    kinds.add_argument("--faults-file", type=in_path, default=None, metavar="F",
+                       help="an explicit list of faults: CSV (fault,upsets=FF@CYCLE;FF@CYCLE,scrub) or JSON; "
+                            "flip-flop ids as `fkhw sites --all-flip-flops` lists them")
+    p.add_argument("--cycle", type=NON_NEGATIVE, default=None, metavar="N",
+                   help="upset at cycle N of the frame only (pipeline: instead of every window cycle; mbu, accumulate)")
+    p.add_argument("--samples", type=POSITIVE, default=None, metavar="N",
+                   help="accumulate:K draws (seeded by --seed; default 2000)")
+    p.add_argument("--no-plot", action="store_true", help="skip the figure")
 
 
 def run(args) -> int:
-    from fkhw.campaign import DEFAULT_THRESHOLDS, CampaignSpec, run_campaign
+    import dataclasses
+
+    from fkhw.campaign import DEFAULT_THRESHOLDS, CampaignSpec, check_fault_options, run_campaign
     from fkhw.executors import probe_scheduler, scheduler_address
     from fkhw.model.bundle import load_model
     from fkhw.outpaths import check_out_dir
@@ -60,14 +81,25 @@ def run(args) -> int:
         probe_scheduler(args.scheduler)  # a port that is not Dask is named now, not after the setup
     bundle = load_model(args.model)
     space = SiteSpace.of(bundle.ir)
-    sites = tuple(read_site_list(args.sites, space).tolist()) if args.sites else None
     spec = CampaignSpec(
         model=args.model, level=args.level, n_inputs=args.inputs, seed=args.seed, data=args.data,
-        order=args.order, sites=sites, stop_after=args.stop_after, stop_sensitive=args.stop_sensitive,
+        order=args.order, sites=() if args.sites else None, stop_after=args.stop_after, stop_sensitive=args.stop_sensitive,
         sensitive_threshold=args.sensitive_threshold, thresholds=tuple(DEFAULT_THRESHOLDS) + tuple(args.threshold),
         jobs=args.jobs, chunk=args.chunk, scheduler=args.scheduler, baseline=args.baseline,
-        confidence=args.confidence)
+        confidence=args.confidence, faults=args.faults,
+        faults_file=None if args.faults_file is None else str(args.faults_file), cycle=args.cycle,
+        samples=args.samples)
+    check_fault_options(spec)  # options that do not go with the faults, before the site list is read
+    if args.sites:
+        spec = dataclasses.replace(spec, sites=tuple(read_site_list(args.sites, space).tolist()))
     result = run_campaign(spec, bundle, args.out, fresh=args.fresh)
+    if not spec.seu:
+        print_fault_summary(result.summary, args.out)
+        if not args.no_plot:
+            from fkhw.plots import damage_figure
+
+            print(f"  figure       -> {damage_figure(args.out)}")
+        return 0
     print_summary(result.summary, args.out)
     if not args.no_plot:
         from fkhw.plots import campaign_figure1
@@ -90,3 +122,20 @@ def print_summary(s: dict, out) -> None:
         print(f"  emd_norm > {row['threshold']:<5g} {row['sensitive_bits']:8d}      {100 * row['fraction']:6.2f}%   "
               f"{row['tmr_overhead_pct']:6.2f}%")
     print(f"  results      -> {out}/campaign.csv, outputs.npz, summary.json")
+
+
+def print_fault_summary(s: dict, out) -> None:
+    f = s["faults"]
+    print(f"{s['model']} [{s['level']}]: {s['n_faults']} faults ({f['kind']}) x {s['inputs']} inputs, "
+          f"fault-free mean EMD {s['baseline_emd']:.4f}")
+    if not s["complete"]:
+        print(f"  note: {s['n_faults']} of the kind's {f['n_kind']} faults ran (--stop-after)")
+    ts = list(next(iter(s["classes"].values()))["degraded"])
+    print(f"  {'class':<16} {'faults':>7} {'mean emd_norm':>24} {'lost':>6} {'extra':>6}  "
+          + "  ".join(f"degraded>{t:<5}" for t in ts))
+    for name, c in s["classes"].items():
+        lo, hi = c["mean_emd_norm_interval"]
+        print(f"  {name:<16} {c['faults']:7d} {c['mean_emd_norm']:9.4f} [{lo:.4f}, {hi:.4f}] "
+              f"{c['with_lost_outputs']:6d} {c['with_extra_outputs']:6d}  "
+              + "  ".join(f"{100 * c['degraded'][t]['fraction']:13.2f}%" for t in ts))
+    print(f"  results      -> {out}/faults.csv, campaign.csv, outputs.npz, summary.json")

@@ -49,9 +49,11 @@ def _campaign(path, column: str):
     """(sites, ``column`` (emd_norm or emd_norm_hi), summary or None) of a
     campaign folder or a bare campaign.csv (a table without its summary.json
     cannot be model-checked)."""
-    from fkhw.campaign_files import SUMMARY, read_summary, read_table
+    from fkhw.campaign_files import SUMMARY, read_summary, read_table, require_seu
 
     summary = read_summary(path) if (path / SUMMARY).exists() else None
+    if summary is not None:
+        require_seu(summary, path, "rank")
     table = read_table(path, summary)
     return table.site, table.number(column), summary
 

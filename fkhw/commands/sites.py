@@ -1,17 +1,24 @@
-"""fkhw sites: list every parameter bit of the encoder as a fault site."""
+"""fkhw sites: list every parameter bit of the encoder as a fault site, or
+every flip-flop of its RTL (--all-flip-flops)."""
 
 from pathlib import Path
 
 from fkhw.commands.options import out_path
 
-HELP = "list every encoder parameter bit as a fault site (site,layer,tensor,index,bit,code)"
+HELP = ("list every encoder parameter bit as a fault site (site,layer,tensor,index,bit,code), or with "
+        "--all-flip-flops every flip-flop of the RTL (ff,class,register,bit,site,stage)")
 DESCRIPTION = HELP + (". Site ids are stable: parameter layers in model order, kernel before bias, "
-                      "C-order flat index, bit 0 = MSB (sign bit).")
+                      "C-order flat index, bit 0 = MSB (sign bit). Flip-flop ids extend them: the parameter bits "
+                      "(ff = site), then the pipeline data registers stage by stage (bit 0 = MSB of an element), "
+                      "then the valid flag of each stage (fkhw/faults.py); their count is Yosys' flip-flop count of "
+                      "the same RTL. A --faults-file names flip-flops by these ids.")
 
 
 def add_arguments(p):
     p.add_argument("--model", default="econt-bol", help="econt-bol, econt-eol, or a model directory (default: econt-bol)")
     p.add_argument("--out", type=out_path, default=Path("sites.csv"), help="CSV to write (default: sites.csv)")
+    p.add_argument("--all-flip-flops", action="store_true",
+                   help="every flip-flop (param, pipeline, control) instead of the parameter bits")
 
 
 def run(args) -> int:
@@ -21,6 +28,28 @@ def run(args) -> int:
 
     check_out_file(args.out)
     bundle = load_model(args.model)
+    if args.all_flip_flops:
+        return _flip_flops(bundle, args.out)
     n = write_sites_csv(bundle.ir, args.out)
     print(f"{n} sites ({bundle.ir.n_param_bits()} parameter bits) of {bundle.name} -> {args.out}")
+    return 0
+
+
+def _flip_flops(bundle, out: Path) -> int:
+    import csv
+    import os
+
+    from fkhw.faults import FlipFlopSpace
+
+    space = FlipFlopSpace.of(bundle.ir)
+    table = space.table()
+    tmp = out.with_name(out.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(list(table))
+        w.writerows(zip(*table.values()))
+    os.replace(tmp, out)
+    counts = {k: v for k, v in space.counts().items() if v}
+    parts = " + ".join(f"{v:,} {k}" for k, v in counts.items())
+    print(f"{space.n_ff:,} flip-flops of {bundle.name} = {parts} -> {out}")
     return 0

@@ -1,0 +1,104 @@
+"""The evaluation levels, found by name: one registry for the campaign, its
+executors (Dask workers build their level from it) and the commands.
+
+A level runs a :class:`fkhw.faults.FaultSet` on input codes and returns an
+:class:`fkhw.faults.Observed` (``run_faults``); ``golden`` gives the
+fault-free outputs. Each entry says which faults its level can represent,
+so a campaign refuses a kind a level cannot run before it does any work,
+with one line naming both (never a traceback half way through).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+class LevelError(ValueError):
+    """A level name that is not in the registry."""
+
+
+def _software(bundle, jobs):
+    from fkhw.levels.software import SoftwareLevel
+
+    return SoftwareLevel(bundle.ir)
+
+
+def _hls(bundle, jobs):
+    from fkhw.levels.hls import HlsLevel
+
+    return HlsLevel.for_bundle(bundle, jobs=jobs)
+
+
+def _rtl(bundle, jobs):
+    from fkhw.levels.rtl import RtlLevel
+
+    return RtlLevel.for_bundle(bundle, jobs=jobs)
+
+
+def _netlist(bundle, jobs):
+    from fkhw.levels.rtl import netlist_level
+
+    return netlist_level(bundle.ir, jobs=jobs or 1)
+
+
+def any_fault(fs, space) -> str | None:
+    return None
+
+
+def single_parameter_upsets(fs, space) -> str | None:
+    """What a level that flips one parameter bit per frame, right after the
+    first window vector is sampled, cannot run (None: it can run ``fs``)."""
+    if len(fs) and fs.single_param_sites is None:
+        return "runs one parameter upset per frame at cycle 0 only"
+    return None
+
+
+def parameter_upsets(fs, space) -> str | None:
+    """What a level that holds only the parameters (no pipeline registers,
+    e.g. a C simulation) cannot run: any upset of another flip-flop."""
+    if fs.ff.size and (space.classes(fs.ff) != "param").any():
+        return "holds the parameters only (no pipeline or control flip-flops)"
+    return None
+
+
+@dataclass(frozen=True)
+class LevelEntry:
+    name: str
+    factory: Callable  # (bundle, jobs) -> level
+    # (FaultSet, FlipFlopSpace) -> None, or why the level cannot run it; kept here, next to the
+    # factory, so the campaign asks before it builds anything
+    cannot_run: Callable = any_fault
+
+
+LEVELS = {e.name: e for e in (
+    LevelEntry("software", _software),
+    LevelEntry("hls", _hls, single_parameter_upsets),
+    LevelEntry("rtl", _rtl, single_parameter_upsets),
+    LevelEntry("netlist", _netlist, single_parameter_upsets),
+)}
+
+
+def level_entry(name: str) -> LevelEntry:
+    if name not in LEVELS:
+        raise LevelError(f"--level {name!r}: use {', '.join(LEVELS)}")
+    return LEVELS[name]
+
+
+def make_level(name: str, bundle, jobs: int | None = None):
+    """The level ``name`` for a model bundle (``jobs``: its own parallelism;
+    a campaign's executor parallelises across levels, so it passes 1)."""
+    return level_entry(name).factory(bundle, jobs)
+
+
+def run_faults(level, fs, inputs):
+    """``level.run_faults(fs, inputs)``; a level that only offers the older
+    ``run(sites, inputs)`` (the qkeras reference) runs single parameter
+    upsets through it and refuses anything else."""
+    if hasattr(level, "run_faults"):
+        return level.run_faults(fs, inputs)
+    from fkhw.faults import FaultError, Observed
+
+    if fs.single_param_sites is None:
+        raise FaultError(f"the {level.name} level runs single parameter upsets only, not {fs.kind}")
+    return Observed.clean(level.run(fs.single_param_sites, inputs))

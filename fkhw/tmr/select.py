@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fkhw.campaign_files import read_summary, read_table
+from fkhw.campaign_files import read_summary, read_table, require_seu
 
 
 class TmrError(ValueError):
@@ -92,6 +92,7 @@ class CampaignTable:
     def load(path: Path) -> "CampaignTable":
         path = Path(path)
         summary = read_summary(path)
+        require_seu(summary, path, "tmr")  # the map is of parameter bits, from single upsets
         t = read_table(path, summary)
         interval = [t.number(k) if k in t.extra else None for k in ("emd_norm_lo", "emd_norm_hi")]
         return CampaignTable(path, summary, t.site, t.layer, t.tensor, t.index, t.bit, t.emd_norm, *interval)
