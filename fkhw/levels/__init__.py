@@ -55,10 +55,13 @@ def single_parameter_upsets(fs, space) -> str | None:
 
 
 def parameter_upsets(fs, space) -> str | None:
-    """What a level that holds only the parameters (no pipeline registers,
-    e.g. a C simulation) cannot run: any upset of another flip-flop."""
+    """What a level that holds only the parameters and has no clock (a C
+    simulation) cannot run: an upset of another flip-flop, at a later cycle,
+    or a scrub inside the frame."""
     if fs.ff.size and (space.classes(fs.ff) != "param").any():
         return "holds the parameters only (no pipeline or control flip-flops)"
+    if (fs.cycle != 0).any() or (fs.scrub >= 0).any():
+        return "has no clock: its upsets are present from the first input on (no --cycle, no scrub in the frame)"
     return None
 
 
@@ -73,7 +76,7 @@ class LevelEntry:
 
 LEVELS = {e.name: e for e in (
     LevelEntry("software", _software),
-    LevelEntry("hls", _hls, single_parameter_upsets),
+    LevelEntry("hls", _hls, parameter_upsets),
     LevelEntry("rtl", _rtl, single_parameter_upsets),
     LevelEntry("netlist", _netlist, single_parameter_upsets),
 )}
