@@ -33,7 +33,7 @@ from fkhw.damage import DamageMeter, degraded
 from fkhw.evidence import N_BOOT, check_confidence, emd_norm_interval
 from fkhw.executors import ChunkTask
 from fkhw.fault_kinds import DEFAULT_SAMPLES, KindOptions, enumerate_faults, parse_kind
-from fkhw.faults import FaultError, FaultSet, FlipFlopSpace, check_fault_set, read_faults_file, touched, \
+from fkhw.faults import FaultError, FaultSet, FlipFlopSpace, Hardening, check_fault_set, read_faults_file, touched, \
     write_faults_csv
 from fkhw.levels import LEVELS, level_entry
 from fkhw.model.bundle import ModelBundle
@@ -81,6 +81,7 @@ class CampaignSpec:
     faults_file: str | None = None  # an explicit list of faults instead of a kind
     cycle: int | None = None  # --cycle: the upsets' cycle (default: the kind's)
     samples: int | None = None  # --samples of accumulate:K (default fkhw.fault_kinds.DEFAULT_SAMPLES)
+    hardening: Hardening | None = None  # --tmr: the selectively hardened design instead of the plain one
 
     @property
     def seu(self) -> bool:
@@ -176,7 +177,8 @@ def plan_faults(spec: CampaignSpec, bundle: ModelBundle, n_vectors: int) -> Plan
     """The fault set of a campaign (seu: the planned sites, one upset each).
     Any FaultError (unknown kind, K or cycle out of range, flip-flops that do
     not exist) is raised here, before the output folder is touched."""
-    space = FlipFlopSpace.of(bundle.ir)
+    hard = spec.hardening
+    space = FlipFlopSpace.of(bundle.ir, hard.protect if hard else None, hard.refresh if hard else False)
     cycle_note = f"--cycle {spec.cycle}: " if spec.cycle is not None else ""
     try:
         check_fault_options(spec)
@@ -293,6 +295,8 @@ def identity(spec: CampaignSpec, bundle: ModelBundle, work: Workload, planned: P
     h.update(planned.ids.astype(np.int64).tobytes())
     if not spec.seu:
         h.update(json.dumps(["faults", planned.label, planned.options, planned.digest()]).encode())
+    if spec.hardening is not None:
+        h.update(json.dumps(["hardened", spec.hardening.digest()]).encode())
     return h.hexdigest()[:20]
 
 
@@ -385,7 +389,7 @@ def _run_locked(spec, bundle, out, fresh, level, quiet, executor, t0, decoder, s
     executor = executor or make_executor(spec, bundle, level)
     n = work.inputs.shape[0]
     try:
-        task = ChunkTask(spec.level, bundle, work.inputs)
+        task = ChunkTask(spec.level, bundle, work.inputs, spec.hardening)
         baseline = executor.golden(task)
         meter = DamageMeter(decoder, work.charges, baseline, bundle.ir.output_spec.frac)
         base_emd = float(meter.baseline_emd.mean())
@@ -452,6 +456,8 @@ def make_executor(spec: CampaignSpec, bundle: ModelBundle, level=None):
 
     if level is not None:
         return InProcess(level)
+    if spec.hardening is not None:
+        make_level(spec.level, bundle, jobs=1, hardening=spec.hardening)  # a level that cannot says so here, once
     if spec.level == "hls":
         # generate (or reuse) the project once here, not racing on every worker
         from fkhw.hls.project import project_for
@@ -467,7 +473,7 @@ def make_executor(spec: CampaignSpec, bundle: ModelBundle, level=None):
     jobs = spec.jobs if spec.jobs is not None else (1 if spec.level == "software" else os.cpu_count() or 1)
     if jobs > 1:
         return DaskExecutor.local(jobs)
-    return InProcess(make_level(spec.level, bundle, jobs=1))
+    return InProcess(make_level(spec.level, bundle, jobs=1, hardening=spec.hardening))
 
 
 def _latent_dtype(bundle: ModelBundle):
@@ -573,7 +579,8 @@ def _assemble(spec, level_name, bundle, out, store, planned, work, baseline, bas
         # explicit modules are in outputs.npz (rows)
         # the fault options are those of seu (cycle 0, no file): the summary it always wrote
         "spec": {k: v for k, v in asdict(spec).items() if k not in ("sites", "jobs", "chunk", "scheduler", "rows")
-                 and k not in ("faults", "faults_file", "cycle", "samples")},
+                 and k not in ("faults", "faults_file", "cycle", "samples", "hardening")},
+        **_design(spec),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     # timing lives apart so that a resumed run ends with the same summary
@@ -751,11 +758,38 @@ def _assemble_faults(spec, level_name, bundle, out, store, planned: Plan, work, 
         "identity": store.identity,
         "thresholds": by_class["all"]["degraded"],
         "classes": by_class,
-        "spec": {k: v for k, v in asdict(spec).items() if k not in ("sites", "jobs", "chunk", "scheduler", "rows")},
+        "spec": {k: v for k, v in asdict(spec).items()
+                 if k not in ("sites", "jobs", "chunk", "scheduler", "rows", "hardening")},
+        **_design(spec),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "timing.json").write_text(json.dumps({"seconds": round(seconds, 3), "faults": int(len(fs))}) + "\n")
     return CampaignResult(out, summary, fs.ids, emd_norm)
+
+
+def _design(spec: CampaignSpec) -> dict:
+    """The summary's ``design`` entry: present only for a hardened design, so a
+    plain campaign's summary is the one it always was."""
+    return {} if spec.hardening is None else {"design": {"hardened": True, **spec.hardening.to_dict()}}
+
+
+def hardening_from_map(path, bundle: ModelBundle, refresh: bool = False) -> Hardening:
+    """The design a TMR map hardens (``fkhw tmr`` folder or tmr_map.json),
+    refused for a map made for another model."""
+    from fkhw.tmr.tmrmap import TmrMap
+
+    p = Path(path)
+    p = p / "tmr_map.json" if p.is_dir() else p
+    if not p.is_file():
+        raise CampaignError(f"--tmr {path}: no tmr_map.json (run `fkhw tmr` first)")
+    try:
+        tmap = TmrMap.load(p)
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+        raise CampaignError(f"--tmr {p}: not a TMR map ({type(e).__name__}: {e})") from None
+    if tmap.model_digest != bundle.files.digest():
+        raise CampaignError(f"--tmr {p}: the map is for model {tmap.model} (digest {tmap.model_digest}), not "
+                            f"{bundle.name} (digest {bundle.files.digest()})")
+    return Hardening(tuple(int(s) for s in tmap.sites), bool(refresh), str(p))
 
 
 def campaign_model(summary: dict, override: str | None = None) -> ModelBundle:

@@ -41,10 +41,12 @@ class ChunkTask:
     level: str
     bundle: ModelBundle
     inputs: np.ndarray
+    hardening: object = None  # fkhw.faults.Hardening of a hardened design, else the plain one
 
     @property
     def key(self) -> tuple:
-        return (self.level, self.bundle.files.digest(), self.bundle.ir.name)
+        return (self.level, self.bundle.files.digest(), self.bundle.ir.name,
+                None if self.hardening is None else self.hardening.digest())
 
 
 class InProcess:
@@ -76,7 +78,7 @@ def _worker_level(task: ChunkTask):
     worker = get_worker()
     levels = worker.__dict__.setdefault("_fkhw_levels", {})
     if task.key not in levels:
-        levels[task.key] = make_level(task.level, task.bundle, jobs=1)
+        levels[task.key] = make_level(task.level, task.bundle, jobs=1, hardening=task.hardening)
     return levels[task.key]
 
 

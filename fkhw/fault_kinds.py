@@ -17,6 +17,10 @@ same ids, so levels, resumed campaigns and readers agree on them.
                     (flip-flop-major, cycle-minor).
 * ``accumulate:K``  K distinct parameter bits upset together (accumulated between
                     scrubs), ``--samples`` draws, uniform without replacement, seeded.
+* ``replicas``      (hardened designs) every replica flip-flop (B, C) upset alone.
+* ``replica-pairs`` (hardened designs) every pair of replicas of each protected bit upset
+                    in the same clock: a multi-bit upset of two replica cells, what
+                    defeats the voter (replicas placed next to each other).
 * ``file``          ``--faults-file F`` (fkhw.faults.read_faults_file).
 """
 
@@ -103,12 +107,37 @@ def _accumulate(space: FlipFlopSpace, spec: KindSpec, opt: KindOptions) -> Fault
                     np.full(f, -1, dtype=np.int64))
 
 
+def _need_replicas(space: FlipFlopSpace, spec: KindSpec) -> None:
+    if not space.protected:
+        raise FaultError(f"--faults {spec.label}: the plain design has no replicas; give the hardened one (--tmr DIR)")
+
+
+def _replicas(space: FlipFlopSpace, spec: KindSpec, opt: KindOptions) -> FaultSet:
+    _need_replicas(space, spec)
+    ffs = np.arange(space.first_replica, space.n_ff, dtype=np.int64)
+    return FaultSet.single(spec.label, np.arange(ffs.size), ffs, opt.cycle or 0)
+
+
+def _replica_pairs(space: FlipFlopSpace, spec: KindSpec, opt: KindOptions) -> FaultSet:
+    _need_replicas(space, spec)
+    sites = np.asarray(space.protected, dtype=np.int64)
+    b = space.first_replica + 2 * np.arange(sites.size, dtype=np.int64)
+    trio = np.stack([sites, b, b + 1], axis=1)  # replicas A, B, C of each protected bit
+    pairs = np.concatenate([trio[:, [0, 1]], trio[:, [0, 2]], trio[:, [1, 2]]]).reshape(3, -1, 2)
+    pairs = pairs.transpose(1, 0, 2).reshape(-1, 2)  # bit-major: AB, AC, BC of each bit
+    f = pairs.shape[0]
+    return FaultSet(spec.label, np.arange(f, dtype=np.int64), np.arange(0, 2 * f + 1, 2, dtype=np.int64),
+                    pairs.reshape(-1), np.full(2 * f, opt.cycle or 0, dtype=np.int64), np.full(f, -1, dtype=np.int64))
+
+
 # name -> (enumerator, needs K)
 KINDS = {
     "seu": (_seu, False),
     "mbu": (_mbu, True),
     "pipeline": (_pipeline, False),
     "accumulate": (_accumulate, True),
+    "replicas": (_replicas, False),
+    "replica-pairs": (_replica_pairs, False),
 }
 
 
@@ -116,8 +145,8 @@ def parse_kind(text: str) -> KindSpec:
     """``seu``, ``mbu:K``, ``pipeline``, ``accumulate:K``; raises FaultError."""
     name, _, k = str(text).partition(":")
     if name not in KINDS:
-        raise FaultError(f"--faults {text!r}: unknown kind; use one of seu, mbu:K, pipeline, accumulate:K "
-                         "(or --faults-file)")
+        raise FaultError(f"--faults {text!r}: unknown kind; use one of seu, mbu:K, pipeline, accumulate:K, "
+                         "replicas, replica-pairs (or --faults-file)")
     needs_k = KINDS[name][1]
     if needs_k:
         try:

@@ -61,6 +61,25 @@ class FaultError(ValueError):
 
 
 @dataclass(frozen=True)
+class Hardening:
+    """Which design a campaign upsets: the parameter bits a selective-TMR map
+    triplicates (site ids, ascending) and whether the replicas refresh
+    (self-correcting TMR). No Hardening: the plain encoder."""
+
+    protect: tuple
+    refresh: bool = False
+    source: str = ""  # where the sites came from (a tmr_map.json), for the summary
+
+    def to_dict(self) -> dict:
+        return {"protected_bits": len(self.protect), "refresh": self.refresh, "tmr_map": self.source}
+
+    def digest(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(json.dumps([list(self.protect), self.refresh]).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
 class Stage:
     """One pipeline stage of the generated encoder (fkhw.rtlgen.emit)."""
 

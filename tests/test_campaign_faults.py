@@ -247,3 +247,45 @@ def test_a_single_fault_set_runs_like_a_seu_site(bundle, tmp_path):
                      quiet=True)
     assert np.array_equal(f.sites, seu.sites)
     np.testing.assert_allclose(f.emd_norm, seu.emd_norm, rtol=1e-14, atol=0)
+
+
+# --- the selectively hardened design (--tmr) -------------------------------------------------
+
+def test_a_hardened_campaign_masks_single_replicas_and_two_replicas_act_as_the_bit_itself(bundle, space, tmp_path):
+    """On the design that triplicates some bits: one upset replica changes
+    nothing; two replicas of a bit in one clock give exactly what upsetting
+    that bit gives in the plain design (the seu campaign on the same inputs)."""
+    from fkhw.faults import Hardening
+
+    protect = tuple(range(0, space.sites.n_sites, max(1, space.sites.n_sites // 12)))
+    hard = Hardening(protect)
+    single = run_campaign(spec(bundle, "replicas", hardening=hard), bundle, tmp_path / "r", quiet=True)
+    assert len(single.sites) == 2 * len(protect)
+    assert np.all(single.emd_norm == 1.0), "a single replica upset is masked by the voter"
+    pairs = run_campaign(spec(bundle, "replica-pairs", hardening=hard), bundle, tmp_path / "p", quiet=True)
+    seu = run_campaign(spec(bundle, sites=protect), bundle, tmp_path / "s", quiet=True)
+    by_site = dict(zip(seu.sites.tolist(), seu.emd_norm.tolist()))
+    fs = read_faults_file(pairs.out / "faults.csv")
+    hspace = FlipFlopSpace.of(bundle.ir, protect)
+
+    def protected_site(ff: int) -> int:  # replica A is the parameter bit itself
+        return ff if ff < hspace.sites.n_sites else hspace.replica_site(ff)[0]
+
+    site_of = [protected_site(int(fs.ff[fs.indptr[i]])) for i in range(len(fs))]
+    assert len(fs) == 3 * len(protect)
+    assert [by_site[s] for s in site_of] == pairs.emd_norm.tolist()
+    assert max(by_site.values()) > 1.0, "some protected bit must matter, or the comparison shows nothing"
+    # a plain campaign refuses replica kinds; the summary names the design
+    assert pairs.summary["design"]["protected_bits"] == len(protect)
+    with pytest.raises(CampaignError, match="no replicas"):
+        run_campaign(spec(bundle, "replicas"), bundle, tmp_path / "plain", quiet=True)
+
+
+def test_a_tmr_map_of_another_model_is_refused(bundle, tmp_path):
+    from fkhw.campaign import hardening_from_map
+
+    (tmp_path / "tmr_map.json").write_text(json.dumps({
+        "model": "other", "model_digest": "0123456789abcdef", "rule": {}, "campaign": "", "campaign_level": "software",
+        "entries": [], "totals": {"all_bits": 1}}))
+    with pytest.raises(CampaignError, match="the map is for model other"):
+        hardening_from_map(tmp_path, bundle)

@@ -63,13 +63,19 @@ def add_arguments(p):
                    help="upset at cycle N of the frame only (pipeline: instead of every window cycle; mbu, accumulate)")
     p.add_argument("--samples", type=POSITIVE, default=None, metavar="N",
                    help="accumulate:K draws (seeded by --seed; default 2000)")
+    p.add_argument("--tmr", type=in_path, default=None, metavar="DIR",
+                   help="upset the selectively hardened design of this `fkhw tmr` folder (its tmr_map.json) instead "
+                        "of the plain one: replicas are flip-flops too (software and rtl levels)")
+    p.add_argument("--refresh", action="store_true",
+                   help="with --tmr: the self-correcting variant (replicas reload the voted value every clock)")
     p.add_argument("--no-plot", action="store_true", help="skip the figure")
 
 
 def run(args) -> int:
     import dataclasses
 
-    from fkhw.campaign import DEFAULT_THRESHOLDS, CampaignSpec, check_fault_options, run_campaign
+    from fkhw.campaign import DEFAULT_THRESHOLDS, CampaignError, CampaignSpec, check_fault_options, \
+        hardening_from_map, run_campaign
     from fkhw.executors import probe_scheduler, scheduler_address
     from fkhw.model.bundle import load_model
     from fkhw.outpaths import check_out_dir
@@ -79,8 +85,11 @@ def run(args) -> int:
     if args.scheduler is not None:
         args.scheduler = scheduler_address(args.scheduler)
         probe_scheduler(args.scheduler)  # a port that is not Dask is named now, not after the setup
+    if args.refresh and args.tmr is None:
+        raise CampaignError("--refresh is a variant of the hardened design: give --tmr DIR")
     bundle = load_model(args.model)
     space = SiteSpace.of(bundle.ir)
+    hardening = None if args.tmr is None else hardening_from_map(args.tmr, bundle, args.refresh)
     spec = CampaignSpec(
         model=args.model, level=args.level, n_inputs=args.inputs, seed=args.seed, data=args.data,
         order=args.order, sites=() if args.sites else None, stop_after=args.stop_after, stop_sensitive=args.stop_sensitive,
@@ -88,7 +97,7 @@ def run(args) -> int:
         jobs=args.jobs, chunk=args.chunk, scheduler=args.scheduler, baseline=args.baseline,
         confidence=args.confidence, faults=args.faults,
         faults_file=None if args.faults_file is None else str(args.faults_file), cycle=args.cycle,
-        samples=args.samples)
+        samples=args.samples, hardening=hardening)
     check_fault_options(spec)  # options that do not go with the faults, before the site list is read
     if args.sites:
         spec = dataclasses.replace(spec, sites=tuple(read_site_list(args.sites, space).tolist()))

@@ -18,27 +18,39 @@ class LevelError(ValueError):
     """A level name that is not in the registry."""
 
 
-def _software(bundle, jobs):
+def _software(bundle, jobs, hardening=None):
     from fkhw.levels.software import SoftwareLevel
 
-    return SoftwareLevel(bundle.ir)
+    if hardening is None:
+        return SoftwareLevel(bundle.ir)
+    return SoftwareLevel(bundle.ir, protect=hardening.protect, refresh=hardening.refresh)
 
 
-def _hls(bundle, jobs):
+def _hls(bundle, jobs, hardening=None):
     from fkhw.levels.hls import HlsLevel
 
+    if hardening is not None:
+        raise LevelError("--level hls: the C-sim has no replica flip-flops; run a hardened design (--tmr) at the "
+                         "software, rtl or netlist level")
     return HlsLevel.for_bundle(bundle, jobs=jobs)
 
 
-def _rtl(bundle, jobs):
+def _rtl(bundle, jobs, hardening=None):
     from fkhw.levels.rtl import RtlLevel
 
-    return RtlLevel.for_bundle(bundle, jobs=jobs)
+    if hardening is None:
+        return RtlLevel.for_bundle(bundle, jobs=jobs)
+    from fkhw.tmr.harden import harden
+
+    return RtlLevel(bundle.ir, jobs=jobs or 1, design=harden(bundle.ir, hardening.protect, refresh=hardening.refresh))
 
 
-def _netlist(bundle, jobs):
+def _netlist(bundle, jobs, hardening=None):
     from fkhw.levels.rtl import netlist_level
 
+    if hardening is not None:
+        raise LevelError("--level netlist with --tmr: the hardened netlist is proven by `fkhw tmr --gate-level`; "
+                         "run hardened campaigns at the software or rtl level")
     return netlist_level(bundle.ir, jobs=jobs or 1)
 
 
@@ -68,7 +80,7 @@ def parameter_upsets(fs, space) -> str | None:
 @dataclass(frozen=True)
 class LevelEntry:
     name: str
-    factory: Callable  # (bundle, jobs) -> level
+    factory: Callable  # (bundle, jobs, hardening=None) -> level
     # (FaultSet, FlipFlopSpace) -> None, or why the level cannot run it; kept here, next to the
     # factory, so the campaign asks before it builds anything
     cannot_run: Callable = any_fault
@@ -88,10 +100,11 @@ def level_entry(name: str) -> LevelEntry:
     return LEVELS[name]
 
 
-def make_level(name: str, bundle, jobs: int | None = None):
+def make_level(name: str, bundle, jobs: int | None = None, hardening=None):
     """The level ``name`` for a model bundle (``jobs``: its own parallelism;
-    a campaign's executor parallelises across levels, so it passes 1)."""
-    return level_entry(name).factory(bundle, jobs)
+    a campaign's executor parallelises across levels, so it passes 1);
+    ``hardening`` (fkhw.faults.Hardening): the selectively hardened design."""
+    return level_entry(name).factory(bundle, jobs, hardening)
 
 
 def run_faults(level, fs, inputs):
