@@ -36,6 +36,10 @@ def add_arguments(p):
     p.add_argument("--tmr-threshold", type=EMD_NORM, default=1.05, metavar="T",
                    help="protect bits with emd_norm > T (default 1.05; see README on the choice)")
     p.add_argument("--no-synth", action="store_true", help="skip Yosys synthesis (area table)")
+    p.add_argument("--no-rates", action="store_true", help="skip the failure-rate step (fkhw rate)")
+    p.add_argument("--check-rtl", type=POSITIVE, default=500, metavar="N",
+                   help="accumulated-upset scenarios of the rate Monte Carlo replayed on the plain and hardened RTL "
+                        "(default 500)")
     p.add_argument("--fresh", action="store_true",
                    help="replace campaigns already in --out that ran with other arguments (default: refuse them)")
     p.add_argument("--gate-level", action="store_true",
@@ -85,7 +89,7 @@ def run(args) -> int:
         check_out_dir(args.out)
     charges = load_charges(args.data)  # a bad --data is refused before anything is built
     tmr_counts = None if args.tmr_inputs == "auto" else args.tmr_inputs
-    steps = Steps(11 if args.gate_level else 10)
+    steps = Steps(12 if args.gate_level else 11) if args.no_rates else Steps(13 if args.gate_level else 12)
     steps.start(f"model {args.model}: integer IR and fault sites")
     bundle = load_model(args.model)
     bundle.require_decoder()
@@ -200,6 +204,28 @@ def run(args) -> int:
         summary["rtl"]["synthesis"] = report
     steps.done(f"{out / 'tmr'}")
 
+    steps.start("every flip-flop: fault kinds on the plain and the selectively hardened design (software engine)")
+    risk = _every_flip_flop(bundle, out, common, args, rule)
+    summary["risk"] = {"dir": str(out / "faults"), "rows": risk}
+    steps.done(f"{out / 'faults'}: risk.md, risk.png; " + "; ".join(
+        f"{r['design']} {r['kind']} {r['class']}: {100 * r['fraction']:.2f}%" for r in risk
+        if r["class"] in ("param", "pipeline", "control", "replica", "param+replica")))
+
+    if not args.no_rates:
+        steps.start(f"failure rates vs scrub interval (fkhw rate), {args.check_rtl} scenarios replayed on the RTL")
+        from fkhw.rate_flow import run_rate
+        from fkhw.rates import DEFAULT_FLUX, DEFAULT_SIGMA, Environment, parse_duration
+        from fkhw.rate_flow import DEFAULT_SCRUBS
+
+        rate = run_rate(sw_dir, out / "rate", Environment(DEFAULT_FLUX, DEFAULT_SIGMA),
+                        [parse_duration(d) for d in DEFAULT_SCRUBS], 1e-3, tmr=out / "tmr",
+                        transients=out / "faults" / "plain" / "pipeline", check_rtl=args.check_rtl,
+                        jobs=args.jobs or 1, log=lambda msg: print(f"      {msg}", flush=True))
+        summary["rate"] = {"dir": str(out / "rate"), "rtl_check": rate.get("rtl_check"),
+                           "longest_scrub_interval_s": {k: d["longest_scrub_interval_s"]
+                                                        for k, d in rate["designs"].items()}}
+        steps.done(f"{out / 'rate'}: rate.json, rate.png")
+
     steps.start("summary")
     print_summary(res_sw.summary, sw_dir)
     print(f"RTL campaign: {rtl_dir}; agreement software vs RTL: {len(ag.disagreeing_sites)} disagreeing sites "
@@ -214,6 +240,33 @@ def run(args) -> int:
     (out / "sim_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     steps.done(f"all artifacts under {out}/ (sim_summary.json)")
     return 0 if not ag.disagreeing_sites else 1
+
+
+def _every_flip_flop(bundle, out: Path, common: dict, args, rule) -> list:
+    """Campaigns of every fault kind on the plain design and on the one the
+    TMR step hardened (software engine, the campaign's modules), and the table
+    and figure of the risk left by class (fkhw.risk)."""
+    from fkhw.campaign import CampaignSpec, hardening_from_map, run_campaign
+    from fkhw.risk import rows_of, write_risk
+
+    threshold = rule.value if rule.kind == "threshold" else 1.05
+    hard = hardening_from_map(out / "tmr", bundle)
+    plan = [("plain", None, k) for k in ("seu", "mbu:2", "pipeline", "accumulate:4")]
+    plan += [("selective", hard, k) for k in ("seu", "mbu:2", "accumulate:4", "replicas", "replica-pairs")]
+    rows = []
+    for design, hardening, kind in plan:
+        folder = out / "faults" / design / kind.replace(":", "_")
+        spec = CampaignSpec(args.model, level="software", faults=kind, hardening=hardening,
+                            thresholds=tuple(sorted({1.0, 1.01, 1.05, 1.1, threshold})), **common)
+        run_campaign(spec, bundle, folder, fresh=args.fresh, quiet=True)
+        rows += rows_of(folder, design, threshold)
+        if kind == "pipeline":  # pipeline and control flip-flops are not triplicated: the same faults, the same rows
+            rows += [{**r, "design": "selective"} for r in rows_of(folder, "plain", threshold)]
+    kinds = [k for _, _, k in plan]
+    rows.sort(key=lambda r: (kinds.index(r["kind"]), r["class"], ("plain", "selective").index(r["design"])))
+    write_risk(rows, out / "faults", threshold, f"{bundle.name}: where the risk sits, plain vs selective TMR "
+                                                f"({len(hard.protect)} bits triplicated)")
+    return rows
 
 
 def _gate_level(steps, ir, out, all_rows, want, summary) -> None:
