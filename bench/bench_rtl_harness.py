@@ -78,7 +78,7 @@ def build_harness(design, root: Path, public: bool) -> tuple:
     for name in sorted(design.files):
         h.update(name.encode() + b"\0" + design.files[name].encode() + b"\0")
     h.update(HARNESS_CPP.read_bytes())
-    h.update(json.dumps([VERILATOR_ARGS, MAKE_VARS, public, verilator_version()]).encode())
+    h.update(json.dumps([VERILATOR_ARGS, MAKE_VARS, public and PUBLIC_VLT, verilator_version()]).encode())
     d = root / h.hexdigest()[:16]
     out = d / "obj" / "fkhw_harness"
     if out.is_file():
