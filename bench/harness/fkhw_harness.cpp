@@ -10,6 +10,12 @@
 // fkhw_harness_design.h, written by bench_rtl_harness.py from the RTL
 // metadata (fkhw_encoder.json).
 //
+// With FKHW_DEPOSIT_PORT defined the top is instead a wrapper (written by the
+// bench) whose always block writes dep_val into register dep_addr's `mem`
+// by hierarchical reference at a clock edge when dep_en is 1: the upset is
+// still a write into the flip-flops at a chosen cycle, made from HDL, so the
+// memories stay private; the restore then takes one more clock.
+//
 // Site numbering is fkhw's (fkhw.sites): site = site_offset + index*bits + bit
 // with bit 0 = MSB, i.e. Verilog bit bits-1-bit of mem[index].
 //
@@ -115,7 +121,7 @@ int main(int argc, char** argv) {
     auto top = std::make_unique<Vfkhw_encoder>(ctx.get());
     std::vector<RegFile> rfs;
 #define FKHW_REGFILE(inst, site_offset, count, bits) \
-    rfs.push_back(regfile(site_offset, count, bits, top->rootp->fkhw_encoder__DOT__##inst##__DOT__mem));
+    rfs.push_back(regfile(site_offset, count, bits, top->rootp->FKHW_MEM(inst)));
     FKHW_REGFILES(FKHW_REGFILE)
 #undef FKHW_REGFILE
     const long n_sites = rfs.back().site_offset + long(rfs.back().count) * rfs.back().bits;
@@ -136,6 +142,9 @@ int main(int argc, char** argv) {
     top->rst = 1;
     top->cfg_we = 0;
     top->in_valid = 0;
+#ifdef FKHW_DEPOSIT_PORT
+    top->dep_en = 0;
+#endif
     top->eval();
     tick();
     tick();
@@ -159,6 +168,8 @@ int main(int argc, char** argv) {
     const double load_s = seconds_since(t0);
 
     // per site: deposit, N vectors at II = 1, LATENCY-1 more clocks to drain, restore
+    std::vector<int> first_reg;  // register address of each register file's mem[0]
+    for (size_t j = 0; j < rfs.size(); ++j) first_reg.push_back(j ? first_reg[j - 1] + rfs[j - 1].count : 0);
     std::vector<uint32_t> out(size_t(hi - lo) * n_vec * OUT_WORDS);
     uint32_t* o = out.data();
     const long lat = FKHW_LATENCY;
@@ -171,10 +182,20 @@ int main(int argc, char** argv) {
         const int index = int((s - rf.site_offset) / rf.bits);
         const int bit = int((s - rf.site_offset) % rf.bits);
         const uint32_t golden = rf.read(index);
-        rf.write(index, golden ^ (1u << (rf.bits - 1 - bit)));  // the upset
+        const uint32_t upset = golden ^ (1u << (rf.bits - 1 - bit));
+#ifdef FKHW_DEPOSIT_PORT
+        top->dep_en = 1;  // lands at the edge that samples vector 0
+        top->dep_addr = first_reg[k] + index;
+        top->dep_val = upset;
+#else
+        rf.write(index, upset);  // the upset
+#endif
         for (long c = 0; c < n_vec + lat - 1; ++c) {
             if (c < n_vec) put(top->in_data, &stim[size_t(c) * IN_WORDS]);
             tick();
+#ifdef FKHW_DEPOSIT_PORT
+            top->dep_en = 0;
+#endif
             if (c >= lat - 1) {  // the output of vector c-(LATENCY-1) left the last stage at this edge
                 if (!top->out_valid) {
                     std::fprintf(stderr, "fkhw_harness: out_valid low at clock %ld of site %ld\n", c, s);
@@ -184,7 +205,14 @@ int main(int argc, char** argv) {
                 o += OUT_WORDS;
             }
         }
+#ifdef FKHW_DEPOSIT_PORT
+        top->dep_en = 1;  // scrub
+        top->dep_val = golden;
+        tick();
+        top->dep_en = 0;
+#else
         rf.write(index, golden);  // scrub
+#endif
     }
     const double run_s = seconds_since(t1);
 
