@@ -21,8 +21,8 @@ Figures printed (all measured in this run):
 - agreement: (site, input) pairs where the harness differs from fkhw's
   software level (must be 0), and from the fkhw campaign's outputs.npz;
 - `fkhw campaign --model econt-bol --level rtl --out DIR --jobs 2`: run once
-  to warm the Verilator build cache, then timed on a fresh --out: wall time
-  and injections/s, and the ratio harness (2 processes) / campaign.
+  to warm the Verilator build cache, then timed on a fresh --out: wall time,
+  injections/s and CPU seconds, and the ratio harness (2 processes) / campaign.
 Target (issue 14): the campaign within 3x of the 2-process harness.
 """
 
@@ -276,12 +276,16 @@ def main() -> int:
 
         base = fkhw_cmd("campaign", "--model", MODEL, "--level", "rtl", "--jobs", "2")
         warm, _, _ = run_timed(base + ["--out", str(data / "warm")])
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         wall, _, _ = run_timed(base + ["--out", str(data / "timed")])
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        camp_cpu = cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime
         camp, camp_inputs = campaign_outputs(data / "timed", n_sites)
         same_inputs = np.array_equal(camp_inputs, inputs)
         bad = int((camp != harness_out).any(axis=2).sum()) if same_inputs else -1
         print(f"fkhw campaign --level rtl --jobs 2: {wall:6.2f} s wall (build cached; the warm-up run took "
-              f"{warm:.1f} s), {n_sites / wall:8.0f} injections/s")
+              f"{warm:.1f} s), {n_sites / wall:8.0f} injections/s, CPU {camp_cpu:.1f} s (with its workers and "
+              f"simulators) = {camp_cpu / cpus['private', 2]:.1f}x the 2-process harness's")
         print(f"  mismatching (site, input) pairs vs the harness: {bad}"
               + ("" if same_inputs else " (the campaign chose other inputs!)"))
         ratio = rates["private", 2] / (n_sites / wall)
