@@ -22,17 +22,35 @@ module fkhw_regfile #(
     output wire [DEPTH*WIDTH-1:0] q
 );
 
-    reg [WIDTH-1:0] mem [0:DEPTH-1];
+    // One indexed write instead of one address compare per register (DEPTH
+    // compares per clock cost a simulator about as much as the datapath).
+    // offset wraps below BASE to at least 2**ADDRW - BASE >= DEPTH, so one
+    // compare checks both ends of the range.
+    localparam integer IW = (DEPTH > 1) ? $clog2(DEPTH) : 1;  // register index bits (<= ADDRW)
+    localparam [ADDRW-1:0] FIRST = BASE[ADDRW-1:0];
+
+    (* mem2reg *) reg [WIDTH-1:0] mem [0:DEPTH-1];
+
+    wire [ADDRW-1:0] offset = cfg_addr - FIRST;
+    wire             hit;
+    generate
+        if (DEPTH < (1 << ADDRW)) begin : g_range
+            localparam [ADDRW-1:0] COUNT = DEPTH[ADDRW-1:0];
+            assign hit = cfg_we && (offset < COUNT);
+        end else begin : g_all  // one register file holds the whole address space
+            assign hit = cfg_we;
+        end
+    endgenerate
+
+    always @(posedge clk) begin
+        if (hit) begin
+            mem[offset[IW-1:0]] <= cfg_data;
+        end
+    end
 
     genvar i;
     generate
         for (i = 0; i < DEPTH; i = i + 1) begin : g_reg
-            localparam integer ADDR = BASE + i;
-            always @(posedge clk) begin
-                if (cfg_we && (cfg_addr == ADDR[ADDRW-1:0])) begin
-                    mem[i] <= cfg_data;
-                end
-            end
             assign q[i*WIDTH +: WIDTH] = mem[i];
         end
     endgenerate
