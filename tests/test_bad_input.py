@@ -61,6 +61,7 @@ OUT_CASES = [
     ("rtl", ("--model", "{model}"), "folder"),
     ("agree", ("--a", "{camp}", "--b", "{camp}"), "file"),
     ("tmr", ("--campaign", "{camp}", "--no-synth", "--no-prove"), "folder"),
+    ("rate", ("--campaign", "{camp}"), "folder"),
     ("sim", ("--model", "{model}", "--inputs", INPUTS, "--no-synth"), "folder"),
 ]
 
@@ -245,6 +246,18 @@ CASES = _out_cases() + SEED_CASES + [
     Case("tmr", "csv-cut", ("--campaign", "{csv_cut}", "--out", "{ws}/new"), "{csv_cut}/campaign.csv"),
     Case("tmr", "csv-nan", ("--campaign", "{csv_nan}", "--out", "{ws}/new"), "emd_norm is not finite"),
     Case("tmr", "outputs-cut", ("--campaign", "{npz_cut}", "--out", "{ws}/new"), "{npz_cut}/outputs.npz: damaged"),
+    # -- rate
+    Case("rate", "flux-zero", ("--campaign", "{camp}", "--flux", "0", "--out", "{ws}/new"), "--flux 0"),
+    Case("rate", "sigma-negative", ("--campaign", "{camp}", "--sigma=-1e-14", "--out", "{ws}/new"), "--sigma -1e-14"),
+    Case("rate", "target-one", ("--campaign", "{camp}", "--target", "1", "--out", "{ws}/new"), "--target 1"),
+    Case("rate", "scrub-zero", ("--campaign", "{camp}", "--scrub", "1s,0min", "--out", "{ws}/new"),
+         "a scrub interval must be positive, got '0min'"),
+    Case("rate", "campaign-of-another-kind", ("--campaign", "{faults_camp}", "--out", "{ws}/new"),
+         "--campaign {faults_camp}: a pipeline campaign"),
+    Case("rate", "tmr-of-another-model", ("--campaign", "{camp}", "--tmr", "{foreign_map}", "--out", "{ws}/new"),
+         "the map is for model other"),
+    Case("rate", "transients-not-pipeline", ("--campaign", "{camp}", "--transients", "{camp}", "--out", "{ws}/new"),
+         "--transients {camp}: not a pipeline campaign"),
     Case("tmr", "campaign-of-another-kind", ("--campaign", "{faults_camp}", "--out", "{ws}/new"),
          "--campaign {faults_camp} is a --faults pipeline campaign"),
     Case("tmr", "jobs-zero", ("--campaign", "{camp}", "--jobs", "0", "--out", "{ws}/new"), "--jobs 0"),
@@ -431,6 +444,11 @@ def ws(small_model_dir, tmp_path_factory, servers):
         p[name].write_text(text)
     p["json_faults"] = root / "faults.json"
     p["json_faults"].write_text('[{"fault": 0, "upsets": [[1, 0]]')
+    p["foreign_map"] = root / "foreign_map"
+    p["foreign_map"].mkdir()
+    (p["foreign_map"] / "tmr_map.json").write_text(json.dumps({
+        "model": "other", "model_digest": "0123456789abcdef", "rule": {"kind": "threshold", "value": 1.05},
+        "campaign": "", "campaign_level": "software", "entries": [], "totals": {"all_bits": 1}}))
     p["file"] = root / "a_file.txt"
     p["file"].write_text("not a folder\n")
     p["under"] = p["file"] / "sub"
