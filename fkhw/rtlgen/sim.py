@@ -37,6 +37,7 @@ REPO = Path(fkhw.__file__).resolve().parents[1]
 TB_DIR = REPO / "rtl_tb"
 TB_HDL = TB_DIR / "hdl" / "fkhw_tb.v"
 TB_VLT = TB_DIR / "hdl" / "fkhw_tb.vlt"
+TB_VLT_PIPE = TB_DIR / "hdl" / "fkhw_tb_pipe.vlt"  # builds that upset pipeline/control flip-flops
 TB_TOP = "fkhw_tb"
 TB_MODULE = "test_encoder"
 CLOCK_NS = 10
@@ -47,7 +48,7 @@ BUILD_ARGS = ["--no-public-flat-rw", "--timing", "-CFLAGS", "-std=c++20", "-Wno-
               "--x-assign", "fast", "--x-initial", "fast"]
 # the wheel's verilated.mk leaves the precompiled-header include flag empty
 MAKE_VARS = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-Og OPT_SLOW=-O0 OPT_GLOBAL=-O1"
-BUILD_VERSION = 1  # bump when the build recipe changes
+BUILD_VERSION = 2  # bump when the build recipe changes
 
 
 class RtlSimError(RuntimeError):
@@ -74,20 +75,21 @@ class SimBuild:
     sim_dir: Path
     meta: dict
     seconds: float  # build time (0 when reused from the cache)
+    pipeline: bool = False  # pipeline data and valid registers are public (can be upset)
 
     @property
     def latency(self) -> int:
         return int(self.meta["latency"])
 
 
-def _tb_files() -> list:
+def _tb_files(pipeline: bool = False) -> list:
     if not TB_HDL.is_file() or not TB_VLT.is_file() or not (TB_DIR / f"{TB_MODULE}.py").is_file():
         raise RtlSimError(f"the cocotb testbench is missing: expected {TB_HDL}, {TB_VLT} and "
                           f"{TB_DIR / (TB_MODULE + '.py')} (fkhw must run from its source tree for RTL simulation)")
-    return [TB_HDL, TB_VLT]
+    return [TB_HDL, TB_VLT] + ([TB_VLT_PIPE] if pipeline else [])
 
 
-def _key(rtl_dir: Path) -> str:
+def _key(rtl_dir: Path, pipeline: bool = False) -> str:
     """Content hash of the build. Line comments of the generated RTL are left
     out, so models that differ only in their weights (econt-bol, econt-eol:
     the header names the model) share one build: weights are loaded at run
@@ -95,15 +97,18 @@ def _key(rtl_dir: Path) -> str:
     h = hashlib.sha256()
     for p in sorted(rtl_dir.glob("*.v")) + sorted(rtl_dir.glob("*.vh")) + sorted(rtl_dir.glob("*.vlt")):
         h.update(p.name.encode() + b"\0" + re.sub(rb"//[^\n]*", b"", p.read_bytes()) + b"\0")
-    for p in _tb_files():
+    for p in _tb_files(pipeline):
         h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
     h.update(json.dumps([BUILD_ARGS, MAKE_VARS, BUILD_VERSION, MAX_VECTORS, verilator_version()]).encode())
     return h.hexdigest()[:16]
 
 
-def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=None) -> SimBuild:
+def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=None, pipeline: bool = False) -> SimBuild:
     """Compile the testbench around the Verilog in ``rtl_dir`` (reused when
-    an identical build exists). Raises RtlBuildError with the log tail."""
+    an identical build exists). ``pipeline``: also make the pipeline data and
+    valid registers public (fkhw_tb_pipe.vlt), so they can be upset; a build
+    of its own, since public registers slow every clock down. Raises
+    RtlBuildError with the log tail."""
     rtl_dir = Path(rtl_dir).resolve()
     if not (rtl_dir / f"{TOP}.v").is_file() and not (rtl_dir / f"{TOP}_netlist.v").is_file():
         raise RtlBuildError(f"{rtl_dir}: no {TOP}.v (generate it with `fkhw rtl`) or {TOP}_netlist.v")
@@ -115,7 +120,7 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
         raise RtlSimError("building the Verilator model needs `make` and a C++ compiler (g++) on PATH")
     meta = json.loads((rtl_dir / META_FILE).read_text()) if (rtl_dir / META_FILE).is_file() else {}
     root = Path(root) if root is not None else default_root()
-    key = _key(rtl_dir)
+    key = _key(rtl_dir, pipeline)
     base = root / key
     sim_dir = base / "sim"
     stamp = base / "built.json"
@@ -123,7 +128,7 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
     with open(base / ".lock", "w") as lockf:
         fcntl.flock(lockf, fcntl.LOCK_EX)
         if stamp.is_file() and (sim_dir / TB_TOP).is_file():
-            return SimBuild(key, base / "rtl", sim_dir, meta, 0.0)
+            return SimBuild(key, base / "rtl", sim_dir, meta, 0.0, pipeline)
         t0 = time.time()
         if log:
             log(f"building the Verilator model (cached in {base}) ...")
@@ -131,7 +136,8 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
         shutil.copytree(rtl_dir, base / "rtl")
         shutil.rmtree(sim_dir, ignore_errors=True)
         logfile = base / "build.log"
-        cmd = [sys.executable, "-m", "fkhw.rtlgen.sim", "build", str(base / "rtl"), str(sim_dir)]
+        cmd = [sys.executable, "-m", "fkhw.rtlgen.sim", "build", str(base / "rtl"), str(sim_dir)] + \
+            (["pipeline"] if pipeline else [])
         runtime = root / "_runtime" / hashlib.sha256(
             json.dumps([BUILD_ARGS, MAKE_VARS, verilator_version()]).encode()).hexdigest()[:16]
         _reuse_runtime(runtime, sim_dir)
@@ -146,7 +152,7 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
         secs = time.time() - t0
         _save_runtime(sim_dir, runtime)
         stamp.write_text(json.dumps({"key": key, "seconds": secs, "verilator": verilator_version()}))
-        return SimBuild(key, base / "rtl", sim_dir, meta, secs)
+        return SimBuild(key, base / "rtl", sim_dir, meta, secs, pipeline)
 
 
 def _reuse_runtime(runtime: Path, sim_dir: Path) -> None:
@@ -244,10 +250,49 @@ def unpack_hex(lines: list, n: int, width: int, signed: bool) -> np.ndarray:
 
 # --- running -------------------------------------------------------------------
 
+@dataclass(frozen=True, eq=False)
+class Deposits:
+    """What cocotb writes into the flip-flops, frame by frame.
+
+    ``targets``: registers by name, ``[instance, register, index]`` =
+    ``u_enc.<instance>.<register>[index]`` (instance "": a net of the top;
+    index -1: no index); ``golden``: per target, the value a restore writes.
+    Events (one row each): at ``cycle`` of ``frame`` (right after that rising
+    edge; the cycle may run past the frame's period for flip-flops of later
+    stages) invert ``bit`` of target ``target`` (read, invert, write), or with
+    bit -1 write its golden value (a scrub). At one cycle inversions come
+    before restores."""
+
+    targets: list
+    golden: list
+    frame: np.ndarray
+    cycle: np.ndarray
+    target: np.ndarray
+    bit: np.ndarray
+
+    @staticmethod
+    def none() -> "Deposits":
+        z = np.zeros(0, dtype=np.int64)
+        return Deposits([], [], z, z, z, z)
+
+
+@dataclass(frozen=True, eq=False)
+class FrameOutputs:
+    """Every output slot that differs from a fault-free encoder: window
+    slots whose valid is not 1 or whose data is not the golden output, drain
+    slots whose valid is not 0. Every slot not listed equals ``gold``."""
+
+    frame: np.ndarray  # (L,)
+    slot: np.ndarray  # (L,) 0 .. period-1
+    valid: np.ndarray  # (L,) bool
+    data: np.ndarray  # (L, n_out) codes
+    tmr_err: np.ndarray | None  # (frames, 2) bool: tmr_err at edge 0 of the frame (pre), seen after it (post)
+
+
 @dataclass
 class Job:
     directory: Path
-    injections: list  # [instance, index, deposit value, register address]
+    n_frames: int
     proc: subprocess.Popen | None = None
     started: float = 0.0
 
@@ -260,40 +305,39 @@ def _write_common(work: Path, meta: dict, stim: np.ndarray, gold: np.ndarray, we
     (work / "fkhw_weights.hex").write_text("\n".join(pack_hex(weights.reshape(-1, 1), dw)) + "\n")
 
 
+def _job_events(dep: Deposits, lo: int, hi: int, period: int) -> dict:
+    """The events of frames lo..hi-1 as the cocotb test reads them: global
+    cycles from run edge 0 of the job, sorted, inversions before restores."""
+    sel = (dep.frame >= lo) & (dep.frame < hi)
+    g = (dep.frame[sel] - lo) * period + dep.cycle[sel]
+    bit, tgt = dep.bit[sel], dep.target[sel]
+    order = np.lexsort((bit < 0, g))
+    return {"cycle": g[order].tolist(), "target": tgt[order].tolist(), "bit": bit[order].tolist()}
+
+
 def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, weights: np.ndarray,
-               injections: list, n_pre: int, jobs: int = 1, timeout: float | None = None,
-               progress=None, hang: bool = False, flags_out: dict | None = None) -> tuple:
-    """Run ``len(injections)`` frames (one frame with no upset if the list is
-    empty) split over ``jobs`` simulator processes.
-
-    Returns (recorded, pre_err): recorded is (frames, n_vec + LATENCY - 2,
-    n_out) output codes from the upset cycle on; pre_err counts pre-upset
-    outputs that differed from ``gold``.
-
-    An injection is [instance, index, value, address] (deposit into
-    ``<instance>.mem[index]``) or, for a hardened design, [instance, index,
-    value, address, [replica memories]]. For a hardened design (one with a
-    ``tmr`` section in its metadata) ``flags_out``, if given, receives
-    ``tmr_err_pre`` and ``tmr_err_post``: (frames,) bool arrays, whether
-    tmr_err was 1 before the upset cycle / from it until the scrub.
-    """
+               n_frames: int, period: int, deposits: Deposits, jobs: int = 1, timeout: float | None = None,
+               progress=None, hang: bool = False) -> FrameOutputs:
+    """Run ``n_frames`` frames of ``period`` clocks (the N = len(stim) window
+    vectors, then period - N drain slots) with ``deposits``, split over
+    ``jobs`` simulator processes (contiguous blocks of frames)."""
     meta = sb.meta
     n_vec = int(stim.shape[0])
     if n_vec > MAX_VECTORS:
         raise RtlSimError(f"{n_vec} input vectors per frame: the testbench holds at most {MAX_VECTORS}")
-    lat = sb.latency
-    if n_pre < lat - 1:
-        raise RtlSimError(f"n_pre={n_pre} must be at least LATENCY-1={lat - 1} to check pre-upset outputs")
+    if not n_vec <= period:
+        raise RtlSimError(f"a frame of {period} clocks cannot stream {n_vec} vectors")
+    n_frames = max(1, int(n_frames))
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     _write_common(work, meta, stim, gold, weights)
-    frames = injections if injections else [None]
-    jobs = max(1, min(int(jobs), len(frames)))
-    bounds = np.linspace(0, len(frames), jobs + 1).astype(int)
-    per_frame_cycles = n_pre + n_vec + lat + 3
+    jobs = max(1, min(int(jobs), n_frames))
+    bounds = np.linspace(0, n_frames, jobs + 1).astype(int)
     if timeout is None:
-        # generous: 60 s start-up + 20 us per simulated clock per process
-        timeout = 60 + 2e-5 * per_frame_cycles * (bounds[1] - bounds[0]) + 1e-3 * sb.meta.get("n_registers", 0)
+        # generous: 60 s start-up + 40 us per simulated clock and 1 ms per deposit, per process
+        per_job = max(np.diff(bounds))
+        timeout = (60 + 4e-5 * period * per_job + 1e-3 * deposits.frame.size / jobs
+                   + 1e-3 * sb.meta.get("n_registers", 0))
     job_list = []
     for j in range(jobs):
         d = work / f"job{j}"
@@ -301,12 +345,12 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
         d.mkdir()
         for name in ("fkhw_stim.hex", "fkhw_gold.hex", "fkhw_weights.hex"):
             os.symlink(work / name, d / name)
-        inj = frames[bounds[j]:bounds[j + 1]]
+        lo, hi = int(bounds[j]), int(bounds[j + 1])
         (d / "job.json").write_text(json.dumps({
-            "n_vec": n_vec, "n_pre": int(n_pre), "n_frames": len(inj),
-            "injections": [x for x in inj if x is not None], "progress": str(d / "progress"),
-            "result": str(d / "result.json"), "hang": bool(hang)}))
-        job_list.append(Job(d, inj))
+            "n_vec": n_vec, "period": int(period), "n_frames": hi - lo, "targets": deposits.targets,
+            "golden": [int(v) for v in deposits.golden], **_job_events(deposits, lo, hi, period),
+            "progress": str(d / "progress"), "result": str(d / "result.json"), "hang": bool(hang)}))
+        job_list.append(Job(d, hi - lo))
     t0 = time.time()
     env = tool_env()
     for job in job_list:
@@ -335,36 +379,34 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
         for jb in job_list:
             if jb.proc is not None and jb.proc.poll() is None:
                 _kill(jb.proc)
-    recorded, pre_err, flags = [], 0, []
-    n_out = meta["ports"]["out_data"]["elements"]
-    ew = meta["ports"]["out_data"]["element_bits"]
-    signed = meta["ports"]["out_data"]["signed"]
-    n_rec = n_pre + n_vec - max(0, n_pre + 2 - lat)
-    for jb in job_list:
+    pout = meta["ports"]["out_data"]
+    frames, slots, valid, lines, flags = [], [], [], [], []
+    for jb, lo in zip(job_list, bounds[:-1]):
         res_path = jb.directory / "result.json"
         if jb.proc.returncode != 0 or not res_path.is_file():
             raise RtlSimError(f"the RTL simulation failed (exit code {jb.proc.returncode}; log "
                               f"{jb.directory / 'sim.log'}):\n{_tail(jb.directory / 'sim.log')}")
         res = json.loads(res_path.read_text())
-        pre_err += int(res["pre_err"])
-        lines = (jb.directory / "fkhw_out.hex").read_text().split()
-        if len(lines) != len(jb.injections) * n_rec:
-            raise RtlSimError(f"{jb.directory}: {len(lines)} recorded outputs, expected "
-                              f"{len(jb.injections)} frames x {n_rec}")
-        recorded.append(unpack_hex(lines, n_out, ew, signed).reshape(len(jb.injections), n_rec, n_out))
+        tok = np.array((jb.directory / "fkhw_diff.txt").read_text().split(), dtype=object).reshape(-1, 4)
+        if tok.shape[0] != int(res["n_diff"]):
+            raise RtlSimError(f"{jb.directory}: {tok.shape[0]} differing outputs written, the testbench counted "
+                              f"{res['n_diff']}")
+        frames.append(tok[:, 0].astype(np.int64) + lo)
+        slots.append(tok[:, 1].astype(np.int64))
+        valid.append(tok[:, 2].astype(np.int64) == 1)
+        lines += tok[:, 3].tolist()
         if "tmr" in meta:
             err_file = jb.directory / "fkhw_tmr_err.txt"
             vals = np.array(err_file.read_text().split() if err_file.is_file() else [], dtype=np.int64)
-            if vals.size != 2 * len(jb.injections):
-                raise RtlSimError(f"{err_file}: {vals.size // 2} tmr_err records, expected {len(jb.injections)} "
+            if vals.size != 2 * jb.n_frames:
+                raise RtlSimError(f"{err_file}: {vals.size // 2} tmr_err records, expected {jb.n_frames} "
                                   "(was the testbench built with FKHW_TMR?)")
             flags.append(vals.reshape(-1, 2).astype(bool))
     if progress is not None:
-        progress(len(injections))
-    if flags_out is not None and flags:
-        both = np.concatenate(flags, axis=0)
-        flags_out["tmr_err_pre"], flags_out["tmr_err_post"] = both[:, 0], both[:, 1]
-    return np.concatenate(recorded, axis=0), pre_err
+        progress(n_frames)
+    data = unpack_hex(lines, pout["elements"], pout["element_bits"], pout["signed"])
+    return FrameOutputs(np.concatenate(frames), np.concatenate(slots), np.concatenate(valid), data,
+                        np.concatenate(flags, axis=0) if flags else None)
 
 
 def _progress(job: Job) -> int:
@@ -404,12 +446,13 @@ def _main_touch(sim_dir: str) -> int:
     return 0
 
 
-def _main_build(rtl_dir: str, sim_dir: str) -> int:
+def _main_build(rtl_dir: str, sim_dir: str, pipeline: bool = False) -> int:
     rtl = Path(rtl_dir)
     from cocotb_tools.runner import VerilatorControlFile
 
     # a design may bring its own Verilator control file (a netlist: which nets are public)
-    sources = (sorted(str(p) for p in rtl.glob("*.v")) + [str(TB_HDL), VerilatorControlFile(str(TB_VLT))]
+    sources = (sorted(str(p) for p in rtl.glob("*.v")) + [str(TB_HDL)]
+               + [VerilatorControlFile(str(p)) for p in _tb_files(pipeline)[1:]]
                + [VerilatorControlFile(str(p)) for p in sorted(rtl.glob("*.vlt"))])
     runner = _build_runner()
     runner.build(sources=sources, includes=[str(rtl)], hdl_toplevel=TB_TOP, build_dir=sim_dir,
@@ -434,8 +477,8 @@ def _main_run(sim_dir: str, job_dir: str) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "build":
-        sys.exit(_main_build(sys.argv[2], sys.argv[3]))
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "build":
+        sys.exit(_main_build(sys.argv[2], sys.argv[3], sys.argv[4:] == ["pipeline"]))
     if len(sys.argv) == 3 and sys.argv[1] == "touch":
         sys.exit(_main_touch(sys.argv[2]))
     if len(sys.argv) == 4 and sys.argv[1] == "run":
