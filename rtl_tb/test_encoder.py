@@ -38,7 +38,7 @@ def _target(dut, inst: str, reg: str, idx: int):
 
 async def _run(dut, job: dict) -> dict:
     handles = [_target(dut, *t) for t in job["targets"]]
-    golden = job["golden"]
+    golden, check = job["golden"], job["check"]
     cycles, targets, bits = job["cycle"], job["target"], job["bit"]
     period = int(job["period"])
     dut.n_vec.value = int(job["n_vec"])
@@ -51,6 +51,12 @@ async def _run(dut, job: dict) -> dict:
         await RisingEdge(dut.done)
     await RisingEdge(dut.running)  # one edge before run edge 0
     progress = job.get("progress")
+    # what each parameter register should hold (golden, then the deposits
+    # made since its last restore): every read is checked on the bits of
+    # ``check`` (a replica's unprotected bits are not loaded), so a restore
+    # that went missing or hit the wrong register is seen
+    expect = list(golden)
+    state_err = 0
     now, i, n, reported = 0, 0, len(cycles), 0
     while i < n:
         c = cycles[i]
@@ -67,20 +73,31 @@ async def _run(dut, job: dict) -> dict:
             i += 1
         for k, m in masks.items():
             h = handles[k]
-            v = h.value
-            h.value = (v.to_unsigned() if hasattr(v, "to_unsigned") else int(v)) ^ m  # the upset: read, invert, write
+            v = _read(h)
+            if (v ^ expect[k]) & check[k]:
+                state_err += 1
+            expect[k] ^= m
+            h.value = v ^ m  # the upset: read, invert, write
         for k in restores:
             handles[k].value = golden[k]  # the scrub
+            expect[k] = golden[k]
         if progress and c // period >= reported + 64:
             reported = c // period
             Path(progress).write_text(str(reported))
     if not int(dut.done.value):
         await RisingEdge(dut.done)
     await Timer(CLOCK_NS, unit="ns")
-    result = {"n_diff": int(dut.n_diff.value)}
+    # every frame ends with its registers restored
+    state_err += sum(1 for k, h in enumerate(handles) if (_read(h) ^ golden[k]) & check[k])
+    result = {"n_diff": int(dut.n_diff.value), "state_err": state_err}
     if progress:
         Path(progress).write_text(str(int(job["n_frames"])))
     return result
+
+
+def _read(h) -> int:
+    v = h.value
+    return v.to_unsigned() if hasattr(v, "to_unsigned") else int(v)
 
 
 @cocotb.test(skip=os.environ.get("FKHW_RTL_JOB") is None)
@@ -119,8 +136,9 @@ async def encoder_vs_engine(dut):
     dep = fault_deposits(fs, space, model, meta, period)
     dep = dataclasses.replace(dep, frame=dep.frame + 1)
     job = {"n_vec": rows, "period": period, "n_frames": 1 + len(sites), "targets": dep.targets,
-           "golden": dep.golden, **_job_events(dep, 0, 1 + len(sites), period), "progress": None}
+           "golden": dep.golden, "check": dep.check, **_job_events(dep, 0, 1 + len(sites), period), "progress": None}
     result = await _run(dut, job)
+    assert result["state_err"] == 0, f"{result['state_err']} register reads differ from what the deposits left"
     out = meta["ports"]["out_data"]
     tok = np.array((work / "fkhw_diff.txt").read_text().split(), dtype=object).reshape(-1, 4)
     assert tok.shape[0] == result["n_diff"]

@@ -102,13 +102,18 @@ def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta
     and replica flip-flops can be upset."""
     codes = param_codes(model)
     rfs = meta["register_files"]
-    targets, golden, tid = [], [], {}
+    targets, golden, check, tid = [], [], [], {}
+    # replicas B, C hold only the protected bits of their register
+    rep_bits = {}
+    for e in meta.get("tmr", {}).get("sites", []):
+        rep_bits[e["instance"], e["index"]] = rep_bits.get((e["instance"], e["index"]), 0) | (1 << e["bit"])
 
-    def target(key: tuple, gold: int) -> int:
+    def target(key: tuple, gold: int, bits: int) -> int:
         if key not in tid:
             tid[key] = len(targets)
             targets.append(list(key))
             golden.append(int(gold))
+            check.append(int(bits))
         return tid[key]
 
     uniq, inverse = np.unique(fs.ff, return_inverse=True)
@@ -125,15 +130,16 @@ def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta
             mem = "mem" if c == "param" else "mem_" + space.replica_site(ff)[1]
             raw = int(codes[rf["base"] + int(idx[j])]) & ((1 << rf["bits"]) - 1)
             vbit = rf["bits"] - 1 - int(bit[j])
+            word = (1 << rf["bits"]) - 1 if mem == "mem" else rep_bits.get((rf["instance"], int(idx[j])), 0)
             if ffmap is None:
-                u_tgt[j], u_bit[j] = target((rf["instance"], mem, int(idx[j])), raw), vbit
+                u_tgt[j], u_bit[j] = target((rf["instance"], mem, int(idx[j])), raw, word), vbit
                 continue
             hit = ffmap.get((rf["instance"], mem, int(idx[j]), vbit))
             if hit is None:
                 raise FaultError(f"flip-flop {ff} ({space.describe(ff).register} bit {int(bit[j])}) has no "
                                  "flip-flop in the netlist (merged by synthesis)")
             net, nb, whole = hit
-            u_tgt[j] = target(("", net, -1), raw if whole else (raw >> vbit) & 1)
+            u_tgt[j] = target(("", net, -1), raw if whole else (raw >> vbit) & 1, word if whole else 1)
             u_bit[j] = nb if whole else 0
         else:
             if ffmap is not None:
@@ -142,9 +148,9 @@ def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta
             st = space.stage_of(ff)
             if c == "pipeline":
                 _, e, b = space.pipeline_location(ff)
-                u_tgt[j], u_bit[j] = target((f"u_stage{st.stage}", "q", -1), 0), e * st.width + st.width - 1 - b
+                u_tgt[j], u_bit[j] = target((f"u_stage{st.stage}", "q", -1), 0, 0), e * st.width + st.width - 1 - b
             else:
-                u_tgt[j], u_bit[j] = target((f"u_stage{st.stage}", "q_valid", -1), 0), 0
+                u_tgt[j], u_bit[j] = target((f"u_stage{st.stage}", "q_valid", -1), 0, 0), 0
     owner = np.repeat(np.arange(len(fs), dtype=np.int64), fs.n_upsets())
     ev_tgt, ev_bit = u_tgt[inverse], u_bit[inverse]
     frame, cycle = [owner], [fs.cycle]
@@ -160,7 +166,7 @@ def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta
             cycle.append(cyc[sel])
             tgts.append(pairs[sel, 1])
             bits.append(np.full(int(sel.sum()), -1, dtype=np.int64))
-    return Deposits(targets, golden, np.concatenate(frame), np.concatenate(cycle).astype(np.int64),
+    return Deposits(targets, golden, check, np.concatenate(frame), np.concatenate(cycle).astype(np.int64),
                     np.concatenate(tgts), np.concatenate(bits))
 
 
@@ -333,7 +339,11 @@ class RtlLevel:
         t0 = time.time()
         out, gold, period = self._simulate(fs, x, progress)
         bad = leaks(out, fs, self.space, x.shape[0])
-        self.stats.update(sim_seconds=time.time() - t0, injections=len(fs), period=period, pre_err=int(bad.sum()))
+        self.stats.update(sim_seconds=time.time() - t0, injections=len(fs), period=period, pre_err=int(bad.sum()),
+                          state_errors=out.state_errors)
+        if out.state_errors:
+            raise RtlSimError(f"{out.state_errors} parameter register read(s) differ from golden plus the upsets "
+                              "deposited since: a scrub went missing or hit the wrong register")
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise RtlSimError(f"{int(bad.sum())} output slot(s) differ from the integer engine where no upset of "

@@ -256,7 +256,9 @@ class Deposits:
 
     ``targets``: registers by name, ``[instance, register, index]`` =
     ``u_enc.<instance>.<register>[index]`` (instance "": a net of the top;
-    index -1: no index); ``golden``: per target, the value a restore writes.
+    index -1: no index); ``golden``: per target, the value a restore writes;
+    ``check``: per target, the bits every read is checked on against golden
+    and the deposits since (0 for pipeline registers: they reload each clock).
     Events (one row each): at ``cycle`` of ``frame`` (right after that rising
     edge; the cycle may run past the frame's period for flip-flops of later
     stages) invert ``bit`` of target ``target`` (read, invert, write), or with
@@ -265,6 +267,7 @@ class Deposits:
 
     targets: list
     golden: list
+    check: list
     frame: np.ndarray
     cycle: np.ndarray
     target: np.ndarray
@@ -273,7 +276,7 @@ class Deposits:
     @staticmethod
     def none() -> "Deposits":
         z = np.zeros(0, dtype=np.int64)
-        return Deposits([], [], z, z, z, z)
+        return Deposits([], [], [], z, z, z, z)
 
 
 @dataclass(frozen=True, eq=False)
@@ -287,6 +290,7 @@ class FrameOutputs:
     valid: np.ndarray  # (L,) bool
     data: np.ndarray  # (L, n_out) codes
     tmr_err: np.ndarray | None  # (frames, 2) bool: tmr_err at edge 0 of the frame (pre), seen after it (post)
+    state_errors: int = 0  # register reads that differ from golden + the deposits since (missing scrub?)
 
 
 @dataclass
@@ -348,7 +352,7 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
         lo, hi = int(bounds[j]), int(bounds[j + 1])
         (d / "job.json").write_text(json.dumps({
             "n_vec": n_vec, "period": int(period), "n_frames": hi - lo, "targets": deposits.targets,
-            "golden": [int(v) for v in deposits.golden], **_job_events(deposits, lo, hi, period),
+            "golden": [int(v) for v in deposits.golden], "check": [int(v) for v in deposits.check], **_job_events(deposits, lo, hi, period),
             "progress": str(d / "progress"), "result": str(d / "result.json"), "hang": bool(hang)}))
         job_list.append(Job(d, hi - lo))
     t0 = time.time()
@@ -380,13 +384,14 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
             if jb.proc is not None and jb.proc.poll() is None:
                 _kill(jb.proc)
     pout = meta["ports"]["out_data"]
-    frames, slots, valid, lines, flags = [], [], [], [], []
+    frames, slots, valid, lines, flags, state_err = [], [], [], [], [], 0
     for jb, lo in zip(job_list, bounds[:-1]):
         res_path = jb.directory / "result.json"
         if jb.proc.returncode != 0 or not res_path.is_file():
             raise RtlSimError(f"the RTL simulation failed (exit code {jb.proc.returncode}; log "
                               f"{jb.directory / 'sim.log'}):\n{_tail(jb.directory / 'sim.log')}")
         res = json.loads(res_path.read_text())
+        state_err += int(res["state_err"])
         tok = np.array((jb.directory / "fkhw_diff.txt").read_text().split(), dtype=object).reshape(-1, 4)
         if tok.shape[0] != int(res["n_diff"]):
             raise RtlSimError(f"{jb.directory}: {tok.shape[0]} differing outputs written, the testbench counted "
@@ -406,7 +411,7 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
         progress(n_frames)
     data = unpack_hex(lines, pout["elements"], pout["element_bits"], pout["signed"])
     return FrameOutputs(np.concatenate(frames), np.concatenate(slots), np.concatenate(valid), data,
-                        np.concatenate(flags, axis=0) if flags else None)
+                        np.concatenate(flags, axis=0) if flags else None, state_err)
 
 
 def _progress(job: Job) -> int:
