@@ -99,7 +99,8 @@ def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta
     register a frame touched is restored (golden value) at its scrub cycle
     and at the frame's last cycle. ``ffmap``: a synthesised netlist's
     flip-flops (fkhw.rtlgen.netlist.flip_flop_map); there, only parameter
-    and replica flip-flops can be upset."""
+    and replica flip-flops can be upset, and a bit synthesis merged away
+    (no flip-flop) gets no deposit."""
     codes = param_codes(model)
     rfs = meta["register_files"]
     targets, golden, check, tid = [], [], [], {}
@@ -136,8 +137,7 @@ def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta
                 continue
             hit = ffmap.get((rf["instance"], mem, int(idx[j]), vbit))
             if hit is None:
-                raise FaultError(f"flip-flop {ff} ({space.describe(ff).register} bit {int(bit[j])}) has no "
-                                 "flip-flop in the netlist (merged by synthesis)")
+                continue  # a bit synthesis merged away (a replica without keep): nothing there to upset
             net, nb, whole = hit
             u_tgt[j] = target(("", net, -1), raw if whole else (raw >> vbit) & 1, word if whole else 1)
             u_bit[j] = nb if whole else 0
@@ -152,11 +152,12 @@ def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta
             else:
                 u_tgt[j], u_bit[j] = target((f"u_stage{st.stage}", "q_valid", -1), 0, 0), 0
     owner = np.repeat(np.arange(len(fs), dtype=np.int64), fs.n_upsets())
-    ev_tgt, ev_bit = u_tgt[inverse], u_bit[inverse]
-    frame, cycle = [owner], [fs.cycle]
+    there = u_tgt[inverse] >= 0
+    owner, ev_tgt, ev_bit = owner[there], u_tgt[inverse][there], u_bit[inverse][there]
+    frame, cycle = [owner], [fs.cycle[there]]
     tgts, bits = [ev_tgt], [ev_bit]
     # restores: every (frame, register) a parameter or replica upset touched
-    par = u_param[inverse]
+    par = u_param[inverse][there]
     if par.any():
         pairs = np.unique(np.stack([owner[par], ev_tgt[par]], axis=1), axis=0)
         scrub = fs.scrub[pairs[:, 0]]
