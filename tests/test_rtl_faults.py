@@ -196,3 +196,21 @@ def test_econt_bol_sampled_equals_the_fault_model(bol, kind, n):
         fs = fs.take(np.sort(rng.choice(len(fs), n, replace=False)))
     obs, ref, bad = _agree(level, bol, fs, x)
     assert bad.size == 0, f"econt-bol {kind}: {bad.size} of {len(fs)} faults differ from the fault model, e.g. {bad[:5]}"
+
+
+# --- the synthesised netlist -----------------------------------------------------------
+
+def test_netlist_runs_every_kind_like_the_fault_model(tmp_path):
+    """The Yosys netlist of the tiny model (fkhw.rtlgen.testing): parameter
+    and pipeline/valid upsets deposited into its flip-flops equal the fault
+    model (exhaustive seu and pipeline, 100 accumulate:3)."""
+    from fkhw.levels.rtl import netlist_level
+    from fkhw.rtlgen.testing import tiny_model, toy_inputs
+
+    tiny = tiny_model()
+    level = netlist_level(tiny, jobs=JOBS)
+    x = toy_inputs(tiny, 8, seed=2)
+    for kind in ("seu", "pipeline", "accumulate:3"):
+        fs = enumerate_faults(level.space, parse_kind(kind), KindOptions(n_vectors=8, samples=100, seed=1))
+        obs, ref, bad = _agree(level, tiny, fs, x)
+        assert bad.size == 0, f"netlist {kind}: {bad.size} of {len(fs)} faults differ, e.g. {bad[:5]}"

@@ -98,9 +98,9 @@ def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta
     e*width + width-1-b of ``u_stage<k>.q``), and every parameter or replica
     register a frame touched is restored (golden value) at its scrub cycle
     and at the frame's last cycle. ``ffmap``: a synthesised netlist's
-    flip-flops (fkhw.rtlgen.netlist.flip_flop_map); there, only parameter
-    and replica flip-flops can be upset, and a bit synthesis merged away
-    (no flip-flop) gets no deposit."""
+    flip-flops (fkhw.rtlgen.netlist.flip_flop_map, pipeline registers
+    included): the same bits in the nets that hold them; a parameter bit
+    synthesis merged away (a replica without keep) gets no deposit."""
     codes = param_codes(model)
     rfs = meta["register_files"]
     targets, golden, check, tid = [], [], [], {}
@@ -142,15 +142,21 @@ def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta
             u_tgt[j] = target(("", net, -1), raw if whole else (raw >> vbit) & 1, word if whole else 1)
             u_bit[j] = nb if whole else 0
         else:
-            if ffmap is not None:
-                raise FaultError(f"the netlist level upsets parameter and replica flip-flops only, not "
-                                 f"{c} flip-flop {ff} ({space.describe(ff).register})")
             st = space.stage_of(ff)
             if c == "pipeline":
                 _, e, b = space.pipeline_location(ff)
-                u_tgt[j], u_bit[j] = target((f"u_stage{st.stage}", "q", -1), 0, 0), e * st.width + st.width - 1 - b
+                key, vbit = ("pipe", st.stage, e * st.width + st.width - 1 - b), e * st.width + st.width - 1 - b
+                reg = "q"
             else:
-                u_tgt[j], u_bit[j] = target((f"u_stage{st.stage}", "q_valid", -1), 0, 0), 0
+                key, vbit, reg = ("valid", st.stage), 0, "q_valid"
+            if ffmap is None:
+                u_tgt[j], u_bit[j] = target((f"u_stage{st.stage}", reg, -1), 0, 0), vbit
+                continue
+            hit = ffmap.get(key)
+            if hit is None:
+                raise FaultError(f"{c} flip-flop {ff} ({space.describe(ff).register}) has no flip-flop in the netlist")
+            net, nb, _ = hit
+            u_tgt[j], u_bit[j] = target(("", net, -1), 0, 0), nb
     owner = np.repeat(np.arange(len(fs), dtype=np.int64), fs.n_upsets())
     there = u_tgt[inverse] >= 0
     owner, ev_tgt, ev_bit = owner[there], u_tgt[inverse][there], u_bit[inverse][there]
@@ -294,7 +300,9 @@ class RtlLevel:
             raise RtlSimError(f"{x.shape[0]} inputs per frame: the RTL testbench streams at most {MAX_VECTORS}")
         period = frame_period(fs, self.space, x.shape[0])
         cls = self.space.classes(fs.ff) if fs.ff.size else np.array([], dtype=object)
-        sb = self.build(pipeline=bool(np.isin(cls, ("pipeline", "control")).any()))
+        # a netlist makes its pipeline nets public itself (fkhw.rtlgen.netlist)
+        pipe = bool(np.isin(cls, ("pipeline", "control")).any()) and self.design.flip_flops is None
+        sb = self.build(pipeline=pipe)
         dep = fault_deposits(fs, self.space, self.model, self.meta, period, ffmap=self.design.flip_flops)
         gold = engine.forward(self.model, x)
         tmp = self._work()
