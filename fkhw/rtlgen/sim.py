@@ -42,13 +42,15 @@ TB_TOP = "fkhw_tb"
 TB_MODULE = "test_encoder"
 CLOCK_NS = 10
 MAX_VECTORS = 8192  # stimulus memory depth of the testbench (FKHW_MAXV)
+MAX_EVENTS = 262144  # parameter deposits per simulator process made in HDL (FKHW_MAXE)
+DEPOSITS_VH = "fkhw_tb_deposits.vh"
 # --no-public-flat-rw undoes the runner's --public-flat-rw: only the signals
 # named in fkhw_tb.vlt are visible to cocotb (the datapath is optimised)
 BUILD_ARGS = ["--no-public-flat-rw", "--timing", "-CFLAGS", "-std=c++20", "-Wno-fatal", "-O3",
               "--x-assign", "fast", "--x-initial", "fast"]
 # the wheel's verilated.mk leaves the precompiled-header include flag empty
 MAKE_VARS = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-Og OPT_SLOW=-O0 OPT_GLOBAL=-O1"
-BUILD_VERSION = 2  # bump when the build recipe changes
+BUILD_VERSION = 3  # bump when the build recipe changes
 
 
 class RtlSimError(RuntimeError):
@@ -76,6 +78,7 @@ class SimBuild:
     meta: dict
     seconds: float  # build time (0 when reused from the cache)
     pipeline: bool = False  # pipeline data and valid registers are public (can be upset)
+    hdl_deposits: bool = False  # parameter registers are upset by the testbench HDL (fkhw_tb_deposits.vh)
 
     @property
     def latency(self) -> int:
@@ -128,12 +131,14 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
     with open(base / ".lock", "w") as lockf:
         fcntl.flock(lockf, fcntl.LOCK_EX)
         if stamp.is_file() and (sim_dir / TB_TOP).is_file():
-            return SimBuild(key, base / "rtl", sim_dir, meta, 0.0, pipeline)
+            return SimBuild(key, base / "rtl", sim_dir, meta, 0.0, pipeline, (base / "rtl" / DEPOSITS_VH).is_file())
         t0 = time.time()
         if log:
             log(f"building the Verilator model (cached in {base}) ...")
         shutil.rmtree(base / "rtl", ignore_errors=True)
         shutil.copytree(rtl_dir, base / "rtl")
+        if "register_files" in meta and not any((base / "rtl").glob("*_netlist.v")):
+            (base / "rtl" / DEPOSITS_VH).write_text(deposits_vh(meta))
         shutil.rmtree(sim_dir, ignore_errors=True)
         logfile = base / "build.log"
         cmd = [sys.executable, "-m", "fkhw.rtlgen.sim", "build", str(base / "rtl"), str(sim_dir)] + \
@@ -152,7 +157,35 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
         secs = time.time() - t0
         _save_runtime(sim_dir, runtime)
         stamp.write_text(json.dumps({"key": key, "seconds": secs, "verilator": verilator_version()}))
-        return SimBuild(key, base / "rtl", sim_dir, meta, secs, pipeline)
+        return SimBuild(key, base / "rtl", sim_dir, meta, secs, pipeline, (base / "rtl" / DEPOSITS_VH).is_file())
+
+
+def deposit_files(meta: dict) -> list:
+    """(register-file instance, memory) in the numbering of fkhw_tb_deposits.vh."""
+    mems = ("mem", "mem_b", "mem_c") if "tmr" in meta else ("mem",)
+    return [(rf["instance"], m) for rf in meta["register_files"] for m in mems]
+
+
+def deposits_vh(meta: dict) -> str:
+    """The testbench's parameter deposits for one design: which register
+    file an event names (a case over hierarchical references, so the
+    registers stay private to the model) and the check after the run."""
+    dep, chk = [], []
+    rfs = {rf["instance"]: rf for rf in meta["register_files"]}
+    for j, (inst, mem) in enumerate(deposit_files(meta)):
+        rf = rfs[inst]
+        w, base = rf["bits"], rf["base"]
+        reg = f"u_enc.{inst}.{mem}[e_idx]"
+        dep.append(f"        16'd{j}: {reg} <= e_restore ? wmem[{base} + e_idx][{w - 1}:0] : ({reg} ^ e_mask[{w - 1}:0]); \\")
+        if mem == "mem":
+            chk.append(f"    for (k = 0; k < {rf['count']}; k = k + 1) "
+                       f"if (u_enc.{inst}.mem[k] !== wmem[{base} + k][{w - 1}:0]) state_err = state_err + 32'd1; \\")
+    return ("// fkhw_tb_deposits.vh: written by fkhw.rtlgen.sim for this design's register files\n"
+            "// (see rtl_tb/hdl/fkhw_tb.v): FKHW_TB_DEPOSIT applies event e, FKHW_TB_CHECK counts\n"
+            "// the parameter registers that differ from their golden value.\n"
+            "`define FKHW_TB_DEPOSIT \\\n    case (e_file) \\\n" + "\n".join(dep)
+            + "\n        default: ; \\\n    endcase\n"
+            "`define FKHW_TB_CHECK \\\n" + "\n".join(chk) + "\n    ;\n")
 
 
 def _reuse_runtime(runtime: Path, sim_dir: Path) -> None:
@@ -309,10 +342,30 @@ def _write_common(work: Path, meta: dict, stim: np.ndarray, gold: np.ndarray, we
     (work / "fkhw_weights.hex").write_text("\n".join(pack_hex(weights.reshape(-1, 1), dw)) + "\n")
 
 
-def _job_events(dep: Deposits, lo: int, hi: int, period: int) -> dict:
+def _hdl_events(dep: Deposits, files: list, lo: int, hi: int, period: int) -> tuple:
+    """The events of frames lo..hi-1 on parameter registers, for the HDL
+    (fkhw_events.hex lines; one per register and edge: the inversions of an
+    edge merged, a restore at that edge overriding them), and a mask of the
+    events left for cocotb."""
+    fid = {f: j for j, f in enumerate(files)}
+    t_file = np.array([fid.get((t[0], t[1]), -1) for t in dep.targets] or [0], dtype=np.int64)
+    mine = (dep.frame >= lo) & (dep.frame < hi)
+    hdl = mine & (t_file[dep.target] >= 0) if dep.targets else mine & False
+    g = (dep.frame[hdl] - lo) * period + dep.cycle[hdl]
+    tgt, bit = dep.target[hdl], dep.bit[hdl]
+    merged = {}
+    for c, t, b in sorted(zip(g.tolist(), tgt.tolist(), bit.tolist()), key=lambda r: (r[0], r[2] < 0)):
+        restore, mask = merged.get((c, t), (0, 0))
+        merged[c, t] = (1, 0) if b < 0 else (restore, mask ^ (1 << b))
+    lines = [f"{c:08x}{t_file[t]:04x}{int(dep.targets[t][2]):04x}{r:08x}{m:08x}"
+             for (c, t), (r, m) in sorted(merged.items())]
+    return lines, mine & ~hdl
+
+
+def _job_events(dep: Deposits, lo: int, hi: int, period: int, keep=None) -> dict:
     """The events of frames lo..hi-1 as the cocotb test reads them: global
     cycles from run edge 0 of the job, sorted, inversions before restores."""
-    sel = (dep.frame >= lo) & (dep.frame < hi)
+    sel = (dep.frame >= lo) & (dep.frame < hi) if keep is None else keep
     g = (dep.frame[sel] - lo) * period + dep.cycle[sel]
     bit, tgt = dep.bit[sel], dep.target[sel]
     order = np.lexsort((bit < 0, g))
@@ -350,9 +403,18 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
         for name in ("fkhw_stim.hex", "fkhw_gold.hex", "fkhw_weights.hex"):
             os.symlink(work / name, d / name)
         lo, hi = int(bounds[j]), int(bounds[j + 1])
+        keep, n_ev = None, 0
+        if sb.hdl_deposits:
+            lines, keep = _hdl_events(deposits, deposit_files(meta), lo, hi, period)
+            if len(lines) > MAX_EVENTS:
+                raise RtlSimError(f"{len(lines)} parameter deposits in one simulator process: the testbench holds "
+                                  f"at most {MAX_EVENTS} (use more jobs or fewer faults per run)")
+            (d / "fkhw_events.hex").write_text("\n".join(lines) + "\n")
+            n_ev = len(lines)
         (d / "job.json").write_text(json.dumps({
-            "n_vec": n_vec, "period": int(period), "n_frames": hi - lo, "targets": deposits.targets,
-            "golden": [int(v) for v in deposits.golden], "check": [int(v) for v in deposits.check], **_job_events(deposits, lo, hi, period),
+            "n_vec": n_vec, "period": int(period), "n_frames": hi - lo, "targets": deposits.targets, "n_ev": n_ev,
+            "golden": [int(v) for v in deposits.golden], "check": [int(v) for v in deposits.check],
+            **_job_events(deposits, lo, hi, period, keep),
             "progress": str(d / "progress"), "result": str(d / "result.json"), "hang": bool(hang)}))
         job_list.append(Job(d, hi - lo))
     t0 = time.time()
@@ -460,9 +522,11 @@ def _main_build(rtl_dir: str, sim_dir: str, pipeline: bool = False) -> int:
                + [VerilatorControlFile(str(p)) for p in _tb_files(pipeline)[1:]]
                + [VerilatorControlFile(str(p)) for p in sorted(rtl.glob("*.vlt"))])
     runner = _build_runner()
+    defines = {"FKHW_MAXV": MAX_VECTORS, "FKHW_MAXE": MAX_EVENTS}
+    if (rtl / DEPOSITS_VH).is_file():
+        defines["FKHW_TB_DEPOSITS"] = 1
     runner.build(sources=sources, includes=[str(rtl)], hdl_toplevel=TB_TOP, build_dir=sim_dir,
-                 build_args=BUILD_ARGS, timescale=("1ns", "1ps"), defines={"FKHW_MAXV": MAX_VECTORS},
-                 always=True)
+                 build_args=BUILD_ARGS, timescale=("1ns", "1ps"), defines=defines, always=True)
     return 0
 
 

@@ -32,11 +32,31 @@
 //   fkhw_tmr_err.txt  "<pre> <post>": tmr_err sampled at the frame's edge 0
 //                     (before any upset of the frame: must be 0) / seen at
 //                     any of its edges 1 .. period-1
+//
+// Parameter upsets made here (builds that define FKHW_TB_DEPOSITS and
+// include the generated fkhw_tb_deposits.vh, fkhw.rtlgen.sim): writes from
+// outside the model (VPI) make Verilator re-evaluate everything that reads
+// the register file at every evaluation, about twice the work per clock; a
+// write from this module's clocked block costs nothing extra. The same
+// deposit: at run edge c the register's current value is read, the bits
+// inverted (or the golden value written back: a scrub) and the result is
+// there right after edge c, as if cocotb had written it then.
+//   fkhw_events.hex   n_ev events, sorted by edge: {edge[31:0], file[15:0],
+//                     index[15:0], restore[31:0], mask[31:0]} (file: a register
+//                     file and replica, numbered as in fkhw_tb_deposits.vh)
+// After the run every parameter register is compared with its golden value
+// (state_err counts those that differ: a scrub that went missing).
 `timescale 1ns/1ps
 `default_nettype none
 `include "fkhw_encoder_defs.vh"
+`ifdef FKHW_TB_DEPOSITS
+`include "fkhw_tb_deposits.vh"
+`endif
 `ifndef FKHW_MAXV
 `define FKHW_MAXV 8192
+`endif
+`ifndef FKHW_MAXE
+`define FKHW_MAXE 262144
 `endif
 
 module fkhw_tb;
@@ -63,6 +83,8 @@ module fkhw_tb;
     reg              running = 1'b0;   // rises one edge before run edge 0
     reg              done    = 1'b0;
     reg [31:0]       n_diff  = 32'd0;  // lines written to fkhw_diff.txt
+    reg [31:0]       n_ev      = 32'd0;  // events in fkhw_events.hex (written by cocotb)
+    reg [31:0]       state_err = 32'd0;  // parameter registers not golden after the run
 
     // ---- memories ------------------------------------------------------------
     reg [IN_W-1:0]   stim [0:MAXV-1];
@@ -107,11 +129,25 @@ module fkhw_tb;
     reg [31:0] out_f = 32'd0, out_c = 32'd0, out_wait = 32'd0;
     reg [31:0] t_f = 32'd0, t_c = 32'd0;
     reg        t_on = 1'b0;  // run edge 0 reached
+`ifdef FKHW_TB_DEPOSITS
+    localparam integer MAXE = `FKHW_MAXE;
+    reg [127:0] ev [0:MAXE-1];
+    reg [31:0]  ep    = 32'd0;  // next event
+    reg [31:0]  r_abs = 32'd0;  // this run edge
+    reg [127:0] e;
+    reg [15:0]  e_file, e_idx;
+    reg         e_restore;
+    reg [31:0]  e_mask;
+    integer     k;
+`endif
 
     always @(posedge clk) begin
         case (state)
             S_IDLE: begin
                 if (start) begin
+`ifdef FKHW_TB_DEPOSITS
+                    if (n_ev != 0) $readmemh("fkhw_events.hex", ev, 0, n_ev - 1);
+`endif
                     $readmemh("fkhw_weights.hex", wmem);
                     $readmemh("fkhw_stim.hex", stim);
                     $readmemh("fkhw_gold.hex", gold);
@@ -166,6 +202,9 @@ module fkhw_tb;
                         out_c <= 32'd0;
                         out_f <= out_f + 32'd1;
                         if (out_f + 1 == n_frames) begin
+`ifdef FKHW_TB_DEPOSITS
+                            `FKHW_TB_CHECK
+`endif
                             $fclose(fd);
 `ifdef FKHW_TMR
                             $fclose(fe);
@@ -177,6 +216,21 @@ module fkhw_tb;
                         out_c <= out_c + 32'd1;
                     end
                 end
+`ifdef FKHW_TB_DEPOSITS
+                // the deposits of this run edge (one event per register and edge)
+                if (t_on) begin
+                    r_abs <= r_abs + 32'd1;
+                    while (ep < n_ev && ev[ep][127:96] == r_abs) begin
+                        e = ev[ep];
+                        e_file = e[95:80];
+                        e_idx = e[79:64];
+                        e_restore = e[32];
+                        e_mask = e[31:0];
+                        `FKHW_TB_DEPOSIT
+                        ep = ep + 32'd1;
+                    end
+                end
+`endif
                 // this edge: t_f / t_c (the first execution is one edge before run edge 0)
                 if (!t_on) begin
                     t_on <= 1'b1;
