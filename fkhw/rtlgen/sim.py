@@ -37,7 +37,6 @@ REPO = Path(fkhw.__file__).resolve().parents[1]
 TB_DIR = REPO / "rtl_tb"
 TB_HDL = TB_DIR / "hdl" / "fkhw_tb.v"
 TB_VLT = TB_DIR / "hdl" / "fkhw_tb.vlt"
-TB_VLT_PIPE = TB_DIR / "hdl" / "fkhw_tb_pipe.vlt"  # builds that upset pipeline/control flip-flops
 TB_TOP = "fkhw_tb"
 TB_MODULE = "test_encoder"
 CLOCK_NS = 10
@@ -89,7 +88,7 @@ def _tb_files(pipeline: bool = False) -> list:
     if not TB_HDL.is_file() or not TB_VLT.is_file() or not (TB_DIR / f"{TB_MODULE}.py").is_file():
         raise RtlSimError(f"the cocotb testbench is missing: expected {TB_HDL}, {TB_VLT} and "
                           f"{TB_DIR / (TB_MODULE + '.py')} (fkhw must run from its source tree for RTL simulation)")
-    return [TB_HDL, TB_VLT] + ([TB_VLT_PIPE] if pipeline else [])
+    return [TB_HDL, TB_VLT]
 
 
 def _key(rtl_dir: Path, pipeline: bool = False) -> str:
@@ -102,16 +101,17 @@ def _key(rtl_dir: Path, pipeline: bool = False) -> str:
         h.update(p.name.encode() + b"\0" + re.sub(rb"//[^\n]*", b"", p.read_bytes()) + b"\0")
     for p in _tb_files(pipeline):
         h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
-    h.update(json.dumps([BUILD_ARGS, MAKE_VARS, BUILD_VERSION, MAX_VECTORS, verilator_version()]).encode())
+    h.update(json.dumps([BUILD_ARGS, MAKE_VARS, BUILD_VERSION, MAX_VECTORS, verilator_version(), pipeline]).encode())
     return h.hexdigest()[:16]
 
 
 def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=None, pipeline: bool = False) -> SimBuild:
     """Compile the testbench around the Verilog in ``rtl_dir`` (reused when
-    an identical build exists). ``pipeline``: also make the pipeline data and
-    valid registers public (fkhw_tb_pipe.vlt), so they can be upset; a build
-    of its own, since public registers slow every clock down. Raises
-    RtlBuildError with the log tail."""
+    an identical build exists). ``pipeline``: the testbench can also upset
+    the pipeline data and valid registers (FKHW_TB_PIPE_DEPOSITS: a falling-edge
+    block that writes them, so Verilator evaluates the datapath twice per
+    clock): a build of its own, used only for fault sets that need it.
+    Raises RtlBuildError with the log tail."""
     rtl_dir = Path(rtl_dir).resolve()
     if not (rtl_dir / f"{TOP}.v").is_file() and not (rtl_dir / f"{TOP}_netlist.v").is_file():
         raise RtlBuildError(f"{rtl_dir}: no {TOP}.v (generate it with `fkhw rtl`) or {TOP}_netlist.v")
@@ -180,12 +180,19 @@ def deposits_vh(meta: dict) -> str:
         if mem == "mem":
             chk.append(f"    for (k = 0; k < {rf['count']}; k = k + 1) "
                        f"if (u_enc.{inst}.mem[k] !== wmem[{base} + k][{w - 1}:0]) state_err = state_err + 32'd1; \\")
+    pipe = []
+    for st in meta["stages"]:
+        q = f"u_enc.{st['instance']}"
+        pipe.append(f"        8'd{st['stage']}: if (p_valid) {q}.q_valid = ~{q}.q_valid; "
+                    f"else {q}.q[p_bit] = ~{q}.q[p_bit]; \\")
     return ("// fkhw_tb_deposits.vh: written by fkhw.rtlgen.sim for this design's register files\n"
             "// (see rtl_tb/hdl/fkhw_tb.v): FKHW_TB_DEPOSIT applies event e, FKHW_TB_CHECK counts\n"
             "// the parameter registers that differ from their golden value.\n"
             "`define FKHW_TB_DEPOSIT \\\n    case (e_file) \\\n" + "\n".join(dep)
             + "\n        default: ; \\\n    endcase\n"
-            "`define FKHW_TB_CHECK \\\n" + "\n".join(chk) + "\n    ;\n")
+            "`define FKHW_TB_CHECK \\\n" + "\n".join(chk) + "\n    ;\n"
+            "`define FKHW_TB_PIPE_DEPOSIT \\\n    case (p_stage) \\\n" + "\n".join(pipe)
+            + "\n        default: ; \\\n    endcase\n")
 
 
 def _reuse_runtime(runtime: Path, sim_dir: Path) -> None:
@@ -342,11 +349,12 @@ def _write_common(work: Path, meta: dict, stim: np.ndarray, gold: np.ndarray, we
     (work / "fkhw_weights.hex").write_text("\n".join(pack_hex(weights.reshape(-1, 1), dw)) + "\n")
 
 
-def _hdl_events(dep: Deposits, files: list, lo: int, hi: int, period: int) -> tuple:
+def _hdl_events(dep: Deposits, files: list, lo: int, hi: int, period: int, pipeline: bool = False) -> tuple:
     """The events of frames lo..hi-1 on parameter registers, for the HDL
     (fkhw_events.hex lines; one per register and edge: the inversions of an
-    edge merged, a restore at that edge overriding them), and a mask of the
-    events left for cocotb."""
+    edge merged, a restore at that edge overriding them), the pipeline events
+    (fkhw_pevents.hex lines, with ``pipeline``) and a mask of the events left
+    for cocotb."""
     fid = {f: j for j, f in enumerate(files)}
     t_file = np.array([fid.get((t[0], t[1]), -1) for t in dep.targets] or [0], dtype=np.int64)
     mine = (dep.frame >= lo) & (dep.frame < hi)
@@ -359,7 +367,19 @@ def _hdl_events(dep: Deposits, files: list, lo: int, hi: int, period: int) -> tu
         merged[c, t] = (1, 0) if b < 0 else (restore, mask ^ (1 << b))
     lines = [f"{c:08x}{t_file[t]:04x}{int(dep.targets[t][2]):04x}{r:08x}{m:08x}"
              for (c, t), (r, m) in sorted(merged.items())]
-    return lines, mine & ~hdl
+    if not pipeline:
+        return lines, [], mine & ~hdl
+    # pipeline data and valid registers (falling-edge deposits)
+    t_stage = np.array([int(t[0][len("u_stage"):]) if t[0].startswith("u_stage") else -1 for t in dep.targets] or [0],
+                       dtype=np.int64)
+    t_valid = np.array([t[1] == "q_valid" for t in dep.targets] or [False])
+    pip = mine & (t_stage[dep.target] >= 0) if dep.targets else mine & False
+    g = (dep.frame[pip] - lo) * period + dep.cycle[pip]
+    order = np.argsort(g, kind="stable")
+    tg, bt = dep.target[pip][order], dep.bit[pip][order]
+    plines = [f"{c:08x}{t_stage[t]:02x}{int(t_valid[t]):02x}{b:04x}" for c, t, b in zip(g[order].tolist(), tg.tolist(),
+                                                                                        bt.tolist())]
+    return lines, plines, mine & ~hdl & ~pip
 
 
 def _job_events(dep: Deposits, lo: int, hi: int, period: int, keep=None) -> dict:
@@ -403,16 +423,18 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
         for name in ("fkhw_stim.hex", "fkhw_gold.hex", "fkhw_weights.hex"):
             os.symlink(work / name, d / name)
         lo, hi = int(bounds[j]), int(bounds[j + 1])
-        keep, n_ev = None, 0
+        keep, n_ev, n_pev = None, 0, 0
         if sb.hdl_deposits:
-            lines, keep = _hdl_events(deposits, deposit_files(meta), lo, hi, period)
-            if len(lines) > MAX_EVENTS:
-                raise RtlSimError(f"{len(lines)} parameter deposits in one simulator process: the testbench holds "
-                                  f"at most {MAX_EVENTS} (use more jobs or fewer faults per run)")
+            lines, plines, keep = _hdl_events(deposits, deposit_files(meta), lo, hi, period, sb.pipeline)
+            if max(len(lines), len(plines)) > MAX_EVENTS:
+                raise RtlSimError(f"{max(len(lines), len(plines))} deposits in one simulator process: the testbench "
+                                  f"holds at most {MAX_EVENTS} (use more jobs or fewer faults per run)")
             (d / "fkhw_events.hex").write_text("\n".join(lines) + "\n")
-            n_ev = len(lines)
+            (d / "fkhw_pevents.hex").write_text("\n".join(plines) + "\n")
+            n_ev, n_pev = len(lines), len(plines)
         (d / "job.json").write_text(json.dumps({
             "n_vec": n_vec, "period": int(period), "n_frames": hi - lo, "targets": deposits.targets, "n_ev": n_ev,
+            "n_pev": n_pev,
             "golden": [int(v) for v in deposits.golden], "check": [int(v) for v in deposits.check],
             **_job_events(deposits, lo, hi, period, keep),
             "progress": str(d / "progress"), "result": str(d / "result.json"), "hang": bool(hang)}))
@@ -519,12 +541,14 @@ def _main_build(rtl_dir: str, sim_dir: str, pipeline: bool = False) -> int:
 
     # a design may bring its own Verilator control file (a netlist: which nets are public)
     sources = (sorted(str(p) for p in rtl.glob("*.v")) + [str(TB_HDL)]
-               + [VerilatorControlFile(str(p)) for p in _tb_files(pipeline)[1:]]
+               + [VerilatorControlFile(str(p)) for p in _tb_files()[1:]]
                + [VerilatorControlFile(str(p)) for p in sorted(rtl.glob("*.vlt"))])
     runner = _build_runner()
     defines = {"FKHW_MAXV": MAX_VECTORS, "FKHW_MAXE": MAX_EVENTS}
     if (rtl / DEPOSITS_VH).is_file():
         defines["FKHW_TB_DEPOSITS"] = 1
+        if pipeline:
+            defines["FKHW_TB_PIPE_DEPOSITS"] = 1
     runner.build(sources=sources, includes=[str(rtl)], hdl_toplevel=TB_TOP, build_dir=sim_dir,
                  build_args=BUILD_ARGS, timescale=("1ns", "1ps"), defines=defines, always=True)
     return 0

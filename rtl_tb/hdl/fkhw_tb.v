@@ -46,6 +46,14 @@
 //                     file and replica, numbered as in fkhw_tb_deposits.vh)
 // After the run every parameter register is compared with its golden value
 // (state_err counts those that differ: a scrub that went missing).
+//
+// Builds that also define FKHW_TB_PIPE_DEPOSITS upset pipeline data and valid
+// flip-flops here too, at the falling edge after run edge c (nothing samples
+// them in between: the same as right after edge c; at edge c itself the
+// register's own load would race the deposit):
+//   fkhw_pevents.hex  n_pev events, sorted by edge: {edge[31:0], stage[7:0],
+//                     valid[7:0], bit[15:0]} (valid 1: the stage's valid flag,
+//                     else bit `bit` of its data register q)
 `timescale 1ns/1ps
 `default_nettype none
 `include "fkhw_encoder_defs.vh"
@@ -85,6 +93,7 @@ module fkhw_tb;
     reg [31:0]       n_diff  = 32'd0;  // lines written to fkhw_diff.txt
     reg [31:0]       n_ev      = 32'd0;  // events in fkhw_events.hex (written by cocotb)
     reg [31:0]       state_err = 32'd0;  // parameter registers not golden after the run
+    reg [31:0]       n_pev     = 32'd0;  // events in fkhw_pevents.hex (written by cocotb)
 
     // ---- memories ------------------------------------------------------------
     reg [IN_W-1:0]   stim [0:MAXV-1];
@@ -147,6 +156,9 @@ module fkhw_tb;
                 if (start) begin
 `ifdef FKHW_TB_DEPOSITS
                     if (n_ev != 0) $readmemh("fkhw_events.hex", ev, 0, n_ev - 1);
+`endif
+`ifdef FKHW_TB_PIPE_DEPOSITS
+                    if (n_pev != 0) $readmemh("fkhw_pevents.hex", pev, 0, n_pev - 1);
 `endif
                     $readmemh("fkhw_weights.hex", wmem);
                     $readmemh("fkhw_stim.hex", stim);
@@ -262,6 +274,26 @@ module fkhw_tb;
             end
         endcase
     end
+
+`ifdef FKHW_TB_PIPE_DEPOSITS
+    reg [63:0] pev [0:MAXE-1];
+    reg [31:0] pp = 32'd0;  // next pipeline event
+    reg [7:0]  p_stage;
+    reg        p_valid;
+    reg [15:0] p_bit;
+    always @(negedge clk) begin
+        // r_abs - 1: the run edge this falling edge follows
+        if (state == S_RUN && t_on) begin
+            while (pp < n_pev && pev[pp][63:32] + 32'd1 == r_abs) begin
+                p_stage = pev[pp][31:24];
+                p_valid = pev[pp][16];
+                p_bit   = pev[pp][15:0];
+                `FKHW_TB_PIPE_DEPOSIT
+                pp = pp + 32'd1;
+            end
+        end
+    end
+`endif
 
 endmodule
 `default_nettype wire
