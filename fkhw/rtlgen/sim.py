@@ -137,7 +137,8 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
             log(f"building the Verilator model (cached in {base}) ...")
         shutil.rmtree(base / "rtl", ignore_errors=True)
         shutil.copytree(rtl_dir, base / "rtl")
-        if "register_files" in meta and not any((base / "rtl").glob("*_netlist.v")):
+        # fkhw's own register files (not a netlist, not the TMRG variant): upsets made in HDL
+        if "register_files" in meta and "tmrg" not in meta and not any((base / "rtl").glob("*_netlist.v")):
             (base / "rtl" / DEPOSITS_VH).write_text(deposits_vh(meta))
         shutil.rmtree(sim_dir, ignore_errors=True)
         logfile = base / "build.log"
