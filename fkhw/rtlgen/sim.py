@@ -3,11 +3,17 @@
 * :func:`build` compiles ``rtl_tb/hdl/fkhw_tb.v`` + the generated Verilog
   once per content hash into ``<root>/<key>/sim`` (cocotb's Python runner,
   Verilator ``--timing``), under a file lock, in a subprocess with a timeout.
+  For fkhw's own register files it also writes ``fkhw_tb_deposits.vh``: the
+  testbench HDL then makes the parameter upsets and scrubs itself (and, in
+  the ``pipeline`` build, the pipeline/valid ones), keeping every design
+  register private to Verilator (public registers cost ~2x per clock).
 * :func:`run_frames` runs one or more simulator processes in parallel, each
-  in its own work directory, each on a slice of the injection list; the
-  cocotb test ``rtl_tb/test_encoder.py`` reads ``job.json`` and the hex
-  files, and the HDL testbench writes the recorded outputs. A process that
-  runs past its timeout is killed (its whole process group).
+  in its own work directory, each on a contiguous block of frames (a frame
+  per fault, :class:`Deposits` say what is upset when); the cocotb test
+  ``rtl_tb/test_encoder.py`` reads ``job.json`` and the event files, and the
+  HDL testbench writes the output slots that differ from golden
+  (:class:`FrameOutputs`). A process that runs past its timeout is killed
+  (its whole process group).
 
 ``python -m fkhw.rtlgen.sim build|run ...`` is the subprocess entry point.
 """
