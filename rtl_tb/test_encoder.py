@@ -54,13 +54,14 @@ async def _run(dut, job: dict) -> dict:
         await RisingEdge(dut.done)
     await RisingEdge(dut.running)  # one edge before run edge 0
     progress = job.get("progress")
+    ticker = cocotb.start_soon(_report_progress(progress, period, int(job["n_frames"]))) if progress else None
     # what each parameter register should hold (golden, then the deposits
     # made since its last restore): every read is checked on the bits of
     # ``check`` (a replica's unprotected bits are not loaded), so a restore
     # that went missing or hit the wrong register is seen
     expect = list(golden)
     state_err = 0
-    now, i, n, reported = 0, 0, len(cycles), 0
+    now, i, n = 0, 0, len(cycles)
     while i < n:
         c = cycles[i]
         t = (c + 1) * CLOCK_NS + INJECT_OFFSET_NS
@@ -84,11 +85,10 @@ async def _run(dut, job: dict) -> dict:
         for k in restores:
             handles[k].value = golden[k]  # the scrub
             expect[k] = golden[k]
-        if progress and c // period >= reported + 64:
-            reported = c // period
-            Path(progress).write_text(str(reported))
     if not int(dut.done.value):
         await RisingEdge(dut.done)
+    if ticker is not None:
+        ticker.cancel()
     await Timer(CLOCK_NS, unit="ns")
     # every frame ends with its registers restored
     state_err += sum(1 for k, h in enumerate(handles) if h is not None and (_read(h) ^ golden[k]) & check[k])
@@ -97,6 +97,15 @@ async def _run(dut, job: dict) -> dict:
     if progress:
         Path(progress).write_text(str(int(job["n_frames"])))
     return result
+
+
+async def _report_progress(path: str, period: int, n_frames: int, every: int = 256) -> None:
+    """Frames done, every ``every`` frames of simulated time (for the caller's progress)."""
+    done = 0
+    while done < n_frames:
+        await Timer(every * period * CLOCK_NS, unit="ns")
+        done = min(n_frames, done + every)
+        Path(path).write_text(str(done))
 
 
 def _read(h) -> int:
