@@ -333,6 +333,14 @@ def check_fault_set(fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> None:
         raise FaultError(f"fault {int(fs.ids[i])}: upset of flip-flop {int(fs.ff[u])} at cycle {int(fs.cycle[u])} "
                          f"is outside the frame (cycles {int(lo[u])}..{int(hi[u]) - 1} for this flip-flop with "
                          f"{n_vectors} inputs)")
+    # a parameter upset after its fault's scrub would stay until the next scrub, beyond the frame
+    owner = np.repeat(np.arange(len(fs)), fs.n_upsets())
+    late = np.flatnonzero((fs.scrub[owner] >= 0) & (fs.cycle > fs.scrub[owner])
+                          & np.isin(space.classes(fs.ff), ("param", "replica")))
+    if late.size:
+        u = int(late[0])
+        raise FaultError(f"fault {int(fs.ids[owner[u]])}: upset of parameter flip-flop {int(fs.ff[u])} at cycle "
+                         f"{int(fs.cycle[u])} comes after the scrub at cycle {int(fs.scrub[owner[u]])}")
     for i in range(len(fs)):
         sl = slice(fs.indptr[i], fs.indptr[i + 1])
         pairs = set(zip(fs.ff[sl].tolist(), fs.cycle[sl].tolist()))

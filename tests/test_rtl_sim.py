@@ -8,13 +8,15 @@ through the configuration port differ).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
 import pytest
 
 from fkhw import engine
-from fkhw.levels.rtl import RtlLevel, encoder_inputs, injections_for, param_codes
+from fkhw.faults import Fault, FaultSet, Upset
+from fkhw.levels.rtl import RtlLevel, encoder_inputs, fault_deposits, frame_period, leaks, param_codes
 from fkhw.model.bundle import load_model
 from fkhw.rtlgen import write_rtl
 from fkhw.rtlgen.sim import RtlBuildError, RtlSimError, RtlTimeout, build, run_frames
@@ -69,7 +71,7 @@ def test_fault_free_econt_bol_equals_engine_on_all_vendored_rows(bol, bol_level,
     ref = engine.forward(bol, vendored_codes)
     mismatches = int((rtl != ref).any(axis=1).sum())
     assert mismatches == 0, f"{mismatches} of 5000 rows differ"
-    assert bol_level.stats["golden_pre_err"] == 0
+    assert bol_level.stats["golden_valid_errors"] == 0
 
 
 def test_fault_free_econt_eol_equals_engine_on_all_vendored_rows(bol_level, vendored_codes):
@@ -106,23 +108,27 @@ def test_seu_campaign_sample_equals_engine_with_flipped_weights(bol, bol_level, 
     assert (out != golden[None]).any(axis=(1, 2)).mean() > 0.3
 
 
-def test_outputs_before_the_upset_are_checked(bol, bol_level, vendored_codes, tmp_path):
-    """The pre-upset check can fail: scrub the wrong register, so an upset
-    survives into the next frame, and the HDL's golden compare must see it."""
+def test_outputs_the_upset_cannot_reach_are_checked(bol, bol_level, vendored_codes, tmp_path):
+    """The check can fail: scrub the wrong register, so an upset survives
+    into the next frames; the register check and the outputs before the next
+    frame's own upset (a dense bias upset late in the frame) must see it."""
     x = vendored_codes[:32]
     sb = bol_level.build()
     space = SiteSpace.of(bol)
     sites = [space.site_id("encoded_vector", "bias", 3, 0), space.site_id("encoded_vector", "kernel", 5, 0), 17]
-    inj = injections_for(bol, sb.meta, sites)
+    fs = FaultSet.of("file", np.arange(3), [Fault((Upset(sites[0], 0),)), Fault((Upset(sites[1], 20),)),
+                                            Fault((Upset(sites[2], 0),))])
+    period = frame_period(fs, bol_level.space, 32)
+    dep = fault_deposits(fs, bol_level.space, bol, sb.meta, period)
     gold = engine.forward(bol, x)
-    rec, pre_err = run_frames(sb, tmp_path / "ok", x, gold, param_codes(bol), inj, bol_level.n_pre, jobs=1)
-    assert pre_err == 0
-    # recorded from the upset cycle on: LATENCY-2 in-flight vectors, then the faulty window
-    assert rec.shape == (3, 32 + sb.latency - 2, 16)
-    assert np.array_equal(rec[:, -32:], _engine_faulty(bol, sites, x))
-    broken = [[i, j, v, (a + 1) % sb.meta["n_registers"]] for i, j, v, a in inj]  # scrub misses the upset
-    _, pre_err = run_frames(sb, tmp_path / "bad", x, gold, param_codes(bol), broken, bol_level.n_pre, jobs=1)
-    assert pre_err > 0
+    ok = run_frames(sb, tmp_path / "ok", x, gold, param_codes(bol), 3, period, dep, jobs=1)
+    assert ok.state_errors == 0 and not leaks(ok, fs, bol_level.space, 32).any()
+    restore = dep.bit < 0
+    wrong = np.where(restore & (dep.target == dep.target[0]), dep.target[1], dep.target)  # frame 0 restores frame 1's
+    bad = run_frames(sb, tmp_path / "bad", x, gold, param_codes(bol), 3, period,
+                     dataclasses.replace(dep, target=wrong), jobs=1)
+    assert bad.state_errors > 0
+    assert leaks(bad, fs, bol_level.space, 32).any()
 
 
 def test_trained_model_with_other_bit_widths(trained_model_dir):

@@ -278,6 +278,6 @@ def test_tmrg_variant_lints_and_is_the_plain_design(toy, toy_prot, tmp_path):
     lv = RtlLevel(toy, jobs=1, design=d)
     x = toy_inputs(toy, 2000, seed=7)
     assert np.array_equal(lv.golden(x), engine.forward(toy, x))
-    assert lv.stats["golden_pre_err"] == 0
+    assert lv.stats["golden_valid_errors"] == 0
     xdc = (tmp_path / "keep_replicas.xdc").read_text()
     assert xdc.count("set_property DONT_TOUCH TRUE [get_cells {") == toy_prot.size

@@ -1,19 +1,29 @@
 """The RTL level: the generated Verilog on Verilator, driven by cocotb.
 
-Each site is one *frame* of the HDL testbench (rtl_tb/hdl/fkhw_tb.v): the
-encoder streams a pre-upset window, then the N inputs; right after the clock
-edge that samples the first of the N inputs, the cocotb test deposits the
-flipped value into the weight register's flip-flops (an SEU, not a changed
-weight file); the outputs of the N inputs are recorded; after the pipeline
-drains the register is scrubbed through the configuration port. Outputs
-that left the pipeline before the upset cycle are checked against the
-integer engine (an error if any differ).
+Each fault is one *frame* of the HDL testbench (rtl_tb/hdl/fkhw_tb.v): the
+encoder streams the N window inputs at one per clock, then drain slots;
+each upset of the fault is a deposit into its flip-flops right after rising
+edge ``cycle`` of the frame (fkhw.faults: edge 0 samples window vector 0):
+cocotb reads the register (a parameter register ``u_enc.<regfile>.mem[i]``,
+a replica ``mem_b``/``mem_c``, a pipeline register ``u_enc.u_stage<k>.q``
+or its valid flag ``q_valid``), inverts the bit and writes it back. The
+scrub writes the golden value back into every parameter (and replica)
+register the frame touched, at the fault's scrub cycle and always at the
+frame's last cycle, so the next frame starts clean. Frames follow each other
+back to back: only the pipeline holds two frames at once.
+
+The HDL compares every output slot with the fault-free one (the integer
+engine's output; valid 1 in window slots, 0 in drain slots) and writes only
+the slots that differ; a slot that differs where the fault cannot reach
+(fkhw.faults.touched) is an error (a broken scrub or a deposit that leaked).
 
     level = RtlLevel(load_model("econt-bol").ir, jobs=os.cpu_count())
-    out = level.run(sites, x_codes, progress=lambda n: ...)  # (S, N, n_out)
+    obs = level.run_faults(fault_set, x_codes, progress=lambda n: ...)  # fkhw.faults.Observed
+    out = level.run(sites, x_codes)  # (S, N, n_out): one parameter upset per site at cycle 0
 
 The Verilator model is built once per RTL content hash under
-``build/rtl_sim/<key>`` (``FKHW_RTL_BUILD`` moves it) and reused.
+``build/rtl_sim/<key>`` (``FKHW_RTL_BUILD`` moves it) and reused; a second
+build, with the pipeline registers public, runs fault sets that upset them.
 """
 
 from __future__ import annotations
@@ -28,12 +38,13 @@ from pathlib import Path
 import numpy as np
 
 from fkhw import engine
+from fkhw.faults import FaultError, FaultSet, FlipFlopSpace, Observed, check_fault_set
 from fkhw.model.ir import IntegerModel
 from fkhw.rtlgen.emit import RtlDesign, generate
-from fkhw.rtlgen.sim import MAX_VECTORS, RtlSimError, SimBuild, build, default_root, run_frames
+from fkhw.rtlgen.sim import MAX_VECTORS, Deposits, FrameOutputs, RtlSimError, SimBuild, build, default_root, run_frames
 from fkhw.sites import SiteSpace, tensor_codes
 
-__all__ = ["RtlLevel", "RtlSimError", "encoder_inputs", "param_codes", "injections_for"]
+__all__ = ["RtlLevel", "RtlSimError", "encoder_inputs", "param_codes", "fault_deposits", "frame_period"]
 
 
 def encoder_inputs(model: IntegerModel, path=None) -> np.ndarray:
@@ -49,49 +60,195 @@ def param_codes(model: IntegerModel) -> np.ndarray:
     return np.concatenate([tensor_codes(model, t).astype(np.int64).reshape(-1) for t in SiteSpace.of(model).tensors])
 
 
-def injections_for(model: IntegerModel, meta: dict, sites) -> list:
-    """[regfile instance, index, deposit value, register address] per site:
-    the register's bit pattern with the site's bit inverted."""
-    space = SiteSpace.of(model)
-    tn, idx, bit = space.locate(sites)
+def design_space(model: IntegerModel, meta: dict) -> FlipFlopSpace:
+    """The flip-flop space of a design (its replicas when it is hardened)."""
+    protect = [e["site"] for e in meta["tmr"]["sites"]] if "tmr" in meta else None
+    return FlipFlopSpace.from_meta(model, meta, protect)
+
+
+def _mac_stage_of_sites(space: FlipFlopSpace, sites: np.ndarray) -> np.ndarray:
+    """The pipeline stage feeding the layer of each parameter site."""
+    tn = space.sites.locate(sites)[0] if sites.size else np.zeros(0, dtype=np.int64)
+    k_of = np.array([space.mac_stage(t.layer_pos) for t in space.sites.tensors], dtype=np.int64)
+    return k_of[tn]
+
+
+def frame_period(fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> int:
+    """Clocks per frame. Window slot N-1 reads a parameter of the MAC layer
+    fed by stage k until edge N+k, so the restore at the frame's last cycle
+    (right after edge period-1) needs period >= N + kmax + 1; the next
+    frame's upsets at cycles < k then reach only this frame's drain slots,
+    where a parameter changes nothing observable. So parameter-only sets run
+    N + kmax + 1 clocks (or up to their latest upset); sets that upset
+    pipeline or valid flip-flops keep all LATENCY drain slots (a valid upset
+    there is an extra output)."""
+    cls = space.classes(fs.ff) if fs.ff.size else np.array([], dtype=object)
+    if not fs.ff.size or np.isin(cls, ("pipeline", "control")).any():
+        return n_vectors + space.latency
+    kmax = max(space.mac_stage(t.layer_pos) for t in space.sites.tensors)
+    return int(max(n_vectors + kmax + 1, int(fs.cycle.max()) + 1))
+
+
+def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta: dict, period: int,
+                   ffmap: dict | None = None) -> Deposits:
+    """The deposits of a fault set, one frame per fault (frame i = fault i):
+    each upset inverts its flip-flop (fkhw.faults ids -> registers and
+    Verilog bits: parameter bit b of register i of a register file is Verilog
+    bit bits-1-b of ``mem[i]``; bit b of element e of a stage is Verilog bit
+    e*width + width-1-b of ``u_stage<k>.q``), and every parameter or replica
+    register a frame touched is restored (golden value) at its scrub cycle
+    and at the frame's last cycle. ``ffmap``: a synthesised netlist's
+    flip-flops (fkhw.rtlgen.netlist.flip_flop_map, pipeline registers
+    included): the same bits in the nets that hold them; a parameter bit
+    synthesis merged away (a replica without keep) gets no deposit."""
     codes = param_codes(model)
     rfs = meta["register_files"]
-    out = []
-    for t, i, b in zip(tn.tolist(), idx.tolist(), bit.tolist()):
-        rf = rfs[t]
-        addr = rf["base"] + i
-        raw = int(codes[addr]) & ((1 << rf["bits"]) - 1)
-        out.append([rf["instance"], i, raw ^ (1 << (rf["bits"] - 1 - b)), addr])
-    return out
+    targets, golden, check, tid = [], [], [], {}
+    # replicas B, C hold only the protected bits of their register
+    rep_bits = {}
+    for e in meta.get("tmr", {}).get("sites", []):
+        rep_bits[e["instance"], e["index"]] = rep_bits.get((e["instance"], e["index"]), 0) | (1 << e["bit"])
+
+    def target(key: tuple, gold: int, bits: int) -> int:
+        if key not in tid:
+            tid[key] = len(targets)
+            targets.append(list(key))
+            golden.append(int(gold))
+            check.append(int(bits))
+        return tid[key]
+
+    uniq, inverse = np.unique(fs.ff, return_inverse=True)
+    cls = space.classes(uniq) if uniq.size else np.array([], dtype=object)
+    u_tgt = np.full(uniq.size, -1, dtype=np.int64)
+    u_bit = np.zeros(uniq.size, dtype=np.int64)
+    u_param = np.isin(cls, ("param", "replica"))
+    sites = np.array([int(f) if c == "param" else space.replica_site(int(f))[0] if c == "replica" else 0
+                      for f, c in zip(uniq.tolist(), cls)], dtype=np.int64)
+    tn, idx, bit = space.sites.locate(sites) if sites.size else (sites, sites, sites)
+    for j, (ff, c) in enumerate(zip(uniq.tolist(), cls)):
+        if c in ("param", "replica"):
+            rf = rfs[int(tn[j])]
+            mem = "mem" if c == "param" else "mem_" + space.replica_site(ff)[1]
+            raw = int(codes[rf["base"] + int(idx[j])]) & ((1 << rf["bits"]) - 1)
+            vbit = rf["bits"] - 1 - int(bit[j])
+            word = (1 << rf["bits"]) - 1 if mem == "mem" else rep_bits.get((rf["instance"], int(idx[j])), 0)
+            if ffmap is None:
+                u_tgt[j], u_bit[j] = target((rf["instance"], mem, int(idx[j])), raw, word), vbit
+                continue
+            hit = ffmap.get((rf["instance"], mem, int(idx[j]), vbit))
+            if hit is None:
+                continue  # a bit synthesis merged away (a replica without keep): nothing there to upset
+            net, nb, whole = hit
+            u_tgt[j] = target(("", net, -1), raw if whole else (raw >> vbit) & 1, word if whole else 1)
+            u_bit[j] = nb if whole else 0
+        else:
+            st = space.stage_of(ff)
+            if c == "pipeline":
+                _, e, b = space.pipeline_location(ff)
+                key, vbit = ("pipe", st.stage, e * st.width + st.width - 1 - b), e * st.width + st.width - 1 - b
+                reg = "q"
+            else:
+                key, vbit, reg = ("valid", st.stage), 0, "q_valid"
+            if ffmap is None:
+                u_tgt[j], u_bit[j] = target((f"u_stage{st.stage}", reg, -1), 0, 0), vbit
+                continue
+            hit = ffmap.get(key)
+            if hit is None:
+                raise FaultError(f"{c} flip-flop {ff} ({space.describe(ff).register}) has no flip-flop in the netlist")
+            net, nb, _ = hit
+            u_tgt[j], u_bit[j] = target(("", net, -1), 0, 0), nb
+    owner = np.repeat(np.arange(len(fs), dtype=np.int64), fs.n_upsets())
+    there = u_tgt[inverse] >= 0
+    owner, ev_tgt, ev_bit = owner[there], u_tgt[inverse][there], u_bit[inverse][there]
+    frame, cycle = [owner], [fs.cycle[there]]
+    tgts, bits = [ev_tgt], [ev_bit]
+    # restores: every (frame, register) a parameter or replica upset touched
+    par = u_param[inverse][there]
+    if par.any():
+        pairs = np.unique(np.stack([owner[par], ev_tgt[par]], axis=1), axis=0)
+        scrub = fs.scrub[pairs[:, 0]]
+        early = (scrub >= 0) & (scrub < period - 1)
+        for sel, cyc in ((np.ones(len(pairs), dtype=bool), np.full(len(pairs), period - 1)), (early, scrub)):
+            frame.append(pairs[sel, 0])
+            cycle.append(cyc[sel])
+            tgts.append(pairs[sel, 1])
+            bits.append(np.full(int(sel.sum()), -1, dtype=np.int64))
+    return Deposits(targets, golden, check, np.concatenate(frame), np.concatenate(cycle).astype(np.int64),
+                    np.concatenate(tgts), np.concatenate(bits))
+
+
+def observed_from(out: FrameOutputs, gold: np.ndarray, n_faults: int) -> Observed:
+    """Observed outputs from the differing slots the testbench recorded
+    (every other window slot is the golden output, valid)."""
+    n = gold.shape[0]
+    latent = np.broadcast_to(gold, (n_faults,) + gold.shape).copy()
+    lost = np.zeros((n_faults, n), dtype=bool)
+    extra = np.zeros(n_faults, dtype=np.int64)
+    w = out.slot < n
+    latent[out.frame[w], out.slot[w]] = out.data[w]
+    lost[out.frame[w], out.slot[w]] = ~out.valid[w]
+    np.add.at(extra, out.frame[~w], out.valid[~w].astype(np.int64))
+    return Observed(latent, lost, extra)
+
+
+def leaks(out: FrameOutputs, fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> np.ndarray:
+    """(L,) bool: recorded slots no upset of the frame's fault can explain:
+    a window slot outside every upset's reach (a parameter upset: its layer's
+    slots from its cycle to the scrub; a pipeline or valid upset: the one
+    slot it holds), a dropped valid or an extra output without a valid upset."""
+    if not out.frame.size:
+        return np.zeros(0, dtype=bool)
+    cls = space.classes(fs.ff) if fs.ff.size else np.array([], dtype=object)
+    par = np.isin(cls, ("param", "replica"))
+    k = np.zeros(fs.ff.size, dtype=np.int64)
+    if par.any():
+        sites = np.array([f if c == "param" else space.replica_site(int(f))[0]
+                          for f, c in zip(fs.ff[par].tolist(), cls[par])], dtype=np.int64)
+        k[par] = _mac_stage_of_sites(space, sites)
+    for j in np.flatnonzero(~par):
+        k[j] = space.stage_of(int(fs.ff[j])).stage
+    owner = np.repeat(np.arange(len(fs)), fs.n_upsets())
+    lo = fs.cycle - k
+    scrub = fs.scrub[owner]
+    hi = np.where(par, np.where(scrub >= 0, scrub - k, n_vectors), lo + 1)
+    has_valid = np.zeros(len(fs), dtype=bool)
+    has_valid[owner[cls == "control"]] = True
+    f, v = out.frame, out.slot
+    covered = np.zeros(f.size, dtype=bool)
+    n_up = fs.n_upsets()[f]
+    for j in range(int(n_up.max()) if n_up.size else 0):
+        u = fs.indptr[f] + np.minimum(j, n_up - 1)
+        covered |= (j < n_up) & (lo[u] <= v) & (v < hi[u])
+    window = v < n_vectors
+    return (window & ~covered) | ((~out.valid | ~window) & ~has_valid[f])
 
 
 class RtlLevel:
     """Level protocol on the generated RTL (see module docstring).
 
-    ``jobs``: simulator processes to split the sites over (default: CPU
+    ``jobs``: simulator processes to split the faults over (default: CPU
     count). ``timeout``: seconds before a simulation is declared hung and
-    killed (default: scaled to the work). ``n_pre``: pre-upset vectors per
-    frame (default LATENCY + 5, so LATENCY... checked outputs per frame).
+    killed (default: scaled to the work).
     """
 
     name = "rtl"
 
     def __init__(self, model, *, jobs: int | None = None, timeout: float | None = None,
-                 build_root: Path | None = None, n_pre: int | None = None, log=None, work_dir: Path | None = None,
+                 build_root: Path | None = None, log=None, work_dir: Path | None = None,
                  design: RtlDesign | None = None):
         self.model: IntegerModel = model.ir if hasattr(model, "ir") else model
         # refuses an unsupported IR here; ``design``: another variant of the
         # same model's encoder (e.g. the hardened one, fkhw.tmr.harden)
         self.design: RtlDesign = design if design is not None else generate(self.model)
         self.meta = self.design.meta
+        self.space = design_space(self.model, self.meta)
         self.jobs = int(jobs) if jobs else (os.cpu_count() or 1)
         self.timeout = timeout
         self.root = Path(build_root) if build_root is not None else default_root()
         self.latency = int(self.meta["latency"])
-        self.n_pre = int(n_pre) if n_pre is not None else self.latency + 5
         self.log = log
         self.work_dir = Path(work_dir) if work_dir is not None else None
-        self._build: SimBuild | None = None
+        self._builds: dict = {}
         self.stats: dict = {}
 
     @classmethod
@@ -100,20 +257,11 @@ class RtlLevel:
         executor (Dask workers), so one simulator process per level."""
         return cls(bundle.ir, jobs=jobs or 1)
 
-    def lower(self, injections: list) -> list:
-        """RTL injections as this level's device takes them: unchanged for
-        the RTL, renamed register nets for a synthesised netlist."""
-        if self.design.flip_flops is not None:
-            from fkhw.rtlgen.netlist import lower_injections
-
-            bits = np.concatenate([np.full(rf["count"], rf["bits"]) for rf in self.meta["register_files"]])
-            raw = param_codes(self.model) & ((1 << bits) - 1)  # register bit patterns
-            return lower_injections(injections, raw, self.design.flip_flops)
-        return injections
-
     # --- build -----------------------------------------------------------
-    def build(self) -> SimBuild:
-        if self._build is None:
+    def build(self, pipeline: bool = False) -> SimBuild:
+        """The Verilator model (``pipeline``: the build whose pipeline data
+        and valid registers can be upset)."""
+        if pipeline not in self._builds:
             rtl_dir = self.root / "rtl" / self.meta["rtl_digest"]
             if not (rtl_dir / "fkhw_encoder.json").is_file():
                 self.root.mkdir(parents=True, exist_ok=True)
@@ -124,12 +272,12 @@ class RtlLevel:
                     os.replace(tmp, rtl_dir)
                 except OSError:  # another process won the race
                     shutil.rmtree(tmp, ignore_errors=True)
-            sb = build(rtl_dir, self.root, log=self.log)
+            sb = build(rtl_dir, self.root, log=self.log, pipeline=pipeline)
             # a shared build may come from another model with the same RTL
             # (only weights differ): use this model's own metadata
-            self._build = dataclasses.replace(sb, meta=self.meta)
-            self.stats["build_seconds"] = self._build.seconds
-        return self._build
+            self._builds[pipeline] = dataclasses.replace(sb, meta=self.meta)
+            self.stats["build_seconds"] = self._builds[pipeline].seconds
+        return self._builds[pipeline]
 
     # --- Level protocol ----------------------------------------------------
     def _check_inputs(self, inputs) -> np.ndarray:
@@ -145,68 +293,79 @@ class RtlLevel:
         (self.root / "work").mkdir(parents=True, exist_ok=True)
         return tempfile.TemporaryDirectory(dir=self.root / "work", prefix="run-")
 
-    def golden(self, inputs) -> np.ndarray:
-        """(N, n_out) fault-free RTL outputs (not compared here: that is the
-        caller's check; pre-upset mismatches are kept in ``stats``)."""
-        x = self._check_inputs(inputs)
-        sb = self.build()
-        outs, pre_err = [], 0
-        for lo in range(0, x.shape[0], MAX_VECTORS):
-            xc = x[lo:lo + MAX_VECTORS]
-            gold = engine.forward(self.model, xc)
-            tmp = self._work()
-            work = Path(tmp.name) if tmp else self.work_dir
-            try:
-                rec, err = run_frames(sb, work, xc, gold, param_codes(self.model), [], self.n_pre, jobs=1,
-                                      timeout=self.timeout)
-            finally:
-                if tmp:
-                    tmp.cleanup()
-            outs.append(rec[0, -xc.shape[0]:])
-            pre_err += err
-        self.stats["golden_pre_err"] = pre_err
-        return np.concatenate(outs, axis=0)
-
-    def run_faults(self, fs, inputs, progress=None):
-        """What each fault of ``fs`` does to the N window inputs (fkhw.faults).
-        For now: one parameter upset at cycle 0 per fault."""
-        from fkhw.faults import FaultError, Observed
-
-        if fs.single_param_sites is None:
-            raise FaultError(f"the {self.name} level runs single parameter upsets at cycle 0 only, not {fs.kind}")
-        return Observed.clean(self.run(fs.single_param_sites, inputs, progress=progress))
-
-    def run(self, sites, inputs, progress=None) -> np.ndarray:
-        """(len(sites), N, n_out) outputs with each site's upset present.
-
-        Raises RtlSimError if any output before an upset cycle differs from
-        the integer engine (a broken scrub or an upset that leaked)."""
-        x = self._check_inputs(inputs)
-        space = SiteSpace.of(self.model)
-        sites = space.check(sites)
+    def _simulate(self, fs: FaultSet, x: np.ndarray, progress=None, jobs: int | None = None) -> tuple:
+        """(FrameOutputs, period): one frame per fault of ``fs`` (one
+        fault-free frame if it is empty)."""
         if x.shape[0] > MAX_VECTORS:
-            raise RtlSimError(f"{x.shape[0]} inputs per site: the RTL testbench streams at most {MAX_VECTORS}")
-        n_out = int(self.meta["ports"]["out_data"]["elements"])
-        if sites.size == 0:
-            return np.zeros((0, x.shape[0], n_out), dtype=np.int64)
-        sb = self.build()
+            raise RtlSimError(f"{x.shape[0]} inputs per frame: the RTL testbench streams at most {MAX_VECTORS}")
+        period = frame_period(fs, self.space, x.shape[0])
+        cls = self.space.classes(fs.ff) if fs.ff.size else np.array([], dtype=object)
+        # a netlist makes its pipeline nets public itself (fkhw.rtlgen.netlist)
+        pipe = bool(np.isin(cls, ("pipeline", "control")).any()) and self.design.flip_flops is None
+        sb = self.build(pipeline=pipe)
+        dep = fault_deposits(fs, self.space, self.model, self.meta, period, ffmap=self.design.flip_flops)
         gold = engine.forward(self.model, x)
-        inj = self.lower(injections_for(self.model, self.meta, sites))
         tmp = self._work()
         work = Path(tmp.name) if tmp else self.work_dir
-        t0 = time.time()
         try:
-            rec, pre_err = run_frames(sb, work, x, gold, param_codes(self.model), inj, self.n_pre,
-                                      jobs=self.jobs, timeout=self.timeout, progress=progress,
-                                      hang=getattr(self, "_hang", False))
+            out = run_frames(sb, work, x, gold, param_codes(self.model), max(1, len(fs)), period, dep,
+                             jobs=jobs or self.jobs, timeout=self.timeout, progress=progress,
+                             hang=getattr(self, "_hang", False))
         finally:
             if tmp:
                 tmp.cleanup()
-        self.stats.update(sim_seconds=time.time() - t0, injections=int(sites.size), pre_err=pre_err)
-        if pre_err:
-            raise RtlSimError(f"{pre_err} output(s) before an upset cycle differ from the integer engine: "
-                              "the RTL or its scrubbing is broken")
-        return rec[:, -x.shape[0]:, :].astype(np.int64)
+        return out, gold, period
+
+    def golden(self, inputs) -> np.ndarray:
+        """(N, n_out) fault-free RTL outputs (not compared here: that is the
+        caller's check; ``stats["golden_valid_errors"]`` counts window slots
+        without their valid flag and valid drain slots)."""
+        x = self._check_inputs(inputs)
+        outs, bad_valid = [], 0
+        for lo in range(0, x.shape[0], MAX_VECTORS):
+            xc = x[lo:lo + MAX_VECTORS]
+            out, gold, _ = self._simulate(FaultSet.single("none", [], []), xc, jobs=1)
+            obs = observed_from(out, gold, 1)
+            outs.append(obs.latent[0])
+            bad_valid += int(obs.lost.sum() + obs.extra.sum())
+        self.stats["golden_valid_errors"] = bad_valid
+        return np.concatenate(outs, axis=0)
+
+    def run_faults(self, fs: FaultSet, inputs, progress=None) -> Observed:
+        """What each fault of ``fs`` does to the N window inputs (fkhw.faults).
+
+        Raises RtlSimError if an output differs from the integer engine
+        where no upset of its fault can reach (a broken scrub or a leak)."""
+        return self._run_faults(fs, inputs, progress)[0]
+
+    def _run_faults(self, fs: FaultSet, inputs, progress=None) -> tuple:
+        x = self._check_inputs(inputs)
+        check_fault_set(fs, self.space, x.shape[0])
+        n_out = int(self.meta["ports"]["out_data"]["elements"])
+        if len(fs) == 0:
+            z = np.zeros((0, x.shape[0]), dtype=bool)
+            return Observed(np.zeros((0, x.shape[0], n_out), dtype=np.int64), z, np.zeros(0, dtype=np.int64)), None
+        t0 = time.time()
+        out, gold, period = self._simulate(fs, x, progress)
+        bad = leaks(out, fs, self.space, x.shape[0])
+        self.stats.update(sim_seconds=time.time() - t0, injections=len(fs), period=period, pre_err=int(bad.sum()),
+                          state_errors=out.state_errors)
+        if out.state_errors:
+            raise RtlSimError(f"{out.state_errors} parameter register read(s) differ from golden plus the upsets "
+                              "deposited since: a scrub went missing or hit the wrong register")
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise RtlSimError(f"{int(bad.sum())} output slot(s) differ from the integer engine where no upset of "
+                              f"their fault reaches (first: fault {int(fs.ids[out.frame[i]])}, slot {out.slot[i]}): "
+                              "the RTL, its scrubbing or the deposits are broken")
+        return observed_from(out, gold, len(fs)), out.tmr_err
+
+    def run(self, sites, inputs, progress=None) -> np.ndarray:
+        """(len(sites), N, n_out) outputs with each site's parameter upset
+        (at cycle 0, no scrub) present: :meth:`run_faults` of ``seu``."""
+        sites = SiteSpace.of(self.model).check(sites)
+        fs = FaultSet.single("seu", np.arange(sites.size), sites)
+        return self.run_faults(fs, inputs, progress=progress).latent
 
 
 def netlist_design(model: IntegerModel, protect=None, log=None) -> RtlDesign:

@@ -19,9 +19,11 @@ site -> register -> net and bit), a TMR replica, or a pipeline / valid bit.
 parameter bit must be found (:class:`NetlistError` otherwise), and
 ``netlist_regmap.csv`` (``site,reg,bit,net``) names each site's flip-flop.
 
-An injection for the RTL (``[instance, index, value, address, memories]``)
-is lowered to the netlist by :func:`lower_injections`: the same value,
-deposited into the renamed net of the same register.
+The RTL level (fkhw.levels.rtl.fault_deposits) deposits each upset into the
+flip-flop :func:`flip_flop_map` names: the same bit, in the renamed net of
+the same register. Pipeline registers are
+renamed too (``u_stage<k>__q``, ``u_stage<k>__q_reg_<bit>``,
+``u_stage<k>__q_valid``) and public, so they can be upset as well.
 
 The netlist is cached on disk by the content hash of the RTL and the Yosys
 script (``build/netlist/<key>``, ``FKHW_NETLIST_CACHE`` moves it).
@@ -54,6 +56,8 @@ NETLIST_VERSION = 3  # bump when the renaming or the script changes
 _REG_NET = re.compile(r"\\(rf_[A-Za-z0-9_]+)\.(" + "|".join(REPLICA_MEMS) + r")\[(\d+)\] ")
 # a register bit Yosys kept as a flip-flop of its own (per-bit always blocks: the TMR register file)
 _BIT_NET = re.compile(r"\\(rf_[A-Za-z0-9_]+)\.(" + "|".join(REPLICA_MEMS) + r")_reg\[(\d+)\]\[(\d+)\] ")
+# pipeline registers: the stage's whole data register, a bit Yosys kept on its own, the valid flag
+_PIPE_NET = re.compile(r"\\u_stage(\d+)\.q(?:_reg\[(\d+)\]|(_valid))? ")
 _PARAMOD = re.compile(r"\\\$paramod\$([0-9a-f]+)\\([A-Za-z_][A-Za-z0-9_]*) ")
 _FF_LHS = re.compile(r"^\s*(?:if \(.*\) |else )?(\\\S+ |[A-Za-z_][A-Za-z0-9_$]*)\s*(?:\[(\d+)\])?\s*<=")
 _DECL = re.compile(r"^\s*(?:reg|wire|output|input)\s+(?:\[(\d+):(\d+)\]\s+)?(\\\S+ |[A-Za-z_][A-Za-z0-9_$]*)\s*;")
@@ -81,6 +85,20 @@ def default_cache() -> Path:
 def bit_net(instance: str, mem: str, index: int, bit: int) -> str:
     """The netlist name of a register bit that Yosys kept as its own flip-flop."""
     return f"{instance}__{mem}_{index}_{bit}"
+
+
+def pipe_net(stage: int, bit: int | None = None, valid: bool = False) -> str:
+    """The netlist name of stage ``stage``'s data register (``bit``: a bit
+    Yosys kept as a flip-flop of its own) or valid flag."""
+    base = f"u_stage{stage}__q"
+    return base + "_valid" if valid else base if bit is None else f"{base}_reg_{bit}"
+
+
+def _rename_pipeline(text: str) -> str:
+    """Plain names for the pipeline flip-flops (applied when a cached
+    netlist is read, so older caches need no new synthesis)."""
+    return _PIPE_NET.sub(lambda m: pipe_net(int(m.group(1)), None if m.group(2) is None else int(m.group(2)),
+                                            bool(m.group(3))) + " ", text)
 
 
 def _rename(text: str) -> str:
@@ -120,9 +138,10 @@ def flip_flops(text: str, top: str = TOP) -> dict:
 
 def flip_flop_map(ffs: dict, meta: dict) -> dict:
     """(instance, memory, index, Verilog bit) -> (net, bit of the net, whole)
-    for every register-file flip-flop of the netlist. ``whole``: the net is
-    the whole register (deposit the register value), else a one-bit net of
-    its own (deposit the bit)."""
+    for every register-file flip-flop of the netlist; ("pipe", stage,
+    Verilog bit) and ("valid", stage) for the pipeline's. ``whole``: the net
+    is the whole register (deposit the register value), else a one-bit net
+    of its own (deposit the bit)."""
     names = {}
     for rf in meta["register_files"]:
         for i in range(rf["count"]):
@@ -131,9 +150,23 @@ def flip_flop_map(ffs: dict, meta: dict) -> dict:
                 for j in range(rf["bits"]):
                     names[bit_net(rf["instance"], mem, i, j)] = (rf["instance"], mem, i, j)
     out = {}
+    for k in range(int(meta["latency"])):
+        names[pipe_net(k, valid=True)] = ("valid", k)
+        names[pipe_net(k)] = ("pipe", k, None)
     for net, bits in ffs.items():
         key = names.get(net)
+        m = re.match(r"^u_stage(\d+)__q_reg_(\d+)$", net)
+        if m:  # one bit of a stage's data register
+            out["pipe", int(m.group(1)), int(m.group(2))] = (net, 0, False)
+            continue
         if key is None:
+            continue
+        if key[0] == "valid":
+            out[key] = (net, 0, False)
+            continue
+        if key[0] == "pipe":
+            for b in bits:
+                out["pipe", key[1], b] = (net, b, True)
             continue
         inst, mem, i, j = key
         for b in bits:
@@ -177,7 +210,7 @@ def classify(ffs: dict, meta: dict, regmap: np.ndarray) -> tuple:
                 missing_replicas.append([e["site"], mem])
     pipeline = 0
     for net, bits in ffs.items():
-        if re.match(r"^\\u_stage\d+\.q(_valid|_reg\[\d+\])?$", net):  # Yosys names some q bits q_reg[k]
+        if re.match(r"^u_stage\d+__q(_valid|_reg_\d+)?$", net):  # Yosys keeps some q bits as q_reg[k]
             pipeline += len(bits)
             claimed.update((net, b) for b in bits)
     total = sum(len(b) for b in ffs.values())
@@ -212,6 +245,7 @@ def _vlt() -> str:
     for rule, why in NETLIST_WAIVERS.items():
         lines += [f"//   {rule}: {why}", f"lint_off -rule {rule} -file \"*{NETLIST_FILE}\""]
     lines.append(f"public_flat_rw -module \"{TOP}\" -var \"rf_*__mem*\"")
+    lines.append(f"public_flat_rw -module \"{TOP}\" -var \"u_stage*__q*\"")
     return "\n".join(lines) + "\n"
 
 
@@ -256,7 +290,7 @@ def synthesize_netlist(design: RtlDesign, cache: Path | None = None, progress=No
                 pass
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    text = (done / NETLIST_FILE).read_text()
+    text = _rename_pipeline((done / NETLIST_FILE).read_text())
     synth_info = json.loads((done / "synth.json").read_text())
     info, nets, ffmap = classify(flip_flops(text), design.meta, design.regmap)
     meta = json.loads(json.dumps(design.meta))
@@ -284,36 +318,3 @@ def synthesize_netlist(design: RtlDesign, cache: Path | None = None, progress=No
     meta["rtl_digest"] = _rtl_digest({**files, "netlist.vlt.v": files[VLT_FILE]})
     files[META_FILE] = json.dumps(meta, indent=1) + "\n"
     return RtlDesign(design.model, files, meta, design.regmap, [], flip_flops=ffmap)
-
-
-def lower_injections(injections: list, codes: np.ndarray, ffmap: dict) -> list:
-    """RTL injections -> the same upsets on the netlist. ``[instance, index,
-    value, address(, memories)]`` -> ``["", None, value, address, [[net,
-    value], ...]]``: each flipped bit (value ^ ``codes[address]``, the golden
-    bit pattern of the register)
-    of each listed memory is deposited into the flip-flop that holds it (the
-    whole register net with the flipped value, or the bit's own net with
-    the bit). A bit with no flip-flop in the netlist (a replica synthesis
-    merged away) gets no deposit: nothing is there to upset."""
-    out = []
-    for inj in injections:
-        inst, idx, val, addr = inj[:4]
-        if inst is None:
-            out.append(inj)
-            continue
-        flipped = int(val) ^ int(codes[addr])
-        bits = [b for b in range(flipped.bit_length()) if flipped >> b & 1]
-        targets = {}
-        for mem in (list(inj[4]) if len(inj) > 4 else ["mem"]):
-            for b in bits:
-                hit = ffmap.get((inst, mem, int(idx), b))
-                if hit is None:
-                    continue
-                net, nb, whole = hit
-                if whole:
-                    cur = targets.get(net, int(codes[addr]))
-                    targets[net] = cur ^ (1 << nb)
-                else:
-                    targets[net] = (int(val) >> b) & 1
-        out.append(["", None, val, addr, [[n, v] for n, v in targets.items()]])
-    return out

@@ -3,11 +3,17 @@
 * :func:`build` compiles ``rtl_tb/hdl/fkhw_tb.v`` + the generated Verilog
   once per content hash into ``<root>/<key>/sim`` (cocotb's Python runner,
   Verilator ``--timing``), under a file lock, in a subprocess with a timeout.
+  For fkhw's own register files it also writes ``fkhw_tb_deposits.vh``: the
+  testbench HDL then makes the parameter upsets and scrubs itself (and, in
+  the ``pipeline`` build, the pipeline/valid ones), keeping every design
+  register private to Verilator (public registers cost ~2x per clock).
 * :func:`run_frames` runs one or more simulator processes in parallel, each
-  in its own work directory, each on a slice of the injection list; the
-  cocotb test ``rtl_tb/test_encoder.py`` reads ``job.json`` and the hex
-  files, and the HDL testbench writes the recorded outputs. A process that
-  runs past its timeout is killed (its whole process group).
+  in its own work directory, each on a contiguous block of frames (a frame
+  per fault, :class:`Deposits` say what is upset when); the cocotb test
+  ``rtl_tb/test_encoder.py`` reads ``job.json`` and the event files, and the
+  HDL testbench writes the output slots that differ from golden
+  (:class:`FrameOutputs`). A process that runs past its timeout is killed
+  (its whole process group).
 
 ``python -m fkhw.rtlgen.sim build|run ...`` is the subprocess entry point.
 """
@@ -41,13 +47,15 @@ TB_TOP = "fkhw_tb"
 TB_MODULE = "test_encoder"
 CLOCK_NS = 10
 MAX_VECTORS = 8192  # stimulus memory depth of the testbench (FKHW_MAXV)
+MAX_EVENTS = 262144  # parameter deposits per simulator process made in HDL (FKHW_MAXE)
+DEPOSITS_VH = "fkhw_tb_deposits.vh"
 # --no-public-flat-rw undoes the runner's --public-flat-rw: only the signals
 # named in fkhw_tb.vlt are visible to cocotb (the datapath is optimised)
 BUILD_ARGS = ["--no-public-flat-rw", "--timing", "-CFLAGS", "-std=c++20", "-Wno-fatal", "-O3",
               "--x-assign", "fast", "--x-initial", "fast"]
 # the wheel's verilated.mk leaves the precompiled-header include flag empty
 MAKE_VARS = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-Og OPT_SLOW=-O0 OPT_GLOBAL=-O1"
-BUILD_VERSION = 1  # bump when the build recipe changes
+BUILD_VERSION = 3  # bump when the build recipe changes
 
 
 class RtlSimError(RuntimeError):
@@ -74,20 +82,22 @@ class SimBuild:
     sim_dir: Path
     meta: dict
     seconds: float  # build time (0 when reused from the cache)
+    pipeline: bool = False  # pipeline data and valid registers are public (can be upset)
+    hdl_deposits: bool = False  # parameter registers are upset by the testbench HDL (fkhw_tb_deposits.vh)
 
     @property
     def latency(self) -> int:
         return int(self.meta["latency"])
 
 
-def _tb_files() -> list:
+def _tb_files(pipeline: bool = False) -> list:
     if not TB_HDL.is_file() or not TB_VLT.is_file() or not (TB_DIR / f"{TB_MODULE}.py").is_file():
         raise RtlSimError(f"the cocotb testbench is missing: expected {TB_HDL}, {TB_VLT} and "
                           f"{TB_DIR / (TB_MODULE + '.py')} (fkhw must run from its source tree for RTL simulation)")
     return [TB_HDL, TB_VLT]
 
 
-def _key(rtl_dir: Path) -> str:
+def _key(rtl_dir: Path, pipeline: bool = False) -> str:
     """Content hash of the build. Line comments of the generated RTL are left
     out, so models that differ only in their weights (econt-bol, econt-eol:
     the header names the model) share one build: weights are loaded at run
@@ -95,15 +105,19 @@ def _key(rtl_dir: Path) -> str:
     h = hashlib.sha256()
     for p in sorted(rtl_dir.glob("*.v")) + sorted(rtl_dir.glob("*.vh")) + sorted(rtl_dir.glob("*.vlt")):
         h.update(p.name.encode() + b"\0" + re.sub(rb"//[^\n]*", b"", p.read_bytes()) + b"\0")
-    for p in _tb_files():
+    for p in _tb_files(pipeline):
         h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
-    h.update(json.dumps([BUILD_ARGS, MAKE_VARS, BUILD_VERSION, MAX_VECTORS, verilator_version()]).encode())
+    h.update(json.dumps([BUILD_ARGS, MAKE_VARS, BUILD_VERSION, MAX_VECTORS, verilator_version(), pipeline]).encode())
     return h.hexdigest()[:16]
 
 
-def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=None) -> SimBuild:
+def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=None, pipeline: bool = False) -> SimBuild:
     """Compile the testbench around the Verilog in ``rtl_dir`` (reused when
-    an identical build exists). Raises RtlBuildError with the log tail."""
+    an identical build exists). ``pipeline``: the testbench can also upset
+    the pipeline data and valid registers (FKHW_TB_PIPE_DEPOSITS: a falling-edge
+    block that writes them, so Verilator evaluates the datapath twice per
+    clock): a build of its own, used only for fault sets that need it.
+    Raises RtlBuildError with the log tail."""
     rtl_dir = Path(rtl_dir).resolve()
     if not (rtl_dir / f"{TOP}.v").is_file() and not (rtl_dir / f"{TOP}_netlist.v").is_file():
         raise RtlBuildError(f"{rtl_dir}: no {TOP}.v (generate it with `fkhw rtl`) or {TOP}_netlist.v")
@@ -115,7 +129,7 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
         raise RtlSimError("building the Verilator model needs `make` and a C++ compiler (g++) on PATH")
     meta = json.loads((rtl_dir / META_FILE).read_text()) if (rtl_dir / META_FILE).is_file() else {}
     root = Path(root) if root is not None else default_root()
-    key = _key(rtl_dir)
+    key = _key(rtl_dir, pipeline)
     base = root / key
     sim_dir = base / "sim"
     stamp = base / "built.json"
@@ -123,15 +137,19 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
     with open(base / ".lock", "w") as lockf:
         fcntl.flock(lockf, fcntl.LOCK_EX)
         if stamp.is_file() and (sim_dir / TB_TOP).is_file():
-            return SimBuild(key, base / "rtl", sim_dir, meta, 0.0)
+            return SimBuild(key, base / "rtl", sim_dir, meta, 0.0, pipeline, (base / "rtl" / DEPOSITS_VH).is_file())
         t0 = time.time()
         if log:
             log(f"building the Verilator model (cached in {base}) ...")
         shutil.rmtree(base / "rtl", ignore_errors=True)
         shutil.copytree(rtl_dir, base / "rtl")
+        # fkhw's own register files (not a netlist, not the TMRG variant): upsets made in HDL
+        if "register_files" in meta and "tmrg" not in meta and not any((base / "rtl").glob("*_netlist.v")):
+            (base / "rtl" / DEPOSITS_VH).write_text(deposits_vh(meta))
         shutil.rmtree(sim_dir, ignore_errors=True)
         logfile = base / "build.log"
-        cmd = [sys.executable, "-m", "fkhw.rtlgen.sim", "build", str(base / "rtl"), str(sim_dir)]
+        cmd = [sys.executable, "-m", "fkhw.rtlgen.sim", "build", str(base / "rtl"), str(sim_dir)] + \
+            (["pipeline"] if pipeline else [])
         runtime = root / "_runtime" / hashlib.sha256(
             json.dumps([BUILD_ARGS, MAKE_VARS, verilator_version()]).encode()).hexdigest()[:16]
         _reuse_runtime(runtime, sim_dir)
@@ -146,7 +164,42 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
         secs = time.time() - t0
         _save_runtime(sim_dir, runtime)
         stamp.write_text(json.dumps({"key": key, "seconds": secs, "verilator": verilator_version()}))
-        return SimBuild(key, base / "rtl", sim_dir, meta, secs)
+        return SimBuild(key, base / "rtl", sim_dir, meta, secs, pipeline, (base / "rtl" / DEPOSITS_VH).is_file())
+
+
+def deposit_files(meta: dict) -> list:
+    """(register-file instance, memory) in the numbering of fkhw_tb_deposits.vh."""
+    mems = ("mem", "mem_b", "mem_c") if "tmr" in meta else ("mem",)
+    return [(rf["instance"], m) for rf in meta["register_files"] for m in mems]
+
+
+def deposits_vh(meta: dict) -> str:
+    """The testbench's parameter deposits for one design: which register
+    file an event names (a case over hierarchical references, so the
+    registers stay private to the model) and the check after the run."""
+    dep, chk = [], []
+    rfs = {rf["instance"]: rf for rf in meta["register_files"]}
+    for j, (inst, mem) in enumerate(deposit_files(meta)):
+        rf = rfs[inst]
+        w, base = rf["bits"], rf["base"]
+        reg = f"u_enc.{inst}.{mem}[e_idx]"
+        dep.append(f"        16'd{j}: {reg} <= e_restore ? wmem[{base} + e_idx][{w - 1}:0] : ({reg} ^ e_mask[{w - 1}:0]); \\")
+        if mem == "mem":
+            chk.append(f"    for (k = 0; k < {rf['count']}; k = k + 1) "
+                       f"if (u_enc.{inst}.mem[k] !== wmem[{base} + k][{w - 1}:0]) state_err = state_err + 32'd1; \\")
+    pipe = []
+    for st in meta["stages"]:
+        q = f"u_enc.{st['instance']}"
+        pipe.append(f"        8'd{st['stage']}: if (p_valid) {q}.q_valid = ~{q}.q_valid; "
+                    f"else {q}.q[p_bit] = ~{q}.q[p_bit]; \\")
+    return ("// fkhw_tb_deposits.vh: written by fkhw.rtlgen.sim for this design's register files\n"
+            "// (see rtl_tb/hdl/fkhw_tb.v): FKHW_TB_DEPOSIT applies event e, FKHW_TB_CHECK counts\n"
+            "// the parameter registers that differ from their golden value.\n"
+            "`define FKHW_TB_DEPOSIT \\\n    case (e_file) \\\n" + "\n".join(dep)
+            + "\n        default: ; \\\n    endcase\n"
+            "`define FKHW_TB_CHECK \\\n" + "\n".join(chk) + "\n    ;\n"
+            "`define FKHW_TB_PIPE_DEPOSIT \\\n    case (p_stage) \\\n" + "\n".join(pipe)
+            + "\n        default: ; \\\n    endcase\n")
 
 
 def _reuse_runtime(runtime: Path, sim_dir: Path) -> None:
@@ -244,10 +297,53 @@ def unpack_hex(lines: list, n: int, width: int, signed: bool) -> np.ndarray:
 
 # --- running -------------------------------------------------------------------
 
+@dataclass(frozen=True, eq=False)
+class Deposits:
+    """What cocotb writes into the flip-flops, frame by frame.
+
+    ``targets``: registers by name, ``[instance, register, index]`` =
+    ``u_enc.<instance>.<register>[index]`` (instance "": a net of the top;
+    index -1: no index); ``golden``: per target, the value a restore writes;
+    ``check``: per target, the bits every read is checked on against golden
+    and the deposits since (0 for pipeline registers: they reload each clock).
+    Events (one row each): at ``cycle`` of ``frame`` (right after that rising
+    edge; the cycle may run past the frame's period for flip-flops of later
+    stages) invert ``bit`` of target ``target`` (read, invert, write), or with
+    bit -1 write its golden value (a scrub). At one cycle inversions come
+    before restores."""
+
+    targets: list
+    golden: list
+    check: list
+    frame: np.ndarray
+    cycle: np.ndarray
+    target: np.ndarray
+    bit: np.ndarray
+
+    @staticmethod
+    def none() -> "Deposits":
+        z = np.zeros(0, dtype=np.int64)
+        return Deposits([], [], [], z, z, z, z)
+
+
+@dataclass(frozen=True, eq=False)
+class FrameOutputs:
+    """Every output slot that differs from a fault-free encoder: window
+    slots whose valid is not 1 or whose data is not the golden output, drain
+    slots whose valid is not 0. Every slot not listed equals ``gold``."""
+
+    frame: np.ndarray  # (L,)
+    slot: np.ndarray  # (L,) 0 .. period-1
+    valid: np.ndarray  # (L,) bool
+    data: np.ndarray  # (L, n_out) codes
+    tmr_err: np.ndarray | None  # (frames, 2) bool: tmr_err at edge 0 of the frame (pre), seen after it (post)
+    state_errors: int = 0  # register reads that differ from golden + the deposits since (missing scrub?)
+
+
 @dataclass
 class Job:
     directory: Path
-    injections: list  # [instance, index, deposit value, register address]
+    n_frames: int
     proc: subprocess.Popen | None = None
     started: float = 0.0
 
@@ -260,40 +356,72 @@ def _write_common(work: Path, meta: dict, stim: np.ndarray, gold: np.ndarray, we
     (work / "fkhw_weights.hex").write_text("\n".join(pack_hex(weights.reshape(-1, 1), dw)) + "\n")
 
 
+def _hdl_events(dep: Deposits, files: list, lo: int, hi: int, period: int, pipeline: bool = False) -> tuple:
+    """The events of frames lo..hi-1 on parameter registers, for the HDL
+    (fkhw_events.hex lines; one per register and edge: the inversions of an
+    edge merged, a restore at that edge overriding them), the pipeline events
+    (fkhw_pevents.hex lines, with ``pipeline``) and a mask of the events left
+    for cocotb."""
+    fid = {f: j for j, f in enumerate(files)}
+    t_file = np.array([fid.get((t[0], t[1]), -1) for t in dep.targets] or [0], dtype=np.int64)
+    mine = (dep.frame >= lo) & (dep.frame < hi)
+    hdl = mine & (t_file[dep.target] >= 0) if dep.targets else mine & False
+    g = (dep.frame[hdl] - lo) * period + dep.cycle[hdl]
+    tgt, bit = dep.target[hdl], dep.bit[hdl]
+    merged = {}
+    for c, t, b in sorted(zip(g.tolist(), tgt.tolist(), bit.tolist()), key=lambda r: (r[0], r[2] < 0)):
+        restore, mask = merged.get((c, t), (0, 0))
+        merged[c, t] = (1, 0) if b < 0 else (restore, mask ^ (1 << b))
+    lines = [f"{c:08x}{t_file[t]:04x}{int(dep.targets[t][2]):04x}{r:08x}{m:08x}"
+             for (c, t), (r, m) in sorted(merged.items())]
+    if not pipeline:
+        return lines, [], mine & ~hdl
+    # pipeline data and valid registers (falling-edge deposits)
+    t_stage = np.array([int(t[0][len("u_stage"):]) if t[0].startswith("u_stage") else -1 for t in dep.targets] or [0],
+                       dtype=np.int64)
+    t_valid = np.array([t[1] == "q_valid" for t in dep.targets] or [False])
+    pip = mine & (t_stage[dep.target] >= 0) if dep.targets else mine & False
+    g = (dep.frame[pip] - lo) * period + dep.cycle[pip]
+    order = np.argsort(g, kind="stable")
+    tg, bt = dep.target[pip][order], dep.bit[pip][order]
+    plines = [f"{c:08x}{t_stage[t]:02x}{int(t_valid[t]):02x}{b:04x}" for c, t, b in zip(g[order].tolist(), tg.tolist(),
+                                                                                        bt.tolist())]
+    return lines, plines, mine & ~hdl & ~pip
+
+
+def _job_events(dep: Deposits, lo: int, hi: int, period: int, keep=None) -> dict:
+    """The events of frames lo..hi-1 as the cocotb test reads them: global
+    cycles from run edge 0 of the job, sorted, inversions before restores."""
+    sel = (dep.frame >= lo) & (dep.frame < hi) if keep is None else keep
+    g = (dep.frame[sel] - lo) * period + dep.cycle[sel]
+    bit, tgt = dep.bit[sel], dep.target[sel]
+    order = np.lexsort((bit < 0, g))
+    return {"cycle": g[order].tolist(), "target": tgt[order].tolist(), "bit": bit[order].tolist()}
+
+
 def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, weights: np.ndarray,
-               injections: list, n_pre: int, jobs: int = 1, timeout: float | None = None,
-               progress=None, hang: bool = False, flags_out: dict | None = None) -> tuple:
-    """Run ``len(injections)`` frames (one frame with no upset if the list is
-    empty) split over ``jobs`` simulator processes.
-
-    Returns (recorded, pre_err): recorded is (frames, n_vec + LATENCY - 2,
-    n_out) output codes from the upset cycle on; pre_err counts pre-upset
-    outputs that differed from ``gold``.
-
-    An injection is [instance, index, value, address] (deposit into
-    ``<instance>.mem[index]``) or, for a hardened design, [instance, index,
-    value, address, [replica memories]]. For a hardened design (one with a
-    ``tmr`` section in its metadata) ``flags_out``, if given, receives
-    ``tmr_err_pre`` and ``tmr_err_post``: (frames,) bool arrays, whether
-    tmr_err was 1 before the upset cycle / from it until the scrub.
-    """
+               n_frames: int, period: int, deposits: Deposits, jobs: int = 1, timeout: float | None = None,
+               progress=None, hang: bool = False) -> FrameOutputs:
+    """Run ``n_frames`` frames of ``period`` clocks (the N = len(stim) window
+    vectors, then period - N drain slots) with ``deposits``, split over
+    ``jobs`` simulator processes (contiguous blocks of frames)."""
     meta = sb.meta
     n_vec = int(stim.shape[0])
     if n_vec > MAX_VECTORS:
         raise RtlSimError(f"{n_vec} input vectors per frame: the testbench holds at most {MAX_VECTORS}")
-    lat = sb.latency
-    if n_pre < lat - 1:
-        raise RtlSimError(f"n_pre={n_pre} must be at least LATENCY-1={lat - 1} to check pre-upset outputs")
+    if not n_vec <= period:
+        raise RtlSimError(f"a frame of {period} clocks cannot stream {n_vec} vectors")
+    n_frames = max(1, int(n_frames))
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     _write_common(work, meta, stim, gold, weights)
-    frames = injections if injections else [None]
-    jobs = max(1, min(int(jobs), len(frames)))
-    bounds = np.linspace(0, len(frames), jobs + 1).astype(int)
-    per_frame_cycles = n_pre + n_vec + lat + 3
+    jobs = max(1, min(int(jobs), n_frames))
+    bounds = np.linspace(0, n_frames, jobs + 1).astype(int)
     if timeout is None:
-        # generous: 60 s start-up + 20 us per simulated clock per process
-        timeout = 60 + 2e-5 * per_frame_cycles * (bounds[1] - bounds[0]) + 1e-3 * sb.meta.get("n_registers", 0)
+        # generous: 60 s start-up + 40 us per simulated clock and 1 ms per deposit, per process
+        per_job = max(np.diff(bounds))
+        timeout = (60 + 4e-5 * period * per_job + 1e-3 * deposits.frame.size / jobs
+                   + 1e-3 * sb.meta.get("n_registers", 0))
     job_list = []
     for j in range(jobs):
         d = work / f"job{j}"
@@ -301,12 +429,23 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
         d.mkdir()
         for name in ("fkhw_stim.hex", "fkhw_gold.hex", "fkhw_weights.hex"):
             os.symlink(work / name, d / name)
-        inj = frames[bounds[j]:bounds[j + 1]]
+        lo, hi = int(bounds[j]), int(bounds[j + 1])
+        keep, n_ev, n_pev = None, 0, 0
+        if sb.hdl_deposits:
+            lines, plines, keep = _hdl_events(deposits, deposit_files(meta), lo, hi, period, sb.pipeline)
+            if max(len(lines), len(plines)) > MAX_EVENTS:
+                raise RtlSimError(f"{max(len(lines), len(plines))} deposits in one simulator process: the testbench "
+                                  f"holds at most {MAX_EVENTS} (use more jobs or fewer faults per run)")
+            (d / "fkhw_events.hex").write_text("\n".join(lines) + "\n")
+            (d / "fkhw_pevents.hex").write_text("\n".join(plines) + "\n")
+            n_ev, n_pev = len(lines), len(plines)
         (d / "job.json").write_text(json.dumps({
-            "n_vec": n_vec, "n_pre": int(n_pre), "n_frames": len(inj),
-            "injections": [x for x in inj if x is not None], "progress": str(d / "progress"),
-            "result": str(d / "result.json"), "hang": bool(hang)}))
-        job_list.append(Job(d, inj))
+            "n_vec": n_vec, "period": int(period), "n_frames": hi - lo, "targets": deposits.targets, "n_ev": n_ev,
+            "n_pev": n_pev,
+            "golden": [int(v) for v in deposits.golden], "check": [int(v) for v in deposits.check],
+            **_job_events(deposits, lo, hi, period, keep),
+            "progress": str(d / "progress"), "result": str(d / "result.json"), "hang": bool(hang)}))
+        job_list.append(Job(d, hi - lo))
     t0 = time.time()
     env = tool_env()
     for job in job_list:
@@ -335,36 +474,35 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
         for jb in job_list:
             if jb.proc is not None and jb.proc.poll() is None:
                 _kill(jb.proc)
-    recorded, pre_err, flags = [], 0, []
-    n_out = meta["ports"]["out_data"]["elements"]
-    ew = meta["ports"]["out_data"]["element_bits"]
-    signed = meta["ports"]["out_data"]["signed"]
-    n_rec = n_pre + n_vec - max(0, n_pre + 2 - lat)
-    for jb in job_list:
+    pout = meta["ports"]["out_data"]
+    frames, slots, valid, lines, flags, state_err = [], [], [], [], [], 0
+    for jb, lo in zip(job_list, bounds[:-1]):
         res_path = jb.directory / "result.json"
         if jb.proc.returncode != 0 or not res_path.is_file():
             raise RtlSimError(f"the RTL simulation failed (exit code {jb.proc.returncode}; log "
                               f"{jb.directory / 'sim.log'}):\n{_tail(jb.directory / 'sim.log')}")
         res = json.loads(res_path.read_text())
-        pre_err += int(res["pre_err"])
-        lines = (jb.directory / "fkhw_out.hex").read_text().split()
-        if len(lines) != len(jb.injections) * n_rec:
-            raise RtlSimError(f"{jb.directory}: {len(lines)} recorded outputs, expected "
-                              f"{len(jb.injections)} frames x {n_rec}")
-        recorded.append(unpack_hex(lines, n_out, ew, signed).reshape(len(jb.injections), n_rec, n_out))
+        state_err += int(res["state_err"])
+        tok = np.array((jb.directory / "fkhw_diff.txt").read_text().split(), dtype=object).reshape(-1, 4)
+        if tok.shape[0] != int(res["n_diff"]):
+            raise RtlSimError(f"{jb.directory}: {tok.shape[0]} differing outputs written, the testbench counted "
+                              f"{res['n_diff']}")
+        frames.append(tok[:, 0].astype(np.int64) + lo)
+        slots.append(tok[:, 1].astype(np.int64))
+        valid.append(tok[:, 2].astype(np.int64) == 1)
+        lines += tok[:, 3].tolist()
         if "tmr" in meta:
             err_file = jb.directory / "fkhw_tmr_err.txt"
             vals = np.array(err_file.read_text().split() if err_file.is_file() else [], dtype=np.int64)
-            if vals.size != 2 * len(jb.injections):
-                raise RtlSimError(f"{err_file}: {vals.size // 2} tmr_err records, expected {len(jb.injections)} "
+            if vals.size != 2 * jb.n_frames:
+                raise RtlSimError(f"{err_file}: {vals.size // 2} tmr_err records, expected {jb.n_frames} "
                                   "(was the testbench built with FKHW_TMR?)")
             flags.append(vals.reshape(-1, 2).astype(bool))
     if progress is not None:
-        progress(len(injections))
-    if flags_out is not None and flags:
-        both = np.concatenate(flags, axis=0)
-        flags_out["tmr_err_pre"], flags_out["tmr_err_post"] = both[:, 0], both[:, 1]
-    return np.concatenate(recorded, axis=0), pre_err
+        progress(n_frames)
+    data = unpack_hex(lines, pout["elements"], pout["element_bits"], pout["signed"])
+    return FrameOutputs(np.concatenate(frames), np.concatenate(slots), np.concatenate(valid), data,
+                        np.concatenate(flags, axis=0) if flags else None, state_err)
 
 
 def _progress(job: Job) -> int:
@@ -404,17 +542,22 @@ def _main_touch(sim_dir: str) -> int:
     return 0
 
 
-def _main_build(rtl_dir: str, sim_dir: str) -> int:
+def _main_build(rtl_dir: str, sim_dir: str, pipeline: bool = False) -> int:
     rtl = Path(rtl_dir)
     from cocotb_tools.runner import VerilatorControlFile
 
     # a design may bring its own Verilator control file (a netlist: which nets are public)
-    sources = (sorted(str(p) for p in rtl.glob("*.v")) + [str(TB_HDL), VerilatorControlFile(str(TB_VLT))]
+    sources = (sorted(str(p) for p in rtl.glob("*.v")) + [str(TB_HDL)]
+               + [VerilatorControlFile(str(p)) for p in _tb_files()[1:]]
                + [VerilatorControlFile(str(p)) for p in sorted(rtl.glob("*.vlt"))])
     runner = _build_runner()
+    defines = {"FKHW_MAXV": MAX_VECTORS, "FKHW_MAXE": MAX_EVENTS}
+    if (rtl / DEPOSITS_VH).is_file():
+        defines["FKHW_TB_DEPOSITS"] = 1
+        if pipeline:
+            defines["FKHW_TB_PIPE_DEPOSITS"] = 1
     runner.build(sources=sources, includes=[str(rtl)], hdl_toplevel=TB_TOP, build_dir=sim_dir,
-                 build_args=BUILD_ARGS, timescale=("1ns", "1ps"), defines={"FKHW_MAXV": MAX_VECTORS},
-                 always=True)
+                 build_args=BUILD_ARGS, timescale=("1ns", "1ps"), defines=defines, always=True)
     return 0
 
 
@@ -434,8 +577,8 @@ def _main_run(sim_dir: str, job_dir: str) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "build":
-        sys.exit(_main_build(sys.argv[2], sys.argv[3]))
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "build":
+        sys.exit(_main_build(sys.argv[2], sys.argv[3], sys.argv[4:] == ["pipeline"]))
     if len(sys.argv) == 3 and sys.argv[1] == "touch":
         sys.exit(_main_touch(sys.argv[2]))
     if len(sys.argv) == 4 and sys.argv[1] == "run":

@@ -5,7 +5,9 @@ frames as :class:`fkhw.levels.rtl.RtlLevel`) on the hardened encoder of
 :func:`fkhw.tmr.harden.harden`. An upset of a protected site flips its bit
 in ONE replica flip-flop (``replica`` 0, 1 or 2 = ``mem``, ``mem_b``,
 ``mem_c``); an upset of an unprotected site flips its single flip-flop.
-The testbench also records, per frame, whether ``tmr_err`` rose before the
+Each upset is an :class:`fkhw.faults.Upset` of a flip-flop of the hardened
+design's space (replica B, C of a protected bit: their own ids). The
+testbench also records, per frame, whether ``tmr_err`` was 1 before the
 upset (it must not) and after it.
 
 :func:`prove` runs, in one simulation: every protected site upset in each
@@ -22,54 +24,62 @@ tmr_err must stay low).
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
 from fkhw import engine
-from fkhw.levels.rtl import RtlLevel, injections_for, param_codes
+from fkhw.faults import Fault, FaultSet, FlipFlopSpace, Upset
+from fkhw.levels.rtl import RtlLevel
 from fkhw.model.ir import IntegerModel
-from fkhw.rtlgen.emit import REPLICA_MEMS
-from fkhw.rtlgen.sim import MAX_VECTORS, RtlSimError, run_frames
+from fkhw.rtlgen.sim import RtlSimError
 from fkhw.sites import SiteSpace
 from fkhw.tmr.harden import harden
 
-__all__ = ["HardenedRtlLevel", "prove", "tmr_injections"]
+__all__ = ["HardenedRtlLevel", "prove", "replica_faults"]
 
 
-def _replica_names(replica) -> list:
+def _replica_list(replica) -> list:
     reps = [replica] if isinstance(replica, (int, np.integer)) else list(replica)
     if not reps or any(int(r) not in (0, 1, 2) for r in reps) or len(set(int(r) for r in reps)) != len(reps):
         raise ValueError(f"replica {replica!r}: give 0, 1 or 2 (A, B, C), or distinct ones for a multiple upset")
-    return [REPLICA_MEMS[int(r)] for r in reps]
+    return [int(r) for r in reps]
 
 
-def tmr_injections(model: IntegerModel, meta: dict, sites, replicas) -> list:
-    """Injections for the hardened testbench: per site [instance, index,
-    flipped value, address, [memories]]. ``replicas``: an int 0..2 or a
-    tuple of distinct ones (every listed replica of the bit is upset) for
-    all sites, or a list with one such spec per site. Unprotected sites have one
-    flip-flop (``mem``) whatever the spec."""
+def replica_flip_flop(space: FlipFlopSpace, site: int, replica: int) -> int:
+    """The flip-flop id of replica 0, 1, 2 (A = the parameter bit, B, C) of a
+    protected site (fkhw.faults: B and C follow the valid flags)."""
+    if replica == 0:
+        return int(site)
+    pos = int(np.searchsorted(space.protected, site))
+    return space.first_replica + 2 * pos + replica - 1
+
+
+def replica_faults(space: FlipFlopSpace, sites, replicas) -> FaultSet:
+    """One fault per site, upsets at cycle 0, no scrub: the listed replicas
+    (``replicas``: 0, 1, 2 or a tuple of distinct ones for all sites, or a
+    list with one such spec per site) of a
+    protected site's bit, the single flip-flop of an unprotected one."""
     sites = np.asarray(sites, dtype=np.int64).reshape(-1)
-    prot = {e["site"] for e in meta["tmr"]["sites"]}
-    base = injections_for(model, meta, sites)
-    per_site = None
+    prot = set(space.protected)
     if isinstance(replicas, (list, np.ndarray)):  # a list: one spec per site (an int or a tuple: the same for all)
         if len(replicas) != sites.size:
             raise ValueError(f"{len(replicas)} replica specs for {sites.size} sites")
-        per_site = list(replicas)
-    out = []
-    for k, (s, inj) in enumerate(zip(sites.tolist(), base)):
-        spec = per_site[k] if per_site is not None else replicas
-        mems = _replica_names(spec) if s in prot else ["mem"]
-        out.append(inj + [mems])
-    return out
+        specs = list(replicas)
+    else:
+        specs = [replicas] * sites.size
+    faults = []
+    for s, spec in zip(sites.tolist(), specs):
+        reps = _replica_list(spec) if s in prot else [0]
+        faults.append(Fault(tuple(sorted(Upset(replica_flip_flop(space, s, r), 0) for r in reps))))
+    return FaultSet.of("replica", np.arange(sites.size), faults)
 
 
 class HardenedRtlLevel(RtlLevel):
     """Level protocol on the hardened RTL (name ``rtl-tmr``). ``replica``:
-    which replica of a protected bit an upset hits in :meth:`run` (0, 1, 2,
-    or a tuple for a multiple upset of the same bit)."""
+    which replica of a protected bit an upset hits in :meth:`run` (0, 1, 2 =
+    ``REPLICA_MEMS`` A, B, C, or a tuple for a multiple upset of the same
+    bit). :meth:`run_faults` takes any fault set of the hardened design's
+    flip-flop space (``self.space``: replicas included)."""
 
     name = "rtl-tmr"
 
@@ -79,7 +89,7 @@ class HardenedRtlLevel(RtlLevel):
         ir = model.ir if hasattr(model, "ir") else model
         design = design if design is not None else harden(ir, protect_sites)
         super().__init__(ir, jobs=jobs, design=design, **kw)
-        _replica_names(replica)
+        _replica_list(replica)
         self.replica = replica
         self.protected = np.array([e["site"] for e in self.meta["tmr"]["sites"]], dtype=np.int64)
 
@@ -94,46 +104,23 @@ class HardenedRtlLevel(RtlLevel):
     def run_with_err(self, sites, inputs, replica=None, progress=None) -> tuple:
         """(outputs (S, N, n_out), tmr_err (S,) bool): outputs with each
         site's upset present and whether tmr_err rose after it. ``replica``:
-        as in the constructor (default: the level's), or one spec per site.
-        Raises RtlSimError if an output before an upset cycle differs from
-        the integer engine or tmr_err was already 1 there."""
-        x = self._check_inputs(inputs)
+        as in the constructor (default: the level's), or one spec per site."""
         sites = SiteSpace.of(self.model).check(sites)
-        if x.shape[0] > MAX_VECTORS:
-            raise RtlSimError(f"{x.shape[0]} inputs per site: the RTL testbench streams at most {MAX_VECTORS}")
-        n_out = int(self.meta["ports"]["out_data"]["elements"])
-        if sites.size == 0:
-            return np.zeros((0, x.shape[0], n_out), dtype=np.int64), np.zeros(0, dtype=bool)
-        inj = tmr_injections(self.model, self.meta, sites, self.replica if replica is None else replica)
-        return self._run_injections(inj, x, progress)
+        fs = replica_faults(self.space, sites, self.replica if replica is None else replica)
+        obs, err = self.run_faults_with_err(fs, inputs, progress)
+        return obs.latent, err
 
-    def _run_injections(self, inj: list, x: np.ndarray, progress=None) -> tuple:
-        inj = self.lower(inj)
-        sb = self.build()
-        gold = engine.forward(self.model, x)
-        tmp = self._work()
-        work = Path(tmp.name) if tmp else self.work_dir
-        flags: dict = {}
-        timeout = self.timeout
-        if timeout is None:
-            # measured ~4 ms per frame per process on econt-bol (cocotb deposit + Timer, 46 clocks);
-            # generous so a loaded machine does not trip it, still finite for a hung simulator
-            timeout = 120 + 0.05 * len(inj) / max(1, min(self.jobs, len(inj)))
-        t0 = time.time()
-        try:
-            rec, pre_err = run_frames(sb, work, x, gold, param_codes(self.model), inj, self.n_pre, jobs=self.jobs,
-                                      timeout=timeout, progress=progress, flags_out=flags)
-        finally:
-            if tmp:
-                tmp.cleanup()
-        self.stats.update(sim_seconds=time.time() - t0, injections=len(inj), pre_err=pre_err)
-        if pre_err:
-            raise RtlSimError(f"{pre_err} output(s) before an upset cycle differ from the integer engine: "
-                              "the RTL or its scrubbing is broken")
-        if flags["tmr_err_pre"].any():
-            raise RtlSimError(f"tmr_err was 1 before the upset in {int(flags['tmr_err_pre'].sum())} frame(s): "
+    def run_faults_with_err(self, fs: FaultSet, inputs, progress=None) -> tuple:
+        """(Observed, tmr_err (F,) bool: tmr_err was 1 at some edge of the
+        frame after its edge 0). Raises RtlSimError if an output differs where
+        no upset reaches or tmr_err was already 1 at a frame's edge 0."""
+        obs, flags = self._run_faults(fs, inputs, progress)
+        if flags is None:
+            return obs, np.zeros(0, dtype=bool)
+        if flags[:, 0].any():
+            raise RtlSimError(f"tmr_err was 1 before the upset in {int(flags[:, 0].sum())} frame(s): "
                               "a replica was left corrupted (scrubbing broken?)")
-        return rec[:, -x.shape[0]:, :].astype(np.int64), flags["tmr_err_post"].copy()
+        return obs, flags[:, 1].copy()
 
 
 def prove(ir: IntegerModel, protect_sites, inputs, plain_outputs=None, jobs: int = 2, unprotected=None,
@@ -173,9 +160,10 @@ def prove(ir: IntegerModel, protect_sites, inputs, plain_outputs=None, jobs: int
     # one simulation: protected x 3 replicas, then the unprotected sites
     sites = np.concatenate([np.repeat(prot, 3), unprot])
     reps = [0, 1, 2] * prot.size + [0] * unprot.size
-    inj = tmr_injections(ir, level.meta, sites, reps)
+    fs = replica_faults(level.space, sites, reps)
     t0 = time.time()
-    out, err = level._run_injections(inj, x, progress)
+    obs, err = level.run_faults_with_err(fs, x, progress)
+    out = obs.latent
     t_sim = time.time() - t0
     n3 = 3 * prot.size
     p_out, p_err = out[:n3].reshape(prot.size, 3, *out.shape[1:]), err[:n3].reshape(prot.size, 3)
@@ -202,7 +190,7 @@ def prove(ir: IntegerModel, protect_sites, inputs, plain_outputs=None, jobs: int
         },
         "seconds": {"reference": round(t_ref, 2), "build": round(t_build, 2), "simulation": round(t_sim, 2),
                     "total": round(time.time() - t_all, 2)},
-        "frames": int(len(inj)),
+        "frames": int(len(fs)),
         "jobs": int(level.jobs),
     }
     ok = fault_free_ok and not changed.any() and p_err.all() and not mismatch.any() and not u_err.any()
