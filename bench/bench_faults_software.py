@@ -64,7 +64,7 @@ def main() -> int:
     ok = True
     for spec in KINDS:
         fs = enumerate_faults(space, parse_kind(spec), KindOptions(N_INPUTS, samples=2000, seed=0))
-        routes = ("sites" if fs.single_param_sites is not None  # today's seu: SoftwareLevel.run
+        routes = ("sites" if fs.single_param_sites(level.space.n_sites) is not None  # today's seu: SoftwareLevel.run
                   else ",".join(sorted({ROUTES[r] for r in np.unique(level.routes(fs))})))
         t_fast, fast = timed(lambda: level.run_faults(fs, x))
         t_chunked, _ = timed(lambda: [level.run_faults(fs.take(np.arange(s, min(s + CHUNK, len(fs)))), x)

@@ -40,7 +40,6 @@ import csv
 import json
 import re
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -312,11 +311,12 @@ class FaultSet:
     def n_upsets(self) -> np.ndarray:
         return np.diff(self.indptr)
 
-    @cached_property
-    def single_param_sites(self) -> np.ndarray | None:
-        """The site of each fault when every fault is one parameter upset at
-        cycle 0 with no scrub (today's SEU campaign), else None."""
-        if (self.n_upsets() == 1).all() and (self.cycle == 0).all() and (self.scrub < 0).all():
+    def single_param_sites(self, n_sites: int) -> np.ndarray | None:
+        """The site of each fault when every fault is one upset of a parameter
+        bit (id < ``n_sites``) at cycle 0 with no scrub (today's SEU
+        campaign), else None."""
+        if ((self.n_upsets() == 1).all() and (self.cycle == 0).all() and (self.scrub < 0).all()
+                and (self.ff < n_sites).all()):
             return self.ff
         return None
 

@@ -58,14 +58,6 @@ def any_fault(fs, space) -> str | None:
     return None
 
 
-def single_parameter_upsets(fs, space) -> str | None:
-    """What a level that flips one parameter bit per frame, right after the
-    first window vector is sampled, cannot run (None: it can run ``fs``)."""
-    if len(fs) and fs.single_param_sites is None:
-        return "runs one parameter upset per frame at cycle 0 only"
-    return None
-
-
 def parameter_upsets(fs, space) -> str | None:
     """What a level that holds only the parameters and has no clock (a C
     simulation) cannot run: an upset of another flip-flop, at a later cycle,
@@ -89,8 +81,8 @@ class LevelEntry:
 LEVELS = {e.name: e for e in (
     LevelEntry("software", _software),
     LevelEntry("hls", _hls, parameter_upsets),
-    LevelEntry("rtl", _rtl, single_parameter_upsets),
-    LevelEntry("netlist", _netlist, single_parameter_upsets),
+    LevelEntry("rtl", _rtl),
+    LevelEntry("netlist", _netlist),
 )}
 
 
@@ -115,6 +107,7 @@ def run_faults(level, fs, inputs):
         return level.run_faults(fs, inputs)
     from fkhw.faults import FaultError, Observed
 
-    if fs.single_param_sites is None:
+    sites = fs.single_param_sites(level.space.n_sites)
+    if sites is None:
         raise FaultError(f"the {level.name} level runs single parameter upsets only, not {fs.kind}")
-    return Observed.clean(level.run(fs.single_param_sites, inputs))
+    return Observed.clean(level.run(sites, inputs))

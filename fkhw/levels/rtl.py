@@ -63,7 +63,8 @@ def param_codes(model: IntegerModel) -> np.ndarray:
 def design_space(model: IntegerModel, meta: dict) -> FlipFlopSpace:
     """The flip-flop space of a design (its replicas when it is hardened)."""
     protect = [e["site"] for e in meta["tmr"]["sites"]] if "tmr" in meta else None
-    return FlipFlopSpace.from_meta(model, meta, protect)
+    refresh = bool(meta.get("tmr", {}).get("refresh", False))
+    return FlipFlopSpace.from_meta(model, meta, protect, refresh)
 
 
 def _mac_stage_of_sites(space: FlipFlopSpace, sites: np.ndarray) -> np.ndarray:

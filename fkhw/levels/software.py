@@ -64,8 +64,8 @@ class SoftwareLevel:
 
     def run_faults(self, fs: FaultSet, inputs: np.ndarray, progress=None) -> Observed:
         """What each fault of ``fs`` does to the N window inputs (fkhw.faults)."""
-        sites = fs.single_param_sites
-        if sites is not None and not self.protect and (sites < self.space.n_sites).all():
+        sites = fs.single_param_sites(self.space.n_sites)
+        if sites is not None and not self.protect:
             out = Observed.clean(self.run(sites, inputs))
             if progress is not None:
                 progress(len(fs))
