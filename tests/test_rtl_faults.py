@@ -167,6 +167,44 @@ def test_replica_upsets_on_the_hardened_design_equal_the_fault_model(small, smal
     assert err[kinds >= 1].all()
 
 
+def test_self_correcting_tmr_repairs_replicas_a_clock_apart_and_keeps_a_defeat_in_one_clock(small, small_x, hard,
+                                                                                               tmp_path):
+    """The refresh variant of the hardened RTL: two replicas of one bit upset
+    one clock apart are repaired (the plain hardened design flips), two in
+    the same clock defeat the voter and the wrong majority stays; both equal
+    the fault model. Yosys keeps every replica and the sticky flag."""
+    from fkhw.tmr.harden import harden
+
+    prot, plain_hard = hard
+    level = RtlLevel(small, jobs=JOBS, design=harden(small, prot, refresh=True))
+    space = level.space
+    assert space.refresh and space.tmr_err_flag is not None
+    faults = []
+    for s in prot[::4].tolist():
+        k = int(space.mac_stage(space.sites.tensors[int(space.sites.locate([s])[0][0])].layer_pos))
+        b, c = (replica_flip_flop(space, s, r) for r in (1, 2))
+        faults += [Fault((Upset(s, k), Upset(b, k + 1))), Fault((Upset(b, k + 2), Upset(c, k + 2))),
+                   Fault((Upset(s, k), Upset(c, k + 3)))]
+    fs = FaultSet.of("file", np.arange(len(faults)), faults)
+    obs, ref = level.run_faults(fs, small_x), simulate_set(small, space, fs, small_x)
+    assert int(obs.mismatches(ref).sum()) == 0, f"{int(obs.mismatches(ref).sum())} of {len(fs)} faults differ"
+    golden = engine.forward(small, small_x)
+    changed = (obs.latent != golden[None]).any(axis=(1, 2))
+    same_clock = np.arange(len(fs)) % 3 == 1
+    assert not changed[~same_clock].any(), "replicas a clock apart must be repaired by the refresh"
+    assert changed[same_clock].mean() > 0.5
+    # the same clock-apart pairs on the design without refresh: the voter follows them
+    plain_space = plain_hard.space
+    apart = FaultSet.of("file", np.arange(int((~same_clock).sum())), [
+        Fault(tuple(Upset(u.ff if u.ff < plain_space.sites.n_sites else u.ff - 1, u.cycle) for u in f.upsets))
+        for f, keep in zip(faults, ~same_clock) if keep])
+    assert (plain_hard.run_faults(apart, small_x).latent != golden[None]).any(axis=(1, 2)).mean() > 0.5
+    d = tmp_path / "refresh"
+    level.design.write(d)
+    rep = synth(level.design.verilog_files(d), TOP, work_dir=d / "synth", include_dirs=[d], abc=False)
+    assert rep["flip_flops"] == space.n_ff
+
+
 def test_yosys_flip_flops_equal_the_flip_flop_space(small, hard, tmp_path):
     """Yosys' flip-flop count of the plain and the hardened RTL is the
     number of flip-flops fkhw.faults names."""
