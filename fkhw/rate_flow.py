@@ -27,9 +27,9 @@ RESULT = "rate.json"
 
 
 def _seu_table(campaign: Path, summary: dict, n_sites: int):
-    from fkhw.campaign_files import read_table
+    from fkhw.campaign_files import kind_of, read_table
 
-    kind = summary.get("faults", {}).get("kind", "seu") if isinstance(summary.get("faults"), dict) else "seu"
+    kind = kind_of(summary)
     if kind != "seu":
         raise RateError(f"--campaign {campaign}: a {kind} campaign; the rate model needs the exhaustive seu campaign "
                         "(one upset per parameter bit)")
@@ -42,22 +42,21 @@ def _seu_table(campaign: Path, summary: dict, n_sites: int):
     return emd_norm
 
 
-def _transients(path: Path | None, threshold: float, space) -> tuple:
+def _transients(path: Path | None, threshold: float, space, space_digest: str) -> tuple:
     """(class, flip-flops, fraction degrading) from a pipeline campaign, or ()."""
     if path is None:
         return ()
-    from fkhw.campaign_files import read_summary, read_table
+    from fkhw.campaign_files import kind_of, read_fault_table, read_summary
 
     summary = read_summary(path, "--transients")
-    faults = summary.get("faults") if isinstance(summary.get("faults"), dict) else {}
-    if faults.get("kind") != "pipeline":
-        raise RateError(f"--transients {path}: not a pipeline campaign (kind {faults.get('kind', 'seu')!r}); run "
+    if kind_of(summary) != "pipeline":
+        raise RateError(f"--transients {path}: not a pipeline campaign (kind {kind_of(summary)!r}); run "
                         "`fkhw campaign --faults pipeline`")
-    table = read_table(path, summary, "--transients")
-    classes = np.array(table.extra["classes"], dtype=object)
-    bad = table.emd_norm > threshold
-    for col in ("lost", "extra"):
-        bad |= table.number(col) > 0
+    if summary.get("model_digest") != space_digest:
+        raise RateError(f"--transients {path}: a campaign of another model (digest {summary.get('model_digest')})")
+    table = read_fault_table(path, summary, "--transients")
+    classes = table.classes
+    bad = (table.emd_norm > threshold) | (table.lost > 0) | (table.extra > 0)
     counts = space.counts()
     out = []
     for cls in ("pipeline", "control"):
@@ -130,7 +129,7 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
     space = FlipFlopSpace.of(bundle.ir)
     n_sites = space.sites.n_sites
     emd_norm = _seu_table(campaign, summary, n_sites)
-    trans = _transients(transients, threshold, space)
+    trans = _transients(transients, threshold, space, bundle.files.digest())
     evaluate = _evaluator(bundle, campaign, summary)
     all_sites = np.arange(n_sites, dtype=np.int64)
     protected = tmap.sites if tmap is not None else np.zeros(0, dtype=np.int64)

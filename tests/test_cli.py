@@ -342,6 +342,29 @@ def test_tmr_runs_to_completion(small_model_dir, software_campaign, ir, tmp_path
     assert report["protected_bits"] == round(0.05 * ir.n_param_bits())
 
 
+def test_rate_runs_to_completion(software_campaign, kind_campaigns, ir, tmp_path):
+    """`fkhw rate`: plain, selective and full TMR (with and without refresh)
+    against the default flux and cross-section, transients from the pipeline
+    campaign, and Monte Carlo scenarios replayed on the plain and hardened RTL."""
+    tmr = tmp_path / "tmr"
+    fkhw("tmr", "--campaign", software_campaign, "--out", tmr, "--threshold", 1.01, "--no-synth", "--no-prove",
+         "--no-validate")
+    out = tmp_path / "rate"
+    r = fkhw("rate", "--campaign", software_campaign, "--tmr", tmr, "--transients", kind_campaigns["pipeline"],
+             "--k-max", 3, "--samples", 60, "--check-rtl", 30, "--scrub", "1s,1h", "--out", out, timeout=1500)
+    assert "cross-section must come from your technology" in r.stdout
+    res = json.loads((out / "rate.json").read_text())
+    assert set(res["designs"]) == {"plain", "selective", "selective + refresh", "full", "full + refresh"}
+    assert all(v["disagreeing"] == 0 and v["scenarios"] >= 10 for v in res["rtl_check"].values())
+    assert set(res["rtl_check"]) == {"plain", "selective", "selective + refresh"}
+    plain, sel = res["designs"]["plain"], res["designs"]["selective"]
+    assert plain["unprotected_param_bits"] == ir.n_param_bits()
+    for p, s in zip(plain["at_scrub_interval"], sel["at_scrub_interval"]):
+        assert p["p_upper"] >= s["p_upper"] > 0  # protecting bits never raises the risk
+    assert {c for c, _ in plain["upsets_per_hour"].items()} == {"param", "pipeline", "control"}
+    assert_png(out / "rate.png")
+
+
 def test_tmr_runs_to_completion_at_gate_level(software_campaign, ir, tmp_path):
     """`--gate-level`: the hardened RTL through Yosys + ABC, its netlist under
     the same testbench; every protected bit keeps three flip-flops after

@@ -168,9 +168,11 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
 
 
 def deposit_files(meta: dict) -> list:
-    """(register-file instance, memory) in the numbering of fkhw_tb_deposits.vh."""
-    mems = ("mem", "mem_b", "mem_c") if "tmr" in meta else ("mem",)
-    return [(rf["instance"], m) for rf in meta["register_files"] for m in mems]
+    """(register-file instance, memory) in the numbering of fkhw_tb_deposits.vh;
+    replicas B and C exist only in register files with protected bits."""
+    tripled = {e["instance"] for e in meta.get("tmr", {}).get("register_files", []) if e["protected_bits"]}
+    return [(rf["instance"], m) for rf in meta["register_files"]
+            for m in (("mem", "mem_b", "mem_c") if rf["instance"] in tripled else ("mem",))]
 
 
 def deposits_vh(meta: dict) -> str:
