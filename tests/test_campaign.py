@@ -96,7 +96,7 @@ class InterruptAfter:
     """A level that dies (like a kill) after ``n`` chunks."""
 
     def __init__(self, level, n):
-        self.level, self.n, self.name = level, n, level.name
+        self.level, self.n, self.name, self.space = level, n, level.name, level.space
 
     def golden(self, inputs):
         return self.level.golden(inputs)
