@@ -492,6 +492,19 @@ def make_executor(spec: CampaignSpec, bundle: ModelBundle, level=None):
     return InProcess(make_level(spec.level, bundle, jobs=1, hardening=spec.hardening))
 
 
+def _gather(done: list, n_out: int, bundle: ModelBundle) -> tuple:
+    """The stored results of finished faults (in table order) as arrays:
+    emd, n_changed, and the CSR of their changed (module, latent, EMD) pairs."""
+    emd = np.array([d[0] for d in done], dtype=np.float64)
+    n_changed = np.array([d[1] for d in done], dtype=np.int64)
+    indptr = np.concatenate([[0], np.cumsum([d[2].size for d in done], dtype=np.int64)]).astype(np.int64)
+    module = np.concatenate([d[2] for d in done] + [np.zeros(0, dtype=np.int32)]).astype(np.int32)
+    changed_latent = (np.concatenate([d[3] for d in done]) if done
+                      else np.zeros((0, n_out), dtype=_latent_dtype(bundle)))
+    changed_emd = np.concatenate([d[4] for d in done] + [np.zeros(0)])
+    return emd, n_changed, indptr, module, changed_latent, changed_emd
+
+
 def _latent_dtype(bundle: ModelBundle):
     spec = bundle.ir.output_spec
     return np.int16 if -(1 << 15) <= spec.lo and spec.hi < (1 << 15) else np.int64
@@ -541,14 +554,7 @@ def _assemble(spec, level_name, bundle, out, store, planned, work, baseline, bas
     base_emd = float(baseline_emd.mean())
     rows = _rows_in_plan_order(spec, store, planned, denominator)
     done = [store.done[s] for s in rows.tolist()]
-    emd = np.array([d[0] for d in done])
-    n_changed = np.array([d[1] for d in done], dtype=np.int64)
-    n_out = baseline.shape[1]
-    indptr = np.concatenate([[0], np.cumsum([d[2].size for d in done], dtype=np.int64)]).astype(np.int64)
-    module = np.concatenate([d[2] for d in done] + [np.zeros(0, dtype=np.int32)]).astype(np.int32)
-    changed_latent = (np.concatenate([d[3] for d in done]) if done
-                      else np.zeros((0, n_out), dtype=_latent_dtype(bundle)))
-    changed_emd = np.concatenate([d[4] for d in done] + [np.zeros(0)])
+    emd, n_changed, indptr, module, changed_latent, changed_emd = _gather(done, baseline.shape[1], bundle)
     emd_norm = emd / denominator
     lo, hi = emd_norm_interval(baseline_emd, indptr, module, changed_emd, spec.confidence, spec.seed,
                                denominator=None if spec.baseline == "modules" else denominator)
@@ -700,14 +706,7 @@ def _assemble_faults(spec, level_name, bundle, out, store, planned: Plan, work, 
     pos = np.array([k for k, i in enumerate(planned.ids.tolist()) if i in store.done], dtype=np.int64)
     fs = take(planned.faults, pos)
     done = [store.done[i] for i in fs.ids.tolist()]
-    emd = np.array([d[0] for d in done], dtype=np.float64)
-    n_changed = np.array([d[1] for d in done], dtype=np.int64)
-    n_out = baseline.shape[1]
-    indptr = np.concatenate([[0], np.cumsum([d[2].size for d in done], dtype=np.int64)]).astype(np.int64)
-    module = np.concatenate([d[2] for d in done] + [np.zeros(0, dtype=np.int32)]).astype(np.int32)
-    changed_latent = (np.concatenate([d[3] for d in done]) if done
-                      else np.zeros((0, n_out), dtype=_latent_dtype(bundle)))
-    changed_emd = np.concatenate([d[4] for d in done] + [np.zeros(0)])
+    emd, n_changed, indptr, module, changed_latent, changed_emd = _gather(done, baseline.shape[1], bundle)
     lost_indptr = np.concatenate([[0], np.cumsum([d[5].size for d in done], dtype=np.int64)]).astype(np.int64)
     lost_module = np.concatenate([d[5] for d in done] + [np.zeros(0, dtype=np.int32)]).astype(np.int32)
     lost = np.diff(lost_indptr)
