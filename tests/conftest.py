@@ -11,6 +11,11 @@ to ``fkhw.model.bundle.load_model`` or to ``--model``. Treat it as read-only.
 (N, 48) float64 charges and the (N, 8, 8, 1) float32 normalised image the
 encoder reads.
 
+``tf``: TensorFlow, imported the way fkhw imports it (quiet logs).
+
+``uncached``: the model cache switched off, for tests whose point is
+loading files (``pytestmark = pytest.mark.usefixtures("uncached")``).
+
 ``small_model_dir``: a small untrained model that is not ECON-T (2-filter
 strided conv, 4-unit latent, 4-bit weights, its own decoder): the CLI tests
 run every command on it.
@@ -69,3 +74,15 @@ def small_model_dir(tmp_path_factory):
         (d / f"{name}.json").write_text(legacy_json(model))
         model.save_weights(str(d / f"{name}.hdf5"))
     return d
+
+
+@pytest.fixture(scope="session")
+def tf():
+    from fkhw.model.keras_io import import_tf
+
+    return import_tf()
+
+
+@pytest.fixture
+def uncached(monkeypatch):
+    monkeypatch.setenv("FKHW_CACHE", "off")

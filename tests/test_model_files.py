@@ -13,16 +13,7 @@ import pytest
 from qkeras_models import conv1d_model, ir_signature
 
 
-@pytest.fixture(scope="module")
-def tf():
-    from fkhw.model.keras_io import import_tf
-
-    return import_tf()
-
-
-@pytest.fixture(autouse=True)
-def no_cache(monkeypatch):
-    monkeypatch.setenv("FKHW_CACHE", "off")
+pytestmark = pytest.mark.usefixtures("uncached")
 
 
 @pytest.fixture(scope="module")

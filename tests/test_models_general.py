@@ -22,16 +22,7 @@ from qkeras_models import conv1d_model, conv_bn_model, ir_signature, plain_avera
 N_ROWS = 512
 
 
-@pytest.fixture(scope="module")
-def tf():
-    from fkhw.model.keras_io import import_tf
-
-    return import_tf()
-
-
-@pytest.fixture(autouse=True)
-def no_cache(monkeypatch):
-    monkeypatch.setenv("FKHW_CACHE", "off")
+pytestmark = pytest.mark.usefixtures("uncached")
 
 
 def bit_exact(model, seed: int = 0):
@@ -186,7 +177,7 @@ def test_software_level_upsets_match_the_flipped_model(tf, build):
     assert np.sum(np.any(want != forward(ir, x)[None], axis=(1, 2))) > len(sites) // 4, "few upsets change anything"
 
 
-def test_levels_that_write_keras_weights_refuse_a_folded_batchnorm_conv(tf, tmp_path, no_cache):
+def test_levels_that_write_keras_weights_refuse_a_folded_batchnorm_conv(tf, tmp_path):
     """The qkeras level writes faulty codes into Keras kernels and the Hessian
     differentiates them; for a QConv2DBatchnorm those are not the folded
     parameters the sites name, so both refuse in one line naming the layer."""

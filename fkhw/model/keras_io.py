@@ -73,15 +73,20 @@ def load_keras(json_path: Path, weights_path: Path):
         json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ModelFileError(f"{json_path}: not a readable Keras model JSON ({one_line(e)})") from e
-    text = from_fkeras(text, json_path)
+    return _build_and_load(tf, from_fkeras(text, json_path), json_path, weights_path)
+
+
+def _build_and_load(tf, config_json: str, config_path: Path, weights_path: Path):
+    """Build a model from its Keras JSON config, then load its weights; each
+    failure names the file at fault (the config and weights may be one file)."""
     try:
-        model = tf.keras.models.model_from_json(text, custom_objects=custom_objects())
+        model = tf.keras.models.model_from_json(config_json, custom_objects=custom_objects())
     except Exception as e:  # Keras raises many types for bad configs
-        raise ModelFileError(f"{json_path}: cannot build the model from this JSON ({one_line(e)})") from e
+        raise ModelFileError(f"{config_path}: cannot build the model from its config ({one_line(e)})") from e
     try:
         model.load_weights(str(weights_path))
     except Exception as e:
-        raise ModelFileError(f"{weights_path}: cannot load weights ({one_line(e)})") from e
+        raise ModelFileError(f"{weights_path}: cannot load its weights ({one_line(e)})") from e
     return model
 
 
@@ -117,16 +122,7 @@ def _load_full(path: Path):
                 config = json.loads(z.read("config.json"))
         except (OSError, KeyError, zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ModelFileError(f"{path}: not a readable .keras model archive ({one_line(e)})") from e
-        try:
-            model = tf.keras.models.model_from_json(json.dumps(_legacy_quantizers(config)),
-                                                    custom_objects=custom_objects())
-        except Exception as e:  # Keras raises many types for bad configs
-            raise ModelFileError(f"{path}: cannot build the model from its config ({one_line(e)})") from e
-        try:
-            model.load_weights(str(path))
-        except Exception as e:
-            raise ModelFileError(f"{path}: cannot load its weights ({one_line(e)})") from e
-        return model
+        return _build_and_load(tf, json.dumps(_legacy_quantizers(config)), path, path)
     import h5py
 
     try:
