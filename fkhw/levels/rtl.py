@@ -311,7 +311,9 @@ class RtlLevel:
         fault-free frame if it is empty)."""
         if x.shape[0] > MAX_VECTORS:
             raise RtlSimError(f"{x.shape[0]} inputs per frame: the RTL testbench streams at most {MAX_VECTORS}")
-        period = frame_period(fs, self.space, x.shape[0])
+        # clear_err: one more drain clock, so that an upset at the last cycle a window slot can be hit
+        # (period - 2 without it) has set the sticky flag before the end-of-frame write clears it
+        period = frame_period(fs, self.space, x.shape[0]) + int(self.clear_err)
         # a netlist makes its pipeline nets public itself (fkhw.rtlgen.netlist)
         pipe = bool((self.space.base(fs.ff) >= self.space.sites.n_sites).any()) and self.design.flip_flops is None
         sb = self.build(pipeline=pipe)
