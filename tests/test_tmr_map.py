@@ -69,6 +69,43 @@ def test_map_names_each_protected_bit_where_the_rtl_holds_it(campaign, bol, tmp_
     assert TmrMap.load(tmp_path).sites.tolist() == sorted(e["site"] for e in m["entries"])
 
 
+def test_protect_control_lists_the_valid_flags_and_the_hardened_rtl_and_campaign_use_them(campaign, bol, tmp_path):
+    """``--protect-control``: the map lists every stage's valid flag (class
+    control, its register), the hardened RTL triplicates them (fkhw_pipe_tmr
+    with VTMR), a campaign of the map's design has their replicas, and the
+    parameter-only map keeps today's files and ids."""
+    from fkhw.campaign import hardening_from_map
+    from fkhw.faults import FlipFlopSpace
+    from fkhw.tmr.flow import run_tmr
+
+    rule = parse_rule(1.05, None)
+    plain_map, ctrl_map = tmp_path / "plain", tmp_path / "ctrl"
+    run_tmr(campaign, plain_map, rule, bol, synth=False, prove=False)
+    rep = run_tmr(campaign, ctrl_map, rule, bol, synth=False, prove=False, protect_control=True)
+    space = FlipFlopSpace.of(bol.ir)
+    valid = list(range(space.first_control, space.first_control + space.latency))
+    m = json.loads((ctrl_map / "tmr_map.json").read_text())
+    assert [f["ff"] for f in m["flip_flops"]] == valid and rep["protected_pipeline_and_valid_flip_flops"] == len(valid)
+    assert [(f["class"], f["register"]) for f in m["flip_flops"]] == [("control", f"s{k}_valid")
+                                                                        for k in range(space.latency)]
+    assert m["entries"] == json.loads((plain_map / "tmr_map.json").read_text())["entries"]
+    with (ctrl_map / "tmr_map.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["class"] for r in rows].count("control") == space.latency and len(rows) == len(m["entries"]) + 3
+    with (plain_map / "tmr_map.csv").open() as f:
+        assert list(next(csv.DictReader(f))) == ENTRY_COLUMNS
+    meta = json.loads((ctrl_map / "hardened_rtl" / "fkhw_encoder.json").read_text())
+    assert meta["tmr"]["flip_flops"] == valid
+    assert all(st["module"] == "fkhw_pipe_tmr" and st["valid_protected"] and st["protected_bits"] == 0
+               for st in meta["stages"])
+    assert meta["flip_flops_expected"] == space.n_ff + 2 * (len(m["entries"]) + len(valid))
+    hard, params = hardening_from_map(ctrl_map, bol), hardening_from_map(plain_map, bol)
+    assert list(hard.protect) == sorted(e["site"] for e in m["entries"]) + valid
+    assert hard.sites(space.sites.n_sites) == params.protect
+    hs, ps = FlipFlopSpace.of(bol.ir, hard.protect), FlipFlopSpace.of(bol.ir, params.protect)
+    assert hs.n_ff == ps.n_ff + 2 * len(valid) and hs.table()["register"][:ps.n_ff] == ps.table()["register"]
+
+
 def test_residual_curve_trades_overhead_for_worst_case_damage(campaign):
     table = CampaignTable.load(campaign)
     overhead, worst = residual_curve(table, 10720)

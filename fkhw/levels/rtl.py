@@ -316,6 +316,7 @@ class RtlLevel:
         period = frame_period(fs, self.space, x.shape[0]) + int(self.clear_err)
         # a netlist makes its pipeline nets public itself (fkhw.rtlgen.netlist)
         pipe = bool((self.space.base(fs.ff) >= self.space.sites.n_sites).any()) and self.design.flip_flops is None
+        pipe = pipe or True in self._builds  # a pipeline build runs parameter upsets too: no second build
         sb = self.build(pipeline=pipe)
         dep = fault_deposits(fs, self.space, self.model, self.meta, period, ffmap=self.design.flip_flops)
         gold = engine.forward(self.model, x)
