@@ -319,11 +319,16 @@ def test_triplicated_pipeline_and_valid_flip_flops_equal_the_fault_model(small, 
 
 
 def test_yosys_keeps_the_pipeline_and_valid_replicas(small, hard_pipe, tmp_path):
-    """Yosys' flip-flop count of the design with triplicated pipeline and
-    valid flip-flops is the flip-flop space's (two replicas each kept)."""
+    """The design with triplicated pipeline and valid flip-flops lints clean
+    (verilator -Wall) and Yosys' flip-flop count is the flip-flop space's
+    (two replicas each kept)."""
+    from fkhw.rtlgen.lint import lint
+
     prot, level = hard_pipe
     d = tmp_path / "pipe_tmr"
     level.design.write(d)
+    res = lint(level.design.verilog_files(d), TOP, include_dirs=[d])
+    assert res.ok, res.output
     rep = synth(level.design.verilog_files(d), TOP, work_dir=d / "synth", include_dirs=[d], abc=False)
     space = level.space
     assert rep["flip_flops"] == space.n_ff == FlipFlopSpace.of(small).n_ff + 2 * len(prot), \
