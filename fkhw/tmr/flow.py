@@ -47,11 +47,15 @@ def _step(msg: str) -> float:
 
 def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: bool = True, prove: bool = True,
             jobs: int | None = None, evidence: dict | None = None,
-            gate_level: bool = False, protect_control: bool = False) -> dict:
+            gate_level: bool = False, protect_control: bool = False, pipeline_campaign: Path | None = None,
+            pipeline_threshold: float = 0.5) -> dict:
     """``evidence``: the held-out validation (and the --inputs auto search)
     of this map, recorded in the report as given. ``protect_control``: the
     map also lists every stage's valid flag (triplicated in the hardened RTL:
-    each valid upset loses or adds an output, for two flip-flops a stage)."""
+    each valid upset loses or adds an output, for two flip-flops a stage).
+    ``pipeline_campaign``: a plain ``pipeline`` campaign; the map also lists
+    the pipeline data bits whose upsets exceed the rule's threshold in more
+    than ``pipeline_threshold`` of the cycles (fkhw.tmr.pipeline_select)."""
     from fkhw.rtlgen.emit import generate
     from fkhw.tmr.harden import harden, write_tmrg_variant
 
@@ -70,6 +74,14 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
         valid = range(ffspace.first_control, ffspace.first_control + ffspace.latency)
         controls = transient_entries(ffspace, valid, "--protect-control: a valid-flag upset loses or adds an output "
                                                       "every time (the most damage per flip-flop, 2 more flip-flops each)")
+    if pipeline_campaign is not None:
+        from fkhw.tmr.pipeline_select import pipeline_damage, select_pipeline
+
+        t_emd = rule.value if rule.kind == "threshold" else 1.0
+        dmg = pipeline_damage(pipeline_campaign, ffspace, bundle.files.digest(), t_emd)
+        chosen = select_pipeline(dmg, pipeline_threshold)
+        controls = transient_entries(ffspace, chosen, f"pipeline campaign {pipeline_campaign}: emd_norm > {t_emd:g} in "
+                                                      f"more than {pipeline_threshold:g} of its upsets") + controls
     protect_all = np.concatenate([protect, np.array([c["ff"] for c in controls], dtype=np.int64)])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
