@@ -12,9 +12,20 @@ upset (it must not) and after it.
 
 :func:`prove` runs, in one simulation: every protected site upset in each
 of its three replicas in turn (exhaustive: outputs must equal the
-fault-free outputs, tmr_err must rise), and every unprotected site (or a
-given list: outputs must equal the plain design's under the same upset,
-tmr_err must stay low).
+fault-free outputs, tmr_err must rise), every replica of each protected
+pipeline data bit and valid flag at every window cycle of its stage
+(:func:`transient_replica_faults`: the same two requirements, no output
+lost or added), and every unprotected site (or a given list: outputs must
+equal the plain design's under the same upset, tmr_err must stay low).
+
+On the self-correcting (refresh) design tmr_err is sticky: it stays set
+until a configuration write. A user reads it and clears it that way, so the
+proof's testbench does the same: at the last edge of every frame it rewrites
+register 0 with its golden value through the configuration port (a write
+that changes no flip-flop's value), and each frame starts with the flag low
+and must raise it. (A reset would clear it too, but also the valid pipeline
+that still holds the frame's drain: the configuration write is the clean
+and the realistic way.)
 
     level = HardenedRtlLevel(ir, protect_sites)          # name 'rtl-tmr'
     run_campaign(spec, bundle, out, level=level)          # worst emd_norm <= T
