@@ -440,7 +440,7 @@ def touched(fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> np.ndarray:
     damage is measured on): a parameter upset every slot from its cycle
     (minus its stage) to the scrub; a pipeline or control upset one slot."""
     out = np.zeros((len(fs), n_vectors), dtype=bool)
-    cls = space.classes(fs.ff)
+    space.check(fs.ff)
     owner = np.repeat(np.arange(len(fs)), fs.n_upsets())
     v = np.arange(n_vectors)
     for u in range(fs.ff.size):
