@@ -152,7 +152,14 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool 
     # (bit-identical across levels, as `fkhw agree` shows)
     unprotected = np.isin(sites, protect, invert=True)
     latent = outputs.latent(np.flatnonzero(unprotected), modules)
-    frames = protect.size * 3 + int(unprotected.sum())
+    n_param = int((protect < SiteSpace.of(bundle.ir).n_sites).sum())
+    # the pipeline / valid replicas' frames: as many as the proof makes (fkhw.tmr.proof.transient_replica_faults)
+    from fkhw.faults import FlipFlopSpace
+    from fkhw.tmr.proof import transient_replica_faults
+
+    n_tr = len(transient_replica_faults(FlipFlopSpace.of(bundle.ir, protect), min(outputs.n_modules,
+                                                                                  PROOF_MODULES))[0])
+    frames = n_param * 3 + n_tr + int(unprotected.sum())
     state = {"progress": None, "done": 0}
 
     def advance(n_done: int) -> None:
