@@ -804,7 +804,7 @@ def hardening_from_map(path, bundle: ModelBundle, refresh: bool = False) -> Hard
     if tmap.model_digest != bundle.files.digest():
         raise CampaignError(f"--tmr {p}: the map is for model {tmap.model} (digest {tmap.model_digest}), not "
                             f"{bundle.name} (digest {bundle.files.digest()})")
-    return Hardening(tuple(int(s) for s in tmap.sites), bool(refresh), str(p))
+    return Hardening(tuple(int(s) for s in tmap.protect), bool(refresh), str(p))
 
 
 def campaign_model(summary: dict, override: str | None = None) -> ModelBundle:

@@ -17,10 +17,14 @@ same ids, so levels, resumed campaigns and readers agree on them.
                     (flip-flop-major, cycle-minor).
 * ``accumulate:K``  K distinct parameter bits upset together (accumulated between
                     scrubs), ``--samples`` draws, uniform without replacement, seeded.
-* ``replicas``      (hardened designs) every replica flip-flop (B, C) upset alone.
-* ``replica-pairs`` (hardened designs) every pair of replicas of each protected bit upset
-                    in the same clock: a multi-bit upset of two replica cells, what
-                    defeats the voter (replicas placed next to each other).
+* ``replicas``      (hardened designs) every replica flip-flop (B, C) upset alone: a
+                    parameter bit's at cycle 0 (it stays), a protected pipeline or
+                    valid flip-flop's at every cycle at which it holds a window
+                    vector, as ``pipeline`` (or at ``--cycle``).
+* ``replica-pairs`` (hardened designs) every pair of replicas of each protected flip-flop
+                    upset in the same clock (at the cycles ``replicas`` uses): a
+                    multi-bit upset of two replica cells, what defeats the voter
+                    (replicas placed next to each other).
 * ``file``          ``--faults-file F`` (fkhw.faults.read_faults_file).
 """
 
@@ -112,22 +116,47 @@ def _need_replicas(space: FlipFlopSpace, spec: KindSpec) -> None:
         raise FaultError(f"--faults {spec.label}: the plain design has no replicas; give the hardened one (--tmr DIR)")
 
 
+def _at_cycles(space: FlipFlopSpace, groups: np.ndarray, opt: KindOptions) -> tuple:
+    """(flip-flops (F, G), cycles (F,)) of faults upsetting each row of
+    ``groups`` (replicas of one protected flip-flop) together: a parameter
+    bit's at cycle 0 (or --cycle), a pipeline or valid flip-flop's at every
+    cycle at which it holds a window vector (or --cycle)."""
+    n_sites = space.sites.n_sites
+    param = space.base(groups[:, 0]) < n_sites
+    ff = [groups[param]]
+    cyc = [np.full(int(param.sum()), opt.cycle or 0, dtype=np.int64)]
+    tr = groups[~param]
+    if tr.size:
+        if opt.cycle is not None:
+            ff.append(tr)
+            cyc.append(np.full(tr.shape[0], opt.cycle, dtype=np.int64))
+        else:
+            lo, _ = cycle_bounds(space, tr[:, 0], opt.n_vectors)
+            ff.append(np.repeat(tr, opt.n_vectors, axis=0))
+            cyc.append((lo[:, None] + np.arange(opt.n_vectors)[None, :]).reshape(-1))
+    return np.concatenate(ff), np.concatenate(cyc)
+
+
+def _grouped(label: str, ff: np.ndarray, cyc: np.ndarray) -> FaultSet:
+    f, g = ff.shape
+    return FaultSet(label, np.arange(f, dtype=np.int64), np.arange(0, f * g + 1, g, dtype=np.int64), ff.reshape(-1),
+                    np.repeat(cyc, g), np.full(f, -1, dtype=np.int64))
+
+
 def _replicas(space: FlipFlopSpace, spec: KindSpec, opt: KindOptions) -> FaultSet:
     _need_replicas(space, spec)
     ffs = np.arange(space.first_replica, space.n_ff, dtype=np.int64)
-    return FaultSet.single(spec.label, np.arange(ffs.size), ffs, opt.cycle or 0)
+    return _grouped(spec.label, *_at_cycles(space, ffs[:, None], opt))
 
 
 def _replica_pairs(space: FlipFlopSpace, spec: KindSpec, opt: KindOptions) -> FaultSet:
     _need_replicas(space, spec)
-    sites = np.asarray(space.protected, dtype=np.int64)
-    b = space.first_replica + 2 * np.arange(sites.size, dtype=np.int64)
-    trio = np.stack([sites, b, b + 1], axis=1)  # replicas A, B, C of each protected bit
+    prot = np.asarray(space.protected, dtype=np.int64)
+    b = space.first_replica + 2 * np.arange(prot.size, dtype=np.int64)
+    trio = np.stack([prot, b, b + 1], axis=1)  # replicas A, B, C of each protected flip-flop
     pairs = np.concatenate([trio[:, [0, 1]], trio[:, [0, 2]], trio[:, [1, 2]]]).reshape(3, -1, 2)
-    pairs = pairs.transpose(1, 0, 2).reshape(-1, 2)  # bit-major: AB, AC, BC of each bit
-    f = pairs.shape[0]
-    return FaultSet(spec.label, np.arange(f, dtype=np.int64), np.arange(0, 2 * f + 1, 2, dtype=np.int64),
-                    pairs.reshape(-1), np.full(2 * f, opt.cycle or 0, dtype=np.int64), np.full(f, -1, dtype=np.int64))
+    pairs = pairs.transpose(1, 0, 2).reshape(-1, 2)  # flip-flop-major: AB, AC, BC of each
+    return _grouped(spec.label, *_at_cycles(space, pairs, opt))
 
 
 # name -> (enumerator, needs K)

@@ -9,7 +9,11 @@ run layer by layer over the window slots, with
 * each pipeline data upset inverting one bit of one element of the one slot
   its stage holds at that cycle;
 * each valid-flag upset inverting the valid of one slot (lost if it was a
-  window slot, an extra output if it was a drain slot).
+  window slot, an extra output if it was a drain slot);
+* a protected (triplicated) pipeline data bit or valid flag read through its
+  voter: its replicas reload every clock, so an upset replica is wrong for
+  one clock only, and the voted bit is inverted for that slot exactly when
+  at least two of its three replicas are upset at the same cycle.
 
 An upset of the same flip-flop twice restores it; the scrub restores every
 parameter flip-flop. It is written for clarity, one fault at a time; the
@@ -22,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from fkhw import engine
-from fkhw.faults import Fault, FaultSet, FlipFlopSpace, Observed
+from fkhw.faults import Fault, FaultSet, FlipFlopSpace, Observed, Upset
 from fkhw.model.ir import IntegerModel
 from fkhw.sites import flip
 
@@ -35,7 +39,7 @@ def _param_flips(space: FlipFlopSpace, fault: Fault, n_slots: int) -> dict:
     for u in fault.upsets:
         if u.ff < space.sites.n_sites:
             site, rep = u.ff, "a"
-        elif u.ff >= space.first_replica:
+        elif u.ff >= space.first_replica and space.replica_site(u.ff)[0] < space.sites.n_sites:
             site, rep = space.replica_site(u.ff)
         else:
             continue
@@ -87,6 +91,29 @@ def _refreshed(space: FlipFlopSpace, fault: Fault, site: int, k: int, n_slots: i
     return wrong
 
 
+def transient_upsets(space: FlipFlopSpace, fault: Fault) -> list:
+    """The pipeline data and valid upsets the datapath sees (as Upsets of
+    the unreplicated flip-flop ids): an unprotected flip-flop's upsets as
+    they are; a protected one's, per cycle, one upset when at least two of
+    its replicas are upset an odd number of times in that cycle (the voter)."""
+    n_sites, first_replica, prot = space.sites.n_sites, space.first_replica, set(space.protected)
+    plain, voted = [], {}
+    for u in fault.upsets:
+        if u.ff == space.tmr_err_flag:
+            continue
+        base = int(space.base([u.ff])[0])
+        if base < n_sites:
+            continue  # a parameter bit or one of its replicas
+        if base not in prot:
+            plain.append(u)
+            continue
+        rep = 0 if u.ff < first_replica else "_bc".index(space.replica_site(u.ff)[1])
+        toggles = voted.setdefault((base, u.cycle), [False, False, False])
+        toggles[rep] = not toggles[rep]
+    plain += [Upset(ff, c) for (ff, c), t in voted.items() if sum(t) >= 2]
+    return plain
+
+
 def simulate(model: IntegerModel, space: FlipFlopSpace, fault: Fault, inputs: np.ndarray) -> tuple:
     """(latent (N, n_out), lost (N,), extra) of one fault on the N window inputs."""
     x = np.asarray(inputs, dtype=np.int64)
@@ -97,7 +124,8 @@ def simulate(model: IntegerModel, space: FlipFlopSpace, fault: Fault, inputs: np
     for site, slots in flips.items():
         tn = int(space.sites.locate([site])[0][0])
         by_layer.setdefault(space.sites.tensors[tn].layer_pos, []).append((site, slots))
-    data_ups = [u for u in fault.upsets if space.sites.n_sites <= u.ff < space.first_control]
+    transients = transient_upsets(space, fault)
+    data_ups = [u for u in transients if u.ff < space.first_control]
     frac = model.input.fmt.frac
     for pos in range(len(model.layers) + 1):
         x = _flip_stage_data(space, data_ups, pos, x)
@@ -126,7 +154,7 @@ def simulate(model: IntegerModel, space: FlipFlopSpace, fault: Fault, inputs: np
     lost = np.zeros(n, dtype=bool)
     extra = 0
     valid_flips = {}
-    for u in fault.upsets:
+    for u in transients:
         if space.first_control <= u.ff < space.first_control + space.latency:
             slot = u.cycle - (u.ff - space.first_control)
             valid_flips[slot] = valid_flips.get(slot, 0) ^ 1

@@ -9,8 +9,11 @@
   others are removed by synthesis), bit 0 = MSB of the element's code;
 * ``control``  then the valid flag of each stage, stage 0 first, and in a
   self-correcting (refresh) hardened design the sticky ``tmr_err`` flag;
-* ``replica``  for a hardened design, replicas B and C of each protected bit,
-  in ascending site order (replica A is the parameter bit itself).
+* ``replica``  for a hardened design, replicas B and C of each protected
+  flip-flop, in ascending id order (replica A is the flip-flop itself). A
+  protected flip-flop is a parameter bit, a pipeline data bit or a valid
+  flag; parameter ids come first, so a design protecting only parameters
+  has the same ids as when "protected" meant parameter sites.
 
 The count equals Yosys' flip-flop count of the same RTL
 (``meta["flip_flops_expected"]``, checked against the netlist in the tests).
@@ -61,8 +64,9 @@ class FaultError(ValueError):
 
 @dataclass(frozen=True)
 class Hardening:
-    """Which design a campaign upsets: the parameter bits a selective-TMR map
-    triplicates (site ids, ascending) and whether the replicas refresh
+    """Which design a campaign upsets: the flip-flops a selective-TMR map
+    triplicates (flip-flop ids, ascending: parameter bits = site ids, then
+    any pipeline data bits and valid flags) and whether the replicas refresh
     (self-correcting TMR). No Hardening: the plain encoder."""
 
     protect: tuple
@@ -71,6 +75,10 @@ class Hardening:
 
     def to_dict(self) -> dict:
         return {"protected_bits": len(self.protect), "refresh": self.refresh, "tmr_map": self.source}
+
+    def sites(self, n_sites: int) -> tuple:
+        """The protected parameter bits (site ids)."""
+        return tuple(p for p in self.protect if p < n_sites)
 
     def digest(self) -> str:
         import hashlib
@@ -115,7 +123,7 @@ class FlipFlopSpace:
 
     sites: SiteSpace
     stages: tuple  # of Stage
-    protected: tuple  # protected site ids, ascending (hardened design), else ()
+    protected: tuple  # protected flip-flop ids, ascending (hardened design), else ()
     n_pipeline: int
     latency: int
     refresh: bool = False  # self-correcting TMR: replicas reload the voted value every clock
@@ -123,7 +131,8 @@ class FlipFlopSpace:
     @staticmethod
     def of(model: IntegerModel, protect=None, refresh: bool = False) -> "FlipFlopSpace":
         """From the RTL fkhw generates for ``model`` (the stage layout is the
-        generator's); ``protect``: the site ids a hardened design triplicates;
+        generator's); ``protect``: the flip-flop ids a hardened design
+        triplicates (parameter bits, pipeline data bits, valid flags);
         ``refresh``: the self-correcting variant of that design."""
         from fkhw.rtlgen.emit import generate
 
@@ -139,12 +148,33 @@ class FlipFlopSpace:
                        tuple(int(e) for e in s["used_elements"]), next_id)
             stages.append(st)
             next_id += st.n_ff
-        prot = () if protect is None else tuple(sorted(int(p) for p in sites.check(np.asarray(list(protect)))))
         if refresh and protect is None:
             raise FaultError("refresh is an option of a hardened design: give the protected sites")
+        prot = () if protect is None else protectable(sites.n_sites, next_id + len(stages), protect)
         return FlipFlopSpace(sites, tuple(stages), prot, next_id - sites.n_sites, len(stages), bool(refresh))
 
     # --- id ranges
+    @property
+    def protected_sites(self) -> tuple:
+        """The protected parameter bits (site ids)."""
+        return tuple(p for p in self.protected if p < self.sites.n_sites)
+
+    @property
+    def protected_transients(self) -> tuple:
+        """The protected pipeline data bits and valid flags (flip-flop ids)."""
+        return tuple(p for p in self.protected if p >= self.sites.n_sites)
+
+    def base(self, ffs) -> np.ndarray:
+        """The flip-flop each id stands for: a replica's protected flip-flop
+        (replica A), any other id itself (vectorised)."""
+        ffs = np.asarray(ffs, dtype=np.int64)
+        rep = ffs >= self.first_replica
+        if not rep.any():
+            return ffs.copy()
+        out = ffs.copy()
+        out[rep] = np.asarray(self.protected, dtype=np.int64)[(ffs[rep] - self.first_replica) // 2]
+        return out
+
     @property
     def first_control(self) -> int:
         return self.sites.n_sites + self.n_pipeline
@@ -216,9 +246,8 @@ class FlipFlopSpace:
             k = ff - self.first_control
             return FlipFlop(ff, "control", f"s{k}_valid", 0, None, k)
         rel = ff - self.first_replica
-        site = self.protected[rel // 2]
-        s = self.sites.describe(site)
-        return FlipFlop(ff, "replica", f"{s.layer}.{s.tensor}[{s.index}].{'bc'[rel % 2]}", s.bit, site, None)
+        of = self.describe(self.protected[rel // 2])
+        return FlipFlop(ff, "replica", f"{of.register}.{'bc'[rel % 2]}", of.bit, of.site, of.stage)
 
     def pipeline_location(self, ff: int) -> tuple:
         """(stage, element, bit) of a pipeline data flip-flop (bit 0 = MSB)."""
@@ -227,7 +256,8 @@ class FlipFlopSpace:
         return st, st.used[rel // st.width], rel % st.width
 
     def replica_site(self, ff: int) -> tuple:
-        """(site, replica letter 'b' or 'c') of a replica flip-flop."""
+        """(protected flip-flop, replica letter 'b' or 'c') of a replica
+        flip-flop (the protected flip-flop is a site id for a parameter bit)."""
         rel = ff - self.first_replica
         return self.protected[rel // 2], "bc"[rel % 2]
 
@@ -352,10 +382,28 @@ def check_fault_set(fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> None:
         raise FaultError("fault ids must be unique")
 
 
+def protectable(n_sites: int, n_protectable: int, protect) -> tuple:
+    """``protect`` as sorted flip-flop ids a hardened design can triplicate:
+    parameter bits (site ids), pipeline data bits and valid flags, i.e. ids
+    below ``n_protectable`` (not the sticky tmr_err flag, not replicas)."""
+    arr = np.asarray(list(protect) if not isinstance(protect, np.ndarray) else protect)
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise FaultError(f"protected flip-flops must be integer ids, got {arr.dtype}")
+    arr = arr.astype(np.int64).reshape(-1)
+    bad = arr[(arr < 0) | (arr >= n_protectable)]
+    if bad.size:
+        raise FaultError(f"protected flip-flop id(s) {bad[:5].tolist()} cannot be triplicated: this design's "
+                         f"parameter, pipeline and valid flip-flops are 0..{n_protectable - 1}")
+    uniq, counts = np.unique(arr, return_counts=True)
+    if (counts > 1).any():
+        raise FaultError(f"protected flip-flop id(s) listed twice: {uniq[counts > 1][:5].tolist()}")
+    return tuple(int(p) for p in uniq)
+
+
 def cycle_bounds(space: FlipFlopSpace, ffs: np.ndarray, n_vectors: int) -> tuple:
     """[lo, hi) of the cycles at which an upset of each flip-flop is inside
     the frame: its effect lands on a recorded slot (window or drain)."""
-    ffs = np.asarray(ffs, dtype=np.int64)
+    ffs = space.base(ffs)  # a replica of a pipeline or valid flip-flop: its stage's bounds
     n_slots = n_vectors + space.latency
     stage = np.zeros(ffs.size, dtype=np.int64)
     for st in space.stages:
@@ -392,20 +440,21 @@ def touched(fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> np.ndarray:
     damage is measured on): a parameter upset every slot from its cycle
     (minus its stage) to the scrub; a pipeline or control upset one slot."""
     out = np.zeros((len(fs), n_vectors), dtype=bool)
-    cls = space.classes(fs.ff)
+    space.check(fs.ff)
     owner = np.repeat(np.arange(len(fs)), fs.n_upsets())
     v = np.arange(n_vectors)
     for u in range(fs.ff.size):
         i, ff, c = owner[u], int(fs.ff[u]), int(fs.cycle[u])
         if ff == space.tmr_err_flag:
             continue  # a false alarm: no output depends on it
-        if cls[u] in ("param", "replica"):
-            site = ff if cls[u] == "param" else space.replica_site(ff)[0]
+        base = int(space.base([ff])[0])
+        if base < space.sites.n_sites:
+            site = base
             k = space.mac_stage(space.sites.tensors[int(space.sites.locate([site])[0][0])].layer_pos)
             end = n_vectors if fs.scrub[i] < 0 else int(fs.scrub[i]) - k
             out[i] |= (v >= c - k) & (v < end)
         else:
-            slot = c - space.stage_of(ff).stage
+            slot = c - space.stage_of(base).stage
             if 0 <= slot < n_vectors:
                 out[i, slot] = True
     return out

@@ -47,6 +47,7 @@ async def _run(dut, job: dict) -> dict:
     dut.n_frames.value = int(job["n_frames"])
     dut.n_ev.value = int(job.get("n_ev", 0))
     dut.n_pev.value = int(job.get("n_pev", 0))
+    dut.clear_err.value = int(bool(job.get("clear_err", False)))
     dut.start.value = 1
     if job.get("hang"):
         # test hook for the caller's timeout: wait on something that never comes

@@ -275,6 +275,11 @@ CASES = _out_cases() + SEED_CASES + [
          "--budget 999999"),
     Case("tmr", "model-other", ("--campaign", "{camp}", "--model", "econt-bol", "--out", "{ws}/new"),
          "is not the one the campaign ran on"),
+    Case("tmr", "pipeline-campaign-of-another-kind", ("--campaign", "{camp}", "--pipeline-campaign", "{camp}",
+                                                     "--out", "{ws}/new"), "--pipeline-campaign {camp}: a seu campaign"),
+    Case("tmr", "pipeline-threshold-outside-0-1", ("--campaign", "{camp}", "--pipeline-campaign", "{camp}",
+                                                  "--pipeline-threshold", "1.5", "--out", "{ws}/new"),
+         "--pipeline-threshold 1.5"),
     # -- sim
     Case("sim", "inputs-zero", ("--model", "{model}", "--inputs", "0", "--out", "{ws}/new"), "--inputs 0"),
     Case("sim", "jobs-zero", ("--model", "{model}", "--jobs", "0", "--out", "{ws}/new"), "--jobs 0"),

@@ -290,6 +290,48 @@ def test_with_refresh_replicas_upset_in_different_clocks_are_repaired_and_in_one
     assert changed > 0
 
 
+def test_a_protected_pipeline_or_valid_flip_flop_is_inverted_only_by_two_replicas_in_one_clock(case):
+    """Triplicated pipeline data bits and valid flags reload every clock: one
+    replica upset changes nothing; two (or three) in the same clock are the
+    plain design's upset of that flip-flop at that cycle; two in different
+    clocks change nothing. Parameter replicas keep their ids when pipeline
+    and valid flip-flops are protected too (theirs follow)."""
+    ir, plain, x = case
+    n = x.shape[0]
+    golden = engine.forward(ir, x)
+    sites = sample_sites(plain, 4, seed=5)
+    data = np.concatenate([data_flip_flops(plain, st, 2, seed=st.stage) for st in plain.stages])
+    valid = np.arange(plain.first_control, plain.first_control + plain.latency)
+    space = FlipFlopSpace.of(ir, protect=np.concatenate([sites, data, valid]))
+    params_only = FlipFlopSpace.of(ir, protect=sites)
+    assert space.first_replica == params_only.first_replica
+    assert space.table()["register"][:params_only.n_ff] == params_only.table()["register"]
+    assert space.n_ff == plain.n_ff + 2 * (sites.size + data.size + valid.size)
+    changed = 0
+    for ff in np.concatenate([data, valid]).tolist():
+        j = space.protected.index(ff)
+        b, c = space.first_replica + 2 * j, space.first_replica + 2 * j + 1
+        assert [space.describe(f).cls for f in (b, c)] == ["replica", "replica"]
+        assert space.replica_site(b) == (ff, "b") and space.describe(c).stage == space.describe(ff).stage
+        k = space.stage_of(ff).stage
+        cyc = k + n // 3
+        for one in (ff, b, c):
+            latent, lost, extra = run(ir, space, [(one, cyc)], x)
+            np.testing.assert_array_equal(latent, golden)
+            assert not lost.any() and extra == 0
+        want = run(ir, plain, [(ff, cyc)], x)
+        for pair in ((ff, b), (b, c), (ff, c), (ff, b, c)):
+            got = run(ir, space, [(f, cyc) for f in pair], x)
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+            assert got[2] == want[2]
+            changed += bool((got[0] != golden).any() or got[1].any())
+            apart = run(ir, space, [(pair[0], cyc), (pair[1], cyc + 1)], x)
+            np.testing.assert_array_equal(apart[0], golden)
+            assert not apart[1].any()
+    assert changed > 0
+
+
 # --- the flip-flop count -------------------------------------------------------
 
 @pytest.mark.parametrize("model", ["econt-bol", "small", "fkeras-eol"])

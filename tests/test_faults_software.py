@@ -106,6 +106,30 @@ def test_pipeline_samples_and_every_valid_upset_equal_the_fault_model(case):
     assert want.extra.tolist() == [1] * space.latency + [0] * space.latency
 
 
+def test_pipeline_upsets_of_a_design_with_triplicated_valid_flags_and_data_bits_equal_the_fault_model(case):
+    """A map that triplicates every valid flag and some data bits of each
+    stage: their replica A upsets go by the voter (masked), the other
+    pipeline upsets by the fast transient route; replica pairs in one clock
+    are the plain upset. All equal the fault model."""
+    level, plain, x = case
+    data_bits = np.concatenate([np.arange(st.first_id, st.first_id + st.n_ff, 97) for st in plain.stages])
+    valid = np.arange(plain.first_control, plain.first_control + plain.latency)
+    prot = tuple(np.concatenate([np.arange(0, plain.sites.n_sites, 50), data_bits, valid]).tolist())
+    hard = SoftwareLevel(level.model, protect=prot)
+    space = hard.ffs
+    fs = kind(space, "pipeline", x)
+    mine = np.flatnonzero(np.isin(fs.ff, np.asarray(space.protected_transients)))
+    picks = np.union1d(np.random.default_rng(6).choice(len(fs), 400, replace=False), mine)
+    check_equal(hard, space, fs.take(picks), x, "transient", also=["reference"])
+    assert set(np.asarray(ROUTES)[hard.routes(fs.take(mine))]) == {"reference"}
+    masked = hard.run_faults(fs.take(mine), x)
+    golden = engine.forward(level.model, x)
+    assert not (masked.latent != golden[None]).any() and not masked.lost.any() and not masked.extra.any()
+    pairs = kind(space, "replica-pairs", x)
+    tr = np.flatnonzero(space.base(pairs.ff[pairs.indptr[:-1]]) >= space.sites.n_sites)
+    check_equal(hard, space, sample(pairs.take(tr), 300, 7), x, "reference")
+
+
 def test_single_upsets_of_stage_0_at_cycle_0_are_transients_not_parameter_sites(case):
     level, space, x = case
     st = space.stages[0]

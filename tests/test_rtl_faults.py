@@ -252,3 +252,84 @@ def test_netlist_runs_every_kind_like_the_fault_model(tmp_path):
         fs = enumerate_faults(level.space, parse_kind(kind), KindOptions(n_vectors=8, samples=100, seed=1))
         obs, ref, bad = _agree(level, tiny, fs, x)
         assert bad.size == 0, f"netlist {kind}: {bad.size} of {len(fs)} faults differ, e.g. {bad[:5]}"
+
+
+# --- triplicated pipeline data bits and valid flags (a TMR map listing non-weight flip-flops) -------------
+
+def _transient_protection(space: FlipFlopSpace) -> np.ndarray:
+    """Every 5th pipeline data bit of every stage and every valid flag, with
+    every 3rd parameter bit: a map that lists flip-flops of every class."""
+    data = np.arange(space.sites.n_sites, space.first_control)[::5]
+    valid = np.arange(space.first_control, space.first_control + space.latency)
+    return np.concatenate([np.arange(0, space.sites.n_sites, 3), data, valid])
+
+
+@pytest.fixture(scope="module")
+def hard_pipe(small):
+    from fkhw.tmr.harden import harden
+
+    prot = _transient_protection(FlipFlopSpace.of(small))
+    return prot, RtlLevel(small, jobs=JOBS, design=harden(small, prot))
+
+
+def test_triplicated_pipeline_and_valid_flip_flops_equal_the_fault_model(small, small_x, hard_pipe):
+    """Exhaustive replicas (each B, C alone at every window cycle of its
+    stage), replica pairs (two of three in one clock) and the pipeline kind
+    on a design that triplicates pipeline data bits and every valid flag:
+    RTL == fault model == software level, 0 mismatches; one replica changes
+    nothing and raises tmr_err, two of one bit in one clock act as one upset
+    of the plain design."""
+    from fkhw.levels.software import SoftwareLevel
+
+    prot, level = hard_pipe
+    space = level.space
+    assert space.protected == tuple(prot.tolist()) and space.protected_transients
+    hl = HardenedRtlLevel(small, prot, jobs=JOBS, design=level.design)
+    sw = SoftwareLevel(small, protect=tuple(prot.tolist()))
+    golden = engine.forward(small, small_x)
+    plain = RtlLevel(small, jobs=JOBS).space
+    for kind in ("replicas", "replica-pairs", "pipeline"):
+        fs = enumerate_faults(space, parse_kind(kind), KindOptions(n_vectors=N))
+        tr = space.base(fs.ff[fs.indptr[:-1]]) >= space.sites.n_sites  # faults of pipeline / valid replicas
+        if kind != "pipeline":
+            fs = fs.take(np.flatnonzero(tr))
+        obs, err = hl.run_faults_with_err(fs, small_x)
+        ref = simulate_set(small, space, fs, small_x)
+        soft = sw.run_faults(fs, small_x)
+        assert int(obs.mismatches(ref).sum()) == 0, f"{kind}: {int(obs.mismatches(ref).sum())} of {len(fs)} differ"
+        assert int(soft.mismatches(ref).sum()) == 0, f"{kind}: software differs on {int(soft.mismatches(ref).sum())}"
+        changed = (obs.latent != golden[None]).any(axis=(1, 2)) | obs.lost.any(axis=1) | (obs.extra > 0)
+        if kind == "replicas":
+            assert len(fs) == 2 * len(space.protected_transients) * N
+            assert not changed.any() and err.all(), (int(changed.sum()), int((~err).sum()))
+        elif kind == "replica-pairs":
+            assert err.all()
+            # each pair acts as one upset of the unprotected flip-flop at that cycle on the plain design
+            base = space.base(fs.ff[fs.indptr[:-1]])
+            as_plain = FaultSet.single("pipeline", fs.ids, base, 0)
+            as_plain = FaultSet(as_plain.kind, as_plain.ids, as_plain.indptr, as_plain.ff, fs.cycle[fs.indptr[:-1]],
+                                as_plain.scrub)
+            p = simulate_set(small, plain, as_plain, small_x)
+            assert int(obs.mismatches(p).sum()) == 0
+            assert obs.lost.any(axis=1).sum() == 3 * space.latency * N  # every valid pair drops its slot
+        else:  # protected pipeline and valid flip-flops' replica A: masked; the others as on the plain design
+            a = np.isin(fs.ff, np.asarray(space.protected_transients))
+            assert not changed[a].any() and err[a].all()
+            assert changed[~a].mean() > 0.2 and not err[~a].any()
+
+
+def test_yosys_keeps_the_pipeline_and_valid_replicas(small, hard_pipe, tmp_path):
+    """The design with triplicated pipeline and valid flip-flops lints clean
+    (verilator -Wall) and Yosys' flip-flop count is the flip-flop space's
+    (two replicas each kept)."""
+    from fkhw.rtlgen.lint import lint
+
+    prot, level = hard_pipe
+    d = tmp_path / "pipe_tmr"
+    level.design.write(d)
+    res = lint(level.design.verilog_files(d), TOP, include_dirs=[d])
+    assert res.ok, res.output
+    rep = synth(level.design.verilog_files(d), TOP, work_dir=d / "synth", include_dirs=[d], abc=False)
+    space = level.space
+    assert rep["flip_flops"] == space.n_ff == FlipFlopSpace.of(small).n_ff + 2 * len(prot), \
+        (rep["flip_flops"], space.n_ff)

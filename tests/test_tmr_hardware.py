@@ -101,9 +101,14 @@ def test_plain_design_is_unchanged(toy):
 
 
 def test_bad_protected_sites_give_a_clear_error(toy):
-    n = SiteSpace.of(toy).n_sites
-    with pytest.raises(SiteError, match=rf"\[{n}\] out of range"):
+    from fkhw.faults import FlipFlopSpace
+
+    space = FlipFlopSpace.of(toy)
+    n = space.first_control + space.latency  # the flip-flops a map can protect: parameter, pipeline, valid
+    with pytest.raises(ValueError, match=rf"\[{n}\] cannot be triplicated: .* 0\.\.{n - 1}"):
         harden(toy, [0, n])
+    with pytest.raises(ValueError, match="listed twice"):
+        harden(toy, [0, n - 1, n - 1])
     with pytest.raises(SiteError, match=r"\[-1\] out of range"):
         harden(toy, [-1])
     with pytest.raises(ValueError, match="listed twice"):
@@ -281,3 +286,68 @@ def test_tmrg_variant_lints_and_is_the_plain_design(toy, toy_prot, tmp_path):
     assert lv.stats["golden_valid_errors"] == 0
     xdc = (tmp_path / "keep_replicas.xdc").read_text()
     assert xdc.count("set_property DONT_TOUCH TRUE [get_cells {") == toy_prot.size
+
+
+# --- triplicated pipeline data bits and valid flags; the self-correcting variant ----------------
+
+def _toy_with_transients(model):
+    """The toy map plus every 12th pipeline data bit and every valid flag."""
+    from fkhw.faults import FlipFlopSpace
+
+    space = FlipFlopSpace.of(model)
+    return np.concatenate([_toy_protected(model), np.arange(space.sites.n_sites, space.first_control, 12),
+                           np.arange(space.first_control, space.first_control + space.latency)])
+
+
+@pytest.mark.parametrize("refresh", [False, True], ids=["plain-tmr", "refresh"])
+def test_proof_covers_pipeline_and_valid_replicas_on_both_variants(toy, refresh):
+    """Every replica of every protected flip-flop (parameter bits at cycle
+    0; pipeline data bits and valid flags at every window cycle): 0 output
+    changes and tmr_err raised every time, on the hardened design and on
+    its self-correcting variant (whose sticky tmr_err the testbench clears
+    with a configuration write at the end of every frame: a flag left set
+    would make the next frame's `pre` 1 and the proof refuse it)."""
+    x = toy_inputs(toy, 16)
+    prot = _toy_with_transients(toy)
+    level = HardenedRtlLevel(toy, prot, jobs=JOBS, refresh=refresh)
+    n_sites = SiteSpace.of(toy).n_sites
+    rep = prove(toy, prot, x, level=level, unprotected=np.zeros(0, dtype=np.int64) if refresh else None)
+    n_t = int((prot >= n_sites).sum())
+    assert rep["refresh"] is refresh and level.space.refresh is refresh
+    assert rep["replica_upsets"] == 3 * int((prot < n_sites).sum())
+    assert rep["protected_pipeline_and_valid_flip_flops"] == n_t
+    assert rep["pipeline_and_valid_replica_upsets"] == 3 * n_t * x.shape[0]
+    assert rep["protected_output_changes"] == 0 and rep["pipeline_and_valid_output_changes"] == 0, rep["failures"]
+    assert rep["protected_tmr_err_misses"] == 0 and rep["pipeline_and_valid_tmr_err_misses"] == 0, rep["failures"]
+    assert rep["ok"]
+
+
+def test_sticky_tmr_err_stays_set_until_a_configuration_write(toy):
+    """Self-correcting design: one replica upset in frame 0, then frames
+    without upsets. Without configuration writes tmr_err is still 1 at the
+    start of every later frame (sticky, though the refresh repaired the
+    replica at once); with the testbench's end-of-frame write it is 0 there."""
+    from fkhw.faults import Fault, FaultSet, Upset
+    from fkhw.levels.rtl import fault_deposits, param_codes
+    from fkhw.rtlgen.sim import run_frames
+
+    x = toy_inputs(toy, 16)
+    prot = _toy_protected(toy)
+    level = HardenedRtlLevel(toy, prot, jobs=1, refresh=True)
+    space = level.space
+    b = space.first_replica  # replica B of the first protected bit
+    fs = FaultSet.of("file", [0], [Fault((Upset(b, 0),))])
+    period, frames = x.shape[0] + space.latency, 4
+    dep = fault_deposits(fs, space, toy, level.meta, period)
+    sb = level.build()
+    gold = engine.forward(toy, x)
+    flags = {}
+    for clear in (False, True):
+        out = run_frames(sb, level.root / "work" / f"sticky{int(clear)}", x, gold, param_codes(toy), frames,
+                         period, dep, jobs=1, clear_err=clear)
+        assert out.frame.size == 0  # the upset changes no output
+        flags[clear] = out.tmr_err
+    pre, post = flags[False][:, 0], flags[False][:, 1]
+    assert not pre[0] and post.all() and pre[1:].all(), flags[False]
+    pre, post = flags[True][:, 0], flags[True][:, 1]
+    assert not pre.any() and post[0] and not post[1:].any(), flags[True]

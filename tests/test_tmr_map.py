@@ -69,6 +69,43 @@ def test_map_names_each_protected_bit_where_the_rtl_holds_it(campaign, bol, tmp_
     assert TmrMap.load(tmp_path).sites.tolist() == sorted(e["site"] for e in m["entries"])
 
 
+def test_protect_control_lists_the_valid_flags_and_the_hardened_rtl_and_campaign_use_them(campaign, bol, tmp_path):
+    """``--protect-control``: the map lists every stage's valid flag (class
+    control, its register), the hardened RTL triplicates them (fkhw_pipe_tmr
+    with VTMR), a campaign of the map's design has their replicas, and the
+    parameter-only map keeps today's files and ids."""
+    from fkhw.campaign import hardening_from_map
+    from fkhw.faults import FlipFlopSpace
+    from fkhw.tmr.flow import run_tmr
+
+    rule = parse_rule(1.05, None)
+    plain_map, ctrl_map = tmp_path / "plain", tmp_path / "ctrl"
+    run_tmr(campaign, plain_map, rule, bol, synth=False, prove=False)
+    rep = run_tmr(campaign, ctrl_map, rule, bol, synth=False, prove=False, protect_control=True)
+    space = FlipFlopSpace.of(bol.ir)
+    valid = list(range(space.first_control, space.first_control + space.latency))
+    m = json.loads((ctrl_map / "tmr_map.json").read_text())
+    assert [f["ff"] for f in m["flip_flops"]] == valid and rep["protected_pipeline_and_valid_flip_flops"] == len(valid)
+    assert [(f["class"], f["register"]) for f in m["flip_flops"]] == [("control", f"s{k}_valid")
+                                                                        for k in range(space.latency)]
+    assert m["entries"] == json.loads((plain_map / "tmr_map.json").read_text())["entries"]
+    with (ctrl_map / "tmr_map.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["class"] for r in rows].count("control") == space.latency and len(rows) == len(m["entries"]) + 3
+    with (plain_map / "tmr_map.csv").open() as f:
+        assert list(next(csv.DictReader(f))) == ENTRY_COLUMNS
+    meta = json.loads((ctrl_map / "hardened_rtl" / "fkhw_encoder.json").read_text())
+    assert meta["tmr"]["flip_flops"] == valid
+    assert all(st["module"] == "fkhw_pipe_tmr" and st["valid_protected"] and st["protected_bits"] == 0
+               for st in meta["stages"])
+    assert meta["flip_flops_expected"] == space.n_ff + 2 * (len(m["entries"]) + len(valid))
+    hard, params = hardening_from_map(ctrl_map, bol), hardening_from_map(plain_map, bol)
+    assert list(hard.protect) == sorted(e["site"] for e in m["entries"]) + valid
+    assert hard.sites(space.sites.n_sites) == params.protect
+    hs, ps = FlipFlopSpace.of(bol.ir, hard.protect), FlipFlopSpace.of(bol.ir, params.protect)
+    assert hs.n_ff == ps.n_ff + 2 * len(valid) and hs.table()["register"][:ps.n_ff] == ps.table()["register"]
+
+
 def test_residual_curve_trades_overhead_for_worst_case_damage(campaign):
     table = CampaignTable.load(campaign)
     overhead, worst = residual_curve(table, 10720)
@@ -109,3 +146,38 @@ def test_cli_refuses_bad_options_before_any_work(campaign, tmp_path):
     r = tmr("--model", "econt-eol")
     assert r.returncode == 2 and "'econt-eol'" in r.stderr and "not the one the campaign ran on" in r.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_pipeline_campaign_chooses_the_data_bits_whose_upsets_degrade_most_of_the_time(campaign, bol, tmp_path):
+    """``--pipeline-campaign``: the map lists exactly the pipeline data bits
+    whose upsets (one per window cycle, read from the campaign's own files)
+    exceed the rule's threshold in more than the given fraction of cycles;
+    the hardened RTL masks those bits of their stages; a campaign of another
+    kind is refused in one line."""
+    from fkhw.faults import FlipFlopSpace
+    from fkhw.tmr.flow import run_tmr
+
+    pipe = tmp_path / "pipe"
+    run_campaign(CampaignSpec("econt-bol", faults="pipeline", n_inputs=8), bol, pipe, quiet=True)
+    with (pipe / "campaign.csv").open() as f:
+        emd = {int(r["fault"]): float(r["emd_norm"]) for r in csv.DictReader(f)}
+    per_ff = {}
+    with (pipe / "faults.csv").open() as f:
+        for r in csv.DictReader(f):
+            ff = int(r["upsets"].split("@")[0])
+            per_ff.setdefault(ff, []).append(emd[int(r["fault"])] > 1.05)
+    space = FlipFlopSpace.of(bol.ir)
+    want = sorted(ff for ff, hits in per_ff.items() if ff < space.first_control and np.mean(hits) > 0.5)
+    assert 0 < len(want) < space.n_pipeline
+    rep = run_tmr(campaign, tmp_path / "map", parse_rule(1.05, None), bol, synth=False, prove=False,
+                  pipeline_campaign=pipe, pipeline_threshold=0.5)
+    m = json.loads((tmp_path / "map" / "tmr_map.json").read_text())
+    assert [f["ff"] for f in m["flip_flops"]] == want == [f["ff"] for f in m["flip_flops"] if f["class"] == "pipeline"]
+    assert rep["protected_pipeline_and_valid_flip_flops"] == len(want)
+    meta = json.loads((tmp_path / "map" / "hardened_rtl" / "fkhw_encoder.json").read_text())
+    by_stage = {st.stage: sum(1 for ff in want if space.stage_of(ff).stage == st.stage) for st in space.stages}
+    assert {st["stage"]: st.get("protected_bits", 0) for st in meta["stages"]} == by_stage
+    r = subprocess.run([sys.executable, "-m", "fkhw", "tmr", "--campaign", str(campaign), "--pipeline-campaign",
+                        str(campaign), "--out", str(tmp_path / "bad")], capture_output=True, text=True)
+    assert r.returncode != 0 and "--pipeline-campaign" in r.stderr and "a seu campaign" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()

@@ -187,7 +187,7 @@ def run(args) -> int:
                 "hardened RTL, area, proof")
     tmr_report = run_tmr(auto.campaign, out / "tmr", rule, bundle, synth=not args.no_synth, prove=True,
                          jobs=args.jobs, evidence={"auto": auto.to_dict(), "validation": v.to_dict()},
-                         gate_level=args.gate_level)
+                         gate_level=args.gate_level, protect_control=True)
     summary["tmr"] = {k: tmr_report[k] for k in ("protected_bits", "all_bits", "overhead_pct", "campaign_modules")}
     summary["tmr"]["evidence"] = {"stable": auto.stable, "reason": auto.reason, "modules": auto.steps[-1].inputs,
                                   "heldout_modules": v.modules, "coverage": v.coverage,
@@ -249,23 +249,35 @@ def _every_flip_flop(bundle, out: Path, common: dict, args, rule) -> list:
     from fkhw.campaign import CampaignSpec, hardening_from_map, run_campaign
     from fkhw.risk import rows_of, write_risk
 
+    from fkhw.faults import Hardening
+
     threshold = rule.value if rule.kind == "threshold" else 1.05
-    hard = hardening_from_map(out / "tmr", bundle)
+    # the map's design (its weight bits and, from the TMR step's --protect-control, the valid flags) and the
+    # same map's weight bits alone: what protecting the control flip-flops adds
+    ctrl = hardening_from_map(out / "tmr", bundle)
+    n_sites = bundle.ir.n_param_bits()
+    hard = Hardening(ctrl.sites(n_sites), False, ctrl.source)
+    designs = ("plain", "selective", "selective+control")
     plan = [("plain", None, k) for k in ("seu", "mbu:2", "pipeline", "accumulate:4")]
     plan += [("selective", hard, k) for k in ("seu", "mbu:2", "accumulate:4", "replicas", "replica-pairs")]
+    plan += [("selective+control", ctrl, k) for k in ("pipeline", "replicas", "replica-pairs")]
     rows = []
     for design, hardening, kind in plan:
-        folder = out / "faults" / design / kind.replace(":", "_")
+        folder = out / "faults" / design.replace("+", "_") / kind.replace(":", "_")
         spec = CampaignSpec(args.model, level="software", faults=kind, hardening=hardening,
                             thresholds=tuple(sorted({1.0, 1.01, 1.05, 1.1, threshold})), **common)
         run_campaign(spec, bundle, folder, fresh=args.fresh, quiet=True)
         rows += rows_of(folder, design, threshold)
-        if kind == "pipeline":  # pipeline and control flip-flops are not triplicated: the same faults, the same rows
+        if kind == "pipeline" and design == "plain":  # the selective design triplicates no pipeline flip-flop
             rows += [{**r, "design": "selective"} for r in rows_of(folder, "plain", threshold)]
-    kinds = [k for _, _, k in plan]
-    rows.sort(key=lambda r: (kinds.index(r["kind"]), r["class"], ("plain", "selective").index(r["design"])))
+        if design == "selective" and kind in ("seu", "mbu:2", "accumulate:4"):  # the same weight bits triplicated
+            rows += [{**r, "design": "selective+control"} for r in rows_of(folder, "selective", threshold)]
+    kinds = list(dict.fromkeys(k for _, _, k in plan))
+    rows.sort(key=lambda r: (kinds.index(r["kind"]), r["class"], designs.index(r["design"])))
+    n_ctrl = len(ctrl.protect) - len(hard.protect)
     write_risk(rows, out / "faults", threshold, f"{bundle.name}: where the risk sits, plain vs selective TMR "
-                                                f"({len(hard.protect)} bits triplicated)")
+                                                f"({len(hard.protect)} weight bits) and with the {n_ctrl} valid "
+                                                f"flags triplicated")
     return rows
 
 

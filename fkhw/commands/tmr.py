@@ -42,6 +42,16 @@ def add_arguments(p):
     p.add_argument("--no-synth", action="store_true", help="skip the Yosys area table")
     p.add_argument("--no-prove", action="store_true", help="skip the fault-injection proof on the hardened RTL")
     p.add_argument("--jobs", type=POSITIVE, default=None, help="simulator processes for the proof (default: all cores)")
+    p.add_argument("--protect-control", action="store_true",
+                   help="also triplicate every pipeline stage's valid flag (the map lists them as class control): a "
+                        "valid upset loses or adds an output every time, the most damage per flip-flop, for 2 more "
+                        "flip-flops a stage; the proof upsets each of their replicas at every window cycle")
+    p.add_argument("--pipeline-campaign", type=in_path, default=None, metavar="DIR",
+                   help="a `fkhw campaign --faults pipeline` folder of the plain design: also triplicate the pipeline "
+                        "data bits whose upsets exceed the threshold in more than --pipeline-threshold of the cycles "
+                        "(a data upset corrupts the one vector it hits: opt in when single vectors matter)")
+    p.add_argument("--pipeline-threshold", type=float, default=0.5, metavar="F",
+                   help="with --pipeline-campaign: the fraction of a data bit's upsets that must degrade (default 0.5)")
     p.add_argument("--gate-level", action="store_true",
                    help="also run the proof on the Yosys netlist of the hardened RTL (replicas counted after synthesis)")
 
@@ -58,6 +68,15 @@ def run(args) -> int:
 
     if (args.campaign is None) == (args.inputs is None):
         raise UserError("give either --campaign DIR or --inputs auto|N")
+    if not 0 <= args.pipeline_threshold < 1:
+        raise UserError(f"--pipeline-threshold {args.pipeline_threshold:g}: give a fraction of upsets in [0, 1)")
+    if args.pipeline_campaign is not None:  # a campaign of another kind is named before any work
+        from fkhw.campaign_files import kind_of, read_summary
+
+        found = kind_of(read_summary(args.pipeline_campaign, "--pipeline-campaign"))
+        if found != "pipeline":
+            raise UserError(f"--pipeline-campaign {args.pipeline_campaign}: a {found} campaign; give one run with "
+                            "--faults pipeline")
     counts = None if args.inputs in (None, "auto") else args.inputs
     held = HeldOut(args.validate_inputs, args.validate_data)
     rule = parse_rule(args.threshold, args.budget, args.rule)
@@ -82,7 +101,9 @@ def run(args) -> int:
     elif not args.no_validate:
         evidence = {"validation": validate_campaign(bundle, campaign, rule, held, args.out / "heldout").to_dict()}
     report = run_tmr(campaign, args.out, rule, bundle, synth=not args.no_synth, prove=not args.no_prove,
-                     jobs=args.jobs, evidence=evidence, gate_level=args.gate_level)
+                     jobs=args.jobs, evidence=evidence, gate_level=args.gate_level,
+                     protect_control=args.protect_control, pipeline_campaign=args.pipeline_campaign,
+                     pipeline_threshold=args.pipeline_threshold)
     print_report(report, args.out)
     return 0
 
@@ -108,6 +129,18 @@ def print_report(r: dict, out) -> None:
               f"{p['protected_sites']} protected bits -> {p['protected_output_changes']} output changes, "
               f"{p['protected_tmr_err_misses']} tmr_err misses; {p['unprotected_sites']} unprotected bits -> "
               f"{p['unprotected_mismatches']} mismatches vs the plain design; {'OK' if p['ok'] else 'FAILED'}")
+        if p.get("pipeline_and_valid_replica_upsets"):
+            print(f"  proof, triplicated pipeline/valid flip-flops: {p['pipeline_and_valid_replica_upsets']} replica "
+                  f"upsets on {p['protected_pipeline_and_valid_flip_flops']} flip-flops -> "
+                  f"{p['pipeline_and_valid_output_changes']} output changes, "
+                  f"{p['pipeline_and_valid_tmr_err_misses']} tmr_err misses")
+        if "refresh_variant" in p:
+            q = p["refresh_variant"]
+            print(f"  proof, self-correcting variant ({q.get('seconds', '?')} s): "
+                  f"{q['replica_upsets'] + q['pipeline_and_valid_replica_upsets']} replica upsets -> "
+                  f"{q['protected_output_changes'] + q['pipeline_and_valid_output_changes']} output changes, "
+                  f"{q['protected_tmr_err_misses'] + q['pipeline_and_valid_tmr_err_misses']} sticky tmr_err misses "
+                  f"(cleared by a configuration write after each); {'OK' if q['ok'] else 'FAILED'}")
         if "proof_netlist" in r:
             q = r["proof_netlist"]
             nl = q.get("netlist", {})

@@ -62,7 +62,8 @@ def param_codes(model: IntegerModel) -> np.ndarray:
 
 def design_space(model: IntegerModel, meta: dict) -> FlipFlopSpace:
     """The flip-flop space of a design (its replicas when it is hardened)."""
-    protect = [e["site"] for e in meta["tmr"]["sites"]] if "tmr" in meta else None
+    protect = ([e["site"] for e in meta["tmr"]["sites"]] + list(meta["tmr"].get("flip_flops", []))
+               if "tmr" in meta else None)
     refresh = bool(meta.get("tmr", {}).get("refresh", False))
     return FlipFlopSpace.from_meta(model, meta, protect, refresh)
 
@@ -83,8 +84,7 @@ def frame_period(fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> int:
     N + kmax + 1 clocks (or up to their latest upset); sets that upset
     pipeline or valid flip-flops keep all LATENCY drain slots (a valid upset
     there is an extra output)."""
-    cls = space.classes(fs.ff) if fs.ff.size else np.array([], dtype=object)
-    if not fs.ff.size or np.isin(cls, ("pipeline", "control")).any():
+    if not fs.ff.size or (space.base(fs.ff) >= space.sites.n_sites).any():  # pipeline, valid (or their replicas)
         return n_vectors + space.latency
     kmax = max(space.mac_stage(t.layer_pos) for t in space.sites.tensors)
     return int(max(n_vectors + kmax + 1, int(fs.cycle.max()) + 1))
@@ -120,6 +120,11 @@ def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta
 
     uniq, inverse = np.unique(fs.ff, return_inverse=True)
     cls = space.classes(uniq) if uniq.size else np.array([], dtype=object)
+    base = space.base(uniq)
+    # a replica of a pipeline or valid flip-flop is upset like one (in its replica register)
+    cls = np.where((cls == "replica") & (base >= space.sites.n_sites),
+                   np.where(base >= space.first_control, "control", "pipeline"), cls).astype(object)
+    tripled = {st["stage"] for st in meta["stages"] if st.get("module") == "fkhw_pipe_tmr"}
     u_tgt = np.full(uniq.size, -1, dtype=np.int64)
     u_bit = np.zeros(uniq.size, dtype=np.int64)
     u_param = np.isin(cls, ("param", "replica"))
@@ -143,13 +148,18 @@ def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta
             u_tgt[j] = target(("", net, -1), raw if whole else (raw >> vbit) & 1, word if whole else 1)
             u_bit[j] = nb if whole else 0
         else:
-            st = space.stage_of(ff)
+            b_ff = int(base[j])
+            st = space.stage_of(b_ff)
+            letter = space.replica_site(ff)[1] if ff >= space.first_replica else "a"
             if c == "pipeline":
-                _, e, b = space.pipeline_location(ff)
+                _, e, b = space.pipeline_location(b_ff)
                 key, vbit = ("pipe", st.stage, e * st.width + st.width - 1 - b), e * st.width + st.width - 1 - b
-                reg = "q"
+                reg = f"data_{letter}" if st.stage in tripled else "q"
             else:
-                key, vbit, reg = ("valid", st.stage), 0, "q_valid"
+                key, vbit, reg = ("valid", st.stage), 0, f"valid_{letter}" if st.stage in tripled else "q_valid"
+            if ffmap is not None and st.stage in tripled:
+                raise FaultError(f"{c} flip-flop {ff} ({space.describe(ff).register}): upsets of triplicated "
+                                 "pipeline stages run on the RTL, not on a netlist")
             if ffmap is None:
                 u_tgt[j], u_bit[j] = target((f"u_stage{st.stage}", reg, -1), 0, 0), vbit
                 continue
@@ -199,21 +209,20 @@ def leaks(out: FrameOutputs, fs: FaultSet, space: FlipFlopSpace, n_vectors: int)
     slot it holds), a dropped valid or an extra output without a valid upset."""
     if not out.frame.size:
         return np.zeros(0, dtype=bool)
-    cls = space.classes(fs.ff) if fs.ff.size else np.array([], dtype=object)
-    par = np.isin(cls, ("param", "replica"))
+    base = space.base(fs.ff)
+    par = base < space.sites.n_sites  # a parameter bit or one of its replicas
     k = np.zeros(fs.ff.size, dtype=np.int64)
     if par.any():
-        sites = np.array([f if c == "param" else space.replica_site(int(f))[0]
-                          for f, c in zip(fs.ff[par].tolist(), cls[par])], dtype=np.int64)
-        k[par] = _mac_stage_of_sites(space, sites)
+        k[par] = _mac_stage_of_sites(space, base[par])
     for j in np.flatnonzero(~par):
-        k[j] = space.stage_of(int(fs.ff[j])).stage
+        if int(fs.ff[j]) != space.tmr_err_flag:
+            k[j] = space.stage_of(int(base[j])).stage
     owner = np.repeat(np.arange(len(fs)), fs.n_upsets())
     lo = fs.cycle - k
     scrub = fs.scrub[owner]
     hi = np.where(par, np.where(scrub >= 0, scrub - k, n_vectors), lo + 1)
     has_valid = np.zeros(len(fs), dtype=bool)
-    has_valid[owner[cls == "control"]] = True
+    has_valid[owner[(base >= space.first_control) & (base < space.first_control + space.latency)]] = True
     f, v = out.frame, out.slot
     covered = np.zeros(f.size, dtype=bool)
     n_up = fs.n_upsets()[f]
@@ -233,6 +242,9 @@ class RtlLevel:
     """
 
     name = "rtl"
+    # a configuration write at the end of every frame (fkhw_tb.v clear_err): set by the proof of a
+    # self-correcting design, whose sticky tmr_err a user clears that way between upsets
+    clear_err = False
 
     def __init__(self, model, *, jobs: int | None = None, timeout: float | None = None,
                  build_root: Path | None = None, log=None, work_dir: Path | None = None,
@@ -299,10 +311,12 @@ class RtlLevel:
         fault-free frame if it is empty)."""
         if x.shape[0] > MAX_VECTORS:
             raise RtlSimError(f"{x.shape[0]} inputs per frame: the RTL testbench streams at most {MAX_VECTORS}")
-        period = frame_period(fs, self.space, x.shape[0])
-        cls = self.space.classes(fs.ff) if fs.ff.size else np.array([], dtype=object)
+        # clear_err: one more drain clock, so that an upset at the last cycle a window slot can be hit
+        # (period - 2 without it) has set the sticky flag before the end-of-frame write clears it
+        period = frame_period(fs, self.space, x.shape[0]) + int(self.clear_err)
         # a netlist makes its pipeline nets public itself (fkhw.rtlgen.netlist)
-        pipe = bool(np.isin(cls, ("pipeline", "control")).any()) and self.design.flip_flops is None
+        pipe = bool((self.space.base(fs.ff) >= self.space.sites.n_sites).any()) and self.design.flip_flops is None
+        pipe = pipe or True in self._builds  # a pipeline build runs parameter upsets too: no second build
         sb = self.build(pipeline=pipe)
         dep = fault_deposits(fs, self.space, self.model, self.meta, period, ffmap=self.design.flip_flops)
         gold = engine.forward(self.model, x)
@@ -311,7 +325,7 @@ class RtlLevel:
         try:
             out = run_frames(sb, work, x, gold, param_codes(self.model), max(1, len(fs)), period, dep,
                              jobs=jobs or self.jobs, timeout=self.timeout, progress=progress,
-                             hang=getattr(self, "_hang", False))
+                             hang=getattr(self, "_hang", False), clear_err=self.clear_err)
         finally:
             if tmp:
                 tmp.cleanup()

@@ -19,8 +19,9 @@ routes, each chosen per fault from what its upsets are:
   layer as one batch, each MAC layer's accumulator corrected by the sum of
   its upset weights' rank-one updates on the slots that see them, data
   upsets applied as the stage's slot enters its layer.
-* ``reference``: faults touching a hardened design's protected bits or
-  replicas go through the fault model itself.
+* ``reference``: faults touching a hardened design's protected flip-flops
+  (parameter, pipeline or valid) or replicas go through the fault model
+  itself.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ ROUTES = ("register", "transient", "batched", "reference")
 class SoftwareLevel:
     model: IntegerModel
     name: str = "software"
-    protect: tuple | None = None  # protected site ids of a hardened design (replicas exist), else plain
+    protect: tuple | None = None  # protected flip-flop ids of a hardened design (replicas exist), else plain
     refresh: bool = False  # the hardened design is self-correcting (fkhw.rtlgen.emit refresh)
     space: SiteSpace = field(init=False)
 
@@ -98,8 +99,8 @@ class SoftwareLevel:
         if sp.tmr_err_flag is not None:
             transient &= fs.ff != sp.tmr_err_flag
             hardened |= fs.ff == sp.tmr_err_flag
-        if sp.protected:
-            hardened |= param & np.isin(fs.ff, np.asarray(sp.protected))
+        if sp.protected:  # a protected flip-flop's replica A: read through its voter
+            hardened |= np.isin(fs.ff, np.asarray(sp.protected))
         any_hardened = np.bincount(owner, weights=hardened, minlength=f) > 0
         all_param = np.bincount(owner, weights=~param, minlength=f) == 0
         # one register word: same site - bit; one cycle

@@ -47,6 +47,7 @@ SUPPORTED = ("conv2d", "dense", "quant", "flatten")
 MAX_PARAM_BITS = 32  # configuration word
 MAX_QUANT_BITS = 31  # LO/HI travel as Verilog integer parameters
 TMR_TEMPLATES = ("fkhw_regfile_tmr.v",)  # only in hardened designs (the plain file set stays as it was)
+PIPE_TMR_TEMPLATES = ("fkhw_pipe_tmr.v",)  # only in designs that triplicate pipeline or valid flip-flops
 REPLICA_MEMS = ("mem", "mem_b", "mem_c")  # replica A (= the single copy of unprotected bits), B, C
 
 
@@ -227,7 +228,14 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False, refresh: bool =
         raise ValueError("refresh=True is an option of the hardened encoder: give the protected sites (not tmrg)")
     specs = check_supported(ir)
     space = SiteSpace.of(ir)
+    extra = ()  # protected pipeline data bits and valid flags (flip-flop ids)
+    if protect is not None:
+        arr = np.asarray(list(protect) if not isinstance(protect, np.ndarray) else protect)
+        if arr.size and np.issubdtype(arr.dtype, np.integer):
+            extra = tuple(int(p) for p in arr.reshape(-1) if p >= space.n_sites)
+            protect = arr[arr < space.n_sites]
     masks = protection_masks(ir, protect) if protect is not None else None
+    pipe_err_nets = []
     hard = masks is not None and not tmrg  # the hardened encoder (replicas, voters, tmr_err)
     split_files = {}
     src = dict(ir.source or {})
@@ -267,20 +275,19 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False, refresh: bool =
     def pipe(bus: Bus, valid_in: str, used: np.ndarray, layer_pos: int) -> tuple:
         """A pipeline stage holding ``bus``: the activation entering IR layer
         ``layer_pos`` (len(layers): the output); ``used``: which elements
-        the next layer reads (the others are removed by synthesis)."""
+        the next layer reads (the others are removed by synthesis). Its
+        instance is written once the protected flip-flops are known."""
         k = len(stages)
         q, v = f"s{k}_data", f"s{k}_valid"
         decl.append(f"    wire             {v};")
         decl.append(f"    wire [{bus.bits - 1}:0] {q};  // stage {k}: {bus.n} x {bus.width}-bit "
                     f"{'signed' if bus.signed else 'unsigned'} codes, frac {bus.spec.frac}")
-        body.append(f"    // pipeline stage {k}\n"
-                    f"    fkhw_pipe #(.DW({bus.bits})) u_stage{k} (\n"
-                    f"        .clk(clk), .rst(rst), .d_valid({valid_in}), .d({bus.name}),\n"
-                    f"        .q_valid({v}), .q({q})\n    );\n")
+        body.append(None)  # the stage's instance (below)
         stages.append({"stage": k, "signal": q, "instance": f"u_stage{k}", "bits": bus.bits,
                        "ff_used": int(used.sum()) * bus.width, "elements": bus.n, "width": bus.width,
                        "signed": bus.signed, "frac": bus.spec.frac, "layer_pos": layer_pos,
-                       "used_elements": np.flatnonzero(used).tolist()})
+                       "used_elements": np.flatnonzero(used).tolist(),
+                       "_body": len(body) - 1, "_in": (bus.name, valid_in)})
         return Bus(q, bus.spec, bus.width, bus.signed), v
 
     layer_meta = []
@@ -360,6 +367,32 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False, refresh: bool =
     out_bus, out_valid = pipe(cur, valid, np.ones(cur.n, dtype=bool), len(ir.layers))
     latency = len(stages)
     out_spec = specs[-1]
+    stage_prot = _stage_protection(space.n_sites, stages, extra)
+    if stage_prot and not hard:
+        raise ValueError("pipeline and valid flip-flops are protected only in the hardened encoder (not tmrg)")
+    for st in stages:
+        d_name, v_in = st.pop("_in")
+        k = st["stage"]
+        at = st.pop("_body")
+        pm, vt = stage_prot.get(k, (None, False))
+        if pm is None and not vt:
+            body[at] = (f"    // pipeline stage {k}\n"
+                        f"    fkhw_pipe #(.DW({st['bits']})) u_stage{k} (\n"
+                        f"        .clk(clk), .rst(rst), .d_valid({v_in}), .d({d_name}),\n"
+                        f"        .q_valid(s{k}_valid), .q(s{k}_data)\n    );\n")
+            continue
+        pm = np.zeros(st["bits"], dtype=bool) if pm is None else pm
+        err = f"s{k}_tmr_err"
+        pipe_err_nets.append(err)
+        decl.append(f"    wire             {err};  // replicas of a protected stage {k} flip-flop disagree")
+        st.update({"module": "fkhw_pipe_tmr", "pmask": _mask_literal(pm), "protected_bits": int(pm.sum()),
+                   "valid_protected": bool(vt), "err_net": err})
+        body[at] = (f"    // pipeline stage {k}: {int(pm.sum())} of {st['bits']} data bits"
+                    f"{' and the valid flag' if vt else ''} triplicated (PMASK bit j = Verilog bit j of q)\n"
+                    f"    fkhw_pipe_tmr #(.DW({st['bits']}), .VTMR({int(vt)}),\n        .PMASK({_mask_literal(pm)})) "
+                    f"u_stage{k} (\n"
+                    f"        .clk(clk), .rst(rst), .d_valid({v_in}), .d({d_name}),\n"
+                    f"        .q_valid(s{k}_valid), .q(s{k}_data), .err({err})\n    );\n")
 
     # --- register files -----------------------------------------------------
     rf = []
@@ -395,7 +428,7 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False, refresh: bool =
 
     n_param_bits = ir.n_param_bits()
     pipe_bits = sum(s["ff_used"] for s in stages)
-    n_prot = int(sum(m.sum() for m in masks)) if hard else 0
+    n_prot = (int(sum(m.sum() for m in masks)) + len(extra)) if hard else 0
     ff_expected = n_param_bits + pipe_bits + latency + 2 * n_prot + int(refresh)  # refresh: the sticky tmr_err
     in_w, out_w = in_bus.bits, out_bus.bits
 
@@ -431,6 +464,8 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False, refresh: bool =
 
     if hard:
         meta["tmr"] = _tmr_meta(space, tensors, masks, regmap, refresh)
+        meta["tmr"]["flip_flops"] = list(extra)  # protected pipeline data bits and valid flags (flip-flop ids)
+        meta["tmr"]["protected_flip_flops"] = meta["tmr"]["protected_bits"] + len(extra)
     if tmrg:
         meta["tmrg"] = {"protected_bits": int(sum(m.sum() for m in masks)),
                         "modules": sorted(n[:-2] for n in split_files),
@@ -463,7 +498,7 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False, refresh: bool =
             + ");\n")
     tmr_assign = ""
     if hard:
-        any_err = " | ".join(err_nets) if err_nets else "1'b0"
+        any_err = " | ".join(err_nets + pipe_err_nets) if err_nets or pipe_err_nets else "1'b0"
         if refresh:
             # the refresh repairs a single upset at the next edge: a combinational flag would pulse for one
             # clock, so it is held until software has seen it and rewrites a register (or reset)
@@ -500,7 +535,7 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False, refresh: bool =
 
     files = {TOP_FILE: top, DEFS_FILE: defs, **split_files}
     templates = sorted(p.name for p in TEMPLATES.glob("*.v")
-                       if hard or p.name not in TMR_TEMPLATES)
+                       if (hard or p.name not in TMR_TEMPLATES) and (stage_prot or p.name not in PIPE_TMR_TEMPLATES))
     for name in templates:
         files[name] = (TEMPLATES / name).read_text()
     buf = io.StringIO()
@@ -512,6 +547,39 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False, refresh: bool =
     meta["rtl_digest"] = _rtl_digest(files)
     files[META_FILE] = json.dumps(meta, indent=1) + "\n"
     return design
+
+
+def _stage_protection(n_sites: int, stages: list, extra: tuple) -> dict:
+    """stage -> (PMASK bool array over the stage's DW bits or None, valid
+    protected) for the protected flip-flop ids ``extra`` (pipeline data
+    bits, then valid flags, numbered as in fkhw.faults); raises FaultError
+    for ids that are no pipeline or valid flip-flop."""
+    from fkhw.faults import protectable
+
+    if not extra:
+        return {}
+    first, spans = n_sites, []
+    for st in stages:
+        spans.append(first)
+        first += st["ff_used"]
+    first_control = first
+    ids = protectable(n_sites, first_control + len(stages), extra)
+    out = {}
+    for ff in ids:
+        if ff >= first_control:
+            k = ff - first_control
+            pm, _ = out.get(k, (None, False))
+            out[k] = (pm, True)
+            continue
+        k = int(np.searchsorted(spans, ff, side="right") - 1)
+        st = stages[k]
+        rel = ff - spans[k]
+        e, b = st["used_elements"][rel // st["width"]], rel % st["width"]
+        pm, vt = out.get(k, (None, False))
+        pm = np.zeros(st["bits"], dtype=bool) if pm is None else pm
+        pm[e * st["width"] + st["width"] - 1 - b] = True  # bit 0 = MSB of the element's code
+        out[k] = (pm, vt)
+    return out
 
 
 def _split_regfile(mod: str, t: dict, mask: np.ndarray, cfg_aw: int) -> str:
@@ -665,6 +733,8 @@ def _header(ir, meta, tensors, stages, layer_meta) -> str:
         tm = meta["tmr"]
         out += ["//",
                 f"// Selective TMR: {tm['protected_bits']} protected parameter bits, each held in three flip-flops",
+                *([f"// and {len(tm['flip_flops'])} pipeline data / valid flip-flops (fkhw_pipe_tmr, replicas data_a/b/c,",
+                   "// valid_a/b/c, voted; their voters' mismatch is ORed into tmr_err)"] if tm["flip_flops"] else []),
                 "// (replicas mem, mem_b, mem_c of fkhw_regfile_tmr, kept apart in synthesis) behind a 2-of-3",
                 "// majority voter; config-port writes load all replicas. tmr_err (combinational) is 1 while",
                 "// the replicas of any protected bit disagree. regmap.csv is the plain design's."]

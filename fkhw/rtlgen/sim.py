@@ -192,8 +192,16 @@ def deposits_vh(meta: dict) -> str:
     pipe = []
     for st in meta["stages"]:
         q = f"u_enc.{st['instance']}"
-        pipe.append(f"        8'd{st['stage']}: if (p_valid) {q}.q_valid = ~{q}.q_valid; "
-                    f"else {q}.q[p_bit] = ~{q}.q[p_bit]; \\")
+        if st.get("module") != "fkhw_pipe_tmr":
+            pipe.append(f"        8'd{st['stage']}: if (p_valid) {q}.q_valid = ~{q}.q_valid; "
+                        f"else {q}.q[p_bit] = ~{q}.q[p_bit]; \\")
+            continue
+        # a triplicated stage (fkhw_pipe_tmr): p_rep picks replica A, B or C
+        reps = []
+        for r, x in enumerate("abc"):
+            reps.append(f"2'd{r}: if (p_valid) {q}.valid_{x} = ~{q}.valid_{x}; "
+                        f"else {q}.data_{x}[p_bit] = ~{q}.data_{x}[p_bit];")
+        pipe.append(f"        8'd{st['stage']}: case (p_rep) " + " ".join(reps) + " default: ; endcase \\")
     return ("// fkhw_tb_deposits.vh: written by fkhw.rtlgen.sim for this design's register files\n"
             "// (see rtl_tb/hdl/fkhw_tb.v): FKHW_TB_DEPOSIT applies event e, FKHW_TB_CHECK counts\n"
             "// the parameter registers that differ from their golden value.\n"
@@ -381,12 +389,14 @@ def _hdl_events(dep: Deposits, files: list, lo: int, hi: int, period: int, pipel
     # pipeline data and valid registers (falling-edge deposits)
     t_stage = np.array([int(t[0][len("u_stage"):]) if t[0].startswith("u_stage") else -1 for t in dep.targets] or [0],
                        dtype=np.int64)
-    t_valid = np.array([t[1] == "q_valid" for t in dep.targets] or [False])
+    t_valid = np.array([t[1] in ("q_valid", "valid_a", "valid_b", "valid_c") for t in dep.targets] or [False])
+    t_rep = np.array([{"b": 1, "c": 2}.get(t[1][-1], 0) if t[1][-2:-1] == "_" else 0 for t in dep.targets] or [0],
+                     dtype=np.int64)  # the replica of a triplicated stage's register (data_b: 1, valid_c: 2)
     pip = mine & (t_stage[dep.target] >= 0) if dep.targets else mine & False
     g = (dep.frame[pip] - lo) * period + dep.cycle[pip]
     order = np.argsort(g, kind="stable")
     tg, bt = dep.target[pip][order], dep.bit[pip][order]
-    plines = [f"{c:08x}{t_stage[t]:02x}{int(t_valid[t]):02x}{b:04x}" for c, t, b in zip(g[order].tolist(), tg.tolist(),
+    plines = [f"{c:08x}{t_stage[t]:02x}{int(t_valid[t]) | (int(t_rep[t]) << 1):02x}{b:04x}" for c, t, b in zip(g[order].tolist(), tg.tolist(),
                                                                                         bt.tolist())]
     return lines, plines, mine & ~hdl & ~pip
 
@@ -403,10 +413,12 @@ def _job_events(dep: Deposits, lo: int, hi: int, period: int, keep=None) -> dict
 
 def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, weights: np.ndarray,
                n_frames: int, period: int, deposits: Deposits, jobs: int = 1, timeout: float | None = None,
-               progress=None, hang: bool = False) -> FrameOutputs:
+               progress=None, hang: bool = False, clear_err: bool = False) -> FrameOutputs:
     """Run ``n_frames`` frames of ``period`` clocks (the N = len(stim) window
     vectors, then period - N drain slots) with ``deposits``, split over
-    ``jobs`` simulator processes (contiguous blocks of frames)."""
+    ``jobs`` simulator processes (contiguous blocks of frames).
+    ``clear_err``: a configuration write (register 0, its golden value) at
+    the last edge of every frame, which clears a sticky tmr_err."""
     meta = sb.meta
     n_vec = int(stim.shape[0])
     if n_vec > MAX_VECTORS:
@@ -446,7 +458,8 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
             "n_pev": n_pev,
             "golden": [int(v) for v in deposits.golden], "check": [int(v) for v in deposits.check],
             **_job_events(deposits, lo, hi, period, keep),
-            "progress": str(d / "progress"), "result": str(d / "result.json"), "hang": bool(hang)}))
+            "progress": str(d / "progress"), "result": str(d / "result.json"), "hang": bool(hang),
+            "clear_err": bool(clear_err)}))
         job_list.append(Job(d, hi - lo))
     t0 = time.time()
     env = tool_env()

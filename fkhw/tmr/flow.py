@@ -9,7 +9,8 @@ Output folder layout:
     figure1_tmr.png                  Figure 1 with the protected bits marked
     tradeoff.png                     overhead vs residual worst-case emd_norm
     area.csv / area.json / area.md   plain vs selective vs full TMR (Yosys)
-    proof.json                       fault injection on the hardened RTL
+    proof.json                       fault injection on the hardened RTL (key refresh_variant: on its
+                                     self-correcting variant)
     hardened_netlist/                its Yosys netlist (flip-flops named, replicas counted)
     proof_netlist.json               the same fault injection on that netlist
     hardened_campaign/               campaign over the hardened RTL (worst emd_norm)
@@ -46,9 +47,15 @@ def _step(msg: str) -> float:
 
 def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: bool = True, prove: bool = True,
             jobs: int | None = None, evidence: dict | None = None,
-            gate_level: bool = False) -> dict:
+            gate_level: bool = False, protect_control: bool = False, pipeline_campaign: Path | None = None,
+            pipeline_threshold: float = 0.5) -> dict:
     """``evidence``: the held-out validation (and the --inputs auto search)
-    of this map, recorded in the report as given."""
+    of this map, recorded in the report as given. ``protect_control``: the
+    map also lists every stage's valid flag (triplicated in the hardened RTL:
+    each valid upset loses or adds an output, for two flip-flops a stage).
+    ``pipeline_campaign``: a plain ``pipeline`` campaign; the map also lists
+    the pipeline data bits whose upsets exceed the rule's threshold in more
+    than ``pipeline_threshold`` of the cycles (fkhw.tmr.pipeline_select)."""
     from fkhw.rtlgen.emit import generate
     from fkhw.tmr.harden import harden, write_tmrg_variant
 
@@ -58,22 +65,41 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
     n_all = ir.n_param_bits()
     selection = select(table, rule, n_all)
     protect = np.sort(table.site[selection.rows])
+    from fkhw.faults import FlipFlopSpace
+    from fkhw.tmr.tmrmap import transient_entries
+
+    ffspace = FlipFlopSpace.of(ir)
+    controls = []
+    if protect_control:
+        valid = range(ffspace.first_control, ffspace.first_control + ffspace.latency)
+        controls = transient_entries(ffspace, valid, "--protect-control: a valid-flag upset loses or adds an output "
+                                                      "every time (the most damage per flip-flop, 2 more flip-flops each)")
+    if pipeline_campaign is not None:
+        from fkhw.tmr.pipeline_select import pipeline_damage, select_pipeline
+
+        t_emd = rule.value if rule.kind == "threshold" else 1.0
+        dmg = pipeline_damage(pipeline_campaign, ffspace, bundle.files.digest(), t_emd)
+        chosen = select_pipeline(dmg, pipeline_threshold)
+        controls = transient_entries(ffspace, chosen, f"pipeline campaign {pipeline_campaign}: emd_norm > {t_emd:g} in "
+                                                      f"more than {pipeline_threshold:g} of its upsets") + controls
+    protect_all = np.concatenate([protect, np.array([c["ff"] for c in controls], dtype=np.int64)])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     report = {"model": bundle.name, "rule": rule.to_dict(), "campaign": str(campaign),
               "protected_bits": selection.n_protected, "all_bits": n_all,
+              "protected_pipeline_and_valid_flip_flops": len(controls),
               "campaign_sites": int(table.site.size),
               "overhead_pct": selection.overhead_pct, "campaign_modules": int(table.summary.get("inputs", 0)),
               **(evidence or {}), "artifacts": {}}
     art = report["artifacts"]
 
     _step(f"{rule.describe()}: {selection.n_protected} of {n_all} bits")
-    tmr = build_map(bundle, table, selection, generate(ir).regmap)
+    tmr = build_map(bundle, table, selection, generate(ir).regmap, controls)
     art["map"] = [str(p) for p in write_map(tmr, out)]
 
     _step("annotations (TMRG) and hardened RTL")
     art["annotations"] = [str(p) for p in write_tmrg_variant(ir, protect, out / "annotations")]
-    design = harden(ir, protect)
+    design = harden(ir, protect_all)
     design.write(out / "hardened_rtl")
     art["hardened_rtl"] = str(out / "hardened_rtl")
 
@@ -97,7 +123,7 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
         report["area_seconds"] = round(time.monotonic() - t0, 1)
 
     if prove:
-        report.update(_prove(bundle, table, protect, out, threshold, jobs, gate_level))
+        report.update(_prove(bundle, table, protect_all, out, threshold, jobs, gate_level))
         art["proof"] = str(out / "proof.json")
         if gate_level:
             art["proof_netlist"] = str(out / "proof_netlist.json")
@@ -126,7 +152,14 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool 
     # (bit-identical across levels, as `fkhw agree` shows)
     unprotected = np.isin(sites, protect, invert=True)
     latent = outputs.latent(np.flatnonzero(unprotected), modules)
-    frames = protect.size * 3 + int(unprotected.sum())
+    n_param = int((protect < SiteSpace.of(bundle.ir).n_sites).sum())
+    # the pipeline / valid replicas' frames: as many as the proof makes (fkhw.tmr.proof.transient_replica_faults)
+    from fkhw.faults import FlipFlopSpace
+    from fkhw.tmr.proof import transient_replica_faults
+
+    n_tr = len(transient_replica_faults(FlipFlopSpace.of(bundle.ir, protect), min(outputs.n_modules,
+                                                                                  PROOF_MODULES))[0])
+    frames = n_param * 3 + n_tr + int(unprotected.sum())
     state = {"progress": None, "done": 0}
 
     def advance(n_done: int) -> None:
@@ -138,11 +171,20 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool 
             state["progress"].advance(n_done - state["done"])
             state["done"] = n_done
 
+    # one level (one Verilator build) for the proof and the hardened campaign below
+    level = HardenedRtlLevel(bundle.ir, protect, replica=0, jobs=jobs or os.cpu_count() or 1)
     proof = prove(bundle.ir, protect, inputs, plain_outputs=latent, unprotected=sites[unprotected],
-                  jobs=jobs or os.cpu_count() or 1, progress=advance)
+                  level=level, progress=advance)
     proof["seconds"] = round(time.monotonic() - t0, 1)
+    # the self-correcting variant: every replica upset again (the unprotected bits are the same single
+    # flip-flops as above); its sticky tmr_err is cleared by a configuration write after every frame
+    t1 = _step("proof of the self-correcting (refresh) variant: every replica upset, sticky tmr_err every time")
+    proof_r = prove(bundle.ir, protect, inputs, unprotected=np.zeros(0, dtype=np.int64),
+                    jobs=jobs or os.cpu_count() or 1, refresh=True)
+    proof_r["seconds"] = round(time.monotonic() - t1, 1)
+    proof["refresh_variant"] = proof_r
     (out / "proof.json").write_text(json.dumps(proof, indent=2, default=_jsonable) + "\n")
-    if not proof.get("ok"):
+    if not (proof.get("ok") and proof_r.get("ok")):
         raise TmrError(f"the hardened RTL failed its proof: see {out / 'proof.json'}")
 
     proof_nl = _prove_netlist(bundle, protect, out, jobs, inputs, latent, sites[unprotected], advance,
@@ -153,7 +195,7 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool 
     spec = CampaignSpec(bundle.name, level="rtl", n_inputs=summary["inputs"], seed=summary["seed"], data=summary.get("data"),
                         sites=tuple(int(s) for s in table.site),
                         rows=None if all_modules else tuple(int(r) for r in outputs.rows[modules]))
-    level = HardenedRtlLevel(bundle.ir, protect, replica=0, jobs=jobs or 1)
+    level.jobs = jobs or 1
     try:
         res = run_campaign(spec, bundle, out / "hardened_campaign", level=level, fresh=True)
     finally:
@@ -180,6 +222,9 @@ def _prove_netlist(bundle, protect, out: Path, jobs, inputs, plain_outputs, unpr
     from fkhw.tmr.proof import HardenedRtlLevel, prove
 
     t0 = _step("proof after synthesis: Yosys netlist of the hardened RTL, the same upsets on its flip-flops")
+    # the netlist's flip-flop map names register-file and plain pipeline flip-flops: the netlist proof is
+    # of the parameter replicas, on the design that triplicates the map's parameter bits only
+    protect = np.asarray(protect)[np.asarray(protect) < SiteSpace.of(bundle.ir).n_sites]
     try:
         hard_nl = synthesize_netlist(harden(bundle.ir, protect), progress=lambda msg: log.info("tmr:   %s", msg))
     except NetlistError as e:

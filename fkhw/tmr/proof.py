@@ -12,9 +12,20 @@ upset (it must not) and after it.
 
 :func:`prove` runs, in one simulation: every protected site upset in each
 of its three replicas in turn (exhaustive: outputs must equal the
-fault-free outputs, tmr_err must rise), and every unprotected site (or a
-given list: outputs must equal the plain design's under the same upset,
-tmr_err must stay low).
+fault-free outputs, tmr_err must rise), every replica of each protected
+pipeline data bit and valid flag at every window cycle of its stage
+(:func:`transient_replica_faults`: the same two requirements, no output
+lost or added), and every unprotected site (or a given list: outputs must
+equal the plain design's under the same upset, tmr_err must stay low).
+
+On the self-correcting (refresh) design tmr_err is sticky: it stays set
+until a configuration write. A user reads it and clears it that way, so the
+proof's testbench does the same: at the last edge of every frame it rewrites
+register 0 with its golden value through the configuration port (a write
+that changes no flip-flop's value), and each frame starts with the flag low
+and must raise it. (A reset would clear it too, but also the valid pipeline
+that still holds the frame's drain: the configuration write is the clean
+and the realistic way.)
 
     level = HardenedRtlLevel(ir, protect_sites)          # name 'rtl-tmr'
     run_campaign(spec, bundle, out, level=level)          # worst emd_norm <= T
@@ -28,14 +39,14 @@ import time
 import numpy as np
 
 from fkhw import engine
-from fkhw.faults import Fault, FaultSet, FlipFlopSpace, Upset
+from fkhw.faults import Fault, FaultSet, FlipFlopSpace, Observed, Upset, cycle_bounds
 from fkhw.levels.rtl import RtlLevel
 from fkhw.model.ir import IntegerModel
 from fkhw.rtlgen.sim import RtlSimError
 from fkhw.sites import SiteSpace
 from fkhw.tmr.harden import harden
 
-__all__ = ["HardenedRtlLevel", "prove", "replica_faults"]
+__all__ = ["HardenedRtlLevel", "prove", "replica_faults", "transient_replica_faults"]
 
 
 def _replica_list(replica) -> list:
@@ -74,6 +85,30 @@ def replica_faults(space: FlipFlopSpace, sites, replicas) -> FaultSet:
     return FaultSet.of("replica", np.arange(sites.size), faults)
 
 
+def transient_replica_faults(space: FlipFlopSpace, n_vectors: int, max_faults: int = 4096) -> tuple:
+    """(FaultSet, flip-flop, replica) of the proof for protected pipeline
+    data bits and valid flags: each replica (A, B, C) upset alone at every
+    cycle at which its stage holds a window vector; when that is more than
+    ``max_faults`` frames, at one such cycle each, taken in turn (the voter
+    is the same at every cycle; every slot is still covered)."""
+    prot = np.asarray(space.protected_transients, dtype=np.int64)
+    if not prot.size:
+        return FaultSet.of("replica", [], []), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    lo, _ = cycle_bounds(space, prot, n_vectors)
+    every = 3 * prot.size * n_vectors <= max_faults
+    faults, ffs, reps = [], [], []
+    for j, ff in enumerate(prot.tolist()):
+        for r in range(3):
+            rep_ff = ff if r == 0 else space.first_replica + 2 * space.protected.index(ff) + r - 1
+            slots = range(n_vectors) if every else [(3 * j + r) % n_vectors]
+            for v in slots:
+                faults.append(Fault((Upset(rep_ff, int(lo[j]) + v),)))
+                ffs.append(ff)
+                reps.append(r)
+    return (FaultSet.of("replica", np.arange(len(faults)), faults), np.array(ffs, dtype=np.int64),
+            np.array(reps, dtype=np.int64))
+
+
 class HardenedRtlLevel(RtlLevel):
     """Level protocol on the hardened RTL (name ``rtl-tmr``). ``replica``:
     which replica of a protected bit an upset hits in :meth:`run` (0, 1, 2 =
@@ -83,15 +118,24 @@ class HardenedRtlLevel(RtlLevel):
 
     name = "rtl-tmr"
 
-    def __init__(self, model, protect_sites, replica=0, jobs: int | None = 1, design=None, **kw):
-        """``design``: the hardened design to run (default: ``harden(ir,
-        protect_sites)``; e.g. its synthesised netlist, fkhw.rtlgen.netlist)."""
+    def __init__(self, model, protect_sites, replica=0, jobs: int | None = 1, design=None, refresh: bool = False,
+                 **kw):
+        """``protect_sites``: the protected flip-flop ids (parameter bits =
+        site ids, pipeline data bits, valid flags). ``design``: the hardened
+        design to run (default: ``harden(ir, protect_sites, refresh)``; e.g.
+        its synthesised netlist, fkhw.rtlgen.netlist). A self-correcting
+        (refresh) design's sticky tmr_err is cleared by a configuration
+        write at the end of every frame, as a user clears it after reading
+        it (fkhw_tb.v ``clear_err``), so every frame starts with it low."""
         ir = model.ir if hasattr(model, "ir") else model
-        design = design if design is not None else harden(ir, protect_sites)
+        design = design if design is not None else harden(ir, protect_sites, refresh=refresh)
         super().__init__(ir, jobs=jobs, design=design, **kw)
         _replica_list(replica)
         self.replica = replica
         self.protected = np.array([e["site"] for e in self.meta["tmr"]["sites"]], dtype=np.int64)
+        self.transients = np.array(self.meta["tmr"].get("flip_flops", []), dtype=np.int64)
+        self.refresh = bool(self.meta["tmr"].get("refresh", False))
+        self.clear_err = self.refresh
 
     @classmethod
     def for_bundle(cls, bundle, protect_sites=(), jobs: int | None = None) -> "HardenedRtlLevel":
@@ -124,7 +168,7 @@ class HardenedRtlLevel(RtlLevel):
 
 
 def prove(ir: IntegerModel, protect_sites, inputs, plain_outputs=None, jobs: int = 2, unprotected=None,
-          level: HardenedRtlLevel | None = None, progress=None) -> dict:
+          level: HardenedRtlLevel | None = None, progress=None, refresh: bool = False) -> dict:
     """Exhaustive single-upset proof on the hardened RTL (see the module
     docstring). ``plain_outputs``: (len(unprotected), N, n_out) outputs of
     the plain design under the same upsets (e.g. a campaign's latent codes,
@@ -136,7 +180,7 @@ def prove(ir: IntegerModel, protect_sites, inputs, plain_outputs=None, jobs: int
 
     t_all = time.time()
     x = np.asarray(inputs, dtype=np.int64)
-    level = level or HardenedRtlLevel(ir, protect_sites, jobs=jobs)
+    level = level or HardenedRtlLevel(ir, protect_sites, jobs=jobs, refresh=refresh)
     space = SiteSpace.of(ir)
     prot = level.protected
     unprot = np.setdiff1d(np.arange(space.n_sites), prot) if unprotected is None else space.check(unprotected)
@@ -161,8 +205,16 @@ def prove(ir: IntegerModel, protect_sites, inputs, plain_outputs=None, jobs: int
     sites = np.concatenate([np.repeat(prot, 3), unprot])
     reps = [0, 1, 2] * prot.size + [0] * unprot.size
     fs = replica_faults(level.space, sites, reps)
+    # then every replica of each protected pipeline data bit and valid flag (in their own frames)
+    fs_t, t_ff, t_rep = transient_replica_faults(level.space, x.shape[0])
+    if len(fs_t):
+        fs = FaultSet.of("replica", np.arange(len(fs) + len(fs_t)), list(fs.faults()) + list(fs_t.faults()))
     t0 = time.time()
     obs, err = level.run_faults_with_err(fs, x, progress)
+    n_p = len(fs) - len(fs_t)
+    t_obs, t_err = obs.latent[n_p:], err[n_p:]
+    t_changed = ((t_obs != golden[None]).any(axis=(1, 2)) | obs.lost[n_p:].any(axis=1) | (obs.extra[n_p:] > 0))
+    obs, err = Observed(obs.latent[:n_p], obs.lost[:n_p], obs.extra[:n_p]), err[:n_p]
     out = obs.latent
     t_sim = time.time() - t0
     n3 = 3 * prot.size
@@ -180,6 +232,14 @@ def prove(ir: IntegerModel, protect_sites, inputs, plain_outputs=None, jobs: int
         "unprotected_mismatches": int(mismatch.sum()),
         "unprotected_output_changes": int(u_changed.sum()),
         "unprotected_tmr_err_raised": int(u_err.sum()),
+        "protected_pipeline_and_valid_flip_flops": int(level.transients.size),
+        "pipeline_and_valid_replica_upsets": int(len(fs_t)),
+        "pipeline_and_valid_output_changes": int(t_changed.sum()),
+        "pipeline_and_valid_tmr_err_misses": int((~t_err).sum()),
+        "refresh": bool(level.refresh),
+        "tmr_err_cleared_between_upsets": ("by a configuration write at the end of every frame (register 0 "
+                                           "rewritten with its golden value), as a user clears the sticky flag"
+                                           if level.refresh else "combinational: low once the replicas agree"),
         "fault_free_equals_engine": fault_free_ok,
         "inputs": int(x.shape[0]),
         "failures": {
@@ -187,13 +247,16 @@ def prove(ir: IntegerModel, protect_sites, inputs, plain_outputs=None, jobs: int
             "tmr_err_miss": [[int(prot[i]), int(r)] for i, r in zip(*np.nonzero(~p_err))][:20],
             "unprotected_mismatch": unprot[mismatch][:20].tolist(),
             "unprotected_tmr_err": unprot[u_err][:20].tolist(),
+            "pipeline_and_valid_output_change": [[int(f), int(r)] for f, r in zip(t_ff[t_changed], t_rep[t_changed])][:20],
+            "pipeline_and_valid_tmr_err_miss": [[int(f), int(r)] for f, r in zip(t_ff[~t_err], t_rep[~t_err])][:20],
         },
         "seconds": {"reference": round(t_ref, 2), "build": round(t_build, 2), "simulation": round(t_sim, 2),
                     "total": round(time.time() - t_all, 2)},
         "frames": int(len(fs)),
         "jobs": int(level.jobs),
     }
-    ok = fault_free_ok and not changed.any() and p_err.all() and not mismatch.any() and not u_err.any()
+    ok = (fault_free_ok and not changed.any() and p_err.all() and not mismatch.any() and not u_err.any()
+          and not t_changed.any() and t_err.all())
     nl = level.meta.get("netlist")
     if nl is not None:
         # after synthesis: the three flip-flops of every protected bit, counted in the netlist

@@ -28,7 +28,9 @@
 // before run edge 0: cocotb times its deposits from it.
 //
 // Hardened encoders (fkhw.tmr.harden: the defs header defines FKHW_TMR) also
-// have a tmr_err output. Per frame the testbench then writes one line to
+// have a tmr_err output. A self-correcting design's tmr_err is sticky until a
+// configuration write: with `clear_err` set (by cocotb) the testbench makes
+// one at the last edge of every frame, as a user clears the flag after reading it. Per frame the testbench then writes one line to
 //   fkhw_tmr_err.txt  "<pre> <post>": tmr_err sampled at the frame's edge 0
 //                     (before any upset of the frame: must be 0) / seen at
 //                     any of its edges 1 .. period-1
@@ -52,8 +54,9 @@
 // them in between: the same as right after edge c; at edge c itself the
 // register's own load would race the deposit):
 //   fkhw_pevents.hex  n_pev events, sorted by edge: {edge[31:0], stage[7:0],
-//                     valid[7:0], bit[15:0]} (valid 1: the stage's valid flag,
-//                     else bit `bit` of its data register q)
+//                     flags[7:0], bit[15:0]} (flags bit 0 = 1: the stage's valid
+//                     flag, else bit `bit` of its data register q; flags bits 2:1:
+//                     the replica A, B, C of a triplicated stage, fkhw_pipe_tmr)
 `timescale 1ns/1ps
 `default_nettype none
 `include "fkhw_encoder_defs.vh"
@@ -86,6 +89,7 @@ module fkhw_tb;
     reg [31:0]       n_vec    = 32'd1;
     reg [31:0]       period   = 32'd1;  // clocks per frame (>= n_vec)
     reg [31:0]       n_frames = 32'd1;
+    reg              clear_err = 1'b0;  // rewrite register 0 (golden) through the port at each frame's last edge
 
     // ---- read by cocotb ----------------------------------------------------
     reg              running = 1'b0;   // rises one edge before run edge 0
@@ -190,6 +194,14 @@ module fkhw_tb;
                 // drives the inputs sampled at the next edge
                 cfg_we  <= 1'b0;
                 running <= 1'b1;
+                // clear_err: the configuration write a user makes to clear a sticky tmr_err
+                // (register 0 rewritten with its golden value: nothing else changes), sampled
+                // at the last edge of every frame so that the next frame starts with the flag low
+                if (clear_err && in_c == period - 1) begin
+                    cfg_we   <= 1'b1;
+                    cfg_addr <= {CFG_AW{1'b0}};
+                    cfg_data <= wmem[0];
+                end
                 if (in_f < n_frames && in_c < n_vec) begin
                     in_valid <= 1'b1;
                     in_data  <= stim[in_c];
@@ -280,6 +292,7 @@ module fkhw_tb;
     reg [31:0] pp = 32'd0;  // next pipeline event
     reg [7:0]  p_stage;
     reg        p_valid;
+    reg [1:0]  p_rep;
     reg [15:0] p_bit;
     always @(negedge clk) begin
         // r_abs - 1: the run edge this falling edge follows
@@ -287,6 +300,7 @@ module fkhw_tb;
             while (pp < n_pev && pev[pp][63:32] + 32'd1 == r_abs) begin
                 p_stage = pev[pp][31:24];
                 p_valid = pev[pp][16];
+                p_rep   = pev[pp][18:17];
                 p_bit   = pev[pp][15:0];
                 `FKHW_TB_PIPE_DEPOSIT
                 pp = pp + 32'd1;
