@@ -42,6 +42,9 @@ def add_arguments(p):
     p.add_argument("--no-synth", action="store_true", help="skip the Yosys area table")
     p.add_argument("--no-prove", action="store_true", help="skip the fault-injection proof on the hardened RTL")
     p.add_argument("--jobs", type=POSITIVE, default=None, help="simulator processes for the proof (default: all cores)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the proof and the hardened campaign on an existing Dask cluster (tcp://HOST:PORT; "
+                        "default: this machine, --jobs simulator processes)")
     p.add_argument("--gate-level", action="store_true",
                    help="also run the proof on the Yosys netlist of the hardened RTL (replicas counted after synthesis)")
 
@@ -58,6 +61,11 @@ def run(args) -> int:
 
     if (args.campaign is None) == (args.inputs is None):
         raise UserError("give either --campaign DIR or --inputs auto|N")
+    if args.scheduler is not None:
+        from fkhw.executors import probe_scheduler, scheduler_address
+
+        args.scheduler = scheduler_address(args.scheduler)
+        probe_scheduler(args.scheduler)  # a port that is not Dask is named now, not after the synthesis
     counts = None if args.inputs in (None, "auto") else args.inputs
     held = HeldOut(args.validate_inputs, args.validate_data)
     rule = parse_rule(args.threshold, args.budget, args.rule)
@@ -82,7 +90,7 @@ def run(args) -> int:
     elif not args.no_validate:
         evidence = {"validation": validate_campaign(bundle, campaign, rule, held, args.out / "heldout").to_dict()}
     report = run_tmr(campaign, args.out, rule, bundle, synth=not args.no_synth, prove=not args.no_prove,
-                     jobs=args.jobs, evidence=evidence, gate_level=args.gate_level)
+                     jobs=args.jobs, evidence=evidence, gate_level=args.gate_level, scheduler=args.scheduler)
     print_report(report, args.out)
     return 0
 

@@ -339,6 +339,12 @@ class RtlLevel:
         where no upset of its fault can reach (a broken scrub or a leak)."""
         return self._run_faults(fs, inputs, progress)[0]
 
+    def run_faults_with_flags(self, fs: FaultSet, inputs, progress=None) -> tuple:
+        """(Observed, tmr_err records): :meth:`run_faults` plus, on a hardened
+        design, per fault tmr_err at its frame's edge 0 and after it ((F, 2)
+        bool; None on the plain design)."""
+        return self._run_faults(fs, inputs, progress)
+
     def _run_faults(self, fs: FaultSet, inputs, progress=None) -> tuple:
         x = self._check_inputs(inputs)
         check_fault_set(fs, self.space, x.shape[0])
@@ -369,17 +375,22 @@ class RtlLevel:
         return self.run_faults(fs, inputs, progress=progress).latent
 
 
-def netlist_design(model: IntegerModel, protect=None, log=None) -> RtlDesign:
+def netlist_design(model: IntegerModel, protect=None, log=None, refresh: bool = False) -> RtlDesign:
     """The Yosys gate-level netlist of the plain (or, with ``protect``, the
-    hardened) encoder, cached by content hash (fkhw.rtlgen.netlist)."""
+    hardened; ``refresh``: self-correcting) encoder, cached by content hash
+    (fkhw.rtlgen.netlist)."""
     from fkhw.rtlgen.netlist import synthesize_netlist
 
-    return synthesize_netlist(generate(model, protect=protect), progress=log)
+    design = generate(model) if protect is None else generate(model, protect=protect, refresh=refresh)
+    return synthesize_netlist(design, progress=log)
 
 
-def netlist_level(model: IntegerModel, jobs: int = 1, log=None) -> RtlLevel:
+def netlist_level(model: IntegerModel, jobs: int = 1, log=None, hardening=None) -> RtlLevel:
     """The RTL level on the synthesised netlist: the same testbench, the
-    same frames, upsets deposited into the netlist's flip-flops."""
-    lv = RtlLevel(model, jobs=jobs, design=netlist_design(model, log=log), log=log)
+    same frames, upsets deposited into the netlist's flip-flops
+    (``hardening``: fkhw.faults.Hardening, the hardened design's netlist)."""
+    design = netlist_design(model, log=log) if hardening is None else \
+        netlist_design(model, list(hardening.protect), log=log, refresh=hardening.refresh)
+    lv = RtlLevel(model, jobs=jobs, design=design, log=log)
     lv.name = "netlist"
     return lv
