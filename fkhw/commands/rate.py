@@ -61,6 +61,10 @@ def run(args) -> int:
     from fkhw.rate_flow import run_rate
     from fkhw.rates import Environment
 
+    if args.check_full_tmr and not args.check_rtl:
+        from fkhw.cli import UserError
+
+        raise UserError("--check-full-tmr replays scenarios: give --check-rtl N (N > 0) as well")
     out = args.out if args.out is not None else args.campaign.parent / "rate"
     check_out_dir(out, "--out" if args.out is not None else "--campaign")
     env = Environment(args.flux, args.sigma, args.clock)
