@@ -310,12 +310,23 @@ class RtlLevel:
         work = Path(tmp.name) if tmp else self.work_dir
         try:
             out = run_frames(sb, work, x, gold, param_codes(self.model), max(1, len(fs)), period, dep,
-                             jobs=jobs or self.jobs, timeout=self.timeout, progress=progress,
+                             jobs=jobs or self.jobs, timeout=self._timeout(len(fs), period, jobs or self.jobs),
+                             progress=progress,
                              hang=getattr(self, "_hang", False))
         finally:
             if tmp:
                 tmp.cleanup()
         return out, gold, period
+
+    def _timeout(self, n_frames: int, period: int, jobs: int) -> float | None:
+        """The given timeout, or for a netlist one scaled to its cells: a
+        gate-level clock costs ~2 ns per cell here (econt-bol, 1.16 M cells:
+        ~2.5 ms, against tens of microseconds for the RTL), given 5x margin;
+        None: the RTL's default (fkhw.rtlgen.sim.run_frames)."""
+        if self.timeout is not None or "netlist" not in self.meta:
+            return self.timeout
+        per_job = -(-max(1, n_frames) // max(1, jobs))
+        return 120 + 1e-8 * self.meta["netlist"]["synthesis"]["cells"] * period * per_job
 
     def golden(self, inputs) -> np.ndarray:
         """(N, n_out) fault-free RTL outputs (not compared here: that is the
