@@ -263,7 +263,9 @@ class RtlLevel:
         """The Verilator model (``pipeline``: the build whose pipeline data
         and valid registers can be upset)."""
         if pipeline not in self._builds:
-            rtl_dir = self.root / "rtl" / self.meta["rtl_digest"]
+            # keyed by the files as they are now (not the digest recorded at generation: a design
+            # edited since must not run the cached unedited RTL)
+            rtl_dir = self.root / "rtl" / self.design.digest
             if not (rtl_dir / "fkhw_encoder.json").is_file():
                 self.root.mkdir(parents=True, exist_ok=True)
                 tmp = Path(tempfile.mkdtemp(dir=self.root, prefix="rtl-"))
@@ -273,7 +275,9 @@ class RtlLevel:
                     os.replace(tmp, rtl_dir)
                 except OSError:  # another process won the race
                     shutil.rmtree(tmp, ignore_errors=True)
-            sb = build(rtl_dir, self.root, log=self.log, pipeline=pipeline)
+            # a netlist's build is the largest (econt-bol: 134 CPU s, 15+ min wall when 4 engineers share 2 cores)
+            sb = build(rtl_dir, self.root, log=self.log, pipeline=pipeline,
+                       timeout=3600 if "netlist" in self.meta else 900)
             # a shared build may come from another model with the same RTL
             # (only weights differ): use this model's own metadata
             self._builds[pipeline] = dataclasses.replace(sb, meta=self.meta)
