@@ -481,7 +481,9 @@ def make_executor(spec: CampaignSpec, bundle: ModelBundle, level=None):
         # synthesise (or reuse) the netlist once here, not racing on every worker
         from fkhw.levels.rtl import netlist_design
 
-        netlist_design(bundle.ir, log=print)
+        h = spec.hardening
+        netlist_design(bundle.ir, log=print) if h is None else \
+            netlist_design(bundle.ir, list(h.protect), log=print, refresh=h.refresh)
     if spec.scheduler:
         return DaskExecutor.connect(spec.scheduler)
     jobs = _local_jobs(spec)

@@ -61,9 +61,11 @@ class InProcess:
     def golden(self, task: ChunkTask) -> np.ndarray:
         return self.level.golden(task.inputs)
 
-    def map(self, task: ChunkTask, chunks: list) -> Iterator[tuple]:
+    def map(self, task: ChunkTask, chunks: list, fn=run_faults) -> Iterator[tuple]:
+        """``(chunk, fn(level, chunk, inputs))`` per chunk (``fn``: what a
+        chunk gives, by default its Observed)."""
         for fs in chunks:
-            yield fs, run_faults(self.level, fs, task.inputs)
+            yield fs, fn(self.level, fs, task.inputs)
 
     def close(self) -> None:
         close = getattr(self.level, "close", None)
@@ -82,9 +84,10 @@ def _worker_level(task: ChunkTask):
     return levels[task.key]
 
 
-def run_chunk(task: ChunkTask, fs) -> tuple:
-    """Dask task: one chunk (a FaultSet) on this worker's level."""
-    return fs, run_faults(_worker_level(task), fs, task.inputs)
+def run_chunk(task: ChunkTask, fs, fn=run_faults) -> tuple:
+    """Dask task: one chunk (a FaultSet) on this worker's level (``fn``: a
+    module-level function ``(level, chunk, inputs)``, so it pickles)."""
+    return fs, fn(_worker_level(task), fs, task.inputs)
 
 
 def preflight(level: str) -> str | None:
@@ -200,11 +203,11 @@ class DaskExecutor:
         except Exception as exc:
             raise ExecutorError(f"the fault-free run failed on a Dask worker: {type(exc).__name__}: {exc}") from exc
 
-    def map(self, task: ChunkTask, chunks: list) -> Iterator[tuple]:
+    def map(self, task: ChunkTask, chunks: list, fn=run_faults) -> Iterator[tuple]:
         from distributed import as_completed
 
         [shared] = self.client.scatter([task], broadcast=True)
-        futures = [self.client.submit(run_chunk, shared, fs, pure=False) for fs in chunks]
+        futures = [self.client.submit(run_chunk, shared, fs, fn, pure=False) for fs in chunks]
         try:
             for fut in as_completed(futures):
                 if fut.status == "error":

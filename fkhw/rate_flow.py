@@ -95,9 +95,16 @@ def _evaluator(bundle, campaign: Path, summary: dict):
     return evaluate
 
 
+# the designs `--check-rtl` replays on by default ("full" is opt-in: its build is the largest)
+RTL_CHECK_DESIGNS = ("plain", "selective")
+
+
 def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: float, tmr: Path | None = None,
              transients: Path | None = None, threshold: float | None = None, k_max: int = 6, samples: int = 500,
-             seed: int = 0, model: str | None = None, check_rtl: int = 0, jobs: int = 1, log=print) -> dict:
+             seed: int = 0, model: str | None = None, check_rtl: int = 0, jobs: int = 1, check_full: bool = False,
+             log=print) -> dict:
+    """``check_full``: the ``check_rtl`` replay also runs on the full-TMR RTL
+    (with and without refresh), the largest Verilator build."""
     from fkhw.campaign import campaign_model
     from fkhw.campaign_files import read_summary
     from fkhw.faults import FlipFlopSpace
@@ -190,7 +197,8 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
         from fkhw.outputs import CampaignOutputs
 
         result["rtl_check"] = rtl_crosscheck(bundle, CampaignOutputs.load(campaign).inputs, pools, k_max, samples,
-                                             seed, check_rtl, jobs=jobs, log=log)
+                                             seed, check_rtl, jobs=jobs, log=log,
+                                             designs=RTL_CHECK_DESIGNS + (("full",) if check_full else ()))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / RESULT).write_text(json.dumps(result, indent=1) + "\n")
@@ -240,21 +248,24 @@ def figure(result: dict, path: Path) -> Path:
 
 
 def rtl_crosscheck(bundle, inputs: np.ndarray, pools: dict, k_max: int, samples: int, seed: int, n_check: int,
-                   jobs: int = 1, log=print) -> dict:
+                   jobs: int = 1, log=print, designs=RTL_CHECK_DESIGNS) -> dict:
     """Replay ``n_check`` of the Monte Carlo's accumulated-upset scenarios on
-    the RTL: the plain design's on the plain RTL, the selective design's on
-    its hardened RTL (with and without refresh), each protected bit defeated by
+    the RTL: the plain design's on the plain RTL, the selective (and, with
+    "full" in ``designs``, the full-TMR) design's on its hardened RTL (with and
+    without refresh), each protected bit defeated by
     upsetting two of its replicas in the same clock. Outputs are compared
     with the fault model (fkhw.fault_model, the software truth): the counts of
     disagreeing scenarios per design are returned (0 expected)."""
+    from fkhw import engine
     from fkhw.fault_model import simulate_set
-    from fkhw.faults import FaultSet, FlipFlopSpace, Upset
+    from fkhw.faults import Fault, FaultSet, FlipFlopSpace, Upset
     from fkhw.levels.rtl import RtlLevel
     from fkhw.tmr.harden import harden
 
-    # full TMR of every weight bit is left out: its Verilator model is the largest build, and the plain and
-    # selective designs already exercise every path (single bits, defeated replicas, refresh)
-    variants = [(name, refresh) for name in pools if name != "full"
+    # full TMR of every weight bit is opt-in ("full" in designs, `fkhw rate --check-full-tmr`): its
+    # Verilator model is the largest build, and the plain and selective designs already exercise
+    # every path (single bits, defeated replicas, refresh)
+    variants = [(name, refresh) for name in pools if name in designs
                 for refresh in ((False,) if name == "plain" else (False, True))]
     per = max(1, -(-n_check // len(variants)))
     report = {}
@@ -278,8 +289,6 @@ def rtl_crosscheck(bundle, inputs: np.ndarray, pools: dict, k_max: int, samples:
                 if site in protected:  # replica B in the same clock: two of three replicas wrong
                     ups.append(Upset(space.first_replica + 2 * space.protected.index(site), 0))
             faults.append(tuple(sorted(ups)))
-        from fkhw.faults import Fault
-
         fs = FaultSet.of("accumulate", np.arange(len(faults)), [Fault(u) for u in faults])
         design = None if name == "plain" else harden(bundle.ir, space.protected, refresh=refresh)
         label = name if name == "plain" else f"{name}{' + refresh' if refresh else ''}"
@@ -288,7 +297,11 @@ def rtl_crosscheck(bundle, inputs: np.ndarray, pools: dict, k_max: int, samples:
         got = level.run_faults(fs, inputs)
         want = simulate_set(bundle.ir, space, fs, inputs)
         bad = int(got.mismatches(want).sum())
-        report[label] = {"scenarios": len(fs), "disagreeing": bad, "seconds": round(time.monotonic() - t1, 1)}
+        # how many scenarios change an output at all: 0 disagreeing must not be 0 upsets landed
+        hit = int((got.latent != engine.forward(bundle.ir, inputs)[None]).any(axis=(1, 2)).sum())
+        report[label] = {"scenarios": len(fs), "disagreeing": bad, "changing_outputs": hit,
+                         "seconds": round(time.monotonic() - t1, 1),
+                         "build_seconds": round(level.stats.get("build_seconds", 0.0), 1)}
         log(f"  RTL replay, {label}: {len(fs)} accumulated-upset scenarios, {bad} disagreeing with the fault model "
-            f"({time.monotonic() - t1:.1f} s)")
+            f"({time.monotonic() - t1:.1f} s, of which Verilator build {report[label]['build_seconds']:.1f} s)")
     return report

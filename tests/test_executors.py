@@ -88,3 +88,120 @@ def test_a_worker_without_the_simulator_is_named_not_waited_for(tmp_path):
         run_campaign(CampaignSpec("econt-bol", level="rtl", sites=(0, 1)), bundle, tmp_path / "o",
                      quiet=True, executor=executor)
     assert time.monotonic() - t0 < 60
+
+
+# --- the TMR proof through the executors (issue 16 item 5) ------------------------------------
+
+@pytest.fixture(scope="module")
+def hardened_bol():
+    """econt-bol with a few protected bits in both weight tensors, the
+    unprotected bits to check, inputs and the in-process level."""
+    import numpy as np
+
+    from fkhw.levels.rtl import encoder_inputs
+    from fkhw.tmr.proof import HardenedRtlLevel
+
+    bundle = load_model("econt-bol")
+    n = bundle.ir.n_param_bits()
+    prot = np.arange(3, n, n // 20)
+    unprot = np.setdiff1d(np.arange(1, n, n // 40), prot)
+    x = encoder_inputs(bundle.ir)[:16]
+    return bundle, prot, unprot, x, HardenedRtlLevel(bundle.ir, prot, jobs=2)
+
+
+class LastFirst:
+    """Wraps an executor; hands its chunks back last first (executors promise
+    no order, and two idle workers tend to finish them in order)."""
+
+    def __init__(self, inner):
+        self.inner, self.chunks = inner, 0
+        self.name = inner.name
+
+    def golden(self, task):
+        return self.inner.golden(task)
+
+    def map(self, task, chunks, fn):
+        done = list(self.inner.map(task, chunks, fn=fn))
+        self.chunks = len(done)
+        yield from reversed(done)
+
+    def close(self):
+        self.inner.close()
+
+
+def test_proof_frames_on_dask_workers_come_back_in_fault_order(hardened_bol):
+    """Chunks of the proof's fault set run on two Dask workers and come back
+    in any order: outputs and tmr_err equal one in-process run, fault by fault."""
+    import numpy as np
+
+    from fkhw.tmr.proof import execute, proof_task, replica_faults
+
+    bundle, prot, unprot, x, level = hardened_bol
+    sites = np.concatenate([np.repeat(prot, 3), unprot])
+    fs = replica_faults(level.space, sites, [0, 1, 2] * prot.size + [0] * unprot.size)
+    want, want_err = level.run_faults_with_err(fs, x)
+    executor = LastFirst(DaskExecutor.local(2))
+    try:
+        got, got_err = execute(executor, proof_task(level, x, bundle), fs, chunk=7)
+    finally:
+        executor.close()
+    assert executor.chunks > 10
+    assert not got.mismatches(want).any() and np.array_equal(got_err, want_err)
+    # the check has teeth: the upsets did something, and tmr_err rose exactly for the replica upsets
+    assert got_err[:3 * prot.size].all() and not got_err[3 * prot.size:].any()
+    assert (got.latent[3 * prot.size:] != level.golden(x)[None]).any(axis=(1, 2)).sum() > 0
+
+
+def test_the_replica_proof_runs_on_a_dask_cluster_with_the_in_process_verdict(hardened_bol):
+    from fkhw.tmr.proof import prove
+
+    bundle, prot, unprot, x, level = hardened_bol
+    local = prove(bundle.ir, prot, x, unprotected=unprot, level=level)
+    executor = DaskExecutor.local(2)
+    try:
+        dask = prove(bundle.ir, prot, x, unprotected=unprot, level=level, executor=executor, bundle=bundle)
+    finally:
+        executor.close()
+    assert local["ok"] and dask["ok"], (local, dask)
+    assert local["executor"] == "in-process" and dask["executor"].startswith("dask (2 workers")
+    keys = ("replica_upsets", "protected_output_changes", "protected_tmr_err_misses", "unprotected_mismatches",
+            "unprotected_output_changes", "unprotected_tmr_err_raised", "frames")
+    assert {k: dask[k] for k in keys} == {k: local[k] for k in keys}
+    assert dask["unprotected_output_changes"] > 0
+
+
+def test_fkhw_tmr_runs_its_proof_and_hardened_campaign_on_the_scheduler_given(tmp_path):
+    """`fkhw tmr --scheduler ADDRESS`: the proof's frames and the hardened
+    campaign's chunks are tasks of that cluster's workers (the scheduler
+    counts them), and the proof holds."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from distributed import Client, LocalCluster
+
+    exe = Path(sys.executable).parent / "fkhw"
+    camp = tmp_path / "sw"
+    subprocess.run([str(exe), "campaign", "--model", "econt-bol", "--inputs", "8", "--out", str(camp)], check=True,
+                   capture_output=True, timeout=600)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address="127.0.0.1:0", silence_logs=50)
+    client = Client(cluster)
+    try:
+        r = subprocess.run([str(exe), "tmr", "--campaign", str(camp), "--out", str(tmp_path / "tmr"), "--threshold",
+                            "1.05", "--no-synth", "--no-validate", "--scheduler", cluster.scheduler_address],
+                           capture_output=True, text=True, timeout=1500)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        # what ran where: the scheduler's own record of the tasks it handed out
+        done = client.run_on_scheduler(lambda dask_scheduler: sorted(
+            {k if isinstance(k, str) else k[0] for k in dask_scheduler.task_prefixes}))
+    finally:
+        client.close()
+        cluster.close()
+    proof = json.loads((tmp_path / "tmr" / "proof.json").read_text())
+    assert proof["ok"] and proof["executor"].startswith("dask (2 workers")
+    assert proof["replica_upsets"] > 0 and proof["protected_output_changes"] == 0
+    assert "run_chunk" in done and "run_golden" in done, done
+    summary = json.loads((tmp_path / "tmr" / "hardened_campaign" / "summary.json").read_text())
+    assert summary["n_sites"] == 10720

@@ -117,3 +117,20 @@ def test_without_keep_synthesis_merges_the_replicas_and_the_netlist_proof_fails(
     rep = prove(tiny, tiny_prot, toy_inputs(tiny, 32, seed=3), level=level)
     assert not rep["ok"]
     assert rep["protected_output_changes"] > 0 and rep["protected_tmr_err_misses"] > 0
+
+
+def test_a_design_edited_after_generation_runs_as_edited(tiny):
+    """The RTL level writes the design's files as they are when it builds:
+    an edited copy (here: a register file whose read port inverts) is not
+    served the cached RTL of the unedited design it was generated as."""
+    import dataclasses
+
+    x = toy_inputs(tiny, 64, seed=7)
+    design = generate(tiny)
+    assert np.array_equal(RtlLevel(tiny, jobs=1, design=design).golden(x), engine.forward(tiny, x))
+    rf = design.files["fkhw_regfile.v"]
+    edited = rf.replace("assign q[i*WIDTH +: WIDTH] = mem[i];", "assign q[i*WIDTH +: WIDTH] = ~mem[i];")
+    assert edited != rf
+    broken = dataclasses.replace(design, files={**design.files, "fkhw_regfile.v": edited})
+    assert broken.meta["rtl_digest"] == design.meta["rtl_digest"]  # what the cache used to be keyed by
+    assert not np.array_equal(RtlLevel(tiny, jobs=1, design=broken).golden(x), engine.forward(tiny, x))

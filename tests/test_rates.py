@@ -140,3 +140,30 @@ def test_bad_durations(text):
 def test_target_outside_unit_interval(target):
     with pytest.raises(RateError, match="--target"):
         rates.longest_interval(one_bit_design(False), ONE_PER_HOUR, target)
+
+
+# --- the RTL replay of accumulated-upset scenarios (fkhw.rate_flow.rtl_crosscheck) ------------
+
+def test_rtl_replay_covers_the_full_tmr_design_when_asked():
+    """`--check-rtl` with `--check-full-tmr`: scenarios of the full-TMR design
+    (every parameter bit triplicated; each upset bit defeated by a second
+    replica in the same clock) replay on its RTL, with and without refresh,
+    equal to the fault model; by default only plain and selective run."""
+    from types import SimpleNamespace
+
+    from fkhw.rate_flow import RTL_CHECK_DESIGNS, rtl_crosscheck
+    from fkhw.rtlgen.testing import tiny_model, toy_inputs
+
+    ir = tiny_model()
+    n = ir.n_param_bits()
+    every, none = np.arange(n), np.zeros(0, dtype=np.int64)
+    prot = np.arange(0, n, 4)
+    pools = {"plain": (every, none), "full": (none, every), "selective": (np.setdiff1d(every, prot), prot)}
+    x = toy_inputs(ir, 16, seed=4)
+    rep = rtl_crosscheck(SimpleNamespace(ir=ir), x, pools, k_max=3, samples=20, seed=1, n_check=50, jobs=2,
+                         log=lambda m: None, designs=RTL_CHECK_DESIGNS + ("full",))
+    assert set(rep) == {"plain", "selective", "selective + refresh", "full", "full + refresh"}
+    assert all(r["disagreeing"] == 0 and r["scenarios"] == 10 for r in rep.values()), rep
+    # the scenarios do land: defeated replicas change outputs on the full-TMR design too
+    assert all(r["changing_outputs"] > 0 for r in rep.values()), rep
+    assert "full" not in RTL_CHECK_DESIGNS

@@ -48,6 +48,9 @@ def add_arguments(p):
     p.add_argument("--check-rtl", type=int_at_least(0, 10**6), default=0, metavar="N",
                    help="replay N of the Monte Carlo's scenarios on the RTL (plain and hardened, with and without "
                         "refresh) and require the same outputs as the software model (default 0: off)")
+    p.add_argument("--check-full-tmr", action="store_true",
+                   help="--check-rtl also replays on the full-TMR RTL, with and without refresh (its Verilator "
+                        "build is the largest: minutes cold)")
     p.add_argument("--jobs", type=int_at_least(1, 256), default=1, help="simulator processes for --check-rtl")
     p.add_argument("--model", default=None, help="model (default: the one the campaign ran on)")
     p.add_argument("--out", type=out_path, default=None, help="folder for rate.json and rate.png (default: CAMPAIGN/../rate)")
@@ -58,6 +61,10 @@ def run(args) -> int:
     from fkhw.rate_flow import run_rate
     from fkhw.rates import Environment
 
+    if args.check_full_tmr and not args.check_rtl:
+        from fkhw.cli import UserError
+
+        raise UserError("--check-full-tmr replays scenarios: give --check-rtl N (N > 0) as well")
     out = args.out if args.out is not None else args.campaign.parent / "rate"
     check_out_dir(out, "--out" if args.out is not None else "--campaign")
     env = Environment(args.flux, args.sigma, args.clock)
@@ -65,5 +72,5 @@ def run(args) -> int:
           "technology and beam tests")
     run_rate(args.campaign, out, env, args.scrub, args.target, tmr=args.tmr, transients=args.transients,
              threshold=args.threshold, k_max=args.k_max, samples=args.samples, seed=args.seed, model=args.model,
-             check_rtl=args.check_rtl, jobs=args.jobs)
+             check_rtl=args.check_rtl, jobs=args.jobs, check_full=args.check_full_tmr)
     return 0

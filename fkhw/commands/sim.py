@@ -40,6 +40,9 @@ def add_arguments(p):
     p.add_argument("--check-rtl", type=POSITIVE, default=500, metavar="N",
                    help="accumulated-upset scenarios of the rate Monte Carlo replayed on the plain and hardened RTL "
                         "(default 500)")
+    p.add_argument("--check-full-tmr", action="store_true",
+                   help="--check-rtl also replays on the full-TMR RTL, with and without refresh (off by default: "
+                        "its cold Verilator builds take minutes, beyond make sim's budget)")
     p.add_argument("--fresh", action="store_true",
                    help="replace campaigns already in --out that ran with other arguments (default: refuse them)")
     p.add_argument("--gate-level", action="store_true",
@@ -220,7 +223,8 @@ def run(args) -> int:
         rate = run_rate(sw_dir, out / "rate", Environment(DEFAULT_FLUX, DEFAULT_SIGMA),
                         [parse_duration(d) for d in DEFAULT_SCRUBS], 1e-3, tmr=out / "tmr",
                         transients=out / "faults" / "plain" / "pipeline", check_rtl=args.check_rtl,
-                        jobs=args.jobs or 1, log=lambda msg: print(f"      {msg}", flush=True))
+                        jobs=args.jobs or 1, check_full=args.check_full_tmr,
+                        log=lambda msg: print(f"      {msg}", flush=True))
         summary["rate"] = {"dir": str(out / "rate"), "rtl_check": rate.get("rtl_check"),
                            "longest_scrub_interval_s": {k: d["longest_scrub_interval_s"]
                                                         for k, d in rate["designs"].items()}}

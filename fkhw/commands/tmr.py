@@ -52,6 +52,9 @@ def add_arguments(p):
                         "(a data upset corrupts the one vector it hits: opt in when single vectors matter)")
     p.add_argument("--pipeline-threshold", type=float, default=0.5, metavar="F",
                    help="with --pipeline-campaign: the fraction of a data bit's upsets that must degrade (default 0.5)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the proof and the hardened campaign on an existing Dask cluster (tcp://HOST:PORT; "
+                        "default: this machine, --jobs simulator processes)")
     p.add_argument("--gate-level", action="store_true",
                    help="also run the proof on the Yosys netlist of the hardened RTL (replicas counted after synthesis)")
 
@@ -77,6 +80,11 @@ def run(args) -> int:
         if found != "pipeline":
             raise UserError(f"--pipeline-campaign {args.pipeline_campaign}: a {found} campaign; give one run with "
                             "--faults pipeline")
+    if args.scheduler is not None:
+        from fkhw.executors import probe_scheduler, scheduler_address
+
+        args.scheduler = scheduler_address(args.scheduler)
+        probe_scheduler(args.scheduler)  # a port that is not Dask is named now, not after the synthesis
     counts = None if args.inputs in (None, "auto") else args.inputs
     held = HeldOut(args.validate_inputs, args.validate_data)
     rule = parse_rule(args.threshold, args.budget, args.rule)
@@ -101,7 +109,7 @@ def run(args) -> int:
     elif not args.no_validate:
         evidence = {"validation": validate_campaign(bundle, campaign, rule, held, args.out / "heldout").to_dict()}
     report = run_tmr(campaign, args.out, rule, bundle, synth=not args.no_synth, prove=not args.no_prove,
-                     jobs=args.jobs, evidence=evidence, gate_level=args.gate_level,
+                     jobs=args.jobs, evidence=evidence, gate_level=args.gate_level, scheduler=args.scheduler,
                      protect_control=args.protect_control, pipeline_campaign=args.pipeline_campaign,
                      pipeline_threshold=args.pipeline_threshold)
     print_report(report, args.out)

@@ -48,10 +48,8 @@ def _rtl(bundle, jobs, hardening=None):
 def _netlist(bundle, jobs, hardening=None):
     from fkhw.levels.rtl import netlist_level
 
-    if hardening is not None:
-        raise LevelError("--level netlist with --tmr: the hardened netlist is proven by `fkhw tmr --gate-level`; "
-                         "run hardened campaigns at the software or rtl level")
-    return netlist_level(bundle.ir, jobs=jobs or 1)
+    # hardened: the netlist of the hardened design (the gate-level proof runs on it through the executors)
+    return netlist_level(bundle.ir, jobs=jobs or 1, hardening=hardening)
 
 
 def any_fault(fs, space) -> str | None:

@@ -242,9 +242,6 @@ class RtlLevel:
     """
 
     name = "rtl"
-    # a configuration write at the end of every frame (fkhw_tb.v clear_err): set by the proof of a
-    # self-correcting design, whose sticky tmr_err a user clears that way between upsets
-    clear_err = False
 
     def __init__(self, model, *, jobs: int | None = None, timeout: float | None = None,
                  build_root: Path | None = None, log=None, work_dir: Path | None = None,
@@ -255,6 +252,9 @@ class RtlLevel:
         self.design: RtlDesign = design if design is not None else generate(self.model)
         self.meta = self.design.meta
         self.space = design_space(self.model, self.meta)
+        # a self-correcting design's tmr_err is sticky: a configuration write at the end of every frame
+        # (fkhw_tb.v clear_err) clears it as a user would between upsets, so each frame starts low
+        self.clear_err = bool(self.meta.get("tmr", {}).get("refresh", False))
         self.jobs = int(jobs) if jobs else (os.cpu_count() or 1)
         self.timeout = timeout
         self.root = Path(build_root) if build_root is not None else default_root()
@@ -275,7 +275,9 @@ class RtlLevel:
         """The Verilator model (``pipeline``: the build whose pipeline data
         and valid registers can be upset)."""
         if pipeline not in self._builds:
-            rtl_dir = self.root / "rtl" / self.meta["rtl_digest"]
+            # keyed by the files as they are now (not the digest recorded at generation: a design
+            # edited since must not run the cached unedited RTL)
+            rtl_dir = self.root / "rtl" / self.design.digest
             if not (rtl_dir / "fkhw_encoder.json").is_file():
                 self.root.mkdir(parents=True, exist_ok=True)
                 tmp = Path(tempfile.mkdtemp(dir=self.root, prefix="rtl-"))
@@ -285,7 +287,9 @@ class RtlLevel:
                     os.replace(tmp, rtl_dir)
                 except OSError:  # another process won the race
                     shutil.rmtree(tmp, ignore_errors=True)
-            sb = build(rtl_dir, self.root, log=self.log, pipeline=pipeline)
+            # a netlist's build is the largest (econt-bol: 134 CPU s, 15+ min wall when 4 engineers share 2 cores)
+            sb = build(rtl_dir, self.root, log=self.log, pipeline=pipeline,
+                       timeout=3600 if "netlist" in self.meta else 900)
             # a shared build may come from another model with the same RTL
             # (only weights differ): use this model's own metadata
             self._builds[pipeline] = dataclasses.replace(sb, meta=self.meta)
@@ -324,12 +328,22 @@ class RtlLevel:
         work = Path(tmp.name) if tmp else self.work_dir
         try:
             out = run_frames(sb, work, x, gold, param_codes(self.model), max(1, len(fs)), period, dep,
-                             jobs=jobs or self.jobs, timeout=self.timeout, progress=progress,
-                             hang=getattr(self, "_hang", False), clear_err=self.clear_err)
+                             jobs=jobs or self.jobs, timeout=self._timeout(len(fs), period, jobs or self.jobs),
+                             progress=progress, hang=getattr(self, "_hang", False), clear_err=self.clear_err)
         finally:
             if tmp:
                 tmp.cleanup()
         return out, gold, period
+
+    def _timeout(self, n_frames: int, period: int, jobs: int) -> float | None:
+        """The given timeout, or for a netlist one scaled to its cells: a
+        gate-level clock costs ~2 ns per cell here (econt-bol, 1.16 M cells:
+        ~2.5 ms, against tens of microseconds for the RTL), given 5x margin;
+        None: the RTL's default (fkhw.rtlgen.sim.run_frames)."""
+        if self.timeout is not None or "netlist" not in self.meta:
+            return self.timeout
+        per_job = -(-max(1, n_frames) // max(1, jobs))
+        return 120 + 1e-8 * self.meta["netlist"]["synthesis"]["cells"] * period * per_job
 
     def golden(self, inputs) -> np.ndarray:
         """(N, n_out) fault-free RTL outputs (not compared here: that is the
@@ -352,6 +366,12 @@ class RtlLevel:
         Raises RtlSimError if an output differs from the integer engine
         where no upset of its fault can reach (a broken scrub or a leak)."""
         return self._run_faults(fs, inputs, progress)[0]
+
+    def run_faults_with_flags(self, fs: FaultSet, inputs, progress=None) -> tuple:
+        """(Observed, tmr_err records): :meth:`run_faults` plus, on a hardened
+        design, per fault tmr_err at its frame's edge 0 and after it ((F, 2)
+        bool; None on the plain design)."""
+        return self._run_faults(fs, inputs, progress)
 
     def _run_faults(self, fs: FaultSet, inputs, progress=None) -> tuple:
         x = self._check_inputs(inputs)
@@ -383,17 +403,22 @@ class RtlLevel:
         return self.run_faults(fs, inputs, progress=progress).latent
 
 
-def netlist_design(model: IntegerModel, protect=None, log=None) -> RtlDesign:
+def netlist_design(model: IntegerModel, protect=None, log=None, refresh: bool = False) -> RtlDesign:
     """The Yosys gate-level netlist of the plain (or, with ``protect``, the
-    hardened) encoder, cached by content hash (fkhw.rtlgen.netlist)."""
+    hardened; ``refresh``: self-correcting) encoder, cached by content hash
+    (fkhw.rtlgen.netlist)."""
     from fkhw.rtlgen.netlist import synthesize_netlist
 
-    return synthesize_netlist(generate(model, protect=protect), progress=log)
+    design = generate(model) if protect is None else generate(model, protect=protect, refresh=refresh)
+    return synthesize_netlist(design, progress=log)
 
 
-def netlist_level(model: IntegerModel, jobs: int = 1, log=None) -> RtlLevel:
+def netlist_level(model: IntegerModel, jobs: int = 1, log=None, hardening=None) -> RtlLevel:
     """The RTL level on the synthesised netlist: the same testbench, the
-    same frames, upsets deposited into the netlist's flip-flops."""
-    lv = RtlLevel(model, jobs=jobs, design=netlist_design(model, log=log), log=log)
+    same frames, upsets deposited into the netlist's flip-flops
+    (``hardening``: fkhw.faults.Hardening, the hardened design's netlist)."""
+    design = netlist_design(model, log=log) if hardening is None else \
+        netlist_design(model, list(hardening.protect), log=log, refresh=hardening.refresh)
+    lv = RtlLevel(model, jobs=jobs, design=design, log=log)
     lv.name = "netlist"
     return lv

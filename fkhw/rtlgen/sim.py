@@ -571,8 +571,10 @@ def _main_build(rtl_dir: str, sim_dir: str, pipeline: bool = False) -> int:
         defines["FKHW_TB_DEPOSITS"] = 1
         if pipeline:
             defines["FKHW_TB_PIPE_DEPOSITS"] = 1
+    # a control file naming hierarchical blocks (a netlist's kept modules) asks for them to be verilated once each
+    hier = ["--hierarchical"] if any("hier_block" in p.read_text() for p in rtl.glob("*.vlt")) else []
     runner.build(sources=sources, includes=[str(rtl)], hdl_toplevel=TB_TOP, build_dir=sim_dir,
-                 build_args=BUILD_ARGS, timescale=("1ns", "1ps"), defines=defines, always=True)
+                 build_args=BUILD_ARGS + hier, timescale=("1ns", "1ps"), defines=defines, always=True)
     return 0
 
 

@@ -48,14 +48,16 @@ def _step(msg: str) -> float:
 def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: bool = True, prove: bool = True,
             jobs: int | None = None, evidence: dict | None = None,
             gate_level: bool = False, protect_control: bool = False, pipeline_campaign: Path | None = None,
-            pipeline_threshold: float = 0.5) -> dict:
+            pipeline_threshold: float = 0.5, scheduler: str | None = None) -> dict:
     """``evidence``: the held-out validation (and the --inputs auto search)
     of this map, recorded in the report as given. ``protect_control``: the
     map also lists every stage's valid flag (triplicated in the hardened RTL:
     each valid upset loses or adds an output, for two flip-flops a stage).
     ``pipeline_campaign``: a plain ``pipeline`` campaign; the map also lists
     the pipeline data bits whose upsets exceed the rule's threshold in more
-    than ``pipeline_threshold`` of the cycles (fkhw.tmr.pipeline_select)."""
+    than ``pipeline_threshold`` of the cycles (fkhw.tmr.pipeline_select).
+    ``scheduler``: a Dask scheduler the proof and the hardened campaign run
+    on (default: this machine, ``jobs`` simulator processes)."""
     from fkhw.rtlgen.emit import generate
     from fkhw.tmr.harden import harden, write_tmrg_variant
 
@@ -123,7 +125,7 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
         report["area_seconds"] = round(time.monotonic() - t0, 1)
 
     if prove:
-        report.update(_prove(bundle, table, protect_all, out, threshold, jobs, gate_level))
+        report.update(_prove(bundle, table, protect_all, out, threshold, jobs, gate_level, scheduler))
         art["proof"] = str(out / "proof.json")
         if gate_level:
             art["proof_netlist"] = str(out / "proof_netlist.json")
@@ -134,9 +136,30 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
     return report
 
 
-def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool = False) -> dict:
+def _executor(scheduler: str | None):
+    """The proof's executor: the Dask scheduler's workers, or None (prove's
+    default: the level's own simulator processes here)."""
+    if not scheduler:
+        return None
+    from fkhw.executors import DaskExecutor
+
+    return DaskExecutor.connect(scheduler)
+
+
+def _prove_on(scheduler, *args, **kw) -> dict:
+    from fkhw.tmr.proof import prove
+
+    executor = _executor(scheduler)
+    try:
+        return prove(*args, executor=executor, **kw)
+    finally:
+        if executor is not None:
+            executor.close()
+
+
+def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool = False, scheduler=None) -> dict:
     from fkhw.campaign import CampaignSpec, run_campaign
-    from fkhw.tmr.proof import HardenedRtlLevel, prove
+    from fkhw.faults import Hardening
 
     t0 = _step(f"proof: every protected bit upset in each of its 3 replicas, every other bit once ({table.site.size} sites)")
     from fkhw.campaign_files import read_outputs
@@ -171,16 +194,14 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool 
             state["progress"].advance(n_done - state["done"])
             state["done"] = n_done
 
-    # one level (one Verilator build) for the proof and the hardened campaign below
-    level = HardenedRtlLevel(bundle.ir, protect, replica=0, jobs=jobs or os.cpu_count() or 1)
-    proof = prove(bundle.ir, protect, inputs, plain_outputs=latent, unprotected=sites[unprotected],
-                  level=level, progress=advance)
+    proof = _prove_on(scheduler, bundle.ir, protect, inputs, plain_outputs=latent, unprotected=sites[unprotected],
+                      jobs=jobs or os.cpu_count() or 1, progress=advance, bundle=bundle)
     proof["seconds"] = round(time.monotonic() - t0, 1)
     # the self-correcting variant: every replica upset again (the unprotected bits are the same single
     # flip-flops as above); its sticky tmr_err is cleared by a configuration write after every frame
     t1 = _step("proof of the self-correcting (refresh) variant: every replica upset, sticky tmr_err every time")
-    proof_r = prove(bundle.ir, protect, inputs, unprotected=np.zeros(0, dtype=np.int64),
-                    jobs=jobs or os.cpu_count() or 1, refresh=True)
+    proof_r = _prove_on(scheduler, bundle.ir, protect, inputs, unprotected=np.zeros(0, dtype=np.int64),
+                        jobs=jobs or os.cpu_count() or 1, refresh=True, bundle=bundle)
     proof_r["seconds"] = round(time.monotonic() - t1, 1)
     proof["refresh_variant"] = proof_r
     (out / "proof.json").write_text(json.dumps(proof, indent=2, default=_jsonable) + "\n")
@@ -188,20 +209,17 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool 
         raise TmrError(f"the hardened RTL failed its proof: see {out / 'proof.json'}")
 
     proof_nl = _prove_netlist(bundle, protect, out, jobs, inputs, latent, sites[unprotected], advance,
-                              state) if gate_level else None
+                              state, scheduler) if gate_level else None
 
     _step("campaign over the hardened RTL (replica 0 of protected bits)")
     all_modules = modules.size == outputs.n_modules
+    # through the campaign's executors like any campaign (--level rtl --tmr): this machine's
+    # simulator processes, or the Dask workers of --scheduler
     spec = CampaignSpec(bundle.name, level="rtl", n_inputs=summary["inputs"], seed=summary["seed"], data=summary.get("data"),
                         sites=tuple(int(s) for s in table.site),
-                        rows=None if all_modules else tuple(int(r) for r in outputs.rows[modules]))
-    level.jobs = jobs or 1
-    try:
-        res = run_campaign(spec, bundle, out / "hardened_campaign", level=level, fresh=True)
-    finally:
-        close = getattr(level, "close", None)
-        if close:
-            close()
+                        rows=None if all_modules else tuple(int(r) for r in outputs.rows[modules]),
+                        jobs=jobs, scheduler=scheduler, hardening=Hardening(tuple(int(s) for s in protect)))
+    res = run_campaign(spec, bundle, out / "hardened_campaign", fresh=True)
     worst = float(res.emd_norm.max()) if res.emd_norm.size else 1.0
     # on a subset of the campaign's modules a bit left unprotected may exceed T there: the
     # threshold holds over the modules the map was chosen on (and is checked on held-out ones)
@@ -214,12 +232,13 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool 
     return {"proof": proof, "hardened_campaign": verdict, **({"proof_netlist": proof_nl} if proof_nl else {})}
 
 
-def _prove_netlist(bundle, protect, out: Path, jobs, inputs, plain_outputs, unprotected, advance, state) -> dict:
+def _prove_netlist(bundle, protect, out: Path, jobs, inputs, plain_outputs, unprotected, advance, state,
+                   scheduler=None) -> dict:
     """The proof after synthesis: the same upsets on the flip-flops of the
     hardened design's Yosys netlist, whose replicas are counted first."""
     from fkhw.rtlgen.netlist import NetlistError, synthesize_netlist
     from fkhw.tmr.harden import harden
-    from fkhw.tmr.proof import HardenedRtlLevel, prove
+    from fkhw.tmr.proof import HardenedRtlLevel
 
     t0 = _step("proof after synthesis: Yosys netlist of the hardened RTL, the same upsets on its flip-flops")
     # the netlist's flip-flop map names register-file and plain pipeline flip-flops: the netlist proof is
@@ -232,8 +251,8 @@ def _prove_netlist(bundle, protect, out: Path, jobs, inputs, plain_outputs, unpr
     hard_nl.write(out / "hardened_netlist")
     state.update(progress=None, done=0)
     nl_level = HardenedRtlLevel(bundle.ir, protect, jobs=jobs or os.cpu_count() or 1, design=hard_nl)
-    proof_nl = prove(bundle.ir, protect, inputs, plain_outputs=plain_outputs, unprotected=unprotected,
-                     level=nl_level, progress=advance)
+    proof_nl = _prove_on(scheduler, bundle.ir, protect, inputs, plain_outputs=plain_outputs, unprotected=unprotected,
+                         level=nl_level, progress=advance, bundle=bundle)
     proof_nl["seconds"] = round(time.monotonic() - t0, 1)
     (out / "proof_netlist.json").write_text(json.dumps(proof_nl, indent=2, default=_jsonable) + "\n")
     if not proof_nl.get("ok"):

@@ -135,7 +135,6 @@ class HardenedRtlLevel(RtlLevel):
         self.protected = np.array([e["site"] for e in self.meta["tmr"]["sites"]], dtype=np.int64)
         self.transients = np.array(self.meta["tmr"].get("flip_flops", []), dtype=np.int64)
         self.refresh = bool(self.meta["tmr"].get("refresh", False))
-        self.clear_err = self.refresh
 
     @classmethod
     def for_bundle(cls, bundle, protect_sites=(), jobs: int | None = None) -> "HardenedRtlLevel":
@@ -159,23 +158,83 @@ class HardenedRtlLevel(RtlLevel):
         frame after its edge 0). Raises RtlSimError if an output differs where
         no upset reaches or tmr_err was already 1 at a frame's edge 0."""
         obs, flags = self._run_faults(fs, inputs, progress)
-        if flags is None:
-            return obs, np.zeros(0, dtype=bool)
-        if flags[:, 0].any():
-            raise RtlSimError(f"tmr_err was 1 before the upset in {int(flags[:, 0].sum())} frame(s): "
-                              "a replica was left corrupted (scrubbing broken?)")
-        return obs, flags[:, 1].copy()
+        return obs, _err_after(flags)
+
+
+def _err_after(flags) -> np.ndarray:
+    """tmr_err after each frame's upset from the testbench's records (F, 2);
+    raises if it was already 1 at a frame's edge 0."""
+    if flags is None:
+        return np.zeros(0, dtype=bool)
+    if flags[:, 0].any():
+        raise RtlSimError(f"tmr_err was 1 before the upset in {int(flags[:, 0].sum())} frame(s): "
+                          "a replica was left corrupted (scrubbing broken?)")
+    return flags[:, 1].copy()
+
+
+# --- execution: the proof's frames go through the campaign executors (fkhw.executors) ----------
+
+def chunk_with_flags(level, fs: FaultSet, inputs) -> tuple:
+    """Executor function: a chunk's Observed and tmr_err records on the
+    level an executor holds (a Dask worker's, or the local one)."""
+    return level.run_faults_with_flags(fs, inputs)
+
+
+def proof_task(level: HardenedRtlLevel, inputs, bundle=None):
+    """The ChunkTask a Dask worker rebuilds ``level``'s design from: the rtl
+    (or, for a netlist design, the netlist) level with the same hardening.
+    ``bundle``: the model bundle, needed only by Dask workers."""
+    from fkhw.executors import ChunkTask
+    from fkhw.faults import Hardening
+
+    tmr = level.meta.get("tmr", {})
+    protect = sorted(int(f) for f in np.concatenate([level.protected, level.transients]))
+    hardening = Hardening(tuple(protect), bool(tmr.get("refresh", False)))
+    return ChunkTask("netlist" if "netlist" in level.meta else "rtl", bundle, np.asarray(inputs, dtype=np.int64),
+                     hardening)
+
+
+def proof_chunk_size(executor, level) -> int:
+    """Faults per chunk: local self-parallel levels take 4,096 per simulator
+    process (as ``fkhw campaign`` does), Dask workers 1,024."""
+    from fkhw.executors import InProcess
+
+    return 4096 * max(1, int(level.jobs)) if isinstance(executor, InProcess) else 1024
+
+
+def execute(executor, task, fs: FaultSet, chunk: int, progress=None) -> tuple:
+    """(Observed, tmr_err after each upset) of ``fs`` run through
+    ``executor`` in chunks, in fault order whatever order chunks finish in.
+    ``progress``: called with the running total of faults done."""
+    from fkhw.campaign import take
+    from fkhw.faults import Observed
+
+    chunks = [take(fs, np.arange(lo, min(lo + chunk, len(fs)))) for lo in range(0, len(fs), chunk)]
+    pos = {int(i): k for k, i in enumerate(fs.ids.tolist())}
+    parts, done = [], 0
+    for part, (obs, flags) in executor.map(task, chunks, fn=chunk_with_flags):
+        parts.append((np.array([pos[int(i)] for i in part.ids.tolist()]), obs, _err_after(flags)))
+        done += len(part)
+        if progress is not None:
+            progress(done)
+    order = np.argsort(np.concatenate([p[0] for p in parts]))
+    obs = Observed(*(np.concatenate([getattr(p[1], f) for p in parts])[order] for f in ("latent", "lost", "extra")))
+    return obs, np.concatenate([p[2] for p in parts])[order]
 
 
 def prove(ir: IntegerModel, protect_sites, inputs, plain_outputs=None, jobs: int = 2, unprotected=None,
-          level: HardenedRtlLevel | None = None, progress=None, refresh: bool = False) -> dict:
+          level: HardenedRtlLevel | None = None, progress=None, refresh: bool = False, executor=None,
+          bundle=None) -> dict:
     """Exhaustive single-upset proof on the hardened RTL (see the module
     docstring). ``plain_outputs``: (len(unprotected), N, n_out) outputs of
     the plain design under the same upsets (e.g. a campaign's latent codes,
     bit-identical to the software level); computed with the software level
     when not given. ``unprotected``: the unprotected sites to check
     (default: all). Returns counts, the sites that failed (first few) and
-    timings; ``ok`` is True when nothing failed."""
+    timings; ``ok`` is True when nothing failed. ``executor``
+    (fkhw.executors, e.g. a DaskExecutor; ``bundle``: the model's bundle
+    its workers load): where the frames run (default: in this process, on
+    ``level``'s own simulator processes)."""
     from fkhw.levels.software import SoftwareLevel
 
     t_all = time.time()
@@ -195,10 +254,15 @@ def prove(ir: IntegerModel, protect_sites, inputs, plain_outputs=None, jobs: int
         if plain_outputs.shape[0] != unprot.size:
             raise ValueError(f"plain_outputs has {plain_outputs.shape[0]} sites, {unprot.size} unprotected to check")
         t_ref = 0.0
+    from fkhw.executors import InProcess
+
+    executor = executor if executor is not None else InProcess(level)
+    task = proof_task(level, x, bundle)
     t0 = time.time()
-    level.build()
+    if isinstance(executor, InProcess):
+        level.build()  # timed on its own here; a Dask worker builds before its first frame
     t_build = time.time() - t0
-    golden = level.golden(x)
+    golden = executor.golden(task)
     fault_free_ok = bool(np.array_equal(golden, engine.forward(ir, x)))
 
     # one simulation: protected x 3 replicas, then the unprotected sites
@@ -210,7 +274,7 @@ def prove(ir: IntegerModel, protect_sites, inputs, plain_outputs=None, jobs: int
     if len(fs_t):
         fs = FaultSet.of("replica", np.arange(len(fs) + len(fs_t)), list(fs.faults()) + list(fs_t.faults()))
     t0 = time.time()
-    obs, err = level.run_faults_with_err(fs, x, progress)
+    obs, err = execute(executor, task, fs, proof_chunk_size(executor, level), progress)
     n_p = len(fs) - len(fs_t)
     t_obs, t_err = obs.latent[n_p:], err[n_p:]
     t_changed = ((t_obs != golden[None]).any(axis=(1, 2)) | obs.lost[n_p:].any(axis=1) | (obs.extra[n_p:] > 0))
@@ -254,6 +318,7 @@ def prove(ir: IntegerModel, protect_sites, inputs, plain_outputs=None, jobs: int
                     "total": round(time.time() - t_all, 2)},
         "frames": int(len(fs)),
         "jobs": int(level.jobs),
+        "executor": executor.name,
     }
     ok = (fault_free_ok and not changed.any() and p_err.all() and not mismatch.any() and not u_err.any()
           and not t_changed.any() and t_err.all())
