@@ -141,6 +141,8 @@ def _run(args, background: list) -> int:
     ir = bundle.ir
     space = SiteSpace.of(ir)
     steps.done(f"{len(ir.layers)} layers, {ir.n_param_bits()} parameter bits = fault sites")
+    if not args.no_synth:
+        background.append(_start_area_synthesis(args.model, out))
 
     all_rows = encoder_input_codes(charges, ir.input.fmt)
     want = engine.forward(ir, all_rows)
@@ -170,8 +172,6 @@ def _run(args, background: list) -> int:
     steps.done(f"{out / 'rtl'}: latency {design.meta['latency']} cycles, II=1, lint {lint_text}")
     if not linted.ok:
         raise UserError(f"verilator --lint-only -Wall: {lint_text}; see {out / 'rtl' / 'lint.log'}")
-    if not args.no_synth:
-        background.append(_start_area_synthesis(args.model, out))
 
     steps.start("functional test: fault-free RTL on Verilator vs integer engine on every row")
     from fkhw.levels.rtl import RtlLevel
