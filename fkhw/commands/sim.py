@@ -103,7 +103,7 @@ def _start_area_synthesis(model: str, out: Path) -> subprocess.Popen:
     idle; the TMR step finds them in the synthesis cache (or waits for them)."""
     log = out / "tmr" / "area_background.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "fkhw.tmr.area", "independent", model, str(Path("build") / "synth_background")]
+    cmd = [sys.executable, "-m", "fkhw.tmr.area", "independent", model, str(out / "tmr" / "synth_background")]
     with open(log, "w") as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
     print(f"      Yosys area synthesis of the map-independent parts started in the background (log: {log})",

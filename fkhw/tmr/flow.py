@@ -8,6 +8,7 @@ Output folder layout:
     hardened_rtl/                    the selectively triplicated encoder, its regmap.csv
     figure1_tmr.png                  Figure 1 with the protected bits marked
     tradeoff.png                     overhead vs residual worst-case emd_norm
+    synth/, synth_background/        Yosys sources, scripts and logs of the area runs
     area.csv / area.json / area.md   plain vs selective vs full TMR, with and without refresh (Yosys)
     proof.json                       fault injection on the hardened RTL
     hardened_netlist/                its Yosys netlist (flip-flops named, replicas counted)
@@ -90,7 +91,7 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
 
     # the area (single-threaded Yosys runs) and the proof (a Verilator build, simulators) run side by side
     with ThreadPoolExecutor(max_workers=1) as pool:
-        area = pool.submit(_area, ir, protect) if synth else None
+        area = pool.submit(_area, ir, protect, out) if synth else None
         if prove:
             report.update(_prove(bundle, table, protect, out, threshold, jobs, gate_level))
             art["proof"] = str(out / "proof.json")
@@ -109,12 +110,13 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
     return report
 
 
-def _area(ir, protect) -> tuple:
+def _area(ir, protect, out: Path) -> tuple:
     from fkhw.tmr.area import area_table
 
     t0 = _step("area: Yosys synthesis + ABC of plain, selective and full TMR, both TMR designs also with refresh "
                "(the datapath once, cached)")
-    rows = area_table(ir, protect, Path("build") / "synth", log=lambda msg: log.info("tmr:   area %s", msg))
+    # the Yosys work (sources, scripts, logs) in the output folder: one run's own (its results are cached by content)
+    rows = area_table(ir, protect, out / "synth", log=lambda msg: log.info("tmr:   area %s", msg))
     return rows, round(time.monotonic() - t0, 1)
 
 
