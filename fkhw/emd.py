@@ -9,20 +9,40 @@ which is ~10x faster than ``ot.emd2``'s generic wrapper.
 
 from __future__ import annotations
 
+import functools
 import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from fkhw.data import geometry
 
-# POT probes every ML backend at import; TensorFlow alone costs seconds
-for _backend in ("TENSORFLOW", "PYTORCH", "JAX", "CUPY"):
-    os.environ.setdefault(f"POT_BACKEND_DISABLE_{_backend}", "1")
-
-from ot.lp.emd_wrap import emd_c  # noqa: E402
-
 _MAX_ITER = 100000
+# imported by POT's package for solvers fkhw does not call (ot.gromov, ot.lowrank, ot.da), each inside
+# `try: ... except ImportError`; together ~1 s of every process that computes an EMD
+_OPTIONAL_FOR_POT = ("sklearn", "networkx")
+
+
+@functools.cache
+def _emd_c():
+    """POT's network-simplex core, imported on first use: POT's package
+    imports everything it has (~1.5 s), so commands that compute no EMD skip
+    it, and scikit-learn and networkx, which POT treats as optional, are
+    hidden from it while it loads unless something has loaded them already."""
+    # POT probes every ML backend at import; TensorFlow alone costs seconds
+    for backend in ("TENSORFLOW", "PYTORCH", "JAX", "CUPY"):
+        os.environ.setdefault(f"POT_BACKEND_DISABLE_{backend}", "1")
+    hidden = [m for m in _OPTIONAL_FOR_POT if m not in sys.modules]
+    for m in hidden:
+        sys.modules[m] = None  # an import of it raises ImportError
+    try:
+        from ot.lp.emd_wrap import emd_c
+    finally:
+        for m in hidden:
+            if sys.modules.get(m, 0) is None:
+                del sys.modules[m]
+    return emd_c
 
 
 @dataclass(frozen=True)
@@ -49,6 +69,7 @@ def emd_pairs(a: np.ndarray, b: np.ndarray, ground: np.ndarray | None = None) ->
     sa, sb = a.sum(axis=1), b.sum(axis=1)
     kept = np.flatnonzero((sa > 0) & (sb > 0))
     out = np.empty(kept.size)
+    emd_c = _emd_c()
     # normalised rows, computed for all at once (elementwise: the same values as row by row)
     an, bn = a[kept] / sa[kept, None], b[kept] / sb[kept, None]
     for j in range(kept.size):

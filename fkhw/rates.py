@@ -40,7 +40,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binom
 
 HOUR = 3600.0
 # ECON-T: the CMS HGCAL front end sees about 2e7 hadrons cm^-2 s^-1 above 20 MeV at the inner radius
@@ -161,6 +160,8 @@ def composition_weights(design: Design, env: Environment, t: float) -> tuple:
     r = float(inverted_probability(env.lam, t))
     b = float(tmr_wrong_probability(env.lam, t, design.refresh, env.t_clk))
     ku = np.arange(design.k_max + 1)
+    from scipy.stats import binom  # scipy.stats costs ~0.3 s at import: only where it is used
+
     pu = binom.pmf(ku, design.n_unprotected, r) if design.n_unprotected else (ku == 0).astype(float)
     pp = binom.pmf(ku, design.n_protected, b) if design.n_protected else (ku == 0).astype(float)
     return pu, pp

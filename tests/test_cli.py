@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
@@ -28,8 +29,9 @@ INPUTS = 8
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def fkhw(*args, timeout=900) -> subprocess.CompletedProcess:
-    r = subprocess.run([str(FKHW), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+def fkhw(*args, timeout=900, env=None) -> subprocess.CompletedProcess:
+    r = subprocess.run([str(FKHW), *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                       env={**os.environ, **env} if env else None)
     assert r.returncode == 0, f"fkhw {' '.join(map(str, args))} -> {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     assert "Traceback" not in r.stderr, r.stderr[-3000:]
     return r
@@ -383,10 +385,11 @@ def test_tmr_runs_to_completion_at_gate_level(software_campaign, ir, tmp_path):
 def test_sim_runs_to_completion(small_model_dir, ir, tmp_path):
     """`fkhw sim`, what `make sim` runs: every stage for real (hls4ml, RTL +
     lint, Verilator, both campaigns, agreement, TMR with hardened RTL and
-    proof; area synthesis is covered by test_tmr_hardware)."""
+    proof, the area table; the area's exact figures are tested in test_tmr_hardware)."""
     out = tmp_path / "sim"
-    r = fkhw("sim", "--model", small_model_dir, "--out", out, "--inputs", INPUTS, "--jobs", 1, "--no-synth",
-             "--tmr-threshold", 1.0, "--max-inputs", 64, "--validate-inputs", 256, timeout=1500)
+    r = fkhw("sim", "--model", small_model_dir, "--out", out, "--inputs", INPUTS, "--jobs", 1,
+             "--tmr-threshold", 1.0, "--max-inputs", 64, "--validate-inputs", 256, timeout=1500,
+             env={"FKHW_SYNTH_CACHE": str(tmp_path / "synth_cache")})
     steps = re.findall(r"\[(\d+)/(\d+)\]", r.stdout)
     assert steps and [int(k) for k, _ in steps] == list(range(1, int(steps[0][1]) + 1))
     s = json.loads((out / "sim_summary.json").read_text())
@@ -404,6 +407,18 @@ def test_sim_runs_to_completion(small_model_dir, ir, tmp_path):
     assert report["validation"]["modules"] == 256 and s["tmr"]["evidence"]["modules"] == steps[-1]["inputs"]
     assert "TMR map evidence: chosen on" in r.stdout and "held-out" in r.stdout
     assert 0 < report["protected_bits"] < n_sites
+    # the map-independent synthesis ran in the background, once: the TMR step found it in the cache
+    # (datapath, plain, full, full + refresh register files) and never twice: the TMR step synthesised only
+    # the selective register files and found the rest (or waited for it)
+    area = {row["design"]: row for row in report["area"]}
+    assert list(area) == ["plain", "selective", "selective + refresh", "full", "full + refresh"]
+    assert area["full + refresh"]["ff_overhead"] == 2 * n_sites + 1
+    background = (out / "tmr" / "area_background.log").read_text()
+    runs = re.findall(r"yosys: synthesising the (.*?) \(with", background + r.stderr)
+    assert sorted(runs) == sorted(["datapath", "register files (plain)", "register files (full)",
+                                   "register files (full_refresh)", "register files (selective)",
+                                   "register files (selective_refresh)"]), runs
+    assert re.search(r"\(\d+\.\d s, CPU \d+\.\d s\)", r.stdout)
     for artifact in ("hls/fkhw_project.json", "rtl/fkhw_encoder.v", "rtl/regmap.csv", "campaign_rtl/campaign.csv",
                      "campaign_rtl/agreement.json", "campaign_software/figure1.png", "tmr/tmr_map.json",
                      "tmr/hardened_rtl/regmap.csv", "tmr/annotations/README.md", "tmr/proof.json"):

@@ -217,10 +217,18 @@ def test_area_table_overheads_are_two_flip_flops_per_protected_bit(synth_cache, 
     prot = np.arange(0, ir.n_param_bits(), 5)
     rows = area_table(ir, prot, tmp_path / "area", cache=synth_cache)
     by = {r["design"]: r for r in rows}
-    assert list(by) == ["plain", "selective", "full"]
+    assert list(by) == ["plain", "selective", "selective + refresh", "full", "full + refresh"]
     assert by["selective"]["ff_overhead"] == 2 * prot.size
     assert by["full"]["ff_overhead"] == 2 * ir.n_param_bits()
     assert by["full"]["ff_overhead_pct_of_weight_bits"] == 200.0
+    # self-correcting TMR: the same replicas and the sticky tmr_err flag; the write-back of the voted
+    # value is logic in the register files only (the datapath part is the one shared run)
+    for name in ("selective", "full"):
+        ref = by[f"{name} + refresh"]
+        assert ref["refresh"] and not by[name]["refresh"]
+        assert ref["ff_overhead"] == by[name]["ff_overhead"] + 1
+        assert ref["regfile_cells"] > by[name]["regfile_cells"]
+        assert ref["datapath_cells"] == by[name]["datapath_cells"]
     assert 0 < by["selective"]["cell_overhead"] < by["full"]["cell_overhead"]
     assert 0 < by["selective"]["transistor_overhead"] < by["full"]["transistor_overhead"]
     assert all(r["abc"] for r in rows)
@@ -234,7 +242,8 @@ def test_area_table_overheads_are_two_flip_flops_per_protected_bit(synth_cache, 
     assert [p.name for p in paths] == ["area.csv", "area.json", "area.md"]
     md = paths[2].read_text()
     assert "| selective | 40 |" in md and "+80" in md and "Cells by type" in md and "transistors" in md
-    assert json.loads(paths[1].read_text())["rows"][2]["flip_flops"] == by["full"]["flip_flops"]
+    assert json.loads(paths[1].read_text())["rows"][3]["flip_flops"] == by["full"]["flip_flops"]
+    assert "| full + refresh |" in md
 
 
 def test_replicas_survive_only_because_of_keep(tmp_path):

@@ -1,6 +1,11 @@
 """fkhw sim: the whole flow on one model (what `make sim` runs)."""
 
 import json
+import os
+import resource
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -51,16 +56,24 @@ def add_arguments(p):
                         "netlist's Verilator build takes many minutes, see README)")
 
 
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of every child process it has waited
+    for (Yosys, Verilator, g++, simulators): on a shared machine the wall
+    time of a step moves with the others' load, its CPU time much less."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 class Steps:
-    """Numbered steps with their time, so a user sees where the flow is."""
+    """Numbered steps with their time (wall and CPU), so a user sees where the flow is."""
 
     def __init__(self, total: int):
         self.total, self.k, self.t0 = total, 0, time.monotonic()
-        self.times = []
+        self.times, self.cpu = [], []
 
     def start(self, what: str) -> None:
         self.k += 1
-        self._t = time.monotonic()
+        self._t, self._c = time.monotonic(), cpu_seconds()
         print(f"[{self.k}/{self.total}] {what}", flush=True)
 
     @property
@@ -69,12 +82,39 @@ class Steps:
         return time.monotonic() - self._t
 
     def done(self, result: str) -> None:
-        dt = time.monotonic() - self._t
+        dt, dc = time.monotonic() - self._t, cpu_seconds() - self._c
         self.times.append(dt)
-        print(f"      {result}  ({dt:.1f} s)", flush=True)
+        self.cpu.append(dc)
+        print(f"      {result}  ({dt:.1f} s, CPU {dc:.1f} s)", flush=True)
 
 
 def run(args) -> int:
+    background = []  # processes the flow starts alongside its steps: ended if it stops early
+    try:
+        return _run(args, background)
+    finally:
+        for proc in background:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _start_area_synthesis(model: str, out: Path) -> subprocess.Popen:
+    """The Yosys runs of the area table that do not depend on the TMR map
+    (the datapath, the plain and the full-TMR register files), started now
+    in a process of their own so that they use the CPU the next steps leave
+    idle; the TMR step finds them in the synthesis cache (or waits for them)."""
+    log = out / "tmr" / "area_background.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "fkhw.tmr.area", "independent", model, str(out / "tmr" / "synth_background")]
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+    print(f"      Yosys area synthesis of the map-independent parts started in the background (log: {log})",
+          flush=True)
+    return proc
+
+
+def _run(args, background: list) -> int:
 
     from fkhw import engine
     from fkhw.campaign import CampaignSpec, run_campaign
@@ -104,6 +144,8 @@ def run(args) -> int:
     ir = bundle.ir
     space = SiteSpace.of(ir)
     steps.done(f"{len(ir.layers)} layers, {ir.n_param_bits()} parameter bits = fault sites")
+    if not args.no_synth:
+        background.append(_start_area_synthesis(args.model, out))
 
     all_rows = encoder_input_codes(charges, ir.input.fmt)
     want = engine.forward(ir, all_rows)
@@ -195,6 +237,8 @@ def run(args) -> int:
     summary["tmr"]["evidence"] = {"stable": auto.stable, "reason": auto.reason, "modules": auto.steps[-1].inputs,
                                   "heldout_modules": v.modules, "coverage": v.coverage,
                                   "worst_unprotected_heldout_emd_norm": v.worst_unprotected_emd_norm}
+    for proc in background:
+        proc.wait()  # done: the area table waited for its runs
     plain = next((row for row in tmr_report.get("area", []) if row["design"] == "plain"), None)
     if plain is not None:
         # the plain encoder's synthesis comes out of the area table; it belongs next to its RTL too
@@ -241,6 +285,8 @@ def run(args) -> int:
           f"{e['worst_unprotected_heldout_emd_norm']:.4f}; overhead {tmr_report['overhead_pct']:.2f}% "
           f"({tmr_report['protected_bits']} bits)")
     summary["seconds"] = round(time.monotonic() - steps.t0, 1)
+    summary["step_seconds"] = [round(t, 1) for t in steps.times]
+    summary["step_cpu_seconds"] = [round(c, 1) for c in steps.cpu]
     (out / "sim_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     steps.done(f"all artifacts under {out}/ (sim_summary.json)")
     return 0 if not ag.disagreeing_sites else 1

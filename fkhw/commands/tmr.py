@@ -127,7 +127,7 @@ def print_report(r: dict, out) -> None:
           f"{r['worst_unprotected_emd_norm_software']:.4f}")
     print_evidence(r)
     for row in r.get("area", []):
-        print(f"  area {row['design']:<9} flip-flops {row['flip_flops']:>8}  cells {row['cells']:>9}  "
+        print(f"  area {row['design']:<19} flip-flops {row['flip_flops']:>8}  cells {row['cells']:>9}  "
               f"transistors {row.get('transistors', 0):>10}  FF overhead {row.get('ff_overhead_pct', 0):7.2f}%  "
               f"cell overhead {row.get('cell_overhead_pct', 0):6.2f}%  "
               f"transistor overhead {row.get('transistor_overhead_pct', 0):6.2f}%")

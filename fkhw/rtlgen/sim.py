@@ -139,8 +139,8 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
         if stamp.is_file() and (sim_dir / TB_TOP).is_file():
             return SimBuild(key, base / "rtl", sim_dir, meta, 0.0, pipeline, (base / "rtl" / DEPOSITS_VH).is_file())
         t0 = time.time()
-        if log:
-            log(f"building the Verilator model (cached in {base}) ...")
+        say = log or _stderr
+        say(f"building the Verilator model (cached in {base}) ...")
         shutil.rmtree(base / "rtl", ignore_errors=True)
         shutil.copytree(rtl_dir, base / "rtl")
         # fkhw's own register files (not a netlist, not the TMRG variant): upsets made in HDL
@@ -156,7 +156,8 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
         env = tool_env({"MAKEFLAGS": MAKE_VARS})
         if shutil.which("ccache") and "OBJCACHE" not in os.environ:
             env["OBJCACHE"] = "ccache"
-        rc = _run_killable(cmd, cwd=base, logfile=logfile, timeout=timeout, env=env)
+        rc = _run_killable(cmd, cwd=base, logfile=logfile, timeout=timeout, env=env,
+                           progress=lambda elapsed: say(f"verilator build: {build_phase(sim_dir)}, {elapsed:.0f} s"))
         if rc is None:
             raise RtlTimeout(f"the Verilator build ran longer than {timeout:.0f} s and was killed (log: {logfile})")
         if rc != 0 or not (sim_dir / TB_TOP).is_file():
@@ -245,16 +246,66 @@ def _tail(path: Path, n: int = 25) -> str:
     return "\n".join(pick)
 
 
-def _run_killable(cmd, cwd, logfile, timeout, env=None):
-    """Run in its own process group; returns rc, or None after a timeout kill."""
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# the object lists of a Verilator makefile (Vtop_classes.mk, Vtop.mk): one .o per name
+_MK_LISTS = re.compile(r"^(VM_CLASSES_FAST|VM_CLASSES_SLOW|VM_SUPPORT_FAST|VM_SUPPORT_SLOW|VM_GLOBAL_FAST|"
+                       r"VM_GLOBAL_SLOW|VM_USER_CLASSES)\s*\+?=\s*\\$")
+
+
+def build_objects(sim_dir: Path) -> list:
+    """The object files (names without .o) the Verilator makefiles of
+    ``sim_dir`` compile: the model's classes, the runtime, the C++ main."""
+    names = []
+    for mk in ("Vtop_classes.mk", "Vtop.mk"):
+        try:
+            lines = (Path(sim_dir) / mk).read_text().splitlines()
+        except OSError:
+            continue
+        listing = False
+        for ln in lines:
+            if _MK_LISTS.match(ln):
+                listing = True
+            elif listing and ln.startswith((" ", "\t")) and ln.rstrip().endswith("\\"):
+                names.append(ln.strip().rstrip("\\").strip())
+            else:
+                listing = False
+    return names
+
+
+def build_phase(sim_dir: Path) -> str:
+    """Which part of a Verilator build is running, from the files it has
+    written so far: verilating (no makefile yet), compiling C++ N of M
+    objects, linking, done."""
+    sim_dir = Path(sim_dir)
+    if (sim_dir / TB_TOP).is_file():
+        return "done"
+    objects = build_objects(sim_dir)
+    if not (sim_dir / "Vtop.mk").is_file() or not objects:
+        return "verilating"
+    n = sum((sim_dir / f"{name}.o").is_file() for name in objects)
+    return f"compiling C++, {n} of {len(objects)} objects" if n < len(objects) else "linking"
+
+
+def _run_killable(cmd, cwd, logfile, timeout, env=None, progress=None, every: float = 10.0):
+    """Run in its own process group; returns rc, or None after a timeout kill.
+    ``progress(elapsed)`` is called every ``every`` seconds while it runs."""
+    t0 = time.time()
     with open(logfile, "w") as lf:
         p = subprocess.Popen(cmd, cwd=cwd, stdout=lf, stderr=subprocess.STDOUT, env=env or tool_env(),
                              start_new_session=True)
-        try:
-            return p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill(p)
-            return None
+        while True:
+            left = timeout - (time.time() - t0)
+            if left <= 0:
+                _kill(p)
+                return None
+            try:
+                return p.wait(timeout=min(left, every) if progress is not None else left)
+            except subprocess.TimeoutExpired:
+                if progress is not None and time.time() - t0 < timeout:
+                    progress(time.time() - t0)
 
 
 def _kill(p: subprocess.Popen) -> None:

