@@ -110,6 +110,17 @@ def _read_charges(path: Path) -> np.ndarray:
     return charges
 
 
+def row_pool(path) -> np.ndarray:
+    """Weights (N, k) whose positive row sums mark the rows a campaign may
+    draw: an HGCAL CSV's charges (modules with non-zero charge), or ones for
+    an array file (every row). The one draw rule of campaigns, held-out sets
+    and ``--inputs auto`` (:func:`select_modules`)."""
+    path = Path(path) if path is not None else DEFAULT_DATA
+    if path.suffix in ARRAY_SUFFIXES:
+        return np.ones((_read_array(path, "x", "inputs").shape[0], 1))
+    return load_charges(path)
+
+
 def normalise(charges: np.ndarray) -> np.ndarray:
     """Divide each module by 2**floor(log2(sum)); all-zero modules stay 0."""
     s = charges.sum(axis=1)

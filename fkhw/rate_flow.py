@@ -77,8 +77,13 @@ def _evaluator(bundle, campaign: Path, summary: dict):
 
     outs = CampaignOutputs.load(campaign)
     level = SoftwareLevel(bundle.ir)
-    meter = DamageMeter(bundle.require_decoder(), outs.charges, outs.baseline, bundle.ir.output_spec.frac)
-    denominator = float(summary["emd_norm_denominator"])
+    from fkhw.campaign_files import denominator_key
+    from fkhw.metrics import metric_of, scorer
+
+    metric, frac = metric_of(summary), bundle.ir.output_spec.frac
+    meter = DamageMeter(bundle.require_decoder(), outs.charges, outs.baseline, frac) if metric.needs_decoder else \
+        DamageMeter(None, outs.charges, outs.baseline, frac, score=scorer(metric, outs.baseline, frac, outs.labels))
+    denominator = float(summary[denominator_key(summary)])
 
     def evaluate(scenarios: list) -> np.ndarray:
         res = []

@@ -150,7 +150,10 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool 
 
     _step("campaign over the hardened RTL (replica 0 of protected bits)")
     all_modules = modules.size == outputs.n_modules
+    from fkhw.campaign import metric_options
+
     spec = CampaignSpec(bundle.name, level="rtl", n_inputs=summary["inputs"], seed=summary["seed"], data=summary.get("data"),
+                        **metric_options(summary),
                         sites=tuple(int(s) for s in table.site),
                         rows=None if all_modules else tuple(int(r) for r in outputs.rows[modules]))
     level = HardenedRtlLevel(bundle.ir, protect, replica=0, jobs=jobs or 1)
