@@ -655,7 +655,6 @@ def _assemble(spec, level_name, bundle, out, store, planned, work, baseline, bas
         "data_digest": work.data_digest,
         "order": spec.order,
         **_baseline_keys(metric, base_emd, denominator, spec, work, baseline),
-        "baseline": spec.baseline,
         "confidence": spec.confidence,
         "interval": f"paired bootstrap over the modules (BCa), {N_BOOT} replicates, seeded by --seed",
         "n_sites": int(rows.size),
@@ -829,7 +828,6 @@ def _assemble_faults(spec, level_name, bundle, out, store, planned: Plan, work, 
                          ("the fault-free mean EMD over each fault's touched slots" if metric.is_emd else
                           "the fault-free mean damage over each fault's touched slots")
                          if spec.baseline == "modules" else denominator, spec, work, baseline),
-        "baseline": spec.baseline,
         "damage": "emd = mean EMD over the window slots a fault touches; emd_norm = emd / fault-free mean over the "
                   "same slots; a fault with lost or extra outputs is degraded at every threshold (fkhw/damage.py)"
                   if metric.is_emd else
@@ -875,13 +873,13 @@ def _baseline_keys(metric, base: float, denominator, spec: CampaignSpec, work: W
     """The summary's fault-free figures: today's keys for the EMD; the metric
     (name, column, labels) and ``baseline_damage`` for any other."""
     if metric.is_emd:
-        return {"baseline_emd": base, "emd_norm_denominator": denominator}
+        return {"baseline_emd": base, "baseline": spec.baseline, "emd_norm_denominator": denominator}
     extra = {}
     if metric.name == "accuracy":  # d' = 1 + wrong - wrong_fault_free: the fault-free accuracy is not in the mean
         extra["fault_free_accuracy"] = float((np.asarray(golden).argmax(axis=1) == work.labels).mean())
     return {"metric": {"name": metric.name, "column": metric.column, "raw": metric.raw, "describe": metric.describe,
                        "labels": spec.labels, "labels_digest": work.labels_digest},
-            "baseline_damage": base, "damage_denominator": denominator, **extra}
+            "baseline_damage": base, "baseline": spec.baseline, "damage_denominator": denominator, **extra}
 
 
 def _recorded(spec: CampaignSpec, key: str) -> bool:

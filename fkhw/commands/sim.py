@@ -4,6 +4,7 @@ import json
 import time
 from pathlib import Path
 
+from fkhw.commands.options import add_metric_arguments
 from fkhw.commands.options import EMD_NORM, POSITIVE, SEED, auto_or_positive, out_path
 
 HELP = "the whole flow: hls4ml project, RTL (lint), functional test, RTL + software campaigns, agreement, TMR"
@@ -46,6 +47,7 @@ def add_arguments(p):
                    help="also synthesise the plain and hardened netlists and run them on Verilator: fault-free "
                         "on every row, and the TMR proof after synthesis (small models: seconds; econt-bol: the "
                         "netlist's Verilator build takes many minutes, see README)")
+    add_metric_arguments(p)  # none of --data/--labels/--metric given: the model directory's example.json, if any
 
 
 class Steps:
@@ -78,7 +80,7 @@ def run(args) -> int:
     from fkhw.cli import UserError
     from fkhw.commands.campaign import print_summary
     from fkhw.commands.tmr import print_report
-    from fkhw.data import check_image_input, encoder_input_codes, load_charges, select_modules
+    from fkhw.data import all_input_codes, check_image_input, row_pool, select_modules
     from fkhw.model.bundle import load_model
     from fkhw.plots import campaign_figure1
     from fkhw.sites import SiteSpace
@@ -87,13 +89,17 @@ def run(args) -> int:
 
     if args.out is not None:
         check_out_dir(args.out)
-    charges = load_charges(args.data)  # a bad --data is refused before anything is built
+    _example_defaults(args)
+    metric = {} if args.metric == "emd" and args.labels is None else \
+        {"metric": args.metric, "labels": None if args.labels is None else str(args.labels)}
+    charges = row_pool(args.data)  # a bad --data is refused before anything is built
     tmr_counts = None if args.tmr_inputs == "auto" else args.tmr_inputs
     steps = Steps(12 if args.gate_level else 11) if args.no_rates else Steps(13 if args.gate_level else 12)
     steps.start(f"model {args.model}: integer IR and fault sites")
     bundle = load_model(args.model)
-    bundle.require_decoder()
-    check_image_input(bundle.ir.input.shape, bundle.name)
+    if not metric:  # the EMD compares decoded HGCAL images
+        bundle.require_decoder()
+        check_image_input(bundle.ir.input.shape, bundle.name)
     select_modules(charges, args.inputs, args.seed)  # --inputs the data can give
     out = args.out or Path("out") / bundle.name
     check_out_dir(out, "--out" if args.out is not None else "the default output folder")
@@ -102,7 +108,7 @@ def run(args) -> int:
     space = SiteSpace.of(ir)
     steps.done(f"{len(ir.layers)} layers, {ir.n_param_bits()} parameter bits = fault sites")
 
-    all_rows = encoder_input_codes(charges, ir.input.fmt)
+    all_rows = all_input_codes(ir, args.data)
     want = engine.forward(ir, all_rows)
     summary = {"model": bundle.name, "out": str(out), "vendored_rows": int(all_rows.shape[0])}
 
@@ -146,7 +152,7 @@ def run(args) -> int:
     if args.gate_level:
         _gate_level(steps, ir, out, all_rows, want, summary)
 
-    common = dict(n_inputs=args.inputs, seed=args.seed, data=args.data)
+    common = dict(n_inputs=args.inputs, seed=args.seed, data=args.data, **metric)
     steps.start("exhaustive SEU campaign on the RTL (cocotb + Verilator)")
     rtl_dir = out / "campaign_rtl"
     res_rtl = run_campaign(CampaignSpec(args.model, level="rtl", jobs=args.jobs, **common), bundle, rtl_dir,
@@ -178,7 +184,7 @@ def run(args) -> int:
     what = "auto: 32, 64, ... modules" if tmr_counts is None else f"{tmr_counts} modules"
     steps.start(f"inputs for the TMR map ({what}), each map checked on {args.validate_inputs} held-out modules")
     auto = find_stable(bundle, rule, out / "tmr", args.seed, args.data, HeldOut(args.validate_inputs),
-                       max_inputs=tmr_counts or args.max_inputs, start=tmr_counts or 32)
+                       max_inputs=tmr_counts or args.max_inputs, start=tmr_counts or 32, metric=metric)
     v = auto.validation
     steps.done(f"{auto.reason}; coverage {100 * v.coverage:.2f}%, worst unprotected held-out emd_norm "
                f"{v.worst_unprotected_emd_norm:.4f}")
@@ -240,6 +246,22 @@ def run(args) -> int:
     (out / "sim_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     steps.done(f"all artifacts under {out}/ (sim_summary.json)")
     return 0 if not ag.disagreeing_sites else 1
+
+
+def _example_defaults(args) -> None:
+    """A model directory may name its own data, labels, metric and held-out
+    size (example.json, e.g. the digits example); used when the command
+    line gives no --data, --labels or --metric."""
+    from fkhw.data import model_example
+    from fkhw.model.files import resolve
+
+    if args.data is not None or args.labels is not None or args.metric != "emd":
+        return
+    ex = model_example(resolve(args.model).directory)
+    args.data, args.labels = ex.get("data"), ex.get("labels")
+    args.metric = ex.get("metric", "emd")
+    if "validate_inputs" in ex and args.validate_inputs == 1024:
+        args.validate_inputs = int(ex["validate_inputs"])
 
 
 def _every_flip_flop(bundle, out: Path, common: dict, args, rule) -> list:
