@@ -152,10 +152,17 @@ class Table:
         """The normalised damage under its EMD-era name (readers written before metrics)."""
         return self.damage
 
+    def _named(self, column: str) -> str:
+        return column.replace(DAMAGE, self.column, 1) if column.startswith(DAMAGE) else column
+
+    def has(self, column: str) -> bool:
+        """Whether the table holds ``column`` (``emd_norm*``: the metric's own)."""
+        return self._named(column) == self.column or self._named(column) in self.extra
+
     def number(self, column: str) -> np.ndarray:
         """A further numeric column (e.g. ``emd_norm_hi``), checked like the
         damage; ``emd_norm*`` names the metric's own (``accuracy_norm_hi``)."""
-        column = column.replace(DAMAGE, self.column, 1) if column.startswith(DAMAGE) else column
+        column = self._named(column)
         if column == self.column:
             return self.damage
         if column not in self.extra:

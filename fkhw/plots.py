@@ -19,7 +19,7 @@ def read_campaign_csv(path: Path) -> dict:
     return {"site": t.site, "layer": t.layer, "tensor": t.tensor, "index": t.index, "bit": t.bit,
             "emd_norm": t.emd_norm,
             # the interval columns came later: absent in older tables
-            **{k: t.number(k) for k in ("emd_norm_lo", "emd_norm_hi") if k in t.extra}}
+            **{k: t.number(k) for k in ("emd_norm_lo", "emd_norm_hi") if t.has(k)}}
 
 
 def heatmap_figure(space, emd_norm_by_site: dict, title: str, marked: set | None = None, threshold: float | None = None):

@@ -94,7 +94,7 @@ class CampaignTable:
         summary = read_summary(path)
         require_seu(summary, path, "tmr")  # the map is of parameter bits, from single upsets
         t = read_table(path, summary)
-        interval = [t.number(k) if k in t.extra else None for k in ("emd_norm_lo", "emd_norm_hi")]
+        interval = [t.number(k) if t.has(k) else None for k in ("emd_norm_lo", "emd_norm_hi")]
         return CampaignTable(path, summary, t.site, t.layer, t.tensor, t.index, t.bit, t.emd_norm, *interval)
 
 
