@@ -434,6 +434,12 @@ def run_campaign(spec: CampaignSpec, bundle: ModelBundle, out: Path, fresh: bool
     space = SiteSpace.of(bundle.ir)
     work = make_workload(bundle, spec.data, spec.n_inputs, spec.seed, spec.rows, spec.metric, spec.labels)
     planned = plan_faults(spec, bundle, work.inputs.shape[0])
+    if not metric.is_emd:
+        # the metric on the integer engine's fault-free outputs (every level's, bit for bit): a user metric
+        # that raises or returns NaN, or nothing to normalise by, is refused before the folder is made
+        from fkhw import engine
+
+        scorer(metric, engine.forward(bundle.ir, work.inputs), bundle.ir.output_spec.frac, work.labels)
     if level is None and executor is None:
         why = LEVELS[spec.level].cannot_run(planned.faults, planned.space)
         if why:

@@ -115,7 +115,7 @@ def metric_name(text: str) -> str:
     try:
         return get_metric(text).name
     except MetricError as e:
-        raise argparse.ArgumentTypeError(str(e).removeprefix(f"--metric {text!r}: ").removeprefix(f"--metric {text}: "))
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--metric ")) from None
 
 
 def add_metric_arguments(p, what: str = "damage") -> None:

@@ -90,6 +90,7 @@ def run(args) -> int:
     if args.out is not None:
         check_out_dir(args.out)
     _example_defaults(args)
+    _check_metric(args)
     metric = {} if args.metric == "emd" and args.labels is None else \
         {"metric": args.metric, "labels": None if args.labels is None else str(args.labels)}
     charges = row_pool(args.data)  # a bad --data is refused before anything is built
@@ -246,6 +247,20 @@ def run(args) -> int:
     (out / "sim_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     steps.done(f"all artifacts under {out}/ (sim_summary.json)")
     return 0 if not ag.disagreeing_sites else 1
+
+
+def _check_metric(args) -> None:
+    """--metric, --labels and array --data that cannot go together, before anything is built."""
+    from fkhw.cli import UserError
+    from fkhw.data import ARRAY_SUFFIXES, load_arrays
+    from fkhw.metrics import get_metric
+
+    if get_metric(args.metric).needs_labels and args.labels is None:
+        raise UserError(f"--metric {args.metric} needs --labels (one class per row of --data)")
+    if args.labels is not None:
+        if args.data is None or Path(args.data).suffix not in ARRAY_SUFFIXES:
+            raise UserError(f"--labels {args.labels}: labels go with array inputs (--data x.npy/.npz/.h5)")
+        load_arrays(args.data, args.labels)  # lengths, before anything is built
 
 
 def _example_defaults(args) -> None:
