@@ -430,7 +430,8 @@ def run_campaign(spec: CampaignSpec, bundle: ModelBundle, out: Path, fresh: bool
         metric = get_metric(spec.metric)
     except MetricError as e:
         raise CampaignError(str(e)) from None
-    decoder = bundle.require_decoder() if metric.needs_decoder else None
+    if metric.needs_decoder:
+        bundle.require_decoder()  # refused before any work
     space = SiteSpace.of(bundle.ir)
     work = make_workload(bundle, spec.data, spec.n_inputs, spec.seed, spec.rows, spec.metric, spec.labels)
     planned = plan_faults(spec, bundle, work.inputs.shape[0])
@@ -448,8 +449,7 @@ def run_campaign(spec: CampaignSpec, bundle: ModelBundle, out: Path, fresh: bool
     ident = identity(spec, bundle, work, planned)
     check_out_dir(out)
     with campaign_files.FolderLock(out):
-        return _run_locked(spec, bundle, out, fresh, level, quiet, executor, t0, decoder, space, work, planned,
-                           ident)
+        return _run_locked(spec, bundle, out, fresh, level, quiet, executor, t0, space, work, planned, ident)
 
 
 def make_meter(spec: CampaignSpec, bundle: ModelBundle, work: Workload, baseline: np.ndarray) -> DamageMeter:
@@ -461,7 +461,7 @@ def make_meter(spec: CampaignSpec, bundle: ModelBundle, work: Workload, baseline
     return DamageMeter(None, work.charges, baseline, frac, score=scorer(metric, baseline, frac, work.labels))
 
 
-def _run_locked(spec, bundle, out, fresh, level, quiet, executor, t0, decoder, space, work, planned, ident):
+def _run_locked(spec, bundle, out, fresh, level, quiet, executor, t0, space, work, planned, ident):
     store = Store(out, ident)
     check_finished(out, ident, fresh)
     if fresh:

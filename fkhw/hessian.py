@@ -373,6 +373,7 @@ class AutoencoderLoss:
         sizes = [s.size for s in self.slices]
         shapes = [s.shape for s in self.slices]
 
+        target = None
         if loss == "cross_entropy":
             if labels is None:
                 from fkhw.metrics import MetricError

@@ -112,10 +112,14 @@ def metric_of(summary: dict) -> Metric:
     return get_metric(m["name"] if isinstance(m, dict) else EMD)
 
 
-def column_of(summary: dict | None) -> str:
-    """The normalised damage column of a campaign (emd_norm for today's files)."""
-    m = (summary or {}).get("metric")
-    return m["column"] if isinstance(m, dict) else "emd_norm"
+LABELS = {"emd_norm": "mean EMD / fault-free mean EMD",
+          "accuracy_norm": "accuracy_norm = 1 + top-1 accuracy lost",
+          "mse_norm": "mse_norm (1 = fault-free)"}
+
+
+def axis_label(column: str) -> str:
+    """How a figure names a normalised damage column."""
+    return LABELS.get(column, f"{column} (1 = fault-free)")
 
 
 # --- labels ---------------------------------------------------------------

@@ -42,23 +42,13 @@ def _check(args):
 
 
 def run(args) -> int:
-    import json
     import time
 
-    import numpy as np
-
     from fkhw.cli import UserError
-    from fkhw.data import check_image_input
-    from fkhw.hessian import Settings, analyse
+    from fkhw.data import check_image_input, load_charges, select_modules
+    from fkhw.hessian import loss_kind
     from fkhw.model.bundle import load_model
     from fkhw.model.files import ModelFileError, resolve
-    from fkhw.plots_hessian import save_figure2
-    from fkhw.ranking import bit_scores, write_scores_csv
-    from fkhw.sites import SiteSpace
-
-    from fkhw.data import load_charges, select_modules
-
-    from fkhw.hessian import loss_kind
 
     _check(args)
     kind = loss_kind(args.metric)  # a user metric has no loss: refused before anything else
@@ -140,7 +130,7 @@ def _analyse_and_write(args, bundle, files, kind, t0, what):
     png = save_figure2(out / "figure2.png", a.slices, a.diagonal,
                        f"{bundle.name}: Hessian diagonal per parameter ({args.diagonal}), "
                        + (f"MSE autoencoder loss on {args.inputs} modules" if kind == "mse_8x8_image" else
-                        f"{kind} loss ({args.metric}) on {args.inputs} rows"), traces)
+                        f"{kind} loss ({args.metric}) on {args.inputs} {what}"), traces)
     a.seconds["command_total"] = round(time.perf_counter() - t0, 3)
     report = {
         "model": bundle.name,

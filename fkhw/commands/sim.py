@@ -91,6 +91,9 @@ def run(args) -> int:
         check_out_dir(args.out)
     _example_defaults(args)
     _check_metric(args)
+    from fkhw.metrics import get_metric
+
+    col = get_metric(args.metric).column  # the metric's normalised damage, in what is printed
     metric = {} if args.metric == "emd" and args.labels is None else \
         {"metric": args.metric, "labels": None if args.labels is None else str(args.labels)}
     charges = row_pool(args.data)  # a bad --data is refused before anything is built
@@ -187,7 +190,7 @@ def run(args) -> int:
     auto = find_stable(bundle, rule, out / "tmr", args.seed, args.data, HeldOut(args.validate_inputs),
                        max_inputs=tmr_counts or args.max_inputs, start=tmr_counts or 32, metric=metric)
     v = auto.validation
-    steps.done(f"{auto.reason}; coverage {100 * v.coverage:.2f}%, worst unprotected held-out emd_norm "
+    steps.done(f"{auto.reason}; coverage {100 * v.coverage:.2f}%, worst unprotected held-out {col} "
                f"{v.worst_unprotected_emd_norm:.4f}")
 
     steps.start(f"selective TMR ({rule.describe()}, {auto.steps[-1].inputs} modules): map, annotations, "
@@ -240,7 +243,7 @@ def run(args) -> int:
     print_report(tmr_report, out / "tmr")
     e = summary["tmr"]["evidence"]
     print(f"TMR map evidence: chosen on {e['modules']} modules ({e['reason']}); on {e['heldout_modules']} held-out "
-          f"modules it covers {100 * e['coverage']:.2f}% of the sensitive bits, worst unprotected emd_norm "
+          f"modules it covers {100 * e['coverage']:.2f}% of the sensitive bits, worst unprotected {col} "
           f"{e['worst_unprotected_heldout_emd_norm']:.4f}; overhead {tmr_report['overhead_pct']:.2f}% "
           f"({tmr_report['protected_bits']} bits)")
     summary["seconds"] = round(time.monotonic() - steps.t0, 1)
@@ -301,8 +304,11 @@ def _every_flip_flop(bundle, out: Path, common: dict, args, rule) -> list:
             rows += [{**r, "design": "selective"} for r in rows_of(folder, "plain", threshold)]
     kinds = [k for _, _, k in plan]
     rows.sort(key=lambda r: (kinds.index(r["kind"]), r["class"], ("plain", "selective").index(r["design"])))
+    from fkhw.metrics import get_metric
+
     write_risk(rows, out / "faults", threshold, f"{bundle.name}: where the risk sits, plain vs selective TMR "
-                                                f"({len(hard.protect)} bits triplicated)")
+                                                f"({len(hard.protect)} bits triplicated)",
+               get_metric(common.get("metric", "emd")).column)
     return rows
 
 

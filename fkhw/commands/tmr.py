@@ -88,13 +88,14 @@ def run(args) -> int:
 
 
 def print_report(r: dict, out) -> None:
+    col = r.get("damage_column", "emd_norm")  # the metric's normalised damage
     print(f"{r['model']}: {r['rule']['text']}")
     print(f"  protected bits: {r['protected_bits']} of {r['all_bits']}  "
           f"-> weight flip-flop overhead {r['overhead_pct']:.2f}% (full TMR: 200%)")
     if r["campaign_sites"] < r["all_bits"]:
         print(f"  note: the campaign covered only {r['campaign_sites']} of the {r['all_bits']} sites; bits it did "
               "not inject are unprotected whatever their damage")
-    print(f"  worst unprotected single-upset emd_norm (campaign, {r.get('campaign_modules', '?')} modules): "
+    print(f"  worst unprotected single-upset {col} (campaign, {r.get('campaign_modules', '?')} modules): "
           f"{r['worst_unprotected_emd_norm_software']:.4f}")
     print_evidence(r)
     for row in r.get("area", []):
@@ -117,7 +118,7 @@ def print_report(r: dict, out) -> None:
                   f"{q['protected_tmr_err_misses']} tmr_err misses; {q['unprotected_mismatches']} unprotected "
                   f"mismatches; {'OK' if q['ok'] else 'FAILED'}")
         h = r["hardened_campaign"]
-        print(f"  hardened RTL campaign: worst emd_norm {h['worst_emd_norm_hardened']:.4f}"
+        print(f"  hardened RTL campaign: worst {col} {h['worst_emd_norm_hardened']:.4f}"
               + (f" <= threshold {h['threshold']:g}" if h.get("within_threshold") else "")
               + (f" (on {h['modules']} of the campaign's {h['campaign_modules']} modules)"
                  if h.get("modules", 0) < h.get("campaign_modules", 0) else ""))
@@ -127,6 +128,7 @@ def print_report(r: dict, out) -> None:
 
 def print_evidence(r: dict) -> None:
     """What the map rests on: the --inputs auto search and the held-out check."""
+    col = r.get("damage_column", "emd_norm")
     auto = r.get("auto")
     if auto:
         for st in auto["steps"]:
@@ -137,8 +139,8 @@ def print_evidence(r: dict) -> None:
     v = r.get("validation")
     if v:
         print(f"  held-out ({v['modules']} modules of {v['data']}): coverage {100 * v['coverage']:.2f}% "
-              f"({v['protected_sensitive_bits']} of {v['sensitive_bits']} bits with emd_norm > {v['threshold']:g}), "
-              f"worst unprotected emd_norm {v['worst_unprotected_emd_norm']:.4f}, "
+              f"({v['protected_sensitive_bits']} of {v['sensitive_bits']} bits with {col} > {v['threshold']:g}), "
+              f"worst unprotected {col} {v['worst_unprotected_emd_norm']:.4f}, "
               f"{'stable' if v['stable'] else 'NOT stable'} ({v['stable_means']})")
         for m in v["missed"][:5]:
             own = (f", campaign {m['campaign_emd_norm']:.4f} [{m['campaign_emd_norm_lo']:.4f}, "

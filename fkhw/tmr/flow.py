@@ -65,6 +65,11 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
               "campaign_sites": int(table.site.size),
               "overhead_pct": selection.overhead_pct, "campaign_modules": int(table.summary.get("inputs", 0)),
               **(evidence or {}), "artifacts": {}}
+    from fkhw.campaign_files import damage_column
+
+    column = damage_column(table.summary)
+    if column != "emd_norm":  # the metric's normalised damage (fkhw.metrics): what every figure below is
+        report["damage_column"] = column
     art = report["artifacts"]
 
     _step(f"{rule.describe()}: {selection.n_protected} of {n_all} bits")
@@ -81,7 +86,7 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
     by_site = dict(zip(table.site.tolist(), table.emd_norm.tolist()))
     threshold = rule.value if rule.kind == "threshold" else None
     fig = heatmap_figure(space, by_site, f"{bundle.name}: protected bits ({rule.describe()})",
-                         marked=set(protect.tolist()), threshold=threshold)
+                         marked=set(protect.tolist()), threshold=threshold, column=column)
     fig.savefig(out / "figure1_tmr.png", dpi=130)
     save_tradeoff(table, n_all, selection.overhead_pct, rule.describe(), out / "tradeoff.png")
     art["figures"] = [str(out / "figure1_tmr.png"), str(out / "tradeoff.png")]
