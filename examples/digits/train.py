@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     digits = load_digits()
     x = (digits.images / 16.0).astype(np.float64)[..., None]
     y = digits.target.astype(np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.25, random_state=args.seed, stratify=y)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.5, random_state=args.seed, stratify=y)
     model = build(tf)
     model.compile(optimizer=tf.keras.optimizers.Adam(0.01),
                   loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
