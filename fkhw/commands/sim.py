@@ -193,7 +193,7 @@ def run(args) -> int:
     steps.done(f"{auto.reason}; coverage {100 * v.coverage:.2f}%, worst unprotected held-out {col} "
                f"{v.worst_unprotected_emd_norm:.4f}")
 
-    steps.start(f"selective TMR ({rule.describe()}, {auto.steps[-1].inputs} modules): map, annotations, "
+    steps.start(f"selective TMR ({rule.describe(col)}, {auto.steps[-1].inputs} modules): map, annotations, "
                 "hardened RTL, area, proof")
     tmr_report = run_tmr(auto.campaign, out / "tmr", rule, bundle, synth=not args.no_synth, prove=True,
                          jobs=args.jobs, evidence={"auto": auto.to_dict(), "validation": v.to_dict()},

@@ -70,9 +70,10 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
     column = damage_column(table.summary)
     if column != "emd_norm":  # the metric's normalised damage (fkhw.metrics): what every figure below is
         report["damage_column"] = column
+        report["rule"] = {**report["rule"], "text": rule.describe(column)}
     art = report["artifacts"]
 
-    _step(f"{rule.describe()}: {selection.n_protected} of {n_all} bits")
+    _step(f"{rule.describe(column)}: {selection.n_protected} of {n_all} bits")
     tmr = build_map(bundle, table, selection, generate(ir).regmap)
     art["map"] = [str(p) for p in write_map(tmr, out)]
 
@@ -85,10 +86,10 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
     space = SiteSpace.of(ir)
     by_site = dict(zip(table.site.tolist(), table.emd_norm.tolist()))
     threshold = rule.value if rule.kind == "threshold" else None
-    fig = heatmap_figure(space, by_site, f"{bundle.name}: protected bits ({rule.describe()})",
+    fig = heatmap_figure(space, by_site, f"{bundle.name}: protected bits ({rule.describe(column)})",
                          marked=set(protect.tolist()), threshold=threshold, column=column)
     fig.savefig(out / "figure1_tmr.png", dpi=130)
-    save_tradeoff(table, n_all, selection.overhead_pct, rule.describe(), out / "tradeoff.png")
+    save_tradeoff(table, n_all, selection.overhead_pct, rule.describe(column), out / "tradeoff.png")
     art["figures"] = [str(out / "figure1_tmr.png"), str(out / "tradeoff.png")]
     report["worst_unprotected_emd_norm_software"] = worst_after(table, selection.rows)
 
