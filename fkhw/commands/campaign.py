@@ -2,8 +2,8 @@
 time, on a level, and measure the damage as EMD; or run another kind of
 fault (multi-bit, pipeline, accumulated upsets, a faults file)."""
 
-from fkhw.commands.options import add_metric_arguments
-from fkhw.commands.options import EMD_NORM, NON_NEGATIVE, POSITIVE, SEED, fraction_open, in_path, out_path
+from fkhw.commands.options import (EMD_NORM, NON_NEGATIVE, POSITIVE, SEED, add_metric_arguments, fraction_open,
+                                  in_path, out_path)
 from fkhw.levels import LEVELS
 
 HELP = ("fault-injection campaign on a level (software, hls, rtl, netlist): single-bit upsets (default) or "

@@ -1,8 +1,7 @@
 """fkhw hessian: Hessian trace, eigenpairs, diagonal and bit-level scores of
 the encoder under the autoencoder's training loss."""
 
-from fkhw.commands.options import add_metric_arguments
-from fkhw.commands.options import POSITIVE, SEED, TOLERANCE, int_at_least, out_path
+from fkhw.commands.options import POSITIVE, SEED, TOLERANCE, add_metric_arguments, int_at_least, out_path
 
 HELP = "Hessian of the autoencoder loss w.r.t. the encoder: hessian.json, scores.csv, params.csv, figure2.png"
 DESCRIPTION = (

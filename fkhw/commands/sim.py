@@ -4,8 +4,7 @@ import json
 import time
 from pathlib import Path
 
-from fkhw.commands.options import add_metric_arguments
-from fkhw.commands.options import EMD_NORM, POSITIVE, SEED, auto_or_positive, out_path
+from fkhw.commands.options import EMD_NORM, POSITIVE, SEED, add_metric_arguments, auto_or_positive, out_path
 
 HELP = "the whole flow: hls4ml project, RTL (lint), functional test, RTL + software campaigns, agreement, TMR"
 DESCRIPTION = (

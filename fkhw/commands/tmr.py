@@ -1,6 +1,6 @@
 """fkhw tmr: the selective-TMR map, annotations, hardened RTL, area and proof."""
 
-from fkhw.commands.options import EMD_NORM, POSITIVE, SEED, auto_or_positive, in_path, out_path
+from fkhw.commands.options import EMD_NORM, POSITIVE, SEED, add_metric_arguments, auto_or_positive, in_path, out_path
 
 HELP = "select the weight bits to triplicate from a campaign; write the TMR map, annotations, hardened RTL, area, proof"
 DESCRIPTION = (
@@ -32,7 +32,9 @@ def add_arguments(p):
                         "until the map is stable on the held-out modules (or --max-inputs / the data runs out)")
     p.add_argument("--max-inputs", type=POSITIVE, default=4096, metavar="N", help="cap of --inputs auto (default 4096)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the module choice with --inputs (default 0)")
-    p.add_argument("--data", default=None, help="HGCAL CSV for --inputs (default: the vendored sample)")
+    p.add_argument("--data", default=None,
+                   help="HGCAL CSV for --inputs (default: the vendored sample), or an array file with --metric")
+    add_metric_arguments(p, "--inputs campaigns' damage")
     p.add_argument("--validate-inputs", type=POSITIVE, default=1024, metavar="N",
                    help="held-out modules the map is checked on (default 1024)")
     p.add_argument("--validate-data", default=None, metavar="PATH",
@@ -75,8 +77,10 @@ def run(args) -> int:
     if table is not None:  # a rule the campaign cannot satisfy is refused before any work
         select(table, rule, bundle.ir.n_param_bits())
     if args.inputs is not None:
+        metric = {} if args.metric == "emd" and args.labels is None else \
+            {"metric": args.metric, "labels": None if args.labels is None else str(args.labels)}
         auto = find_stable(bundle, rule, args.out, args.seed, args.data, held,
-                           max_inputs=counts or args.max_inputs, start=counts or 32)
+                           max_inputs=counts or args.max_inputs, start=counts or 32, metric=metric)
         campaign = auto.campaign
         evidence = {"auto": auto.to_dict(), "validation": auto.validation.to_dict()}
     elif not args.no_validate:
