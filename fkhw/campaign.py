@@ -36,6 +36,7 @@ from fkhw.fault_kinds import DEFAULT_SAMPLES, KindOptions, enumerate_faults, par
 from fkhw.faults import FaultError, FaultSet, FlipFlopSpace, Hardening, check_fault_set, read_faults_file, touched, \
     write_faults_csv
 from fkhw.levels import LEVELS, level_entry
+from fkhw.metrics import EMD, MetricError, check_labels, get_metric, pred_changed, scorer
 from fkhw.model.bundle import ModelBundle
 from fkhw.orders import site_order
 from fkhw.outpaths import check_out_dir as check_out_path
@@ -82,6 +83,8 @@ class CampaignSpec:
     cycle: int | None = None  # --cycle: the upsets' cycle (default: the kind's)
     samples: int | None = None  # --samples of accumulate:K (default fkhw.fault_kinds.DEFAULT_SAMPLES)
     hardening: Hardening | None = None  # --tmr: the selectively hardened design instead of the plain one
+    metric: str = EMD  # the damage metric (fkhw.metrics): emd, accuracy, mse, module:function
+    labels: str | None = None  # --labels: class ids or targets, one row per input of --data
 
     @property
     def seu(self) -> bool:
@@ -94,15 +97,61 @@ class Workload:
     """The campaign's inputs: which modules, their charges and codes."""
 
     rows: np.ndarray  # indices into the data file
-    charges: np.ndarray  # (N, 48) as read: the EMD reference side
+    charges: np.ndarray  # (N, 48) as read: the EMD reference side (arrays: the real-valued inputs)
     inputs: np.ndarray  # (N, *input.shape) encoder input codes
     data_path: Path
     data_digest: str
+    labels: np.ndarray | None = None  # (N,) class ids or (N, n_out) targets of the chosen rows, as the metric reads them
+    labels_digest: str | None = None
+
+
+def metric_options(summary: dict) -> dict:
+    """CampaignSpec fields that rerun a campaign's metric (``metric``,
+    ``labels``) from its summary; none for an EMD campaign."""
+    m = summary.get("metric")
+    return {"metric": m["name"], "labels": m.get("labels")} if isinstance(m, dict) else {}
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def is_array_file(path) -> bool:
+    return path is not None and Path(path).suffix in data.ARRAY_SUFFIXES
 
 
 def make_workload(bundle: ModelBundle, data_path: str | None, n_inputs: int, seed: int,
-                  rows: tuple | None = None) -> Workload:
+                  rows: tuple | None = None, metric: str = EMD, labels: str | None = None) -> Workload:
+    """The campaign's inputs: modules of an HGCAL CSV (the default), or rows
+    of an array file (.npy/.npz/HDF5) in the model's input shape; ``labels``
+    for the metrics that read them."""
+    m = get_metric(metric)
     path = Path(data_path) if data_path else data.DEFAULT_DATA
+    if is_array_file(path):
+        if m.needs_decoder:
+            raise CampaignError(f"--data {path}: the {m.name} metric compares HGCAL trigger cells, which an array "
+                                "file does not hold; choose --metric accuracy, mse or module:function")
+        x, y = data.load_arrays(path, labels, bundle.ir.input.shape)
+        if m.needs_labels and y is None:
+            raise CampaignError(f"--metric {m.name} needs --labels (one class per row of {path})")
+        pool = np.ones((x.shape[0], 1))  # every row may be drawn (fkhw.data.row_pool)
+        if rows is None:
+            if n_inputs > x.shape[0]:
+                raise CampaignError(f"--inputs {n_inputs} is larger than the {x.shape[0]} rows of {path}")
+            rows = data.select_modules(pool, n_inputs, seed)
+        else:
+            rows = data.check_modules(pool, rows, path)
+        inputs = data.array_input_codes(x[rows], bundle.ir.input.fmt, str(path))
+        try:
+            lab = check_labels(m, None if y is None else y[rows], bundle.ir.output_spec.size, f"--labels {labels}")
+        except MetricError as e:
+            raise CampaignError(str(e)) from None
+        return Workload(rows, x[rows], inputs, path, _digest(path), lab, _digest(Path(labels)) if labels else None)
+    if labels is not None:
+        raise CampaignError(f"--labels {labels}: labels go with array inputs (--data x.npy/.npz/.h5), not the "
+                            f"HGCAL CSV {path}")
+    if m.needs_labels:
+        raise CampaignError(f"--metric {m.name} needs --labels, with array inputs (--data x.npy --labels y.npy)")
     charges = data.load_charges(path)
     rows = data.select_modules(charges, n_inputs, seed) if rows is None else data.check_modules(charges, rows, path)
     chosen = charges[rows]
@@ -293,6 +342,8 @@ def identity(spec: CampaignSpec, bundle: ModelBundle, work: Workload, planned: P
                          work.data_digest]).encode())
     h.update(work.rows.astype(np.int64).tobytes())
     h.update(planned.ids.astype(np.int64).tobytes())
+    if spec.metric != EMD or work.labels_digest is not None:  # today's EMD campaigns keep their identity
+        h.update(json.dumps(["metric", spec.metric, work.labels_digest]).encode())
     if not spec.seu:
         h.update(json.dumps(["faults", planned.label, planned.options, planned.digest()]).encode())
     if spec.hardening is not None:
@@ -375,10 +426,21 @@ def run_campaign(spec: CampaignSpec, bundle: ModelBundle, out: Path, fresh: bool
         level_entry(spec.level)  # an unknown level is named before any work
     out = Path(out)
     check_out_path(out)  # before any work; the folder is made only once the inputs are known good
-    decoder = bundle.require_decoder()
+    try:
+        metric = get_metric(spec.metric)
+    except MetricError as e:
+        raise CampaignError(str(e)) from None
+    if metric.needs_decoder:
+        bundle.require_decoder()  # refused before any work
     space = SiteSpace.of(bundle.ir)
-    work = make_workload(bundle, spec.data, spec.n_inputs, spec.seed, spec.rows)
+    work = make_workload(bundle, spec.data, spec.n_inputs, spec.seed, spec.rows, spec.metric, spec.labels)
     planned = plan_faults(spec, bundle, work.inputs.shape[0])
+    if not metric.is_emd:
+        # the metric on the integer engine's fault-free outputs (every level's, bit for bit): a user metric
+        # that raises or returns NaN, or nothing to normalise by, is refused before the folder is made
+        from fkhw import engine
+
+        scorer(metric, engine.forward(bundle.ir, work.inputs), bundle.ir.output_spec.frac, work.labels)
     if level is None and executor is None:
         why = LEVELS[spec.level].cannot_run(planned.faults, planned.space)
         if why:
@@ -387,11 +449,19 @@ def run_campaign(spec: CampaignSpec, bundle: ModelBundle, out: Path, fresh: bool
     ident = identity(spec, bundle, work, planned)
     check_out_dir(out)
     with campaign_files.FolderLock(out):
-        return _run_locked(spec, bundle, out, fresh, level, quiet, executor, t0, decoder, space, work, planned,
-                           ident)
+        return _run_locked(spec, bundle, out, fresh, level, quiet, executor, t0, space, work, planned, ident)
 
 
-def _run_locked(spec, bundle, out, fresh, level, quiet, executor, t0, decoder, space, work, planned, ident):
+def make_meter(spec: CampaignSpec, bundle: ModelBundle, work: Workload, baseline: np.ndarray) -> DamageMeter:
+    """The damage meter of the campaign's metric on its inputs (fkhw.metrics)."""
+    metric = get_metric(spec.metric)
+    frac = bundle.ir.output_spec.frac
+    if metric.needs_decoder:
+        return DamageMeter(bundle.require_decoder(), work.charges, baseline, frac)
+    return DamageMeter(None, work.charges, baseline, frac, score=scorer(metric, baseline, frac, work.labels))
+
+
+def _run_locked(spec, bundle, out, fresh, level, quiet, executor, t0, space, work, planned, ident):
     store = Store(out, ident)
     check_finished(out, ident, fresh)
     if fresh:
@@ -403,11 +473,13 @@ def _run_locked(spec, bundle, out, fresh, level, quiet, executor, t0, decoder, s
     try:
         task = ChunkTask(spec.level, bundle, work.inputs, spec.hardening)
         baseline = executor.golden(task)
-        meter = DamageMeter(decoder, work.charges, baseline, bundle.ir.output_spec.frac)
+        meter = make_meter(spec, bundle, work, baseline)
         base_emd = float(meter.baseline_emd.mean())
         if not np.isfinite(base_emd) or base_emd <= 0:
             raise CampaignError(f"the fault-free mean EMD on {work.data_path} is {base_emd}: damage cannot be "
                                 "normalised by it (check the data's charges)")
+        if spec.baseline != "modules" and spec.metric != EMD:
+            raise CampaignError(f"--baseline {spec.baseline}: only the emd metric has a whole-file baseline")
         denominator = base_emd if spec.baseline == "modules" else data_baseline_emd(bundle, work.data_path)
         if not np.isfinite(denominator) or denominator <= 0:
             raise CampaignError(f"the fault-free mean EMD over all of {work.data_path} is {denominator}: damage "
@@ -560,24 +632,26 @@ def _assemble(spec, level_name, bundle, out, store, planned, work, baseline, bas
     emd_norm = emd / denominator
     lo, hi = emd_norm_interval(baseline_emd, indptr, module, changed_emd, spec.confidence, spec.seed,
                                denominator=None if spec.baseline == "modules" else denominator)
+    metric = get_metric(spec.metric)
     if not np.isfinite(emd_norm).all():
         bad = rows[~np.isfinite(emd_norm)]
-        raise CampaignError(f"emd_norm is not finite for {bad.size} site(s), e.g. site {int(bad[0])}: "
+        raise CampaignError(f"{metric.column} is not finite for {bad.size} site(s), e.g. site {int(bad[0])}: "
                             "nothing written (check the data's charges)")
     cols = space.table(bundle.ir, rows) if rows.size else {k: [] for k in ("site", "layer", "tensor", "index", "bit")}
+    extra = _metric_extra(metric, baseline, indptr, module, changed_latent, np.full(rows.size, baseline.shape[0]))
 
     tmp_csv = out / "campaign.csv.tmp"
     with tmp_csv.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(CSV_COLUMNS)
+        w.writerow(metric_columns(metric, CSV_COLUMNS) + list(extra))
         for k in range(rows.size):
             w.writerow([int(cols["site"][k]), cols["layer"][k], cols["tensor"][k], int(cols["index"][k]),
                         int(cols["bit"][k]), repr(float(emd[k])), repr(float(emd_norm[k])), int(n_changed[k]),
-                        repr(float(lo[k])), repr(float(hi[k]))])
+                        repr(float(lo[k])), repr(float(hi[k]))] + [repr(float(v[k])) for v in extra.values()])
     os.replace(tmp_csv, out / "campaign.csv")
     write_outputs(out / "outputs.npz", charges=work.charges, inputs=work.inputs, rows=work.rows, baseline=baseline,
                   baseline_emd=baseline_emd, sites=rows, indptr=indptr, module=module,
-                  changed_latent=changed_latent, changed_emd=changed_emd)
+                  changed_latent=changed_latent, changed_emd=changed_emd, labels=work.labels)
     summary = {
         "fkhw": __version__,
         "model": bundle.name,
@@ -588,9 +662,7 @@ def _assemble(spec, level_name, bundle, out, store, planned, work, baseline, bas
         "data": str(work.data_path),
         "data_digest": work.data_digest,
         "order": spec.order,
-        "baseline_emd": base_emd,
-        "baseline": spec.baseline,
-        "emd_norm_denominator": denominator,
+        **_baseline_keys(metric, base_emd, denominator, spec, work, baseline),
         "confidence": spec.confidence,
         "interval": f"paired bootstrap over the modules (BCa), {N_BOOT} replicates, seeded by --seed",
         "n_sites": int(rows.size),
@@ -603,7 +675,7 @@ def _assemble(spec, level_name, bundle, out, store, planned, work, baseline, bas
         # explicit modules are in outputs.npz (rows)
         # the fault options are those of seu (cycle 0, no file): the summary it always wrote
         "spec": {k: v for k, v in asdict(spec).items() if k not in ("sites", "jobs", "chunk", "scheduler", "rows")
-                 and k not in ("faults", "faults_file", "cycle", "samples", "hardening")},
+                 and k not in ("faults", "faults_file", "cycle", "samples", "hardening") and _recorded(spec, k)},
         **_design(spec),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -721,13 +793,15 @@ def _assemble_faults(spec, level_name, bundle, out, store, planned: Plan, work, 
         emd_norm = emd / touched_mean(np.broadcast_to(baseline_emd, hit.shape), hit, baseline_emd)
     else:
         emd_norm = emd / denominator
+    metric = get_metric(spec.metric)
     if not np.isfinite(emd_norm).all():
         bad = fs.ids[~np.isfinite(emd_norm)]
-        raise CampaignError(f"emd_norm is not finite for {bad.size} fault(s), e.g. fault {int(bad[0])}: "
+        raise CampaignError(f"{metric.column} is not finite for {bad.size} fault(s), e.g. fault {int(bad[0])}: "
                             "nothing written (check the data's charges)")
     lo, hi = intervals_over_touched(baseline_emd, hit, indptr, module, changed_emd, emd_norm, spec.confidence,
                                     spec.seed, denominator=None if spec.baseline == "modules" else denominator)
     classes = fault_classes(fs, space)
+    extra_cols = _metric_extra(metric, baseline, indptr, module, changed_latent, n_touched)
 
     tmp = out / (campaign_files.FAULTS + ".tmp")
     write_faults_csv(fs, space, tmp)
@@ -735,17 +809,17 @@ def _assemble_faults(spec, level_name, bundle, out, store, planned: Plan, work, 
     tmp_csv = out / "campaign.csv.tmp"
     with tmp_csv.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(FAULT_CSV_COLUMNS)
+        w.writerow(metric_columns(metric, FAULT_CSV_COLUMNS) + list(extra_cols))
         n_up = fs.n_upsets()
         for k in range(len(fs)):
             w.writerow([int(fs.ids[k]), int(n_up[k]), classes[k], repr(float(emd[k])), repr(float(emd_norm[k])),
                         int(n_changed[k]), int(n_touched[k]), int(lost[k]), int(extra[k]), repr(float(lo[k])),
-                        repr(float(hi[k]))])
+                        repr(float(hi[k]))] + [repr(float(v[k])) for v in extra_cols.values()])
     os.replace(tmp_csv, out / "campaign.csv")
     write_outputs(out / "outputs.npz", charges=work.charges, inputs=work.inputs, rows=work.rows, baseline=baseline,
                   baseline_emd=baseline_emd, sites=fs.ids, indptr=indptr, module=module,
                   changed_latent=changed_latent, changed_emd=changed_emd, faults=fs, lost_indptr=lost_indptr,
-                  lost_module=lost_module, extra=extra)
+                  lost_module=lost_module, extra=extra, labels=work.labels)
     by_class = damage_by_class(classes, emd_norm, lost, extra, spec.thresholds, spec.confidence)
     summary = {
         "fkhw": __version__,
@@ -758,12 +832,16 @@ def _assemble_faults(spec, level_name, bundle, out, store, planned: Plan, work, 
         "data_digest": work.data_digest,
         "faults": {"kind": planned.label, "options": planned.options, "digest": planned.digest(),
                    "n_kind": planned.n_kind},
-        "baseline_emd": float(baseline_emd.mean()),
-        "baseline": spec.baseline,
-        "emd_norm_denominator": ("the fault-free mean EMD over each fault's touched slots"
-                                 if spec.baseline == "modules" else denominator),
+        **_baseline_keys(metric, float(baseline_emd.mean()),
+                         ("the fault-free mean EMD over each fault's touched slots" if metric.is_emd else
+                          "the fault-free mean damage over each fault's touched slots")
+                         if spec.baseline == "modules" else denominator, spec, work, baseline),
         "damage": "emd = mean EMD over the window slots a fault touches; emd_norm = emd / fault-free mean over the "
-                  "same slots; a fault with lost or extra outputs is degraded at every threshold (fkhw/damage.py)",
+                  "same slots; a fault with lost or extra outputs is degraded at every threshold (fkhw/damage.py)"
+                  if metric.is_emd else
+                  f"{metric.raw} = mean damage over the window slots a fault touches; {metric.column} = {metric.raw} / "
+                  "fault-free mean over the same slots; a fault with lost or extra outputs is degraded at every "
+                  "threshold (fkhw/damage.py, fkhw/metrics.py)",
         "confidence": spec.confidence,
         "interval": f"per fault: paired bootstrap over its touched modules (BCa), {N_BOOT} replicates, seeded by "
                     "--seed (a fault touching one slot: its value); per class: normal approximation over the faults",
@@ -776,12 +854,46 @@ def _assemble_faults(spec, level_name, bundle, out, store, planned: Plan, work, 
         "thresholds": by_class["all"]["degraded"],
         "classes": by_class,
         "spec": {k: v for k, v in asdict(spec).items()
-                 if k not in ("sites", "jobs", "chunk", "scheduler", "rows", "hardening")},
+                 if k not in ("sites", "jobs", "chunk", "scheduler", "rows", "hardening") and _recorded(spec, k)},
         **_design(spec),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "timing.json").write_text(json.dumps({"seconds": round(seconds, 3), "faults": int(len(fs))}) + "\n")
     return CampaignResult(out, summary, fs.ids, emd_norm)
+
+
+def metric_columns(metric, columns: list) -> list:
+    """A table's columns under ``metric``: today's for emd; for another metric
+    emd -> its raw column, emd_norm(_lo/_hi) -> its normalised column."""
+    if metric.is_emd:
+        return list(columns)
+    return [metric.raw if c == "emd" else c.replace("emd_norm", metric.column) for c in columns]
+
+
+def _metric_extra(metric, baseline, indptr, module, changed_latent, n_touched) -> dict:
+    """Columns a metric adds after today's: accuracy's pred_changed."""
+    if metric.name != "accuracy":
+        return {}
+    return {"pred_changed": pred_changed(baseline, indptr, module, changed_latent, n_touched)}
+
+
+def _baseline_keys(metric, base: float, denominator, spec: CampaignSpec, work: Workload, golden) -> dict:
+    """The summary's fault-free figures: today's keys for the EMD; the metric
+    (name, column, labels) and ``baseline_damage`` for any other."""
+    if metric.is_emd:
+        return {"baseline_emd": base, "baseline": spec.baseline, "emd_norm_denominator": denominator}
+    extra = {}
+    if metric.name == "accuracy":  # d' = 1 + wrong - wrong_fault_free: the fault-free accuracy is not in the mean
+        extra["fault_free_accuracy"] = float((np.asarray(golden).argmax(axis=1) == work.labels).mean())
+    return {"metric": {"name": metric.name, "column": metric.column, "raw": metric.raw, "describe": metric.describe,
+                       "labels": spec.labels, "labels_digest": work.labels_digest},
+            "baseline_damage": base, "baseline": spec.baseline, "damage_denominator": denominator, **extra}
+
+
+def _recorded(spec: CampaignSpec, key: str) -> bool:
+    """Spec fields a summary records: metric and labels only when not
+    today's EMD defaults, so today's summaries stay byte-identical."""
+    return key not in ("metric", "labels") or spec.metric != EMD or spec.labels is not None
 
 
 def _design(spec: CampaignSpec) -> dict:

@@ -39,7 +39,9 @@ FAULTS = "faults.csv"  # a campaign of another kind than seu: what each fault is
 DAMAGE_FIGURE = "damage_by_class.png"  # its figure (fkhw plot)
 ARTIFACTS = (TABLE, OUTPUTS, SUMMARY, TIMING, FIGURE1, AGREEMENT, FAULTS, DAMAGE_FIGURE)
 TABLE_COLUMNS = ("site", "layer", "tensor", "index", "bit", "emd_norm")
-SUMMARY_KEYS = ("model", "model_digest", "level", "inputs", "n_sites_model", "baseline_emd")
+SUMMARY_KEYS = ("model", "model_digest", "level", "inputs", "n_sites_model")
+# the normalised damage column: emd_norm (the EMD metric, today's files) or the metric's (fkhw.metrics)
+DAMAGE = "emd_norm"
 FAULT_TABLE_COLUMNS = ("fault", "n_upsets", "classes", "emd", "emd_norm", "n_changed", "n_touched", "lost", "extra",
                        "emd_norm_lo", "emd_norm_hi")
 
@@ -66,18 +68,49 @@ def read_summary(folder, option: str = "--campaign") -> dict:
         raise CampaignFileError(f"{path}: damaged ({e})") from None
     if not isinstance(summary, dict):
         raise CampaignFileError(f"{path}: damaged (not a JSON object)")
-    missing = [k for k in SUMMARY_KEYS + (rows_key(summary),) if k not in summary]
+    base_key = baseline_key(summary)
+    missing = [k for k in SUMMARY_KEYS + (base_key, rows_key(summary)) if k not in summary]
     if missing:
         raise CampaignFileError(f"{path}: damaged or not from fkhw campaign (no {', '.join(missing)})")
-    base = summary["baseline_emd"]
+    base = summary[base_key]
     if not isinstance(base, (int, float)) or not math.isfinite(base) or base <= 0:
-        raise CampaignFileError(f"{path}: baseline_emd {base!r} is not a positive number")
+        raise CampaignFileError(f"{path}: {base_key} {base!r} is not a positive number")
+    if "metric" in summary and not (isinstance(summary["metric"], dict)
+                                    and isinstance(summary["metric"].get("column"), str)):
+        raise CampaignFileError(f"{path}: damaged (metric has no column name)")
     for key in (rows_key(summary), "n_sites_model", "inputs"):
         if not isinstance(summary[key], int) or summary[key] < 0:
             raise CampaignFileError(f"{path}: {key} {summary[key]!r} is not a count")
     if not isinstance(kind_of(summary), str):
         raise CampaignFileError(f"{path}: damaged (faults.kind is not a name)")
     return summary
+
+
+def damage_column(summary: dict | None) -> str:
+    """The campaign's normalised damage column: ``emd_norm`` for the EMD
+    (summaries without a ``metric``), else the metric's (accuracy_norm, ...)."""
+    m = (summary or {}).get("metric")
+    return m["column"] if isinstance(m, dict) else DAMAGE
+
+
+def baseline_key(summary: dict) -> str:
+    """The summary's fault-free mean damage: ``baseline_emd`` or ``baseline_damage``."""
+    return "baseline_damage" if "metric" in summary else "baseline_emd"
+
+
+def denominator_key(summary: dict) -> str:
+    return "damage_denominator" if "metric" in summary else "emd_norm_denominator"
+
+
+def _find_damage(header: list, path: Path) -> str:
+    """The normalised damage column of a table header."""
+    if DAMAGE in header:
+        return DAMAGE
+    found = [c for c in header if c.endswith("_norm")]
+    if len(found) != 1:
+        raise CampaignFileError(f"{path}: damaged or not a campaign table (no normalised damage column "
+                                f"{DAMAGE} or <metric>_norm)")
+    return found[0]
 
 
 def kind_of(summary: dict) -> str:
@@ -110,13 +143,28 @@ class Table:
     tensor: list
     index: np.ndarray
     bit: np.ndarray
-    emd_norm: np.ndarray
+    damage: np.ndarray  # the metric's normalised damage (1 = fault-free)
     extra: dict  # column -> list of str (columns this reader does not interpret)
+    column: str = DAMAGE  # its name: emd_norm, accuracy_norm, ...
+
+    @property
+    def emd_norm(self) -> np.ndarray:
+        """The normalised damage under its EMD-era name (readers written before metrics)."""
+        return self.damage
+
+    def _named(self, column: str) -> str:
+        return column.replace(DAMAGE, self.column, 1) if column.startswith(DAMAGE) else column
+
+    def has(self, column: str) -> bool:
+        """Whether the table holds ``column`` (``emd_norm*``: the metric's own)."""
+        return self._named(column) == self.column or self._named(column) in self.extra
 
     def number(self, column: str) -> np.ndarray:
-        """A further numeric column (e.g. ``emd_norm_hi``), checked like emd_norm."""
-        if column == "emd_norm":
-            return self.emd_norm
+        """A further numeric column (e.g. ``emd_norm_hi``), checked like the
+        damage; ``emd_norm*`` names the metric's own (``accuracy_norm_hi``)."""
+        column = self._named(column)
+        if column == self.column:
+            return self.damage
         if column not in self.extra:
             raise CampaignFileError(f"{self.path}: no column {column!r} (written by an older fkhw? run the "
                                     "campaign again)")
@@ -143,7 +191,8 @@ def read_table(path, summary: dict | None = None, option: str = "--campaign") ->
         with path.open(newline="") as f:
             reader = csv.DictReader(f)
             header = reader.fieldnames or []
-            missing = [c for c in TABLE_COLUMNS if c not in header]
+            damage = _find_damage(header, path) if "site" in header else DAMAGE
+            missing = [c for c in TABLE_COLUMNS if c.replace(DAMAGE, damage) not in header]
             if missing and "fault" in header:
                 raise CampaignFileError(f"{path}: a table of faults (a --faults campaign other than seu), not of "
                                         "sites")
@@ -155,8 +204,9 @@ def read_table(path, summary: dict | None = None, option: str = "--campaign") ->
     if not rows:
         raise CampaignFileError(f"{path}: campaign table has no rows")
     cols = {c: [r.get(c) for r in rows] for c in header}
+    named = [c.replace(DAMAGE, damage) for c in TABLE_COLUMNS]
     for k, r in enumerate(rows):
-        if None in r or any(r.get(c) in (None, "") for c in TABLE_COLUMNS):
+        if None in r or any(r.get(c) in (None, "") for c in named):
             raise CampaignFileError(f"{path}:{k + 2}: row is cut short or has empty fields")
 
     def ints(name):
@@ -170,12 +220,12 @@ def read_table(path, summary: dict | None = None, option: str = "--campaign") ->
 
     site, index, bit = ints("site"), ints("index"), ints("bit")
     try:
-        emd_norm = np.array([float(v) for v in cols["emd_norm"]], dtype=np.float64)
+        emd_norm = np.array([float(v) for v in cols[damage]], dtype=np.float64)
     except ValueError:
-        raise CampaignFileError(f"{path}: column 'emd_norm' must hold numbers") from None
+        raise CampaignFileError(f"{path}: column {damage!r} must hold numbers") from None
     bad = ~np.isfinite(emd_norm)
     if bad.any():
-        raise CampaignFileError(f"{path}: emd_norm is not finite for {int(bad.sum())} site(s), "
+        raise CampaignFileError(f"{path}: {damage} is not finite for {int(bad.sum())} site(s), "
                                 f"e.g. site {int(site[bad][0])}")
     if np.unique(site).size != site.size:
         raise CampaignFileError(f"{path}: a site is listed twice")
@@ -186,8 +236,8 @@ def read_table(path, summary: dict | None = None, option: str = "--campaign") ->
         if site.max() >= summary["n_sites_model"]:
             raise CampaignFileError(f"{path}: site {int(site.max())} is beyond the model's "
                                     f"{summary['n_sites_model']} sites")
-    extra = {c: v for c, v in cols.items() if c not in TABLE_COLUMNS}
-    return Table(path, site, cols["layer"], cols["tensor"], index, bit, emd_norm, extra)
+    extra = {c: v for c, v in cols.items() if c not in named}
+    return Table(path, site, cols["layer"], cols["tensor"], index, bit, emd_norm, extra, damage)
 
 
 @dataclass(frozen=True, eq=False)
@@ -216,20 +266,23 @@ def read_fault_table(folder, summary: dict, option: str = "--campaign") -> Fault
     try:
         with path.open(newline="") as f:
             reader = csv.DictReader(f)
-            missing = [c for c in FAULT_TABLE_COLUMNS if c not in (reader.fieldnames or [])]
+            damage = damage_column(summary)
+            wanted = [_metric_name(c, damage, summary) for c in FAULT_TABLE_COLUMNS]
+            missing = [c for c in wanted if c not in (reader.fieldnames or [])]
             if missing:
                 raise CampaignFileError(f"{path}: damaged or not a table of faults (no column {', '.join(missing)})")
             rows = list(reader)
     except (UnicodeDecodeError, csv.Error) as e:
         raise CampaignFileError(f"{path}: damaged ({e})") from None
     for k, r in enumerate(rows):
-        if None in r or any(r.get(c) in (None, "") for c in FAULT_TABLE_COLUMNS):
+        if None in r or any(r.get(c) in (None, "") for c in wanted):
             raise CampaignFileError(f"{path}:{k + 2}: row is cut short or has empty fields")
     if len(rows) != summary[rows_key(summary)]:
         raise CampaignFileError(f"{path}: {len(rows)} rows, but {SUMMARY} says {summary[rows_key(summary)]} faults "
                                 "(cut short or from another run)")
 
     def column(name, kind):
+        name = _metric_name(name, damage, summary)
         try:
             arr = np.array([kind(r[name]) for r in rows], dtype=np.int64 if kind is int else np.float64)
         except (ValueError, OverflowError):
@@ -247,6 +300,16 @@ def read_fault_table(folder, summary: dict, option: str = "--campaign") -> Fault
     return FaultTable(path, fault, column("n_upsets", int), np.array([r["classes"] for r in rows], dtype=object),
                       column("emd_norm", float), column("n_touched", int), column("lost", int), column("extra", int),
                       column("emd_norm_lo", float), column("emd_norm_hi", float))
+
+
+def _metric_name(column: str, damage: str, summary: dict) -> str:
+    """A table column under the campaign's metric (emd -> its raw column,
+    emd_norm* -> its normalised column); today's names for the EMD."""
+    if damage == DAMAGE:
+        return column
+    if column == "emd":
+        return summary["metric"].get("raw", "damage")
+    return column.replace(DAMAGE, damage, 1) if column.startswith(DAMAGE) else column
 
 
 def read_outputs(folder, summary: dict, option: str = "--campaign"):

@@ -39,6 +39,7 @@ def _user_error_types() -> tuple:
     from fkhw.faults import FaultError
     from fkhw.hls.project import HlsProjectError
     from fkhw.levels import LevelError
+    from fkhw.metrics import MetricError
     from fkhw.model.extract import UnsupportedLayerError
     from fkhw.model.files import ModelFileError
     from fkhw.outpaths import OutputError
@@ -52,7 +53,7 @@ def _user_error_types() -> tuple:
     from fkhw.tmr.select import TmrError
 
     return (UserError, AgreementError, CampaignError, CampaignFileError, DamageError, DataError, EvidenceError,
-            ExecutorError, FaultError, HlsProjectError, LevelError, UnsupportedLayerError, ModelFileError,
+            ExecutorError, FaultError, HlsProjectError, LevelError, MetricError, UnsupportedLayerError, ModelFileError,
             OutputError, OutputsError, RankingError, RateError, RtlUnsupported, RtlSimError, ToolError, SiteError,
             TmrError, OSError)
 

@@ -49,19 +49,27 @@ class DamageError(ValueError):
 
 @dataclass(eq=False)
 class DamageMeter:
-    decoder: DecoderIR
+    """Per-vector damage of output codes, cached per distinct (input, codes).
+    The EMD by default (``decoder``, ``charges``); ``score`` (rows, codes) ->
+    (n,) measures another metric (fkhw.metrics.Scorer) instead: the names
+    ``emd``, ``baseline_emd`` then hold that metric's per-vector damage."""
+
+    decoder: DecoderIR | None
     charges: np.ndarray  # (N, 48) as read from the data: the EMD reference side
     baseline: np.ndarray  # (N, n_out) fault-free latent codes
     latent_frac: int
+    score: object = None  # fkhw.metrics.Scorer, or None: the EMD
     baseline_emd: np.ndarray = field(init=False)  # (N,)
     _cache: dict = field(init=False, default_factory=dict)
 
     def __post_init__(self):
-        if np.any(self.charges.sum(axis=1) <= 0):
+        if self.score is None and np.any(self.charges.sum(axis=1) <= 0):
             raise DamageError("every campaign input must have non-zero charge")
         self.baseline_emd = self._emd(np.arange(self.baseline.shape[0]), self.baseline)
 
     def _emd(self, rows: np.ndarray, latent: np.ndarray) -> np.ndarray:
+        if self.score is not None:
+            return self.score(rows, latent)
         decoded = self.decoder(latent.astype(np.float64) * 2.0 ** -self.latent_frac)
         cells = from_image(decoded)
         res = emd_pairs(self.charges[rows], cells)

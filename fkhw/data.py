@@ -110,6 +110,46 @@ def _read_charges(path: Path) -> np.ndarray:
     return charges
 
 
+def row_pool(path) -> np.ndarray:
+    """Weights (N, k) whose positive row sums mark the rows a campaign may
+    draw: an HGCAL CSV's charges (modules with non-zero charge), or ones for
+    an array file (every row). The one draw rule of campaigns, held-out sets
+    and ``--inputs auto`` (:func:`select_modules`)."""
+    path = Path(path) if path is not None else DEFAULT_DATA
+    if path.suffix in ARRAY_SUFFIXES:
+        return np.ones((_read_array(path, "x", "inputs").shape[0], 1))
+    return load_charges(path)
+
+
+def all_input_codes(ir, path) -> np.ndarray:
+    """The model's input codes of every row of a data file: an HGCAL CSV's
+    8x8 images, or an array file's rows through the model's input quantizer."""
+    path = Path(path) if path is not None else DEFAULT_DATA
+    if path.suffix in ARRAY_SUFFIXES:
+        return array_input_codes(load_arrays(path, None, ir.input.shape)[0], ir.input.fmt, str(path))
+    return encoder_input_codes(load_charges(path), ir.input.fmt)
+
+
+EXAMPLE = "example.json"  # a model directory's own data and metric (the digits example's)
+
+
+def model_example(model_dir) -> dict:
+    """What a model directory says it is run with: ``data``, ``labels``
+    (paths relative to it), ``metric`` and ``validate_inputs``; {} if it
+    says nothing (ECON-T: the HGCAL sample, EMD)."""
+    path = Path(model_dir) / EXAMPLE
+    if not path.is_file():
+        return {}
+    try:
+        ex = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: damaged ({e})") from None
+    for key in ("data", "labels"):
+        if key in ex:
+            ex[key] = str(Path(model_dir) / ex[key])
+    return ex
+
+
 def normalise(charges: np.ndarray) -> np.ndarray:
     """Divide each module by 2**floor(log2(sum)); all-zero modules stay 0."""
     s = charges.sum(axis=1)

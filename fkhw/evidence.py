@@ -99,7 +99,8 @@ def emd_norm_interval(baseline_emd: np.ndarray, indptr: np.ndarray, module: np.n
         jack = (sa[None, :] - base[:, None] - d) / jack_den
         u = jack.mean(axis=0)[None, :] - jack
         su2 = (u ** 2).sum(axis=0)
-        a = np.where(su2 > 0, (u ** 3).sum(axis=0) / (6.0 * np.maximum(su2, 1e-300) ** 1.5), 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):  # su2 == 0 (e.g. 0/1 damages of a classifier): a = 0
+            a = np.where(su2 > 0, (u ** 3).sum(axis=0) / (6.0 * np.maximum(su2, 1e-300) ** 1.5), 0.0)
         for k, out in ((0, lo), (1, hi)):
             zz = z0 + z[k]
             level = ndtr(z0 + zz / (1.0 - a * zz))

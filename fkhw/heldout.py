@@ -108,13 +108,13 @@ def validate(protected_sites, heldout_table, threshold: float, campaign_table=No
                       n_cov / n_sens if n_sens else 1.0, worst, missed, int(missed_rows.size))
 
 
-def run_heldout(bundle, out: Path, rows, data_path, seed: int, quiet: bool = False):
+def run_heldout(bundle, out: Path, rows, data_path, seed: int, quiet: bool = False, metric: dict | None = None):
     """The exhaustive software campaign on the held-out modules (resumable
     like any campaign); returns its table."""
     from fkhw.campaign import CampaignSpec, run_campaign
     from fkhw.tmr.select import CampaignTable
 
     spec = CampaignSpec(bundle.name, level="software", seed=seed, data=None if data_path is None else str(data_path),
-                        rows=tuple(int(r) for r in rows), n_inputs=len(rows))
+                        rows=tuple(int(r) for r in rows), n_inputs=len(rows), **(metric or {}))
     run_campaign(spec, bundle, Path(out), quiet=quiet)
     return CampaignTable.load(out)

@@ -13,6 +13,13 @@ Two halves:
   encoder's latent, averaged over a data batch (the original ECON-T
   training used a "telescope" loss whose 2x2/4x4 grouping matrices are not
   shipped with the model; MSE on the image is the plain autoencoder loss).
+  The loss follows the damage metric (:data:`LOSSES`): the autoencoder's
+  image MSE for ``emd``; the softmax cross-entropy of the outputs (logits)
+  against the labels for ``accuracy``; the MSE of the outputs against the
+  targets for ``mse`` with labels, or against the model's own fault-free
+  outputs without them (zero loss and gradient at the trained weights, but
+  a curvature: the Gauss-Newton ``J^T J`` / N). A user metric has no
+  differentiable loss and is refused.
   Gradients go through the QKeras quantizers' straight-through estimators
   (``x + stop_gradient(q(x) - x)``), as FKeras does: the forward pass is the
   quantized model, the derivatives those of its float shadow.
@@ -287,9 +294,33 @@ def data_batch(n_inputs: int, seed: int, data_path=None) -> np.ndarray:
     return data.to_image(data.normalise(charges[idx])).astype(np.float32)
 
 
+# the loss behind `fkhw hessian --metric NAME`
+LOSSES = {"emd": "mse_8x8_image", "accuracy": "cross_entropy", "mse": "mse"}
+
+
+def loss_kind(metric: str) -> str:
+    if metric not in LOSSES:
+        from fkhw.metrics import MetricError
+
+        raise MetricError(f"--metric {metric}: fkhw hessian differentiates a loss; a user metric has none (use "
+                          f"{', '.join(LOSSES)})")
+    return LOSSES[metric]
+
+
+def array_batch(n_inputs: int, seed: int, data_path, labels, input_shape, metric: str, n_out: int) -> tuple:
+    """``n_inputs`` seeded rows of an array file (x float32, labels as the metric reads them or None)."""
+    from fkhw import data
+    from fkhw.metrics import check_labels, get_metric
+
+    x, y = data.load_arrays(data_path, labels, input_shape)
+    idx = data.select_modules(np.ones((x.shape[0], 1)), n_inputs, seed)
+    y = check_labels(get_metric(metric), None if y is None else y[idx], n_out, f"--labels {labels}")
+    return x[idx].astype(np.float32), y
+
+
 def check_batch(images: np.ndarray) -> np.ndarray:
     images = np.asarray(images, dtype=np.float32)
-    if images.ndim != 4 or images.shape[0] == 0:
+    if images.ndim < 2 or images.shape[0] == 0:
         raise DataError(f"the Hessian needs a data batch of at least one module (got shape {images.shape})")
     if not np.any(images):
         raise DataError(f"the data batch ({images.shape[0]} modules) has no charge at all: "
@@ -310,7 +341,7 @@ class AutoencoderLoss:
     through a plain double tape (no padding waste in power iteration).
     """
 
-    def __init__(self, bundle, images: np.ndarray, block: int = 32):
+    def __init__(self, bundle, images: np.ndarray, block: int = 32, loss: str = "mse_8x8_image", labels=None):
         folded = bundle.ir.source.get("folded_batchnorm") if bundle.ir.source else None
         if folded:
             from fkhw.model.extract import UnsupportedLayerError
@@ -319,7 +350,8 @@ class AutoencoderLoss:
                 f"layer {folded[0]!r} (QConv2DBatchnorm): the Hessian is taken over the Keras weights, and a folded "
                 "batch-norm conv's Keras kernel is not the folded parameter the sites name")
         files = bundle.files
-        if not files.has_decoder:
+        self.kind = kind = loss
+        if loss == "mse_8x8_image" and not files.has_decoder:
             raise ModelFileError(
                 f"model {bundle.name!r} ({files.directory}) has no decoder: the Hessian of the autoencoder "
                 "loss needs one (decoder*.json + decoder*.hdf5 next to the encoder)")
@@ -334,16 +366,36 @@ class AutoencoderLoss:
         self.n = sum(s.size for s in self.slices)
         self.block = int(block)
         self.encoder = load_encoder(files)
-        self.decoder = load_decoder(files)
+        self.decoder = load_decoder(files) if loss == "mse_8x8_image" else None
         self.params = self._variables_in_site_order()
         x = tf.constant(self.images)
         enc, dec, params = self.encoder, self.decoder, self.params
         sizes = [s.size for s in self.slices]
         shapes = [s.shape for s in self.slices]
 
-        def loss():
+        target = None
+        if loss == "cross_entropy":
+            if labels is None:
+                from fkhw.metrics import MetricError
+
+                raise MetricError("--metric accuracy needs --labels: the cross-entropy is taken against them")
+            target = tf.constant(np.asarray(labels, dtype=np.int64))
+        elif loss == "mse":
+            # the targets, or the model's own outputs (the Hessian of how far outputs move)
+            own = enc(x, training=False)
+            target = tf.constant(np.asarray(labels, dtype=np.float32).reshape(own.shape) if labels is not None
+                                 else own.numpy())
+
+        def loss_fn():
+            if kind == "cross_entropy":
+                logits = tf.reshape(tf.cast(enc(x, training=False), tf.float32), [tf.shape(x)[0], -1])
+                return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=logits))
+            if kind == "mse":
+                return tf.reduce_mean(tf.square(tf.cast(enc(x, training=False), tf.float32) - target))
             y = dec(enc(x, training=False), training=False)
             return tf.reduce_mean(tf.square(tf.cast(y, tf.float32) - x))
+
+        loss = loss_fn  # noqa: F811 (the closure below calls it by this name)
 
         def flat(ts):
             return tf.concat([tf.reshape(t, [-1]) for t in ts], axis=0)
@@ -433,6 +485,8 @@ class Settings:
     n_inputs: int = 1024
     seed: int = 0
     data: str | None = None
+    metric: str = "emd"  # the loss follows it (LOSSES)
+    labels: str | None = None
     top_k: int = 5
     trace_tol: float = 0.02
     trace_max_samples: int = 2000
@@ -485,9 +539,13 @@ def analyse(bundle, settings: Settings, images: np.ndarray | None = None) -> Ana
     timer = _Timer()
     t0 = time.perf_counter()
     with timer.step("loading the data batch and the autoencoder"):
-        if images is None:
+        kind, labels = loss_kind(settings.metric), None
+        if images is None and settings.metric != "emd":
+            images, labels = array_batch(settings.n_inputs, settings.seed, settings.data, settings.labels,
+                                         bundle.ir.input.shape, settings.metric, bundle.ir.output_spec.size)
+        elif images is None:
             images = data_batch(settings.n_inputs, settings.seed, settings.data)
-        closure = AutoencoderLoss(bundle, images, block=settings.block)
+        closure = AutoencoderLoss(bundle, images, block=settings.block, loss=kind, labels=labels)
     rng = np.random.default_rng(settings.seed)
     with timer.step("gradient"):
         loss, grad = closure.loss_and_gradient()

@@ -5,7 +5,8 @@ pairs change at all), so the latent codes are stored only where they differ
 from the fault-free ones, site by site (compressed sparse rows):
 
     charges (N, 48), inputs (N, ...), rows (N,)   the modules
-    baseline (N, n_out), baseline_emd (N,)        fault-free latent codes and EMD
+    baseline (N, n_out), baseline_emd (N,)        fault-free latent codes and EMD (another metric: its damage)
+    labels (N,) or (N, n_out)                     a metric's labels or targets, when it read any
     sites (S,)                                    in campaign-table order
     changed_indptr (S+1,)                         site k's entries: indptr[k]:indptr[k+1]
     changed_module (P,), changed_latent (P, n_out), changed_emd (P,)
@@ -58,6 +59,7 @@ class CampaignOutputs:
     lost_module: np.ndarray | None = None
     extra: np.ndarray | None = None
     fault_set: object = None  # fkhw.faults.FaultSet of a non-seu campaign
+    labels: np.ndarray | None = None  # the metric's labels of the modules (fkhw.metrics), if it read any
 
     @staticmethod
     def load(path: Path) -> "CampaignOutputs":
@@ -81,10 +83,11 @@ class CampaignOutputs:
                 fs = FaultSet(kind, d["faults"], d["fault_indptr"], d["fault_ff"], d["fault_cycle"], d["fault_scrub"])
                 return CampaignOutputs(path, d["charges"], d["inputs"], d["rows"], d["baseline"], d["baseline_emd"],
                                        d["faults"], d["changed_indptr"], d["changed_module"], d["changed_latent"],
-                                       d["changed_emd"], kind, d["lost_indptr"], d["lost_module"], d["extra"], fs)
+                                       d["changed_emd"], kind, d["lost_indptr"], d["lost_module"], d["extra"], fs,
+                                       d.get("labels"))
             return CampaignOutputs(path, d["charges"], d["inputs"], d["rows"], d["baseline"], d["baseline_emd"],
                                    d["sites"], d["changed_indptr"], d["changed_module"], d["changed_latent"],
-                                   d["changed_emd"])
+                                   d["changed_emd"], labels=d.get("labels"))
         except KeyError as e:
             raise OutputsError(f"{path}: damaged (outputs.npz lacks the array {e.args[0]!r})") from None
 
@@ -133,7 +136,8 @@ def _from_dense(path: Path, d: dict) -> CampaignOutputs:
 
 
 def write_outputs(path: Path, *, charges, inputs, rows, baseline, baseline_emd, sites, indptr, module,
-                  changed_latent, changed_emd, faults=None, lost_indptr=None, lost_module=None, extra=None) -> Path:
+                  changed_latent, changed_emd, faults=None, lost_indptr=None, lost_module=None, extra=None,
+                  labels=None) -> Path:
     """Write atomically (a kill leaves the previous file or none). ``faults``
     (a FaultSet in table order, with ``lost_*`` and ``extra``): a campaign of
     another kind than seu, keyed by fault id (``sites`` then holds its ids)."""
@@ -146,6 +150,8 @@ def write_outputs(path: Path, *, charges, inputs, rows, baseline, baseline_emd, 
                      lost_module=np.asarray(lost_module, dtype=np.int32), extra=np.asarray(extra, dtype=np.int64),
                      fault_indptr=faults.indptr, fault_ff=faults.ff, fault_cycle=faults.cycle,
                      fault_scrub=faults.scrub)
+    if labels is not None:  # only a metric reading labels writes them: EMD files stay as they were
+        keyed["labels"] = np.asarray(labels)
     with tmp.open("wb") as f:
         np.savez_compressed(f, format=np.array(FORMAT), charges=charges, inputs=inputs, rows=rows, baseline=baseline,
                             baseline_emd=baseline_emd, **keyed, changed_indptr=indptr,

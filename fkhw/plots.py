@@ -17,12 +17,13 @@ def read_campaign_csv(path: Path) -> dict:
 
     t = read_table(path)
     return {"site": t.site, "layer": t.layer, "tensor": t.tensor, "index": t.index, "bit": t.bit,
-            "emd_norm": t.emd_norm,
+            "emd_norm": t.emd_norm, "column": t.column,
             # the interval columns came later: absent in older tables
-            **{k: t.number(k) for k in ("emd_norm_lo", "emd_norm_hi") if k in t.extra}}
+            **{k: t.number(k) for k in ("emd_norm_lo", "emd_norm_hi") if t.has(k)}}
 
 
-def heatmap_figure(space, emd_norm_by_site: dict, title: str, marked: set | None = None, threshold: float | None = None):
+def heatmap_figure(space, emd_norm_by_site: dict, title: str, marked: set | None = None, threshold: float | None = None,
+                   column: str = "emd_norm"):
     """Figure 1: normalised mean EMD, parameter index (x) against bit (y,
     0 = sign on top), one panel per parameter layer (kernel then bias)."""
     from matplotlib.colors import PowerNorm
@@ -72,7 +73,9 @@ def heatmap_figure(space, emd_norm_by_site: dict, title: str, marked: set | None
         ax.set_yticks(range(bits))
     axes[-1].set_xlabel("parameter index (C order; kernel, then bias after the dashed line)")
     cb = fig.colorbar(im, ax=list(axes), shrink=0.9)
-    label = "mean EMD / fault-free mean EMD"
+    from fkhw.metrics import axis_label
+
+    label = axis_label(column)
     if threshold is not None:
         label += f" (TMR threshold {threshold:g})"
     cb.set_label(label)
@@ -83,7 +86,7 @@ def heatmap_figure(space, emd_norm_by_site: dict, title: str, marked: set | None
 def save_figure1(space, campaign_dir: Path, out_png: Path, title: str, marked=None, threshold=None) -> Path:
     table = read_campaign_csv(campaign_dir)
     by_site = dict(zip(table["site"].tolist(), table["emd_norm"].tolist()))
-    fig = heatmap_figure(space, by_site, title, marked=marked, threshold=threshold)
+    fig = heatmap_figure(space, by_site, title, marked=marked, threshold=threshold, column=table["column"])
     fig.savefig(out_png, dpi=130)
     return Path(out_png)
 
@@ -109,12 +112,15 @@ def damage_figure(campaign_dir: Path, out_png: Path | None = None) -> Path:
     classes = [c for c in summary["classes"] if c != "all"]
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
+    from fkhw.campaign_files import damage_column
+
+    col = damage_column(summary)
     data = [table.emd_norm[table.classes == c] for c in classes]
     ax1.boxplot(data, whis=(5, 95), sym=".", widths=0.6)
     ax1.set_xticks(range(1, len(classes) + 1), [f"{c}\n({d.size} faults)" for c, d in zip(classes, data)])
     ax1.set_yscale("log")
     ax1.axhline(1.0, color="grey", lw=0.8, ls="--")
-    ax1.set_ylabel("emd_norm over the touched vectors")
+    ax1.set_ylabel(f"{col} over the touched vectors")
     ax1.set_title("damage per fault", fontsize=10)
     thresholds = list(summary["classes"]["all"]["degraded"])
     width = 0.8 / max(1, len(thresholds))
@@ -122,11 +128,11 @@ def damage_figure(campaign_dir: Path, out_png: Path | None = None) -> Path:
         frac = np.array([summary["classes"][c]["degraded"][t]["fraction"] for c in classes])
         iv = np.array([summary["classes"][c]["degraded"][t]["interval"] for c in classes]).reshape(-1, 2)
         x = np.arange(len(classes)) + (j - (len(thresholds) - 1) / 2) * width
-        ax2.bar(x, 100 * frac, width, label=f"emd_norm > {t}")
+        ax2.bar(x, 100 * frac, width, label=f"{col} > {t}")
         ax2.errorbar(x, 100 * frac, yerr=100 * np.abs(iv.T - frac), fmt="none", ecolor="black", lw=0.7, capsize=2)
     ax2.set_xticks(range(len(classes)), classes)
     ax2.set_ylabel("faults degraded (%)")
-    ax2.set_title(f"degraded: emd_norm > T or an output lost / extra ({100 * summary['confidence']:g}% intervals)",
+    ax2.set_title(f"degraded: {col} > T or an output lost / extra ({100 * summary['confidence']:g}% intervals)",
                   fontsize=10)
     ax2.legend(fontsize=8)
     fig.suptitle(f"{summary['model']}: --faults {summary['faults']['kind']}, {summary['level']} level, "

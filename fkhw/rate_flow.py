@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fkhw import rates
+from fkhw.campaign_files import damage_column
 from fkhw.rates import Design, Environment, RateError, draw_scenarios
 
 DEFAULT_SCRUBS = ("1s", "1min", "1h", "1d")
@@ -77,8 +78,13 @@ def _evaluator(bundle, campaign: Path, summary: dict):
 
     outs = CampaignOutputs.load(campaign)
     level = SoftwareLevel(bundle.ir)
-    meter = DamageMeter(bundle.require_decoder(), outs.charges, outs.baseline, bundle.ir.output_spec.frac)
-    denominator = float(summary["emd_norm_denominator"])
+    from fkhw.campaign_files import denominator_key
+    from fkhw.metrics import metric_of, scorer
+
+    metric, frac = metric_of(summary), bundle.ir.output_spec.frac
+    meter = DamageMeter(bundle.require_decoder(), outs.charges, outs.baseline, frac) if metric.needs_decoder else \
+        DamageMeter(None, outs.charges, outs.baseline, frac, score=scorer(metric, outs.baseline, frac, outs.labels))
+    denominator = float(summary[denominator_key(summary)])
 
     def evaluate(scenarios: list) -> np.ndarray:
         res = []
@@ -146,7 +152,7 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
         return emd_norm[np.asarray(sites, dtype=np.int64)]
 
     log(f"fkhw rate: {bundle.name}, lam = {env.lam:.3g} upsets per flip-flop per second "
-        f"(flux {env.flux:.3g} cm^-2 s^-1 x sigma {env.sigma:.3g} cm^2), degraded: emd_norm > {threshold}")
+        f"(flux {env.flux:.3g} cm^-2 s^-1 x sigma {env.sigma:.3g} cm^2), degraded: {damage_column(summary)} > {threshold}")
     pools = {"plain": (all_sites, np.zeros(0, dtype=np.int64)), "full": (np.zeros(0, dtype=np.int64), all_sites)}
     if tmap is not None:
         pools["selective"] = (unprotected, protected)
@@ -167,6 +173,7 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
               "tmr": str(tmr) if tmr else None, "transients": str(transients) if transients else None,
               "environment": {**asdict(env), "lam_per_s": env.lam}, "threshold": threshold, "target": target,
               "k_max": k_max, "samples": samples, "seed": seed,
+              **({} if damage_column(summary) == "emd_norm" else {"damage_column": damage_column(summary)}),
               "sigma_note": "sigma is a placeholder order of magnitude: use your technology's measured "
                             "per-flip-flop cross-section for the particle spectrum at your location",
               "transients_note": None if trans else "no --transients campaign: pipeline and control upsets are "
@@ -226,6 +233,7 @@ def _dur(s: float) -> str:
 def figure(result: dict, path: Path) -> Path:
     from matplotlib.figure import Figure
 
+    column = result.get("damage_column", "emd_norm")  # the metric's normalised damage (fkhw.metrics)
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     ax_p, ax_e = fig.subplots(1, 2)
     for name, d in result["designs"].items():
@@ -237,10 +245,10 @@ def figure(result: dict, path: Path) -> Path:
         ax_e.semilogx(c["t_s"], mean, color=line.get_color(), linestyle=line.get_linestyle(), label=name)
     ax_p.axhline(result["target"], color="grey", linewidth=0.8, linestyle=":")
     ax_p.set(xlabel="time since the last scrub [s]", ylabel="P(output degraded) (upper bound)",
-             title=f"{result['model']}: emd_norm > {result['threshold']:g}, lam = "
+             title=f"{result['model']}: {column} > {result['threshold']:g}, lam = "
                    f"{result['environment']['lam_per_s']:.2g}/s per flip-flop")
     ax_p.set_ylim(1e-12, 1.5)
-    ax_e.set(xlabel="time since the last scrub [s]", ylabel="mean emd_norm",
+    ax_e.set(xlabel="time since the last scrub [s]", ylabel=f"mean {column}",
              title=f"mean damage (where <= {result['k_max']} upsets cover 99%)")
     ax_p.legend(fontsize=8)
     fig.savefig(path, dpi=110)

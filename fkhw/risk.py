@@ -63,7 +63,9 @@ def rows_of(folder: Path, design: str, threshold: float) -> list:
     return out
 
 
-def write_risk(rows: list, out: Path, threshold: float, title: str) -> list:
+def write_risk(rows: list, out: Path, threshold: float, title: str, column: str = "emd_norm") -> list:
+    """``column``: the campaigns' normalised damage (fkhw.metrics); the file
+    keys keep the EMD-era name ``mean_emd_norm``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "risk.json").write_text(json.dumps({"threshold": threshold, "rows": rows}, indent=1) + "\n")
@@ -71,17 +73,17 @@ def write_risk(rows: list, out: Path, threshold: float, title: str) -> list:
         w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
-    lines = [f"| design | kind | class | faults | degraded (emd_norm > {threshold:g} or lost/extra output) | "
-             "mean emd_norm |", "|---|---|---|---:|---|---:|"]
+    lines = [f"| design | kind | class | faults | degraded ({column} > {threshold:g} or lost/extra output) | "
+             f"mean {column} |", "|---|---|---|---:|---|---:|"]
     for r in rows:
         lines.append(f"| {r['design']} | {r['kind']} | {r['class']} | {r['faults']:,} | {100 * r['fraction']:.2f}% "
                      f"[{100 * r['lo']:.2f}, {100 * r['hi']:.2f}] | {r['mean_emd_norm']:.4f} |")
     (out / "risk.md").write_text("\n".join(lines) + "\n")
-    figure(rows, out / "risk.png", threshold, title)
+    figure(rows, out / "risk.png", threshold, title, column)
     return [out / "risk.json", out / "risk.csv", out / "risk.md", out / "risk.png"]
 
 
-def figure(rows: list, path: Path, threshold: float, title: str) -> Path:
+def figure(rows: list, path: Path, threshold: float, title: str, column: str = "emd_norm") -> Path:
     from matplotlib.figure import Figure
 
     labels = list(dict.fromkeys(f"{r['kind']}\n{r['class']}" for r in rows))
@@ -97,7 +99,7 @@ def figure(rows: list, path: Path, threshold: float, title: str) -> Path:
                         if lab in by else [0, 0] for lab in labels]).T
         ax.bar(x + (j - (len(designs) - 1) / 2) * width, vals, width, yerr=np.clip(err, 0, None), capsize=2, label=d)
     ax.set_xticks(x, labels, fontsize=8)
-    ax.set_ylabel(f"faults degrading the output [%]\n(emd_norm > {threshold:g}, or a lost/extra output)")
+    ax.set_ylabel(f"faults degrading the output [%]\n({column} > {threshold:g}, or a lost/extra output)")
     ax.set_title(title)
     ax.legend()
     fig.savefig(path, dpi=110)

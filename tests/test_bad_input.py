@@ -124,6 +124,32 @@ CASES = _out_cases() + SEED_CASES + [
          "the decoder (decoder_small.json) reads 5"),
     Case("campaign", "model-input-not-8x8", ("--model", "{shape_model}", "--out", "{ws}/new"),
          "reads inputs of shape (4, 4, 1)"),
+    # -- campaign: metrics and array data (issue 17); {digits} the example classifier, {dx} its inputs
+    Case("campaign", "labels-wrong-length", ("--model", "digits", "--data", "{dx}", "--labels", "{short_labels}",
+                                             "--metric", "accuracy", "--out", "{ws}/new"),
+         "{short_labels}: 10 labels for the"),
+    Case("campaign", "metric-needs-labels", ("--model", "digits", "--data", "{dx}", "--metric", "accuracy", "--out",
+                                             "{ws}/new"), "--metric accuracy needs --labels"),
+    Case("campaign", "metric-unknown", ("--model", "digits", "--metric", "f1", "--out", "{ws}/new"),
+         "--metric 'f1': unknown metric"),
+    Case("campaign", "user-metric-raises", ("--model", "digits", "--data", "{dx}", "--metric", "bad_metrics:boom",
+                                            "--out", "{ws}/new"), "--metric bad_metrics:boom raised RuntimeError",
+         env={"PYTHONPATH": "."}),
+    Case("campaign", "user-metric-nan", ("--model", "digits", "--data", "{dx}", "--metric", "bad_metrics:nan",
+                                         "--out", "{ws}/new"), "--metric bad_metrics:nan returned nan",
+         env={"PYTHONPATH": "."}),
+    Case("campaign", "data-array-wrong-shape", ("--model", "digits", "--data", "{x7}", "--metric", "mse", "--out",
+                                                "{ws}/new"), "{x7}: inputs of shape (7, 7, 1) per row"),
+    Case("campaign", "labels-class-beyond-outputs", ("--model", "digits", "--data", "{dx}", "--labels", "{big_labels}",
+                                                     "--metric", "accuracy", "--out", "{ws}/new"),
+         "class 10 at row 0 is outside the model's 10 outputs"),
+    Case("hessian", "user-metric-has-no-loss", ("--model", "digits", "--data", "{dx}", "--metric", "bad_metrics:boom",
+                                                "--out", "{ws}/new"), "a user metric has none",
+         env={"PYTHONPATH": "."}),
+    Case("hessian", "labels-wrong-length", ("--model", "digits", "--data", "{dx}", "--labels", "{short_labels}",
+                                            "--metric", "accuracy", "--out", "{ws}/new"), "{short_labels}: 10 labels"),
+    Case("sim", "metric-needs-labels", ("--model", "digits", "--data", "{dx}", "--metric", "accuracy", "--out",
+                                        "{ws}/new"), "--metric accuracy needs --labels"),
     # -- campaign: the folder
     Case("campaign", "finished-folder-other-arguments",
          ("--model", "{model}", "--inputs", INPUTS, "--seed", "1", "--out", "{camp}"),
@@ -519,9 +545,32 @@ def ws(small_model_dir, tmp_path_factory, servers):
     p["locked"] = root / "locked"
     p["locked"].mkdir()
     (root / "cwd").mkdir()
+    _array_inputs(p, root)
     (root / "cwd" / "out").write_text("a file where `fkhw sim` puts its default output folder\n")
     with FolderLock(p["locked"]):
         yield p
+
+
+def _array_inputs(p: dict, root: Path) -> None:
+    """The digits example's inputs, labels of the wrong length or classes,
+    inputs of the wrong shape, and user metrics that fail (importable from
+    the commands' working folder with PYTHONPATH=.)."""
+    from fkhw.model.files import MODELS_DIR
+
+    with np.load(MODELS_DIR / "digits" / "data.npz") as z:
+        x = z["x"]
+    p["dx"] = root / "digits_x.npy"
+    np.save(p["dx"], x)
+    p["short_labels"] = root / "short_labels.npy"
+    np.save(p["short_labels"], np.zeros(10, dtype=np.int64))
+    p["big_labels"] = root / "big_labels.npy"
+    np.save(p["big_labels"], np.full(x.shape[0], 10, dtype=np.int64))
+    p["x7"] = root / "x7.npy"
+    np.save(p["x7"], np.zeros((5, 7, 7, 1)))
+    (root / "cwd" / "bad_metrics.py").write_text(
+        "import numpy as np\n"
+        "def boom(outputs, labels, baseline):\n    raise RuntimeError('the metric failed')\n"
+        "def nan(outputs, labels, baseline):\n    return np.full(outputs.shape[0], np.nan)\n")
 
 
 def snapshot(root: Path) -> dict:

@@ -231,3 +231,55 @@ def test_zero_inputs_option_is_refused(tmp_path, capsys):
     rc = main(["hessian", "--model", "econt-bol", "--inputs", "0", "--out", str(tmp_path / "o")])
     assert rc == 2
     assert "--inputs 0: out of range" in capsys.readouterr().err
+
+
+# --- the loss follows the metric (issue 17) -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits_batch():
+    from fkhw.hessian import array_batch
+    from fkhw.model.bundle import load_model
+    from fkhw.model.files import MODELS_DIR
+
+    bundle = load_model("digits")
+    data = MODELS_DIR / "digits" / "data.npz"
+    x, y = array_batch(64, 0, data, data, bundle.ir.input.shape, "accuracy", bundle.ir.output_spec.size)
+    return bundle, x, y
+
+
+def test_the_accuracy_metric_takes_the_cross_entropy_against_the_labels(digits_batch):
+    from fkhw.hessian import AutoencoderLoss, loss_kind
+    from fkhw.model.keras_io import load_encoder
+
+    bundle, x, y = digits_batch
+    closure = AutoencoderLoss(bundle, x, loss=loss_kind("accuracy"), labels=y)
+    logits = load_encoder(bundle.files)(x, training=False).numpy().astype(np.float64)
+    z = logits - logits.max(axis=1, keepdims=True)
+    expected = float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(y.size), y]))
+    loss, grad = closure.loss_and_gradient()
+    assert loss == pytest.approx(expected, rel=1e-5)
+    assert np.abs(grad).max() > 0  # a trained classifier's batch loss is not stationary per batch
+
+
+def test_mse_against_the_models_own_outputs_is_zero_with_a_gauss_newton_curvature(digits_batch):
+    from fkhw.hessian import AutoencoderLoss, hessian_matrix, loss_kind
+
+    bundle, x, _ = digits_batch
+    closure = AutoencoderLoss(bundle, x, loss=loss_kind("mse"))
+    loss, grad = closure.loss_and_gradient()
+    assert loss == 0.0 and not grad.any()
+    # H = 2 J^T J / (N k): symmetric, positive semi-definite, and not zero
+    H = hessian_matrix(closure.hvp, closure.n)
+    assert np.abs(H - H.T).max() <= 1e-5 * np.abs(H).max()
+    w = np.linalg.eigvalsh((H + H.T) / 2)
+    assert w.min() >= -1e-5 * w.max() and w.max() > 0
+
+
+def test_a_user_metric_has_no_loss_to_differentiate():
+    from fkhw.hessian import loss_kind
+    from fkhw.metrics import MetricError
+
+    assert loss_kind("emd") == "mse_8x8_image"
+    with pytest.raises(MetricError, match="a user metric has none"):
+        loss_kind("mymod:damage")

@@ -2,7 +2,8 @@
 time, on a level, and measure the damage as EMD; or run another kind of
 fault (multi-bit, pipeline, accumulated upsets, a faults file)."""
 
-from fkhw.commands.options import EMD_NORM, NON_NEGATIVE, POSITIVE, SEED, fraction_open, in_path, out_path
+from fkhw.commands.options import (EMD_NORM, NON_NEGATIVE, POSITIVE, SEED, add_metric_arguments, fraction_open,
+                                  in_path, out_path)
 from fkhw.levels import LEVELS
 
 HELP = ("fault-injection campaign on a level (software, hls, rtl, netlist): single-bit upsets (default) or "
@@ -27,7 +28,9 @@ def add_arguments(p):
                    help="where faults run (netlist: the Yosys gate-level netlist of the RTL, same testbench)")
     p.add_argument("--inputs", type=POSITIVE, default=32, help="number of modules (non-zero charge) to run (default 32)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the module choice and of random orders")
-    p.add_argument("--data", default=None, help="HGCAL CSV with CALQ_0..CALQ_47 (default: the vendored sample)")
+    p.add_argument("--data", default=None,
+                   help="HGCAL CSV with CALQ_0..CALQ_47 (default: the vendored sample), or an array file (.npy, .npz, "
+                        ".h5) of inputs in the model's input shape (real values: the model's input quantizer applies)")
     p.add_argument("--out", type=out_path, required=True, help="output folder")
     p.add_argument("--sites", type=in_path, default=None, help="file of site ids to run (one per line, or CSV with a site column)")
     p.add_argument("--order", default="site",
@@ -68,6 +71,7 @@ def add_arguments(p):
                         "of the plain one: replicas are flip-flops too (software and rtl levels)")
     p.add_argument("--refresh", action="store_true",
                    help="with --tmr: the self-correcting variant (replicas reload the voted value every clock)")
+    add_metric_arguments(p)
     p.add_argument("--no-plot", action="store_true", help="skip the figure")
 
 
@@ -97,7 +101,8 @@ def run(args) -> int:
         jobs=args.jobs, chunk=args.chunk, scheduler=args.scheduler, baseline=args.baseline,
         confidence=args.confidence, faults=args.faults,
         faults_file=None if args.faults_file is None else str(args.faults_file), cycle=args.cycle,
-        samples=args.samples, hardening=hardening)
+        samples=args.samples, hardening=hardening, metric=args.metric,
+        labels=None if args.labels is None else str(args.labels))
     check_fault_options(spec)  # options that do not go with the faults, before the site list is read
     if args.sites:
         spec = dataclasses.replace(spec, sites=tuple(read_site_list(args.sites, space).tolist()))
@@ -118,9 +123,21 @@ def run(args) -> int:
     return 0
 
 
+def _fault_free(s: dict) -> str:
+    """What the fault-free outputs scored, in the campaign's metric."""
+    m = s.get("metric")
+    if not isinstance(m, dict):
+        return f"fault-free mean EMD {s['baseline_emd']:.4f}"
+    if m["name"] == "accuracy":
+        return f"metric accuracy, fault-free top-1 accuracy {s['fault_free_accuracy']:.4f}"
+    return f"metric {m['name']}, fault-free mean damage {s['baseline_damage']:.4g}"
+
+
 def print_summary(s: dict, out) -> None:
-    print(f"{s['model']} [{s['level']}]: {s['n_sites']} sites x {s['inputs']} inputs, "
-          f"fault-free mean EMD {s['baseline_emd']:.4f}")
+    from fkhw.campaign_files import damage_column
+
+    col = damage_column(s)
+    print(f"{s['model']} [{s['level']}]: {s['n_sites']} sites x {s['inputs']} inputs, {_fault_free(s)}")
     if not s["complete"]:
         print(f"  note: {s['n_sites']} of the model's {s['n_sites_model']} sites ran (--sites, --order, --stop-*): "
               "the fractions below are of those sites")
@@ -128,19 +145,20 @@ def print_summary(s: dict, out) -> None:
         print(f"  emd_norm relative to the fault-free mean over the whole data file: {s['emd_norm_denominator']:.4f}")
     print("  threshold  sensitive bits   fraction   TMR overhead")
     for row in s["thresholds"].values():
-        print(f"  emd_norm > {row['threshold']:<5g} {row['sensitive_bits']:8d}      {100 * row['fraction']:6.2f}%   "
+        print(f"  {col} > {row['threshold']:<5g} {row['sensitive_bits']:8d}      {100 * row['fraction']:6.2f}%   "
               f"{row['tmr_overhead_pct']:6.2f}%")
     print(f"  results      -> {out}/campaign.csv, outputs.npz, summary.json")
 
 
 def print_fault_summary(s: dict, out) -> None:
     f = s["faults"]
-    print(f"{s['model']} [{s['level']}]: {s['n_faults']} faults ({f['kind']}) x {s['inputs']} inputs, "
-          f"fault-free mean EMD {s['baseline_emd']:.4f}")
+    from fkhw.campaign_files import damage_column
+
+    print(f"{s['model']} [{s['level']}]: {s['n_faults']} faults ({f['kind']}) x {s['inputs']} inputs, {_fault_free(s)}")
     if not s["complete"]:
         print(f"  note: {s['n_faults']} of the kind's {f['n_kind']} faults ran (--stop-after)")
     ts = list(next(iter(s["classes"].values()))["degraded"])
-    print(f"  {'class':<16} {'faults':>7} {'mean emd_norm':>24} {'lost':>6} {'extra':>6}  "
+    print(f"  {'class':<16} {'faults':>7} {'mean ' + damage_column(s):>24} {'lost':>6} {'extra':>6}  "
           + "  ".join(f"degraded>{t:<5}" for t in ts))
     for name, c in s["classes"].items():
         lo, hi = c["mean_emd_norm_interval"]

@@ -1,7 +1,7 @@
 """fkhw hessian: Hessian trace, eigenpairs, diagonal and bit-level scores of
 the encoder under the autoencoder's training loss."""
 
-from fkhw.commands.options import POSITIVE, SEED, TOLERANCE, int_at_least, out_path
+from fkhw.commands.options import POSITIVE, SEED, TOLERANCE, add_metric_arguments, int_at_least, out_path
 
 HELP = "Hessian of the autoencoder loss w.r.t. the encoder: hessian.json, scores.csv, params.csv, figure2.png"
 DESCRIPTION = (
@@ -30,6 +30,7 @@ def add_arguments(p):
     p.add_argument("--diagonal", choices=["exact", "hutchinson"], default="exact",
                    help="exact: one HVP per parameter (default); hutchinson: --diagonal-samples random probes")
     p.add_argument("--diagonal-samples", type=int_at_least(2), default=512, help="probes for --diagonal hutchinson (default 512)")
+    add_metric_arguments(p, "loss follows the")
 
 
 def _check(args):
@@ -40,23 +41,20 @@ def _check(args):
 
 
 def run(args) -> int:
-    import json
     import time
 
-    import numpy as np
-
     from fkhw.cli import UserError
-    from fkhw.data import check_image_input
-    from fkhw.hessian import Settings, analyse
+    from fkhw.data import check_image_input, load_charges, select_modules
+    from fkhw.hessian import loss_kind
     from fkhw.model.bundle import load_model
     from fkhw.model.files import ModelFileError, resolve
-    from fkhw.plots_hessian import save_figure2
-    from fkhw.ranking import bit_scores, write_scores_csv
-    from fkhw.sites import SiteSpace
-
-    from fkhw.data import load_charges, select_modules
 
     _check(args)
+    kind = loss_kind(args.metric)  # a user metric has no loss: refused before anything else
+    if args.metric != "emd":
+        return _run_arrays(args, kind)
+    if args.labels is not None:
+        raise UserError(f"--labels {args.labels}: the emd metric's autoencoder loss takes no labels")
     # data and model are checked before TensorFlow starts: a bad input costs milliseconds
     select_modules(load_charges(args.data), args.inputs, args.seed)
     t0 = time.perf_counter()
@@ -66,11 +64,55 @@ def run(args) -> int:
                              "autoencoder loss needs one (decoder*.json + decoder*.hdf5 next to the encoder)")
     bundle = load_model(args.model)
     check_image_input(bundle.ir.input.shape, bundle.name)
+    return _analyse_and_write(args, bundle, files, kind, t0, "modules")
+
+
+def _run_arrays(args, kind):
+    """--metric accuracy / mse: the model's own outputs on rows of an array --data."""
+    import time
+
+    from fkhw.cli import UserError
+    from fkhw.data import load_arrays
+    from fkhw.hessian import array_batch
+    from fkhw.model.bundle import load_model
+    from fkhw.model.files import resolve
+
+    if args.data is None:
+        raise UserError(f"--metric {args.metric}: give the inputs as an array file (--data x.npy, with --labels)")
+    t0 = time.perf_counter()
+    files = resolve(args.model)
+    bundle = load_model(args.model)
+    load_arrays(args.data, args.labels, bundle.ir.input.shape)  # shapes and lengths, before TensorFlow
+    array_batch(args.inputs, args.seed, args.data, args.labels, bundle.ir.input.shape, args.metric,
+                bundle.ir.output_spec.size)
+    return _analyse_and_write(args, bundle, files, kind, t0, "rows")
+
+
+LOSS_NOTES = {
+    "mse_8x8_image": "MSE between the normalised 8x8 input image and the autoencoder's output",
+    "cross_entropy": "softmax cross-entropy of the model's outputs (logits) against --labels",
+    "mse": "MSE of the model's outputs against --labels (targets), or against its own outputs without labels",
+}
+
+
+def _analyse_and_write(args, bundle, files, kind, t0, what):
+    import json
+    import time
+
+    import numpy as np
+
+    from fkhw.cli import UserError
+    from fkhw.hessian import Settings, analyse
+    from fkhw.plots_hessian import save_figure2
+    from fkhw.ranking import bit_scores, write_scores_csv
+    from fkhw.sites import SiteSpace
+
     space = SiteSpace.of(bundle.ir)
     settings = Settings(n_inputs=args.inputs, seed=args.seed, data=args.data, top_k=args.top_k,
                         trace_tol=args.trace_tol, trace_max_samples=args.trace_max, eigen_tol=args.eigen_tol,
                         eigen_max_iter=args.eigen_max_iter, diagonal=args.diagonal,
-                        diagonal_samples=args.diagonal_samples)
+                        diagonal_samples=args.diagonal_samples, metric=args.metric,
+                        labels=None if args.labels is None else str(args.labels))
     if args.top_k > sum(t.size for t in space.tensors):
         raise UserError(f"--top-k {args.top_k} exceeds the number of parameters")
     a = analyse(bundle, settings)
@@ -86,14 +128,16 @@ def run(args) -> int:
     traces = {g: float(a.diagonal[s].sum()) for g, s in a.groups.items()}
     png = save_figure2(out / "figure2.png", a.slices, a.diagonal,
                        f"{bundle.name}: Hessian diagonal per parameter ({args.diagonal}), "
-                       f"MSE autoencoder loss on {args.inputs} modules", traces)
+                       + (f"MSE autoencoder loss on {args.inputs} modules" if kind == "mse_8x8_image" else
+                        f"{kind} loss ({args.metric}) on {args.inputs} {what}"), traces)
     a.seconds["command_total"] = round(time.perf_counter() - t0, 3)
     report = {
         "model": bundle.name,
         "digest": files.digest(),
-        "loss": {"kind": "mse_8x8_image", "value": a.loss,
-                 "note": "MSE between the normalised 8x8 input image and the autoencoder's output; "
-                         "gradients through the QKeras straight-through quantizers"},
+        "loss": {"kind": kind, "value": a.loss,
+                 "note": f"{LOSS_NOTES[kind]}; gradients through the QKeras straight-through quantizers",
+                 **({} if kind == "mse_8x8_image" else {"metric": args.metric, "labels": args.labels and
+                                                         str(args.labels)})},
         "n_params": int(a.gradient.size),
         "trace": {
             "per_layer": a.trace.trace, "stderr": a.trace.stderr, "total": a.trace.total,

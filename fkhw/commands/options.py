@@ -104,3 +104,25 @@ def auto_or_positive(text: str):
 
 
 auto_or_positive.__name__ = "auto|N"
+
+
+def metric_name(text: str) -> str:
+    """--metric: a registry name or module:function, checked when parsed."""
+    import argparse
+
+    from fkhw.metrics import MetricError, get_metric
+
+    try:
+        return get_metric(text).name
+    except MetricError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--metric ")) from None
+
+
+def add_metric_arguments(p, what: str = "damage") -> None:
+    """--metric and --labels (fkhw.metrics), shared by campaign, hessian and sim."""
+    p.add_argument("--metric", type=metric_name, default="emd", metavar="NAME",
+                   help=f"the {what} metric: emd (HGCAL trigger cells, default), accuracy (top-1 against --labels), "
+                        "mse (against --labels targets, or the fault-free outputs), or module:function")
+    p.add_argument("--labels", type=in_path, default=None, metavar="FILE",
+                   help="labels (class ids) or targets, one row per row of an array --data (.npy/.npz/.h5; an .npz "
+                        "or HDF5 may hold both as x and y)")

@@ -40,7 +40,10 @@ def run(args) -> int:
                            f"sensitive bits found vs injected ({cmp.n_sites} campaign sites)")
     if cmp.missing:
         print(f"warning: {cmp.missing} campaign site(s) have no score and are left out")
-    _print(cmp, "emd_norm" if args.rule == "mean" else "emd_norm_hi")
+    from fkhw.campaign_files import damage_column
+
+    col = damage_column(summary)  # the campaign's normalised damage (emd_norm for EMD campaigns)
+    _print(cmp, col if args.rule == "mean" else f"{col}_hi")
     print(f"  results -> {args.out}/rank.csv; curves -> {png}")
     return 0
 

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from fkhw.commands.options import EMD_NORM, POSITIVE, SEED, auto_or_positive, out_path
+from fkhw.commands.options import EMD_NORM, POSITIVE, SEED, add_metric_arguments, auto_or_positive, out_path
 
 HELP = "the whole flow: hls4ml project, RTL (lint), functional test, RTL + software campaigns, agreement, TMR"
 DESCRIPTION = (
@@ -54,6 +54,7 @@ def add_arguments(p):
                    help="also synthesise the plain and hardened netlists and run them on Verilator: fault-free "
                         "on every row, and the TMR proof after synthesis (small models: seconds; econt-bol: the "
                         "netlist's Verilator build takes many minutes, see README)")
+    add_metric_arguments(p)  # none of --data/--labels/--metric given: the model directory's example.json, if any
 
 
 def cpu_seconds() -> float:
@@ -121,7 +122,7 @@ def _run(args, background: list) -> int:
     from fkhw.cli import UserError
     from fkhw.commands.campaign import print_summary
     from fkhw.commands.tmr import print_report
-    from fkhw.data import check_image_input, encoder_input_codes, load_charges, select_modules
+    from fkhw.data import all_input_codes, check_image_input, row_pool, select_modules
     from fkhw.model.bundle import load_model
     from fkhw.plots import campaign_figure1
     from fkhw.sites import SiteSpace
@@ -130,13 +131,21 @@ def _run(args, background: list) -> int:
 
     if args.out is not None:
         check_out_dir(args.out)
-    charges = load_charges(args.data)  # a bad --data is refused before anything is built
+    _example_defaults(args)
+    _check_metric(args)
+    from fkhw.metrics import get_metric
+
+    col = get_metric(args.metric).column  # the metric's normalised damage, in what is printed
+    metric = {} if args.metric == "emd" and args.labels is None else \
+        {"metric": args.metric, "labels": None if args.labels is None else str(args.labels)}
+    charges = row_pool(args.data)  # a bad --data is refused before anything is built
     tmr_counts = None if args.tmr_inputs == "auto" else args.tmr_inputs
     steps = Steps(12 if args.gate_level else 11) if args.no_rates else Steps(13 if args.gate_level else 12)
     steps.start(f"model {args.model}: integer IR and fault sites")
     bundle = load_model(args.model)
-    bundle.require_decoder()
-    check_image_input(bundle.ir.input.shape, bundle.name)
+    if not metric:  # the EMD compares decoded HGCAL images
+        bundle.require_decoder()
+        check_image_input(bundle.ir.input.shape, bundle.name)
     select_modules(charges, args.inputs, args.seed)  # --inputs the data can give
     out = args.out or Path("out") / bundle.name
     check_out_dir(out, "--out" if args.out is not None else "the default output folder")
@@ -147,7 +156,7 @@ def _run(args, background: list) -> int:
     if not args.no_synth:
         background.append(_start_area_synthesis(args.model, out))
 
-    all_rows = encoder_input_codes(charges, ir.input.fmt)
+    all_rows = all_input_codes(ir, args.data)
     want = engine.forward(ir, all_rows)
     summary = {"model": bundle.name, "out": str(out), "vendored_rows": int(all_rows.shape[0])}
 
@@ -191,7 +200,7 @@ def _run(args, background: list) -> int:
     if args.gate_level:
         _gate_level(steps, ir, out, all_rows, want, summary)
 
-    common = dict(n_inputs=args.inputs, seed=args.seed, data=args.data)
+    common = dict(n_inputs=args.inputs, seed=args.seed, data=args.data, **metric)
     steps.start("exhaustive SEU campaign on the RTL (cocotb + Verilator)")
     rtl_dir = out / "campaign_rtl"
     res_rtl = run_campaign(CampaignSpec(args.model, level="rtl", jobs=args.jobs, **common), bundle, rtl_dir,
@@ -223,12 +232,12 @@ def _run(args, background: list) -> int:
     what = "auto: 32, 64, ... modules" if tmr_counts is None else f"{tmr_counts} modules"
     steps.start(f"inputs for the TMR map ({what}), each map checked on {args.validate_inputs} held-out modules")
     auto = find_stable(bundle, rule, out / "tmr", args.seed, args.data, HeldOut(args.validate_inputs),
-                       max_inputs=tmr_counts or args.max_inputs, start=tmr_counts or 32)
+                       max_inputs=tmr_counts or args.max_inputs, start=tmr_counts or 32, metric=metric)
     v = auto.validation
-    steps.done(f"{auto.reason}; coverage {100 * v.coverage:.2f}%, worst unprotected held-out emd_norm "
+    steps.done(f"{auto.reason}; coverage {100 * v.coverage:.2f}%, worst unprotected held-out {col} "
                f"{v.worst_unprotected_emd_norm:.4f}")
 
-    steps.start(f"selective TMR ({rule.describe()}, {auto.steps[-1].inputs} modules): map, annotations, "
+    steps.start(f"selective TMR ({rule.describe(col)}, {auto.steps[-1].inputs} modules): map, annotations, "
                 "hardened RTL, area, proof")
     tmr_report = run_tmr(auto.campaign, out / "tmr", rule, bundle, synth=not args.no_synth, prove=True,
                          jobs=args.jobs, evidence={"auto": auto.to_dict(), "validation": v.to_dict()},
@@ -281,7 +290,7 @@ def _run(args, background: list) -> int:
     print_report(tmr_report, out / "tmr")
     e = summary["tmr"]["evidence"]
     print(f"TMR map evidence: chosen on {e['modules']} modules ({e['reason']}); on {e['heldout_modules']} held-out "
-          f"modules it covers {100 * e['coverage']:.2f}% of the sensitive bits, worst unprotected emd_norm "
+          f"modules it covers {100 * e['coverage']:.2f}% of the sensitive bits, worst unprotected {col} "
           f"{e['worst_unprotected_heldout_emd_norm']:.4f}; overhead {tmr_report['overhead_pct']:.2f}% "
           f"({tmr_report['protected_bits']} bits)")
     summary["seconds"] = round(time.monotonic() - steps.t0, 1)
@@ -292,14 +301,44 @@ def _run(args, background: list) -> int:
     return 0 if not ag.disagreeing_sites else 1
 
 
+def _check_metric(args) -> None:
+    """--metric, --labels and array --data that cannot go together, before anything is built."""
+    from fkhw.cli import UserError
+    from fkhw.data import ARRAY_SUFFIXES, load_arrays
+    from fkhw.metrics import get_metric
+
+    if get_metric(args.metric).needs_labels and args.labels is None:
+        raise UserError(f"--metric {args.metric} needs --labels (one class per row of --data)")
+    if args.labels is not None:
+        if args.data is None or Path(args.data).suffix not in ARRAY_SUFFIXES:
+            raise UserError(f"--labels {args.labels}: labels go with array inputs (--data x.npy/.npz/.h5)")
+        load_arrays(args.data, args.labels)  # lengths, before anything is built
+
+
+def _example_defaults(args) -> None:
+    """A model directory may name its own data, labels, metric and held-out
+    size (example.json, e.g. the digits example); used when the command
+    line gives no --data, --labels or --metric."""
+    from fkhw.data import model_example
+    from fkhw.model.files import resolve
+
+    if args.data is not None or args.labels is not None or args.metric != "emd":
+        return
+    ex = model_example(resolve(args.model).directory)
+    args.data, args.labels = ex.get("data"), ex.get("labels")
+    args.metric = ex.get("metric", "emd")
+    if "validate_inputs" in ex and args.validate_inputs == 1024:
+        args.validate_inputs = int(ex["validate_inputs"])
+
+
 def _every_flip_flop(bundle, out: Path, common: dict, args, rule) -> list:
     """Campaigns of every fault kind on the plain design and on the one the
     TMR step hardened (software engine, the campaign's modules), and the table
     and figure of the risk left by class (fkhw.risk)."""
     from fkhw.campaign import CampaignSpec, hardening_from_map, run_campaign
-    from fkhw.risk import rows_of, write_risk
-
     from fkhw.faults import Hardening
+    from fkhw.metrics import get_metric
+    from fkhw.risk import rows_of, write_risk
 
     threshold = rule.value if rule.kind == "threshold" else 1.05
     # the map's design (its weight bits and, from the TMR step's --protect-control, the valid flags) and the
@@ -327,7 +366,8 @@ def _every_flip_flop(bundle, out: Path, common: dict, args, rule) -> list:
     n_ctrl = len(ctrl.protect) - len(hard.protect)
     write_risk(rows, out / "faults", threshold, f"{bundle.name}: where the risk sits, plain vs selective TMR "
                                                 f"({len(hard.protect)} weight bits) and with the {n_ctrl} valid "
-                                                f"flags triplicated")
+                                                f"flags triplicated",
+               get_metric(common.get("metric", "emd")).column)
     return rows
 
 

@@ -1,6 +1,6 @@
 """fkhw tmr: the selective-TMR map, annotations, hardened RTL, area and proof."""
 
-from fkhw.commands.options import EMD_NORM, POSITIVE, SEED, auto_or_positive, in_path, out_path
+from fkhw.commands.options import EMD_NORM, POSITIVE, SEED, add_metric_arguments, auto_or_positive, in_path, out_path
 
 HELP = "select the weight bits to triplicate from a campaign; write the TMR map, annotations, hardened RTL, area, proof"
 DESCRIPTION = (
@@ -32,7 +32,9 @@ def add_arguments(p):
                         "until the map is stable on the held-out modules (or --max-inputs / the data runs out)")
     p.add_argument("--max-inputs", type=POSITIVE, default=4096, metavar="N", help="cap of --inputs auto (default 4096)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the module choice with --inputs (default 0)")
-    p.add_argument("--data", default=None, help="HGCAL CSV for --inputs (default: the vendored sample)")
+    p.add_argument("--data", default=None,
+                   help="HGCAL CSV for --inputs (default: the vendored sample), or an array file with --metric")
+    add_metric_arguments(p, "--inputs campaigns' damage")
     p.add_argument("--validate-inputs", type=POSITIVE, default=1024, metavar="N",
                    help="held-out modules the map is checked on (default 1024)")
     p.add_argument("--validate-data", default=None, metavar="PATH",
@@ -102,8 +104,10 @@ def run(args) -> int:
     if table is not None:  # a rule the campaign cannot satisfy is refused before any work
         select(table, rule, bundle.ir.n_param_bits())
     if args.inputs is not None:
+        metric = {} if args.metric == "emd" and args.labels is None else \
+            {"metric": args.metric, "labels": None if args.labels is None else str(args.labels)}
         auto = find_stable(bundle, rule, args.out, args.seed, args.data, held,
-                           max_inputs=counts or args.max_inputs, start=counts or 32)
+                           max_inputs=counts or args.max_inputs, start=counts or 32, metric=metric)
         campaign = auto.campaign
         evidence = {"auto": auto.to_dict(), "validation": auto.validation.to_dict()}
     elif not args.no_validate:
@@ -117,13 +121,14 @@ def run(args) -> int:
 
 
 def print_report(r: dict, out) -> None:
+    col = r.get("damage_column", "emd_norm")  # the metric's normalised damage
     print(f"{r['model']}: {r['rule']['text']}")
     print(f"  protected bits: {r['protected_bits']} of {r['all_bits']}  "
           f"-> weight flip-flop overhead {r['overhead_pct']:.2f}% (full TMR: 200%)")
     if r["campaign_sites"] < r["all_bits"]:
         print(f"  note: the campaign covered only {r['campaign_sites']} of the {r['all_bits']} sites; bits it did "
               "not inject are unprotected whatever their damage")
-    print(f"  worst unprotected single-upset emd_norm (campaign, {r.get('campaign_modules', '?')} modules): "
+    print(f"  worst unprotected single-upset {col} (campaign, {r.get('campaign_modules', '?')} modules): "
           f"{r['worst_unprotected_emd_norm_software']:.4f}")
     print_evidence(r)
     for row in r.get("area", []):
@@ -158,7 +163,7 @@ def print_report(r: dict, out) -> None:
                   f"{q['protected_tmr_err_misses']} tmr_err misses; {q['unprotected_mismatches']} unprotected "
                   f"mismatches; {'OK' if q['ok'] else 'FAILED'}")
         h = r["hardened_campaign"]
-        print(f"  hardened RTL campaign: worst emd_norm {h['worst_emd_norm_hardened']:.4f}"
+        print(f"  hardened RTL campaign: worst {col} {h['worst_emd_norm_hardened']:.4f}"
               + (f" <= threshold {h['threshold']:g}" if h.get("within_threshold") else "")
               + (f" (on {h['modules']} of the campaign's {h['campaign_modules']} modules)"
                  if h.get("modules", 0) < h.get("campaign_modules", 0) else ""))
@@ -168,6 +173,7 @@ def print_report(r: dict, out) -> None:
 
 def print_evidence(r: dict) -> None:
     """What the map rests on: the --inputs auto search and the held-out check."""
+    col = r.get("damage_column", "emd_norm")
     auto = r.get("auto")
     if auto:
         for st in auto["steps"]:
@@ -178,8 +184,8 @@ def print_evidence(r: dict) -> None:
     v = r.get("validation")
     if v:
         print(f"  held-out ({v['modules']} modules of {v['data']}): coverage {100 * v['coverage']:.2f}% "
-              f"({v['protected_sensitive_bits']} of {v['sensitive_bits']} bits with emd_norm > {v['threshold']:g}), "
-              f"worst unprotected emd_norm {v['worst_unprotected_emd_norm']:.4f}, "
+              f"({v['protected_sensitive_bits']} of {v['sensitive_bits']} bits with {col} > {v['threshold']:g}), "
+              f"worst unprotected {col} {v['worst_unprotected_emd_norm']:.4f}, "
               f"{'stable' if v['stable'] else 'NOT stable'} ({v['stable_means']})")
         for m in v["missed"][:5]:
             own = (f", campaign {m['campaign_emd_norm']:.4f} [{m['campaign_emd_norm_lo']:.4f}, "

@@ -25,6 +25,7 @@ NAMED_MODELS = {
     "econt-bol": MODELS_DIR / "econt-bol",
     "econt-eol": MODELS_DIR / "econt-eol",
     "fkeras-eol": MODELS_DIR / "fkeras-eol",  # the FKeras paper's own model (FQConv2D / FQDense layers)
+    "digits": MODELS_DIR / "digits",  # the newcomer's example: a QKeras classifier (examples/digits/train.py)
 }
 FULL_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"

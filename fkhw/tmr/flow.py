@@ -95,9 +95,15 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
               "campaign_sites": int(table.site.size),
               "overhead_pct": selection.overhead_pct, "campaign_modules": int(table.summary.get("inputs", 0)),
               **(evidence or {}), "artifacts": {}}
+    from fkhw.campaign_files import damage_column
+
+    column = damage_column(table.summary)
+    if column != "emd_norm":  # the metric's normalised damage (fkhw.metrics): what every figure below is
+        report["damage_column"] = column
+        report["rule"] = {**report["rule"], "text": rule.describe(column)}
     art = report["artifacts"]
 
-    _step(f"{rule.describe()}: {selection.n_protected} of {n_all} bits")
+    _step(f"{rule.describe(column)}: {selection.n_protected} of {n_all} bits")
     tmr = build_map(bundle, table, selection, generate(ir).regmap, controls)
     art["map"] = [str(p) for p in write_map(tmr, out)]
 
@@ -110,10 +116,10 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
     space = SiteSpace.of(ir)
     by_site = dict(zip(table.site.tolist(), table.emd_norm.tolist()))
     threshold = rule.value if rule.kind == "threshold" else None
-    fig = heatmap_figure(space, by_site, f"{bundle.name}: protected bits ({rule.describe()})",
-                         marked=set(protect.tolist()), threshold=threshold)
+    fig = heatmap_figure(space, by_site, f"{bundle.name}: protected bits ({rule.describe(column)})",
+                         marked=set(protect.tolist()), threshold=threshold, column=column)
     fig.savefig(out / "figure1_tmr.png", dpi=130)
-    save_tradeoff(table, n_all, selection.overhead_pct, rule.describe(), out / "tradeoff.png")
+    save_tradeoff(table, n_all, selection.overhead_pct, rule.describe(column), out / "tradeoff.png")
     art["figures"] = [str(out / "figure1_tmr.png"), str(out / "tradeoff.png")]
     report["worst_unprotected_emd_norm_software"] = worst_after(table, selection.rows)
 
@@ -225,9 +231,12 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool 
 
     _step("campaign over the hardened RTL (replica 0 of protected bits)")
     all_modules = modules.size == outputs.n_modules
+    from fkhw.campaign import metric_options
+
     # through the campaign's executors like any campaign (--level rtl --tmr): this machine's
     # simulator processes, or the Dask workers of --scheduler
     spec = CampaignSpec(bundle.name, level="rtl", n_inputs=summary["inputs"], seed=summary["seed"], data=summary.get("data"),
+                        **metric_options(summary),
                         sites=tuple(int(s) for s in table.site),
                         rows=None if all_modules else tuple(int(r) for r in outputs.rows[modules]),
                         jobs=jobs, scheduler=scheduler, hardening=Hardening(tuple(int(s) for s in protect)))

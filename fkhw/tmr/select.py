@@ -37,8 +37,9 @@ class Rule:
     def column(self) -> str:
         return EVIDENCE[self.evidence]
 
-    def describe(self) -> str:
-        what = "emd_norm" if self.evidence == "mean" else "upper end of the emd_norm interval"
+    def describe(self, column: str = "emd_norm") -> str:
+        """``column``: the campaign's normalised damage (fkhw.metrics; emd_norm for the EMD)."""
+        what = column if self.evidence == "mean" else f"upper end of the {column} interval"
         if self.kind == "threshold":
             return f"protect every bit with {what} > {self.value:g}"
         unit = "% of all parameter bits" if self.percent else " bits"
@@ -94,7 +95,7 @@ class CampaignTable:
         summary = read_summary(path)
         require_seu(summary, path, "tmr")  # the map is of parameter bits, from single upsets
         t = read_table(path, summary)
-        interval = [t.number(k) if k in t.extra else None for k in ("emd_norm_lo", "emd_norm_hi")]
+        interval = [t.number(k) if t.has(k) else None for k in ("emd_norm_lo", "emd_norm_hi")]
         return CampaignTable(path, summary, t.site, t.layer, t.tensor, t.index, t.bit, t.emd_norm, *interval)
 
 

@@ -46,18 +46,19 @@ class HeldOut:
         if self.modules < 1:
             raise data.DataError(f"--validate-inputs must be at least 1, got {self.modules}")
         if self.validate_data is not None:
-            data.load_charges(self.validate_data)
+            data.row_pool(self.validate_data)
 
 
-def heldout_table(bundle, held: HeldOut, out: Path, data_path, exclude, seed: int, quiet: bool = False):
+def heldout_table(bundle, held: HeldOut, out: Path, data_path, exclude, seed: int, quiet: bool = False,
+                  metric: dict | None = None):
     """Choose the held-out modules and run the software campaign on them."""
     if held.validate_data is not None:
         path, option, exclude = held.validate_data, "--validate-data", ()
     else:
         path, option = data_path or data.DEFAULT_DATA, "--data"
-    rows = heldout_rows(data.load_charges(path), exclude, held.modules, seed, path, option)
+    rows = heldout_rows(data.row_pool(path), exclude, held.modules, seed, path, option)
     log.info("tmr: held-out campaign on %d modules of %s (software, every site)", rows.size, path)
-    return run_heldout(bundle, out, rows, path, seed, quiet=quiet)
+    return run_heldout(bundle, out, rows, path, seed, quiet=quiet, metric=metric)
 
 
 def validate_campaign(bundle, campaign: Path, rule: Rule, held: HeldOut, out: Path, quiet: bool = False) -> Validation:
@@ -69,8 +70,10 @@ def validate_campaign(bundle, campaign: Path, rule: Rule, held: HeldOut, out: Pa
     if held.validate_data is None and table.summary.get("data") is None:
         raise TmrError(f"--campaign {campaign}: summary.json does not name its data file")
     protected = table.site[select(table, rule, bundle.ir.n_param_bits()).rows]
+    from fkhw.campaign import metric_options
+
     heldout = heldout_table(bundle, held, out, table.summary.get("data"), rows, int(table.summary.get("seed", 0)),
-                            quiet)
+                            quiet, metric_options(table.summary))
     return validate(protected, heldout, validation_threshold(rule), table)
 
 
@@ -130,7 +133,9 @@ def plan_counts(charges: np.ndarray, seed: int, start: int, max_inputs: int, hel
 
 
 def find_stable(bundle, rule: Rule, out: Path, seed: int, data_path, held: HeldOut,
-                max_inputs: int = DEFAULT_MAX_INPUTS, start: int = AUTO_START, quiet: bool = False) -> AutoResult:
+                max_inputs: int = DEFAULT_MAX_INPUTS, start: int = AUTO_START, quiet: bool = False,
+                metric: dict | None = None) -> AutoResult:
+    """``metric``: CampaignSpec's metric and labels (fkhw.campaign.metric_options), default the EMD."""
     """Double the campaign's modules until its map is stable on the held-out set."""
     from fkhw.campaign import CampaignSpec, run_campaign
 
@@ -139,16 +144,17 @@ def find_stable(bundle, rule: Rule, out: Path, seed: int, data_path, held: HeldO
     if max_inputs < start:
         raise TmrError(f"--max-inputs {max_inputs}: the search starts at {start} modules")
     path = data_path or data.DEFAULT_DATA
-    charges = data.load_charges(path)
+    charges = data.row_pool(path)
     counts, used = plan_counts(charges, seed, start, max_inputs, held.modules, held.validate_data is None, path)
     out = Path(out)
-    heldout = heldout_table(bundle, held, out / "heldout", path, used, seed, quiet)
+    heldout = heldout_table(bundle, held, out / "heldout", path, used, seed, quiet, metric)
     steps = []
     for n in counts:
         camp = out / "campaigns" / f"inputs_{n:05d}"
         log.info("tmr: --inputs auto: campaign on %d modules", n)
         run_campaign(CampaignSpec(bundle.name, level="software", n_inputs=n, seed=seed,
-                                  data=None if data_path is None else str(data_path)), bundle, camp, quiet=quiet)
+                                  data=None if data_path is None else str(data_path), **(metric or {})), bundle, camp,
+                     quiet=quiet)
         table = CampaignTable.load(camp)
         sel = select(table, rule, bundle.ir.n_param_bits())
         v = validate(table.site[sel.rows], heldout, validation_threshold(rule), table)

@@ -1,0 +1,75 @@
+"""The newcomer's example (issue 17): a QKeras classifier of scikit-learn's
+bundled 8x8 digits, through the whole `fkhw sim` flow with the accuracy
+metric, on small sizes: hls4ml C-sim and RTL equal the integer engine on
+every row, software and RTL campaigns agree on every site, a TMR map, the
+hardened RTL and its proof."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fkhw.model.files import MODELS_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+FKHW = Path(sys.executable).parent / "fkhw"
+
+
+def test_the_training_script_writes_a_model_and_data_fkhw_reads(tmp_path):
+    from fkhw.model.bundle import load_model
+
+    r = subprocess.run([sys.executable, str(ROOT / "examples/digits/train.py"), "--out", str(tmp_path),
+                        "--epochs", "2"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    bundle = load_model(str(tmp_path))
+    with np.load(tmp_path / "data.npz") as z:
+        x, y = z["x"], z["y"]
+    assert x.shape[1:] == tuple(bundle.ir.input.shape) and y.shape == (x.shape[0],)
+    assert set(np.unique(y).tolist()) == set(range(bundle.ir.output_spec.size))  # every digit in the test split
+    assert 0.0 <= x.min() and x.max() <= 1.0
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    out = tmp_path_factory.mktemp("digits_sim")
+    r = subprocess.run([str(FKHW), "sim", "--model", "digits", "--out", str(out), "--inputs", "16",
+                        "--tmr-inputs", "32", "--validate-inputs", "64", "--no-rates", "--no-synth",
+                        "--jobs", "2"], capture_output=True, text=True, timeout=1500, cwd=out)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return out, json.loads((out / "sim_summary.json").read_text()), r.stdout
+
+
+def test_every_level_equals_the_engine_and_the_rtl_campaign_agrees_on_every_site(sim):
+    out, s, _ = sim
+    with np.load(MODELS_DIR / "digits" / "data.npz") as z:
+        n_rows = z["x"].shape[0]
+    assert s["hls"]["mismatching_rows"] == 0 and s["functional"] == {**s["functional"], "rows": n_rows,
+                                                                      "mismatching_rows": 0}
+    assert s["agreement"]["disagreeing_sites"] == 0
+    assert s["agreement"]["common_sites"] == json.loads((out / "campaign_rtl/summary.json").read_text())["n_sites"]
+
+
+def test_the_campaigns_measure_accuracy_against_the_labels(sim):
+    out, _, stdout = sim
+    for folder in ("campaign_rtl", "campaign_software"):
+        summary = json.loads((out / folder / "summary.json").read_text())
+        assert summary["metric"]["name"] == "accuracy" and summary["level"] in folder
+        assert 0.8 <= summary["fault_free_accuracy"] <= 1.0
+    assert "accuracy_norm > 1.05" in stdout
+
+
+def test_the_tmr_map_hardened_rtl_and_proof(sim):
+    out, s, _ = sim
+    tmap = json.loads((out / "tmr/tmr_map.json").read_text())
+    assert len(tmap["entries"]) == s["tmr"]["protected_bits"] > 0
+    assert any((out / "tmr/hardened_rtl").glob("*.v"))
+    proof = json.loads((out / "tmr/proof.json").read_text())
+    assert proof["ok"] and proof["protected_output_changes"] == 0
+    assert proof["replica_upsets"] == 3 * s["tmr"]["protected_bits"]
+    report = json.loads((out / "tmr/tmr_report.json").read_text())
+    assert report["damage_column"] == "accuracy_norm"
