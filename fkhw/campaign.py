@@ -385,6 +385,9 @@ class CampaignResult:
 # (site, module) pairs per chunk: a chunk's latent codes arrive as int64, 16 outputs ->
 # 256 MiB; bounds memory at thousands of modules
 _CHUNK_PAIRS = 1 << 21
+# faults per local simulator process in one chunk: a simulator start costs ~0.6 s of CPU; a kill loses the
+# chunk in flight and progress is printed per chunk (econt-bol, 2 processes: 2 chunks of ~1-3 s each)
+LOCAL_SIM_CHUNK = 4096
 
 
 # simulator levels that split each chunk over their own processes (no Dask cluster needed on one machine)
@@ -403,7 +406,7 @@ def _chunk_size(spec: CampaignSpec, level_name: str, n_modules: int) -> int:
     if level_name == "software":
         most = 2048
     elif level_name in SELF_PARALLEL and not spec.scheduler:
-        most = 4096 * _local_jobs(spec)  # one chunk keeps every local simulator process busy
+        most = LOCAL_SIM_CHUNK * _local_jobs(spec)  # one chunk keeps every local simulator process busy
     else:
         most = 1024
     return max(64, min(most, _CHUNK_PAIRS // max(1, n_modules)))

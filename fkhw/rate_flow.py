@@ -44,10 +44,12 @@ def _seu_table(campaign: Path, summary: dict, n_sites: int):
 
 
 def _transients(path: Path | None, threshold: float, space, space_digest: str) -> tuple:
-    """(class, flip-flops, fraction degrading) from a pipeline campaign, or ()."""
+    """(class, flip-flop ids, fraction of each one's upsets that degrade) per
+    transient class from a plain-design pipeline campaign, or ()."""
     if path is None:
         return ()
-    from fkhw.campaign_files import kind_of, read_fault_table, read_summary
+    from fkhw.campaign_files import FAULTS, kind_of, read_fault_table, read_summary
+    from fkhw.faults import FaultError, read_faults_file
 
     summary = read_summary(path, "--transients")
     if kind_of(summary) != "pipeline":
@@ -55,18 +57,42 @@ def _transients(path: Path | None, threshold: float, space, space_digest: str) -
                         "`fkhw campaign --faults pipeline`")
     if summary.get("model_digest") != space_digest:
         raise RateError(f"--transients {path}: a campaign of another model (digest {summary.get('model_digest')})")
+    if summary.get("design", {}).get("hardened"):
+        raise RateError(f"--transients {path}: a campaign of a hardened design; give the plain design's")
     table = read_fault_table(path, summary, "--transients")
-    classes = table.classes
+    try:
+        fs = read_faults_file(Path(path) / FAULTS)
+        space.check(fs.ff)
+    except FaultError as e:
+        raise RateError(f"--transients {path}: {e}") from None
+    if len(fs) != table.fault.size or not np.array_equal(fs.ids, table.fault) or (fs.n_upsets() != 1).any():
+        raise RateError(f"--transients {path}: faults.csv does not list one upset per fault of campaign.csv")
     bad = (table.emd_norm > threshold) | (table.lost > 0) | (table.extra > 0)
     counts = space.counts()
     out = []
-    for cls in ("pipeline", "control"):
-        sel = classes == cls
+    for cls, lo, hi in (("pipeline", space.sites.n_sites, space.first_control),
+                        ("control", space.first_control, space.first_control + counts["control"])):
         if counts[cls]:
-            if not sel.any():
-                raise RateError(f"--transients {path}: no {cls} flip-flop upsets in it (run it without --cycle)")
-            out.append((cls, counts[cls], float(bad[sel].mean())))
+            sel = (fs.ff >= lo) & (fs.ff < hi)
+            ff = np.unique(fs.ff[sel])
+            if ff.size != counts[cls]:
+                raise RateError(f"--transients {path}: upsets of {ff.size} of the {counts[cls]} {cls} flip-flops "
+                                "(run it without --cycle)")
+            pos = np.searchsorted(ff, fs.ff[sel])
+            frac = np.bincount(pos, weights=bad[sel], minlength=ff.size) / np.bincount(pos, minlength=ff.size)
+            out.append((cls, ff, frac))
     return tuple(out)
+
+
+def _split_transients(trans: tuple, protected) -> tuple:
+    """((class, n, mean fraction) of the unprotected, of the triplicated) flip-flops."""
+    plain, voted = [], []
+    for cls, ff, frac in trans:
+        tmr = np.isin(ff, np.asarray(protected, dtype=np.int64))
+        plain.append((cls, int((~tmr).sum()), float(frac[~tmr].mean()) if (~tmr).any() else 0.0))
+        if tmr.any():
+            voted.append((cls, int(tmr.sum()), float(frac[tmr].mean())))
+    return tuple(plain), tuple(voted)
 
 
 def _evaluator(bundle, campaign: Path, summary: dict):
@@ -99,6 +125,11 @@ def _evaluator(bundle, campaign: Path, summary: dict):
         return np.concatenate(res) if res else np.zeros(0)
 
     return evaluate
+
+
+def _map_transients(tmap) -> tuple:
+    """The map's protected pipeline data bits and valid flags (flip-flop ids)."""
+    return tuple(int(f["ff"]) for f in tmap.flip_flops) if tmap is not None else ()
 
 
 # the designs `--check-rtl` replays on by default ("full" is opt-in: its build is the largest)
@@ -166,8 +197,10 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
     for name, (u, p) in pools.items():
         for refresh in ((False,) if name == "plain" else (False, True)):
             label = name if name == "plain" else f"{name}{' + refresh' if refresh else ''}"
-            designs.append(Design(label, int(u.size), int(p.size), refresh, trans, conds[name], k_max,
-                                  replica_flip_flops=2 * int(p.size)))
+            plain_tr, voted_tr = _split_transients(trans, _map_transients(tmap) if name == "selective" else ())
+            designs.append(Design(label, int(u.size), int(p.size), refresh, plain_tr, conds[name], k_max,
+                                  replica_flip_flops=2 * int(p.size) + 2 * sum(n for _, n, _ in voted_tr),
+                                  protected_transients=voted_tr))
     times = np.logspace(-1, math.log10(max(max(scrubs), 86400.0) * 10), 120)
     result = {"model": bundle.name, "model_digest": bundle.files.digest(), "campaign": str(campaign),
               "tmr": str(tmr) if tmr else None, "transients": str(transients) if transients else None,
@@ -205,7 +238,8 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
 
         result["rtl_check"] = rtl_crosscheck(bundle, CampaignOutputs.load(campaign).inputs, pools, k_max, samples,
                                              seed, check_rtl, jobs=jobs, log=log,
-                                             designs=RTL_CHECK_DESIGNS + (("full",) if check_full else ()))
+                                             designs=RTL_CHECK_DESIGNS + (("full",) if check_full else ()),
+                                             transients=_map_transients(tmap))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / RESULT).write_text(json.dumps(result, indent=1) + "\n")
@@ -256,14 +290,17 @@ def figure(result: dict, path: Path) -> Path:
 
 
 def rtl_crosscheck(bundle, inputs: np.ndarray, pools: dict, k_max: int, samples: int, seed: int, n_check: int,
-                   jobs: int = 1, log=print, designs=RTL_CHECK_DESIGNS) -> dict:
+                   jobs: int = 1, log=print, designs=RTL_CHECK_DESIGNS, transients=()) -> dict:
     """Replay ``n_check`` of the Monte Carlo's accumulated-upset scenarios on
     the RTL: the plain design's on the plain RTL, the selective (and, with
     "full" in ``designs``, the full-TMR) design's on its hardened RTL (with and
     without refresh), each protected bit defeated by
     upsetting two of its replicas in the same clock. Outputs are compared
     with the fault model (fkhw.fault_model, the software truth): the counts of
-    disagreeing scenarios per design are returned (0 expected)."""
+    disagreeing scenarios per design are returned (0 expected).
+    ``transients``: the TMR map's triplicated pipeline / valid flip-flops,
+    triplicated in the selective design's RTL too: it is then the design
+    ``fkhw tmr`` proved, and its Verilator build is shared."""
     from fkhw import engine
     from fkhw.fault_model import simulate_set
     from fkhw.faults import Fault, FaultSet, FlipFlopSpace, Upset
@@ -287,7 +324,8 @@ def rtl_crosscheck(bundle, inputs: np.ndarray, pools: dict, k_max: int, samples:
             drawn = draw_scenarios(unprot, prot, ku, kp, samples, seed)
             scen += [drawn[i] for i in rng.choice(len(drawn), min(len(drawn), -(-per // len(comps))), replace=False)]
         scen = scen[:per]
-        space = FlipFlopSpace.of(bundle.ir, prot if name != "plain" else None, refresh)
+        hardened = np.concatenate([prot, np.asarray(transients if name == "selective" else (), dtype=np.int64)])
+        space = FlipFlopSpace.of(bundle.ir, np.sort(hardened) if name != "plain" else None, refresh)
         protected = set(space.protected)
         faults = []
         for s in scen:

@@ -26,7 +26,10 @@ Every flip-flop is upset at rate ``lam = flux * sigma`` (s^-1), independently
 * transients: a vector meets each pipeline and control flip-flop for one
   clock, so the probability that one output is degraded by a transient is
   ``P_tr = lam * T_clk * sum_class n_class * f_class`` with ``f_class`` the
-  fraction of that class's (flip-flop, cycle) upsets that degrade it.
+  fraction of that class's (flip-flop, cycle) upsets that degrade it; a
+  triplicated pipeline or valid flip-flop (the TMR map's) is wrong for a
+  vector only when two of its replicas are upset in that clock, so its
+  term is ``p2(r(T_clk)) * sum n f`` (second order in ``lam T_clk``).
 * one output degraded at time ``t``: ``P(t) = 1 - (1 - P_w(t)) (1 - P_tr)``;
   the mean normalised damage is ``E[emd_norm | k <= k_max] = sum Bin Bin E[emd_norm | ku, kp] / covered``
   (``covered``: the probability of at most ``k_max`` upsets, reported with it).
@@ -125,6 +128,7 @@ class Design:
     conditionals: tuple  # of Conditional, every (ku, kp) with ku + kp <= k_max that this design can have
     k_max: int
     replica_flip_flops: int = 0
+    protected_transients: tuple = ()  # as ``transients``, the triplicated ones (voted every clock)
 
     def conditional(self, ku: int, kp: int) -> Conditional:
         for c in self.conditionals:
@@ -134,14 +138,16 @@ class Design:
 
     def upsets_per_hour(self, env: Environment) -> dict:
         per = {"param": (self.n_unprotected + self.n_protected) * env.lam * HOUR}
-        for cls, n, _ in self.transients:
+        for cls, n, _ in self.transients + self.protected_transients:
             per[cls] = per.get(cls, 0.0) + n * env.lam * HOUR
         if self.replica_flip_flops:
             per["replica"] = self.replica_flip_flops * env.lam * HOUR
         return per
 
     def transient_probability(self, env: Environment) -> float:
-        return env.lam * env.t_clk * sum(n * f for _, n, f in self.transients)
+        voted = float(two_of_three(inverted_probability(env.lam, env.t_clk)))
+        return (env.lam * env.t_clk * sum(n * f for _, n, f in self.transients)
+                + voted * sum(n * f for _, n, f in self.protected_transients))
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,32 @@ def test_transients_add_per_output_probability_independent_of_the_scrub():
     assert rates.at_time(d, env, 1e5).p_degraded == pytest.approx(want)
 
 
+def test_a_triplicated_transient_flip_flop_is_wrong_only_when_two_replicas_are_hit_in_one_clock():
+    env = Environment(flux=1e3, sigma=1e-3, clock_hz=1e3)  # lam T_clk = 1e-3: the second order term is visible
+    lam_t = env.lam * env.t_clk
+    r = (1 - math.exp(-2 * lam_t)) / 2  # one replica inverted within the clock
+    p2 = 3 * r * r * (1 - r) + r ** 3
+    voted = Design("v", 0, 0, False, (("pipeline", 10, 0.5),), (Conditional(0, 0, 0.0, 0.0, 1.0, 0),), k_max=0,
+                   protected_transients=(("control", 3, 1.0),))
+    assert voted.transient_probability(env) == pytest.approx(lam_t * 10 * 0.5 + p2 * 3 * 1.0, rel=1e-12)
+    # second order: the three valid flags contribute ~3 lam T_clk times less than unprotected ones would
+    assert (p2 * 3) / (lam_t * 3) == pytest.approx(3 * lam_t, rel=1e-2)
+    # their upsets still count (replica A is one of the class's flip-flops)
+    assert voted.upsets_per_hour(env)["control"] == pytest.approx(3 * env.lam * rates.HOUR)
+
+
+def test_a_map_splits_transient_flip_flops_into_plain_and_triplicated():
+    from fkhw.rate_flow import _split_transients
+
+    trans = (("pipeline", np.array([100, 101, 102, 103]), np.array([0.0, 1.0, 0.5, 0.5])),
+             ("control", np.array([200, 201]), np.array([1.0, 1.0])))
+    plain, voted = _split_transients(trans, [101, 200, 201])
+    assert plain == (("pipeline", 3, pytest.approx(1 / 3)), ("control", 0, 0.0))
+    assert voted == (("pipeline", 1, 1.0), ("control", 2, 1.0))
+    # n x mean fraction is the sum of the per-flip-flop fractions, whatever is protected
+    assert sum(n * f for _, n, f in plain + voted) == pytest.approx(sum(f.sum() for _, _, f in trans))
+
+
 def test_binomial_mixture_and_tail_bound():
     # 100 unprotected bits, each alone degrades with 10%, any two together always
     cond = (Conditional(0, 0, 0.0, 0.0, 1.0, 0), Conditional(1, 0, 0.1, 0.0, 1.5, 0),
@@ -148,9 +174,11 @@ def test_rtl_replay_covers_the_full_tmr_design_when_asked():
     """`--check-rtl` with `--check-full-tmr`: scenarios of the full-TMR design
     (every parameter bit triplicated; each upset bit defeated by a second
     replica in the same clock) replay on its RTL, with and without refresh,
-    equal to the fault model; by default only plain and selective run."""
+    equal to the fault model; by default only plain and selective run. The
+    selective design carries the map's triplicated valid flag."""
     from types import SimpleNamespace
 
+    from fkhw.faults import FlipFlopSpace
     from fkhw.rate_flow import RTL_CHECK_DESIGNS, rtl_crosscheck
     from fkhw.rtlgen.testing import tiny_model, toy_inputs
 
@@ -160,8 +188,10 @@ def test_rtl_replay_covers_the_full_tmr_design_when_asked():
     prot = np.arange(0, n, 4)
     pools = {"plain": (every, none), "full": (none, every), "selective": (np.setdiff1d(every, prot), prot)}
     x = toy_inputs(ir, 16, seed=4)
+    # the selective design as `fkhw tmr --protect-control` proves it: its first valid flag triplicated too
+    valid = FlipFlopSpace.of(ir).first_control
     rep = rtl_crosscheck(SimpleNamespace(ir=ir), x, pools, k_max=3, samples=20, seed=1, n_check=50, jobs=2,
-                         log=lambda m: None, designs=RTL_CHECK_DESIGNS + ("full",))
+                         log=lambda m: None, designs=RTL_CHECK_DESIGNS + ("full",), transients=(valid,))
     assert set(rep) == {"plain", "selective", "selective + refresh", "full", "full + refresh"}
     assert all(r["disagreeing"] == 0 and r["scenarios"] == 10 for r in rep.values()), rep
     # the scenarios do land: defeated replicas change outputs on the full-TMR design too

@@ -274,6 +274,9 @@ class RtlLevel:
     def build(self, pipeline: bool = False) -> SimBuild:
         """The Verilator model (``pipeline``: the build whose pipeline data
         and valid registers can be upset)."""
+        # a design with triplicated pipeline or valid flip-flops is proven by upsetting their replicas, so it
+        # is always built with them public: one build, not two (a hardened econt-bol build is minutes, ~9 GB)
+        pipeline = pipeline or (bool(self.meta.get("tmr", {}).get("flip_flops")) and self.design.flip_flops is None)
         if pipeline not in self._builds:
             # keyed by the files as they are now (not the digest recorded at generation: a design
             # edited since must not run the cached unedited RTL)

@@ -201,13 +201,12 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool 
     n_tr = len(transient_replica_faults(FlipFlopSpace.of(bundle.ir, protect), min(outputs.n_modules,
                                                                                   PROOF_MODULES))[0])
     frames = n_param * 3 + n_tr + int(unprotected.sum())
-    state = {"progress": None, "done": 0}
+    # the clock starts before the hardened build: chunks report when they finish, so
+    # a clock started at the first report would see no time pass
+    state = {"progress": Progress(frames, "tmr proof (hardened build included)", unit="upsets"), "done": 0}
 
     def advance(n_done: int) -> None:
-        # the simulator reports a running total; the clock starts with the
-        # simulation, not with the hardened build before it
-        if state["progress"] is None:
-            state["progress"] = Progress(frames, "tmr proof", unit="upsets")
+        # the executor reports a running total
         if n_done > state["done"]:
             state["progress"].advance(n_done - state["done"])
             state["done"] = n_done

@@ -195,11 +195,12 @@ def proof_task(level: HardenedRtlLevel, inputs, bundle=None):
 
 
 def proof_chunk_size(executor, level) -> int:
-    """Faults per chunk: local self-parallel levels take 4,096 per simulator
+    """Faults per chunk: local self-parallel levels take LOCAL_SIM_CHUNK per simulator
     process (as ``fkhw campaign`` does), Dask workers 1,024."""
+    from fkhw.campaign import LOCAL_SIM_CHUNK
     from fkhw.executors import InProcess
 
-    return 4096 * max(1, int(level.jobs)) if isinstance(executor, InProcess) else 1024
+    return LOCAL_SIM_CHUNK * max(1, int(level.jobs)) if isinstance(executor, InProcess) else 1024
 
 
 def execute(executor, task, fs: FaultSet, chunk: int, progress=None) -> tuple:
