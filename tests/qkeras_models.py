@@ -120,6 +120,31 @@ def strided_pool_model(tf):
     return randomize(tf.keras.Model(inp, x), 5)
 
 
+def hls_mix_model(tf):
+    """The kinds hls4ml 1.3 translates, in one network (one C-sim build):
+    QConv2DBatchnorm, then a signed QActivation(quantized_bits) (the pattern
+    hls4ml drops unless its conv has an explicit result type), a padded
+    MaxPooling2D on signed codes, Reshape into a 'same' QConv1D, another
+    quantized_bits activation, MaxPooling1D, QDense."""
+    from qkeras import QActivation, QConv1D, QConv2DBatchnorm, QDense, quantized_bits
+
+    inp = tf.keras.Input((8, 9, 2))
+    x = QActivation(quantized_bits(7, 2, alpha=1), name="in_q")(inp)
+    x = QConv2DBatchnorm(3, (3, 3), padding="same", kernel_quantizer=quantized_bits(6, 0, alpha=1),
+                         bias_quantizer=quantized_bits(10, 4, alpha=1), name="cbn")(x)
+    x = QActivation(quantized_bits(6, 2, alpha=1), name="cbn_act")(x)
+    x = tf.keras.layers.MaxPooling2D((2, 2), padding="same", name="pool2d")(x)  # 8x9 -> 4x5: pads a column
+    x = tf.keras.layers.Reshape((10, 6), name="reshape")(x)
+    x = QConv1D(4, 3, padding="same", kernel_quantizer=quantized_bits(5, 1, alpha=1),
+                bias_quantizer=quantized_bits(6, 2, alpha=1), name="c1d")(x)
+    x = QActivation(quantized_bits(7, 3, alpha=1), name="c1d_act")(x)
+    x = tf.keras.layers.MaxPooling1D(2, name="pool1d")(x)
+    x = tf.keras.layers.Flatten(name="flat")(x)
+    x = QDense(3, kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 2, alpha=1),
+               name="out")(x)
+    return randomize(tf.keras.Model(inp, x), 6)
+
+
 def ir_signature(ir) -> list:
     """Everything an IR says, as comparable values (source excluded: it
     names the files)."""

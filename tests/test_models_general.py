@@ -143,13 +143,15 @@ def test_ir_with_new_kinds_round_trips_through_its_file(tf, tmp_path):
     assert np.array_equal(forward(back, x), forward(ir, x))
 
 
-def test_hls_refuses_new_kinds_in_one_line(tf):
-    """(The RTL generator builds every new kind: tests/test_rtl_layers.py.)"""
+def test_hls_refuses_qaveragepooling2d_in_one_line(tf):
+    """hls4ml 1.3 has no QAveragePooling2D. (The RTL generator builds every
+    new kind: tests/test_rtl_layers.py; the hls level the others:
+    tests/test_hls_layers.py.)"""
     from fkhw.hls.project import HlsUnsupportedError, check_ir
     from fkhw.model.extract import extract
 
-    ir = extract(conv1d_model(tf), "m")
-    with pytest.raises(HlsUnsupportedError, match="'c1'.*conv1d") as hls:
+    ir = extract(pooling_model(tf), "m")
+    with pytest.raises(HlsUnsupportedError, match="'avg'.*QAveragePooling2D") as hls:
         check_ir(ir)
     assert "\n" not in str(hls.value)
 
