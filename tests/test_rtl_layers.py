@@ -167,3 +167,25 @@ def test_an_average_pool_whose_reciprocal_quantizes_to_zero_is_refused_in_one_li
     with pytest.raises(RtlUnsupported, match="'avg_b'.*reciprocal") as e:
         write_rtl(bad, tmp_path / "out")
     assert "\n" not in str(e.value) and not (tmp_path / "out").exists()
+
+
+def test_every_pipeline_and_valid_upset_of_the_pool_model_equals_the_fault_model():
+    """The stages in front of the pools and behind the reshape: every data
+    and valid flip-flop at every window cycle, RTL vs fkhw's fault model
+    (software): 0 mismatching faults."""
+    from fkhw.fault_kinds import KindOptions, enumerate_faults, parse_kind
+    from fkhw.fault_model import simulate_set
+
+    ir = pool_model()
+    n = 4
+    lv = RtlLevel(ir, jobs=JOBS)
+    space = lv.space
+    fs = enumerate_faults(space, parse_kind("pipeline"), KindOptions(n_vectors=n, samples=0, seed=0))
+    assert len(fs) == (space.n_pipeline + space.latency) * n
+    x = toy_inputs(ir, n, seed=6)
+    obs = lv.run_faults(fs, x)
+    ref = simulate_set(ir, space, fs, x)
+    bad = fs.ids[obs.mismatches(ref)]
+    assert bad.size == 0, f"{bad.size} of {len(fs)} faults differ from the fault model, e.g. {bad[:5]}"
+    changed = (obs.latent != engine.forward(ir, x)[None]).any(axis=(1, 2)) | obs.lost.any(axis=1)
+    assert changed.sum() > 0.2 * len(fs), f"only {int(changed.sum())} of {len(fs)} faults change anything"
