@@ -189,3 +189,39 @@ def test_every_pipeline_and_valid_upset_of_the_pool_model_equals_the_fault_model
     assert bad.size == 0, f"{bad.size} of {len(fs)} faults differ from the fault model, e.g. {bad[:5]}"
     changed = (obs.latent != engine.forward(ir, x)[None]).any(axis=(1, 2)) | obs.lost.any(axis=1)
     assert changed.sum() > 0.2 * len(fs), f"only {int(changed.sum())} of {len(fs)} faults change anything"
+
+
+def test_yosys_keeps_exactly_the_stage_flip_flops_the_space_lists(tmp_path):
+    """Flip-flop by flip-flop, not only their number: in the flat synthesis
+    of the pool model, the pipeline bits Yosys keeps are the bits of the
+    elements each stage lists (dead columns out, an unsigned average
+    without a constant sign bit), and the total equals the space's."""
+    from fkhw.faults import FlipFlopSpace
+    from fkhw.rtlgen.netlist import _rename, _rename_pipeline, flip_flop_map, flip_flops
+    from fkhw.rtlgen.synth import synth
+
+    ir = pool_model()
+    design = write_rtl(ir, tmp_path / "rtl")
+    rep = synth(design.verilog_files(tmp_path / "rtl"), TOP, work_dir=tmp_path / "synth", abc=False, netlist="n.v")
+    ffmap = flip_flop_map(flip_flops(_rename_pipeline(_rename((tmp_path / "synth" / "n.v").read_text()))), design.meta)
+    for st in design.meta["stages"]:
+        kept = {key[2] for key in ffmap if key[0] == "pipe" and key[1] == st["stage"]}
+        listed = {e * st["width"] + b for e in st["used_elements"] for b in range(st["width"])}
+        assert kept == listed, f"stage {st['stage']}: Yosys keeps {len(kept)} bits, the space lists {len(listed)}"
+    assert {key for key in ffmap if key[0] == "valid"} == {("valid", k) for k in range(design.meta["latency"])}
+    assert rep["flip_flops"] == FlipFlopSpace.of(ir).n_ff == design.meta["flip_flops_expected"]
+
+
+def test_an_even_reciprocal_registered_without_a_quantizer_is_refused_in_one_line(tmp_path):
+    """Window sum x an even code: its low bits are constant 0, flip-flops
+    synthesis would remove behind the space's back."""
+    from dataclasses import replace
+
+    from fkhw.rtlgen import RtlUnsupported
+
+    ir = pool_model()
+    pos = next(i for i, layer in enumerate(ir.layers) if layer.kind == "avgpool")
+    bad = ir.with_layer(pos, replace(ir.layers[pos], mult=2, frac_add=2))
+    with pytest.raises(RtlUnsupported, match="'avg_b'.*code 2.*QActivation") as e:
+        write_rtl(bad, tmp_path / "out")
+    assert "\n" not in str(e.value) and not (tmp_path / "out").exists()

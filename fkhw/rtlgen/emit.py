@@ -154,6 +154,7 @@ def check_supported(ir: IntegerModel) -> list:
         if layer.kind == "quant" and layer.fmt.bits > MAX_QUANT_BITS:
             raise RtlUnsupported(f"layer {layer.name!r}: quantizer format {layer.fmt.describe()} is wider than "
                                  f"{MAX_QUANT_BITS} bits")
+    _check_registered_averages(ir)
     if not ir.param_layers():
         raise RtlUnsupported(f"model {ir.name!r} has no conv2d/conv1d/dense layer: there is no register file to "
                              "generate")
@@ -171,6 +172,25 @@ def _check_window(layer, window, strides, padding) -> None:
     if len(window) not in (1, 2) or len(strides) != len(window) or min(strides) < 1 or min(window) < 1:
         raise RtlUnsupported(f"layer {layer.name!r}: window {tuple(window)} with strides {tuple(strides)} is not "
                              "supported (1-D or 2-D, strides >= 1)")
+
+
+def _check_registered_averages(ir: IntegerModel) -> None:
+    """An average pool's output is its window sum times the reciprocal code:
+    an even code leaves low bits that are always 0. Registered as they are
+    (no quantizer before the next pipeline stage or the output), synthesis
+    would remove those flip-flops, which the flip-flop space counts."""
+    pending = None
+    for layer in ir.layers + (None,):
+        if layer is None or layer.kind in STAGED:
+            if pending is not None:
+                zeros = (pending.mult & -pending.mult).bit_length() - 1
+                raise RtlUnsupported(f"layer {pending.name!r}: the average pool's output (window sum x reciprocal code "
+                                     f"{pending.mult}, whose {zeros} low bit(s) are always 0) reaches a pipeline "
+                                     "register without a quantizer: add a QActivation after it")
+        if layer is not None and layer.kind == "avgpool":
+            pending = layer if layer.mult > 0 and layer.mult % 2 == 0 else None
+        elif layer is not None and layer.kind in ("quant",) + STAGED:
+            pending = None
 
 
 def _window_view(layer, spec: TensorSpec) -> tuple:
@@ -425,12 +445,13 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False, refresh: bool =
         elif layer.kind == "avgpool":
             (h, w, c), (kh, kw), (sh, sw), _ = _window_view(layer, spec_in)
             (oh, ow), _ = window_geometry((h, w), (kh, kw), (sh, sw), "valid")
-            # wide enough for any code the stage can hold, not only the IR's range (a pipeline upset)
+            # wide enough for any code the stage can hold, not only the IR's range (a pipeline upset); unsigned
+            # codes give an unsigned average (a sign bit that is always 0 would be a constant flip-flop)
             xlo, xhi = _bus_range(cur)
             ends = (kh * kw * xlo * layer.mult, kh * kw * xhi * layer.mult)
-            yw = max(bits_for_range(spec_out.lo, spec_out.hi), bits_for_range(min(ends), max(ends)))
+            yw = bits_for_range(min(ends), max(ends)) if cur.signed else max(1, max(ends).bit_length())
             mw = int(layer.mult).bit_length()
-            out = Bus(f"{lname}_avg", spec_out, yw, True)
+            out = Bus(f"{lname}_avg", spec_out, yw, cur.signed)
             decl.append(f"    wire [{out.bits - 1}:0] {out.name};  // {layer.name}: {out.n} x {yw}-bit window sums "
                         f"times {layer.mult}, frac {spec_out.frac}, range [{spec_out.lo}, {spec_out.hi}]")
             body.append(f"    // {layer.name}: average pool {'x'.join(map(str, layer.pool))}, stride "

@@ -9,7 +9,8 @@
 //   term  x as a signed operand, XEW = XW (+1 if unsigned);
 //   sum   fkhw_addtree, XEW + $clog2(KH*KW) bits, exact;
 //   y     YW bits, from the range of any input code times the area times
-//         MULT, so the product always fits.
+//         MULT, so the product always fits; two's complement if XSIGNED,
+//         else unsigned (the product is never negative).
 //
 // Part of fkhw (templates are copied verbatim next to the generated top).
 module fkhw_avgpool #(
