@@ -96,6 +96,55 @@ def plain_average_model(tf):
     return randomize(tf.keras.Model(inp, x), 4)
 
 
+def strided_pool_model(tf):
+    """A max pool whose stride (3) exceeds its window (2): some conv outputs
+    are never read, nor, through them, the input's last column (the RTL's
+    stage registers keep only what an output depends on); Reshape into a
+    'same' QConv1D, a padded MaxPooling1D on unsigned codes."""
+    from qkeras import QActivation, QConv1D, QConv2D, QDense, quantized_bits, quantized_relu
+
+    inp = tf.keras.Input((6, 7, 2))
+    x = QActivation(quantized_bits(6, 2, alpha=1), name="in_q")(inp)
+    x = QConv2D(3, (2, 2), kernel_quantizer=quantized_bits(5, 0, alpha=1), bias_quantizer=quantized_bits(6, 2, alpha=1),
+                name="c1")(x)
+    x = QActivation(quantized_bits(6, 2, alpha=1), name="c1_act")(x)
+    x = tf.keras.layers.MaxPooling2D((2, 2), strides=(3, 3), name="pool2d")(x)  # 5x6 -> 2x2
+    x = tf.keras.layers.Reshape((4, 3), name="reshape")(x)
+    x = QConv1D(4, 2, padding="same", kernel_quantizer=quantized_bits(4, 1, alpha=1),
+                bias_quantizer=quantized_bits(5, 2, alpha=1), name="c2")(x)
+    x = QActivation(quantized_relu(5, 2), name="c2_act")(x)
+    x = tf.keras.layers.MaxPooling1D(3, strides=1, padding="same", name="pool1d")(x)
+    x = tf.keras.layers.Flatten(name="flat")(x)
+    x = QDense(3, kernel_quantizer=quantized_bits(4, 1, alpha=1), bias_quantizer=quantized_bits(6, 2, alpha=1),
+               name="out")(x)
+    return randomize(tf.keras.Model(inp, x), 5)
+
+
+def hls_mix_model(tf):
+    """The kinds hls4ml 1.3 translates, in one network (one C-sim build):
+    QConv2DBatchnorm, then a signed QActivation(quantized_bits) (the pattern
+    hls4ml drops unless its conv has an explicit result type), a padded
+    MaxPooling2D on signed codes, Reshape into a 'same' QConv1D, another
+    quantized_bits activation, MaxPooling1D, QDense."""
+    from qkeras import QActivation, QConv1D, QConv2DBatchnorm, QDense, quantized_bits
+
+    inp = tf.keras.Input((8, 9, 2))
+    x = QActivation(quantized_bits(7, 2, alpha=1), name="in_q")(inp)
+    x = QConv2DBatchnorm(3, (3, 3), padding="same", kernel_quantizer=quantized_bits(6, 0, alpha=1),
+                         bias_quantizer=quantized_bits(10, 4, alpha=1), name="cbn")(x)
+    x = QActivation(quantized_bits(6, 2, alpha=1), name="cbn_act")(x)
+    x = tf.keras.layers.MaxPooling2D((2, 2), padding="same", name="pool2d")(x)  # 8x9 -> 4x5: pads a column
+    x = tf.keras.layers.Reshape((10, 6), name="reshape")(x)
+    x = QConv1D(4, 3, padding="same", kernel_quantizer=quantized_bits(5, 1, alpha=1),
+                bias_quantizer=quantized_bits(6, 2, alpha=1), name="c1d")(x)
+    x = QActivation(quantized_bits(7, 3, alpha=1), name="c1d_act")(x)
+    x = tf.keras.layers.MaxPooling1D(2, name="pool1d")(x)
+    x = tf.keras.layers.Flatten(name="flat")(x)
+    x = QDense(3, kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 2, alpha=1),
+               name="out")(x)
+    return randomize(tf.keras.Model(inp, x), 6)
+
+
 def ir_signature(ir) -> list:
     """Everything an IR says, as comparable values (source excluded: it
     names the files)."""

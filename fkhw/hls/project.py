@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from fkhw import __version__
+from fkhw.fixed import bits_for_range
 from fkhw.model.extract import UnsupportedLayerError
 from fkhw.model.ir import IntegerModel, raw_range
 
@@ -105,10 +106,14 @@ class HlsProject:
 def check_ir(ir: IntegerModel) -> None:
     """Refuse IR features the hls4ml translation does not reproduce exactly."""
     for layer in ir.layers:
-        if layer.kind not in _HLS_CLASS and layer.kind != "flatten":
-            # its translation is not yet checked against hls4ml's graph (issue 17)
+        if layer.kind == "avgpool":
+            raise HlsUnsupportedError(f"layer {layer.name!r}: QAveragePooling2D is not supported by the hls4ml level "
+                                      "(hls4ml 1.3 has no such layer: 'Unsupported layer type: QAveragePooling2D')")
+        if layer.kind not in _HLS_CLASS and layer.kind not in _HLS_WIRING:
+            # its translation is not checked against hls4ml's graph
             raise HlsUnsupportedError(f"layer {layer.name!r}: kind {layer.kind!r} is not supported by the hls4ml "
-                                      f"level yet (supported: {', '.join(sorted(set(_HLS_CLASS) - {'input'}))}, flatten)")
+                                      f"level (supported: {', '.join(sorted(set(_HLS_CLASS) - {'input'}))}, "
+                                      f"{', '.join(_HLS_WIRING)})")
     quants = [(ir.input.name, ir.input.fmt)] + [(l.name, l.fmt) for l in ir.layers if l.kind == "quant"]
     for name, fmt in quants:
         if fmt.signed and fmt.lo != raw_range(fmt)[0]:
@@ -156,7 +161,7 @@ def _is_rounding_quantizer(precision) -> bool:
 
 
 def _hls_layers(hls_model) -> list:
-    """hls4ml layers that compute something (no input, no flatten)."""
+    """hls4ml layers that compute something (no input, no flatten or reshape)."""
     return [l for l in hls_model.get_layers() if l.class_name not in ("Input", "InputLayer", "Reshape")]
 
 
@@ -165,7 +170,7 @@ def _ir_steps(ir: IntegerModel) -> list:
     input quantizer first."""
     specs = ir.tensor_specs()
     steps = [(ir.input, specs[0])]
-    steps += [(layer, specs[i + 1]) for i, layer in enumerate(ir.layers) if layer.kind != "flatten"]
+    steps += [(layer, specs[i + 1]) for i, layer in enumerate(ir.layers) if layer.kind not in _HLS_WIRING]
     return steps
 
 
@@ -181,7 +186,11 @@ def _holds(precision, spec) -> bool:
     return lo <= spec.lo * scale and spec.hi * scale <= hi
 
 
-_HLS_CLASS = {"input": ("Activation",), "quant": ("Activation",), "conv2d": ("Conv2D",), "dense": ("Dense",)}
+# a folded QConv2DBatchnorm is a conv2d in the IR; hls4ml folds it the same way (C-sim exact)
+_HLS_CLASS = {"input": ("Activation",), "quant": ("Activation",), "conv2d": ("Conv2D", "Conv2DBatchnorm"),
+              "conv1d": ("Conv1D",), "dense": ("Dense",), "maxpool": ("Pooling1D", "Pooling2D")}
+_HLS_WIRING = ("flatten", "reshape")  # C order: hls4ml's Reshape, no computation
+_MAC_KINDS = ("conv2d", "conv1d", "dense")
 
 
 def _describe(precision) -> str:
@@ -231,6 +240,13 @@ def check_conversion(ir: IntegerModel, hls_model) -> list:
                 f"layer {step.name!r}: hls4ml translates it as {hl.class_name} {hl.name!r}, "
                 f"expected {' or '.join(_HLS_CLASS[step.kind])}")
         prec = _precision(hl.get_output_variable())
+        if step.kind == "maxpool" and hl.get_attr("pool_op") != "Max":
+            raise HlsUnsupportedError(f"layer {step.name!r}: hls4ml pools with {hl.get_attr('pool_op')}, not Max")
+        accum = hl.get_attr("accum_t") if step.kind in _MAC_KINDS else None
+        if accum is not None and not _holds(accum.precision, spec):
+            raise HlsUnsupportedError(
+                f"layer {step.name!r}: hls4ml accumulates in {_describe(accum.precision)}, too narrow for codes "
+                f"{spec.lo}..{spec.hi} with {spec.frac} fractional bits")
         if step.kind in ("input", "quant"):
             if not (_is_rounding_quantizer(prec) and _same_format(prec, step.fmt)):
                 raise HlsUnsupportedError(
@@ -259,6 +275,21 @@ def hls_config(keras_model, ir: IntegerModel, backend: str) -> dict:
     if input_name not in config.get("LayerName", {}):
         raise HlsUnsupportedError(f"input {input_name!r}: hls4ml's configuration has no layer of that name")
     config["LayerName"][input_name]["Precision"]["result"] = ir.input.fmt.describe().replace("ap_", "")
+    # hls4ml parses QActivation(quantized_bits) as a *linear* activation, and its MergeLinearActivation pass
+    # removes a linear activation whose parent's result type is "auto", without keeping the quantizer: the
+    # accumulator would feed the next layer unrounded. A MAC layer followed by one gets its exact accumulator
+    # format as an explicit result type (and its own hidden <layer>_linear step the same, so that no cast is
+    # added there), so the pass leaves the quantizer in place: an Activation rounding to its format.
+    specs = ir.tensor_specs()
+    for i, layer in enumerate(ir.layers[:-1]):
+        nxt = ir.layers[i + 1]
+        if layer.kind in _MAC_KINDS and nxt.kind == "quant" and nxt.quantizer == "quantized_bits":
+            spec = specs[i + 1]
+            bits = bits_for_range(spec.lo, spec.hi)
+            exact = f"fixed<{bits},{bits - spec.frac}>"
+            for name in (layer.name, f"{layer.name}_linear"):
+                if name in config["LayerName"]:
+                    config["LayerName"][name]["Precision"]["result"] = exact
     return config
 
 
@@ -333,7 +364,11 @@ def write_testbench(out: Path, ir: IntegerModel, n: int = TESTBENCH_ROWS) -> Non
     bench (``<project>_test.cpp`` reads tb_data/*.dat when they exist)."""
     from fkhw import data, engine
 
-    codes = data.encoder_input_codes(data.load_charges(), ir.input.fmt)[:n]
+    if tuple(ir.input.shape) == data.IMAGE_SHAPE:
+        codes = data.encoder_input_codes(data.load_charges(), ir.input.fmt)[:n]
+    else:  # not an HGCAL encoder: codes spread over the input quantizer's range (seeded)
+        fmt = ir.input.fmt
+        codes = np.random.default_rng(0).integers(fmt.lo, fmt.hi + 1, size=(n,) + tuple(ir.input.shape))
     tb = out / "tb_data"
     tb.mkdir(exist_ok=True)
     _write_dat(tb / "tb_input_features.dat", to_values(codes, ir.input.fmt.frac))

@@ -326,7 +326,7 @@ class RtlLevel:
         pipe = pipe or True in self._builds  # a pipeline build runs parameter upsets too: no second build
         sb = self.build(pipeline=pipe)
         dep = fault_deposits(fs, self.space, self.model, self.meta, period, ffmap=self.design.flip_flops)
-        gold = engine.forward(self.model, x)
+        gold = engine.forward(self.model, x).reshape(x.shape[0], -1)  # out_data: the output in C order
         tmp = self._work()
         work = Path(tmp.name) if tmp else self.work_dir
         try:

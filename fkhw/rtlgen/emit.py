@@ -1,8 +1,10 @@
 """Integer IR -> synthesizable Verilog-2005, its register map and metadata.
 
 The hand-written blocks live in ``templates/*.v`` (register file, pipeline
-stage, round-half-even saturating requantizer, dot product, conv2d, dense);
-this module only emits the wiring between them: ``fkhw_encoder.v``.
+stage, round-half-even saturating requantizer, dot product, conv2d, dense,
+max and average pooling); this module only emits the wiring between them:
+``fkhw_encoder.v``. A 1-D layer (conv1d, 1-D pooling) is the height-1 case
+of the 2-D block: same register order, same windows.
 
 Architecture (fully parallel, II = 1):
 
@@ -13,8 +15,11 @@ Architecture (fully parallel, II = 1):
   ``tensor.base + index`` at Verilog bit ``bits-1-bit`` (site bit 0 = MSB);
 * the configuration port (``cfg_we``, ``cfg_addr``, ``cfg_data``) writes one
   register per clock; ``cfg_data[bits-1:0]`` is the code's bit pattern;
-* pipeline registers: one on the input, one after each MAC layer with the
-  quantizers/flattens that follow it. LATENCY = number of stages.
+* pipeline registers: one in front of every MAC or pooling layer (the
+  first one registers the input) and one on the output; quantizers,
+  flattens and reshapes are combinational between them. LATENCY = number of
+  stages. A stage register counts only the elements some output depends on
+  (synthesis removes the others).
 
 Everything here is pure: :func:`generate` validates the whole IR first and
 raises :class:`RtlUnsupported` naming the layer before anything is written.
@@ -33,8 +38,9 @@ from pathlib import Path
 import numpy as np
 
 from fkhw import __version__
+from fkhw.engine import windows
 from fkhw.fixed import bits_for_range
-from fkhw.model.ir import IR_VERSION, IntegerModel, TensorSpec, acc_frac, conv_geometry
+from fkhw.model.ir import IR_VERSION, IntegerModel, TensorSpec, acc_frac, pool_window, window_geometry
 from fkhw.sites import SiteSpace
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -43,7 +49,10 @@ TOP_FILE = f"{TOP}.v"
 DEFS_FILE = f"{TOP}_defs.vh"
 META_FILE = f"{TOP}.json"
 REGMAP_FILE = "regmap.csv"
-SUPPORTED = ("conv2d", "dense", "quant", "flatten")
+SUPPORTED = ("conv2d", "conv1d", "dense", "quant", "flatten", "reshape", "maxpool", "avgpool")
+MAC_KINDS = ("conv2d", "conv1d", "dense")
+STAGED = MAC_KINDS + ("maxpool", "avgpool")  # layers fed by a pipeline stage of their own
+LAYER_TEMPLATES = {"maxpool": ("fkhw_maxpool.v", "fkhw_maxtree.v"), "avgpool": ("fkhw_avgpool.v",)}  # only when used
 MAX_PARAM_BITS = 32  # configuration word
 MAX_QUANT_BITS = 31  # LO/HI travel as Verilog integer parameters
 TMR_TEMPLATES = ("fkhw_regfile_tmr.v",)  # only in hardened designs (the plain file set stays as it was)
@@ -123,16 +132,20 @@ def check_supported(ir: IntegerModel) -> list:
         if layer.kind not in SUPPORTED:
             raise RtlUnsupported(f"layer {layer.name!r}: kind {layer.kind!r} is not supported by the RTL generator "
                                  f"(supported: {', '.join(SUPPORTED)})")
-        if layer.kind == "conv2d":
-            if layer.padding not in ("same", "valid"):
-                raise RtlUnsupported(f"layer {layer.name!r}: padding {layer.padding!r} is not supported (same, valid)")
-            if len(layer.strides) != 2 or min(layer.strides) < 1:
-                raise RtlUnsupported(f"layer {layer.name!r}: strides {layer.strides} are not supported")
-            if layer.kernel.ndim != 4:
-                raise RtlUnsupported(f"layer {layer.name!r}: conv2d kernel must be (kh, kw, cin, cout)")
+        if layer.kind in ("conv2d", "conv1d"):
+            dims = 2 if layer.kind == "conv2d" else 1
+            if layer.kernel.ndim != dims + 2:
+                raise RtlUnsupported(f"layer {layer.name!r}: {layer.kind} kernel must be "
+                                     f"{'(kh, kw, cin, cout)' if dims == 2 else '(k, cin, cout)'}")
+            _check_window(layer, layer.kernel.shape[:dims], layer.strides, layer.padding)
+        if layer.kind in ("maxpool", "avgpool"):
+            _check_window(layer, *pool_window(layer))
+        if layer.kind == "avgpool" and not 0 < layer.mult < 1 << MAX_QUANT_BITS:
+            raise RtlUnsupported(f"layer {layer.name!r}: the code {layer.mult} of the reciprocal of the pool area "
+                                 f"is not in 1..2**{MAX_QUANT_BITS}-1 (0 would make the output constant)")
         if layer.kind == "dense" and layer.kernel.ndim != 2:
             raise RtlUnsupported(f"layer {layer.name!r}: dense kernel must be (n_in, n_out)")
-        if layer.kind in ("conv2d", "dense"):
+        if layer.kind in MAC_KINDS:
             fmts = [("kernel", layer.kernel_fmt)] + ([("bias", layer.bias_fmt)] if layer.bias is not None else [])
             for tname, fmt in fmts:
                 if fmt.bits > MAX_PARAM_BITS:
@@ -141,8 +154,10 @@ def check_supported(ir: IntegerModel) -> list:
         if layer.kind == "quant" and layer.fmt.bits > MAX_QUANT_BITS:
             raise RtlUnsupported(f"layer {layer.name!r}: quantizer format {layer.fmt.describe()} is wider than "
                                  f"{MAX_QUANT_BITS} bits")
+    _check_registered_averages(ir)
     if not ir.param_layers():
-        raise RtlUnsupported(f"model {ir.name!r} has no conv2d/dense layer: there is no register file to generate")
+        raise RtlUnsupported(f"model {ir.name!r} has no conv2d/conv1d/dense layer: there is no register file to "
+                             "generate")
     if ir.input.fmt.bits > MAX_QUANT_BITS:
         raise RtlUnsupported(f"input {ir.input.name!r}: format {ir.input.fmt.describe()} is wider than {MAX_QUANT_BITS} bits")
     try:
@@ -151,27 +166,75 @@ def check_supported(ir: IntegerModel) -> list:
         raise RtlUnsupported(str(e)) from None
 
 
-def _used_mask(layer, spec: TensorSpec) -> np.ndarray:
-    """Which elements of a layer's input the layer reads (conv windows may
-    skip pixels); register bits nobody reads are removed by synthesis."""
-    if layer.kind != "conv2d":
-        return np.ones(spec.size, dtype=bool)
-    h, w, c = spec.shape
-    kh, kw = layer.kernel.shape[:2]
-    sh, sw = layer.strides
-    oh, ow, pt, pl = conv_geometry(spec.shape, layer)
-    used = np.zeros((h, w), dtype=bool)
-    for oy in range(oh):
-        for ky in range(kh):
-            iy = oy * sh + ky - pt
-            if not 0 <= iy < h:
-                continue
-            for ox in range(ow):
-                for kx in range(kw):
-                    ix = ox * sw + kx - pl
-                    if 0 <= ix < w:
-                        used[iy, ix] = True
-    return np.repeat(used.reshape(-1), c)
+def _check_window(layer, window, strides, padding) -> None:
+    if padding not in ("same", "valid"):
+        raise RtlUnsupported(f"layer {layer.name!r}: padding {padding!r} is not supported (same, valid)")
+    if len(window) not in (1, 2) or len(strides) != len(window) or min(strides) < 1 or min(window) < 1:
+        raise RtlUnsupported(f"layer {layer.name!r}: window {tuple(window)} with strides {tuple(strides)} is not "
+                             "supported (1-D or 2-D, strides >= 1)")
+
+
+def _check_registered_averages(ir: IntegerModel) -> None:
+    """An average pool's output is its window sum times the reciprocal code:
+    an even code leaves low bits that are always 0. Registered as they are
+    (no quantizer before the next pipeline stage or the output), synthesis
+    would remove those flip-flops, which the flip-flop space counts."""
+    pending = None
+    for layer in ir.layers + (None,):
+        if layer is None or layer.kind in STAGED:
+            if pending is not None:
+                zeros = (pending.mult & -pending.mult).bit_length() - 1
+                raise RtlUnsupported(f"layer {pending.name!r}: the average pool's output (window sum x reciprocal code "
+                                     f"{pending.mult}, whose {zeros} low bit(s) are always 0) reaches a pipeline "
+                                     "register without a quantizer: add a QActivation after it")
+        if layer is not None and layer.kind == "avgpool":
+            pending = layer if layer.mult > 0 and layer.mult % 2 == 0 else None
+        elif layer is not None and layer.kind in ("quant",) + STAGED:
+            pending = None
+
+
+def _window_view(layer, spec: TensorSpec) -> tuple:
+    """A windowed layer (conv or pool) seen as 2-D: ((h, w, c), (kh, kw),
+    (sh, sw), padding). A 1-D layer is the height-1 case, which TensorFlow
+    pads the same way; a conv1d kernel (k, cin, cout) is then (1, k, cin, cout)
+    in the same C order, so its registers stay in site order."""
+    if layer.kind in ("conv2d", "conv1d"):
+        window, strides, padding = layer.kernel.shape[:-2], layer.strides, layer.padding
+    else:
+        window, strides, padding = pool_window(layer)
+    shape, window, strides = tuple(spec.shape), tuple(window), tuple(strides)
+    if len(window) == 1:
+        shape, window, strides = (1,) + shape, (1,) + window, (1,) + strides
+    return shape, window, strides, padding
+
+
+def _bus_range(bus: Bus) -> tuple:
+    """Every code an element of ``bus`` can carry (any bit pattern)."""
+    if bus.signed:
+        return -(1 << (bus.width - 1)), (1 << (bus.width - 1)) - 1
+    return 0, (1 << bus.width) - 1
+
+
+def _needed_inputs(layer, spec: TensorSpec, need_out: np.ndarray) -> np.ndarray:
+    """Which elements of a layer's input (``spec``) some needed output
+    element depends on. Weights are registers, not constants, so a MAC
+    output depends on every input of its window (a dense output on all);
+    an elementwise or reshaping layer keeps C order."""
+    if layer.kind in ("quant", "flatten", "reshape"):
+        return need_out
+    if layer.kind == "dense" or not need_out.any():
+        return np.full(spec.size, need_out.any())
+    shape, window, strides, padding = _window_view(layer, spec)
+    cols = windows(np.arange(spec.size).reshape((1,) + shape), window, strides, padding, fill=-1)[0]
+    oh, ow = cols.shape[:2]
+    if layer.kind in ("conv2d", "conv1d"):  # an output reads every channel of its window
+        need = need_out.reshape(oh, ow, -1).any(axis=-1)[:, :, None, None, None]
+    else:  # a pool output reads its own channel
+        need = need_out.reshape(oh, ow, 1, 1, shape[2])
+    picked = cols[np.broadcast_to(need, cols.shape)]
+    used = np.zeros(spec.size, dtype=bool)
+    used[picked[picked >= 0]] = True
+    return used
 
 
 def protection_masks(ir: IntegerModel, protect) -> list:
@@ -270,13 +333,13 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False, refresh: bool =
     cur = Bus("in_data", specs[0], inp.fmt.bits, inp.fmt.signed)
     in_bus = cur
     valid = "in_valid"
-    mac_pending = True  # the input itself is registered before the first layer
 
-    def pipe(bus: Bus, valid_in: str, used: np.ndarray, layer_pos: int) -> tuple:
+    def pipe(bus: Bus, valid_in: str, layer_pos: int) -> tuple:
         """A pipeline stage holding ``bus``: the activation entering IR layer
-        ``layer_pos`` (len(layers): the output); ``used``: which elements
-        the next layer reads (the others are removed by synthesis). Its
-        instance is written once the protected flip-flops are known."""
+        ``layer_pos`` (len(layers): the output). Which of its elements some
+        output depends on (the others are removed by synthesis) is known
+        once every layer is placed; its instance is written once the
+        protected flip-flops are known."""
         k = len(stages)
         q, v = f"s{k}_data", f"s{k}_valid"
         decl.append(f"    wire             {v};")
@@ -284,20 +347,18 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False, refresh: bool =
                     f"{'signed' if bus.signed else 'unsigned'} codes, frac {bus.spec.frac}")
         body.append(None)  # the stage's instance (below)
         stages.append({"stage": k, "signal": q, "instance": f"u_stage{k}", "bits": bus.bits,
-                       "ff_used": int(used.sum()) * bus.width, "elements": bus.n, "width": bus.width,
+                       "ff_used": None, "elements": bus.n, "width": bus.width,
                        "signed": bus.signed, "frac": bus.spec.frac, "layer_pos": layer_pos,
-                       "used_elements": np.flatnonzero(used).tolist(),
-                       "_body": len(body) - 1, "_in": (bus.name, valid_in)})
+                       "used_elements": None, "_body": len(body) - 1, "_in": (bus.name, valid_in)})
         return Bus(q, bus.spec, bus.width, bus.signed), v
 
     layer_meta = []
     for i, layer in enumerate(ir.layers):
         spec_in, spec_out = specs[i], specs[i + 1]
         lname = _ident(layer.name)
-        if layer.kind in ("conv2d", "dense"):
-            if mac_pending:
-                cur, valid = pipe(cur, valid, _used_mask(layer, spec_in), i)
-            mac_pending = True
+        if layer.kind in STAGED:  # a MAC's products and a pool's compare tree start at a register
+            cur, valid = pipe(cur, valid, i)
+        if layer.kind in MAC_KINDS:
             frac = acc_frac(spec_in.frac, layer)
             pshift = frac - (spec_in.frac + layer.kernel_fmt.frac)
             has_bias = layer.bias is not None
@@ -314,13 +375,14 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False, refresh: bool =
                       f".WSIGNED({_sv(layer.kernel_fmt.signed)}),\n"
                       f"        .PSHIFT({pshift}), .HAS_BIAS({_sv(has_bias)}), .BW({bw}), "
                       f".BSIGNED({_sv(bfmt.signed if has_bias else True)}), .BSHIFT({bshift}), .ACCW({aw})")
-            if layer.kind == "conv2d":
-                h, w, cin = spec_in.shape
-                kh, kw, _, cout = layer.kernel.shape
-                oh, ow, pt, pl = conv_geometry(spec_in.shape, layer)
-                sh, sw = layer.strides
-                body.append(f"    // {layer.name}: conv2d {kh}x{kw}, stride {sh}x{sw}, padding {layer.padding}, "
-                            f"({h},{w},{cin}) -> ({oh},{ow},{cout})\n"
+            if layer.kind in ("conv2d", "conv1d"):
+                (h, w, cin), (kh, kw), (sh, sw), _ = _window_view(layer, spec_in)
+                cout = layer.kernel.shape[-1]
+                (oh, ow), (pt, pl) = window_geometry((h, w), (kh, kw), (sh, sw), layer.padding)
+                what = (f"conv2d {kh}x{kw}, stride {sh}x{sw}" if layer.kind == "conv2d" else
+                        f"conv1d {kw}, stride {sw} (as a height-1 conv2d)")
+                body.append(f"    // {layer.name}: {what}, padding {layer.padding}, "
+                            f"({','.join(map(str, spec_in.shape))}) -> ({','.join(map(str, spec_out.shape))})\n"
                             f"    fkhw_conv2d #(\n"
                             f"        .H({h}), .W({w}), .CIN({cin}), .COUT({cout}), .KH({kh}), .KW({kw}), "
                             f".SH({sh}), .SW({sw}), .PT({pt}), .PL({pl}), .OH({oh}), .OW({ow}),\n"
@@ -329,6 +391,9 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False, refresh: bool =
                             f"        .x({cur.name}), .w({kbus}), .b({bbus}), .acc({out.name})\n    );\n")
                 geom = {"in": [h, w, cin], "out": [oh, ow, cout], "kernel": [kh, kw], "strides": [sh, sw],
                         "padding": layer.padding, "pad_top": pt, "pad_left": pl}
+                if layer.kind == "conv1d":
+                    geom = {"in": list(spec_in.shape), "out": list(spec_out.shape), "kernel": [kw], "strides": [sw],
+                            "padding": layer.padding, "pad_left": pl}
             else:
                 nin, nout = layer.kernel.shape
                 body.append(f"    // {layer.name}: dense {nin} -> {nout}\n"
@@ -358,13 +423,69 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False, refresh: bool =
             layer_meta.append({"layer": layer.name, "kind": "quant", "quantizer": layer.quantizer,
                                "format": f.to_dict(), "shift": shift})
             cur = out
-        else:  # flatten: C order, the packed bus is already flat
-            out = Bus(f"{lname}_flat", spec_out, cur.width, cur.signed)
-            decl.append(f"    wire [{out.bits - 1}:0] {out.name};  // {layer.name}: flatten (C order: no logic)")
-            body.append(f"    assign {out.name} = {cur.name};\n")
-            layer_meta.append({"layer": layer.name, "kind": "flatten"})
+        elif layer.kind == "maxpool":
+            (h, w, c), (kh, kw), (sh, sw), padding = _window_view(layer, spec_in)
+            (oh, ow), (pt, pl) = window_geometry((h, w), (kh, kw), (sh, sw), padding)
+            out = Bus(f"{lname}_max", spec_out, cur.width, cur.signed)
+            decl.append(f"    wire [{out.bits - 1}:0] {out.name};  // {layer.name}: {out.n} x {cur.width}-bit "
+                        f"{'signed' if cur.signed else 'unsigned'} codes, frac {spec_out.frac}")
+            body.append(f"    // {layer.name}: max pool {'x'.join(map(str, layer.pool))}, stride "
+                        f"{'x'.join(map(str, layer.strides))}, padding {padding} (padding never wins), "
+                        f"{tuple(spec_in.shape)} -> {tuple(spec_out.shape)}\n"
+                        f"    fkhw_maxpool #(\n"
+                        f"        .H({h}), .W({w}), .C({c}), .KH({kh}), .KW({kw}), .SH({sh}), .SW({sw}), "
+                        f".PT({pt}), .PL({pl}), .OH({oh}), .OW({ow}),\n"
+                        f"        .XW({cur.width}), .XSIGNED({_sv(cur.signed)})\n"
+                        f"    ) u_{lname} (\n"
+                        f"        .x({cur.name}), .y({out.name})\n    );\n")
+            layer_meta.append({"layer": layer.name, "kind": "maxpool", "in": list(spec_in.shape),
+                               "out": list(spec_out.shape), "pool": list(layer.pool), "strides": list(layer.strides),
+                               "padding": padding, "pad_top": pt, "pad_left": pl})
             cur = out
-    out_bus, out_valid = pipe(cur, valid, np.ones(cur.n, dtype=bool), len(ir.layers))
+        elif layer.kind == "avgpool":
+            (h, w, c), (kh, kw), (sh, sw), _ = _window_view(layer, spec_in)
+            (oh, ow), _ = window_geometry((h, w), (kh, kw), (sh, sw), "valid")
+            # wide enough for any code the stage can hold, not only the IR's range (a pipeline upset); unsigned
+            # codes give an unsigned average (a sign bit that is always 0 would be a constant flip-flop)
+            xlo, xhi = _bus_range(cur)
+            ends = (kh * kw * xlo * layer.mult, kh * kw * xhi * layer.mult)
+            yw = bits_for_range(min(ends), max(ends)) if cur.signed else max(1, max(ends).bit_length())
+            mw = int(layer.mult).bit_length()
+            out = Bus(f"{lname}_avg", spec_out, yw, cur.signed)
+            decl.append(f"    wire [{out.bits - 1}:0] {out.name};  // {layer.name}: {out.n} x {yw}-bit window sums "
+                        f"times {layer.mult}, frac {spec_out.frac}, range [{spec_out.lo}, {spec_out.hi}]")
+            body.append(f"    // {layer.name}: average pool {'x'.join(map(str, layer.pool))}, stride "
+                        f"{'x'.join(map(str, layer.strides))}: window sum times {layer.mult} (the code of 1/area, "
+                        f"{layer.frac_add} more fractional bits), {tuple(spec_in.shape)} -> {tuple(spec_out.shape)}\n"
+                        f"    fkhw_avgpool #(\n"
+                        f"        .H({h}), .W({w}), .C({c}), .KH({kh}), .KW({kw}), .SH({sh}), .SW({sw}), "
+                        f".OH({oh}), .OW({ow}),\n"
+                        f"        .XW({cur.width}), .XSIGNED({_sv(cur.signed)}), .MW({mw}), .MULT({layer.mult}), "
+                        f".YW({yw})\n"
+                        f"    ) u_{lname} (\n"
+                        f"        .x({cur.name}), .y({out.name})\n    );\n")
+            layer_meta.append({"layer": layer.name, "kind": "avgpool", "in": list(spec_in.shape),
+                               "out": list(spec_out.shape), "pool": list(layer.pool), "strides": list(layer.strides),
+                               "mult": int(layer.mult), "frac_add": int(layer.frac_add), "out_bits": yw})
+            cur = out
+        else:  # flatten, reshape: C order, the packed bus already is
+            suffix = "flat" if layer.kind == "flatten" else "shaped"
+            out = Bus(f"{lname}_{suffix}", spec_out, cur.width, cur.signed)
+            what = "flatten" if layer.kind == "flatten" else f"reshape to {tuple(spec_out.shape)}"
+            decl.append(f"    wire [{out.bits - 1}:0] {out.name};  // {layer.name}: {what} (C order: no logic)")
+            body.append(f"    assign {out.name} = {cur.name};\n")
+            layer_meta.append({"layer": layer.name, "kind": layer.kind, "out": list(spec_out.shape)})
+            cur = out
+    out_bus, out_valid = pipe(cur, valid, len(ir.layers))
+    # which stage elements some output depends on, from the output backwards
+    need = np.ones(specs[-1].size, dtype=bool)
+    by_pos = {st["layer_pos"]: st for st in stages}
+    for pos in range(len(ir.layers), -1, -1):
+        if pos in by_pos:
+            by_pos[pos]["used_elements"] = np.flatnonzero(need).tolist()
+            by_pos[pos]["ff_used"] = int(need.sum()) * by_pos[pos]["width"]
+        if pos:
+            need = _needed_inputs(ir.layers[pos - 1], specs[pos - 1], need)
     latency = len(stages)
     out_spec = specs[-1]
     stage_prot = _stage_protection(space.n_sites, stages, extra)
@@ -534,8 +655,12 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False, refresh: bool =
         defs += "`define FKHW_TMR 1\n"
 
     files = {TOP_FILE: top, DEFS_FILE: defs, **split_files}
+    optional = {n for names in LAYER_TEMPLATES.values() for n in names}
+    used_kinds = {layer.kind for layer in ir.layers}
+    wanted = {n for kind, names in LAYER_TEMPLATES.items() if kind in used_kinds for n in names}
     templates = sorted(p.name for p in TEMPLATES.glob("*.v")
-                       if (hard or p.name not in TMR_TEMPLATES) and (stage_prot or p.name not in PIPE_TMR_TEMPLATES))
+                       if (hard or p.name not in TMR_TEMPLATES) and (stage_prot or p.name not in PIPE_TMR_TEMPLATES)
+                       and (p.name not in optional or p.name in wanted))
     for name in templates:
         files[name] = (TEMPLATES / name).read_text()
     buf = io.StringIO()
@@ -720,12 +845,20 @@ def _header(ir, meta, tensors, stages, layer_meta) -> str:
                    f"{t['site_offset']}..{t['site_offset'] + t['count'] * t['bits'] - 1}")
     out += ["//", "// Layers:"]
     for lm in layer_meta:
-        if lm["kind"] in ("conv2d", "dense"):
+        if lm["kind"] in MAC_KINDS:
             out.append(f"//   {lm['layer']}: {lm['kind']} -> {lm['acc_bits']}-bit accumulators (frac {lm['acc_frac']})")
         elif lm["kind"] == "quant":
             f = lm["format"]
             out.append(f"//   {lm['layer']}: {lm['quantizer']} -> {f['bits']} bits frac {f['frac']} "
                        f"{'signed' if f['signed'] else 'unsigned'}, round half to even, saturate [{f['lo']}, {f['hi']}]")
+        elif lm["kind"] == "maxpool":
+            out.append(f"//   {lm['layer']}: max pool {lm['pool']}, strides {lm['strides']}, padding {lm['padding']} "
+                       f"-> {tuple(lm['out'])}")
+        elif lm["kind"] == "avgpool":
+            out.append(f"//   {lm['layer']}: average pool {lm['pool']}, strides {lm['strides']}: window sum x "
+                       f"{lm['mult']} -> {lm['out_bits']} bits (frac +{lm['frac_add']})")
+        elif lm["kind"] == "reshape":
+            out.append(f"//   {lm['layer']}: reshape -> {tuple(lm['out'])} (C order)")
         else:
             out.append(f"//   {lm['layer']}: flatten")
     b = meta["flip_flops_breakdown"]
