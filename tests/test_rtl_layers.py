@@ -225,3 +225,23 @@ def test_an_even_reciprocal_registered_without_a_quantizer_is_refused_in_one_lin
     with pytest.raises(RtlUnsupported, match="'avg_b'.*code 2.*QActivation") as e:
         write_rtl(bad, tmp_path / "out")
     assert "\n" not in str(e.value) and not (tmp_path / "out").exists()
+
+
+def test_software_level_flattens_an_output_that_is_not_a_vector():
+    """A model ending in a pool (output (width, channels)): every level
+    reports outputs flattened per row in C order, and the software level's
+    single upsets equal the engine on the flipped model, site by site."""
+    import dataclasses
+
+    from fkhw.sites import flip
+
+    ir = pool_model()
+    ir = dataclasses.replace(ir, layers=tuple(ir.layers[:[l.kind for l in ir.layers].index("flatten")]))
+    x = toy_inputs(ir, 8, seed=1)
+    assert engine.forward(ir, x).ndim > 2
+    space = SiteSpace.of(ir)
+    got = SoftwareLevel(ir).run(np.arange(space.n_sites), x)
+    want = np.stack([engine.forward(flip(ir, space, s), x).reshape(len(x), -1) for s in range(space.n_sites)])
+    assert got.shape == want.shape
+    assert int((got != want).sum()) == 0
+    assert (want != SoftwareLevel(ir).golden(x)[None]).any(axis=(1, 2)).sum() > space.n_sites // 4

@@ -61,7 +61,7 @@ class SoftwareLevel:
         return FlipFlopSpace.of(self.model, self.protect, self.refresh)
 
     def golden(self, inputs: np.ndarray) -> np.ndarray:
-        return engine.forward(self.model, inputs)
+        return engine.forward(self.model, inputs).reshape(len(inputs), -1)
 
     def run_faults(self, fs: FaultSet, inputs: np.ndarray, progress=None) -> Observed:
         """What each fault of ``fs`` does to the N window inputs (fkhw.faults)."""
@@ -319,7 +319,7 @@ class SoftwareLevel:
     def run(self, sites: np.ndarray, inputs: np.ndarray) -> np.ndarray:
         sites = self.space.check(sites)
         acts = engine.activations(self.model, inputs)
-        n_out = acts[-1].shape[1]
+        n_out = int(np.prod(acts[-1].shape[1:]))  # every level flattens the output per row (C order)
         out = np.empty((sites.size, inputs.shape[0], n_out), dtype=np.int64)
         tn, idx, bit = self.space.locate(sites)
         for k, t in enumerate(self.space.tensors):
