@@ -49,7 +49,7 @@ module fkhw_pipe_tmr #(
         for (j = 0; j < DW; j = j + 1) begin : g_bit
             if (PMASK[j]) begin : g_tmr
                 (* keep *) always @(posedge clk) data_a[j] <= d[j];
-                always @(posedge clk) data_b[j] <= d[j];
+                (* keep *) always @(posedge clk) data_b[j] <= d[j];
                 (* keep *) always @(posedge clk) data_c[j] <= d[j];
                 assign q[j] = (data_a[j] & data_b[j]) | (data_a[j] & data_c[j]) | (data_b[j] & data_c[j]);
                 assign disagree[j] = (data_a[j] ^ data_b[j]) | (data_a[j] ^ data_c[j]);
