@@ -292,7 +292,7 @@ def figure(result: dict, path: Path) -> Path:
 def rtl_crosscheck(bundle, inputs: np.ndarray, pools: dict, k_max: int, samples: int, seed: int, n_check: int,
                    jobs: int = 1, log=print, designs=RTL_CHECK_DESIGNS, transients=()) -> dict:
     """Replay ``n_check`` of the Monte Carlo's accumulated-upset scenarios on
-    the RTL: the plain design's on the plain RTL, the selective (and, with
+    each design variant's RTL: the plain design's on the plain RTL, the selective (and, with
     "full" in ``designs``, the full-TMR) design's on its hardened RTL (with and
     without refresh), each protected bit defeated by
     upsetting two of its replicas in the same clock. Outputs are compared
@@ -312,7 +312,7 @@ def rtl_crosscheck(bundle, inputs: np.ndarray, pools: dict, k_max: int, samples:
     # every path (single bits, defeated replicas, refresh)
     variants = [(name, refresh) for name in pools if name in designs
                 for refresh in ((False,) if name == "plain" else (False, True))]
-    per = max(1, -(-n_check // len(variants)))
+    per = n_check  # scenarios on each design variant
     report = {}
     for name, refresh in variants:
         unprot, prot = pools[name]

@@ -190,7 +190,7 @@ def test_rtl_replay_covers_the_full_tmr_design_when_asked():
     x = toy_inputs(ir, 16, seed=4)
     # the selective design as `fkhw tmr --protect-control` proves it: its first valid flag triplicated too
     valid = FlipFlopSpace.of(ir).first_control
-    rep = rtl_crosscheck(SimpleNamespace(ir=ir), x, pools, k_max=3, samples=20, seed=1, n_check=50, jobs=2,
+    rep = rtl_crosscheck(SimpleNamespace(ir=ir), x, pools, k_max=3, samples=20, seed=1, n_check=10, jobs=2,
                          log=lambda m: None, designs=RTL_CHECK_DESIGNS + ("full",), transients=(valid,))
     assert set(rep) == {"plain", "selective", "selective + refresh", "full", "full + refresh"}
     assert all(r["disagreeing"] == 0 and r["scenarios"] == 10 for r in rep.values()), rep

@@ -46,8 +46,8 @@ def add_arguments(p):
                    help="Monte Carlo scenarios per composition of accumulated upsets (default 500)")
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--check-rtl", type=int_at_least(0, 10**6), default=0, metavar="N",
-                   help="replay N of the Monte Carlo's scenarios on the RTL (plain and hardened, with and without "
-                        "refresh) and require the same outputs as the software model (default 0: off)")
+                   help="replay N of the Monte Carlo's scenarios on each design's RTL (plain; hardened, with and "
+                        "without refresh) and require the same outputs as the software model (default 0: off)")
     p.add_argument("--check-full-tmr", action="store_true",
                    help="--check-rtl also replays on the full-TMR RTL, with and without refresh (its Verilator "
                         "build is the largest: minutes cold)")

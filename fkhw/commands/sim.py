@@ -43,8 +43,8 @@ def add_arguments(p):
     p.add_argument("--no-synth", action="store_true", help="skip Yosys synthesis (area table)")
     p.add_argument("--no-rates", action="store_true", help="skip the failure-rate step (fkhw rate)")
     p.add_argument("--check-rtl", type=POSITIVE, default=500, metavar="N",
-                   help="accumulated-upset scenarios of the rate Monte Carlo replayed on the plain and hardened RTL "
-                        "(default 500)")
+                   help="accumulated-upset scenarios of the rate Monte Carlo replayed on each of the plain and "
+                        "hardened RTL designs (default 500 each)")
     p.add_argument("--check-full-tmr", action="store_true",
                    help="--check-rtl also replays on the full-TMR RTL, with and without refresh (off by default: "
                         "its cold Verilator builds take minutes, beyond make sim's budget)")
@@ -268,7 +268,7 @@ def _run(args, background: list) -> int:
         if r["class"] in ("param", "pipeline", "control", "replica", "param+replica")))
 
     if not args.no_rates:
-        steps.start(f"failure rates vs scrub interval (fkhw rate), {args.check_rtl} scenarios replayed on the RTL")
+        steps.start(f"failure rates vs scrub interval (fkhw rate), {args.check_rtl} scenarios replayed on each design's RTL")
         from fkhw.rate_flow import run_rate
         from fkhw.rates import DEFAULT_FLUX, DEFAULT_SIGMA, Environment, parse_duration
         from fkhw.rate_flow import DEFAULT_SCRUBS
