@@ -61,11 +61,14 @@ class InProcess:
     def golden(self, task: ChunkTask) -> np.ndarray:
         return self.level.golden(task.inputs)
 
-    def map(self, task: ChunkTask, chunks: list, fn=run_faults) -> Iterator[tuple]:
+    def map(self, task: ChunkTask, chunks: list, fn=run_faults, progress=None) -> Iterator[tuple]:
         """``(chunk, fn(level, chunk, inputs))`` per chunk (``fn``: what a
-        chunk gives, by default its Observed)."""
+        chunk gives, by default its Observed). ``progress``: called with the
+        running total of the chunk in flight (a chunk of a local simulator
+        level is thousands of faults on every core: seconds to minutes)."""
         for fs in chunks:
-            yield fs, fn(self.level, fs, task.inputs)
+            yield fs, fn(self.level, fs, task.inputs, progress) if progress is not None else \
+                fn(self.level, fs, task.inputs)
 
     def close(self) -> None:
         close = getattr(self.level, "close", None)
@@ -203,7 +206,9 @@ class DaskExecutor:
         except Exception as exc:
             raise ExecutorError(f"the fault-free run failed on a Dask worker: {type(exc).__name__}: {exc}") from exc
 
-    def map(self, task: ChunkTask, chunks: list, fn=run_faults) -> Iterator[tuple]:
+    def map(self, task: ChunkTask, chunks: list, fn=run_faults, progress=None) -> Iterator[tuple]:
+        """As InProcess.map; chunks report when they finish (``progress`` is
+        not called: a chunk is one worker's 1,024 faults)."""
         from distributed import as_completed
 
         [shared] = self.client.scatter([task], broadcast=True)

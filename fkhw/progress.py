@@ -22,6 +22,8 @@ class Progress:
         self.stream = self.stream or sys.stderr
 
     def advance(self, n: int) -> None:
+        if n == 0 and self._last and self.done >= self.total:
+            return  # the last line is printed once
         self.done += n
         now = time.monotonic()
         if now - self._last >= self.every or self.done >= self.total:

@@ -28,8 +28,8 @@ class KillOneWorker:
     def golden(self, task):
         return self.inner.golden(task)
 
-    def map(self, task, chunks):
-        for k, result in enumerate(self.inner.map(task, chunks)):
+    def map(self, task, chunks, progress=None):
+        for k, result in enumerate(self.inner.map(task, chunks, progress=progress)):
             yield result
             if k == 0:
                 busy = [w for w, keys in self.inner.client.processing().items() if keys]
@@ -120,8 +120,8 @@ class LastFirst:
     def golden(self, task):
         return self.inner.golden(task)
 
-    def map(self, task, chunks, fn):
-        done = list(self.inner.map(task, chunks, fn=fn))
+    def map(self, task, chunks, fn, progress=None):
+        done = list(self.inner.map(task, chunks, fn=fn, progress=progress))
         self.chunks = len(done)
         yield from reversed(done)
 
@@ -205,3 +205,26 @@ def test_fkhw_tmr_runs_its_proof_and_hardened_campaign_on_the_scheduler_given(tm
     assert "run_chunk" in done and "run_golden" in done, done
     summary = json.loads((tmp_path / "tmr" / "hardened_campaign" / "summary.json").read_text())
     assert summary["n_sites"] == 10720
+
+
+def test_a_local_simulator_chunk_reports_progress_while_it_runs(tmp_path):
+    """A chunk on the local RTL level is thousands of faults on every core:
+    the executor passes the simulators' running total on (nondecreasing,
+    ending at the chunk's size), so a campaign of one chunk still shows progress."""
+    import numpy as np
+
+    from fkhw.campaign import take
+    from fkhw.executors import ChunkTask, InProcess
+    from fkhw.faults import FaultSet
+    from fkhw.levels.rtl import RtlLevel
+    from fkhw.rtlgen.testing import toy_inputs
+
+    bundle = load_model("econt-bol")  # its plain build is shared with the other RTL tests
+    level = RtlLevel(bundle.ir, jobs=2)
+    x = toy_inputs(bundle.ir, 8, seed=0)
+    n = 2048
+    chunk = take(FaultSet.single("seu", np.arange(n), np.arange(n), 0), np.arange(n))
+    totals = []
+    [(fs, seen)] = list(InProcess(level).map(ChunkTask("rtl", bundle, x), [chunk], progress=totals.append))
+    assert len(fs) == n and seen.latent.shape[0] == n
+    assert totals and totals[-1] == n and all(a <= b for a, b in zip(totals, totals[1:])), totals

@@ -97,12 +97,13 @@ def make_level(name: str, bundle, jobs: int | None = None, hardening=None):
     return level_entry(name).factory(bundle, jobs, hardening)
 
 
-def run_faults(level, fs, inputs):
-    """``level.run_faults(fs, inputs)``; a level that only offers the older
-    ``run(sites, inputs)`` (the qkeras reference) runs single parameter
-    upsets through it and refuses anything else."""
+def run_faults(level, fs, inputs, progress=None):
+    """``level.run_faults(fs, inputs, progress)``; a level that only offers the
+    older ``run(sites, inputs)`` (the qkeras reference) runs single parameter
+    upsets through it and refuses anything else. ``progress``: called with the
+    running total of faults done, by levels that report within a chunk."""
     if hasattr(level, "run_faults"):
-        return level.run_faults(fs, inputs)
+        return level.run_faults(fs, inputs, progress) if progress is not None else level.run_faults(fs, inputs)
     from fkhw.faults import FaultError, Observed
 
     sites = fs.single_param_sites(level.space.n_sites)

@@ -174,10 +174,10 @@ def _err_after(flags) -> np.ndarray:
 
 # --- execution: the proof's frames go through the campaign executors (fkhw.executors) ----------
 
-def chunk_with_flags(level, fs: FaultSet, inputs) -> tuple:
+def chunk_with_flags(level, fs: FaultSet, inputs, progress=None) -> tuple:
     """Executor function: a chunk's Observed and tmr_err records on the
     level an executor holds (a Dask worker's, or the local one)."""
-    return level.run_faults_with_flags(fs, inputs)
+    return level.run_faults_with_flags(fs, inputs, progress)
 
 
 def proof_task(level: HardenedRtlLevel, inputs, bundle=None):
@@ -213,7 +213,12 @@ def execute(executor, task, fs: FaultSet, chunk: int, progress=None) -> tuple:
     chunks = [take(fs, np.arange(lo, min(lo + chunk, len(fs)))) for lo in range(0, len(fs), chunk)]
     pos = {int(i): k for k, i in enumerate(fs.ids.tolist())}
     parts, done = [], 0
-    for part, (obs, flags) in executor.map(task, chunks, fn=chunk_with_flags):
+
+    def within(total: int) -> None:  # the running total of the chunk in flight
+        if progress is not None:
+            progress(done + total)
+
+    for part, (obs, flags) in executor.map(task, chunks, fn=chunk_with_flags, progress=within):
         parts.append((np.array([pos[int(i)] for i in part.ids.tolist()]), obs, _err_after(flags)))
         done += len(part)
         if progress is not None:
