@@ -269,7 +269,8 @@ def _prove_netlist(bundle, protect, out: Path, jobs, inputs, plain_outputs, unpr
     except NetlistError as e:
         raise TmrError(f"the hardened netlist lost what the proof needs: {e}") from None
     hard_nl.write(out / "hardened_netlist")
-    state.update(progress=None, done=0)
+    state.update(progress=Progress(3 * protect.size + len(unprotected), "tmr proof on the netlist (its build "
+                                   "included)", unit="upsets"), done=0)
     nl_level = HardenedRtlLevel(bundle.ir, protect, jobs=jobs or os.cpu_count() or 1, design=hard_nl)
     proof_nl = _prove_on(scheduler, bundle.ir, protect, inputs, plain_outputs=plain_outputs, unprotected=unprotected,
                          level=nl_level, progress=advance, bundle=bundle)
