@@ -51,7 +51,9 @@ module fkhw_regfile_tmr #(
     (* mem2reg *) reg [WIDTH-1:0] mem_c [0:DEPTH-1];
     /* verilator lint_on UNUSEDSIGNAL */
     /* verilator lint_on UNDRIVEN */
-    wire [DEPTH*WIDTH-1:0] disagree;
+    // public: Verilator then stores the mismatch bits and ORs them in a loop; inlined, err became
+    // expressions hundreds of parentheses deep that took g++ 10 GB per file on econt-bol
+    wire [DEPTH*WIDTH-1:0] disagree /* verilator public_flat_rd */;
 
     genvar i, j;
     generate
