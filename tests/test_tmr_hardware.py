@@ -13,6 +13,7 @@ import io
 import json
 import re
 import subprocess
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -188,26 +189,46 @@ def test_campaign_over_the_hardened_econt_bol(tmp_path):
 
 # --- area ------------------------------------------------------------------------------
 
+def _voters(design) -> int:
+    """fkhw_tmr_voter instances of a hardened design: one per fully
+    protected register, one per protected bit of a partly protected one."""
+    width = {rf["instance"]: rf["bits"] for rf in design.meta["register_files"]}
+    per_reg = Counter((s["instance"], s["index"]) for s in design.meta.get("tmr", {}).get("sites", []))
+    return sum(1 if n == width[inst] else n for (inst, _), n in per_reg.items())
+
+
 def test_hierarchical_area_equals_flat_synthesis(synth_cache, tmp_path):
     """Datapath (register files black-boxed, each distinct fkhw_dot mapped
-    once) + register files (datapath black-boxed) == one flat Yosys + ABC
-    run: flip-flops exactly; cells and the CMOS transistor estimate within
-    1.5% (ABC maps the dot products on their own instead of inside the whole
-    network; measured: 0.0-1.1%, the most for full TMR)."""
+    once) + register files (datapath black-boxed, each distinct TMR voter
+    mapped once) == one flat Yosys + ABC run: flip-flops exactly; cells and
+    the CMOS transistor estimate within 1.5% (ABC maps the dot products and
+    voters on their own instead of inside the whole network). With refresh
+    ABC trades cells for area differently in the flat network (measured: 2.3%
+    more cells flat for full TMR + refresh, transistors 0.2% apart), so there
+    the cells are held to 3%."""
     ir = tiny_model()
     prot = np.arange(0, ir.n_param_bits(), 5)
+    every = np.arange(ir.n_param_bits())
     plain = generate(ir)
     for name, design in (("plain", plain), ("selective", generate(ir, protect=prot)),
-                         ("full", generate(ir, protect=np.arange(ir.n_param_bits())))):
+                         ("selective_refresh", generate(ir, protect=prot, refresh=True)),
+                         ("full", generate(ir, protect=every)),
+                         ("full_refresh", generate(ir, protect=every, refresh=True))):
         d = tmp_path / name
         design.write(d)
         flat = synth(design.verilog_files(d), TOP, work_dir=d / "flat")
         hier = synth_hierarchical(design, plain, d / "hier", cache=synth_cache)
         assert flat["abc"] and hier["datapath"]["abc"] and hier["datapath"]["kept_modules"]
+        voters = _voters(design)
+        assert (voters > 0) == (name != "plain")
+        assert sum(hier["regfiles"]["kept_modules"].values()) == voters, name
+        print(f"{name}: cells hierarchical {hier['cells']} flat {flat['cells']}, transistors hierarchical "
+              f"{hier['transistors']} flat {flat['transistors']}")
         assert hier["flip_flops"] == flat["flip_flops"] == design.meta["flip_flops_expected"]
-        assert abs(hier["cells"] - flat["cells"]) <= 0.015 * flat["cells"], (hier["cells"], flat["cells"])
+        cell_bound = 0.03 if name.endswith("refresh") else 0.015
+        assert abs(hier["cells"] - flat["cells"]) <= cell_bound * flat["cells"], (name, hier["cells"], flat["cells"])
         assert abs(hier["transistors"] - flat["transistors"]) <= 0.015 * flat["transistors"], \
-            (hier["transistors"], flat["transistors"])
+            (name, hier["transistors"], flat["transistors"])
     # the conv windows skip a column: those pipeline bits are gone in both
     assert plain.meta["stages"][0]["ff_used"] < plain.meta["stages"][0]["bits"]
 

@@ -55,7 +55,7 @@ STAGED = MAC_KINDS + ("maxpool", "avgpool")  # layers fed by a pipeline stage of
 LAYER_TEMPLATES = {"maxpool": ("fkhw_maxpool.v", "fkhw_maxtree.v"), "avgpool": ("fkhw_avgpool.v",)}  # only when used
 MAX_PARAM_BITS = 32  # configuration word
 MAX_QUANT_BITS = 31  # LO/HI travel as Verilog integer parameters
-TMR_TEMPLATES = ("fkhw_regfile_tmr.v",)  # only in hardened designs (the plain file set stays as it was)
+TMR_TEMPLATES = ("fkhw_regfile_tmr.v", "fkhw_tmr_voter.v")  # only in hardened designs (the plain file set stays as it was)
 PIPE_TMR_TEMPLATES = ("fkhw_pipe_tmr.v",)  # only in designs that triplicate pipeline or valid flip-flops
 REPLICA_MEMS = ("mem", "mem_b", "mem_c")  # replica A (= the single copy of unprotected bits), B, C
 

@@ -78,13 +78,23 @@ def is_ff(cell_type: str) -> bool:
                                                            "$aldff", "$dffsr", "$dlatch")
 
 
+def is_version_of(module: str, name: str) -> bool:
+    """``module`` is ``name`` or one of its parameterised versions, as Yosys
+    names them: ``$paramod\\<name>\\<params>`` or ``$paramod$<hash>\\<name>``."""
+    parts = module.lstrip("\\").split("\\")
+    return parts[0] == name or (parts[0].startswith("$paramod") and len(parts) > 1
+                                and (parts[-1] == name or parts[1] == name))
+
+
 def synth_script(files, top: str, abc: bool = True, flatten: bool = True, keep=(), libs=(), netlist: str | None = None,
                  extra=()) -> list:
     """The Yosys script (list of commands) that :func:`synth` runs."""
     script = [f"read_verilog -Isrc src/{Path(f).name}" for f in files]
     script += [f"read_verilog -lib -Isrc src/{Path(f).name}" for f in libs]
     script.append(f"hierarchy -check -top {top}")
-    script += [f"setattr -mod -set keep_hierarchy 1 *{name}" for name in keep]
+    # a module's parameterised versions are $paramod\<name>\<params> (short parameter lists) or
+    # $paramod$<hash>\<name> (long ones)
+    script += [f"setattr -mod -set keep_hierarchy 1 *{name} $paramod\\{name}\\*" for name in keep]
     script.append(f"synth -top {top}{' -flatten' if flatten else ''} -noabc")
     if abc:
         # flip-flop enables back into logic first, so that ABC maps one network instead of
@@ -143,7 +153,7 @@ def synth(verilog_files, top: str, work_dir: Path | None = None, include_dirs=()
     # $scopeinfo cells only record hierarchy names after -flatten: not logic;
     # kept modules appear as cell types of their instances: their contents are counted instead
     by_type = mod.get("num_cells_by_type", {})
-    kept = {k for k in by_type if any(k.split("\\")[-1] == name for name in keep)}
+    kept = {k for k in by_type if any(is_version_of(k, name) for name in keep)}
     cell_types = {k: int(v) for k, v in by_type.items() if k != "$scopeinfo" and k not in kept}
     # after -flatten the only other cells that are not Yosys primitives are black-box instances
     boxes = {k: v for k, v in cell_types.items() if not k.startswith("$_") or k.startswith("$paramod")}

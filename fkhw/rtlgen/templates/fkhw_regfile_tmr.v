@@ -11,7 +11,7 @@
 //   mem_c [i][j]  replica C (protected bits only)
 //
 // A configuration-port write loads all three replicas. q is the voted value
-// (2 of 3), so one upset replica changes no output. err is combinational:
+// (2 of 3, fkhw_tmr_voter), so one upset replica changes no output. err is combinational:
 // 1 while any protected bit has replicas that disagree (A != B or A != C);
 // it clears when the register is rewritten (scrubbed) through the port.
 //
@@ -51,7 +51,9 @@ module fkhw_regfile_tmr #(
     (* mem2reg *) reg [WIDTH-1:0] mem_c [0:DEPTH-1];
     /* verilator lint_on UNUSEDSIGNAL */
     /* verilator lint_on UNDRIVEN */
-    wire [DEPTH*WIDTH-1:0] disagree;
+    // public: Verilator then stores the mismatch bits and ORs them in a loop; inlined, err became
+    // expressions hundreds of parentheses deep that took g++ 10 GB per file on econt-bol
+    wire [DEPTH*WIDTH-1:0] disagree /* verilator public_flat_rd */;
 
     genvar i, j;
     generate
@@ -62,20 +64,14 @@ module fkhw_regfile_tmr #(
             // whole registers where the mask is all ones or all zeros (one always block per
             // replica and register: far fewer processes for synthesis), bit by bit otherwise
             if (M == {WIDTH{1'b1}}) begin : g_tmr
-                (* keep *) always @(posedge clk) begin
-                    if (we) mem[i] <= cfg_data;
-                    else if (REFRESH != 0) mem[i] <= q[i*WIDTH +: WIDTH];
-                end
-                (* keep *) always @(posedge clk) begin
-                    if (we) mem_b[i] <= cfg_data;
-                    else if (REFRESH != 0) mem_b[i] <= q[i*WIDTH +: WIDTH];
-                end
-                (* keep *) always @(posedge clk) begin
-                    if (we) mem_c[i] <= cfg_data;
-                    else if (REFRESH != 0) mem_c[i] <= q[i*WIDTH +: WIDTH];
-                end
-                assign q[i*WIDTH +: WIDTH] = (mem[i] & mem_b[i]) | (mem[i] & mem_c[i]) | (mem_b[i] & mem_c[i]);
-                assign disagree[i*WIDTH +: WIDTH] = (mem[i] ^ mem_b[i]) | (mem[i] ^ mem_c[i]);
+                wire [WIDTH-1:0] d;
+                fkhw_tmr_voter #(.WIDTH(WIDTH), .REFRESH(REFRESH)) u_vote (
+                    .we(we), .cfg_data(cfg_data), .a(mem[i]), .b(mem_b[i]), .c(mem_c[i]),
+                    .q(q[i*WIDTH +: WIDTH]), .d(d), .disagree(disagree[i*WIDTH +: WIDTH])
+                );
+                (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem[i] <= d;
+                (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem_b[i] <= d;
+                (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem_c[i] <= d;
             end else if (M == {WIDTH{1'b0}}) begin : g_one
                 always @(posedge clk) begin
                     if (we) mem[i] <= cfg_data;
@@ -85,21 +81,14 @@ module fkhw_regfile_tmr #(
             end else begin : g_mixed
                 for (j = 0; j < WIDTH; j = j + 1) begin : g_bit
                     if (M[j]) begin : g_tmr
-                        (* keep *) always @(posedge clk) begin
-                            if (we) mem[i][j] <= cfg_data[j];
-                            else if (REFRESH != 0) mem[i][j] <= q[i*WIDTH + j];
-                        end
-                        (* keep *) always @(posedge clk) begin
-                            if (we) mem_b[i][j] <= cfg_data[j];
-                            else if (REFRESH != 0) mem_b[i][j] <= q[i*WIDTH + j];
-                        end
-                        (* keep *) always @(posedge clk) begin
-                            if (we) mem_c[i][j] <= cfg_data[j];
-                            else if (REFRESH != 0) mem_c[i][j] <= q[i*WIDTH + j];
-                        end
-                        assign q[i*WIDTH + j] = (mem[i][j] & mem_b[i][j]) | (mem[i][j] & mem_c[i][j])
-                                              | (mem_b[i][j] & mem_c[i][j]);
-                        assign disagree[i*WIDTH + j] = (mem[i][j] ^ mem_b[i][j]) | (mem[i][j] ^ mem_c[i][j]);
+                        wire d;
+                        fkhw_tmr_voter #(.WIDTH(1), .REFRESH(REFRESH)) u_vote (
+                            .we(we), .cfg_data(cfg_data[j]), .a(mem[i][j]), .b(mem_b[i][j]), .c(mem_c[i][j]),
+                            .q(q[i*WIDTH + j]), .d(d), .disagree(disagree[i*WIDTH + j])
+                        );
+                        (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem[i][j] <= d;
+                        (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem_b[i][j] <= d;
+                        (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem_c[i][j] <= d;
                     end else begin : g_one
                         always @(posedge clk) begin
                             if (we) mem[i][j] <= cfg_data[j];
