@@ -9,8 +9,8 @@ digit. As specifications:
 - hls4ml's C-simulation of the `fkhw hls` project == the engine, value by
   value (the network with every kind hls4ml 1.3 translates);
 - the RTL on Verilator through cocotb == the engine, value by value;
-- single parameter upsets, a seeded sample of the sites: the RTL level
-  and the software level agree on every one.
+- every single parameter upset (the exhaustive SEU campaign) on the first
+  held-out digits: the RTL level and the software level agree on every site.
 
 "digits": QConv2DBatchnorm (folded), a signed quantized_bits QActivation,
 a padded strided MaxPooling2D, Reshape, a strided 'same' QConv1D,
@@ -31,11 +31,13 @@ from fkhw.levels.software import SoftwareLevel
 from fkhw.sites import SiteSpace
 
 SEED = 0
-EPOCHS = 30
-MIN_ACCURACY = 0.8  # chance is 0.1
+EPOCHS = 60
+LEARNING_RATE = 0.003
+# chance is 0.1; measured 0.959 (digits) and 0.952, 0.957 with seeds 1 and 2: the bound leaves room for
+# TensorFlow's thread-order float differences
+MIN_ACCURACY = 0.9
 JOBS = 2
-N_SEU_SITES = 200  # sampled parameter upsets per network
-N_SEU_ROWS = 24  # held-out digits per upset
+N_SEU_ROWS = 24  # held-out digits per upset (every parameter bit flipped: seconds on the built RTL)
 MIN_CODES = 8  # distinct output codes: a comparison that could fail
 
 
@@ -45,12 +47,12 @@ def hls_kinds_net(tf):
 
     inp = tf.keras.Input((8, 8, 1), name="pixels")
     x = QActivation(quantized_bits(6, 1, alpha=1), name="in_q")(inp)  # pixel / 16: the code is the pixel
-    x = QConv2DBatchnorm(4, (3, 3), padding="same", kernel_quantizer=quantized_bits(6, 0, alpha=1),
+    x = QConv2DBatchnorm(8, (3, 3), padding="same", kernel_quantizer=quantized_bits(6, 0, alpha=1),
                          bias_quantizer=quantized_bits(8, 3, alpha=1), name="cbn")(x)
     x = QActivation(quantized_bits(6, 2, alpha=1), name="cbn_act")(x)  # signed: a padded position must never win
     x = tf.keras.layers.MaxPooling2D((3, 3), strides=(2, 2), padding="same", name="pool2d")(x)  # 8x8 -> 4x4, pads
-    x = tf.keras.layers.Reshape((16, 4), name="reshape")(x)
-    x = QConv1D(8, 3, strides=2, padding="same", kernel_quantizer=quantized_bits(6, 0, alpha=1),
+    x = tf.keras.layers.Reshape((16, 8), name="reshape")(x)
+    x = QConv1D(12, 3, strides=2, padding="same", kernel_quantizer=quantized_bits(6, 0, alpha=1),
                 bias_quantizer=quantized_bits(6, 2, alpha=1), name="c1d")(x)  # 16 -> 8
     x = QActivation(quantized_bits(6, 2, alpha=1), name="c1d_act")(x)
     x = tf.keras.layers.MaxPooling1D(2, name="pool1d")(x)
@@ -102,7 +104,7 @@ def trained(tf, digits, tmp_path_factory):
     for name, build in BUILDERS.items():
         tf.keras.utils.set_random_seed(SEED)
         model = build(tf)
-        model.compile(optimizer=tf.keras.optimizers.Adam(0.01),
+        model.compile(optimizer=tf.keras.optimizers.Adam(LEARNING_RATE),
                       loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         model.fit(x_tr, y_tr, epochs=EPOCHS, batch_size=64, verbose=0, shuffle=True)
         accuracy = float((model(x_te, training=False).numpy().argmax(axis=1) == y_te).mean())
@@ -178,13 +180,11 @@ def test_rtl_equals_engine_on_every_held_out_digit(name, trained, held_out, rtl_
 
 
 @pytest.mark.parametrize("name", list(BUILDERS))
-def test_sampled_single_upsets_agree_between_rtl_and_software(name, trained, held_out, rtl_levels):
-    """N_SEU_SITES parameter bits drawn without replacement over every
-    tensor, each flipped alone on N_SEU_ROWS held-out digits."""
+def test_every_single_upset_agrees_between_rtl_and_software(name, trained, held_out, rtl_levels):
+    """Every parameter bit flipped alone, on N_SEU_ROWS held-out digits."""
     ir = trained[name][1].ir
     x = held_out[1][:N_SEU_ROWS]
-    space = SiteSpace.of(ir)
-    sites = np.sort(np.random.default_rng(SEED).choice(space.n_sites, N_SEU_SITES, replace=False))
+    sites = np.arange(SiteSpace.of(ir).n_sites)
     rtl = rtl_levels[name].run(sites, x)
     sw = SoftwareLevel(ir).run(sites, x)
     disagree = np.flatnonzero((rtl != sw).any(axis=(1, 2)))
