@@ -522,11 +522,15 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
         lf.close()
         job.started = time.time()
     last_done = -1
+    # frames done per process: a count never goes down, but a progress file read while the simulator
+    # rewrites it reads empty, so each process's highest count so far is its count
+    counts = [0] * len(job_list)
     try:
         while True:
             running = [jb for jb in job_list if jb.proc.poll() is None]
             if progress is not None:
-                done = sum(_progress(jb) for jb in job_list)
+                counts = [max(c, _progress(jb)) for c, jb in zip(counts, job_list)]
+                done = sum(counts)
                 if done != last_done:
                     progress(done)
                     last_done = done
