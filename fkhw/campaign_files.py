@@ -415,3 +415,38 @@ class FolderLock:
         self.path.unlink(missing_ok=True)
         os.close(self.fd)
         self.fd = None
+
+
+@dataclass(frozen=True, eq=False)
+class FlipFlopDamage:
+    """Per upset flip-flop of a single-upset campaign (a ``pipeline`` one):
+    its upsets and the fraction of them that degrade an output."""
+
+    ff: np.ndarray  # flip-flop ids, ascending
+    fraction: np.ndarray  # of its upsets: damage > threshold, a lost or an extra output
+    upsets: np.ndarray  # its upsets in the campaign
+
+    def of(self, lo: int, hi: int) -> "FlipFlopDamage":
+        """The flip-flops with ids in [lo, hi)."""
+        sel = (self.ff >= lo) & (self.ff < hi)
+        return FlipFlopDamage(self.ff[sel], self.fraction[sel], self.upsets[sel])
+
+
+def flip_flop_damage(folder, summary: dict, space, threshold: float, option: str) -> FlipFlopDamage:
+    """Per flip-flop damage of the campaign at ``folder`` whose faults are
+    one upset each (``faults.csv`` beside ``campaign.csv``), every id checked
+    against ``space`` (fkhw.faults.FlipFlopSpace)."""
+    from fkhw.faults import FaultError, read_faults_file
+
+    table = read_fault_table(folder, summary, option)
+    try:
+        fs = read_faults_file(_folder(folder, option) / FAULTS)
+        space.check(fs.ff)
+    except FaultError as e:
+        raise CampaignFileError(f"{option} {folder}: {e}") from None
+    if len(fs) != table.fault.size or not np.array_equal(fs.ids, table.fault) or (fs.n_upsets() != 1).any():
+        raise CampaignFileError(f"{option} {folder}: faults.csv does not list one upset per fault of campaign.csv")
+    bad = (table.emd_norm > threshold) | (table.lost > 0) | (table.extra > 0)
+    ff, pos = np.unique(fs.ff, return_inverse=True)
+    n = np.bincount(pos, minlength=ff.size)
+    return FlipFlopDamage(ff, np.bincount(pos, weights=bad, minlength=ff.size) / n, n)

@@ -48,8 +48,7 @@ def _transients(path: Path | None, threshold: float, space, space_digest: str) -
     transient class from a plain-design pipeline campaign, or ()."""
     if path is None:
         return ()
-    from fkhw.campaign_files import FAULTS, kind_of, read_fault_table, read_summary
-    from fkhw.faults import FaultError, read_faults_file
+    from fkhw.campaign_files import flip_flop_damage, kind_of, read_summary
 
     summary = read_summary(path, "--transients")
     if kind_of(summary) != "pipeline":
@@ -59,28 +58,17 @@ def _transients(path: Path | None, threshold: float, space, space_digest: str) -
         raise RateError(f"--transients {path}: a campaign of another model (digest {summary.get('model_digest')})")
     if summary.get("design", {}).get("hardened"):
         raise RateError(f"--transients {path}: a campaign of a hardened design; give the plain design's")
-    table = read_fault_table(path, summary, "--transients")
-    try:
-        fs = read_faults_file(Path(path) / FAULTS)
-        space.check(fs.ff)
-    except FaultError as e:
-        raise RateError(f"--transients {path}: {e}") from None
-    if len(fs) != table.fault.size or not np.array_equal(fs.ids, table.fault) or (fs.n_upsets() != 1).any():
-        raise RateError(f"--transients {path}: faults.csv does not list one upset per fault of campaign.csv")
-    bad = (table.emd_norm > threshold) | (table.lost > 0) | (table.extra > 0)
+    damage = flip_flop_damage(path, summary, space, threshold, "--transients")
     counts = space.counts()
     out = []
     for cls, lo, hi in (("pipeline", space.sites.n_sites, space.first_control),
                         ("control", space.first_control, space.first_control + counts["control"])):
         if counts[cls]:
-            sel = (fs.ff >= lo) & (fs.ff < hi)
-            ff = np.unique(fs.ff[sel])
-            if ff.size != counts[cls]:
-                raise RateError(f"--transients {path}: upsets of {ff.size} of the {counts[cls]} {cls} flip-flops "
+            d = damage.of(lo, hi)
+            if d.ff.size != counts[cls]:
+                raise RateError(f"--transients {path}: upsets of {d.ff.size} of the {counts[cls]} {cls} flip-flops "
                                 "(run it without --cycle)")
-            pos = np.searchsorted(ff, fs.ff[sel])
-            frac = np.bincount(pos, weights=bad[sel], minlength=ff.size) / np.bincount(pos, minlength=ff.size)
-            out.append((cls, ff, frac))
+            out.append((cls, d.ff, d.fraction))
     return tuple(out)
 
 

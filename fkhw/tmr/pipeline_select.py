@@ -13,24 +13,16 @@ of an unprotected flip-flop).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from fkhw.campaign_files import FAULTS, kind_of, read_fault_table, read_summary
-from fkhw.faults import FaultError, FlipFlopSpace, read_faults_file
+from fkhw.campaign_files import FlipFlopDamage, flip_flop_damage, kind_of, read_summary
+from fkhw.faults import FlipFlopSpace
 from fkhw.tmr.select import TmrError
 
 
-@dataclass(frozen=True, eq=False)
-class PipelineDamage:
-    ff: np.ndarray  # pipeline data flip-flop ids, ascending
-    fraction: np.ndarray  # fraction of its upsets with emd_norm > T
-    upsets: np.ndarray  # upsets of it in the campaign
-
-
-def pipeline_damage(folder: Path, space: FlipFlopSpace, model_digest: str, threshold: float) -> PipelineDamage:
+def pipeline_damage(folder: Path, space: FlipFlopSpace, model_digest: str, threshold: float) -> FlipFlopDamage:
     """Per pipeline data flip-flop of ``space`` (the plain design), the
     fraction of its upsets in the ``pipeline`` campaign at ``folder`` whose
     emd_norm exceeds ``threshold``. Raises TmrError for a campaign of
@@ -44,23 +36,11 @@ def pipeline_damage(folder: Path, space: FlipFlopSpace, model_digest: str, thres
         raise TmrError(f"{opt} was run on model {summary.get('model')!r}, not on the map's model")
     if summary.get("design", {}).get("hardened"):
         raise TmrError(f"{opt} was run on a hardened design; give the plain design's pipeline campaign")
-    table = read_fault_table(folder, summary, "--pipeline-campaign")
-    try:
-        fs = read_faults_file(folder / FAULTS)
-        space.check(fs.ff)
-    except FaultError as e:
-        raise TmrError(f"{opt}: {e}") from None
-    if len(fs) != table.fault.size or not np.array_equal(fs.ids, table.fault) or (fs.n_upsets() != 1).any():
-        raise TmrError(f"{opt}: faults.csv does not list one upset per fault of campaign.csv")
-    data = (fs.ff >= space.sites.n_sites) & (fs.ff < space.first_control)
-    ff = np.unique(fs.ff[data])
-    pos = np.searchsorted(ff, fs.ff[data])
-    n = np.bincount(pos, minlength=ff.size)
-    bad = np.bincount(pos, weights=table.emd_norm[data] > threshold, minlength=ff.size)
-    return PipelineDamage(ff, bad / np.maximum(n, 1), n)
+    return flip_flop_damage(folder, summary, space, threshold, "--pipeline-campaign").of(space.sites.n_sites,
+                                                                                         space.first_control)
 
 
-def select_pipeline(damage: PipelineDamage, fraction: float) -> np.ndarray:
+def select_pipeline(damage: FlipFlopDamage, fraction: float) -> np.ndarray:
     """The data flip-flops whose upsets degrade more than ``fraction`` of the time."""
     if not 0 <= fraction < 1:
         raise TmrError(f"--pipeline-threshold {fraction:g}: give a fraction of upsets in [0, 1)")
