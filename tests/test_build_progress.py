@@ -58,3 +58,24 @@ def test_phases_follow_the_files_of_a_build(tmp_path: Path):
     assert build_phase(d) == "linking"
     (d / TB_TOP).write_bytes(b"")
     assert build_phase(d) == "done"
+
+
+def test_a_yosys_pass_is_named_however_much_it_has_printed(tmp_path: Path):
+    """hierarchy on a large generate prints megabytes after its header; the
+    progress line must still name it, and then the next pass as it starts."""
+    from fkhw.rtlgen.synth import PassReader
+
+    log = tmp_path / "yosys.log"
+    log.write_text("1. Executing Verilog-2005 frontend: src/top.v\n")
+    reader = PassReader(log)
+    assert reader() == "step 1, Verilog-2005 frontend: src/top.v"
+    with log.open("a") as f:
+        f.write("2. Executing HIERARCHY pass (managing design hierarchy).\n")
+        for k in range(20_000):  # ~1 MB of AST messages
+            f.write(f"Generating RTLIL representation for module `\\g_reg[{k}]'.\n")
+        f.write("2.1. Executing AST frontend in derive mode us")  # a line still being written
+    assert reader() == "step 2, HIERARCHY pass (managing design hierarchy)"
+    with log.open("a") as f:
+        f.write("ing pre-parsed AST for module `\\fkhw_regfile_tmr'.\n")
+    # long pass names are cut to 70 characters
+    assert reader() == "step 2.1, AST frontend in derive mode using pre-parsed AST for module `\\fkhw_..."

@@ -179,26 +179,41 @@ def synth(verilog_files, top: str, work_dir: Path | None = None, include_dirs=()
     return result
 
 
-def current_pass(log: Path) -> str | None:
-    """The last top-level pass Yosys started, from its timestamped log."""
-    try:
-        with open(log, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - 65536))
-            tail = f.read().decode(errors="replace").splitlines()
-    except OSError:
-        return None
-    for ln in reversed(tail):
-        m = PASS_LINE.match(ln)
-        if m:
-            what = m.group(2) if len(m.group(2)) <= 70 else m.group(2)[:67] + "..."
-            return f"step {m.group(1)}, {what}"
-    return None
+class PassReader:
+    """The last top-level pass Yosys started, read from its log as it grows.
+
+    The log is followed from where the previous read stopped, so a pass that
+    prints many lines (``hierarchy`` on a large generate: megabytes of AST
+    messages) is still named, however far back its header is."""
+
+    def __init__(self, log: Path):
+        self.log = Path(log)
+        self.offset = 0
+        self.rest = b""  # a line not yet complete
+        self.last: str | None = None
+
+    def __call__(self) -> str | None:
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+        except OSError:
+            return self.last
+        self.offset += len(chunk)
+        lines = (self.rest + chunk).split(b"\n")
+        self.rest = lines.pop()
+        for ln in reversed(lines):
+            m = PASS_LINE.match(ln.decode(errors="replace"))
+            if m:
+                what = m.group(2) if len(m.group(2)) <= 70 else m.group(2)[:67] + "..."
+                self.last = f"step {m.group(1)}, {what}"
+                break
+        return self.last
 
 
 def _run_with_progress(cmd, cwd: Path, log: Path, timeout: float, top: str, progress):
     t0 = time.time()
+    current_pass = PassReader(log)
     with subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
         last = t0
         while True:
@@ -213,5 +228,5 @@ def _run_with_progress(cmd, cwd: Path, log: Path, timeout: float, top: str, prog
                     raise ToolError(f"Yosys did not finish within {timeout:.0f} s (log: {log})") from None
                 if progress is not None and now - last >= PROGRESS_EVERY:
                     last = now
-                    progress(f"yosys {current_pass(log) or 'starting'}, {now - t0:.0f} s")
+                    progress(f"yosys {current_pass() or 'starting'}, {now - t0:.0f} s")
     return subprocess.CompletedProcess(cmd, p.returncode, out, err)
