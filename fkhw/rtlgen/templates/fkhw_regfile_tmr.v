@@ -21,10 +21,18 @@
 // waiting for the scrub; only two replicas upset within one clock defeat it
 // (and then the wrong majority is written back into all three).
 //
-// Each replica is its own always block marked (* keep *): Yosys would
-// otherwise merge the three identical flip-flops into one (same D, same
-// enable) and the voter with them. (* mem2reg *) turns the arrays into
+// Each replica is written by its own always block marked (* keep *): Yosys
+// would otherwise merge the three identical flip-flops into one (same D,
+// same enable) and the voter with them. (* mem2reg *) turns the arrays into
 // plain registers in Yosys so the attribute reaches every flip-flop.
+// Replica A of a register with any protected bit is one always block for the
+// whole register (its unprotected bits are plain enabled flip-flops: the
+// voter passes them through); B and C are written whole where the whole
+// register is protected and bit by bit otherwise, so that only protected bits
+// get replicas. One voter per register (MASK = its protected bits): Yosys'
+// elaboration time grows with the number of processes and instances, and
+// per-bit voters and per-bit replicas A made it the slowest step of a cold
+// `make sim` (bench/bench_area.py).
 //
 // Part of fkhw (templates are copied verbatim next to the generated top).
 module fkhw_regfile_tmr #(
@@ -61,40 +69,36 @@ module fkhw_regfile_tmr #(
             localparam integer ADDR = BASE + i;
             localparam [WIDTH-1:0] M = PMASK[i*WIDTH +: WIDTH];
             wire we = cfg_we && (cfg_addr == ADDR[ADDRW-1:0]);
-            // whole registers where the mask is all ones or all zeros (one always block per
-            // replica and register: far fewer processes for synthesis), bit by bit otherwise
-            if (M == {WIDTH{1'b1}}) begin : g_tmr
-                wire [WIDTH-1:0] d;
-                fkhw_tmr_voter #(.WIDTH(WIDTH), .REFRESH(REFRESH)) u_vote (
-                    .we(we), .cfg_data(cfg_data), .a(mem[i]), .b(mem_b[i]), .c(mem_c[i]),
-                    .q(q[i*WIDTH +: WIDTH]), .d(d), .disagree(disagree[i*WIDTH +: WIDTH])
-                );
-                (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem[i] <= d;
-                (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem_b[i] <= d;
-                (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem_c[i] <= d;
-            end else if (M == {WIDTH{1'b0}}) begin : g_one
+            if (M == {WIDTH{1'b0}}) begin : g_one
                 always @(posedge clk) begin
                     if (we) mem[i] <= cfg_data;
                 end
                 assign q[i*WIDTH +: WIDTH] = mem[i];
                 assign disagree[i*WIDTH +: WIDTH] = {WIDTH{1'b0}};
-            end else begin : g_mixed
-                for (j = 0; j < WIDTH; j = j + 1) begin : g_bit
-                    if (M[j]) begin : g_tmr
-                        wire d;
-                        fkhw_tmr_voter #(.WIDTH(1), .REFRESH(REFRESH)) u_vote (
-                            .we(we), .cfg_data(cfg_data[j]), .a(mem[i][j]), .b(mem_b[i][j]), .c(mem_c[i][j]),
-                            .q(q[i*WIDTH + j]), .d(d), .disagree(disagree[i*WIDTH + j])
-                        );
-                        (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem[i][j] <= d;
-                        (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem_b[i][j] <= d;
-                        (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem_c[i][j] <= d;
-                    end else begin : g_one
-                        always @(posedge clk) begin
-                            if (we) mem[i][j] <= cfg_data[j];
+            end else begin : g_tmr
+                wire [WIDTH-1:0] d, mismatch;
+                fkhw_tmr_voter #(.WIDTH(WIDTH), .MASK(M), .REFRESH(REFRESH)) u_vote (
+                    .we(we), .cfg_data(cfg_data), .a(mem[i]), .b(mem_b[i] & M), .c(mem_c[i] & M),
+                    .q(q[i*WIDTH +: WIDTH]), .d(d), .disagree(mismatch)
+                );
+                // B and C are masked (their unprotected bits have no flip-flop), and so is the
+                // mismatch: the OR of err then sees the unprotected bits' constant 0, which
+                // inside the kept voter is hidden from synthesis
+                assign disagree[i*WIDTH +: WIDTH] = mismatch & M;
+                // unprotected bits of A load on a write only; their hold is decided here, not
+                // inside the kept voter, where synthesis could not see it
+                (* keep *) always @(posedge clk)
+                    if (we) mem[i] <= (d & M) | (cfg_data & ~M);
+                    else if (REFRESH != 0) mem[i] <= (d & M) | (mem[i] & ~M);
+                if (M == {WIDTH{1'b1}}) begin : g_whole
+                    (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem_b[i] <= d;
+                    (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem_c[i] <= d;
+                end else begin : g_part
+                    for (j = 0; j < WIDTH; j = j + 1) begin : g_bit
+                        if (M[j]) begin : g_tmr
+                            (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem_b[i][j] <= d[j];
+                            (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem_c[i][j] <= d[j];
                         end
-                        assign q[i*WIDTH + j] = mem[i][j];
-                        assign disagree[i*WIDTH + j] = 1'b0;
                     end
                 end
             end
