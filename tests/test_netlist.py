@@ -134,3 +134,48 @@ def test_a_design_edited_after_generation_runs_as_edited(tiny):
     broken = dataclasses.replace(design, files={**design.files, "fkhw_regfile.v": edited})
     assert broken.meta["rtl_digest"] == design.meta["rtl_digest"]  # what the cache used to be keyed by
     assert not np.array_equal(RtlLevel(tiny, jobs=1, design=broken).golden(x), engine.forward(tiny, x))
+
+
+def _regfiles_netlist(tiny, design, tmp_path, strict=True):
+    from fkhw.rtlgen.netlist import regfile_netlist_design
+    from fkhw.tmr.area import regfile_netlist
+
+    path, res = regfile_netlist(design, generate(tiny), tmp_path / "synth", cache=tmp_path / "cache")
+    return regfile_netlist_design(design, path, res, strict=strict)
+
+
+def test_hardened_register_files_netlist_with_the_rtl_datapath_passes_the_proof(tiny, tiny_prot, tmp_path):
+    """make sim's proof after synthesis: the register files as the area
+    table's Yosys + ABC netlist (every replica counted there), the datapath
+    from the RTL, fault-free == engine, and every replica upset harmless."""
+    mixed = _regfiles_netlist(tiny, harden(tiny, tiny_prot), tmp_path)
+    nl = mixed.meta["netlist"]
+    assert nl["replica_flip_flops_found"] == nl["replica_flip_flops_expected"] == 2 * tiny_prot.size
+    assert nl["parameter_bits_found"] == nl["parameter_bits"] == tiny.n_param_bits()
+    # only the register files are gates: parameter bits and replicas, nothing unnamed
+    assert nl["flip_flops"] == tiny.n_param_bits() + 2 * tiny_prot.size and nl["unmapped"] == 0
+    mixed.write(tmp_path / "mixed")
+    res = lint(mixed.verilog_files(tmp_path / "mixed") + [tmp_path / "mixed" / VLT_FILE], TOP,
+               include_dirs=[tmp_path / "mixed"])
+    assert res.ok, res.output
+    level = HardenedRtlLevel(tiny, tiny_prot, jobs=JOBS, design=mixed)
+    xa = toy_inputs(tiny, 2000, seed=5)
+    assert np.array_equal(level.golden(xa), engine.forward(tiny, xa))
+    rep = prove(tiny, tiny_prot, toy_inputs(tiny, 32, seed=3), level=level)
+    assert rep["ok"], rep
+    assert rep["replica_upsets"] == 3 * tiny_prot.size and rep["protected_output_changes"] == 0
+    assert rep["protected_tmr_err_misses"] == 0 and rep["unprotected_mismatches"] == 0
+
+
+def test_without_keep_the_register_files_netlist_loses_replicas_and_its_proof_fails(tiny, tiny_prot, tmp_path):
+    design = harden(tiny, tiny_prot)
+    design.files["fkhw_regfile_tmr.v"] = design.files["fkhw_regfile_tmr.v"].replace("(* keep *) ", "")
+    with pytest.raises(NetlistError, match="TMR replica flip-flop"):
+        _regfiles_netlist(tiny, design, tmp_path)
+    merged = _regfiles_netlist(tiny, design, tmp_path, strict=False)
+    nl = merged.meta["netlist"]
+    assert nl["replica_flip_flops_found"] < nl["replica_flip_flops_expected"]
+    level = HardenedRtlLevel(tiny, tiny_prot, jobs=JOBS, design=merged)
+    rep = prove(tiny, tiny_prot, toy_inputs(tiny, 32, seed=3), level=level)
+    assert not rep["ok"]
+    assert rep["protected_output_changes"] > 0 and rep["protected_tmr_err_misses"] > 0

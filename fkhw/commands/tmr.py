@@ -154,10 +154,13 @@ def print_report(r: dict, out) -> None:
                   f"{q['protected_output_changes'] + q['pipeline_and_valid_output_changes']} output changes, "
                   f"{q['protected_tmr_err_misses'] + q['pipeline_and_valid_tmr_err_misses']} sticky tmr_err misses "
                   f"(cleared by a configuration write after each); {'OK' if q['ok'] else 'FAILED'}")
-        if "proof_netlist" in r:
-            q = r["proof_netlist"]
+        for key, what in (("proof_regfiles_netlist", "register files' netlist (datapath RTL)"),
+                          ("proof_netlist", "whole netlist")):
+            if key not in r:
+                continue
+            q = r[key]
             nl = q.get("netlist", {})
-            print(f"  netlist proof ({q.get('seconds', '?')} s): {nl.get('replica_flip_flops_found')} of "
+            print(f"  proof on the {what} ({q.get('seconds', '?')} s): {nl.get('replica_flip_flops_found')} of "
                   f"{nl.get('replica_flip_flops_expected')} replica flip-flops in the netlist; {q['replica_upsets']} "
                   f"single-replica upsets -> {q['protected_output_changes']} output changes, "
                   f"{q['protected_tmr_err_misses']} tmr_err misses; {q['unprotected_mismatches']} unprotected "

@@ -238,7 +238,7 @@ NETLIST_WAIVERS = {
 }
 
 
-def _vlt() -> str:
+def _vlt(hier_blocks: bool = True) -> str:
     lines = ["`verilator_config",
              "// fkhw netlist: the register nets the testbench deposits into are public.",
              "// -Wall on the Yosys netlist: only these rules are waived (every other warning stays on):"]
@@ -247,7 +247,7 @@ def _vlt() -> str:
     # each distinct kept module (econt-bol: 4 dot-product versions, 144 instances) is verilated and
     # compiled once as a hierarchical block (verilator --hierarchical): inlined, the 1.16 M gates of
     # econt-bol did not convert in 900 s; as blocks the testbench build took 82 s (2 cores, quiet)
-    lines += [f"hier_block -module \"{m}_*\"" for m in KEEP]
+    lines += [f"hier_block -module \"{m}_*\"" for m in KEEP if hier_blocks]
     lines.append(f"public_flat_rw -module \"{TOP}\" -var \"rf_*__mem*\"")
     lines.append(f"public_flat_rw -module \"{TOP}\" -var \"u_stage*__q*\"")
     return "\n".join(lines) + "\n"
@@ -299,6 +299,11 @@ def synthesize_netlist(design: RtlDesign, cache: Path | None = None, progress=No
     info, nets, ffmap = classify(flip_flops(text), design.meta, design.regmap)
     meta = json.loads(json.dumps(design.meta))
     meta["netlist"] = {**info, "synthesis": synth_info, "cache": str(done)}
+    return _netlist_design(design, text, meta, info, nets, ffmap, done / NETLIST_FILE, strict)
+
+
+def _netlist_design(design: RtlDesign, text: str, meta: dict, info: dict, nets: list, ffmap: dict, where: Path,
+                    strict: bool, extra_files: dict | None = None, hier_blocks: bool = True) -> RtlDesign:
     if strict:
         problems = []
         if info["parameter_bits_found"] != info["parameter_bits"]:
@@ -311,9 +316,9 @@ def synthesize_netlist(design: RtlDesign, cache: Path | None = None, progress=No
             problems.append(f"{info['unmapped']} flip-flop(s) are neither parameter bits, replicas nor pipeline "
                             f"(first: {info['unmapped_first'][:3]})")
         if problems:
-            raise NetlistError(f"netlist of {design.model} ({done / NETLIST_FILE}): " + "; ".join(problems))
-    files = {NETLIST_FILE: text, VLT_FILE: _vlt(), DEFS_FILE: design.files[DEFS_FILE],
-             REGMAP_FILE: design.files[REGMAP_FILE]}
+            raise NetlistError(f"netlist of {design.model} ({where}): " + "; ".join(problems))
+    files = {NETLIST_FILE: text, VLT_FILE: _vlt(hier_blocks), DEFS_FILE: design.files[DEFS_FILE],
+             REGMAP_FILE: design.files[REGMAP_FILE], **(extra_files or {})}
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["site", "reg", "bit", "net"])
@@ -322,3 +327,27 @@ def synthesize_netlist(design: RtlDesign, cache: Path | None = None, progress=No
     meta["rtl_digest"] = _rtl_digest({**files, "netlist.vlt.v": files[VLT_FILE]})
     files[META_FILE] = json.dumps(meta, indent=1) + "\n"
     return RtlDesign(design.model, files, meta, design.regmap, [], flip_flops=ffmap)
+
+
+def regfile_netlist_design(design: RtlDesign, netlist: Path, synth_info: dict, strict: bool = True) -> RtlDesign:
+    """``design`` with its register files replaced by their Yosys netlist
+    (``netlist``: the register-file run of the area table,
+    fkhw.tmr.area.regfile_netlist; the top and every register-file flip-flop,
+    replica and voter as gates, the datapath modules as instances) and the
+    datapath as RTL. This is where synthesis can merge or remove TMR
+    replicas; the datapath is the same as in the plain design. Its
+    flip-flops are named and checked as in :func:`synthesize_netlist`
+    (every parameter bit, every replica, none unnamed); the pipeline
+    registers stay in the RTL modules and are not counted."""
+    text = _rename(Path(netlist).read_text())
+    text = (f"// {TOP}: register files as a gate-level netlist written by Yosys ({synth_info['cells']} cells, "
+            f"{synth_info['flip_flops']} flip-flops), datapath modules instantiated from the RTL\n"
+            f"// from the fkhw RTL of model {design.model} (rtl digest {design.meta.get('rtl_digest')});\n"
+            "// register nets renamed rf_<tensor>__mem_<index> by fkhw.rtlgen.netlist.\n" + text)
+    info, nets, ffmap = classify(flip_flops(text), design.meta, design.regmap)
+    meta = json.loads(json.dumps(design.meta))
+    meta["netlist"] = {**info, "scope": "register files", "synthesis": synth_info, "cache": str(netlist)}
+    datapath = {n: t for n, t in design.files.items()
+                if n.endswith(".v") and n != f"{TOP}.v" and not n.startswith(("fkhw_regfile", "fkhw_tmr_voter"))}
+    return _netlist_design(design, text, meta, info, nets, ffmap, Path(netlist), strict, extra_files=datapath,
+                           hier_blocks=False)

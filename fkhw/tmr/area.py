@@ -14,9 +14,8 @@ logic, so each design is synthesised in two parts:
 * the register files: the design's own top with the datapath modules read
   as black boxes, flattened except the ``fkhw_tmr_voter`` blocks: every
   parameter flip-flop, replica, address decoder and the tmr_err OR; each
-  distinct voter (one per register width and refresh variant, plus the
-  one-bit one of partly protected registers) is mapped once and counted per
-  instance (econt-bol full TMR: 2,144 voters; 41 s of Yosys instead of 66 s,
+  distinct voter (one per register width, mask of protected bits and
+  refresh variant) is mapped once and counted per instance (econt-bol full TMR: 2,144 voters; 41 s of Yosys instead of 66 s,
   and full + refresh 36 s; also cached).
 
 total = datapath + register files (black-box instances are not counted).
@@ -47,7 +46,8 @@ from fkhw.rtlgen.synth import synth, synth_script, yosys_command
 from fkhw.sites import SiteSpace
 
 REGFILE_FILES = ("fkhw_regfile.v", "fkhw_regfile_tmr.v", "fkhw_tmr_voter.v")
-AREA_VERSION = 3  # bump when the partition or the script changes
+AREA_VERSION = 4  # bump when the partition or the script changes
+REGFILES_NETLIST = "regfiles_netlist.v"  # the register-file runs also write their netlist (the netlist proof runs it)
 COLUMNS = ["design", "protected_bits", "refresh", "flip_flops", "cells", "transistors", "ff_overhead", "ff_overhead_pct",
            "cell_overhead", "cell_overhead_pct", "transistor_overhead", "transistor_overhead_pct", "ff_expected",
            "datapath_flip_flops", "datapath_cells", "datapath_transistors", "regfile_flip_flops", "regfile_cells",
@@ -86,11 +86,15 @@ def _split(design: RtlDesign, rtl_dir: Path) -> tuple:
     return top, rf, dp
 
 
+def _netlist_name(kind: str) -> str | None:
+    return REGFILES_NETLIST if kind == "register files" else None
+
+
 def _key(kind: str, files: list, libs: list, abc: bool) -> str:
     """Content hash of one synthesis run; line comments are left out, so
     models that differ only in their weights (and header) share it."""
-    h = hashlib.sha256(json.dumps([kind, AREA_VERSION, bool(abc), synth_script(files, TOP, abc=abc, keep=KEEP,
-                                                                                libs=libs)]).encode())
+    h = hashlib.sha256(json.dumps([kind, AREA_VERSION, bool(abc), synth_script(
+        files, TOP, abc=abc, keep=KEEP, libs=libs, netlist=_netlist_name(kind))]).encode())
     for tag, group in (("src", files), ("lib", libs)):
         for p in sorted(group, key=lambda q: q.name):
             h.update(tag.encode() + p.name.encode() + b"\0" + re.sub(rb"//[^\n]*", b"", p.read_bytes()) + b"\0")
@@ -114,7 +118,7 @@ def _cached_synth(kind: str, files: list, libs: list, work: Path, abc: bool, cac
                 log(f"yosys: waiting for the {kind} run already under way (started in the background or by "
                     "another process)")
             fcntl.flock(lock, fcntl.LOCK_EX)
-        if path.is_file():
+        if path.is_file() and (_netlist_name(kind) is None or path.with_suffix(".v").is_file()):
             res = json.loads(path.read_text())
             res["cached"] = True
             return res
@@ -126,7 +130,11 @@ def _synth_to_cache(kind: str, files: list, libs: list, work: Path, abc: bool, i
     if log:
         log(f"yosys: synthesising the {label} ({'with' if abc else 'without'} ABC) ...")
     res = synth(files, TOP, work_dir=work, include_dirs=[include], abc=abc, lib_files=libs, keep=KEEP,
-                progress=(lambda msg: log(f"{label}: {msg}")) if log else None)
+                netlist=_netlist_name(kind), progress=(lambda msg: log(f"{label}: {msg}")) if log else None)
+    if "netlist" in res:
+        tmp = path.with_suffix(f".v.tmp{os.getpid()}")
+        tmp.write_text(Path(res.pop("netlist")).read_text())
+        os.replace(tmp, path.with_suffix(".v"))
     res = {k: v for k, v in res.items() if k != "log"}
     res["kind"] = kind
     tmp = path.with_suffix(f".tmp{os.getpid()}")
@@ -168,6 +176,17 @@ def synth_hierarchical(design: RtlDesign, plain: RtlDesign, work_dir: Path, abc:
     dp, rf = (_cached_synth(kind, files, libs, work, abc, cache, inc, log)
               for kind, files, libs, work, inc in _parts(design, plain, work_dir))
     return _total(dp, rf)
+
+
+def regfile_netlist(design: RtlDesign, plain: RtlDesign, work_dir: Path, cache: Path | None = None,
+                    log=None) -> tuple:
+    """(netlist file, synthesis summary) of ``design``'s register-file run
+    of the area table: the very netlist its area is counted from (from the
+    cache when the area table has run; otherwise synthesised now)."""
+    cache = Path(cache) if cache is not None else default_cache()
+    kind, files, libs, work, inc = _parts(design, plain, work_dir)[1]
+    res = _cached_synth(kind, files, libs, work, True, cache, inc, log)
+    return cache / f"{_key(kind, files, libs, True)}.v", res
 
 
 def area_designs(ir: IntegerModel, protect_sites, refresh: bool = True) -> list:

@@ -12,7 +12,10 @@ Output folder layout:
     area.csv / area.json / area.md   plain vs selective vs full TMR, with and without refresh (Yosys)
     proof.json                       fault injection on the hardened RTL (key refresh_variant: on its
                                      self-correcting variant)
-    hardened_netlist/                its Yosys netlist (flip-flops named, replicas counted)
+    hardened_regfiles_netlist/       with synthesis: the hardened register files as the area table's
+                                     Yosys + ABC netlist (flip-flops named, replicas counted), datapath RTL
+    proof_regfiles_netlist.json      the same fault injection on that design (the proof after synthesis)
+    hardened_netlist/                with --gate-level: the whole hardened design's Yosys netlist
     proof_netlist.json               the same fault injection on that netlist
     hardened_campaign/               campaign over the hardened RTL (worst emd_norm)
     heldout/, campaigns/             held-out campaign; with --inputs auto, the campaigns of the search
@@ -127,8 +130,11 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
     with ThreadPoolExecutor(max_workers=1) as pool:
         area = pool.submit(_area, ir, protect, out) if synth else None
         if prove:
-            report.update(_prove(bundle, table, protect_all, out, threshold, jobs, gate_level, scheduler))
+            report.update(_prove(bundle, table, protect_all, out, threshold, jobs, gate_level, scheduler, area))
             art["proof"] = str(out / "proof.json")
+            if synth:
+                art["proof_regfiles_netlist"] = str(out / "proof_regfiles_netlist.json")
+                art["hardened_regfiles_netlist"] = str(out / "hardened_regfiles_netlist")
             if gate_level:
                 art["proof_netlist"] = str(out / "proof_netlist.json")
                 art["hardened_netlist"] = str(out / "hardened_netlist")
@@ -175,7 +181,8 @@ def _area(ir, protect, out: Path) -> tuple:
     return rows, round(time.monotonic() - t0, 1)
 
 
-def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool = False, scheduler=None) -> dict:
+def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool = False, scheduler=None,
+           area=None) -> dict:
     from fkhw.campaign import CampaignSpec, run_campaign
     from fkhw.faults import Hardening
 
@@ -225,6 +232,11 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool 
     if not (proof.get("ok") and proof_r.get("ok")):
         raise TmrError(f"the hardened RTL failed its proof: see {out / 'proof.json'}")
 
+    proof_rf = None
+    if area is not None:
+        area.result()  # the register files' netlist is the area table's: its run is done, or failed
+        proof_rf = _prove_regfile_netlist(bundle, protect, out, jobs, inputs, latent, sites[unprotected], advance,
+                                          state, scheduler)
     proof_nl = _prove_netlist(bundle, protect, out, jobs, inputs, latent, sites[unprotected], advance,
                               state, scheduler) if gate_level else None
 
@@ -249,7 +261,8 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool 
                "within_threshold": bool(worst <= threshold) if checked else None}
     if checked and worst > threshold:
         raise TmrError(f"hardened design: worst emd_norm {worst:.4f} exceeds the threshold {threshold:g}")
-    return {"proof": proof, "hardened_campaign": verdict, **({"proof_netlist": proof_nl} if proof_nl else {})}
+    return {"proof": proof, "hardened_campaign": verdict, **({"proof_netlist": proof_nl} if proof_nl else {}),
+            **({"proof_regfiles_netlist": proof_rf} if proof_rf else {})}
 
 
 def _prove_netlist(bundle, protect, out: Path, jobs, inputs, plain_outputs, unprotected, advance, state,
@@ -279,6 +292,44 @@ def _prove_netlist(bundle, protect, out: Path, jobs, inputs, plain_outputs, unpr
     if not proof_nl.get("ok"):
         raise TmrError(f"the hardened netlist failed its proof: see {out / 'proof_netlist.json'}")
     return proof_nl
+
+
+def _prove_regfile_netlist(bundle, protect, out: Path, jobs, inputs, plain_outputs, unprotected, advance, state,
+                           scheduler=None) -> dict:
+    """The proof after synthesis, in minutes: the same upsets on the
+    flip-flops of the hardened register files' Yosys + ABC netlist (the one
+    the area table counts), with the datapath from the RTL. Synthesis merges
+    or removes replicas in the register files, not in the datapath, which is
+    the plain design's (its netlist == RTL: fkhw sim --gate-level)."""
+    from fkhw.rtlgen.emit import generate
+    from fkhw.rtlgen.netlist import NetlistError, regfile_netlist_design
+    from fkhw.tmr.area import regfile_netlist
+    from fkhw.tmr.harden import harden
+    from fkhw.tmr.proof import HardenedRtlLevel
+
+    t0 = _step("proof after synthesis: the hardened register files' Yosys + ABC netlist (the area table's) with the "
+               "datapath RTL, the same upsets on its flip-flops")
+    # the area table's selective design: the map's parameter bits (its valid flags are RTL-only here too)
+    protect = np.asarray(protect)[np.asarray(protect) < SiteSpace.of(bundle.ir).n_sites]
+    design = harden(bundle.ir, protect)
+    path, res = regfile_netlist(design, generate(bundle.ir), out / "synth_netlist",
+                                log=lambda msg: log.info("tmr:   %s", msg))
+    try:
+        mixed = regfile_netlist_design(design, path, {k: res[k] for k in ("cells", "flip_flops", "transistors")})
+    except NetlistError as e:
+        raise TmrError(f"the hardened register files' netlist lost what the proof needs: {e}") from None
+    mixed.write(out / "hardened_regfiles_netlist")
+    state.update(progress=Progress(3 * protect.size + len(unprotected), "tmr proof on the register files' netlist "
+                                   "(its build included)", unit="upsets"), done=0)
+    level = HardenedRtlLevel(bundle.ir, protect, jobs=jobs or os.cpu_count() or 1, design=mixed)
+    proof = _prove_on(scheduler, bundle.ir, protect, inputs, plain_outputs=plain_outputs, unprotected=unprotected,
+                      level=level, progress=advance, bundle=bundle)
+    proof["seconds"] = round(time.monotonic() - t0, 1)
+    (out / "proof_regfiles_netlist.json").write_text(json.dumps(proof, indent=2, default=_jsonable) + "\n")
+    if not proof.get("ok"):
+        raise TmrError(f"the hardened register files' netlist failed its proof: see "
+                       f"{out / 'proof_regfiles_netlist.json'}")
+    return proof
 
 
 def _jsonable(x):
