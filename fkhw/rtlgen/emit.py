@@ -57,6 +57,8 @@ MAX_PARAM_BITS = 32  # configuration word
 MAX_QUANT_BITS = 31  # LO/HI travel as Verilog integer parameters
 TMR_TEMPLATES = ("fkhw_regfile_tmr.v", "fkhw_tmr_voter.v")  # only in hardened designs (the plain file set stays as it was)
 PIPE_TMR_TEMPLATES = ("fkhw_pipe_tmr.v",)  # only in designs that triplicate pipeline or valid flip-flops
+# the register files (parameter flip-flops, replicas, voters); every other template is the datapath
+REGFILE_TEMPLATES = ("fkhw_regfile.v",) + TMR_TEMPLATES
 REPLICA_MEMS = ("mem", "mem_b", "mem_c")  # replica A (= the single copy of unprotected bits), B, C
 
 

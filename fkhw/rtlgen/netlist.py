@@ -44,7 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fkhw.rtlgen.emit import DEFS_FILE, META_FILE, REGMAP_FILE, REPLICA_MEMS, TOP, RtlDesign, _rtl_digest
+from fkhw.rtlgen.emit import (DEFS_FILE, META_FILE, REGFILE_TEMPLATES, REGMAP_FILE, REPLICA_MEMS, TOP, TOP_FILE,
+                              RtlDesign, _rtl_digest)
 from fkhw.rtlgen.synth import synth, synth_script
 
 NETLIST_FILE = f"{TOP}_netlist.v"
@@ -348,6 +349,6 @@ def regfile_netlist_design(design: RtlDesign, netlist: Path, synth_info: dict, s
     meta = json.loads(json.dumps(design.meta))
     meta["netlist"] = {**info, "scope": "register files", "synthesis": synth_info, "cache": str(netlist)}
     datapath = {n: t for n, t in design.files.items()
-                if n.endswith(".v") and n != f"{TOP}.v" and not n.startswith(("fkhw_regfile", "fkhw_tmr_voter"))}
+                if n.endswith(".v") and n != TOP_FILE and n not in REGFILE_TEMPLATES}
     return _netlist_design(design, text, meta, info, nets, ffmap, Path(netlist), strict, extra_files=datapath,
                            hier_blocks=False)

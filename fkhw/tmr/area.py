@@ -41,11 +41,10 @@ from pathlib import Path
 import numpy as np
 
 from fkhw.model.ir import IntegerModel
-from fkhw.rtlgen.emit import TOP, TOP_FILE, RtlDesign, generate
+from fkhw.rtlgen.emit import REGFILE_TEMPLATES, TOP, TOP_FILE, RtlDesign, generate
 from fkhw.rtlgen.synth import synth, synth_script, yosys_command
 from fkhw.sites import SiteSpace
 
-REGFILE_FILES = ("fkhw_regfile.v", "fkhw_regfile_tmr.v", "fkhw_tmr_voter.v")
 AREA_VERSION = 4  # bump when the partition or the script changes
 REGFILES_NETLIST = "regfiles_netlist.v"  # the register-file runs also write their netlist (the netlist proof runs it)
 COLUMNS = ["design", "protected_bits", "refresh", "flip_flops", "cells", "transistors", "ff_overhead", "ff_overhead_pct",
@@ -81,7 +80,7 @@ def black_box(path: Path, out_dir: Path) -> Path:
 def _split(design: RtlDesign, rtl_dir: Path) -> tuple:
     files = design.verilog_files(rtl_dir)
     top = [f for f in files if f.name == TOP_FILE]
-    rf = [f for f in files if f.name in REGFILE_FILES]
+    rf = [f for f in files if f.name in REGFILE_TEMPLATES]
     dp = [f for f in files if f not in top and f not in rf]
     return top, rf, dp
 
