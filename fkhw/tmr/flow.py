@@ -8,7 +8,8 @@ Output folder layout:
     hardened_rtl/                    the selectively triplicated encoder, its regmap.csv
     figure1_tmr.png                  Figure 1 with the protected bits marked
     tradeoff.png                     overhead vs residual worst-case emd_norm
-    synth/, synth_background/        Yosys sources, scripts and logs of the area runs
+    synth/, synth_background/        Yosys sources, scripts and logs of the area runs (synth_netlist/:
+                                     the selective one when the proof got to it first)
     area.csv / area.json / area.md   plain vs selective vs full TMR, with and without refresh (Yosys)
     proof.json                       fault injection on the hardened RTL (key refresh_variant: on its
                                      self-correcting variant)
@@ -130,7 +131,7 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
     with ThreadPoolExecutor(max_workers=1) as pool:
         area = pool.submit(_area, ir, protect, out) if synth else None
         if prove:
-            report.update(_prove(bundle, table, protect_all, out, threshold, jobs, gate_level, scheduler, area))
+            report.update(_prove(bundle, table, protect_all, out, threshold, jobs, gate_level, scheduler, synth))
             art["proof"] = str(out / "proof.json")
             if synth:
                 art["proof_regfiles_netlist"] = str(out / "proof_regfiles_netlist.json")
@@ -182,7 +183,7 @@ def _area(ir, protect, out: Path) -> tuple:
 
 
 def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool = False, scheduler=None,
-           area=None) -> dict:
+           synth: bool = False) -> dict:
     from fkhw.campaign import CampaignSpec, run_campaign
     from fkhw.faults import Hardening
 
@@ -232,11 +233,10 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool 
     if not (proof.get("ok") and proof_r.get("ok")):
         raise TmrError(f"the hardened RTL failed its proof: see {out / 'proof.json'}")
 
-    proof_rf = None
-    if area is not None:
-        area.result()  # the register files' netlist is the area table's: its run is done, or failed
-        proof_rf = _prove_regfile_netlist(bundle, protect, out, jobs, inputs, latent, sites[unprotected], advance,
-                                          state, scheduler)
+    # the register files' netlist is the area table's selective run (started first by the area thread:
+    # this waits for it, not for the rest of the table)
+    proof_rf = _prove_regfile_netlist(bundle, protect, out, jobs, inputs, latent, sites[unprotected], advance,
+                                      state, scheduler) if synth else None
     proof_nl = _prove_netlist(bundle, protect, out, jobs, inputs, latent, sites[unprotected], advance,
                               state, scheduler) if gate_level else None
 
@@ -312,8 +312,9 @@ def _prove_regfile_netlist(bundle, protect, out: Path, jobs, inputs, plain_outpu
     # the area table's selective design: the map's parameter bits (its valid flags are RTL-only here too)
     protect = np.asarray(protect)[np.asarray(protect) < SiteSpace.of(bundle.ir).n_sites]
     design = harden(bundle.ir, protect)
-    path, res = regfile_netlist(design, generate(bundle.ir), out / "synth_netlist",
-                                log=lambda msg: log.info("tmr:   %s", msg))
+    # its own work folder, named as the area table's run (the same cache key and log label)
+    path, res = regfile_netlist(design, generate(bundle.ir), out / "synth_netlist" / "selective",
+                                log=lambda msg: log.info("tmr:   area %s", msg))
     try:
         mixed = regfile_netlist_design(design, path, {k: res[k] for k in ("cells", "flip_flops", "transistors")})
     except NetlistError as e:
