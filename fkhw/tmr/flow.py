@@ -265,33 +265,28 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool 
             **({"proof_regfiles_netlist": proof_rf} if proof_rf else {})}
 
 
+def _parameter_bits(bundle, protect) -> np.ndarray:
+    """The map's parameter bits: the netlists' flip-flop maps name register-file and plain pipeline
+    flip-flops, so the netlist proofs are of the parameter replicas (the valid flags are proven on the RTL)."""
+    protect = np.asarray(protect)
+    return protect[protect < SiteSpace.of(bundle.ir).n_sites]
+
+
 def _prove_netlist(bundle, protect, out: Path, jobs, inputs, plain_outputs, unprotected, advance, state,
                    scheduler=None) -> dict:
     """The proof after synthesis: the same upsets on the flip-flops of the
     hardened design's Yosys netlist, whose replicas are counted first."""
     from fkhw.rtlgen.netlist import NetlistError, synthesize_netlist
     from fkhw.tmr.harden import harden
-    from fkhw.tmr.proof import HardenedRtlLevel
 
     t0 = _step("proof after synthesis: Yosys netlist of the hardened RTL, the same upsets on its flip-flops")
-    # the netlist's flip-flop map names register-file and plain pipeline flip-flops: the netlist proof is
-    # of the parameter replicas, on the design that triplicates the map's parameter bits only
-    protect = np.asarray(protect)[np.asarray(protect) < SiteSpace.of(bundle.ir).n_sites]
+    protect = _parameter_bits(bundle, protect)
     try:
         hard_nl = synthesize_netlist(harden(bundle.ir, protect), progress=lambda msg: log.info("tmr:   %s", msg))
     except NetlistError as e:
         raise TmrError(f"the hardened netlist lost what the proof needs: {e}") from None
-    hard_nl.write(out / "hardened_netlist")
-    state.update(progress=Progress(3 * protect.size + len(unprotected), "tmr proof on the netlist (its build "
-                                   "included)", unit="upsets"), done=0)
-    nl_level = HardenedRtlLevel(bundle.ir, protect, jobs=jobs or os.cpu_count() or 1, design=hard_nl)
-    proof_nl = _prove_on(scheduler, bundle.ir, protect, inputs, plain_outputs=plain_outputs, unprotected=unprotected,
-                         level=nl_level, progress=advance, bundle=bundle)
-    proof_nl["seconds"] = round(time.monotonic() - t0, 1)
-    (out / "proof_netlist.json").write_text(json.dumps(proof_nl, indent=2, default=_jsonable) + "\n")
-    if not proof_nl.get("ok"):
-        raise TmrError(f"the hardened netlist failed its proof: see {out / 'proof_netlist.json'}")
-    return proof_nl
+    return _prove_design(bundle, protect, hard_nl, "netlist", out, "hardened_netlist", "proof_netlist.json", t0,
+                         jobs, inputs, plain_outputs, unprotected, advance, state, scheduler)
 
 
 def _prove_regfile_netlist(bundle, protect, out: Path, jobs, inputs, plain_outputs, unprotected, advance, state,
@@ -305,12 +300,10 @@ def _prove_regfile_netlist(bundle, protect, out: Path, jobs, inputs, plain_outpu
     from fkhw.rtlgen.netlist import NetlistError, regfile_netlist_design
     from fkhw.tmr.area import regfile_netlist
     from fkhw.tmr.harden import harden
-    from fkhw.tmr.proof import HardenedRtlLevel
 
     t0 = _step("proof after synthesis: the hardened register files' Yosys + ABC netlist (the area table's) with the "
                "datapath RTL, the same upsets on its flip-flops")
-    # the area table's selective design: the map's parameter bits (its valid flags are RTL-only here too)
-    protect = np.asarray(protect)[np.asarray(protect) < SiteSpace.of(bundle.ir).n_sites]
+    protect = _parameter_bits(bundle, protect)  # the area table's selective design
     design = harden(bundle.ir, protect)
     # its own work folder, named as the area table's run (the same cache key and log label)
     path, res = regfile_netlist(design, generate(bundle.ir), out / "synth_netlist" / "selective",
@@ -319,17 +312,27 @@ def _prove_regfile_netlist(bundle, protect, out: Path, jobs, inputs, plain_outpu
         mixed = regfile_netlist_design(design, path, {k: res[k] for k in ("cells", "flip_flops", "transistors")})
     except NetlistError as e:
         raise TmrError(f"the hardened register files' netlist lost what the proof needs: {e}") from None
-    mixed.write(out / "hardened_regfiles_netlist")
-    state.update(progress=Progress(3 * protect.size + len(unprotected), "tmr proof on the register files' netlist "
-                                   "(its build included)", unit="upsets"), done=0)
-    level = HardenedRtlLevel(bundle.ir, protect, jobs=jobs or os.cpu_count() or 1, design=mixed)
+    return _prove_design(bundle, protect, mixed, "register files' netlist", out, "hardened_regfiles_netlist",
+                         "proof_regfiles_netlist.json", t0, jobs, inputs, plain_outputs, unprotected, advance, state,
+                         scheduler)
+
+
+def _prove_design(bundle, protect, design, what: str, out: Path, folder: str, report: str, t0: float, jobs, inputs,
+                  plain_outputs, unprotected, advance, state, scheduler) -> dict:
+    """The replica-upset proof on a synthesised ``design`` (written to
+    ``folder``, its report to ``report``); raises TmrError when it fails."""
+    from fkhw.tmr.proof import HardenedRtlLevel
+
+    design.write(out / folder)
+    state.update(progress=Progress(3 * protect.size + len(unprotected), f"tmr proof on the {what} (its build "
+                                   "included)", unit="upsets"), done=0)
+    level = HardenedRtlLevel(bundle.ir, protect, jobs=jobs or os.cpu_count() or 1, design=design)
     proof = _prove_on(scheduler, bundle.ir, protect, inputs, plain_outputs=plain_outputs, unprotected=unprotected,
                       level=level, progress=advance, bundle=bundle)
     proof["seconds"] = round(time.monotonic() - t0, 1)
-    (out / "proof_regfiles_netlist.json").write_text(json.dumps(proof, indent=2, default=_jsonable) + "\n")
+    (out / report).write_text(json.dumps(proof, indent=2, default=_jsonable) + "\n")
     if not proof.get("ok"):
-        raise TmrError(f"the hardened register files' netlist failed its proof: see "
-                       f"{out / 'proof_regfiles_netlist.json'}")
+        raise TmrError(f"the hardened {what} failed its proof: see {out / report}")
     return proof
 
 
