@@ -15,8 +15,10 @@ logic, so each design is synthesised in two parts:
   as black boxes, flattened except the ``fkhw_tmr_voter`` blocks: every
   parameter flip-flop, replica, address decoder and the tmr_err OR; each
   distinct voter (one per register width, mask of protected bits and
-  refresh variant) is mapped once and counted per instance (econt-bol full TMR: 2,144 voters; 41 s of Yosys instead of 66 s,
-  and full + refresh 36 s; also cached).
+  refresh variant) is mapped once and counted per instance (econt-bol full
+  TMR: 2,144 voters; 41 s of Yosys instead of 66 s, and full + refresh 36 s;
+  also cached). These runs also write their netlist, cached beside the
+  result (``<hash>.v``): the proof after synthesis runs it.
 
 total = datapath + register files (black-box instances are not counted).
 Nothing crosses the cut that synthesis could optimise (weights are flip-flops
@@ -120,8 +122,11 @@ def _cached_synth(kind: str, files: list, libs: list, work: Path, abc: bool, cac
         if path.is_file() and (_netlist_name(kind) is None or path.with_suffix(".v").is_file()):
             res = json.loads(path.read_text())
             res["cached"] = True
-            return res
-        return _synth_to_cache(kind, files, libs, work, abc, include, log, path)
+        else:
+            res = _synth_to_cache(kind, files, libs, work, abc, include, log, path)
+    if _netlist_name(kind):
+        res["netlist"] = str(path.with_suffix(".v"))  # where this cache keeps it (not stored: the cache can move)
+    return res
 
 
 def _synth_to_cache(kind: str, files: list, libs: list, work: Path, abc: bool, include: Path, log, path: Path) -> dict:
@@ -185,7 +190,7 @@ def regfile_netlist(design: RtlDesign, plain: RtlDesign, work_dir: Path, cache: 
     cache = Path(cache) if cache is not None else default_cache()
     kind, files, libs, work, inc = _parts(design, plain, work_dir)[1]
     res = _cached_synth(kind, files, libs, work, True, cache, inc, log)
-    return cache / f"{_key(kind, files, libs, True)}.v", res
+    return Path(res["netlist"]), res
 
 
 def area_designs(ir: IntegerModel, protect_sites, refresh: bool = True) -> list:
