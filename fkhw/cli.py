@@ -29,27 +29,27 @@ class UserError(Exception):
 def _user_error_types() -> tuple:
     """Errors whose message says what is wrong and what to do: shown as one
     line, no traceback. Imported lazily: only needed when something failed."""
-    from fkhw.agreement import AgreementError
-    from fkhw.campaign import CampaignError
-    from fkhw.campaign_files import CampaignFileError
-    from fkhw.damage import DamageError
+    from fkhw.campaign.agreement import AgreementError
+    from fkhw.campaign.run import CampaignError
+    from fkhw.campaign.files import CampaignFileError
+    from fkhw.damage.meter import DamageError
     from fkhw.data import DataError
-    from fkhw.evidence import EvidenceError
-    from fkhw.executors import ExecutorError
-    from fkhw.faults import FaultError
+    from fkhw.damage.intervals import EvidenceError
+    from fkhw.campaign.executors import ExecutorError
+    from fkhw.faults.space import FaultError
     from fkhw.hls.project import HlsProjectError
     from fkhw.levels import LevelError
-    from fkhw.metrics import MetricError
+    from fkhw.damage.metrics import MetricError
     from fkhw.model.extract import UnsupportedLayerError
     from fkhw.model.files import ModelFileError
     from fkhw.outpaths import OutputError
-    from fkhw.outputs import OutputsError
-    from fkhw.ranking import RankingError
-    from fkhw.rates import RateError
+    from fkhw.campaign.outputs import OutputsError
+    from fkhw.analysis.ranking import RankingError
+    from fkhw.rates.model import RateError
     from fkhw.rtlgen.emit import RtlUnsupported
     from fkhw.rtlgen.sim import RtlSimError
     from fkhw.rtlgen.tools import ToolError
-    from fkhw.sites import SiteError
+    from fkhw.faults.sites import SiteError
     from fkhw.tmr.select import TmrError
 
     return (UserError, AgreementError, CampaignError, CampaignFileError, DamageError, DataError, EvidenceError,

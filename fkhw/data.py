@@ -173,7 +173,7 @@ def from_image(img: np.ndarray, geo: Geometry | None = None) -> np.ndarray:
 def encoder_input_codes(charges: np.ndarray, fmt) -> np.ndarray:
     """The encoder's input codes of modules: normalise, 8x8 image, then the
     input quantizer's format ``fmt`` (round half to even, saturate)."""
-    from fkhw.fixed import quantize_float
+    from fkhw.model.fixed import quantize_float
 
     return quantize_float(to_image(normalise(charges)), fmt)
 
@@ -313,7 +313,7 @@ def array_input_codes(x: np.ndarray, fmt, source="inputs") -> np.ndarray:
     far out-of-range input comes back near 0 instead of saturated. Such
     inputs are refused: no level could agree with QKeras on them.
     """
-    from fkhw.fixed import quantize_float
+    from fkhw.model.fixed import quantize_float
 
     x32 = np.asarray(x, dtype=np.float64).astype(np.float32)
     limit = 2.0 ** (24 - fmt.frac)

@@ -18,8 +18,8 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from fkhw.agreement import Campaign, compare
-    from fkhw.campaign_files import AGREEMENT
+    from fkhw.campaign.agreement import Campaign, compare
+    from fkhw.campaign.files import AGREEMENT
     from fkhw.outpaths import check_out_file
 
     a, b = Campaign.load(args.a, "--a"), Campaign.load(args.b, "--b")

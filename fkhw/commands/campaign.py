@@ -17,7 +17,7 @@ DESCRIPTION = (
     "OUT/summary.json (sensitive-bit fractions and TMR overhead per threshold) and OUT/figure1.png. "
     "Another --faults kind is keyed by fault id: OUT/faults.csv (what each fault is: fault,upsets,scrub,... - "
     "a faults file itself), OUT/campaign.csv (fault,n_upsets,classes,emd,emd_norm,n_changed,n_touched,lost,extra,"
-    "emd_norm_lo,emd_norm_hi: damage over the window slots each fault touches, see fkhw/damage.py), "
+    "emd_norm_lo,emd_norm_hi: damage over the window slots each fault touches, see fkhw/damage/meter.py), "
     "OUT/outputs.npz and OUT/summary.json (damage by flip-flop class). "
     "Killed half way and started again with the same arguments, it resumes.")
 
@@ -78,12 +78,12 @@ def add_arguments(p):
 def run(args) -> int:
     import dataclasses
 
-    from fkhw.campaign import DEFAULT_THRESHOLDS, CampaignError, CampaignSpec, check_fault_options, \
+    from fkhw.campaign.run import DEFAULT_THRESHOLDS, CampaignError, CampaignSpec, check_fault_options, \
         hardening_from_map, run_campaign
-    from fkhw.executors import probe_scheduler, scheduler_address
+    from fkhw.campaign.executors import probe_scheduler, scheduler_address
     from fkhw.model.bundle import load_model
     from fkhw.outpaths import check_out_dir
-    from fkhw.sites import SiteSpace, read_site_list
+    from fkhw.faults.sites import SiteSpace, read_site_list
 
     check_out_dir(args.out)
     if args.scheduler is not None:
@@ -110,13 +110,13 @@ def run(args) -> int:
     if not spec.seu:
         print_fault_summary(result.summary, args.out)
         if not args.no_plot:
-            from fkhw.plots import damage_figure
+            from fkhw.analysis.figures import damage_figure
 
             print(f"  figure       -> {damage_figure(args.out)}")
         return 0
     print_summary(result.summary, args.out)
     if not args.no_plot:
-        from fkhw.plots import campaign_figure1
+        from fkhw.analysis.figures import campaign_figure1
 
         png = campaign_figure1(space, bundle.name, args.out, args.level, args.inputs)
         print(f"  figure 1     -> {png}")
@@ -134,7 +134,7 @@ def _fault_free(s: dict) -> str:
 
 
 def print_summary(s: dict, out) -> None:
-    from fkhw.campaign_files import damage_column
+    from fkhw.campaign.files import damage_column
 
     col = damage_column(s)
     print(f"{s['model']} [{s['level']}]: {s['n_sites']} sites x {s['inputs']} inputs, {_fault_free(s)}")
@@ -152,7 +152,7 @@ def print_summary(s: dict, out) -> None:
 
 def print_fault_summary(s: dict, out) -> None:
     f = s["faults"]
-    from fkhw.campaign_files import damage_column
+    from fkhw.campaign.files import damage_column
 
     print(f"{s['model']} [{s['level']}]: {s['n_faults']} faults ({f['kind']}) x {s['inputs']} inputs, {_fault_free(s)}")
     if not s["complete"]:

@@ -10,7 +10,7 @@ DESCRIPTION = (
     "--inputs modules. Writes OUT/hessian.json (Hutchinson trace per layer, top-k eigenvalues by power "
     "iteration with deflation, exact checks, settings, time taken), OUT/scores.csv (site + one column per "
     "bit score, higher = more dangerous: taylor2, hessian_eigen, gradient, msb, random, taylor2_abs, "
-    "curvature_abs, taylor1, curvature, hessian_diag; see fkhw/ranking.py), OUT/params.csv (per-parameter value, gradient, Hessian diagonal) and OUT/figure2.png "
+    "curvature_abs, taylor1, curvature, hessian_diag; see fkhw/analysis/ranking.py), OUT/params.csv (per-parameter value, gradient, Hessian diagonal) and OUT/figure2.png "
     "(per-parameter Hessian diagonal, the seed paper's Figure 2).")
 
 
@@ -45,7 +45,7 @@ def run(args) -> int:
 
     from fkhw.cli import UserError
     from fkhw.data import check_image_input, load_charges, select_modules
-    from fkhw.hessian import loss_kind
+    from fkhw.analysis.hessian import loss_kind
     from fkhw.model.bundle import load_model
     from fkhw.model.files import ModelFileError, resolve
 
@@ -73,7 +73,7 @@ def _run_arrays(args, kind):
 
     from fkhw.cli import UserError
     from fkhw.data import load_arrays
-    from fkhw.hessian import array_batch
+    from fkhw.analysis.hessian import array_batch
     from fkhw.model.bundle import load_model
     from fkhw.model.files import resolve
 
@@ -102,10 +102,10 @@ def _analyse_and_write(args, bundle, files, kind, t0, what):
     import numpy as np
 
     from fkhw.cli import UserError
-    from fkhw.hessian import Settings, analyse
-    from fkhw.plots_hessian import save_figure2
-    from fkhw.ranking import bit_scores, write_scores_csv
-    from fkhw.sites import SiteSpace
+    from fkhw.analysis.hessian import Settings, analyse
+    from fkhw.analysis.hessian_figures import save_figure2
+    from fkhw.analysis.ranking import bit_scores, write_scores_csv
+    from fkhw.faults.sites import SiteSpace
 
     space = SiteSpace.of(bundle.ir)
     settings = Settings(n_inputs=args.inputs, seed=args.seed, data=args.data, top_k=args.top_k,
@@ -172,7 +172,7 @@ def _analyse_and_write(args, bundle, files, kind, t0, what):
 def _write_params(path, a, ir, space):
     import csv
 
-    from fkhw.sites import tensor_codes
+    from fkhw.faults.sites import tensor_codes
 
     with path.open("w", newline="") as f:
         w = csv.writer(f)

@@ -57,11 +57,11 @@ def _check(bundle, project, hls_model, args) -> int:
 
     import numpy as np
 
-    from fkhw import engine
+    from fkhw.model import engine
     from fkhw.data import encoder_input_codes, load_charges
     from fkhw.hls.project import csim_predict, mismatched_rows
     from fkhw.levels.hls import HlsLevel
-    from fkhw.sites import SiteSpace, flip
+    from fkhw.faults.sites import SiteSpace, flip
 
     ir = bundle.ir
     x = encoder_input_codes(load_charges(args.data), ir.input.fmt)

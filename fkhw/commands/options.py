@@ -110,7 +110,7 @@ def metric_name(text: str) -> str:
     """--metric: a registry name or module:function, checked when parsed."""
     import argparse
 
-    from fkhw.metrics import MetricError, get_metric
+    from fkhw.damage.metrics import MetricError, get_metric
 
     try:
         return get_metric(text).name
@@ -119,7 +119,7 @@ def metric_name(text: str) -> str:
 
 
 def add_metric_arguments(p, what: str = "damage") -> None:
-    """--metric and --labels (fkhw.metrics), shared by campaign, hessian and sim."""
+    """--metric and --labels (fkhw.damage.metrics), shared by campaign, hessian and sim."""
     p.add_argument("--metric", type=metric_name, default="emd", metavar="NAME",
                    help=f"the {what} metric: emd (HGCAL trigger cells, default), accuracy (top-1 against --labels), "
                         "mse (against --labels targets, or the fault-free outputs), or module:function")

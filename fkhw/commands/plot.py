@@ -14,11 +14,11 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from fkhw.campaign import campaign_model
-    from fkhw.campaign_files import DAMAGE_FIGURE, FIGURE1, kind_of, read_fault_table, read_summary, read_table
+    from fkhw.campaign.run import campaign_model
+    from fkhw.campaign.files import DAMAGE_FIGURE, FIGURE1, kind_of, read_fault_table, read_summary, read_table
     from fkhw.outpaths import check_out_file
-    from fkhw.plots import campaign_figure1, damage_figure
-    from fkhw.sites import SiteSpace
+    from fkhw.analysis.figures import campaign_figure1, damage_figure
+    from fkhw.faults.sites import SiteSpace
 
     summary = read_summary(args.campaign)
     if kind_of(summary) != "seu":

@@ -23,8 +23,8 @@ def add_arguments(p):
 
 def run(args) -> int:
     from fkhw.outpaths import check_out_dir
-    from fkhw.plots_hessian import save_rank_curves
-    from fkhw.ranking import DEFAULT_THRESHOLDS, RankingError, compare, read_scores_csv, write_rank_csv
+    from fkhw.analysis.hessian_figures import save_rank_curves
+    from fkhw.analysis.ranking import DEFAULT_THRESHOLDS, RankingError, compare, read_scores_csv, write_rank_csv
 
     thresholds = sorted(set(DEFAULT_THRESHOLDS) | set(args.threshold))
     check_out_dir(args.out)
@@ -40,7 +40,7 @@ def run(args) -> int:
                            f"sensitive bits found vs injected ({cmp.n_sites} campaign sites)")
     if cmp.missing:
         print(f"warning: {cmp.missing} campaign site(s) have no score and are left out")
-    from fkhw.campaign_files import damage_column
+    from fkhw.campaign.files import damage_column
 
     col = damage_column(summary)  # the campaign's normalised damage (emd_norm for EMD campaigns)
     _print(cmp, col if args.rule == "mean" else f"{col}_hi")
@@ -52,7 +52,7 @@ def _campaign(path, column: str):
     """(sites, ``column`` (emd_norm or emd_norm_hi), summary or None) of a
     campaign folder or a bare campaign.csv (a table without its summary.json
     cannot be model-checked)."""
-    from fkhw.campaign_files import SUMMARY, read_summary, read_table, require_seu
+    from fkhw.campaign.files import SUMMARY, read_summary, read_table, require_seu
 
     summary = read_summary(path) if (path / SUMMARY).exists() else None
     if summary is not None:
@@ -66,7 +66,7 @@ def check_same_model(campaign, summary, scores_path, score_sites) -> None:
     both record one, and a scores table over the model's whole site space."""
     import json
 
-    from fkhw.ranking import RankingError
+    from fkhw.analysis.ranking import RankingError
 
     report = (scores_path if scores_path.is_dir() else scores_path.parent) / "hessian.json"
     digest = None

@@ -8,7 +8,7 @@ HELP = "failure rates: P(degraded output) and mean damage vs time since the scru
 def _scrubs(text: str) -> list:
     import argparse
 
-    from fkhw.rates import RateError, parse_duration
+    from fkhw.rates.model import RateError, parse_duration
 
     try:
         return [parse_duration(s) for s in text.split(",")]
@@ -17,8 +17,8 @@ def _scrubs(text: str) -> list:
 
 
 def add_arguments(p):
-    from fkhw.rates import DEFAULT_CLOCK_HZ, DEFAULT_FLUX, DEFAULT_SIGMA
-    from fkhw.rate_flow import DEFAULT_SCRUBS
+    from fkhw.rates.model import DEFAULT_CLOCK_HZ, DEFAULT_FLUX, DEFAULT_SIGMA
+    from fkhw.rates.flow import DEFAULT_SCRUBS
 
     p.add_argument("--campaign", type=in_path, required=True,
                    help="an exhaustive seu campaign folder (the one-bit answers and the inputs)")
@@ -58,8 +58,8 @@ def add_arguments(p):
 
 def run(args) -> int:
     from fkhw.outpaths import check_out_dir
-    from fkhw.rate_flow import run_rate
-    from fkhw.rates import Environment
+    from fkhw.rates.flow import run_rate
+    from fkhw.rates.model import Environment
 
     if args.check_full_tmr and not args.check_rtl:
         from fkhw.cli import UserError

@@ -117,15 +117,15 @@ def _start_area_synthesis(model: str, out: Path) -> subprocess.Popen:
 
 def _run(args, background: list) -> int:
 
-    from fkhw import engine
-    from fkhw.campaign import CampaignSpec, run_campaign
+    from fkhw.model import engine
+    from fkhw.campaign.run import CampaignSpec, run_campaign
     from fkhw.cli import UserError
     from fkhw.commands.campaign import print_summary
     from fkhw.commands.tmr import print_report
     from fkhw.data import all_input_codes, check_image_input, row_pool, select_modules
     from fkhw.model.bundle import load_model
-    from fkhw.plots import campaign_figure1
-    from fkhw.sites import SiteSpace
+    from fkhw.analysis.figures import campaign_figure1
+    from fkhw.faults.sites import SiteSpace
 
     from fkhw.outpaths import check_out_dir
 
@@ -133,7 +133,7 @@ def _run(args, background: list) -> int:
         check_out_dir(args.out)
     _example_defaults(args)
     _check_metric(args)
-    from fkhw.metrics import get_metric
+    from fkhw.damage.metrics import get_metric
 
     col = get_metric(args.metric).column  # the metric's normalised damage, in what is printed
     metric = {} if args.metric == "emd" and args.labels is None else \
@@ -216,7 +216,7 @@ def _run(args, background: list) -> int:
     steps.done(f"{sw_dir}")
 
     steps.start("software vs RTL agreement, joined on site")
-    from fkhw.agreement import Campaign, compare
+    from fkhw.campaign.agreement import Campaign, compare
 
     ag = compare(Campaign.load(sw_dir), Campaign.load(rtl_dir))
     (rtl_dir / "agreement.json").write_text(json.dumps({"a": str(sw_dir), "b": str(rtl_dir), **ag.to_dict()},
@@ -269,9 +269,9 @@ def _run(args, background: list) -> int:
 
     if not args.no_rates:
         steps.start(f"failure rates vs scrub interval (fkhw rate), {args.check_rtl} scenarios replayed on each design's RTL")
-        from fkhw.rate_flow import run_rate
-        from fkhw.rates import DEFAULT_FLUX, DEFAULT_SIGMA, Environment, parse_duration
-        from fkhw.rate_flow import DEFAULT_SCRUBS
+        from fkhw.rates.flow import run_rate
+        from fkhw.rates.model import DEFAULT_FLUX, DEFAULT_SIGMA, Environment, parse_duration
+        from fkhw.rates.flow import DEFAULT_SCRUBS
 
         rate = run_rate(sw_dir, out / "rate", Environment(DEFAULT_FLUX, DEFAULT_SIGMA),
                         [parse_duration(d) for d in DEFAULT_SCRUBS], 1e-3, tmr=out / "tmr",
@@ -305,7 +305,7 @@ def _check_metric(args) -> None:
     """--metric, --labels and array --data that cannot go together, before anything is built."""
     from fkhw.cli import UserError
     from fkhw.data import ARRAY_SUFFIXES, load_arrays
-    from fkhw.metrics import get_metric
+    from fkhw.damage.metrics import get_metric
 
     if get_metric(args.metric).needs_labels and args.labels is None:
         raise UserError(f"--metric {args.metric} needs --labels (one class per row of --data)")
@@ -334,11 +334,11 @@ def _example_defaults(args) -> None:
 def _every_flip_flop(bundle, out: Path, common: dict, args, rule) -> list:
     """Campaigns of every fault kind on the plain design and on the one the
     TMR step hardened (software engine, the campaign's modules), and the table
-    and figure of the risk left by class (fkhw.risk)."""
-    from fkhw.campaign import CampaignSpec, hardening_from_map, run_campaign
-    from fkhw.faults import Hardening
-    from fkhw.metrics import get_metric
-    from fkhw.risk import rows_of, write_risk
+    and figure of the risk left by class (fkhw.analysis.risk)."""
+    from fkhw.campaign.run import CampaignSpec, hardening_from_map, run_campaign
+    from fkhw.faults.space import Hardening
+    from fkhw.damage.metrics import get_metric
+    from fkhw.analysis.risk import rows_of, write_risk
 
     threshold = rule.value if rule.kind == "threshold" else 1.05
     # the map's design (its weight bits and, from the TMR step's --protect-control, the valid flags) and the

@@ -10,7 +10,7 @@ HELP = ("list every encoder parameter bit as a fault site (site,layer,tensor,ind
 DESCRIPTION = HELP + (". Site ids are stable: parameter layers in model order, kernel before bias, "
                       "C-order flat index, bit 0 = MSB (sign bit). Flip-flop ids extend them: the parameter bits "
                       "(ff = site), then the pipeline data registers stage by stage (bit 0 = MSB of an element), "
-                      "then the valid flag of each stage (fkhw/faults.py); their count is Yosys' flip-flop count of "
+                      "then the valid flag of each stage (fkhw/faults/space.py); their count is Yosys' flip-flop count of "
                       "the same RTL. A --faults-file names flip-flops by these ids.")
 
 
@@ -24,7 +24,7 @@ def add_arguments(p):
 def run(args) -> int:
     from fkhw.model.bundle import load_model
     from fkhw.outpaths import check_out_file
-    from fkhw.sites import write_sites_csv
+    from fkhw.faults.sites import write_sites_csv
 
     check_out_file(args.out)
     bundle = load_model(args.model)
@@ -39,7 +39,7 @@ def _flip_flops(bundle, out: Path) -> int:
     import csv
     import os
 
-    from fkhw.faults import FlipFlopSpace
+    from fkhw.faults.space import FlipFlopSpace
 
     space = FlipFlopSpace.of(bundle.ir)
     table = space.table()

@@ -62,8 +62,8 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from fkhw.campaign import campaign_model
-    from fkhw.campaign_files import read_outputs
+    from fkhw.campaign.run import campaign_model
+    from fkhw.campaign.files import read_outputs
     from fkhw.cli import UserError
     from fkhw.model.bundle import load_model
     from fkhw.outpaths import check_out_dir
@@ -76,14 +76,14 @@ def run(args) -> int:
     if not 0 <= args.pipeline_threshold < 1:
         raise UserError(f"--pipeline-threshold {args.pipeline_threshold:g}: give a fraction of upsets in [0, 1)")
     if args.pipeline_campaign is not None:  # a campaign of another kind is named before any work
-        from fkhw.campaign_files import kind_of, read_summary
+        from fkhw.campaign.files import kind_of, read_summary
 
         found = kind_of(read_summary(args.pipeline_campaign, "--pipeline-campaign"))
         if found != "pipeline":
             raise UserError(f"--pipeline-campaign {args.pipeline_campaign}: a {found} campaign; give one run with "
                             "--faults pipeline")
     if args.scheduler is not None:
-        from fkhw.executors import probe_scheduler, scheduler_address
+        from fkhw.campaign.executors import probe_scheduler, scheduler_address
 
         args.scheduler = scheduler_address(args.scheduler)
         probe_scheduler(args.scheduler)  # a port that is not Dask is named now, not after the synthesis

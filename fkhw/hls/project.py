@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from fkhw import __version__
-from fkhw.fixed import bits_for_range
+from fkhw.model.fixed import bits_for_range
 from fkhw.model.extract import UnsupportedLayerError
 from fkhw.model.ir import IntegerModel, raw_range
 
@@ -362,7 +362,8 @@ def _write_dat(path: Path, values: np.ndarray) -> None:
 def write_testbench(out: Path, ir: IntegerModel, n: int = TESTBENCH_ROWS) -> None:
     """Input rows and expected outputs for the vendor C-sim / co-sim test
     bench (``<project>_test.cpp`` reads tb_data/*.dat when they exist)."""
-    from fkhw import data, engine
+    from fkhw import data
+    from fkhw.model import engine
 
     if tuple(ir.input.shape) == data.IMAGE_SHAPE:
         codes = data.encoder_input_codes(data.load_charges(), ir.input.fmt)[:n]

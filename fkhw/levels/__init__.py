@@ -1,8 +1,8 @@
 """The evaluation levels, found by name: one registry for the campaign, its
 executors (Dask workers build their level from it) and the commands.
 
-A level runs a :class:`fkhw.faults.FaultSet` on input codes and returns an
-:class:`fkhw.faults.Observed` (``run_faults``); ``golden`` gives the
+A level runs a :class:`fkhw.faults.space.FaultSet` on input codes and returns an
+:class:`fkhw.faults.space.Observed` (``run_faults``); ``golden`` gives the
 fault-free outputs. Each entry says which faults its level can represent,
 so a campaign refuses a kind a level cannot run before it does any work,
 with one line naming both (never a traceback half way through).
@@ -93,7 +93,7 @@ def level_entry(name: str) -> LevelEntry:
 def make_level(name: str, bundle, jobs: int | None = None, hardening=None):
     """The level ``name`` for a model bundle (``jobs``: its own parallelism;
     a campaign's executor parallelises across levels, so it passes 1);
-    ``hardening`` (fkhw.faults.Hardening): the selectively hardened design."""
+    ``hardening`` (fkhw.faults.space.Hardening): the selectively hardened design."""
     return level_entry(name).factory(bundle, jobs, hardening)
 
 
@@ -104,7 +104,7 @@ def run_faults(level, fs, inputs, progress=None):
     running total of faults done, by levels that report within a chunk."""
     if hasattr(level, "run_faults"):
         return level.run_faults(fs, inputs, progress) if progress is not None else level.run_faults(fs, inputs)
-    from fkhw.faults import FaultError, Observed
+    from fkhw.faults.space import FaultError, Observed
 
     sites = fs.single_param_sites(level.space.n_sites)
     if sites is None:

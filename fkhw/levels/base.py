@@ -1,7 +1,7 @@
 """What every evaluation level offers: run a fault list on inputs.
 
 A level is built around one :class:`~fkhw.model.ir.IntegerModel`. ``run``
-takes site ids (see :mod:`fkhw.sites`) and input codes and returns the
+takes site ids (see :mod:`fkhw.faults.sites`) and input codes and returns the
 encoder's output codes with each single site flipped in turn; ``golden``
 is the fault-free output. Output codes are int64 arrays.
 """

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fkhw.faults import FaultError, FaultSet, FlipFlopSpace, Observed
+from fkhw.faults.space import FaultError, FaultSet, FlipFlopSpace, Observed
 from fkhw.hls.project import HlsProject, HlsProjectError, WeightFile, to_codes, to_values
 from fkhw.model.ir import IntegerModel
-from fkhw.sites import SiteSpace, tensor_codes
+from fkhw.faults.sites import SiteSpace, tensor_codes
 
 
 def format_values(codes: np.ndarray, frac: int) -> list:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fkhw.model.bundle import ModelBundle
-from fkhw.sites import SiteSpace, tensor_codes
+from fkhw.faults.sites import SiteSpace, tensor_codes
 
 
 @dataclass(eq=False)

@@ -3,7 +3,7 @@
 Each fault is one *frame* of the HDL testbench (rtl_tb/hdl/fkhw_tb.v): the
 encoder streams the N window inputs at one per clock, then drain slots;
 each upset of the fault is a deposit into its flip-flops right after rising
-edge ``cycle`` of the frame (fkhw.faults: edge 0 samples window vector 0):
+edge ``cycle`` of the frame (fkhw.faults.space: edge 0 samples window vector 0):
 cocotb reads the register (a parameter register ``u_enc.<regfile>.mem[i]``,
 a replica ``mem_b``/``mem_c``, a pipeline register ``u_enc.u_stage<k>.q``
 or its valid flag ``q_valid``), inverts the bit and writes it back. The
@@ -15,10 +15,10 @@ back to back: only the pipeline holds two frames at once.
 The HDL compares every output slot with the fault-free one (the integer
 engine's output; valid 1 in window slots, 0 in drain slots) and writes only
 the slots that differ; a slot that differs where the fault cannot reach
-(fkhw.faults.touched) is an error (a broken scrub or a deposit that leaked).
+(fkhw.faults.space.touched) is an error (a broken scrub or a deposit that leaked).
 
     level = RtlLevel(load_model("econt-bol").ir, jobs=os.cpu_count())
-    obs = level.run_faults(fault_set, x_codes, progress=lambda n: ...)  # fkhw.faults.Observed
+    obs = level.run_faults(fault_set, x_codes, progress=lambda n: ...)  # fkhw.faults.space.Observed
     out = level.run(sites, x_codes)  # (S, N, n_out): one parameter upset per site at cycle 0
 
 The Verilator model is built once per RTL content hash under
@@ -37,12 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fkhw import engine
-from fkhw.faults import FaultError, FaultSet, FlipFlopSpace, Observed, check_fault_set
+from fkhw.model import engine
+from fkhw.faults.space import FaultError, FaultSet, FlipFlopSpace, Observed, check_fault_set
 from fkhw.model.ir import IntegerModel
 from fkhw.rtlgen.emit import RtlDesign, generate
 from fkhw.rtlgen.sim import MAX_VECTORS, Deposits, FrameOutputs, RtlSimError, SimBuild, build, default_root, run_frames
-from fkhw.sites import SiteSpace, tensor_codes
+from fkhw.faults.sites import SiteSpace, tensor_codes
 
 __all__ = ["RtlLevel", "RtlSimError", "encoder_inputs", "param_codes", "fault_deposits", "frame_period"]
 
@@ -93,7 +93,7 @@ def frame_period(fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> int:
 def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta: dict, period: int,
                    ffmap: dict | None = None) -> Deposits:
     """The deposits of a fault set, one frame per fault (frame i = fault i):
-    each upset inverts its flip-flop (fkhw.faults ids -> registers and
+    each upset inverts its flip-flop (fkhw.faults.space ids -> registers and
     Verilog bits: parameter bit b of register i of a register file is Verilog
     bit bits-1-b of ``mem[i]``; bit b of element e of a stage is Verilog bit
     e*width + width-1-b of ``u_stage<k>.q``), and every parameter or replica
@@ -364,7 +364,7 @@ class RtlLevel:
         return np.concatenate(outs, axis=0)
 
     def run_faults(self, fs: FaultSet, inputs, progress=None) -> Observed:
-        """What each fault of ``fs`` does to the N window inputs (fkhw.faults).
+        """What each fault of ``fs`` does to the N window inputs (fkhw.faults.space).
 
         Raises RtlSimError if an output differs from the integer engine
         where no upset of its fault can reach (a broken scrub or a leak)."""
@@ -419,7 +419,7 @@ def netlist_design(model: IntegerModel, protect=None, log=None, refresh: bool = 
 def netlist_level(model: IntegerModel, jobs: int = 1, log=None, hardening=None) -> RtlLevel:
     """The RTL level on the synthesised netlist: the same testbench, the
     same frames, upsets deposited into the netlist's flip-flops
-    (``hardening``: fkhw.faults.Hardening, the hardened design's netlist)."""
+    (``hardening``: fkhw.faults.space.Hardening, the hardened design's netlist)."""
     design = netlist_design(model, log=log) if hardening is None else \
         netlist_design(model, list(hardening.protect), log=log, refresh=hardening.refresh)
     lv = RtlLevel(model, jobs=jobs, design=design, log=log)

@@ -1,6 +1,6 @@
 """The software level: faults evaluated on the integer engine.
 
-The definition of what a fault does is :mod:`fkhw.fault_model` (slow and
+The definition of what a fault does is :mod:`fkhw.faults.software` (slow and
 clear); this level computes the same outcome bit for bit along faster
 routes, each chosen per fault from what its upsets are:
 
@@ -31,13 +31,13 @@ from functools import cached_property
 
 import numpy as np
 
-from fkhw import engine
-from fkhw.engine import int_matmul
-from fkhw.fault_model import simulate_set
-from fkhw.faults import FaultSet, FlipFlopSpace, Observed
-from fkhw.fixed import requantize
+from fkhw.model import engine
+from fkhw.model.engine import int_matmul
+from fkhw.faults.software import simulate_set
+from fkhw.faults.space import FaultSet, FlipFlopSpace, Observed
+from fkhw.model.fixed import requantize
 from fkhw.model.ir import IntegerModel, acc_frac
-from fkhw.sites import SiteSpace, tensor_codes
+from fkhw.faults.sites import SiteSpace, tensor_codes
 
 # bound on elements of one faulty-accumulator batch (int64): ~256 MiB
 _MAX_BATCH_ELEMS = 1 << 25
@@ -64,7 +64,7 @@ class SoftwareLevel:
         return engine.forward(self.model, inputs).reshape(len(inputs), -1)
 
     def run_faults(self, fs: FaultSet, inputs: np.ndarray, progress=None) -> Observed:
-        """What each fault of ``fs`` does to the N window inputs (fkhw.faults)."""
+        """What each fault of ``fs`` does to the N window inputs (fkhw.faults.space)."""
         sites = fs.single_param_sites(self.space.n_sites)
         if sites is not None and not self.protect:
             out = Observed.clean(self.run(sites, inputs))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fkhw.fixed import FixedFormat
+from fkhw.model.fixed import FixedFormat
 from fkhw.model.ir import (AvgPool, Conv1D, Conv2D, Dense, Flatten, InputQuant, IntegerModel, MaxPool, Quant, Reshape,
                            window_geometry)
 

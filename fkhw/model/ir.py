@@ -1,7 +1,7 @@
 """The integer IR: the encoder as an ordered list of integer layers.
 
 Extraction (``fkhw.model.extract``) translates each QKeras quantizer into an
-explicit :class:`~fkhw.fixed.FixedFormat` once; the software engine, the RTL
+explicit :class:`~fkhw.model.fixed.FixedFormat` once; the software engine, the RTL
 generator, the hls4ml checks, the fault-site space and the TMR map all read
 this IR and never look at Keras again.
 
@@ -18,7 +18,7 @@ from typing import Union
 
 import numpy as np
 
-from fkhw.fixed import FixedFormat
+from fkhw.model.fixed import FixedFormat
 
 IR_VERSION = 1
 

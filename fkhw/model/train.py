@@ -343,8 +343,8 @@ def train(cfg: TrainConfig, charges: np.ndarray, out_dir, progress: Callable[[Ep
         written += [js, h5]
     seconds = time.perf_counter() - t0
 
-    from fkhw.engine import forward
-    from fkhw.fixed import quantize_float
+    from fkhw.model.engine import forward
+    from fkhw.model.fixed import quantize_float
     from fkhw.model.bundle import load_model
 
     # the saved files must load and extract, and the integer engine must

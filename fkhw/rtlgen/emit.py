@@ -38,10 +38,10 @@ from pathlib import Path
 import numpy as np
 
 from fkhw import __version__
-from fkhw.engine import windows
-from fkhw.fixed import bits_for_range
+from fkhw.model.engine import windows
+from fkhw.model.fixed import bits_for_range
 from fkhw.model.ir import IR_VERSION, IntegerModel, TensorSpec, acc_frac, pool_window, window_geometry
-from fkhw.sites import SiteSpace
+from fkhw.faults.sites import SiteSpace
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TOP = "fkhw_encoder"
@@ -679,9 +679,9 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False, refresh: bool =
 def _stage_protection(n_sites: int, stages: list, extra: tuple) -> dict:
     """stage -> (PMASK bool array over the stage's DW bits or None, valid
     protected) for the protected flip-flop ids ``extra`` (pipeline data
-    bits, then valid flags, numbered as in fkhw.faults); raises FaultError
+    bits, then valid flags, numbered as in fkhw.faults.space); raises FaultError
     for ids that are no pipeline or valid flip-flop."""
-    from fkhw.faults import protectable
+    from fkhw.faults.space import protectable
 
     if not extra:
         return {}

@@ -45,7 +45,7 @@ import numpy as np
 from fkhw.model.ir import IntegerModel
 from fkhw.rtlgen.emit import REGFILE_TEMPLATES, TOP, TOP_FILE, RtlDesign, generate
 from fkhw.rtlgen.synth import synth, synth_script, yosys_command
-from fkhw.sites import SiteSpace
+from fkhw.faults.sites import SiteSpace
 
 AREA_VERSION = 4  # bump when the partition or the script changes
 REGFILES_NETLIST = "regfiles_netlist.v"  # the register-file runs also write their netlist (the netlist proof runs it)

@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from fkhw.model.bundle import ModelBundle
-from fkhw.plots import heatmap_figure
+from fkhw.analysis.figures import heatmap_figure
 from fkhw.progress import Progress
-from fkhw.sites import SiteSpace
+from fkhw.faults.sites import SiteSpace
 from fkhw.tmr.figures import save_tradeoff, worst_after
 from fkhw.tmr.select import CampaignTable, Rule, TmrError, check_campaign_matches, select
 from fkhw.tmr.tmrmap import build_map, write_map
@@ -73,7 +73,7 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
     n_all = ir.n_param_bits()
     selection = select(table, rule, n_all)
     protect = np.sort(table.site[selection.rows])
-    from fkhw.faults import FlipFlopSpace
+    from fkhw.faults.space import FlipFlopSpace
     from fkhw.tmr.tmrmap import transient_entries
 
     ffspace = FlipFlopSpace.of(ir)
@@ -99,10 +99,10 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
               "campaign_sites": int(table.site.size),
               "overhead_pct": selection.overhead_pct, "campaign_modules": int(table.summary.get("inputs", 0)),
               **(evidence or {}), "artifacts": {}}
-    from fkhw.campaign_files import damage_column
+    from fkhw.campaign.files import damage_column
 
     column = damage_column(table.summary)
-    if column != "emd_norm":  # the metric's normalised damage (fkhw.metrics): what every figure below is
+    if column != "emd_norm":  # the metric's normalised damage (fkhw.damage.metrics): what every figure below is
         report["damage_column"] = column
         report["rule"] = {**report["rule"], "text": rule.describe(column)}
     art = report["artifacts"]
@@ -156,7 +156,7 @@ def _executor(scheduler: str | None):
     default: the level's own simulator processes here)."""
     if not scheduler:
         return None
-    from fkhw.executors import DaskExecutor
+    from fkhw.campaign.executors import DaskExecutor
 
     return DaskExecutor.connect(scheduler)
 
@@ -184,11 +184,11 @@ def _area(ir, protect, out: Path) -> tuple:
 
 def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool = False, scheduler=None,
            synth: bool = False) -> dict:
-    from fkhw.campaign import CampaignSpec, run_campaign
-    from fkhw.faults import Hardening
+    from fkhw.campaign.run import CampaignSpec, run_campaign
+    from fkhw.faults.space import Hardening
 
     t0 = _step(f"proof: every protected bit upset in each of its 3 replicas, every other bit once ({table.site.size} sites)")
-    from fkhw.campaign_files import read_outputs
+    from fkhw.campaign.files import read_outputs
 
     summary = table.summary
     outputs = read_outputs(table.path, summary)
@@ -203,7 +203,7 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool 
     latent = outputs.latent(np.flatnonzero(unprotected), modules)
     n_param = int((protect < SiteSpace.of(bundle.ir).n_sites).sum())
     # the pipeline / valid replicas' frames: as many as the proof makes (fkhw.tmr.proof.transient_replica_faults)
-    from fkhw.faults import FlipFlopSpace
+    from fkhw.faults.space import FlipFlopSpace
     from fkhw.tmr.proof import transient_replica_faults
 
     n_tr = len(transient_replica_faults(FlipFlopSpace.of(bundle.ir, protect), min(outputs.n_modules,
@@ -242,7 +242,7 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool 
 
     _step("campaign over the hardened RTL (replica 0 of protected bits)")
     all_modules = modules.size == outputs.n_modules
-    from fkhw.campaign import metric_options
+    from fkhw.campaign.run import metric_options
 
     # through the campaign's executors like any campaign (--level rtl --tmr): this machine's
     # simulator processes, or the Dask workers of --scheduler

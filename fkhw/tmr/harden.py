@@ -23,7 +23,7 @@ __all__ = ["harden", "write_hardened", "write_tmrg_variant"]
 
 def harden(ir: IntegerModel, protect_sites, refresh: bool = False) -> RtlDesign:
     """The hardened encoder for ``protect_sites`` (flip-flop ids of
-    fkhw.faults: site ids, any subset, all sites = full TMR of the weights;
+    fkhw.faults.space: site ids, any subset, all sites = full TMR of the weights;
     pipeline data bits and valid flags too, fkhw_pipe_tmr); ``refresh``: self-correcting TMR
     (the voted value written back every clock, a sticky ``tmr_err``).
     Raises SiteError (a ValueError) for ids out of range, ValueError for

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fkhw.campaign_files import FlipFlopDamage, flip_flop_damage, kind_of, read_summary
-from fkhw.faults import FlipFlopSpace
+from fkhw.campaign.files import FlipFlopDamage, flip_flop_damage, kind_of, read_summary
+from fkhw.faults.space import FlipFlopSpace
 from fkhw.tmr.select import TmrError
 
 

@@ -5,7 +5,7 @@ frames as :class:`fkhw.levels.rtl.RtlLevel`) on the hardened encoder of
 :func:`fkhw.tmr.harden.harden`. An upset of a protected site flips its bit
 in ONE replica flip-flop (``replica`` 0, 1 or 2 = ``mem``, ``mem_b``,
 ``mem_c``); an upset of an unprotected site flips its single flip-flop.
-Each upset is an :class:`fkhw.faults.Upset` of a flip-flop of the hardened
+Each upset is an :class:`fkhw.faults.space.Upset` of a flip-flop of the hardened
 design's space (replica B, C of a protected bit: their own ids). The
 testbench also records, per frame, whether ``tmr_err`` was 1 before the
 upset (it must not) and after it.
@@ -38,12 +38,12 @@ import time
 
 import numpy as np
 
-from fkhw import engine
-from fkhw.faults import Fault, FaultSet, FlipFlopSpace, Observed, Upset, cycle_bounds
+from fkhw.model import engine
+from fkhw.faults.space import Fault, FaultSet, FlipFlopSpace, Observed, Upset, cycle_bounds
 from fkhw.levels.rtl import RtlLevel
 from fkhw.model.ir import IntegerModel
 from fkhw.rtlgen.sim import RtlSimError
-from fkhw.sites import SiteSpace
+from fkhw.faults.sites import SiteSpace
 from fkhw.tmr.harden import harden
 
 __all__ = ["HardenedRtlLevel", "prove", "replica_faults", "transient_replica_faults"]
@@ -58,7 +58,7 @@ def _replica_list(replica) -> list:
 
 def replica_flip_flop(space: FlipFlopSpace, site: int, replica: int) -> int:
     """The flip-flop id of replica 0, 1, 2 (A = the parameter bit, B, C) of a
-    protected site (fkhw.faults: B and C follow the valid flags)."""
+    protected site (fkhw.faults.space: B and C follow the valid flags)."""
     if replica == 0:
         return int(site)
     pos = int(np.searchsorted(space.protected, site))
@@ -172,7 +172,7 @@ def _err_after(flags) -> np.ndarray:
     return flags[:, 1].copy()
 
 
-# --- execution: the proof's frames go through the campaign executors (fkhw.executors) ----------
+# --- execution: the proof's frames go through the campaign executors (fkhw.campaign.executors) ----------
 
 def chunk_with_flags(level, fs: FaultSet, inputs, progress=None) -> tuple:
     """Executor function: a chunk's Observed and tmr_err records on the
@@ -184,8 +184,8 @@ def proof_task(level: HardenedRtlLevel, inputs, bundle=None):
     """The ChunkTask a Dask worker rebuilds ``level``'s design from: the rtl
     (or, for a netlist design, the netlist) level with the same hardening.
     ``bundle``: the model bundle, needed only by Dask workers."""
-    from fkhw.executors import ChunkTask
-    from fkhw.faults import Hardening
+    from fkhw.campaign.executors import ChunkTask
+    from fkhw.faults.space import Hardening
 
     tmr = level.meta.get("tmr", {})
     protect = sorted(int(f) for f in np.concatenate([level.protected, level.transients]))
@@ -197,8 +197,8 @@ def proof_task(level: HardenedRtlLevel, inputs, bundle=None):
 def proof_chunk_size(executor, level) -> int:
     """Faults per chunk: local self-parallel levels take LOCAL_SIM_CHUNK per simulator
     process (as ``fkhw campaign`` does), Dask workers 1,024."""
-    from fkhw.campaign import LOCAL_SIM_CHUNK
-    from fkhw.executors import InProcess
+    from fkhw.campaign.run import LOCAL_SIM_CHUNK
+    from fkhw.campaign.executors import InProcess
 
     return LOCAL_SIM_CHUNK * max(1, int(level.jobs)) if isinstance(executor, InProcess) else 1024
 
@@ -207,8 +207,8 @@ def execute(executor, task, fs: FaultSet, chunk: int, progress=None) -> tuple:
     """(Observed, tmr_err after each upset) of ``fs`` run through
     ``executor`` in chunks, in fault order whatever order chunks finish in.
     ``progress``: called with the running total of faults done."""
-    from fkhw.campaign import take
-    from fkhw.faults import Observed
+    from fkhw.campaign.run import take
+    from fkhw.faults.space import Observed
 
     chunks = [take(fs, np.arange(lo, min(lo + chunk, len(fs)))) for lo in range(0, len(fs), chunk)]
     pos = {int(i): k for k, i in enumerate(fs.ids.tolist())}
@@ -238,7 +238,7 @@ def prove(ir: IntegerModel, protect_sites, inputs, plain_outputs=None, jobs: int
     when not given. ``unprotected``: the unprotected sites to check
     (default: all). Returns counts, the sites that failed (first few) and
     timings; ``ok`` is True when nothing failed. ``executor``
-    (fkhw.executors, e.g. a DaskExecutor; ``bundle``: the model's bundle
+    (fkhw.campaign.executors, e.g. a DaskExecutor; ``bundle``: the model's bundle
     its workers load): where the frames run (default: in this process, on
     ``level``'s own simulator processes)."""
     from fkhw.levels.software import SoftwareLevel
@@ -260,7 +260,7 @@ def prove(ir: IntegerModel, protect_sites, inputs, plain_outputs=None, jobs: int
         if plain_outputs.shape[0] != unprot.size:
             raise ValueError(f"plain_outputs has {plain_outputs.shape[0]} sites, {unprot.size} unprotected to check")
         t_ref = 0.0
-    from fkhw.executors import InProcess
+    from fkhw.campaign.executors import InProcess
 
     executor = executor if executor is not None else InProcess(level)
     task = proof_task(level, x, bundle)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fkhw.campaign_files import read_summary, read_table, require_seu
+from fkhw.campaign.files import read_summary, read_table, require_seu
 
 
 class TmrError(ValueError):
@@ -38,7 +38,7 @@ class Rule:
         return EVIDENCE[self.evidence]
 
     def describe(self, column: str = "emd_norm") -> str:
-        """``column``: the campaign's normalised damage (fkhw.metrics; emd_norm for the EMD)."""
+        """``column``: the campaign's normalised damage (fkhw.damage.metrics; emd_norm for the EMD)."""
         what = column if self.evidence == "mean" else f"upper end of the {column} interval"
         if self.kind == "threshold":
             return f"protect every bit with {what} > {self.value:g}"

@@ -4,7 +4,7 @@ map, and the search for the module count at which the map is stable.
 ``--inputs auto`` runs software campaigns on 32, 64, 128, ... modules (the
 same seed, so each is the campaign ``fkhw campaign --inputs N`` would run),
 builds the map of each and validates it on one held-out set that none of
-them touches; it stops at the first stable map (fkhw.heldout) or at the cap:
+them touches; it stops at the first stable map (fkhw.tmr.heldout) or at the cap:
 ``--max-inputs``, or the largest count for which the data file still has
 the held-out modules left.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fkhw import data
-from fkhw.heldout import DEFAULT_MODULES, Validation, heldout_rows, run_heldout, validate
+from fkhw.tmr.heldout import DEFAULT_MODULES, Validation, heldout_rows, run_heldout, validate
 from fkhw.tmr.select import CampaignTable, Rule, TmrError, select
 
 log = logging.getLogger(__name__)
@@ -63,14 +63,14 @@ def heldout_table(bundle, held: HeldOut, out: Path, data_path, exclude, seed: in
 
 def validate_campaign(bundle, campaign: Path, rule: Rule, held: HeldOut, out: Path, quiet: bool = False) -> Validation:
     """The held-out check of the map ``rule`` picks from ``campaign``."""
-    from fkhw.outputs import CampaignOutputs
+    from fkhw.campaign.outputs import CampaignOutputs
 
     table = CampaignTable.load(campaign)
     rows = CampaignOutputs.load(campaign).rows
     if held.validate_data is None and table.summary.get("data") is None:
         raise TmrError(f"--campaign {campaign}: summary.json does not name its data file")
     protected = table.site[select(table, rule, bundle.ir.n_param_bits()).rows]
-    from fkhw.campaign import metric_options
+    from fkhw.campaign.run import metric_options
 
     heldout = heldout_table(bundle, held, out, table.summary.get("data"), rows, int(table.summary.get("seed", 0)),
                             quiet, metric_options(table.summary))
@@ -135,9 +135,9 @@ def plan_counts(charges: np.ndarray, seed: int, start: int, max_inputs: int, hel
 def find_stable(bundle, rule: Rule, out: Path, seed: int, data_path, held: HeldOut,
                 max_inputs: int = DEFAULT_MAX_INPUTS, start: int = AUTO_START, quiet: bool = False,
                 metric: dict | None = None) -> AutoResult:
-    """``metric``: CampaignSpec's metric and labels (fkhw.campaign.metric_options), default the EMD."""
+    """``metric``: CampaignSpec's metric and labels (fkhw.campaign.run.metric_options), default the EMD."""
     """Double the campaign's modules until its map is stable on the held-out set."""
-    from fkhw.campaign import CampaignSpec, run_campaign
+    from fkhw.campaign.run import CampaignSpec, run_campaign
 
     if rule.kind != "threshold":
         raise TmrError("--inputs auto needs a --threshold rule (stability is judged at that threshold)")

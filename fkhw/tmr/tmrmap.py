@@ -7,7 +7,7 @@ each bit exactly as the hardware holds it.
 
 A map may also list non-weight flip-flops (``flip_flops`` in the JSON, rows
 of class ``pipeline`` / ``control`` in the CSV): pipeline data bits and valid
-flags by their flip-flop id (fkhw.faults), the register and bit that hold
+flags by their flip-flop id (fkhw.faults.space), the register and bit that hold
 them and why they are protected. The hardened RTL triplicates them too
 (fkhw_pipe_tmr).
 """
@@ -86,7 +86,7 @@ class TmrMap:
 
 def transient_entries(space, ffs, reason: str) -> list:
     """Map entries of protected pipeline data bits / valid flags (flip-flop
-    ids of ``space``, a fkhw.faults.FlipFlopSpace)."""
+    ids of ``space``, a fkhw.faults.space.FlipFlopSpace)."""
     out = []
     for ff in sorted(int(f) for f in ffs):
         d = space.describe(ff)

@@ -2,7 +2,7 @@
 // fkhw_requant: requantize one code: drop SHIFT fractional bits with
 // round-half-to-even (tf.round, the QKeras rounding), then saturate to
 // [LO, HI] and keep YW bits. SHIFT <= 0 shifts left (no rounding needed).
-// Bit-exact with fkhw.fixed.requantize.
+// Bit-exact with fkhw.model.fixed.requantize.
 //
 //   x : XW-bit code, two's complement if XSIGNED, else unsigned
 //   y : YW-bit code, two's complement or unsigned as the format says

@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from fkhw.model.ir import IntegerModel
-from fkhw.sites import SiteSpace
+from fkhw.faults.sites import SiteSpace
 
 SCORES = ("taylor2", "hessian_eigen", "gradient", "msb", "random", "taylor2_abs", "curvature_abs",
           "taylor1", "curvature", "hessian_diag")
@@ -70,7 +70,7 @@ class RankingError(ValueError):
 
 def site_params(space: SiteSpace) -> tuple:
     """(parameter index, bit, bits of the format) for every site, with
-    parameters numbered in site order (the flat vector of fkhw.hessian)."""
+    parameters numbered in site order (the flat vector of fkhw.analysis.hessian)."""
     sites = np.arange(space.n_sites)
     tn, idx, bit = space.locate(sites)
     starts = np.cumsum([0] + [t.size for t in space.tensors])[:-1]
@@ -205,7 +205,7 @@ def read_campaign(path: Path, column: str = "emd_norm") -> tuple:
     """(site ids, emd_norm) of DIR/campaign.csv (or the CSV itself), read
     and checked by the one campaign reader; ``column="emd_norm_hi"`` reads
     the upper end of its interval instead."""
-    from fkhw.campaign_files import CampaignFileError, read_table
+    from fkhw.campaign.files import CampaignFileError, read_table
 
     try:
         table = read_table(path)

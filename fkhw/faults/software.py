@@ -1,6 +1,6 @@
 """The software model of a fault: what any set of upsets does to a frame.
 
-This is the definition (fkhw.faults explains the timing): the integer engine
+This is the definition (fkhw.faults.space explains the timing): the integer engine
 run layer by layer over the window slots, with
 
 * each parameter bit inverted for the slots that pass its layer while the
@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from fkhw import engine
-from fkhw.faults import Fault, FaultSet, FlipFlopSpace, Observed, Upset
+from fkhw.model import engine
+from fkhw.faults.space import Fault, FaultSet, FlipFlopSpace, Observed, Upset
 from fkhw.model.ir import IntegerModel
-from fkhw.sites import flip
+from fkhw.faults.sites import flip
 
 
 def _param_flips(space: FlipFlopSpace, fault: Fault, n_slots: int) -> dict:

@@ -1,15 +1,15 @@
 """Fault-injection campaigns: (fault set x level x inputs) -> a table keyed
 by ``site`` (``--faults seu``, today's single upsets) or by ``fault`` (every
-other kind: fkhw.fault_kinds), with a resumable result store.
+other kind: fkhw.faults.kinds), with a resumable result store.
 
 A campaign picks its inputs (seeded), measures the fault-free baseline,
-enumerates its faults (a :class:`fkhw.faults.FaultSet`), then evaluates
-them chunk by chunk; the damage of each fault is fkhw.damage's. Each finished chunk is
+enumerates its faults (a :class:`fkhw.faults.space.FaultSet`), then evaluates
+them chunk by chunk; the damage of each fault is fkhw.damage.meter's. Each finished chunk is
 written atomically into ``OUT/.partial/``; a restarted campaign with the
 same arguments skips what is there, so nothing is lost or counted twice.
 The final files are assembled in plan order, so an interrupted-and-resumed
 run ends with the same files as an uninterrupted one. A run holds the
-folder's lock (``fkhw.campaign_files.FolderLock``) from start to end, and a
+folder's lock (``fkhw.campaign.files.FolderLock``) from start to end, and a
 folder holding a campaign (finished or not) with other arguments is refused
 unless ``--fresh`` replaces it.
 """
@@ -28,24 +28,26 @@ from pathlib import Path
 
 import numpy as np
 
-from fkhw import __version__, campaign_files, data
-from fkhw.damage import DamageMeter, degraded
-from fkhw.evidence import N_BOOT, check_confidence, emd_norm_interval
-from fkhw.executors import ChunkTask
-from fkhw.fault_kinds import DEFAULT_SAMPLES, KindOptions, enumerate_faults, parse_kind
-from fkhw.faults import FaultError, FaultSet, FlipFlopSpace, Hardening, check_fault_set, read_faults_file, touched, \
+from fkhw import __version__, data
+
+from fkhw.campaign import files as campaign_files
+from fkhw.damage.meter import DamageMeter, degraded
+from fkhw.damage.intervals import N_BOOT, check_confidence, emd_norm_interval
+from fkhw.campaign.executors import ChunkTask
+from fkhw.faults.kinds import DEFAULT_SAMPLES, KindOptions, enumerate_faults, parse_kind
+from fkhw.faults.space import FaultError, FaultSet, FlipFlopSpace, Hardening, check_fault_set, read_faults_file, touched, \
     write_faults_csv
 from fkhw.levels import LEVELS, level_entry
-from fkhw.metrics import EMD, MetricError, check_labels, get_metric, pred_changed, scorer
+from fkhw.damage.metrics import EMD, MetricError, check_labels, get_metric, pred_changed, scorer
 from fkhw.model.bundle import ModelBundle
-from fkhw.orders import site_order
+from fkhw.campaign.orders import site_order
 from fkhw.outpaths import check_out_dir as check_out_path
-from fkhw.outputs import write_outputs
+from fkhw.campaign.outputs import write_outputs
 from fkhw.progress import Progress
-from fkhw.sites import SiteSpace
+from fkhw.faults.sites import SiteSpace
 
 DEFAULT_THRESHOLDS = (1.0, 1.01, 1.05, 1.1)
-# emd_norm_lo/hi: the confidence interval of emd_norm over the modules (fkhw.evidence); appended
+# emd_norm_lo/hi: the confidence interval of emd_norm over the modules (fkhw.damage.intervals); appended
 # last so that readers of the first eight columns keep working
 CSV_COLUMNS = ["site", "layer", "tensor", "index", "bit", "emd", "emd_norm", "n_changed", "emd_norm_lo", "emd_norm_hi"]
 # the table of a campaign of another kind (keyed by fault id; faults.csv says what each fault is)
@@ -78,12 +80,12 @@ class CampaignSpec:
     rows: tuple | None = None  # explicit modules (row numbers in the data file) instead of n_inputs + seed
     baseline: str = "modules"  # emd_norm's denominator: fault-free mean over the campaign's modules, or the data file's
     confidence: float = 0.95  # of the per-site emd_norm interval
-    faults: str = SEU  # the fault kind (fkhw.fault_kinds): seu, mbu:K, pipeline, accumulate:K
+    faults: str = SEU  # the fault kind (fkhw.faults.kinds): seu, mbu:K, pipeline, accumulate:K
     faults_file: str | None = None  # an explicit list of faults instead of a kind
     cycle: int | None = None  # --cycle: the upsets' cycle (default: the kind's)
-    samples: int | None = None  # --samples of accumulate:K (default fkhw.fault_kinds.DEFAULT_SAMPLES)
+    samples: int | None = None  # --samples of accumulate:K (default fkhw.faults.kinds.DEFAULT_SAMPLES)
     hardening: Hardening | None = None  # --tmr: the selectively hardened design instead of the plain one
-    metric: str = EMD  # the damage metric (fkhw.metrics): emd, accuracy, mse, module:function
+    metric: str = EMD  # the damage metric (fkhw.damage.metrics): emd, accuracy, mse, module:function
     labels: str | None = None  # --labels: class ids or targets, one row per input of --data
 
     @property
@@ -442,7 +444,7 @@ def run_campaign(spec: CampaignSpec, bundle: ModelBundle, out: Path, fresh: bool
     if not metric.is_emd:
         # the metric on the integer engine's fault-free outputs (every level's, bit for bit): a user metric
         # that raises or returns NaN, or nothing to normalise by, is refused before the folder is made
-        from fkhw import engine
+        from fkhw.model import engine
 
         scorer(metric, engine.forward(bundle.ir, work.inputs), bundle.ir.output_spec.frac, work.labels)
     if level is None and executor is None:
@@ -457,7 +459,7 @@ def run_campaign(spec: CampaignSpec, bundle: ModelBundle, out: Path, fresh: bool
 
 
 def make_meter(spec: CampaignSpec, bundle: ModelBundle, work: Workload, baseline: np.ndarray) -> DamageMeter:
-    """The damage meter of the campaign's metric on its inputs (fkhw.metrics)."""
+    """The damage meter of the campaign's metric on its inputs (fkhw.damage.metrics)."""
     metric = get_metric(spec.metric)
     frac = bundle.ir.output_spec.frac
     if metric.needs_decoder:
@@ -548,7 +550,7 @@ def make_executor(spec: CampaignSpec, bundle: ModelBundle, level=None):
     levels default to one worker per core), except that the rtl and netlist
     levels split each chunk over N simulator processes themselves on one
     machine (a local cluster costs ~4 s to start and stop)."""
-    from fkhw.executors import DaskExecutor, InProcess
+    from fkhw.campaign.executors import DaskExecutor, InProcess
     from fkhw.levels import make_level
 
     if level is not None:
@@ -625,7 +627,7 @@ def data_baseline_emd(bundle: ModelBundle, data_path: Path) -> float:
     """The fault-free mean EMD over every module of the data file with
     non-zero charge (the FKeras paper's denominator). The software engine
     gives it: every level is bit-exact with it (fkhw agree)."""
-    from fkhw import engine
+    from fkhw.model import engine
 
     charges = data.load_charges(data_path)
     charges = charges[charges.sum(axis=1) > 0]
@@ -700,8 +702,8 @@ def _assemble(spec, level_name, bundle, out, store, planned, work, baseline, bas
 
 def fault_classes(fs: FaultSet, space: FlipFlopSpace) -> np.ndarray:
     """(F,) the flip-flop classes a fault's upsets hit, e.g. ``param``,
-    ``pipeline``, ``param+replica`` (fkhw.faults.CLASSES order)."""
-    from fkhw.faults import CLASSES
+    ``pipeline``, ``param+replica`` (fkhw.faults.space.CLASSES order)."""
+    from fkhw.faults.space import CLASSES
 
     hit = np.zeros((len(fs), len(CLASSES)), dtype=bool)
     owner = np.repeat(np.arange(len(fs)), fs.n_upsets())
@@ -716,7 +718,7 @@ def fault_classes(fs: FaultSet, space: FlipFlopSpace) -> np.ndarray:
 def intervals_over_touched(baseline_emd, hit, indptr, module, changed_emd, emd_norm, confidence, seed,
                            denominator=None) -> tuple:
     """(lo, hi) of each fault's emd_norm: the paired bootstrap of
-    fkhw.evidence over the modules of the slots the fault touches (faults
+    fkhw.damage.intervals over the modules of the slots the fault touches (faults
     grouped by their touched slots). A fault touching fewer than two slots
     has nothing to redraw: its interval is its value."""
     f = hit.shape[0]
@@ -798,7 +800,7 @@ def _assemble_faults(spec, level_name, bundle, out, store, planned: Plan, work, 
     extra = np.array([d[6] for d in done], dtype=np.int64)
     hit = touched(fs, space, n)
     n_touched = hit.sum(axis=1)
-    from fkhw.damage import touched_mean
+    from fkhw.damage.meter import touched_mean
 
     if spec.baseline == "modules":
         emd_norm = emd / touched_mean(np.broadcast_to(baseline_emd, hit.shape), hit, baseline_emd)
@@ -848,11 +850,11 @@ def _assemble_faults(spec, level_name, bundle, out, store, planned: Plan, work, 
                           "the fault-free mean damage over each fault's touched slots")
                          if spec.baseline == "modules" else denominator, spec, work, baseline),
         "damage": "emd = mean EMD over the window slots a fault touches; emd_norm = emd / fault-free mean over the "
-                  "same slots; a fault with lost or extra outputs is degraded at every threshold (fkhw/damage.py)"
+                  "same slots; a fault with lost or extra outputs is degraded at every threshold (fkhw/damage/meter.py)"
                   if metric.is_emd else
                   f"{metric.raw} = mean damage over the window slots a fault touches; {metric.column} = {metric.raw} / "
                   "fault-free mean over the same slots; a fault with lost or extra outputs is degraded at every "
-                  "threshold (fkhw/damage.py, fkhw/metrics.py)",
+                  "threshold (fkhw/damage/meter.py, fkhw/damage/metrics.py)",
         "confidence": spec.confidence,
         "interval": f"per fault: paired bootstrap over its touched modules (BCa), {N_BOOT} replicates, seeded by "
                     "--seed (a fault touching one slot: its value); per class: normal approximation over the faults",

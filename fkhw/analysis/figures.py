@@ -13,7 +13,7 @@ import numpy as np
 
 
 def read_campaign_csv(path: Path) -> dict:
-    from fkhw.campaign_files import read_table
+    from fkhw.campaign.files import read_table
 
     t = read_table(path)
     return {"site": t.site, "layer": t.layer, "tensor": t.tensor, "index": t.index, "bit": t.bit,
@@ -73,7 +73,7 @@ def heatmap_figure(space, emd_norm_by_site: dict, title: str, marked: set | None
         ax.set_yticks(range(bits))
     axes[-1].set_xlabel("parameter index (C order; kernel, then bias after the dashed line)")
     cb = fig.colorbar(im, ax=list(axes), shrink=0.9)
-    from fkhw.metrics import axis_label
+    from fkhw.damage.metrics import axis_label
 
     label = axis_label(column)
     if threshold is not None:
@@ -105,14 +105,14 @@ def damage_figure(campaign_dir: Path, out_png: Path | None = None) -> Path:
     each threshold, with its interval (summary.json)."""
     from matplotlib.figure import Figure
 
-    from fkhw.campaign_files import DAMAGE_FIGURE, read_fault_table, read_summary
+    from fkhw.campaign.files import DAMAGE_FIGURE, read_fault_table, read_summary
 
     summary = read_summary(campaign_dir)
     table = read_fault_table(campaign_dir, summary)
     classes = [c for c in summary["classes"] if c != "all"]
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
-    from fkhw.campaign_files import damage_column
+    from fkhw.campaign.files import damage_column
 
     col = damage_column(summary)
     data = [table.emd_norm[table.classes == c] for c in classes]

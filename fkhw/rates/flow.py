@@ -2,8 +2,8 @@
 
 Reads an exhaustive seu campaign (the exact one-bit answers and the inputs
 it ran on), optionally the TMR map and a ``pipeline`` campaign (transients),
-evaluates accumulated upsets on the software engine (fkhw.rates.conditionals)
-and writes ``rate.json`` and ``rate.png`` (the formulas: fkhw.rates).
+evaluates accumulated upsets on the software engine (fkhw.rates.model.conditionals)
+and writes ``rate.json`` and ``rate.png`` (the formulas: fkhw.rates.model).
 Designs: plain, selective TMR (the map), full TMR of the weights; the TMR
 designs each without and with refresh (self-correcting TMR).
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fkhw import rates
-from fkhw.campaign_files import damage_column
-from fkhw.rates import Design, Environment, RateError, draw_scenarios
+from fkhw.rates import model as rates
+from fkhw.campaign.files import damage_column
+from fkhw.rates.model import Design, Environment, RateError, draw_scenarios
 
 DEFAULT_SCRUBS = ("1s", "1min", "1h", "1d")
 FIGURE = "rate.png"
@@ -28,7 +28,7 @@ RESULT = "rate.json"
 
 
 def _seu_table(campaign: Path, summary: dict, n_sites: int):
-    from fkhw.campaign_files import kind_of, read_table
+    from fkhw.campaign.files import kind_of, read_table
 
     kind = kind_of(summary)
     if kind != "seu":
@@ -48,7 +48,7 @@ def _transients(path: Path | None, threshold: float, space, space_digest: str) -
     transient class from a plain-design pipeline campaign, or ()."""
     if path is None:
         return ()
-    from fkhw.campaign_files import flip_flop_damage, kind_of, read_summary
+    from fkhw.campaign.files import flip_flop_damage, kind_of, read_summary
 
     summary = read_summary(path, "--transients")
     if kind_of(summary) != "pipeline":
@@ -85,15 +85,15 @@ def _split_transients(trans: tuple, protected) -> tuple:
 
 def _evaluator(bundle, campaign: Path, summary: dict):
     """emd_norm of scenarios (arrays of sites inverted together) on the campaign's inputs."""
-    from fkhw.damage import DamageMeter
-    from fkhw.faults import FaultSet
+    from fkhw.damage.meter import DamageMeter
+    from fkhw.faults.space import FaultSet
     from fkhw.levels.software import SoftwareLevel
-    from fkhw.outputs import CampaignOutputs
+    from fkhw.campaign.outputs import CampaignOutputs
 
     outs = CampaignOutputs.load(campaign)
     level = SoftwareLevel(bundle.ir)
-    from fkhw.campaign_files import denominator_key
-    from fkhw.metrics import metric_of, scorer
+    from fkhw.campaign.files import denominator_key
+    from fkhw.damage.metrics import metric_of, scorer
 
     metric, frac = metric_of(summary), bundle.ir.output_spec.frac
     meter = DamageMeter(bundle.require_decoder(), outs.charges, outs.baseline, frac) if metric.needs_decoder else \
@@ -130,9 +130,9 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
              log=print) -> dict:
     """``check_full``: the ``check_rtl`` replay also runs on the full-TMR RTL
     (with and without refresh), the largest Verilator build."""
-    from fkhw.campaign import campaign_model
-    from fkhw.campaign_files import read_summary
-    from fkhw.faults import FlipFlopSpace
+    from fkhw.campaign.run import campaign_model
+    from fkhw.campaign.files import read_summary
+    from fkhw.faults.space import FlipFlopSpace
     from fkhw.tmr.tmrmap import TmrMap
 
     t0 = time.monotonic()
@@ -222,7 +222,7 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
             + f"; longest scrub interval for P <= {target:g}: "
             + (_dur(best) if best else result["designs"][d.name]["longest_scrub_interval_note"]))
     if check_rtl:
-        from fkhw.outputs import CampaignOutputs
+        from fkhw.campaign.outputs import CampaignOutputs
 
         result["rtl_check"] = rtl_crosscheck(bundle, CampaignOutputs.load(campaign).inputs, pools, k_max, samples,
                                              seed, check_rtl, jobs=jobs, log=log,
@@ -255,7 +255,7 @@ def _dur(s: float) -> str:
 def figure(result: dict, path: Path) -> Path:
     from matplotlib.figure import Figure
 
-    column = result.get("damage_column", "emd_norm")  # the metric's normalised damage (fkhw.metrics)
+    column = result.get("damage_column", "emd_norm")  # the metric's normalised damage (fkhw.damage.metrics)
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     ax_p, ax_e = fig.subplots(1, 2)
     for name, d in result["designs"].items():
@@ -284,14 +284,14 @@ def rtl_crosscheck(bundle, inputs: np.ndarray, pools: dict, k_max: int, samples:
     "full" in ``designs``, the full-TMR) design's on its hardened RTL (with and
     without refresh), each protected bit defeated by
     upsetting two of its replicas in the same clock. Outputs are compared
-    with the fault model (fkhw.fault_model, the software truth): the counts of
+    with the fault model (fkhw.faults.software, the software truth): the counts of
     disagreeing scenarios per design are returned (0 expected).
     ``transients``: the TMR map's triplicated pipeline / valid flip-flops,
     triplicated in the selective design's RTL too: it is then the design
     ``fkhw tmr`` proved, and its Verilator build is shared."""
-    from fkhw import engine
-    from fkhw.fault_model import simulate_set
-    from fkhw.faults import Fault, FaultSet, FlipFlopSpace, Upset
+    from fkhw.model import engine
+    from fkhw.faults.software import simulate_set
+    from fkhw.faults.space import Fault, FaultSet, FlipFlopSpace, Upset
     from fkhw.levels.rtl import RtlLevel
     from fkhw.tmr.harden import harden
 

@@ -3,10 +3,10 @@
 Most upsets leave most outputs unchanged, and many changed outputs repeat;
 the meter decodes and measures each distinct (input, latent) pair once, and
 reports the changed pairs so that a campaign can keep them (outputs.npz) and
-bootstrap its per-fault interval from them (fkhw.evidence).
+bootstrap its per-fault interval from them (fkhw.damage.intervals).
 
 **The damage of a fault** (every kind, one definition). A fault can change
-only the window slots it touches (:func:`fkhw.faults.touched`): a parameter
+only the window slots it touches (:func:`fkhw.faults.space.touched`): a parameter
 upset every slot from its cycle to the scrub, a pipeline or valid-flag upset
 the one slot its stage holds at that cycle. Over those slots:
 
@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fkhw.data import from_image
-from fkhw.emd import emd_pairs
+from fkhw.damage.emd import emd_pairs
 from fkhw.model.decoder import DecoderIR
 
 
@@ -51,14 +51,14 @@ class DamageError(ValueError):
 class DamageMeter:
     """Per-vector damage of output codes, cached per distinct (input, codes).
     The EMD by default (``decoder``, ``charges``); ``score`` (rows, codes) ->
-    (n,) measures another metric (fkhw.metrics.Scorer) instead: the names
+    (n,) measures another metric (fkhw.damage.metrics.Scorer) instead: the names
     ``emd``, ``baseline_emd`` then hold that metric's per-vector damage."""
 
     decoder: DecoderIR | None
     charges: np.ndarray  # (N, 48) as read from the data: the EMD reference side
     baseline: np.ndarray  # (N, n_out) fault-free latent codes
     latent_frac: int
-    score: object = None  # fkhw.metrics.Scorer, or None: the EMD
+    score: object = None  # fkhw.damage.metrics.Scorer, or None: the EMD
     baseline_emd: np.ndarray = field(init=False)  # (N,)
     _cache: dict = field(init=False, default_factory=dict)
 
@@ -97,7 +97,7 @@ class DamageMeter:
             i, v = (int(x) for x in outside[0])
             name = int(ids[i]) if ids is not None else i
             raise DamageError(f"fault {name} changed window slot {v}, which it cannot touch: the level breaks the "
-                              "timing model of fkhw.faults (a bug in that level)")
+                              "timing model of fkhw.faults.space (a bug in that level)")
         s_idx, n_idx = np.nonzero(changed)
         values = np.empty(s_idx.size)
         if s_idx.size:

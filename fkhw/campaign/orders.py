@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fkhw.sites import SiteError, SiteSpace
+from fkhw.faults.sites import SiteError, SiteSpace
 
 BUILTIN = ("site", "random", "msb", "reverse")
 
@@ -22,7 +22,7 @@ def order_from_scores(path: Path, column: str, space: SiteSpace | None = None) -
     """Site ids of a scores CSV, highest ``column`` first (ties: lowest site
     id first, the same rule ``fkhw rank`` uses, so its curves predict what
     an ordered campaign finds)."""
-    from fkhw.ranking import RankingError, order_from_scores as ranked
+    from fkhw.analysis.ranking import RankingError, order_from_scores as ranked
 
     try:
         sites = ranked(Path(path), column)

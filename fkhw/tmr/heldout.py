@@ -111,7 +111,7 @@ def validate(protected_sites, heldout_table, threshold: float, campaign_table=No
 def run_heldout(bundle, out: Path, rows, data_path, seed: int, quiet: bool = False, metric: dict | None = None):
     """The exhaustive software campaign on the held-out modules (resumable
     like any campaign); returns its table."""
-    from fkhw.campaign import CampaignSpec, run_campaign
+    from fkhw.campaign.run import CampaignSpec, run_campaign
     from fkhw.tmr.select import CampaignTable
 
     spec = CampaignSpec(bundle.name, level="software", seed=seed, data=None if data_path is None else str(data_path),

@@ -40,7 +40,7 @@ DAMAGE_FIGURE = "damage_by_class.png"  # its figure (fkhw plot)
 ARTIFACTS = (TABLE, OUTPUTS, SUMMARY, TIMING, FIGURE1, AGREEMENT, FAULTS, DAMAGE_FIGURE)
 TABLE_COLUMNS = ("site", "layer", "tensor", "index", "bit", "emd_norm")
 SUMMARY_KEYS = ("model", "model_digest", "level", "inputs", "n_sites_model")
-# the normalised damage column: emd_norm (the EMD metric, today's files) or the metric's (fkhw.metrics)
+# the normalised damage column: emd_norm (the EMD metric, today's files) or the metric's (fkhw.damage.metrics)
 DAMAGE = "emd_norm"
 FAULT_TABLE_COLUMNS = ("fault", "n_upsets", "classes", "emd", "emd_norm", "n_changed", "n_touched", "lost", "extra",
                        "emd_norm_lo", "emd_norm_hi")
@@ -313,10 +313,10 @@ def _metric_name(column: str, damage: str, summary: dict) -> str:
 
 
 def read_outputs(folder, summary: dict, option: str = "--campaign"):
-    """outputs.npz as a :class:`fkhw.outputs.CampaignOutputs` (inputs,
+    """outputs.npz as a :class:`fkhw.campaign.outputs.CampaignOutputs` (inputs,
     fault-free and faulty latent codes), its shapes checked against
     ``summary``: a damaged, cut-short or foreign file is one error naming it."""
-    from fkhw.outputs import CampaignOutputs, OutputsError
+    from fkhw.campaign.outputs import CampaignOutputs, OutputsError
 
     path = _folder(folder, option) / OUTPUTS
     if not path.is_file():
@@ -435,8 +435,8 @@ class FlipFlopDamage:
 def flip_flop_damage(folder, summary: dict, space, threshold: float, option: str) -> FlipFlopDamage:
     """Per flip-flop damage of the campaign at ``folder`` whose faults are
     one upset each (``faults.csv`` beside ``campaign.csv``), every id checked
-    against ``space`` (fkhw.faults.FlipFlopSpace)."""
-    from fkhw.faults import FaultError, read_faults_file
+    against ``space`` (fkhw.faults.space.FlipFlopSpace)."""
+    from fkhw.faults.space import FaultError, read_faults_file
 
     table = read_fault_table(folder, summary, option)
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fkhw.fixed import FixedFormat
+from fkhw.model.fixed import FixedFormat
 from fkhw.model.ir import PARAM_KINDS, IntegerModel
 
 

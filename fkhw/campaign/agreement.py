@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fkhw.campaign_files import kind_of, read_outputs, read_summary
-from fkhw.outputs import CampaignOutputs
+from fkhw.campaign.files import kind_of, read_outputs, read_summary
+from fkhw.campaign.outputs import CampaignOutputs
 
 _BLOCK = 256  # sites compared at once: bounds memory at many modules
 

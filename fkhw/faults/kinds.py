@@ -25,7 +25,7 @@ same ids, so levels, resumed campaigns and readers agree on them.
                     upset in the same clock (at the cycles ``replicas`` uses): a
                     multi-bit upset of two replica cells, what defeats the voter
                     (replicas placed next to each other).
-* ``file``          ``--faults-file F`` (fkhw.faults.read_faults_file).
+* ``file``          ``--faults-file F`` (fkhw.faults.space.read_faults_file).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fkhw.faults import FaultError, FaultSet, FlipFlopSpace, cycle_bounds
+from fkhw.faults.space import FaultError, FaultSet, FlipFlopSpace, cycle_bounds
 
 DEFAULT_SAMPLES = 2000
 
@@ -190,7 +190,7 @@ def parse_kind(text: str) -> KindSpec:
 
 def enumerate_faults(space: FlipFlopSpace, spec: KindSpec, opt: KindOptions) -> FaultSet:
     """The kind's faults, checked against the frame (cycle range)."""
-    from fkhw.faults import check_fault_set
+    from fkhw.faults.space import check_fault_set
 
     if opt.cycle is not None and opt.cycle < 0:
         raise FaultError(f"--cycle {opt.cycle}: a cycle is at least 0")

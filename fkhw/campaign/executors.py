@@ -1,8 +1,8 @@
 """Where campaign chunks run: in this process, or on a Dask cluster.
 
-A chunk is a :class:`fkhw.faults.FaultSet` (a slice of the campaign's
+A chunk is a :class:`fkhw.faults.space.FaultSet` (a slice of the campaign's
 faults); running it gives what each fault did on the campaign's inputs
-(:class:`fkhw.faults.Observed`). Executors yield ``(chunk, observed)`` as
+(:class:`fkhw.faults.space.Observed`). Executors yield ``(chunk, observed)`` as
 chunks finish, in any order; the campaign's store makes that safe.
 
 Dask workers build their level once and keep it on the worker (keyed by
@@ -41,7 +41,7 @@ class ChunkTask:
     level: str
     bundle: ModelBundle
     inputs: np.ndarray
-    hardening: object = None  # fkhw.faults.Hardening of a hardened design, else the plain one
+    hardening: object = None  # fkhw.faults.space.Hardening of a hardened design, else the plain one
 
     @property
     def key(self) -> tuple:

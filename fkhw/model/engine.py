@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fkhw.fixed import requantize
+from fkhw.model.fixed import requantize
 from fkhw.model.ir import IntegerModel, acc_frac, pool_window, window_geometry
 
 _EXACT_F64 = 1 << 52

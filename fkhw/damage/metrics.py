@@ -3,7 +3,7 @@ function ``module:function``.
 
 A metric turns the outputs of one input vector into a per-vector damage
 ``d >= 0``; a campaign averages it over the vectors a fault touches
-(fkhw.damage) and reports the **normalised damage**, 1 = fault-free, higher
+(fkhw.damage.meter) and reports the **normalised damage**, 1 = fault-free, higher
 = worse, in the column :attr:`Metric.column`. Every reader (TMR rules,
 held-out checks, rates, rankings, figures) reads that one column.
 
@@ -22,7 +22,7 @@ meaningful positive scale:
   is wrong and ``scale`` = 1, so ``accuracy_norm - 1`` is the loss of top-1
   accuracy (0.05 = five points lost); for ``mse`` without targets ``scale``
   is the fault-free outputs' mean square, so ``mse_norm - 1`` is the MSE
-  relative to the outputs' size. The paired bootstrap of fkhw.evidence is
+  relative to the outputs' size. The paired bootstrap of fkhw.damage.intervals is
   unchanged: it redraws vectors of ``d'``.
 
 A user metric ``package.module:function`` is called as
@@ -223,7 +223,7 @@ def _user_call(name: str, fn: Callable, outputs, labels, baseline) -> np.ndarray
 def scorer(metric: Metric, baseline: np.ndarray, frac: int, labels: np.ndarray | None) -> Scorer:
     """The per-vector damage of ``metric`` against fault-free codes ``baseline``."""
     if metric.is_emd:
-        raise MetricError("the EMD metric is measured by fkhw.damage.DamageMeter with the decoder")
+        raise MetricError("the EMD metric is measured by fkhw.damage.meter.DamageMeter with the decoder")
     fn = user_function(metric.name) if metric.name not in METRICS else None
     rows = np.arange(baseline.shape[0])
     probe = Scorer(metric, frac, baseline, labels, np.zeros(rows.size), None, fn)

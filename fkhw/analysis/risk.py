@@ -2,7 +2,7 @@
 for the plain and the selectively hardened encoder, from campaign folders.
 
 A fault is degraded when its emd_norm exceeds the threshold or it lost or
-added an output (fkhw.damage). Each row gives the fraction of a class's
+added an output (fkhw.damage.meter). Each row gives the fraction of a class's
 faults that degrade, with its 95% Wilson interval, and the fraction of all
 upsets of that kind (per flip-flop of the class) that is left in it.
 """
@@ -37,7 +37,7 @@ def _key(threshold: float) -> str:
 def rows_of(folder: Path, design: str, threshold: float) -> list:
     """Rows of one campaign folder: per class for a fault campaign, one
     ``param`` row for a seu campaign (its table has no classes)."""
-    from fkhw.campaign_files import read_summary, read_table
+    from fkhw.campaign.files import read_summary, read_table
 
     summary = read_summary(folder)
     faults = summary.get("faults") if isinstance(summary.get("faults"), dict) else None
@@ -64,7 +64,7 @@ def rows_of(folder: Path, design: str, threshold: float) -> list:
 
 
 def write_risk(rows: list, out: Path, threshold: float, title: str, column: str = "emd_norm") -> list:
-    """``column``: the campaigns' normalised damage (fkhw.metrics); the file
+    """``column``: the campaigns' normalised damage (fkhw.damage.metrics); the file
     keys keep the EMD-era name ``mean_emd_norm``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ Two halves:
 
 Parameters are the encoder's kernels and biases in *site order* (parameter
 layers in model order, kernel before bias, C order), the order of
-:class:`fkhw.sites.SiteSpace`, so parameter ``p`` and the sites of its bits
+:class:`fkhw.faults.sites.SiteSpace`, so parameter ``p`` and the sites of its bits
 line up without any second bookkeeping.
 """
 
@@ -41,7 +41,7 @@ import numpy as np
 
 from fkhw.data import DataError
 from fkhw.model.files import ModelFileError
-from fkhw.sites import SiteSpace
+from fkhw.faults.sites import SiteSpace
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +300,7 @@ LOSSES = {"emd": "mse_8x8_image", "accuracy": "cross_entropy", "mse": "mse"}
 
 def loss_kind(metric: str) -> str:
     if metric not in LOSSES:
-        from fkhw.metrics import MetricError
+        from fkhw.damage.metrics import MetricError
 
         raise MetricError(f"--metric {metric}: fkhw hessian differentiates a loss; a user metric has none (use "
                           f"{', '.join(LOSSES)})")
@@ -310,7 +310,7 @@ def loss_kind(metric: str) -> str:
 def array_batch(n_inputs: int, seed: int, data_path, labels, input_shape, metric: str, n_out: int) -> tuple:
     """``n_inputs`` seeded rows of an array file (x float32, labels as the metric reads them or None)."""
     from fkhw import data
-    from fkhw.metrics import check_labels, get_metric
+    from fkhw.damage.metrics import check_labels, get_metric
 
     x, y = data.load_arrays(data_path, labels, input_shape)
     idx = data.select_modules(np.ones((x.shape[0], 1)), n_inputs, seed)
@@ -376,7 +376,7 @@ class AutoencoderLoss:
         target = None
         if loss == "cross_entropy":
             if labels is None:
-                from fkhw.metrics import MetricError
+                from fkhw.damage.metrics import MetricError
 
                 raise MetricError("--metric accuracy needs --labels: the cross-entropy is taken against them")
             target = tf.constant(np.asarray(labels, dtype=np.int64))

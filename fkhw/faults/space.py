@@ -3,7 +3,7 @@
 **Flip-flops.** Every flip-flop of the generated encoder has one stable id:
 
 * ``param``    ids 0 .. n_sites-1: the parameter bits, id = fkhw site id
-  (fkhw.sites: tensor offset + index * bits + bit, bit 0 = MSB);
+  (fkhw.faults.sites: tensor offset + index * bits + bit, bit 0 = MSB);
 * ``pipeline`` then the data registers of the pipeline stages, stage by
   stage, element by element (only the elements the next layer reads: the
   others are removed by synthesis), bit 0 = MSB of the element's code;
@@ -47,9 +47,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fkhw.fixed import FixedFormat
+from fkhw.model.fixed import FixedFormat
 from fkhw.model.ir import IntegerModel
-from fkhw.sites import SiteSpace
+from fkhw.faults.sites import SiteSpace
 
 CLASSES = ("param", "pipeline", "control", "replica")
 FAULTS_COLUMNS = ["fault", "upsets", "scrub"]  # the faults file (CSV); extra columns are kept but not read

@@ -17,7 +17,7 @@ accelerated (BCa, Efron 1987; acceleration from the leave-one-module-out
 jackknife): 92-95% there. What no interval can fix: a site that changes the
 output of a module only rarely (1 in 20) shows no change at all on many
 32-module samples, and its interval is then the point [1, 1]; the held-out
-validation of a TMR map (fkhw.heldout) is the check for that.
+validation of a TMR map (fkhw.tmr.heldout) is the check for that.
 
 With ``denominator`` given (the paper's rule: the fault-free mean over the
 whole data file, a fixed number) only the numerator is redrawn.

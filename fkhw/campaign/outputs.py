@@ -19,7 +19,7 @@ fault id and keeps what agreement needs besides the codes:
     changed_indptr, changed_module, ...           as above, per fault
     lost_indptr (F+1,), lost_module (L,)          window slots whose valid flag was dropped
     extra (F,)                                    valid outputs in the drain slots
-    fault_indptr, fault_ff, fault_cycle, fault_scrub   the faults themselves (fkhw.faults.FaultSet)
+    fault_indptr, fault_ff, fault_cycle, fault_scrub   the faults themselves (fkhw.faults.space.FaultSet)
 
 ``CampaignOutputs.latent()`` rebuilds the dense (S, N, n_out) codes for
 readers that want them (on a subset of sites and modules, to bound memory).
@@ -58,8 +58,8 @@ class CampaignOutputs:
     lost_indptr: np.ndarray | None = None  # None: nothing can be lost (seu)
     lost_module: np.ndarray | None = None
     extra: np.ndarray | None = None
-    fault_set: object = None  # fkhw.faults.FaultSet of a non-seu campaign
-    labels: np.ndarray | None = None  # the metric's labels of the modules (fkhw.metrics), if it read any
+    fault_set: object = None  # fkhw.faults.space.FaultSet of a non-seu campaign
+    labels: np.ndarray | None = None  # the metric's labels of the modules (fkhw.damage.metrics), if it read any
 
     @staticmethod
     def load(path: Path) -> "CampaignOutputs":
@@ -77,7 +77,7 @@ class CampaignOutputs:
             if "latent" in d:  # first format: dense codes
                 return _from_dense(path, d)
             if "faults" in d:
-                from fkhw.faults import FaultSet
+                from fkhw.faults.space import FaultSet
 
                 kind = str(d["kind"])
                 fs = FaultSet(kind, d["faults"], d["fault_indptr"], d["fault_ff"], d["fault_cycle"], d["fault_scrub"])
