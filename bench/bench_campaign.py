@@ -29,8 +29,8 @@ N_FKERAS = 60
 def fkeras_style_rate(n_faults: int) -> float:
     import ot
 
-    from fkhw.campaign import make_workload
-    from fkhw.data import from_image, geometry
+    from fkhw.campaign.run import make_workload
+    from fkhw.model.data import from_image, geometry
     from fkhw.levels.qkeras import QKerasLevel
     from fkhw.model.bundle import load_model
     from fkhw.model.keras_io import load_decoder

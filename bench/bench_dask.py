@@ -29,8 +29,8 @@ SMALL = 256
 
 
 def timed_campaign(bundle, sites, workers: int, chunk: int, out: Path) -> float:
-    from fkhw.campaign import CampaignSpec, run_campaign
-    from fkhw.executors import DaskExecutor
+    from fkhw.campaign.run import CampaignSpec, run_campaign
+    from fkhw.campaign.executors import DaskExecutor
 
     executor = DaskExecutor.local(workers)
     spec = CampaignSpec("econt-bol", level="rtl", sites=tuple(sites), chunk=chunk)
@@ -40,7 +40,7 @@ def timed_campaign(bundle, sites, workers: int, chunk: int, out: Path) -> float:
 
 
 def main() -> None:
-    from fkhw.campaign import CampaignSpec, run_campaign
+    from fkhw.campaign.run import CampaignSpec, run_campaign
     from fkhw.levels.rtl import RtlLevel
     from fkhw.levels.software import SoftwareLevel
     from fkhw.model.bundle import load_model

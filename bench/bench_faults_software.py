@@ -5,7 +5,7 @@ econt-bol, 32 inputs (the campaign's default workload). For each fault kind
 - the fast routes of SoftwareLevel.run_faults on every fault of the kind:
   wall time and faults/s, whole set at once and in campaign-sized chunks
   (the chunked run bounds memory: the largest array is one chunk's outputs);
-- the baseline in the same run: fkhw.fault_model.simulate_set (the
+- the baseline in the same run: fkhw.faults.software.simulate_set (the
   definition, one fault at a time) on a seeded sample, its rate and the time
   it would take on the whole kind;
 - mismatches between the two on that sample (``--exhaustive``: on every fault).
@@ -45,10 +45,10 @@ def main() -> int:
     ap.add_argument("--exhaustive", action="store_true", help="run the fault model on every fault (slow)")
     args = ap.parse_args()
 
-    from fkhw.campaign import make_workload
-    from fkhw.fault_kinds import KindOptions, enumerate_faults, parse_kind
-    from fkhw.fault_model import simulate_set
-    from fkhw.faults import FlipFlopSpace
+    from fkhw.campaign.run import make_workload
+    from fkhw.faults.kinds import KindOptions, enumerate_faults, parse_kind
+    from fkhw.faults.software import simulate_set
+    from fkhw.faults.space import FlipFlopSpace
     from fkhw.levels.software import ROUTES, SoftwareLevel
     from fkhw.model.bundle import load_model
 

@@ -27,9 +27,9 @@ def cpu_model() -> str:
 
 
 def main() -> int:
-    from fkhw.hessian import Settings, analyse
+    from fkhw.analysis.hessian import Settings, analyse
     from fkhw.model.bundle import load_model
-    from fkhw.ranking import bit_scores
+    from fkhw.analysis.ranking import bit_scores
 
     print(f"machine: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {cpu_model()}, "
           f"load average {os.getloadavg()[0]:.2f}")

@@ -70,12 +70,12 @@ def main() -> int:
     os.environ["FKHW_RTL_BUILD"] = str(tmp / "rtl_sim")
     os.environ["FKHW_NETLIST_CACHE"] = str(tmp / "netlist")
 
-    from fkhw import engine
+    from fkhw.model import engine
     from fkhw.levels.rtl import RtlLevel, encoder_inputs
     from fkhw.rtlgen.emit import generate
     from fkhw.rtlgen.netlist import synthesize_netlist
     from fkhw.rtlgen.testing import tiny_model, toy_inputs, toy_model
-    from fkhw.sites import SiteSpace
+    from fkhw.faults.sites import SiteSpace
 
     bundle = None
     if args.model in ("toy", "tiny"):
@@ -124,11 +124,11 @@ def main() -> int:
 def _hardened(ir, bundle, x, jobs: int, tmp: Path, sample=None) -> bool:
     """``sample``: the unprotected sites the proof checks are those of the
     sample (every replica of every protected bit is upset regardless)."""
-    from fkhw.campaign import CampaignSpec, run_campaign
+    from fkhw.campaign.run import CampaignSpec, run_campaign
     from fkhw.levels.software import SoftwareLevel
     from fkhw.rtlgen.netlist import synthesize_netlist
-    from fkhw.sites import SiteSpace
-    from fkhw.tmr.harden import harden
+    from fkhw.faults.sites import SiteSpace
+    from fkhw.rtlgen.harden import harden
     from fkhw.tmr.proof import HardenedRtlLevel, prove
     from fkhw.tmr.select import CampaignTable, parse_rule, select
 

@@ -39,8 +39,8 @@ def software_rate(model, sites, x) -> tuple:
         out = level.run(sites, x)
         return len(sites) / (time.perf_counter() - t), out, how
     except ImportError:
-        from fkhw import engine
-        from fkhw.sites import SiteSpace, flip
+        from fkhw.model import engine
+        from fkhw.faults.sites import SiteSpace, flip
 
         space = SiteSpace.of(model)
         t = time.perf_counter()
@@ -51,7 +51,7 @@ def software_rate(model, sites, x) -> tuple:
 def main() -> int:
     from fkhw.levels.rtl import RtlLevel, encoder_inputs
     from fkhw.model.bundle import load_model
-    from fkhw.sites import SiteSpace
+    from fkhw.faults.sites import SiteSpace
 
     model = load_model("econt-bol").ir
     x = encoder_inputs(model)[:N_INPUTS]

@@ -51,7 +51,7 @@ def main() -> int:
     ap.add_argument("--baseline", action="store_true", help="also run the C++ harness (bench_rtl_harness.py)")
     args = ap.parse_args()
 
-    from fkhw.fault_kinds import KindOptions, enumerate_faults, parse_kind
+    from fkhw.faults.kinds import KindOptions, enumerate_faults, parse_kind
     from fkhw.levels.rtl import RtlLevel, encoder_inputs
     from fkhw.levels.software import SoftwareLevel
     from fkhw.model.bundle import load_model

@@ -170,7 +170,7 @@ def unpack_words(words: np.ndarray, n: int, width: int, signed: bool) -> np.ndar
 
 def register_patterns(model, meta: dict) -> np.ndarray:
     """The bit pattern of every parameter register, in register-address (= site) order."""
-    from fkhw.sites import SiteSpace, tensor_codes
+    from fkhw.faults.sites import SiteSpace, tensor_codes
 
     codes = np.concatenate([tensor_codes(model, t).astype(np.int64).reshape(-1) for t in SiteSpace.of(model).tensors])
     bits = np.concatenate([np.full(rf["count"], rf["bits"]) for rf in meta["register_files"]])
@@ -204,7 +204,7 @@ def run_harness(exe: Path, data: Path, n_sites: int, procs: int, meta: dict, n_v
 
 def campaign_outputs(out: Path, n_sites: int) -> np.ndarray:
     """The campaign's latent codes (n_sites, N, n_out) in site order."""
-    from fkhw.outputs import CampaignOutputs
+    from fkhw.campaign.outputs import CampaignOutputs
 
     co = CampaignOutputs.load(out)
     lat = co.latent()
@@ -223,11 +223,11 @@ def main() -> int:
                     help="build and time only the baseline harness (private memories), not the two deposit variants")
     args = ap.parse_args()
 
-    from fkhw.campaign import make_workload
+    from fkhw.campaign.run import make_workload
     from fkhw.levels.software import SoftwareLevel
     from fkhw.model.bundle import load_model
     from fkhw.rtlgen.emit import generate
-    from fkhw.sites import SiteSpace
+    from fkhw.faults.sites import SiteSpace
 
     bundle = load_model(MODEL)
     model = bundle.ir

@@ -27,8 +27,8 @@ from common import machine  # noqa: E402
 
 
 def main() -> None:
-    from fkhw.campaign import CampaignSpec, data_baseline_emd, run_campaign
-    from fkhw.data import DEFAULT_DATA
+    from fkhw.campaign.run import CampaignSpec, data_baseline_emd, run_campaign
+    from fkhw.model.data import DEFAULT_DATA
     from fkhw.model.bundle import load_model
 
     ap = argparse.ArgumentParser()

@@ -33,7 +33,7 @@ def _user_error_types() -> tuple:
     from fkhw.campaign.run import CampaignError
     from fkhw.campaign.files import CampaignFileError
     from fkhw.damage.meter import DamageError
-    from fkhw.data import DataError
+    from fkhw.model.data import DataError
     from fkhw.damage.intervals import EvidenceError
     from fkhw.campaign.executors import ExecutorError
     from fkhw.faults.space import FaultError
@@ -44,7 +44,7 @@ def _user_error_types() -> tuple:
     from fkhw.model.files import ModelFileError
     from fkhw.outpaths import OutputError
     from fkhw.campaign.outputs import OutputsError
-    from fkhw.analysis.ranking import RankingError
+    from fkhw.faults.scores import RankingError
     from fkhw.rates.model import RateError
     from fkhw.rtlgen.emit import RtlUnsupported
     from fkhw.rtlgen.sim import RtlSimError

@@ -128,12 +128,12 @@ async def encoder_vs_engine(dut):
 
     import dataclasses
 
-    from fkhw import engine
-    from fkhw.faults import FaultSet
+    from fkhw.model import engine
+    from fkhw.faults.space import FaultSet
     from fkhw.levels.rtl import design_space, encoder_inputs, fault_deposits, frame_period, observed_from, param_codes
     from fkhw.model.bundle import load_model
     from fkhw.rtlgen.sim import _job_events, _write_common, FrameOutputs, unpack_hex
-    from fkhw.sites import flip
+    from fkhw.faults.sites import flip
 
     model = load_model(os.environ.get("FKHW_MODEL", "econt-bol")).ir
     rows = int(os.environ.get("FKHW_ROWS", "256"))

@@ -30,7 +30,7 @@ TRAINED_CONFIG = dict(weight_bits=6, latent_bits=8, epochs=2, max_rows=2000, see
 
 @pytest.fixture(scope="session")
 def vendored_inputs():
-    from fkhw.data import load_charges
+    from fkhw.model.data import load_charges
     from fkhw.model.train import images
 
     charges = load_charges()
@@ -39,7 +39,7 @@ def vendored_inputs():
 
 @pytest.fixture(scope="session")
 def trained_model_dir(tmp_path_factory, vendored_inputs):
-    from fkhw.data import DEFAULT_DATA
+    from fkhw.model.data import DEFAULT_DATA
     from fkhw.model.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("trained_model")

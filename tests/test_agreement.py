@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from fkhw.agreement import AgreementError, Campaign, compare
-from fkhw.campaign import CampaignSpec, run_campaign
+from fkhw.campaign.agreement import AgreementError, Campaign, compare
+from fkhw.campaign.run import CampaignSpec, run_campaign
 from fkhw.levels.qkeras import QKerasLevel
 from fkhw.model.bundle import load_model
 

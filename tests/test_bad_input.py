@@ -463,10 +463,10 @@ def servers():
 @pytest.fixture(scope="module")
 def ws(small_model_dir, tmp_path_factory, servers):
     """Every placeholder of the catalogue, in one workspace folder."""
-    from fkhw.campaign_files import FolderLock
-    from fkhw.faults import FlipFlopSpace
+    from fkhw.campaign.files import FolderLock
+    from fkhw.faults.space import FlipFlopSpace
     from fkhw.model.bundle import load_model
-    from fkhw.ranking import write_scores_csv
+    from fkhw.faults.scores import write_scores_csv
 
     root = tmp_path_factory.mktemp("bad_input")
     n_sites = load_model(str(small_model_dir)).ir.n_param_bits()

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fkhw.campaign import CSV_COLUMNS, CampaignError, CampaignSpec, make_workload, run_campaign
+from fkhw.campaign.run import CSV_COLUMNS, CampaignError, CampaignSpec, make_workload, run_campaign
 from fkhw.levels.software import SoftwareLevel
 from fkhw.model.bundle import load_model
-from fkhw.outputs import CampaignOutputs
-from fkhw.sites import SiteSpace
+from fkhw.campaign.outputs import CampaignOutputs
+from fkhw.faults.sites import SiteSpace
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Campaigns of every fault kind (issue 14), as a specification: faults are
-data (fkhw.faults), the table is keyed by fault id, the damage of a fault is
-measured over the window slots it touches (fkhw/damage.py), nothing is
+data (fkhw.faults.space), the table is keyed by fault id, the damage of a fault is
+measured over the window slots it touches (fkhw/damage/meter.py), nothing is
 skipped, and a folder resumes and refuses like a single-upset campaign.
 
 Runs at the software level on the small non-ECON-T model; sizes come from
@@ -16,14 +16,14 @@ import shutil
 import numpy as np
 import pytest
 
-from fkhw.agreement import Campaign, compare
-from fkhw.campaign import FAULT_CSV_COLUMNS, CampaignError, CampaignSpec, make_workload, run_campaign
-from fkhw.damage import DamageError, DamageMeter
-from fkhw.fault_model import simulate
-from fkhw.faults import FlipFlopSpace, Observed, read_faults_file
+from fkhw.campaign.agreement import Campaign, compare
+from fkhw.campaign.run import FAULT_CSV_COLUMNS, CampaignError, CampaignSpec, make_workload, run_campaign
+from fkhw.damage.meter import DamageError, DamageMeter
+from fkhw.faults.software import simulate
+from fkhw.faults.space import FlipFlopSpace, Observed, read_faults_file
 from fkhw.levels.software import SoftwareLevel
 from fkhw.model.bundle import load_model
-from fkhw.outputs import CampaignOutputs
+from fkhw.campaign.outputs import CampaignOutputs
 
 N = 8  # window vectors
 
@@ -255,7 +255,7 @@ def test_a_hardened_campaign_masks_single_replicas_and_two_replicas_act_as_the_b
     """On the design that triplicates some bits: one upset replica changes
     nothing; two replicas of a bit in one clock give exactly what upsetting
     that bit gives in the plain design (the seu campaign on the same inputs)."""
-    from fkhw.faults import Hardening
+    from fkhw.faults.space import Hardening
 
     protect = tuple(range(0, space.sites.n_sites, max(1, space.sites.n_sites // 12)))
     hard = Hardening(protect)
@@ -282,7 +282,7 @@ def test_a_hardened_campaign_masks_single_replicas_and_two_replicas_act_as_the_b
 
 
 def test_a_tmr_map_of_another_model_is_refused(bundle, tmp_path):
-    from fkhw.campaign import hardening_from_map
+    from fkhw.campaign.run import hardening_from_map
 
     (tmp_path / "tmr_map.json").write_text(json.dumps({
         "model": "other", "model_digest": "0123456789abcdef", "rule": {}, "campaign": "", "campaign_level": "software",

@@ -140,7 +140,7 @@ def test_a_real_dask_scheduler_passes_the_probe():
     """The probe that refuses silent and foreign services lets Dask through."""
     from distributed import LocalCluster
 
-    from fkhw.executors import probe_scheduler, scheduler_address
+    from fkhw.campaign.executors import probe_scheduler, scheduler_address
 
     with LocalCluster(n_workers=0, processes=False, protocol="tcp://", host="127.0.0.1",
                       dashboard_address=None) as cluster:

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fkhw.data import DEFAULT_DATA
-from fkhw.outputs import CampaignOutputs
+from fkhw.model.data import DEFAULT_DATA
+from fkhw.campaign.outputs import CampaignOutputs
 
 ROOT = Path(__file__).resolve().parents[1]
 FKHW = Path(sys.executable).parent / "fkhw"  # the console script pip installed, not `python -m`
@@ -200,7 +200,7 @@ def assert_fault_campaign(out: Path, kind: str, n_faults: int):
 
 
 def test_campaign_runs_to_completion_with_every_fault_kind(kind_campaigns, small_model_dir, ir, tmp_path):
-    from fkhw.faults import FlipFlopSpace
+    from fkhw.faults.space import FlipFlopSpace
 
     space = FlipFlopSpace.of(ir)
     tensors = space.sites.tensors
@@ -249,7 +249,7 @@ def test_plot_runs_to_completion(software_campaign, tmp_path):
 
 def test_hessian_runs_to_completion(hessian_out, ir):
     report = json.loads((hessian_out / "hessian.json").read_text())
-    from fkhw.sites import SiteSpace
+    from fkhw.faults.sites import SiteSpace
 
     n_params = sum(t.size for t in SiteSpace.of(ir).tensors)
     assert report["n_params"] == n_params

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fkhw.data import DataError, array_input_codes, load_arrays
+from fkhw.model.data import DataError, array_input_codes, load_arrays
 
 SHAPE = (6, 3)
 N = 40

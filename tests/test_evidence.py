@@ -1,4 +1,4 @@
-"""The per-site interval of emd_norm (fkhw.evidence), as a specification."""
+"""The per-site interval of emd_norm (fkhw.damage.intervals), as a specification."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from fkhw.evidence import EvidenceError, emd_norm_interval
+from fkhw.damage.intervals import EvidenceError, emd_norm_interval
 
 
 def population(rng, n: int, p_changed: float):

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from fkhw.campaign import CampaignSpec, run_campaign
-from fkhw.executors import DaskExecutor, ExecutorError
+from fkhw.campaign.run import CampaignSpec, run_campaign
+from fkhw.campaign.executors import DaskExecutor, ExecutorError
 from fkhw.model.bundle import load_model
 
 SITES = tuple(range(0, 10720, 37))  # 290 sites over both layers
@@ -60,7 +60,7 @@ def test_a_worker_killed_mid_campaign_costs_nothing(level, chunk, tmp_path):
 
 def _in_process(level, bundle):
     from fkhw.levels import make_level
-    from fkhw.executors import InProcess
+    from fkhw.campaign.executors import InProcess
 
     return InProcess(make_level(level, bundle, jobs=1))
 
@@ -213,9 +213,9 @@ def test_a_local_simulator_chunk_reports_progress_while_it_runs(tmp_path):
     ending at the chunk's size), so a campaign of one chunk still shows progress."""
     import numpy as np
 
-    from fkhw.campaign import take
-    from fkhw.executors import ChunkTask, InProcess
-    from fkhw.faults import FaultSet
+    from fkhw.campaign.run import take
+    from fkhw.campaign.executors import ChunkTask, InProcess
+    from fkhw.faults.space import FaultSet
     from fkhw.levels.rtl import RtlLevel
     from fkhw.rtlgen.testing import toy_inputs
 

@@ -1,8 +1,8 @@
-"""The fault model (fkhw.fault_model), pinned against independent constructions.
+"""The fault model (fkhw.faults.software), pinned against independent constructions.
 
 Every level is checked against this model, so the model itself is checked
 here against what each fault kind means: parameter upsets are the integer
-engine run on a model with those bits flipped (fkhw.sites.flip), for the
+engine run on a model with those bits flipped (fkhw.faults.sites.flip), for the
 slots that pass the layer while the bit is upset; a pipeline upset changes
 one element of one slot; a valid upset drops a window slot or adds a drain
 output; a hardened bit flips only under a majority of its replicas. And the
@@ -15,13 +15,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fkhw import data, engine
-from fkhw.fault_kinds import KindOptions, enumerate_faults, parse_kind
-from fkhw.fault_model import simulate
-from fkhw.faults import Fault, FlipFlopSpace, Upset
+from fkhw.model import data
+
+from fkhw.model import engine
+from fkhw.faults.kinds import KindOptions, enumerate_faults, parse_kind
+from fkhw.faults.software import simulate
+from fkhw.faults.space import Fault, FlipFlopSpace, Upset
 from fkhw.model.bundle import load_model
 from fkhw.rtlgen.emit import generate
-from fkhw.sites import flip
+from fkhw.faults.sites import flip
 
 N_INPUTS = 24
 

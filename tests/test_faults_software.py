@@ -3,7 +3,7 @@
 SoftwareLevel.run_faults computes each fault along a route chosen from its
 upsets (one register word, one transient, a batched frame, or the fault
 model itself for hardened bits); every route is checked against
-fkhw.fault_model.simulate_set, exhaustively where that is quick and on
+fkhw.faults.software.simulate_set, exhaustively where that is quick and on
 seeded samples otherwise, on ECON-T and on a small model of other widths.
 Each check also asserts that the faults took the route under test and that
 some of them change an output, so a route that did nothing cannot pass.
@@ -14,10 +14,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fkhw import data, engine
-from fkhw.fault_kinds import KindOptions, enumerate_faults, parse_kind
-from fkhw.fault_model import simulate_set
-from fkhw.faults import Fault, FaultSet, FlipFlopSpace, Upset, check_fault_set, cycle_bounds
+from fkhw.model import data
+
+from fkhw.model import engine
+from fkhw.faults.kinds import KindOptions, enumerate_faults, parse_kind
+from fkhw.faults.software import simulate_set
+from fkhw.faults.space import Fault, FaultSet, FlipFlopSpace, Upset, check_fault_set, cycle_bounds
 from fkhw.levels.software import ROUTES, SoftwareLevel
 from fkhw.model.bundle import load_model
 
@@ -158,7 +160,7 @@ def random_faults(space, n_vectors: int, count: int, seed: int) -> FaultSet:
     """Faults mixing parameter, pipeline and valid upsets at random cycles inside
     the frame (a fifth only valid flags, so that slots are lost and added),
     one flip-flop of each upset twice, half of them scrubbed (never before one
-    of their parameter upsets: fkhw.faults.check_fault_set refuses that)."""
+    of their parameter upsets: fkhw.faults.space.check_fault_set refuses that)."""
     rng = np.random.default_rng(seed)
     lo, hi = cycle_bounds(space, np.arange(space.n_ff), n_vectors)
     faults = []

@@ -8,12 +8,12 @@ import shutil
 import numpy as np
 import pytest
 
-from fkhw.campaign import make_workload
+from fkhw.campaign.run import make_workload
 from fkhw.levels.qkeras import QKerasLevel
 from fkhw.levels.software import SoftwareLevel
 from fkhw.model.bundle import load_model
 from fkhw.model.files import ModelFileError, resolve
-from fkhw.sites import SiteSpace
+from fkhw.faults.sites import SiteSpace
 
 
 @pytest.fixture(scope="module")

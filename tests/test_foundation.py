@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from fkhw.data import DataError, load_charges
+from fkhw.model.data import DataError, load_charges
 from fkhw.model.extract import UnsupportedLayerError
 from fkhw.model.files import ModelFileError
 
@@ -19,8 +19,8 @@ from fkhw.model.files import ModelFileError
 
 @pytest.mark.parametrize("model", ["econt-bol", "econt-eol"])
 def test_engine_equals_qkeras_on_every_vendored_row(model, vendored_inputs):
-    from fkhw.engine import forward
-    from fkhw.fixed import quantize_float
+    from fkhw.model.engine import forward
+    from fkhw.model.fixed import quantize_float
     from fkhw.model.bundle import load_model
     from fkhw.model.files import resolve
     from fkhw.model.keras_io import load_encoder
@@ -69,7 +69,7 @@ def test_sites_cli_lists_every_parameter_bit(tmp_path, capsys):
 
 def test_flipping_a_site_twice_restores_the_model():
     from fkhw.model.bundle import load_model
-    from fkhw.sites import SiteSpace, flip
+    from fkhw.faults.sites import SiteSpace, flip
 
     ir = load_model("econt-bol").ir
     space = SiteSpace.of(ir)
@@ -88,9 +88,9 @@ def test_flipping_a_site_twice_restores_the_model():
 
 
 def test_bit_zero_is_the_twos_complement_sign_bit():
-    from fkhw.fixed import FixedFormat
+    from fkhw.model.fixed import FixedFormat
     from fkhw.model.bundle import load_model
-    from fkhw.sites import SiteSpace, flip
+    from fkhw.faults.sites import SiteSpace, flip
 
     fmt = FixedFormat.make(5, 4, True)
     assert int(fmt.flip(3, 0)) == 3 - 16 == -13
@@ -111,8 +111,8 @@ def test_bit_zero_is_the_twos_complement_sign_bit():
 
 
 def test_emd_equals_pot_and_skips_empty_modules():
-    from fkhw.data import geometry
-    from fkhw.emd import emd_pairs
+    from fkhw.model.data import geometry
+    from fkhw.damage.emd import emd_pairs
 
     import ot
 
@@ -132,8 +132,8 @@ def test_emd_equals_pot_and_skips_empty_modules():
 
 
 def test_numpy_decoder_equals_keras(vendored_inputs):
-    from fkhw.engine import forward
-    from fkhw.fixed import quantize_float
+    from fkhw.model.engine import forward
+    from fkhw.model.fixed import quantize_float
     from fkhw.model.bundle import load_model
     from fkhw.model.files import resolve
     from fkhw.model.keras_io import load_decoder

@@ -9,11 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-from fkhw import data
-from fkhw.campaign import CampaignSpec, run_campaign
-from fkhw.heldout import heldout_rows, validate
+from fkhw.model import data
+from fkhw.campaign.run import CampaignSpec, run_campaign
+from fkhw.tmr.heldout import heldout_rows, validate
 from fkhw.model.bundle import load_model
-from fkhw.outputs import CampaignOutputs
+from fkhw.campaign.outputs import CampaignOutputs
 from fkhw.tmr.select import CampaignTable, parse_rule, select
 from fkhw.tmr.stable import plan_counts
 

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from fkhw.hessian import (hessian_matrix, hutchinson_diagonal, hutchinson_trace, layer_groups, param_slices,
+from fkhw.analysis.hessian import (hessian_matrix, hutchinson_diagonal, hutchinson_trace, layer_groups, param_slices,
                           top_eigenpairs)
 
 
@@ -117,7 +117,7 @@ N_MODULES = 256  # a smaller batch than the command's 1024 keeps the exact Hessi
 
 @pytest.fixture(scope="module")
 def econt():
-    from fkhw.hessian import AutoencoderLoss, data_batch
+    from fkhw.analysis.hessian import AutoencoderLoss, data_batch
     from fkhw.model.bundle import load_model
 
     bundle = load_model("econt-bol")
@@ -128,7 +128,7 @@ def econt():
 
 def test_parameters_follow_the_site_space_order(econt):
     bundle, closure, _ = econt
-    from fkhw.sites import SiteSpace
+    from fkhw.faults.sites import SiteSpace
 
     space = SiteSpace.of(bundle.ir)
     assert [(s.layer, s.tensor, s.shape) for s in closure.slices] == \
@@ -191,7 +191,7 @@ def test_trace_and_eigenpairs_agree_with_the_exact_hessian(econt):
 
 def test_layer_groups_are_kernel_and_bias_together():
     from fkhw.model.bundle import load_model
-    from fkhw.sites import SiteSpace
+    from fkhw.faults.sites import SiteSpace
 
     slices = param_slices(SiteSpace.of(load_model("econt-bol").ir))
     assert layer_groups(slices) == {"conv2d_0_m": slice(0, 80), "encoded_vector": slice(80, 2144)}
@@ -218,8 +218,8 @@ def test_model_without_a_decoder_is_refused_with_a_clear_error(tmp_path, capsys)
     (np.zeros((16, 8, 8, 1)), "no charge at all"),
 ])
 def test_empty_or_all_zero_batches_are_refused(images, message):
-    from fkhw.data import DataError
-    from fkhw.hessian import check_batch
+    from fkhw.model.data import DataError
+    from fkhw.analysis.hessian import check_batch
 
     with pytest.raises(DataError, match=message):
         check_batch(images)
@@ -238,7 +238,7 @@ def test_zero_inputs_option_is_refused(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def digits_batch():
-    from fkhw.hessian import array_batch
+    from fkhw.analysis.hessian import array_batch
     from fkhw.model.bundle import load_model
     from fkhw.model.files import MODELS_DIR
 
@@ -249,7 +249,7 @@ def digits_batch():
 
 
 def test_the_accuracy_metric_takes_the_cross_entropy_against_the_labels(digits_batch):
-    from fkhw.hessian import AutoencoderLoss, loss_kind
+    from fkhw.analysis.hessian import AutoencoderLoss, loss_kind
     from fkhw.model.keras_io import load_encoder
 
     bundle, x, y = digits_batch
@@ -263,7 +263,7 @@ def test_the_accuracy_metric_takes_the_cross_entropy_against_the_labels(digits_b
 
 
 def test_mse_against_the_models_own_outputs_is_zero_with_a_gauss_newton_curvature(digits_batch):
-    from fkhw.hessian import AutoencoderLoss, hessian_matrix, loss_kind
+    from fkhw.analysis.hessian import AutoencoderLoss, hessian_matrix, loss_kind
 
     bundle, x, _ = digits_batch
     closure = AutoencoderLoss(bundle, x, loss=loss_kind("mse"))
@@ -277,8 +277,8 @@ def test_mse_against_the_models_own_outputs_is_zero_with_a_gauss_newton_curvatur
 
 
 def test_a_user_metric_has_no_loss_to_differentiate():
-    from fkhw.hessian import loss_kind
-    from fkhw.metrics import MetricError
+    from fkhw.analysis.hessian import loss_kind
+    from fkhw.damage.metrics import MetricError
 
     assert loss_kind("emd") == "mse_8x8_image"
     with pytest.raises(MetricError, match="a user metric has none"):

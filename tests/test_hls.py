@@ -14,14 +14,16 @@ import json
 import numpy as np
 import pytest
 
-from fkhw import data, engine
-from fkhw.fixed import quantize_float
+from fkhw.model import data
+
+from fkhw.model import engine
+from fkhw.model.fixed import quantize_float
 from fkhw.hls.project import (MANIFEST, HlsProjectError, HlsUnsupportedError, csim_predict, generate,
                               mismatched_rows, project_for)
 from fkhw.levels.hls import HlsLevel
 from fkhw.model.bundle import load_model
 from fkhw.model.extract import UnsupportedLayerError
-from fkhw.sites import SiteSpace, flip
+from fkhw.faults.sites import SiteSpace, flip
 
 VENDORED_ROWS = 5000
 

@@ -15,9 +15,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fkhw import data, engine
-from fkhw.fault_kinds import KindOptions, enumerate_faults, parse_kind
-from fkhw.faults import Fault, FaultError, FaultSet, FlipFlopSpace, Upset
+from fkhw.model import data
+
+from fkhw.model import engine
+from fkhw.faults.kinds import KindOptions, enumerate_faults, parse_kind
+from fkhw.faults.space import Fault, FaultError, FaultSet, FlipFlopSpace, Upset
 from fkhw.hls.project import generate
 from fkhw.levels.hls import HlsLevel
 from fkhw.levels.software import SoftwareLevel

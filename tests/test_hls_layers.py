@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 from qkeras_models import hls_mix_model, pooling_model
 
-from fkhw import engine
-from fkhw.fixed import quantize_float
+from fkhw.model import engine
+from fkhw.model.fixed import quantize_float
 from fkhw.hls.project import HlsUnsupportedError, check_ir, csim_predict, generate
 from fkhw.levels.hls import HlsLevel
-from fkhw.sites import SiteSpace, flip
+from fkhw.faults.sites import SiteSpace, flip
 
 N_ROWS = 2000
 N_FAULT_ROWS = 64

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from fkhw.agreement import Campaign, compare
-from fkhw.outputs import CampaignOutputs
+from fkhw.campaign.agreement import Campaign, compare
+from fkhw.campaign.outputs import CampaignOutputs
 
 SITES = "0,7,400,1203,5000,10641"  # conv and dense, kernel and bias, sign and low bits
 

@@ -1,4 +1,4 @@
-"""Damage metrics by name (fkhw.metrics): each metric on cases with known
+"""Damage metrics by name (fkhw.damage.metrics): each metric on cases with known
 answers, then through a real campaign on the digits example, where every
 site's accuracy_norm is checked against an independent recount with the
 integer engine on the flipped model."""
@@ -12,14 +12,14 @@ import sys
 import numpy as np
 import pytest
 
-from fkhw import engine
-from fkhw.campaign import CampaignError, CampaignSpec, run_campaign
-from fkhw.campaign_files import damage_column, read_summary, read_table
-from fkhw.damage import DamageMeter
-from fkhw.metrics import METRICS, MetricError, get_metric, pred_changed, scorer
+from fkhw.model import engine
+from fkhw.campaign.run import CampaignError, CampaignSpec, run_campaign
+from fkhw.campaign.files import damage_column, read_summary, read_table
+from fkhw.damage.meter import DamageMeter
+from fkhw.damage.metrics import METRICS, MetricError, get_metric, pred_changed, scorer
 from fkhw.model.bundle import load_model
 from fkhw.model.files import MODELS_DIR
-from fkhw.sites import SiteSpace, flip
+from fkhw.faults.sites import SiteSpace, flip
 
 DIGITS = MODELS_DIR / "digits"
 DATA = DIGITS / "data.npz"
@@ -77,7 +77,7 @@ def test_mse_without_targets_is_one_plus_mse_over_the_outputs_mean_square():
 
 
 def test_a_metric_that_needs_labels_is_refused_without_them():
-    from fkhw.metrics import check_labels
+    from fkhw.damage.metrics import check_labels
 
     with pytest.raises(MetricError, match="needs --labels"):
         check_labels(get_metric("accuracy"), None, 10)

@@ -28,8 +28,8 @@ pytestmark = pytest.mark.usefixtures("uncached")
 def bit_exact(model, seed: int = 0):
     """(mismatching values, total values, distinct output codes) of the
     engine against QKeras on N_ROWS random inputs in the input's range."""
-    from fkhw.engine import forward
-    from fkhw.fixed import quantize_float
+    from fkhw.model.engine import forward
+    from fkhw.model.fixed import quantize_float
     from fkhw.model.extract import extract
 
     ir = extract(model, "m")
@@ -131,7 +131,7 @@ def test_network_without_input_quantizer_is_refused_in_one_line(tf):
 
 
 def test_ir_with_new_kinds_round_trips_through_its_file(tf, tmp_path):
-    from fkhw.engine import forward
+    from fkhw.model.engine import forward
     from fkhw.model.extract import extract
     from fkhw.model.ir import IntegerModel
 
@@ -160,10 +160,10 @@ def test_hls_refuses_qaveragepooling2d_in_one_line(tf):
 def test_software_level_upsets_match_the_flipped_model(tf, build):
     """The software level's fast single-upset paths, on the new kinds, give
     what the engine gives on a model with that one bit flipped."""
-    from fkhw.engine import forward
+    from fkhw.model.engine import forward
     from fkhw.levels.software import SoftwareLevel
     from fkhw.model.extract import extract
-    from fkhw.sites import SiteSpace, flip
+    from fkhw.faults.sites import SiteSpace, flip
 
     ir = extract(build(tf), "m")
     space = SiteSpace.of(ir)
@@ -181,7 +181,7 @@ def test_levels_that_write_keras_weights_refuse_a_folded_batchnorm_conv(tf, tmp_
     """The qkeras level writes faulty codes into Keras kernels and the Hessian
     differentiates them; for a QConv2DBatchnorm those are not the folded
     parameters the sites name, so both refuse in one line naming the layer."""
-    from fkhw.hessian import AutoencoderLoss
+    from fkhw.analysis.hessian import AutoencoderLoss
     from fkhw.levels.qkeras import QKerasLevel
     from fkhw.model.bundle import load_model
     from fkhw.model.extract import UnsupportedLayerError

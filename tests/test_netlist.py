@@ -15,14 +15,14 @@ import io
 import numpy as np
 import pytest
 
-from fkhw import engine
+from fkhw.model import engine
 from fkhw.levels.rtl import RtlLevel
 from fkhw.rtlgen.emit import TOP, generate
 from fkhw.rtlgen.lint import lint
 from fkhw.rtlgen.netlist import NETLIST_FILE, NETLIST_REGMAP, VLT_FILE, NetlistError, synthesize_netlist
 from fkhw.rtlgen.testing import tiny_model, toy_inputs
-from fkhw.sites import SiteSpace
-from fkhw.tmr.harden import harden
+from fkhw.faults.sites import SiteSpace
+from fkhw.rtlgen.harden import harden
 from fkhw.tmr.proof import HardenedRtlLevel, prove
 
 JOBS = 2

@@ -8,10 +8,10 @@ import csv
 import numpy as np
 import pytest
 
-from fkhw.agreement import Campaign, compare
-from fkhw.campaign import CampaignSpec, run_campaign
+from fkhw.campaign.agreement import Campaign, compare
+from fkhw.campaign.run import CampaignSpec, run_campaign
 from fkhw.model.bundle import load_model
-from fkhw.outputs import CampaignOutputs
+from fkhw.campaign.outputs import CampaignOutputs
 from fkhw.tmr.select import CampaignTable, TmrError, parse_rule, select
 
 

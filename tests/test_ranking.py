@@ -7,10 +7,10 @@ import csv
 import numpy as np
 import pytest
 
-from fkhw.ranking import (SCORES, RankingError, bit_deltas, bit_scores, compare, expected_random_injections,
-                          found_curve, injections_to_find, msb_first, order_from_scores, read_campaign,
-                          site_params, spearman, write_scores_csv)
-from fkhw.sites import SiteSpace, flip
+from fkhw.analysis.ranking import (SCORES, bit_deltas, bit_scores, compare, expected_random_injections, found_curve,
+                                   injections_to_find, msb_first, read_campaign, site_params, spearman)
+from fkhw.faults.scores import RankingError, order_from_scores, write_scores_csv
+from fkhw.faults.sites import SiteSpace, flip
 
 
 @pytest.fixture(scope="module")
@@ -125,11 +125,11 @@ def test_hessian_eigen_is_fkeras_sum_of_eigenvalue_weighted_eigenvector_magnitud
 
 
 def test_msb_score_orders_like_the_campaigns_msb_order(ir, space):
-    from fkhw.orders import site_order
+    from fkhw.campaign.orders import site_order
 
     n = sum(t.size for t in space.tensors)
     scores = bit_scores(ir, np.zeros(n), np.zeros(n), np.array([1.0]), np.ones((1, n)))
-    from fkhw.ranking import order_by
+    from fkhw.faults.scores import order_by
 
     np.testing.assert_array_equal(order_by(np.arange(space.n_sites), scores["msb"]), site_order("msb", space, 0))
 

@@ -1,4 +1,4 @@
-"""The rate model's arithmetic on cases with known answers (fkhw.rates)."""
+"""The rate model's arithmetic on cases with known answers (fkhw.rates.model)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from fkhw import rates
-from fkhw.rates import Conditional, Design, Environment, RateError
+from fkhw.rates import model as rates
+from fkhw.rates.model import Conditional, Design, Environment, RateError
 
 ONE_PER_HOUR = Environment(flux=1.0 / rates.HOUR, sigma=1.0)  # lam = 1 upset per flip-flop per hour
 
@@ -89,7 +89,7 @@ def test_a_triplicated_transient_flip_flop_is_wrong_only_when_two_replicas_are_h
 
 
 def test_a_map_splits_transient_flip_flops_into_plain_and_triplicated():
-    from fkhw.rate_flow import _split_transients
+    from fkhw.rates.flow import _split_transients
 
     trans = (("pipeline", np.array([100, 101, 102, 103]), np.array([0.0, 1.0, 0.5, 0.5])),
              ("control", np.array([200, 201]), np.array([1.0, 1.0])))
@@ -168,7 +168,7 @@ def test_target_outside_unit_interval(target):
         rates.longest_interval(one_bit_design(False), ONE_PER_HOUR, target)
 
 
-# --- the RTL replay of accumulated-upset scenarios (fkhw.rate_flow.rtl_crosscheck) ------------
+# --- the RTL replay of accumulated-upset scenarios (fkhw.rates.flow.rtl_crosscheck) ------------
 
 def test_rtl_replay_covers_the_full_tmr_design_when_asked():
     """`--check-rtl` with `--check-full-tmr`: scenarios of the full-TMR design
@@ -178,8 +178,8 @@ def test_rtl_replay_covers_the_full_tmr_design_when_asked():
     selective design carries the map's triplicated valid flag."""
     from types import SimpleNamespace
 
-    from fkhw.faults import FlipFlopSpace
-    from fkhw.rate_flow import RTL_CHECK_DESIGNS, rtl_crosscheck
+    from fkhw.faults.space import FlipFlopSpace
+    from fkhw.rates.flow import RTL_CHECK_DESIGNS, rtl_crosscheck
     from fkhw.rtlgen.testing import tiny_model, toy_inputs
 
     ir = tiny_model()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from fkhw.risk import wilson
+from fkhw.analysis.risk import wilson
 
 
 def test_wilson_interval_on_known_values():

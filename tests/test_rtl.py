@@ -12,14 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from fkhw.fixed import FixedFormat
+from fkhw.model.fixed import FixedFormat
 from fkhw.model.bundle import load_model
 from fkhw.model.ir import IntegerModel, Quant
 from fkhw.rtlgen import RtlUnsupported, generate, write_rtl
 from fkhw.rtlgen.emit import META_FILE, REGMAP_FILE, TOP, TOP_FILE
 from fkhw.rtlgen.lint import lint
 from fkhw.rtlgen.testing import toy_model
-from fkhw.sites import SiteSpace
+from fkhw.faults.sites import SiteSpace
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
-from fkhw.agreement import Campaign, compare
-from fkhw.outputs import CampaignOutputs
+from fkhw.campaign.agreement import Campaign, compare
+from fkhw.campaign.outputs import CampaignOutputs
 
 SITES = list(range(0, 10720, 53))  # 203 sites: conv and dense, every bit position
 

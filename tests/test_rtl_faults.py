@@ -1,5 +1,5 @@
 """Every fault kind on the RTL (cocotb on Verilator), bit-exact against the
-fault model (fkhw.fault_model: the definition every level must equal).
+fault model (fkhw.faults.software: the definition every level must equal).
 
 Real simulator, no mocks. Upsets are deposits into the flip-flops at their
 cycles (rtl_tb/test_encoder.py); the HDL records the output slots that differ
@@ -15,10 +15,10 @@ import json
 import numpy as np
 import pytest
 
-from fkhw import engine
-from fkhw.fault_kinds import KindOptions, enumerate_faults, parse_kind
-from fkhw.fault_model import simulate_set
-from fkhw.faults import Fault, FaultSet, FlipFlopSpace, Upset, check_fault_set, read_faults_file
+from fkhw.model import engine
+from fkhw.faults.kinds import KindOptions, enumerate_faults, parse_kind
+from fkhw.faults.software import simulate_set
+from fkhw.faults.space import Fault, FaultSet, FlipFlopSpace, Upset, check_fault_set, read_faults_file
 from fkhw.levels.rtl import RtlLevel, encoder_inputs, fault_deposits, frame_period, leaks, param_codes
 from fkhw.model.bundle import load_model
 from fkhw.rtlgen.emit import TOP, generate
@@ -173,7 +173,7 @@ def test_self_correcting_tmr_repairs_replicas_a_clock_apart_and_keeps_a_defeat_i
     one clock apart are repaired (the plain hardened design flips), two in
     the same clock defeat the voter and the wrong majority stays; both equal
     the fault model. Yosys keeps every replica and the sticky flag."""
-    from fkhw.tmr.harden import harden
+    from fkhw.rtlgen.harden import harden
 
     prot, plain_hard = hard
     level = RtlLevel(small, jobs=JOBS, design=harden(small, prot, refresh=True))
@@ -207,7 +207,7 @@ def test_self_correcting_tmr_repairs_replicas_a_clock_apart_and_keeps_a_defeat_i
 
 def test_yosys_flip_flops_equal_the_flip_flop_space(small, hard, tmp_path):
     """Yosys' flip-flop count of the plain and the hardened RTL is the
-    number of flip-flops fkhw.faults names."""
+    number of flip-flops fkhw.faults.space names."""
     prot, level = hard
     for name, design, n_ff in (("plain", generate(small), FlipFlopSpace.of(small).n_ff),
                                ("hardened", level.design, FlipFlopSpace.of(small, protect=prot).n_ff)):
@@ -266,7 +266,7 @@ def _transient_protection(space: FlipFlopSpace) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def hard_pipe(small):
-    from fkhw.tmr.harden import harden
+    from fkhw.rtlgen.harden import harden
 
     prot = _transient_protection(FlipFlopSpace.of(small))
     return prot, RtlLevel(small, jobs=JOBS, design=harden(small, prot))

@@ -21,14 +21,14 @@ import numpy as np
 import pytest
 from qkeras_models import conv1d_model, conv_bn_model, plain_average_model, pooling_model, strided_pool_model
 
-from fkhw import engine
+from fkhw.model import engine
 from fkhw.levels.rtl import RtlLevel
 from fkhw.levels.software import SoftwareLevel
 from fkhw.rtlgen import write_rtl
 from fkhw.rtlgen.emit import TOP
 from fkhw.rtlgen.lint import lint
 from fkhw.rtlgen.testing import pool_model, toy_inputs
-from fkhw.sites import SiteSpace
+from fkhw.faults.sites import SiteSpace
 
 JOBS = 2
 N_ROWS = 2000  # fault-free rows per model
@@ -88,7 +88,7 @@ def _fault_free_mismatches(ir, n_rows: int, seed: int) -> tuple:
 def test_rtl_equals_qkeras_and_engine_on_every_row_of_each_qkeras_model(name, qkeras_models, qkeras_irs):
     """N_ROWS random inputs over the input quantizer's range: RTL output
     codes == QKeras' float output x 2**frac, value by value."""
-    from fkhw.fixed import quantize_float
+    from fkhw.model.fixed import quantize_float
 
     model, ir = qkeras_models[name], qkeras_irs[name]
     rng = np.random.default_rng(7)
@@ -173,8 +173,8 @@ def test_every_pipeline_and_valid_upset_of_the_pool_model_equals_the_fault_model
     """The stages in front of the pools and behind the reshape: every data
     and valid flip-flop at every window cycle, RTL vs fkhw's fault model
     (software): 0 mismatching faults."""
-    from fkhw.fault_kinds import KindOptions, enumerate_faults, parse_kind
-    from fkhw.fault_model import simulate_set
+    from fkhw.faults.kinds import KindOptions, enumerate_faults, parse_kind
+    from fkhw.faults.software import simulate_set
 
     ir = pool_model()
     n = 4
@@ -196,7 +196,7 @@ def test_yosys_keeps_exactly_the_stage_flip_flops_the_space_lists(tmp_path):
     of the pool model, the pipeline bits Yosys keeps are the bits of the
     elements each stage lists (dead columns out, an unsigned average
     without a constant sign bit), and the total equals the space's."""
-    from fkhw.faults import FlipFlopSpace
+    from fkhw.faults.space import FlipFlopSpace
     from fkhw.rtlgen.netlist import _rename, _rename_pipeline, flip_flop_map, flip_flops
     from fkhw.rtlgen.synth import synth
 
@@ -233,7 +233,7 @@ def test_software_level_flattens_an_output_that_is_not_a_vector():
     single upsets equal the engine on the flipped model, site by site."""
     import dataclasses
 
-    from fkhw.sites import flip
+    from fkhw.faults.sites import flip
 
     ir = pool_model()
     ir = dataclasses.replace(ir, layers=tuple(ir.layers[:[l.kind for l in ir.layers].index("flatten")]))

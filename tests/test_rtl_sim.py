@@ -14,15 +14,15 @@ import time
 import numpy as np
 import pytest
 
-from fkhw import engine
-from fkhw.faults import Fault, FaultSet, Upset
+from fkhw.model import engine
+from fkhw.faults.space import Fault, FaultSet, Upset
 from fkhw.levels.rtl import RtlLevel, encoder_inputs, fault_deposits, frame_period, leaks, param_codes
 from fkhw.model.bundle import load_model
 from fkhw.rtlgen import write_rtl
 from fkhw.rtlgen.sim import RtlBuildError, RtlSimError, RtlTimeout, build, run_frames
 from fkhw.rtlgen.testing import toy_inputs, toy_model
 from fkhw.rtlgen.tools import ToolError, make_broken_verilator, require_verilator
-from fkhw.sites import SiteSpace, flip
+from fkhw.faults.sites import SiteSpace, flip
 
 JOBS = 2
 

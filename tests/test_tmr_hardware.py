@@ -17,15 +17,16 @@ import subprocess
 import numpy as np
 import pytest
 
-from fkhw import engine
+from fkhw.model import engine
 from fkhw.model.bundle import load_model
 from fkhw.rtlgen.emit import REGMAP_FILE, TOP, generate
 from fkhw.rtlgen.lint import lint
 from fkhw.rtlgen.synth import synth, yosys_command
 from fkhw.rtlgen.testing import tiny_model, toy_inputs, toy_model
-from fkhw.sites import SiteError, SiteSpace, flip
+from fkhw.faults.sites import SiteError, SiteSpace, flip
 from fkhw.tmr.area import area_table, synth_hierarchical, write_area
-from fkhw.tmr.harden import harden, write_hardened, write_tmrg_variant
+from fkhw.rtlgen.harden import harden, write_hardened
+from fkhw.tmr.tmrg import write_tmrg_variant
 from fkhw.tmr.proof import HardenedRtlLevel, prove
 from fkhw.tmr.tmrg import tmrg_design
 
@@ -101,7 +102,7 @@ def test_plain_design_is_unchanged(toy):
 
 
 def test_bad_protected_sites_give_a_clear_error(toy):
-    from fkhw.faults import FlipFlopSpace
+    from fkhw.faults.space import FlipFlopSpace
 
     space = FlipFlopSpace.of(toy)
     n = space.first_control + space.latency  # the flip-flops a map can protect: parameter, pipeline, valid
@@ -161,7 +162,7 @@ def test_campaign_over_the_hardened_econt_bol(tmp_path):
     """econt-bol, T = 1.05 from a software campaign: the campaign over the
     hardened RTL (protected sites + the 150 most damaging unprotected ones)
     never exceeds T, and its protected sites are exactly at baseline."""
-    from fkhw.campaign import CampaignSpec, run_campaign
+    from fkhw.campaign.run import CampaignSpec, run_campaign
     from fkhw.tmr.select import CampaignTable, parse_rule, select
 
     bundle = load_model("econt-bol")
@@ -319,7 +320,7 @@ def test_tmrg_variant_lints_and_is_the_plain_design(toy, toy_prot, tmp_path):
 
 def _toy_with_transients(model):
     """The toy map plus every 12th pipeline data bit and every valid flag."""
-    from fkhw.faults import FlipFlopSpace
+    from fkhw.faults.space import FlipFlopSpace
 
     space = FlipFlopSpace.of(model)
     return np.concatenate([_toy_protected(model), np.arange(space.sites.n_sites, space.first_control, 12),
@@ -354,7 +355,7 @@ def test_sticky_tmr_err_stays_set_until_a_configuration_write(toy):
     without upsets. Without configuration writes tmr_err is still 1 at the
     start of every later frame (sticky, though the refresh repaired the
     replica at once); with the testbench's end-of-frame write it is 0 there."""
-    from fkhw.faults import Fault, FaultSet, Upset
+    from fkhw.faults.space import Fault, FaultSet, Upset
     from fkhw.levels.rtl import fault_deposits, param_codes
     from fkhw.rtlgen.sim import run_frames
 

@@ -10,11 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-from fkhw.campaign import CampaignSpec, run_campaign
+from fkhw.campaign.run import CampaignSpec, run_campaign
 from fkhw.model.bundle import load_model
 from fkhw.rtlgen.emit import generate
 from fkhw.tmr.select import CampaignTable, TmrError, check_campaign_matches, parse_rule, residual_curve, select
-from fkhw.tmr.tmrmap import ENTRY_COLUMNS, TmrMap, build_map, write_map
+from fkhw.faults.tmrmap import ENTRY_COLUMNS, TmrMap, build_map, write_map
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +74,8 @@ def test_protect_control_lists_the_valid_flags_and_the_hardened_rtl_and_campaign
     control, its register), the hardened RTL triplicates them (fkhw_pipe_tmr
     with VTMR), a campaign of the map's design has their replicas, and the
     parameter-only map keeps today's files and ids."""
-    from fkhw.campaign import hardening_from_map
-    from fkhw.faults import FlipFlopSpace
+    from fkhw.campaign.run import hardening_from_map
+    from fkhw.faults.space import FlipFlopSpace
     from fkhw.tmr.flow import run_tmr
 
     rule = parse_rule(1.05, None)
@@ -154,7 +154,7 @@ def test_pipeline_campaign_chooses_the_data_bits_whose_upsets_degrade_most_of_th
     exceed the rule's threshold in more than the given fraction of cycles;
     the hardened RTL masks those bits of their stages; a campaign of another
     kind is refused in one line."""
-    from fkhw.faults import FlipFlopSpace
+    from fkhw.faults.space import FlipFlopSpace
     from fkhw.tmr.flow import run_tmr
 
     pipe = tmp_path / "pipe"

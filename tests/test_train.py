@@ -46,8 +46,8 @@ def test_trained_model_loads_with_its_bit_widths(trained_model_dir):
 
 
 def test_engine_equals_qkeras_on_every_vendored_row(trained_model_dir, vendored_inputs):
-    from fkhw.engine import forward
-    from fkhw.fixed import quantize_float
+    from fkhw.model.engine import forward
+    from fkhw.model.fixed import quantize_float
     from fkhw.model.bundle import load_model
 
     _, image = vendored_inputs

@@ -24,11 +24,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fkhw import engine
-from fkhw.fixed import quantize_float
+from fkhw.model import engine
+from fkhw.model.fixed import quantize_float
 from fkhw.levels.rtl import RtlLevel
 from fkhw.levels.software import SoftwareLevel
-from fkhw.sites import SiteSpace
+from fkhw.faults.sites import SiteSpace
 
 SEED = 0
 EPOCHS = 60

@@ -39,7 +39,7 @@ from typing import Callable
 
 import numpy as np
 
-from fkhw.data import DataError
+from fkhw.model.data import DataError
 from fkhw.model.files import ModelFileError
 from fkhw.faults.sites import SiteSpace
 
@@ -287,7 +287,7 @@ def layer_groups(slices: list) -> dict:
 def data_batch(n_inputs: int, seed: int, data_path=None) -> np.ndarray:
     """``n_inputs`` seeded modules with non-zero charge as (N, 8, 8, 1) float32
     normalised images (the encoder's input and the loss target)."""
-    from fkhw import data
+    from fkhw.model import data
 
     charges = data.load_charges(data_path)
     idx = data.select_modules(charges, n_inputs, seed)
@@ -309,7 +309,7 @@ def loss_kind(metric: str) -> str:
 
 def array_batch(n_inputs: int, seed: int, data_path, labels, input_shape, metric: str, n_out: int) -> tuple:
     """``n_inputs`` seeded rows of an array file (x float32, labels as the metric reads them or None)."""
-    from fkhw import data
+    from fkhw.model import data
     from fkhw.damage.metrics import check_labels, get_metric
 
     x, y = data.load_arrays(data_path, labels, input_shape)

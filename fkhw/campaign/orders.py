@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhw.faults.scores import RankingError, order_from_scores as ranked
 from fkhw.faults.sites import SiteError, SiteSpace
 
 BUILTIN = ("site", "random", "msb", "reverse")
@@ -22,8 +23,6 @@ def order_from_scores(path: Path, column: str, space: SiteSpace | None = None) -
     """Site ids of a scores CSV, highest ``column`` first (ties: lowest site
     id first, the same rule ``fkhw rank`` uses, so its curves predict what
     an ordered campaign finds)."""
-    from fkhw.analysis.ranking import RankingError, order_from_scores as ranked
-
     try:
         sites = ranked(Path(path), column)
     except RankingError as e:

@@ -28,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fkhw import __version__, data
+from fkhw import __version__
+
+from fkhw.model import data
 
 from fkhw.campaign import files as campaign_files
 from fkhw.damage.meter import DamageMeter, degraded
@@ -136,7 +138,7 @@ def make_workload(bundle: ModelBundle, data_path: str | None, n_inputs: int, see
         x, y = data.load_arrays(path, labels, bundle.ir.input.shape)
         if m.needs_labels and y is None:
             raise CampaignError(f"--metric {m.name} needs --labels (one class per row of {path})")
-        pool = np.ones((x.shape[0], 1))  # every row may be drawn (fkhw.data.row_pool)
+        pool = np.ones((x.shape[0], 1))  # every row may be drawn (fkhw.model.data.row_pool)
         if rows is None:
             if n_inputs > x.shape[0]:
                 raise CampaignError(f"--inputs {n_inputs} is larger than the {x.shape[0]} rows of {path}")
@@ -918,7 +920,7 @@ def _design(spec: CampaignSpec) -> dict:
 def hardening_from_map(path, bundle: ModelBundle, refresh: bool = False) -> Hardening:
     """The design a TMR map hardens (``fkhw tmr`` folder or tmr_map.json),
     refused for a map made for another model."""
-    from fkhw.tmr.tmrmap import TmrMap
+    from fkhw.faults.tmrmap import TmrMap
 
     p = Path(path)
     p = p / "tmr_map.json" if p.is_dir() else p

@@ -44,7 +44,7 @@ def run(args) -> int:
     import time
 
     from fkhw.cli import UserError
-    from fkhw.data import check_image_input, load_charges, select_modules
+    from fkhw.model.data import check_image_input, load_charges, select_modules
     from fkhw.analysis.hessian import loss_kind
     from fkhw.model.bundle import load_model
     from fkhw.model.files import ModelFileError, resolve
@@ -72,7 +72,7 @@ def _run_arrays(args, kind):
     import time
 
     from fkhw.cli import UserError
-    from fkhw.data import load_arrays
+    from fkhw.model.data import load_arrays
     from fkhw.analysis.hessian import array_batch
     from fkhw.model.bundle import load_model
     from fkhw.model.files import resolve
@@ -104,7 +104,8 @@ def _analyse_and_write(args, bundle, files, kind, t0, what):
     from fkhw.cli import UserError
     from fkhw.analysis.hessian import Settings, analyse
     from fkhw.analysis.hessian_figures import save_figure2
-    from fkhw.analysis.ranking import bit_scores, write_scores_csv
+    from fkhw.analysis.ranking import bit_scores
+    from fkhw.faults.scores import write_scores_csv
     from fkhw.faults.sites import SiteSpace
 
     space = SiteSpace.of(bundle.ir)

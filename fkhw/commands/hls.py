@@ -29,7 +29,7 @@ def add_arguments(p):
 def run(args) -> int:
     from fkhw.cli import UserError
     from fkhw.hls.project import HlsProjectError, generate
-    from fkhw.data import load_charges
+    from fkhw.model.data import load_charges
     from fkhw.model.bundle import load_model
     from fkhw.outpaths import check_out_dir
 
@@ -58,7 +58,7 @@ def _check(bundle, project, hls_model, args) -> int:
     import numpy as np
 
     from fkhw.model import engine
-    from fkhw.data import encoder_input_codes, load_charges
+    from fkhw.model.data import encoder_input_codes, load_charges
     from fkhw.hls.project import csim_predict, mismatched_rows
     from fkhw.levels.hls import HlsLevel
     from fkhw.faults.sites import SiteSpace, flip

@@ -24,7 +24,8 @@ def add_arguments(p):
 def run(args) -> int:
     from fkhw.outpaths import check_out_dir
     from fkhw.analysis.hessian_figures import save_rank_curves
-    from fkhw.analysis.ranking import DEFAULT_THRESHOLDS, RankingError, compare, read_scores_csv, write_rank_csv
+    from fkhw.analysis.ranking import DEFAULT_THRESHOLDS, compare, write_rank_csv
+    from fkhw.faults.scores import RankingError, read_scores_csv
 
     thresholds = sorted(set(DEFAULT_THRESHOLDS) | set(args.threshold))
     check_out_dir(args.out)
@@ -66,7 +67,7 @@ def check_same_model(campaign, summary, scores_path, score_sites) -> None:
     both record one, and a scores table over the model's whole site space."""
     import json
 
-    from fkhw.analysis.ranking import RankingError
+    from fkhw.faults.scores import RankingError
 
     report = (scores_path if scores_path.is_dir() else scores_path.parent) / "hessian.json"
     digest = None

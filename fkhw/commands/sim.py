@@ -122,7 +122,7 @@ def _run(args, background: list) -> int:
     from fkhw.cli import UserError
     from fkhw.commands.campaign import print_summary
     from fkhw.commands.tmr import print_report
-    from fkhw.data import all_input_codes, check_image_input, row_pool, select_modules
+    from fkhw.model.data import all_input_codes, check_image_input, row_pool, select_modules
     from fkhw.model.bundle import load_model
     from fkhw.analysis.figures import campaign_figure1
     from fkhw.faults.sites import SiteSpace
@@ -304,7 +304,7 @@ def _run(args, background: list) -> int:
 def _check_metric(args) -> None:
     """--metric, --labels and array --data that cannot go together, before anything is built."""
     from fkhw.cli import UserError
-    from fkhw.data import ARRAY_SUFFIXES, load_arrays
+    from fkhw.model.data import ARRAY_SUFFIXES, load_arrays
     from fkhw.damage.metrics import get_metric
 
     if get_metric(args.metric).needs_labels and args.labels is None:
@@ -319,7 +319,7 @@ def _example_defaults(args) -> None:
     """A model directory may name its own data, labels, metric and held-out
     size (example.json, e.g. the digits example); used when the command
     line gives no --data, --labels or --metric."""
-    from fkhw.data import model_example
+    from fkhw.model.data import model_example
     from fkhw.model.files import resolve
 
     if args.data is not None or args.labels is not None or args.metric != "emd":

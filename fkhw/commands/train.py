@@ -62,7 +62,7 @@ def config_from_args(args):
 
 def run(args) -> int:
     from fkhw.cli import UserError
-    from fkhw.data import DEFAULT_DATA, load_charges
+    from fkhw.model.data import DEFAULT_DATA, load_charges
     from fkhw.model.train import check_out_dir, train
 
     from fkhw.outpaths import check_out_dir as check_out_path

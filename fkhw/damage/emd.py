@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fkhw.data import geometry
+from fkhw.model.data import geometry
 
 _MAX_ITER = 100000
 # imported by POT's package for solvers fkhw does not call (ot.gromov, ot.lowrank, ot.da), each inside

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fkhw.data import from_image
+from fkhw.model.data import from_image
 from fkhw.damage.emd import emd_pairs
 from fkhw.model.decoder import DecoderIR
 

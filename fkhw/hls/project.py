@@ -362,7 +362,7 @@ def _write_dat(path: Path, values: np.ndarray) -> None:
 def write_testbench(out: Path, ir: IntegerModel, n: int = TESTBENCH_ROWS) -> None:
     """Input rows and expected outputs for the vendor C-sim / co-sim test
     bench (``<project>_test.cpp`` reads tb_data/*.dat when they exist)."""
-    from fkhw import data
+    from fkhw.model import data
     from fkhw.model import engine
 
     if tuple(ir.input.shape) == data.IMAGE_SHAPE:

@@ -40,7 +40,7 @@ def _rtl(bundle, jobs, hardening=None):
 
     if hardening is None:
         return RtlLevel.for_bundle(bundle, jobs=jobs)
-    from fkhw.tmr.harden import harden
+    from fkhw.rtlgen.harden import harden
 
     return RtlLevel(bundle.ir, jobs=jobs or 1, design=harden(bundle.ir, hardening.protect, refresh=hardening.refresh))
 

@@ -50,7 +50,7 @@ __all__ = ["RtlLevel", "RtlSimError", "encoder_inputs", "param_codes", "fault_de
 def encoder_inputs(model: IntegerModel, path=None) -> np.ndarray:
     """Input codes of the vendored HGCAL rows (or a CSV): load, normalise,
     8x8 image, input quantizer."""
-    from fkhw.data import encoder_input_codes, load_charges
+    from fkhw.model.data import encoder_input_codes, load_charges
 
     return encoder_input_codes(load_charges(path), model.input.fmt)
 
@@ -248,7 +248,7 @@ class RtlLevel:
                  design: RtlDesign | None = None):
         self.model: IntegerModel = model.ir if hasattr(model, "ir") else model
         # refuses an unsupported IR here; ``design``: another variant of the
-        # same model's encoder (e.g. the hardened one, fkhw.tmr.harden)
+        # same model's encoder (e.g. the hardened one, fkhw.rtlgen.harden)
         self.design: RtlDesign = design if design is not None else generate(self.model)
         self.meta = self.design.meta
         self.space = design_space(self.model, self.meta)

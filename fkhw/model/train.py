@@ -241,7 +241,7 @@ def _build(cfg: TrainConfig, tf):
 
 def images(charges: np.ndarray) -> np.ndarray:
     """Normalised (N, 8, 8, 1) float32 images of (N, 48) charges."""
-    from fkhw.data import normalise, to_image
+    from fkhw.model.data import normalise, to_image
 
     return to_image(normalise(np.asarray(charges, dtype=np.float64))).astype(np.float32)
 

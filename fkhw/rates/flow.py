@@ -133,7 +133,7 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
     from fkhw.campaign.run import campaign_model
     from fkhw.campaign.files import read_summary
     from fkhw.faults.space import FlipFlopSpace
-    from fkhw.tmr.tmrmap import TmrMap
+    from fkhw.faults.tmrmap import TmrMap
 
     t0 = time.monotonic()
     if not 0 < target < 1:
@@ -293,7 +293,7 @@ def rtl_crosscheck(bundle, inputs: np.ndarray, pools: dict, k_max: int, samples:
     from fkhw.faults.software import simulate_set
     from fkhw.faults.space import Fault, FaultSet, FlipFlopSpace, Upset
     from fkhw.levels.rtl import RtlLevel
-    from fkhw.tmr.harden import harden
+    from fkhw.rtlgen.harden import harden
 
     # full TMR of every weight bit is opt-in ("full" in designs, `fkhw rate --check-full-tmr`): its
     # Verilator model is the largest build, and the plain and selective designs already exercise

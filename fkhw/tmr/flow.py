@@ -40,7 +40,7 @@ from fkhw.progress import Progress
 from fkhw.faults.sites import SiteSpace
 from fkhw.tmr.figures import save_tradeoff, worst_after
 from fkhw.tmr.select import CampaignTable, Rule, TmrError, check_campaign_matches, select
-from fkhw.tmr.tmrmap import build_map, write_map
+from fkhw.faults.tmrmap import build_map, write_map
 
 log = logging.getLogger(__name__)
 PROOF_MODULES = 32
@@ -65,7 +65,8 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
     ``scheduler``: a Dask scheduler the proof and the hardened campaign run
     on (default: this machine, ``jobs`` simulator processes)."""
     from fkhw.rtlgen.emit import generate
-    from fkhw.tmr.harden import harden, write_tmrg_variant
+    from fkhw.rtlgen.harden import harden
+    from fkhw.tmr.tmrg import write_tmrg_variant
 
     table = CampaignTable.load(campaign)
     check_campaign_matches(table, bundle.files.digest(), bundle.name)
@@ -74,7 +75,7 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
     selection = select(table, rule, n_all)
     protect = np.sort(table.site[selection.rows])
     from fkhw.faults.space import FlipFlopSpace
-    from fkhw.tmr.tmrmap import transient_entries
+    from fkhw.faults.tmrmap import transient_entries
 
     ffspace = FlipFlopSpace.of(ir)
     controls = []
@@ -277,7 +278,7 @@ def _prove_netlist(bundle, protect, out: Path, jobs, inputs, plain_outputs, unpr
     """The proof after synthesis: the same upsets on the flip-flops of the
     hardened design's Yosys netlist, whose replicas are counted first."""
     from fkhw.rtlgen.netlist import NetlistError, synthesize_netlist
-    from fkhw.tmr.harden import harden
+    from fkhw.rtlgen.harden import harden
 
     t0 = _step("proof after synthesis: Yosys netlist of the hardened RTL, the same upsets on its flip-flops")
     protect = _parameter_bits(bundle, protect)
@@ -299,7 +300,7 @@ def _prove_regfile_netlist(bundle, protect, out: Path, jobs, inputs, plain_outpu
     from fkhw.rtlgen.emit import generate
     from fkhw.rtlgen.netlist import NetlistError, regfile_netlist_design
     from fkhw.tmr.area import regfile_netlist
-    from fkhw.tmr.harden import harden
+    from fkhw.rtlgen.harden import harden
 
     t0 = _step("proof after synthesis: the hardened register files' Yosys + ABC netlist (the area table's) with the "
                "datapath RTL, the same upsets on its flip-flops")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fkhw import data
+from fkhw.model import data
 
 DEFAULT_MODULES = 1024
 STABLE_COVERAGE = 0.99

@@ -2,7 +2,7 @@
 
 :class:`HardenedRtlLevel` is the RTL level (cocotb + Verilator, the same
 frames as :class:`fkhw.levels.rtl.RtlLevel`) on the hardened encoder of
-:func:`fkhw.tmr.harden.harden`. An upset of a protected site flips its bit
+:func:`fkhw.rtlgen.harden.harden`. An upset of a protected site flips its bit
 in ONE replica flip-flop (``replica`` 0, 1 or 2 = ``mem``, ``mem_b``,
 ``mem_c``); an upset of an unprotected site flips its single flip-flop.
 Each upset is an :class:`fkhw.faults.space.Upset` of a flip-flop of the hardened
@@ -44,7 +44,7 @@ from fkhw.levels.rtl import RtlLevel
 from fkhw.model.ir import IntegerModel
 from fkhw.rtlgen.sim import RtlSimError
 from fkhw.faults.sites import SiteSpace
-from fkhw.tmr.harden import harden
+from fkhw.rtlgen.harden import harden
 
 __all__ = ["HardenedRtlLevel", "prove", "replica_faults", "transient_replica_faults"]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fkhw import data
+from fkhw.model import data
 from fkhw.tmr.heldout import DEFAULT_MODULES, Validation, heldout_rows, run_heldout, validate
 from fkhw.tmr.select import CampaignTable, Rule, TmrError, select
 

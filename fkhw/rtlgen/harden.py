@@ -8,7 +8,6 @@ and bits); its metadata (``fkhw_encoder.json``, key ``tmr``) lists per
 register file the protection mask and per protected site the three replica
 flip-flops.
 
-``write_tmrg_variant(ir, protect_sites, out_dir)``: see :mod:`fkhw.tmr.tmrg`.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from pathlib import Path
 from fkhw.model.ir import IntegerModel
 from fkhw.rtlgen.emit import RtlDesign, generate
 
-__all__ = ["harden", "write_hardened", "write_tmrg_variant"]
+__all__ = ["harden", "write_hardened"]
 
 
 def harden(ir: IntegerModel, protect_sites, refresh: bool = False) -> RtlDesign:
@@ -38,8 +37,3 @@ def write_hardened(ir: IntegerModel, protect_sites, out_dir: Path) -> RtlDesign:
     design.write(out_dir)
     return design
 
-
-def write_tmrg_variant(ir: IntegerModel, protect_sites, out_dir: Path) -> list:
-    from fkhw.tmr.tmrg import write_tmrg_variant as _write
-
-    return _write(ir, protect_sites, out_dir)
