@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from fkhw.model.ir import IntegerModel
+from fkhw.outpaths import atomic_open
 from fkhw.sites import SiteSpace
 
 SCORES = ("taylor2", "hessian_eigen", "gradient", "msb", "random", "taylor2_abs", "curvature_abs",
@@ -137,7 +138,7 @@ def bit_scores(model: IntegerModel, gradient: np.ndarray, diagonal: np.ndarray,
 def write_scores_csv(path: Path, scores: dict) -> None:
     names = list(scores)
     n = len(scores[names[0]])
-    with Path(path).open("w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["site"] + names)
         cols = [np.asarray(scores[k], dtype=np.float64) for k in names]
@@ -299,7 +300,7 @@ RANK_COLUMNS = ["threshold", "score", "n_sites", "n_sensitive", "spearman", "inj
 
 
 def write_rank_csv(path: Path, rows: list) -> None:
-    with Path(path).open("w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(RANK_COLUMNS)
         for r in rows:
