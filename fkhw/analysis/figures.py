@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhw.outpaths import save_figure
+
 
 def read_campaign_csv(path: Path) -> dict:
     from fkhw.campaign.files import read_table
@@ -87,7 +89,7 @@ def save_figure1(space, campaign_dir: Path, out_png: Path, title: str, marked=No
     table = read_campaign_csv(campaign_dir)
     by_site = dict(zip(table["site"].tolist(), table["emd_norm"].tolist()))
     fig = heatmap_figure(space, by_site, title, marked=marked, threshold=threshold, column=table["column"])
-    fig.savefig(out_png, dpi=130)
+    save_figure(fig, out_png, dpi=130)
     return Path(out_png)
 
 
@@ -138,5 +140,5 @@ def damage_figure(campaign_dir: Path, out_png: Path | None = None) -> Path:
     fig.suptitle(f"{summary['model']}: --faults {summary['faults']['kind']}, {summary['level']} level, "
                  f"{summary['inputs']} inputs: damage by flip-flop class", fontsize=10)
     out_png = Path(out_png) if out_png is not None else Path(campaign_dir) / DAMAGE_FIGURE
-    fig.savefig(out_png, dpi=130)
+    save_figure(fig, out_png, dpi=130)
     return out_png

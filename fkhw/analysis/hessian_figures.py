@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhw.outpaths import save_figure
+
 
 def figure2(slices: list, diagonal: np.ndarray, title: str, traces: dict | None = None):
     """One panel per parameter layer, parameters on x in the order of
@@ -46,7 +48,7 @@ def figure2(slices: list, diagonal: np.ndarray, title: str, traces: dict | None 
 
 def save_figure2(path: Path, slices, diagonal, title: str, traces=None) -> Path:
     fig = figure2(slices, diagonal, title, traces)
-    fig.savefig(path, dpi=130)
+    save_figure(fig, path, dpi=130)
     return Path(path)
 
 
@@ -87,5 +89,5 @@ def rank_curves(curves: dict, n_sites: int, title: str):
 
 def save_rank_curves(path: Path, curves: dict, n_sites: int, title: str) -> Path:
     fig = rank_curves(curves, n_sites, title)
-    fig.savefig(path, dpi=130)
+    save_figure(fig, path, dpi=130)
     return Path(path)

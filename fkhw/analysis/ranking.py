@@ -52,6 +52,7 @@ import numpy as np
 
 from fkhw.model.ir import IntegerModel
 from fkhw.faults.scores import RankingError, order_by
+from fkhw.outpaths import atomic_open
 from fkhw.faults.sites import SiteSpace
 
 SCORES = ("taylor2", "hessian_eigen", "gradient", "msb", "random", "taylor2_abs", "curvature_abs",
@@ -234,7 +235,7 @@ RANK_COLUMNS = ["threshold", "score", "n_sites", "n_sensitive", "spearman", "inj
 
 
 def write_rank_csv(path: Path, rows: list) -> None:
-    with Path(path).open("w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(RANK_COLUMNS)
         for r in rows:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhw.outpaths import atomic_open, make_dir, save_figure, write_text
+
 COLUMNS = ["design", "kind", "class", "faults", "degraded", "fraction", "lo", "hi", "mean_emd_norm"]
 
 
@@ -67,9 +69,9 @@ def write_risk(rows: list, out: Path, threshold: float, title: str, column: str 
     """``column``: the campaigns' normalised damage (fkhw.damage.metrics); the file
     keys keep the EMD-era name ``mean_emd_norm``."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "risk.json").write_text(json.dumps({"threshold": threshold, "rows": rows}, indent=1) + "\n")
-    with (out / "risk.csv").open("w", newline="") as f:
+    make_dir(out)
+    write_text(out / "risk.json", json.dumps({"threshold": threshold, "rows": rows}, indent=1) + "\n")
+    with atomic_open(out / "risk.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
@@ -78,7 +80,7 @@ def write_risk(rows: list, out: Path, threshold: float, title: str, column: str 
     for r in rows:
         lines.append(f"| {r['design']} | {r['kind']} | {r['class']} | {r['faults']:,} | {100 * r['fraction']:.2f}% "
                      f"[{100 * r['lo']:.2f}, {100 * r['hi']:.2f}] | {r['mean_emd_norm']:.4f} |")
-    (out / "risk.md").write_text("\n".join(lines) + "\n")
+    write_text(out / "risk.md", "\n".join(lines) + "\n")
     figure(rows, out / "risk.png", threshold, title, column)
     return [out / "risk.json", out / "risk.csv", out / "risk.md", out / "risk.png"]
 
@@ -102,5 +104,5 @@ def figure(rows: list, path: Path, threshold: float, title: str, column: str = "
     ax.set_ylabel(f"faults degrading the output [%]\n({column} > {threshold:g}, or a lost/extra output)")
     ax.set_title(title)
     ax.legend()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     return path

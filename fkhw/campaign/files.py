@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhw.outpaths import open_lock
+
 SUMMARY = "summary.json"
 TABLE = "campaign.csv"
 OUTPUTS = "outputs.npz"
@@ -383,7 +385,7 @@ class FolderLock:
 
     def __enter__(self) -> "FolderLock":
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = open_lock(self.path)  # never through a link planted as .lock
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:

@@ -28,11 +28,12 @@ Files of the first format (a dense ``latent`` array) are still read.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from fkhw.outpaths import atomic_open
 
 FORMAT = 2
 
@@ -142,7 +143,6 @@ def write_outputs(path: Path, *, charges, inputs, rows, baseline, baseline_emd, 
     (a FaultSet in table order, with ``lost_*`` and ``extra``): a campaign of
     another kind than seu, keyed by fault id (``sites`` then holds its ids)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     if faults is None:
         keyed = dict(sites=sites)
     else:
@@ -152,10 +152,9 @@ def write_outputs(path: Path, *, charges, inputs, rows, baseline, baseline_emd, 
                      fault_scrub=faults.scrub)
     if labels is not None:  # only a metric reading labels writes them: EMD files stay as they were
         keyed["labels"] = np.asarray(labels)
-    with tmp.open("wb") as f:
+    with atomic_open(path, "wb") as f:
         np.savez_compressed(f, format=np.array(FORMAT), charges=charges, inputs=inputs, rows=rows, baseline=baseline,
                             baseline_emd=baseline_emd, **keyed, changed_indptr=indptr,
                             changed_module=np.asarray(module, dtype=np.int32), changed_latent=changed_latent,
                             changed_emd=changed_emd)
-    os.replace(tmp, path)
     return path

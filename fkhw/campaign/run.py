@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from fkhw.levels import LEVELS, level_entry
 from fkhw.damage.metrics import EMD, MetricError, check_labels, get_metric, pred_changed, scorer
 from fkhw.model.bundle import ModelBundle
 from fkhw.campaign.orders import site_order
+from fkhw.outpaths import atomic_open, make_dir, save_npz, write_text
 from fkhw.outpaths import check_out_dir as check_out_path
 from fkhw.campaign.outputs import write_outputs
 from fkhw.progress import Progress
@@ -291,6 +291,7 @@ class Store:
         return self.out / ".partial"
 
     def open(self) -> None:
+        make_dir(self.partial)  # a link planted as .partial is refused, its chunks never read nor removed
         manifest = self.partial / campaign_files.MANIFEST
         if manifest.exists():
             found = campaign_files.read_manifest(self.out)
@@ -306,8 +307,7 @@ class Store:
                 except Exception:
                     chunk.unlink()  # a chunk cut short by a kill (or of an older format) is redone, never half-read
         else:
-            self.partial.mkdir(parents=True, exist_ok=True)
-            manifest.write_text(json.dumps({"identity": self.identity}))
+            write_text(manifest, json.dumps({"identity": self.identity}))
 
     def add(self, ids: np.ndarray, damage, latent: np.ndarray) -> None:
         """A finished chunk: fault ``ids``, ``damage`` from the meter, ``latent`` (F, N, n_out)."""
@@ -319,11 +319,8 @@ class Store:
         pairs = dict(indptr=indptr, module=pm.astype(np.int32), latent=latent[ps, pm],
                      pair_emd=damage.pair_emd[order], lost_indptr=lost_indptr,
                      lost_module=damage.lost_module[lorder].astype(np.int32), extra=damage.extra)
-        fd, tmp = tempfile.mkstemp(dir=self.partial, suffix=".tmp")
-        os.close(fd)
-        with open(tmp, "wb") as f:
-            np.savez(f, sites=ids, emd=damage.emd, n_changed=damage.n_changed, **pairs)
-        os.replace(tmp, self.partial / f"chunk_{int(ids[0]):08d}_{len(self.done):08d}.npz")
+        save_npz(self.partial / f"chunk_{int(ids[0]):08d}_{len(self.done):08d}.npz", sites=ids, emd=damage.emd,
+                 n_changed=damage.n_changed, **pairs)
         self._keep(ids, damage.emd, damage.n_changed, **pairs)
 
     def _keep(self, ids, emd, n_changed, indptr, module, latent, pair_emd, lost_indptr, lost_module, extra) -> None:
@@ -358,7 +355,7 @@ def identity(spec: CampaignSpec, bundle: ModelBundle, work: Workload, planned: P
 def check_out_dir(out: Path) -> None:
     check_out_path(out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        make_dir(out)
     except OSError as e:
         raise CampaignError(f"--out {out}: cannot write there ({e.strerror})") from None
 
@@ -655,15 +652,13 @@ def _assemble(spec, level_name, bundle, out, store, planned, work, baseline, bas
     cols = space.table(bundle.ir, rows) if rows.size else {k: [] for k in ("site", "layer", "tensor", "index", "bit")}
     extra = _metric_extra(metric, baseline, indptr, module, changed_latent, np.full(rows.size, baseline.shape[0]))
 
-    tmp_csv = out / "campaign.csv.tmp"
-    with tmp_csv.open("w", newline="") as f:
+    with atomic_open(out / "campaign.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(metric_columns(metric, CSV_COLUMNS) + list(extra))
         for k in range(rows.size):
             w.writerow([int(cols["site"][k]), cols["layer"][k], cols["tensor"][k], int(cols["index"][k]),
                         int(cols["bit"][k]), repr(float(emd[k])), repr(float(emd_norm[k])), int(n_changed[k]),
                         repr(float(lo[k])), repr(float(hi[k]))] + [repr(float(v[k])) for v in extra.values()])
-    os.replace(tmp_csv, out / "campaign.csv")
     write_outputs(out / "outputs.npz", charges=work.charges, inputs=work.inputs, rows=work.rows, baseline=baseline,
                   baseline_emd=baseline_emd, sites=rows, indptr=indptr, module=module,
                   changed_latent=changed_latent, changed_emd=changed_emd, labels=work.labels)
@@ -693,9 +688,9 @@ def _assemble(spec, level_name, bundle, out, store, planned, work, baseline, bas
                  and k not in ("faults", "faults_file", "cycle", "samples", "hardening") and _recorded(spec, k)},
         **_design(spec),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     # timing lives apart so that a resumed run ends with the same summary
-    (out / "timing.json").write_text(json.dumps({"seconds": round(seconds, 3), "sites": int(rows.size)}) + "\n")
+    write_text(out / "timing.json", json.dumps({"seconds": round(seconds, 3), "sites": int(rows.size)}) + "\n")
     return CampaignResult(out, summary, rows, emd_norm)
 
 
@@ -818,11 +813,8 @@ def _assemble_faults(spec, level_name, bundle, out, store, planned: Plan, work, 
     classes = fault_classes(fs, space)
     extra_cols = _metric_extra(metric, baseline, indptr, module, changed_latent, n_touched)
 
-    tmp = out / (campaign_files.FAULTS + ".tmp")
-    write_faults_csv(fs, space, tmp)
-    os.replace(tmp, out / campaign_files.FAULTS)
-    tmp_csv = out / "campaign.csv.tmp"
-    with tmp_csv.open("w", newline="") as f:
+    write_faults_csv(fs, space, out / campaign_files.FAULTS)
+    with atomic_open(out / "campaign.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(metric_columns(metric, FAULT_CSV_COLUMNS) + list(extra_cols))
         n_up = fs.n_upsets()
@@ -830,7 +822,6 @@ def _assemble_faults(spec, level_name, bundle, out, store, planned: Plan, work, 
             w.writerow([int(fs.ids[k]), int(n_up[k]), classes[k], repr(float(emd[k])), repr(float(emd_norm[k])),
                         int(n_changed[k]), int(n_touched[k]), int(lost[k]), int(extra[k]), repr(float(lo[k])),
                         repr(float(hi[k]))] + [repr(float(v[k])) for v in extra_cols.values()])
-    os.replace(tmp_csv, out / "campaign.csv")
     write_outputs(out / "outputs.npz", charges=work.charges, inputs=work.inputs, rows=work.rows, baseline=baseline,
                   baseline_emd=baseline_emd, sites=fs.ids, indptr=indptr, module=module,
                   changed_latent=changed_latent, changed_emd=changed_emd, faults=fs, lost_indptr=lost_indptr,
@@ -872,8 +863,8 @@ def _assemble_faults(spec, level_name, bundle, out, store, planned: Plan, work, 
                  if k not in ("sites", "jobs", "chunk", "scheduler", "rows", "hardening") and _recorded(spec, k)},
         **_design(spec),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "timing.json").write_text(json.dumps({"seconds": round(seconds, 3), "faults": int(len(fs))}) + "\n")
+    write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_text(out / "timing.json", json.dumps({"seconds": round(seconds, 3), "faults": int(len(fs))}) + "\n")
     return CampaignResult(out, summary, fs.ids, emd_norm)
 
 

@@ -2,7 +2,7 @@
 
 import json
 
-from fkhw.commands.options import NON_NEGATIVE, in_path, out_path
+from fkhw.commands.options import NON_NEGATIVE, campaign_inputs, in_path, out_path
 
 HELP = ("join two campaigns on site (or fault id) and count those whose outputs differ (writes agreement.json)")
 DESCRIPTION = (HELP + ". Works for any two levels (software, hls, rtl, ...) and any fault kind: a fault disagrees "
@@ -20,12 +20,13 @@ def add_arguments(p):
 def run(args) -> int:
     from fkhw.campaign.agreement import Campaign, compare
     from fkhw.campaign.files import AGREEMENT
-    from fkhw.outpaths import check_out_file
+    from fkhw.outpaths import check_out_file, write_text
 
     a, b = Campaign.load(args.a, "--a"), Campaign.load(args.b, "--b")
-    out = check_out_file(args.out or args.b / AGREEMENT, "--out" if args.out else "--b")
+    out = check_out_file(args.out or args.b / AGREEMENT, "--out" if args.out else "--b",
+                         inputs=campaign_inputs("--a", args.a) + campaign_inputs("--b", args.b))
     ag = compare(a, b)
-    out.write_text(json.dumps({"a": str(args.a), "b": str(args.b), **ag.to_dict()}, indent=2) + "\n")
+    write_text(out, json.dumps({"a": str(args.a), "b": str(args.b), **ag.to_dict()}, indent=2) + "\n")
     u = ag.unit
     kind = "" if ag.kind == "seu" else f" [{ag.kind}]"
     print(f"{ag.level_a} ({args.a}) vs {ag.level_b} ({args.b}){kind}: {ag.common_sites} common {u}, "

@@ -3,7 +3,7 @@ time, on a level, and measure the damage as EMD; or run another kind of
 fault (multi-bit, pipeline, accumulated upsets, a faults file)."""
 
 from fkhw.commands.options import (EMD_NORM, NON_NEGATIVE, POSITIVE, SEED, add_metric_arguments, fraction_open,
-                                  in_path, out_path)
+                                  in_path, input_paths, model_inputs, order_inputs, out_path)
 from fkhw.levels import LEVELS
 
 HELP = ("fault-injection campaign on a level (software, hls, rtl, netlist): single-bit upsets (default) or "
@@ -85,7 +85,10 @@ def run(args) -> int:
     from fkhw.outpaths import check_out_dir
     from fkhw.faults.sites import SiteSpace, read_site_list
 
-    check_out_dir(args.out)
+    check_out_dir(args.out, inputs=model_inputs(args.model) + input_paths("--data", args.data)
+                  + input_paths("--sites", args.sites) + order_inputs(args.order)
+                  + input_paths("--faults-file", args.faults_file) + input_paths("--labels", args.labels)
+                  + input_paths("--tmr", args.tmr, ("tmr_map.json",)))
     if args.scheduler is not None:
         args.scheduler = scheduler_address(args.scheduler)
         probe_scheduler(args.scheduler)  # a port that is not Dask is named now, not after the setup

@@ -1,7 +1,8 @@
 """fkhw hessian: Hessian trace, eigenpairs, diagonal and bit-level scores of
 the encoder under the autoencoder's training loss."""
 
-from fkhw.commands.options import POSITIVE, SEED, TOLERANCE, add_metric_arguments, int_at_least, out_path
+from fkhw.commands.options import (POSITIVE, SEED, TOLERANCE, add_metric_arguments, input_paths, int_at_least,
+                                  model_inputs, out_path)
 
 HELP = "Hessian of the autoencoder loss w.r.t. the encoder: hessian.json, scores.csv, params.csv, figure2.png"
 DESCRIPTION = (
@@ -37,7 +38,8 @@ def _check(args):
     """What the option types cannot see alone (ranges are checked by the parser)."""
     from fkhw.outpaths import check_out_dir
 
-    check_out_dir(args.out)
+    check_out_dir(args.out, inputs=model_inputs(args.model) + input_paths("--data", args.data)
+                  + input_paths("--labels", args.labels))
 
 
 def run(args) -> int:
@@ -99,10 +101,9 @@ def _analyse_and_write(args, bundle, files, kind, t0, what):
     import json
     import time
 
-    import numpy as np
-
     from fkhw.cli import UserError
     from fkhw.analysis.hessian import Settings, analyse
+    from fkhw.outpaths import make_dir, save_npy, write_text
     from fkhw.analysis.hessian_figures import save_figure2
     from fkhw.analysis.ranking import bit_scores
     from fkhw.faults.scores import write_scores_csv
@@ -122,10 +123,10 @@ def _analyse_and_write(args, bundle, files, kind, t0, what):
     a.seconds["scores"] = round(time.perf_counter() - t, 3)
 
     out = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     write_scores_csv(out / "scores.csv", scores)
     _write_params(out / "params.csv", a, bundle.ir, space)
-    np.save(out / "eigenvectors.npy", a.eigen.vectors)
+    save_npy(out / "eigenvectors.npy", a.eigen.vectors)
     traces = {g: float(a.diagonal[s].sum()) for g, s in a.groups.items()}
     png = save_figure2(out / "figure2.png", a.slices, a.diagonal,
                        f"{bundle.name}: Hessian diagonal per parameter ({args.diagonal}), "
@@ -165,7 +166,7 @@ def _analyse_and_write(args, bundle, files, kind, t0, what):
         "seconds": a.seconds,
         "scores": list(scores),
     }
-    (out / "hessian.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_text(out / "hessian.json", json.dumps(report, indent=2) + "\n")
     _print(report, out, png)
     return 0
 
@@ -173,9 +174,10 @@ def _analyse_and_write(args, bundle, files, kind, t0, what):
 def _write_params(path, a, ir, space):
     import csv
 
+    from fkhw.outpaths import atomic_open
     from fkhw.faults.sites import tensor_codes
 
-    with path.open("w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["param", "layer", "tensor", "index", "code", "value", "gradient", "hessian_diag"])
         for s, t in zip(a.slices, space.tensors):

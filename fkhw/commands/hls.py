@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from fkhw.commands.options import NON_NEGATIVE, SEED, in_path, out_path
+from fkhw.commands.options import NON_NEGATIVE, SEED, in_path, input_paths, model_inputs, out_path
 
 HELP = "convert the encoder with hls4ml into a synthesizable HLS project and compile its C-simulation"
 DESCRIPTION = HELP + (
@@ -35,13 +35,14 @@ def run(args) -> int:
 
     if args.faults and not args.check:
         raise UserError("--faults needs --check")
+    inputs = model_inputs(args.model) + input_paths("--data", args.data)
     if args.out is not None:
-        check_out_dir(args.out)
+        check_out_dir(args.out, inputs=inputs)
     if args.check:
         load_charges(args.data)  # a bad --data is refused before the project is written
     bundle = load_model(args.model)
     out = args.out if args.out is not None else Path("hls_projects") / bundle.name
-    check_out_dir(out, "--out" if args.out is not None else "the default project folder")
+    check_out_dir(out, "--out" if args.out is not None else "the default project folder", inputs)
     try:
         project, hls_model = generate(bundle, out, args.backend)
         print(f"hls4ml project of {bundle.name} ({args.backend}, io_parallel) -> {project.directory}")

@@ -126,3 +126,42 @@ def add_metric_arguments(p, what: str = "damage") -> None:
     p.add_argument("--labels", type=in_path, default=None, metavar="FILE",
                    help="labels (class ids) or targets, one row per row of an array --data (.npy/.npz/.h5; an .npz "
                         "or HDF5 may hold both as x and y)")
+
+
+# --- what a command reads: its outputs must not land there (fkhw.outpaths) ----------
+
+def input_paths(option: str, path, names=()) -> list:
+    """(option, path) of an input file or folder and, for a folder, of the
+    files ``names`` in it the command reads; nothing for an option not given."""
+    if path is None:
+        return []
+    path = Path(path)
+    return [(option, path)] + [(option, path / n) for n in names]
+
+
+def campaign_inputs(option: str, path) -> list:
+    """A campaign folder (or its bare campaign.csv) and the files of it a command reads."""
+    from fkhw.campaign.files import FAULTS, OUTPUTS, SUMMARY, TABLE
+
+    return input_paths(option, path, (TABLE, SUMMARY, OUTPUTS, FAULTS))
+
+
+def model_inputs(model, option: str = "--model") -> list:
+    """A model's folder and files; nothing for a model that does not resolve
+    (the command refuses it, naming it, when it loads it)."""
+    from fkhw.model.files import ModelFileError, resolve
+
+    if model is None:
+        return []
+    try:
+        files = resolve(str(model))
+    except (ModelFileError, OSError):
+        return []
+    folder = None if Path(str(model)).is_file() else files.directory  # a model file's folder is not the model
+    paths = (folder, files.encoder_json, files.encoder_weights, files.decoder_json, files.decoder_weights)
+    return [(option, p) for p in paths if p is not None]
+
+
+def order_inputs(order: str) -> list:
+    """The scores file of an --order SCORES.csv:COLUMN."""
+    return input_paths("--order", order.rsplit(":", 1)[0]) if ":" in order else []

@@ -1,6 +1,6 @@
 """fkhw plot: draw a campaign's Figure 1 heat map."""
 
-from fkhw.commands.options import in_path, out_path
+from fkhw.commands.options import campaign_inputs, in_path, model_inputs, out_path
 
 HELP = ("draw a campaign's figure: the Figure 1 heat map (normalised mean EMD per parameter bit) of a seu campaign, "
         "damage by flip-flop class of any other --faults kind")
@@ -24,15 +24,19 @@ def run(args) -> int:
     if kind_of(summary) != "seu":
         read_fault_table(args.campaign, summary)
         check_out_file(args.out if args.out is not None else args.campaign / DAMAGE_FIGURE,
-                       "--out" if args.out is not None else "--campaign")
+                       "--out" if args.out is not None else "--campaign", inputs=_inputs(args))
         campaign_model(summary, args.model)  # a campaign of another model is refused
         print(f"damage by flip-flop class -> {damage_figure(args.campaign, args.out)}")
         return 0
     read_table(args.campaign, summary)  # a damaged table is named before the model loads
     check_out_file(args.out if args.out is not None else args.campaign / FIGURE1,
-                   "--out" if args.out is not None else "--campaign")
+                   "--out" if args.out is not None else "--campaign", inputs=_inputs(args))
     bundle = campaign_model(summary, args.model)
     out = campaign_figure1(SiteSpace.of(bundle.ir), bundle.name, args.campaign, summary["level"], summary["inputs"],
                            args.out)
     print(f"figure 1 -> {out}")
     return 0
+
+
+def _inputs(args) -> list:
+    return campaign_inputs("--campaign", args.campaign) + model_inputs(args.model)

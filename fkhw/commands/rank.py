@@ -1,6 +1,6 @@
 """fkhw rank: how well each bit score finds a campaign's sensitive bits."""
 
-from fkhw.commands.options import EMD_NORM, in_path, out_path
+from fkhw.commands.options import EMD_NORM, campaign_inputs, in_path, input_paths, out_path
 
 HELP = "compare bit scores (fkhw hessian) with a campaign: Spearman, found-vs-injected curves, rank.csv"
 DESCRIPTION = (
@@ -22,20 +22,21 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from fkhw.outpaths import check_out_dir
+    from fkhw.outpaths import check_out_dir, make_dir
     from fkhw.analysis.hessian_figures import save_rank_curves
     from fkhw.analysis.ranking import DEFAULT_THRESHOLDS, compare, write_rank_csv
     from fkhw.faults.scores import RankingError, read_scores_csv
 
     thresholds = sorted(set(DEFAULT_THRESHOLDS) | set(args.threshold))
-    check_out_dir(args.out)
+    check_out_dir(args.out, inputs=campaign_inputs("--campaign", args.campaign)
+                  + input_paths("--scores", args.scores, ("scores.csv", "hessian.json")))
     camp_sites, emd, summary = _campaign(args.campaign, "emd_norm" if args.rule == "mean" else "emd_norm_hi")
     score_sites, scores = read_scores_csv(args.scores)
     if not scores:
         raise RankingError(f"--scores {args.scores}: no score column besides 'site'")
     check_same_model(args.campaign, summary, args.scores, score_sites)
     cmp = compare(camp_sites, emd, score_sites, scores, thresholds)
-    args.out.mkdir(parents=True, exist_ok=True)
+    make_dir(args.out)
     write_rank_csv(args.out / "rank.csv", cmp.rows)
     png = save_rank_curves(args.out / "rank.png", cmp.curves, cmp.n_sites,
                            f"sensitive bits found vs injected ({cmp.n_sites} campaign sites)")

@@ -1,6 +1,7 @@
 """fkhw rate: failure rates of the plain, selectively and fully hardened encoder against flux and scrub interval."""
 
-from fkhw.commands.options import EMD_NORM, SEED, finite_above, fraction_open, in_path, int_at_least, out_path
+from fkhw.commands.options import (EMD_NORM, SEED, campaign_inputs, finite_above, fraction_open, in_path, input_paths,
+                                  int_at_least, model_inputs, out_path)
 
 HELP = "failure rates: P(degraded output) and mean damage vs time since the scrub, for flux x cross-section"
 
@@ -66,7 +67,9 @@ def run(args) -> int:
 
         raise UserError("--check-full-tmr replays scenarios: give --check-rtl N (N > 0) as well")
     out = args.out if args.out is not None else args.campaign.parent / "rate"
-    check_out_dir(out, "--out" if args.out is not None else "--campaign")
+    check_out_dir(out, "--out" if args.out is not None else "--campaign",
+                  inputs=campaign_inputs("--campaign", args.campaign) + input_paths("--tmr", args.tmr, ("tmr_map.json",))
+                  + campaign_inputs("--transients", args.transients) + model_inputs(args.model))
     env = Environment(args.flux, args.sigma, args.clock)
     print(f"note: sigma = {args.sigma:g} cm^2 per flip-flop is an assumption: the cross-section must come from your "
           "technology and beam tests")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from fkhw.commands.options import out_path
+from fkhw.commands.options import model_inputs, out_path
 
 HELP = "generate synthesizable Verilog of the encoder (weights in a register file) with its register map"
 DESCRIPTION = HELP + (". Writes fkhw_encoder.v and its template modules, regmap.csv (site,reg,bit), "
@@ -23,11 +23,11 @@ def add_arguments(p):
 def run(args) -> int:
     from fkhw.cli import UserError
     from fkhw.model.bundle import load_model
-    from fkhw.outpaths import check_out_dir
+    from fkhw.outpaths import check_out_dir, write_text
     from fkhw.rtlgen.emit import DEFS_FILE, META_FILE, REGMAP_FILE, TOP, TOP_FILE, RtlUnsupported, generate
     from fkhw.rtlgen.tools import ToolError
 
-    check_out_dir(args.out)
+    check_out_dir(args.out, inputs=model_inputs(args.model))
     bundle = load_model(args.model)
     try:
         design = generate(bundle.ir)  # validates everything before a file is written
@@ -48,7 +48,7 @@ def run(args) -> int:
             res = lint(verilog, TOP, include_dirs=[args.out])
         except ToolError as e:
             raise UserError(str(e)) from None
-        (args.out / "lint.log").write_text(res.output + "\n")
+        write_text(args.out / "lint.log", res.output + "\n")
         print(f"lint: {'clean' if res.ok else f'{res.warnings} warning(s)/error(s), see lint.log'}")
         status = status or (0 if res.ok else 1)
     if args.synth:
@@ -63,8 +63,8 @@ def run(args) -> int:
         except ToolError as e:
             raise UserError(str(e)) from None
         report = synth_report(meta, rep)
-        (args.out / "synth_report.json").write_text(json.dumps(report, indent=1) + "\n")
-        (args.out / "synth_report.txt").write_text(report["text"])
+        write_text(args.out / "synth_report.json", json.dumps(report, indent=1) + "\n")
+        write_text(args.out / "synth_report.txt", report["text"])
         print(report["text"], end="")
         print(f"synth: {time.time() - t0:.0f} s -> {args.out}/synth_report.txt")
         status = status or (0 if report["match"] else 1)

@@ -9,7 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from fkhw.commands.options import EMD_NORM, POSITIVE, SEED, add_metric_arguments, auto_or_positive, out_path
+from fkhw.commands.options import (EMD_NORM, POSITIVE, SEED, add_metric_arguments, auto_or_positive, input_paths,
+                                  model_inputs, out_path)
+from fkhw.outpaths import make_dir, open_new, write_text
 
 HELP = "the whole flow: hls4ml project, RTL (lint), functional test, RTL + software campaigns, agreement, TMR"
 DESCRIPTION = (
@@ -106,9 +108,9 @@ def _start_area_synthesis(model: str, out: Path) -> subprocess.Popen:
     in a process of their own so that they use the CPU the next steps leave
     idle; the TMR step finds them in the synthesis cache (or waits for them)."""
     log = out / "tmr" / "area_background.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(log.parent, root=out)
     cmd = [sys.executable, "-m", "fkhw.tmr.area", "independent", model, str(out / "tmr" / "synth_background")]
-    with open(log, "w") as f:
+    with open_new(log) as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
     print(f"      Yosys area synthesis of the map-independent parts started in the background (log: {log})",
           flush=True)
@@ -129,8 +131,9 @@ def _run(args, background: list) -> int:
 
     from fkhw.outpaths import check_out_dir
 
+    inputs = model_inputs(args.model) + input_paths("--data", args.data) + input_paths("--labels", args.labels)
     if args.out is not None:
-        check_out_dir(args.out)
+        check_out_dir(args.out, inputs=inputs)
     _example_defaults(args)
     _check_metric(args)
     from fkhw.damage.metrics import get_metric
@@ -148,8 +151,8 @@ def _run(args, background: list) -> int:
         check_image_input(bundle.ir.input.shape, bundle.name)
     select_modules(charges, args.inputs, args.seed)  # --inputs the data can give
     out = args.out or Path("out") / bundle.name
-    check_out_dir(out, "--out" if args.out is not None else "the default output folder")
-    out.mkdir(parents=True, exist_ok=True)
+    check_out_dir(out, "--out" if args.out is not None else "the default output folder", inputs)
+    make_dir(out)
     ir = bundle.ir
     space = SiteSpace.of(ir)
     steps.done(f"{len(ir.layers)} layers, {ir.n_param_bits()} parameter bits = fault sites")
@@ -179,7 +182,7 @@ def _run(args, background: list) -> int:
     design = write_rtl(ir, out / "rtl")
     linted = lint(design.verilog_files(out / "rtl"), design.meta["top"], include_dirs=[out / "rtl"])
     lint_text = "clean" if linted.ok else f"{linted.warnings} warnings/errors"
-    (out / "rtl" / "lint.log").write_text(" ".join(map(str, linted.command)) + "\n" + linted.output + "\n")
+    write_text(out / "rtl" / "lint.log", " ".join(map(str, linted.command)) + "\n" + linted.output + "\n")
     summary["rtl"] = {"dir": str(out / "rtl"), "latency": design.meta["latency"], "lint": lint_text}
     steps.done(f"{out / 'rtl'}: latency {design.meta['latency']} cycles, II=1, lint {lint_text}")
     if not linted.ok:
@@ -219,8 +222,8 @@ def _run(args, background: list) -> int:
     from fkhw.campaign.agreement import Campaign, compare
 
     ag = compare(Campaign.load(sw_dir), Campaign.load(rtl_dir))
-    (rtl_dir / "agreement.json").write_text(json.dumps({"a": str(sw_dir), "b": str(rtl_dir), **ag.to_dict()},
-                                                       indent=2) + "\n")
+    write_text(rtl_dir / "agreement.json", json.dumps({"a": str(sw_dir), "b": str(rtl_dir), **ag.to_dict()},
+                                                      indent=2) + "\n")
     summary["agreement"] = {"common_sites": ag.common_sites, "disagreeing_sites": len(ag.disagreeing_sites)}
     steps.done(f"{len(ag.disagreeing_sites)} disagreeing sites of {ag.common_sites}")
 
@@ -256,7 +259,7 @@ def _run(args, background: list) -> int:
                   "flip_flops": plain["flip_flops"], "cells": plain["cells"], "transistors": plain["transistors"],
                   "flip_flops_expected": expected, "breakdown": design.meta["flip_flops_breakdown"],
                   "flip_flops_match": plain["flip_flops"] == expected}
-        (out / "rtl" / "synth_report.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_text(out / "rtl" / "synth_report.json", json.dumps(report, indent=2) + "\n")
         summary["rtl"]["synthesis"] = report
     steps.done(f"{out / 'tmr'}")
 
@@ -296,7 +299,7 @@ def _run(args, background: list) -> int:
     summary["seconds"] = round(time.monotonic() - steps.t0, 1)
     summary["step_seconds"] = [round(t, 1) for t in steps.times]
     summary["step_cpu_seconds"] = [round(c, 1) for c in steps.cpu]
-    (out / "sim_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    write_text(out / "sim_summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     steps.done(f"all artifacts under {out}/ (sim_summary.json)")
     return 0 if not ag.disagreeing_sites else 1
 
@@ -352,7 +355,7 @@ def _every_flip_flop(bundle, out: Path, common: dict, args, rule) -> list:
     plan += [("selective+control", ctrl, k) for k in ("pipeline", "replicas", "replica-pairs")]
     rows = []
     for design, hardening, kind in plan:
-        folder = out / "faults" / design.replace("+", "_") / kind.replace(":", "_")
+        folder = make_dir(out / "faults" / design.replace("+", "_") / kind.replace(":", "_"), root=out)
         spec = CampaignSpec(args.model, level="software", faults=kind, hardening=hardening,
                             thresholds=tuple(sorted({1.0, 1.01, 1.05, 1.1, threshold})), **common)
         run_campaign(spec, bundle, folder, fresh=args.fresh, quiet=True)

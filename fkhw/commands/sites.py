@@ -3,7 +3,7 @@ every flip-flop of its RTL (--all-flip-flops)."""
 
 from pathlib import Path
 
-from fkhw.commands.options import out_path
+from fkhw.commands.options import model_inputs, out_path
 
 HELP = ("list every encoder parameter bit as a fault site (site,layer,tensor,index,bit,code), or with "
         "--all-flip-flops every flip-flop of the RTL (ff,class,register,bit,site,stage)")
@@ -26,7 +26,7 @@ def run(args) -> int:
     from fkhw.outpaths import check_out_file
     from fkhw.faults.sites import write_sites_csv
 
-    check_out_file(args.out)
+    check_out_file(args.out, inputs=model_inputs(args.model))
     bundle = load_model(args.model)
     if args.all_flip_flops:
         return _flip_flops(bundle, args.out)
@@ -37,18 +37,16 @@ def run(args) -> int:
 
 def _flip_flops(bundle, out: Path) -> int:
     import csv
-    import os
 
     from fkhw.faults.space import FlipFlopSpace
+    from fkhw.outpaths import atomic_open
 
     space = FlipFlopSpace.of(bundle.ir)
     table = space.table()
-    tmp = out.with_name(out.name + ".tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_open(out, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(list(table))
         w.writerows(zip(*table.values()))
-    os.replace(tmp, out)
     counts = {k: v for k, v in space.counts().items() if v}
     parts = " + ".join(f"{v:,} {k}" for k, v in counts.items())
     print(f"{space.n_ff:,} flip-flops of {bundle.name} = {parts} -> {out}")

@@ -1,6 +1,7 @@
 """fkhw tmr: the selective-TMR map, annotations, hardened RTL, area and proof."""
 
-from fkhw.commands.options import EMD_NORM, POSITIVE, SEED, add_metric_arguments, auto_or_positive, in_path, out_path
+from fkhw.commands.options import (EMD_NORM, POSITIVE, SEED, add_metric_arguments, auto_or_positive, campaign_inputs,
+                                  in_path, input_paths, model_inputs, out_path)
 
 HELP = "select the weight bits to triplicate from a campaign; write the TMR map, annotations, hardened RTL, area, proof"
 DESCRIPTION = (
@@ -96,7 +97,10 @@ def run(args) -> int:
         table = CampaignTable.load(args.campaign)
         if not args.no_prove:
             read_outputs(args.campaign, table.summary)  # the proof compares with the campaign's own outputs
-    check_out_dir(args.out)
+    check_out_dir(args.out, inputs=campaign_inputs("--campaign", args.campaign)
+                  + campaign_inputs("--pipeline-campaign", args.pipeline_campaign) + model_inputs(args.model)
+                  + input_paths("--data", args.data) + input_paths("--validate-data", args.validate_data)
+                  + input_paths("--labels", args.labels))
     # campaign_model checks the model digest: a campaign of another model is refused here
     bundle = campaign_model(table.summary, args.model) if table is not None else load_model(args.model or "econt-bol")
     evidence = {}

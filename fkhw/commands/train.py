@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from fkhw.commands.options import out_path
+from fkhw.commands.options import input_paths, out_path
 
 HELP = "train the ECON-T autoencoder architecture from scratch (configurable bit widths)"
 DESCRIPTION = (
@@ -68,7 +68,7 @@ def run(args) -> int:
     from fkhw.outpaths import check_out_dir as check_out_path
 
     cfg = config_from_args(args)
-    check_out_path(args.out)
+    check_out_path(args.out, inputs=input_paths("--data", args.data))
     data = args.data or DEFAULT_DATA
     charges = load_charges(data)
     try:

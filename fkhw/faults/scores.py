@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhw.outpaths import atomic_open
+
 
 class RankingError(ValueError):
     """A scores or campaign table that cannot be used, naming the file."""
@@ -19,7 +21,7 @@ class RankingError(ValueError):
 def write_scores_csv(path: Path, scores: dict) -> None:
     names = list(scores)
     n = len(scores[names[0]])
-    with Path(path).open("w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["site"] + names)
         cols = [np.asarray(scores[k], dtype=np.float64) for k in names]

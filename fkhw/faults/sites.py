@@ -16,6 +16,7 @@ import numpy as np
 
 from fkhw.model.fixed import FixedFormat
 from fkhw.model.ir import PARAM_KINDS, IntegerModel
+from fkhw.outpaths import atomic_open
 
 
 class SiteError(ValueError):
@@ -139,7 +140,7 @@ def write_sites_csv(model: IntegerModel, path: Path) -> int:
     space = SiteSpace.of(model)
     cols = space.table(model)
     path = Path(path)
-    with path.open("w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["site", "layer", "tensor", "index", "bit", "code"])
         w.writerows(zip(*(cols[k].tolist() for k in ("site", "layer", "tensor", "index", "bit", "code"))))

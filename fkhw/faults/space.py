@@ -49,6 +49,7 @@ import numpy as np
 
 from fkhw.model.fixed import FixedFormat
 from fkhw.model.ir import IntegerModel
+from fkhw.outpaths import atomic_open
 from fkhw.faults.sites import SiteSpace
 
 CLASSES = ("param", "pipeline", "control", "replica")
@@ -524,7 +525,7 @@ def read_faults_file(path: Path) -> FaultSet:
 def write_faults_csv(fs: FaultSet, space: FlipFlopSpace, path: Path) -> None:
     """The campaign's faults.csv: the faults-file columns plus, for reading,
     the class and register of each upset."""
-    with Path(path).open("w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(FAULTS_COLUMNS + ["n_upsets", "classes", "registers"])
         cls = space.classes(fs.ff) if fs.ff.size else np.array([], dtype=object)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from fkhw import __version__
+from fkhw.outpaths import atomic_open, make_dir, write_text
 
 ENTRY_COLUMNS = ["site", "layer", "tensor", "index", "bit", "reg", "reg_bit", "emd_norm"]
 CSV_COLUMNS = ["class", "flip_flop"] + ENTRY_COLUMNS + ["register", "reason"]
@@ -116,9 +117,9 @@ def build_map(bundle, table, selection, regmap: np.ndarray, flip_flops=()) -> Tm
 
 def write_map(tmr: TmrMap, out: Path) -> list:
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "tmr_map.json").write_text(json.dumps(tmr.to_dict(), indent=2) + "\n")
-    with (out / "tmr_map.csv").open("w", newline="") as f:
+    make_dir(out)
+    write_text(out / "tmr_map.json", json.dumps(tmr.to_dict(), indent=2) + "\n")
+    with atomic_open(out / "tmr_map.csv", "w", newline="") as f:
         if not tmr.flip_flops:  # the parameter-only map keeps its columns
             w = csv.DictWriter(f, fieldnames=ENTRY_COLUMNS)
             w.writeheader()

@@ -33,6 +33,7 @@ from fkhw import __version__
 from fkhw.model.fixed import bits_for_range
 from fkhw.model.extract import UnsupportedLayerError
 from fkhw.model.ir import IntegerModel, raw_range
+from fkhw.outpaths import check_no_links, make_dir, write_text
 
 log = logging.getLogger(__name__)
 
@@ -356,7 +357,7 @@ def csim_predict(hls_model, ir: IntegerModel, codes: np.ndarray) -> np.ndarray:
 
 def _write_dat(path: Path, values: np.ndarray) -> None:
     rows = values.reshape(values.shape[0], -1)
-    path.write_text("".join(" ".join(repr(float(v)) for v in row) + " \n" for row in rows))
+    write_text(path, "".join(" ".join(repr(float(v)) for v in row) + " \n" for row in rows))
 
 
 def write_testbench(out: Path, ir: IntegerModel, n: int = TESTBENCH_ROWS) -> None:
@@ -371,7 +372,7 @@ def write_testbench(out: Path, ir: IntegerModel, n: int = TESTBENCH_ROWS) -> Non
         fmt = ir.input.fmt
         codes = np.random.default_rng(0).integers(fmt.lo, fmt.hi + 1, size=(n,) + tuple(ir.input.shape))
     tb = out / "tb_data"
-    tb.mkdir(exist_ok=True)
+    make_dir(tb)
     _write_dat(tb / "tb_input_features.dat", to_values(codes, ir.input.fmt.frac))
     _write_dat(tb / "tb_output_predictions.dat", to_values(engine.forward(ir, codes), ir.output_spec.frac))
 
@@ -464,14 +465,14 @@ def fault_build_command(cxx: str = "g++") -> list:
 
 def write_fault_sources(out: Path, files: list, hls_model, ir: IntegerModel) -> None:
     d = out / FAULTS_DIR
-    d.mkdir(exist_ok=True)
-    (d / "weights_dir.h").write_text(_WEIGHTS_DIR_H)
+    make_dir(d)
+    write_text(d / "weights_dir.h", _WEIGHTS_DIR_H)
     inp, outp = hls_model.get_input_variables()[0], hls_model.get_output_variables()[0]
-    (d / "fkhw_csim.cpp").write_text(
-        bridge_source(files, inp.type.name, outp.type.name, int(np.prod(ir.input.shape)), ir.output_spec.size))
-    (d / "build.sh").write_text("#!/bin/sh\n# rebuilds the fault-injection library (run from the project folder)\n"
-                                "cd \"$(dirname \"$0\")/..\" && " + " ".join(
-                                    a if "(" not in a else f"'{a}'" for a in fault_build_command()) + "\n")
+    write_text(d / "fkhw_csim.cpp",
+               bridge_source(files, inp.type.name, outp.type.name, int(np.prod(ir.input.shape)), ir.output_spec.size))
+    write_text(d / "build.sh", "#!/bin/sh\n# rebuilds the fault-injection library (run from the project folder)\n"
+               "cd \"$(dirname \"$0\")/..\" && " + " ".join(
+                   a if "(" not in a else f"'{a}'" for a in fault_build_command()) + "\n")
     (d / "build.sh").chmod(0o755)
 
 
@@ -514,9 +515,7 @@ def manifest(bundle, backend: str, hls_model, files: list) -> dict:
 
 
 def write_manifest(out: Path, content: dict) -> None:
-    tmp = out / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(content, indent=1) + "\n")
-    os.replace(tmp, out / MANIFEST)
+    write_text(out / MANIFEST, json.dumps(content, indent=1) + "\n")
 
 
 def generate(bundle, out, backend: str = "Vitis"):
@@ -533,14 +532,15 @@ def generate(bundle, out, backend: str = "Vitis"):
     backend = check_backend(backend)
     check_ir(bundle.ir)
     check_out_dir(out)
+    check_no_links(out)  # hls4ml writes the project with plain open(): it would follow one
     compiler()  # hls4ml's build_lib.sh needs g++ too: fail before writing
     t0 = time.perf_counter()
     log.info("converting %s with hls4ml (%s backend, %s)", bundle.name, backend, IO_TYPE)
     hls_model, files = convert(load_encoder(bundle.files), bundle.ir, out, backend)
 
     log.info("writing the project to %s", out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / GENERATING).write_text("fkhw hls: generation in progress (a kill leaves this mark)\n")
+    make_dir(out)
+    write_text(out / GENERATING, "fkhw hls: generation in progress (a kill leaves this mark)\n")
     (out / MANIFEST).unlink(missing_ok=True)
     with _quiet_hls4ml():
         hls_model.write()

@@ -43,6 +43,7 @@ from typing import Callable
 import numpy as np
 
 from fkhw import __version__
+from fkhw.outpaths import atomic_path, make_dir, write_bytes, write_text
 
 MODEL_FILE_PATTERNS = ("encoder*.json", "encoder*.hdf5", "decoder*.json", "decoder*.hdf5")
 
@@ -253,9 +254,9 @@ def check_out_dir(out_dir: Path, overwrite: bool = False) -> Path:
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"{out_dir}: exists and is not a directory")
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(out_dir)
         probe = out_dir / ".fkhw-write-test"
-        probe.write_bytes(b"")
+        write_bytes(probe, b"")
         probe.unlink()
     except OSError as e:
         raise PermissionError(f"{out_dir}: cannot write the model there ({e.strerror or e})") from None
@@ -338,8 +339,9 @@ def train(cfg: TrainConfig, charges: np.ndarray, out_dir, progress: Callable[[Ep
     written = []
     for name, model in (("encoder", encoder), ("decoder", decoder)):
         js, h5 = out_dir / f"{name}_{tag}.json", out_dir / f"{name}_{tag}.hdf5"
-        js.write_text(legacy_json(model))
-        model.save_weights(str(h5), save_format="h5")
+        write_text(js, legacy_json(model))
+        with atomic_path(h5) as tmp:  # h5py opens the name it is given: a new file, renamed into place
+            model.save_weights(str(tmp), save_format="h5")
         written += [js, h5]
     seconds = time.perf_counter() - t0
 
@@ -372,6 +374,6 @@ def train(cfg: TrainConfig, charges: np.ndarray, out_dir, progress: Callable[[Ep
         "files": [p.name for p in written],
         "engine_check": {"rows": int(x.shape[0]), "latent_codes": int(theirs.size), "mismatches": mismatches},
     }
-    (out_dir / "train.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    write_text(out_dir / "train.json", json.dumps(provenance, indent=2) + "\n")
     return TrainResult(out_dir, tuple(written), initial, final, tuple(losses), int(charges.shape[0]), seconds,
                        mismatches)

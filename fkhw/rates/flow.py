@@ -20,6 +20,7 @@ import numpy as np
 
 from fkhw.rates import model as rates
 from fkhw.campaign.files import damage_column
+from fkhw.outpaths import make_dir, save_figure, write_text
 from fkhw.rates.model import Design, Environment, RateError, draw_scenarios
 
 DEFAULT_SCRUBS = ("1s", "1min", "1h", "1d")
@@ -229,8 +230,8 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
                                              designs=RTL_CHECK_DESIGNS + (("full",) if check_full else ()),
                                              transients=_map_transients(tmap))
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / RESULT).write_text(json.dumps(result, indent=1) + "\n")
+    make_dir(out)
+    write_text(out / RESULT, json.dumps(result, indent=1) + "\n")
     bad = {k: v["disagreeing"] for k, v in result.get("rtl_check", {}).items() if v["disagreeing"]}
     if bad:
         raise RuntimeError(f"the RTL disagrees with the fault model on accumulated upsets: {bad} (see {out / RESULT})")
@@ -273,7 +274,7 @@ def figure(result: dict, path: Path) -> Path:
     ax_e.set(xlabel="time since the last scrub [s]", ylabel=f"mean {column}",
              title=f"mean damage (where <= {result['k_max']} upsets cover 99%)")
     ax_p.legend(fontsize=8)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     return path
 
 

@@ -41,6 +41,7 @@ from fkhw import __version__
 from fkhw.model.engine import windows
 from fkhw.model.fixed import bits_for_range
 from fkhw.model.ir import IR_VERSION, IntegerModel, TensorSpec, acc_frac, pool_window, window_geometry
+from fkhw.outpaths import make_dir, write_text
 from fkhw.faults.sites import SiteSpace
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -108,11 +109,11 @@ class RtlDesign:
 
     def write(self, out: Path) -> list:
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+        make_dir(out)  # a link planted as the folder (e.g. OUT/hardened_rtl) is refused
         written = []
         for name, text in sorted(self.files.items()):
             p = out / name
-            p.write_text(text)
+            write_text(p, text)
             written.append(p)
         return written
 

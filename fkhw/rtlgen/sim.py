@@ -37,6 +37,7 @@ import numpy as np
 
 import fkhw
 from fkhw.rtlgen.emit import META_FILE, TOP
+from fkhw.outpaths import open_lock, open_new, write_text
 from fkhw.rtlgen.tools import ToolError, require_verilator, tool_env, verilator_version
 
 REPO = Path(fkhw.__file__).resolve().parents[1]
@@ -134,7 +135,7 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
     sim_dir = base / "sim"
     stamp = base / "built.json"
     base.mkdir(parents=True, exist_ok=True)
-    with open(base / ".lock", "w") as lockf:
+    with open(open_lock(base / ".lock"), "w") as lockf:
         fcntl.flock(lockf, fcntl.LOCK_EX)
         if stamp.is_file() and (sim_dir / TB_TOP).is_file():
             return SimBuild(key, base / "rtl", sim_dir, meta, 0.0, pipeline, (base / "rtl" / DEPOSITS_VH).is_file())
@@ -145,7 +146,7 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
         shutil.copytree(rtl_dir, base / "rtl")
         # fkhw's own register files (not a netlist, not the TMRG variant): upsets made in HDL
         if "register_files" in meta and "tmrg" not in meta and not any((base / "rtl").glob("*_netlist.v")):
-            (base / "rtl" / DEPOSITS_VH).write_text(deposits_vh(meta))
+            write_text(base / "rtl" / DEPOSITS_VH, deposits_vh(meta))
         shutil.rmtree(sim_dir, ignore_errors=True)
         logfile = base / "build.log"
         cmd = [sys.executable, "-m", "fkhw.rtlgen.sim", "build", str(base / "rtl"), str(sim_dir)] + \
@@ -164,7 +165,7 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
             raise RtlBuildError(f"the design failed to build with Verilator (log: {logfile}):\n{_tail(logfile)}")
         secs = time.time() - t0
         _save_runtime(sim_dir, runtime)
-        stamp.write_text(json.dumps({"key": key, "seconds": secs, "verilator": verilator_version()}))
+        write_text(stamp, json.dumps({"key": key, "seconds": secs, "verilator": verilator_version()}))
         return SimBuild(key, base / "rtl", sim_dir, meta, secs, pipeline, (base / "rtl" / DEPOSITS_VH).is_file())
 
 
@@ -293,7 +294,7 @@ def _run_killable(cmd, cwd, logfile, timeout, env=None, progress=None, every: fl
     """Run in its own process group; returns rc, or None after a timeout kill.
     ``progress(elapsed)`` is called every ``every`` seconds while it runs."""
     t0 = time.time()
-    with open(logfile, "w") as lf:
+    with open_new(logfile) as lf:
         p = subprocess.Popen(cmd, cwd=cwd, stdout=lf, stderr=subprocess.STDOUT, env=env or tool_env(),
                              start_new_session=True)
         while True:
@@ -411,10 +412,10 @@ class Job:
 
 def _write_common(work: Path, meta: dict, stim: np.ndarray, gold: np.ndarray, weights: np.ndarray) -> None:
     pin, pout = meta["ports"]["in_data"], meta["ports"]["out_data"]
-    (work / "fkhw_stim.hex").write_text("\n".join(pack_hex(stim.reshape(stim.shape[0], -1), pin["element_bits"])) + "\n")
-    (work / "fkhw_gold.hex").write_text("\n".join(pack_hex(gold.reshape(gold.shape[0], -1), pout["element_bits"])) + "\n")
+    write_text(work / "fkhw_stim.hex", "\n".join(pack_hex(stim.reshape(stim.shape[0], -1), pin["element_bits"])) + "\n")
+    write_text(work / "fkhw_gold.hex", "\n".join(pack_hex(gold.reshape(gold.shape[0], -1), pout["element_bits"])) + "\n")
     dw = meta["ports"]["cfg_data"]["bits"]
-    (work / "fkhw_weights.hex").write_text("\n".join(pack_hex(weights.reshape(-1, 1), dw)) + "\n")
+    write_text(work / "fkhw_weights.hex", "\n".join(pack_hex(weights.reshape(-1, 1), dw)) + "\n")
 
 
 def _hdl_events(dep: Deposits, files: list, lo: int, hi: int, period: int, pipeline: bool = False) -> tuple:

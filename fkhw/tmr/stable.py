@@ -19,6 +19,7 @@ import numpy as np
 
 from fkhw.model import data
 from fkhw.tmr.heldout import DEFAULT_MODULES, Validation, heldout_rows, run_heldout, validate
+from fkhw.outpaths import make_dir
 from fkhw.tmr.select import CampaignTable, Rule, TmrError, select
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ def find_stable(bundle, rule: Rule, out: Path, seed: int, data_path, held: HeldO
     heldout = heldout_table(bundle, held, out / "heldout", path, used, seed, quiet, metric)
     steps = []
     for n in counts:
-        camp = out / "campaigns" / f"inputs_{n:05d}"
+        camp = make_dir(out / "campaigns", root=out) / f"inputs_{n:05d}"  # run_campaign checks the last folder
         log.info("tmr: --inputs auto: campaign on %d modules", n)
         run_campaign(CampaignSpec(bundle.name, level="software", n_inputs=n, seed=seed,
                                   data=None if data_path is None else str(data_path), **(metric or {})), bundle, camp,

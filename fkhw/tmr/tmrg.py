@@ -24,6 +24,7 @@ from pathlib import Path
 
 from fkhw import __version__
 from fkhw.model.ir import IntegerModel
+from fkhw.outpaths import make_dir, write_text
 from fkhw.rtlgen.emit import REPLICA_MEMS, TOP, RtlDesign, generate
 
 TMRG_DIR = "tmrg_rtl"
@@ -50,6 +51,7 @@ def write_tmrg_variant(ir: IntegerModel, protect_sites, out_dir: Path, hardened_
     out = Path(out_dir)
     tdesign = tmrg_design(ir, protect_sites)  # validates the sites first
     hdesign = harden(ir, protect_sites)
+    make_dir(out)  # before its subfolder: a link planted as out_dir is refused, not written through
     written = tdesign.write(out / TMRG_DIR)
     tm = tdesign.meta["tmrg"]
 
@@ -63,7 +65,7 @@ def write_tmrg_variant(ir: IntegerModel, protect_sites, out_dir: Path, hardened_
         if n["protected_bits"] < n["bits"]:
             cfg.append(f"{n['unprot']} : do_not_triplicate")
         cfg.append("")
-    (out / "tmrg.cfg").write_text("\n".join(cfg))
+    write_text(out / "tmrg.cfg", "\n".join(cfg))
 
     sites = hdesign.meta["tmr"]["sites"]
     xdc = [f"# Vivado: keep the {len(sites)} x 3 TMR replica flip-flops of the hardened {ir.name} encoder",
@@ -76,8 +78,8 @@ def write_tmrg_variant(ir: IntegerModel, protect_sites, out_dir: Path, hardened_
     for e in sites:
         xdc.append(f"set_property DONT_TOUCH TRUE [get_cells {{{' '.join(_cells(e, '/'))}}}]  ;# site {e['site']}")
         sdc.append(f"set_dont_touch [get_cells {{{' '.join(_cells(e, '/'))}}}] ;# site {e['site']}")
-    (out / "keep_replicas.xdc").write_text("\n".join(xdc) + "\n")
-    (out / "keep_replicas.sdc").write_text("\n".join(sdc) + "\n")
+    write_text(out / "keep_replicas.xdc", "\n".join(xdc) + "\n")
+    write_text(out / "keep_replicas.sdc", "\n".join(sdc) + "\n")
 
     hdir = hardened_dir.rstrip("/")
     vfiles = [n for n in sorted(hdesign.files) if n.endswith(".v")]
@@ -92,7 +94,7 @@ def write_tmrg_variant(ir: IntegerModel, protect_sites, out_dir: Path, hardened_
           "select -set ffs t:$_DFF* t:$_DFFE* t:$_SDFF* t:$_SDFFE* t:$_SDFFCE*",
           f"select -assert-count {ff} @ffs",
           "stat"]
-    (out / "check_replicas.ys").write_text("\n".join(ys) + "\n")
+    write_text(out / "check_replicas.ys", "\n".join(ys) + "\n")
 
     readme = f"""# TMR annotations for {ir.name} ({len(sites)} protected parameter bits)
 
@@ -114,6 +116,6 @@ TMRG (which also triplicates clock/config fan-out and can add its own error outp
 Not run here: TMRG itself (not installed); the variant is checked by Verilator lint and by
 simulation against the integer engine (tests/test_tmr_hardware.py).
 """
-    (out / "README.md").write_text(readme)
+    write_text(out / "README.md", readme)
     return written + [out / n for n in ("tmrg.cfg", "keep_replicas.xdc", "keep_replicas.sdc", "check_replicas.ys",
                                         "README.md")]
