@@ -52,6 +52,17 @@ def checked_config(config: object, path: Path) -> dict:
         raise ModelFileError(f"{path}: not a Keras model config (its top object is {top!r}, not one of "
                              f"{', '.join(MODELS)})")
     config = _without_ignored(config)
+    for obj, where, is_layer in _dicts(config):
+        if "class_name" in obj:
+            _check_object(obj, where, is_layer, path)
+        _check_values(obj, where, path)
+    return config
+
+
+def _dicts(config: dict):
+    """Every dict in ``config``, depth first in file order, with how an
+    error names it and whether it stands where a layer does. Iterative:
+    a deeply nested file must not exhaust Python's stack."""
     stack = [(config, "the model", True)]
     while stack:
         obj, where, is_layer = stack.pop()
@@ -62,20 +73,27 @@ def checked_config(config: object, path: Path) -> dict:
             continue
         if "class_name" in obj:
             where = _label(obj, where, is_layer)
-            _check_object(obj, where, is_layer, path)
-        children = []
-        for key, value in obj.items():
-            if key in CODE_KEYS:
-                raise ModelFileError(f"{path}: {where} is refused before loading: it holds a Python function ({key})")
-            if isinstance(value, str) and (key == "activation" or key.endswith("quantizer")):
-                _check_callable_name(value, f"{where} {key}", path)
-            if key == "config":
-                children.append((value, where, False))
-            else:
-                children.append((value, where if key in ("layers", "layer") or "class_name" in obj else
-                                 f"{where} {key}", key in ("layers", "layer")))
-        stack.extend(reversed(children))
-    return config
+        yield obj, where, is_layer
+        stack.extend(reversed([_child(obj, key, value, where) for key, value in obj.items()]))
+
+
+def _child(obj: dict, key: str, value: object, where: str) -> tuple:
+    """A value of ``obj`` with its label: a layer list (Functional,
+    Sequential) or wrapped layer holds layers; an object's config keeps
+    the object's name; any other key is named after the object."""
+    if key == "config":
+        return value, where, False
+    if key in ("layers", "layer"):
+        return value, where, True
+    return value, where if "class_name" in obj else f"{where} {key}", False
+
+
+def _check_values(obj: dict, where: str, path: Path) -> None:
+    for key, value in obj.items():
+        if key in CODE_KEYS:
+            raise ModelFileError(f"{path}: {where} is refused before loading: it holds a Python function ({key})")
+        if isinstance(value, str) and (key == "activation" or key.endswith("quantizer")):
+            _check_callable_name(value, f"{where} {key}", path)
 
 
 def _without_ignored(config: dict) -> dict:
