@@ -85,7 +85,22 @@ def read_summary(folder, option: str = "--campaign") -> dict:
             raise CampaignFileError(f"{path}: {key} {summary[key]!r} is not a count")
     if not isinstance(kind_of(summary), str):
         raise CampaignFileError(f"{path}: damaged (faults.kind is not a name)")
+    _check_model_entries(summary, path)
     return summary
+
+
+def _check_model_entries(summary: dict, path: Path) -> None:
+    """The entries that name the campaign's model, which a reader may load:
+    names and a digest, never anything else (a folder can come from anyone)."""
+    spec = summary.get("spec", {})
+    if not isinstance(spec, dict):
+        raise CampaignFileError(f"{path}: damaged (spec is not an object)")
+    for key, value in (("model", summary["model"]), ("spec.model", spec.get("model", ""))):
+        if not isinstance(value, str):
+            raise CampaignFileError(f"{path}: {key} {value!r} is not a model name or path")
+    digest = summary["model_digest"]
+    if not (isinstance(digest, str) and len(digest) == 16 and all(c in "0123456789abcdef" for c in digest)):
+        raise CampaignFileError(f"{path}: model_digest {digest!r} is not a model digest (16 hex digits)")
 
 
 def damage_column(summary: dict | None) -> str:

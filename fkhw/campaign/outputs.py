@@ -70,7 +70,7 @@ class CampaignOutputs:
         if not path.is_file():
             raise OutputsError(f"{path}: no campaign outputs (run `fkhw campaign --out DIR` first)")
         try:
-            with np.load(path) as z:
+            with np.load(path, allow_pickle=False) as z:
                 d = {k: z[k] for k in z.files}
         except Exception as e:
             raise OutputsError(f"{path}: damaged or cut short, not a readable outputs.npz ({type(e).__name__})") from None

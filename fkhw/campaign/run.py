@@ -301,7 +301,7 @@ class Store:
                     "rerun it with its own arguments, or use another --out, or --fresh to discard it")
             for chunk in sorted(self.partial.glob("chunk_*.npz")):
                 try:
-                    with np.load(chunk) as z:
+                    with np.load(chunk, allow_pickle=False) as z:
                         self._keep(z["sites"], z["emd"], z["n_changed"], z["indptr"], z["module"], z["latent"],
                                    z["pair_emd"], z["lost_indptr"], z["lost_module"], z["extra"])
                 except Exception:
@@ -931,21 +931,24 @@ def campaign_model(summary: dict, override: str | None = None) -> ModelBundle:
     """The model a campaign ran on. A folder records both the model as given
     (``spec.model``: a name, or a directory that may be relative to where the
     campaign ran) and its name; whichever resolves is checked against the
-    recorded digest, so a campaign is never read against another model."""
-    from fkhw.model.bundle import load_model
-    from fkhw.model.files import ModelFileError
+    recorded digest, so a campaign is never read against another model. The
+    digest is checked on the files before any is loaded, and loading checks
+    the architecture before building it: a folder someone hands over names
+    a model, it does not get to run one."""
+    from fkhw.model.bundle import load_files
+    from fkhw.model.files import ModelFileError, resolve
 
     candidates = [override] if override else [summary.get("spec", {}).get("model"), summary.get("model")]
+    digest = summary.get("model_digest")
     errors = []
     for name in dict.fromkeys(c for c in candidates if c):
         try:
-            bundle = load_model(name)
+            files = resolve(name)
         except ModelFileError as e:
             errors.append(str(e))
             continue
-        digest = summary.get("model_digest")
-        if digest and bundle.files.digest() != digest:
-            raise CampaignError(f"model {name!r} (digest {bundle.files.digest()}) is not the one the campaign ran on "
+        if files.digest() != digest:
+            raise CampaignError(f"model {name!r} (digest {files.digest()}) is not the one the campaign ran on "
                                 f"(digest {digest}); pass --model with that model")
-        return bundle
+        return load_files(files)
     raise CampaignError("cannot find the campaign's model (" + "; ".join(errors) + "); pass --model")

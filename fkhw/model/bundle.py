@@ -74,7 +74,11 @@ def check_latent(bundle: ModelBundle) -> ModelBundle:
 
 def load_model(model: str) -> ModelBundle:
     """Resolve a model name or directory and return its bundle."""
-    files = resolve(model)
+    return load_files(resolve(model))
+
+
+def load_files(files: ModelFiles) -> ModelBundle:
+    """The bundle of resolved model files: from the cache, or extracted."""
     cdir = cache_dir()
     if cdir is None:
         return check_latent(_extract(files))
@@ -82,7 +86,7 @@ def load_model(model: str) -> ModelBundle:
     if path.is_file():
         try:
             ir = IntegerModel.load(path)
-            with np.load(path) as z:
+            with np.load(path, allow_pickle=False) as z:
                 decoder = DecoderIR.from_arrays(z) if "dec_in_size" in z else None
             return check_latent(ModelBundle(files, ir, decoder))
         except ModelFileError:
@@ -105,7 +109,7 @@ def _store(bundle: ModelBundle, cdir: Path, path: Path) -> None:
     try:
         bundle.ir.save(Path(tmp))
         if bundle.decoder is not None:
-            with np.load(tmp) as z:
+            with np.load(tmp, allow_pickle=False) as z:
                 arrays = dict(z)
             np.savez(tmp, **arrays, **bundle.decoder.save_arrays())
         os.replace(tmp, path)

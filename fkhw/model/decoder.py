@@ -15,6 +15,7 @@ import numpy as np
 _BLOCK = 1024  # rows per matrix product, always (see DecoderIR.__call__)
 _AFFINE = ("Dense", "Conv2D", "Conv2DTranspose")
 _RESHAPE = ("Reshape", "Flatten")
+LAYERS = _AFFINE + _RESHAPE + ("Activation",)  # the layers a decoder may have
 _ACTIVATIONS = {
     "linear": lambda x: x,
     "relu": lambda x: np.maximum(x, 0, out=x),

@@ -20,10 +20,13 @@ class UnsupportedLayerError(ValueError):
     """A layer or quantizer setting outside what the integer IR can express."""
 
 
+QUANTIZERS = ("quantized_bits", "quantized_relu")
+
+
 def quantizer_format(q, where: str) -> tuple:
     """(FixedFormat, quantizer name) of a QKeras quantizer object."""
     kind = type(q).__name__
-    if kind not in ("quantized_bits", "quantized_relu"):
+    if kind not in QUANTIZERS:
         raise UnsupportedLayerError(f"{where}: quantizer {kind} is not supported (use quantized_bits or quantized_relu)")
     if getattr(q, "use_stochastic_rounding", False):
         raise UnsupportedLayerError(f"{where}: {kind} with stochastic rounding is not supported")

@@ -67,13 +67,26 @@ def one_line(e: Exception, limit: int = 300) -> str:
 
 def load_keras(json_path: Path, weights_path: Path):
     """A Keras model from an architecture JSON and an HDF5 weight file."""
-    tf = import_tf()
     try:
         text = Path(json_path).read_text()
-        json.loads(text)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise ModelFileError(f"{json_path}: not a readable Keras model JSON ({one_line(e)})") from e
-    return _build_and_load(tf, from_fkeras(text, json_path), json_path, weights_path)
+    config = checked_json(text, json_path, "not a readable Keras model JSON")
+    return _build_and_load(import_tf(), from_fkeras(json.dumps(config), json_path), json_path, weights_path)
+
+
+def checked_json(text: str | bytes, path: Path, unreadable: str) -> dict:
+    """A model's architecture JSON, parsed and checked class by class
+    (:mod:`fkhw.model.safe_config`) before any of it is deserialised: a
+    model file is data, and Keras would run a Lambda's marshalled code or
+    import a module the file names while building it."""
+    from fkhw.model.safe_config import checked_config
+
+    try:
+        config = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ModelFileError(f"{path}: {unreadable} ({one_line(e)})") from e
+    return checked_config(config, path)
 
 
 def _build_and_load(tf, config_json: str, config_path: Path, weights_path: Path):
@@ -115,28 +128,41 @@ def load_full(path: Path):
 
 
 def _load_full(path: Path):
-    tf = import_tf()
+    """Built from the file's config once checked, then its weights read
+    (never ``load_model``: for HDF5 it has no safe mode)."""
     if path.suffix == ".keras":
-        try:
-            with zipfile.ZipFile(path) as z:
-                config = json.loads(z.read("config.json"))
-        except (OSError, KeyError, zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ModelFileError(f"{path}: not a readable .keras model archive ({one_line(e)})") from e
-        return _build_and_load(tf, json.dumps(_legacy_quantizers(config)), path, path)
+        config = _legacy_quantizers(_keras_archive_config(path))
+    else:
+        config = checked_json(_hdf5_config(path), path, "its model_config is not readable JSON")
+    return _build_and_load(import_tf(), json.dumps(config), path, path)
+
+
+def _keras_archive_config(path: Path) -> dict:
+    """The checked ``config.json`` of a ``.keras`` zip archive."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            text = z.read("config.json")
+    except (OSError, KeyError, zipfile.BadZipFile) as e:
+        raise ModelFileError(f"{path}: not a readable .keras model archive ({one_line(e)})") from e
+    return checked_json(text, path, "not a readable .keras model archive")
+
+
+def _hdf5_config(path: Path) -> str | bytes:
+    """The architecture JSON a ``model.save`` HDF5 file keeps in its
+    ``model_config`` attribute, read with h5py (which never unpickles)."""
     import h5py
 
     try:
         with h5py.File(path, "r") as f:
-            has_config = "model_config" in f.attrs
+            text = f.attrs.get("model_config")
     except Exception as e:  # h5py raises OSError and others for damaged files
         raise ModelFileError(f"{path}: not a readable HDF5 model file ({one_line(e)})") from e
-    if not has_config:
+    if text is None:
         raise ModelFileError(f"{path}: holds weights only (no model_config): save the whole model with "
                              "model.save, or put its JSON beside it as encoder*.json + encoder*.hdf5")
-    try:
-        return tf.keras.models.load_model(str(path), custom_objects=custom_objects(), compile=False)
-    except Exception as e:  # truncated datasets, foreign layers, bad configs
-        raise ModelFileError(f"{path}: cannot load the model ({one_line(e)})") from e
+    if not isinstance(text, (str, bytes)):
+        raise ModelFileError(f"{path}: its model_config is not JSON text (a {type(text).__name__})")
+    return text
 
 
 def load_encoder(files: ModelFiles):
