@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 from fkhw.model.files import ModelFileError, ModelFiles
+from fkhw.model.safe_config import FKERAS_LAYERS, FKERAS_SETTINGS, checked_config
 
 
 def import_tf():
@@ -29,11 +30,6 @@ def custom_objects() -> dict:
     return co
 
 
-# FKeras layers: QKeras layers plus fault-injection settings (bit error rate, bit
-# location) that FKeras applies at inference; with no injection (ber = 0) they
-# compute exactly what the QKeras layer does
-FKERAS_LAYERS = {"FQConv2D": "QConv2D", "FQDense": "QDense"}
-FKERAS_SETTINGS = ("ber", "bit_loc")
 
 
 def from_fkeras(text: str, json_path: Path) -> str:
@@ -80,7 +76,6 @@ def checked_json(text: str | bytes, path: Path, unreadable: str) -> dict:
     (:mod:`fkhw.model.safe_config`) before any of it is deserialised: a
     model file is data, and Keras would run a Lambda's marshalled code or
     import a module the file names while building it."""
-    from fkhw.model.safe_config import checked_config
 
     try:
         config = json.loads(text)

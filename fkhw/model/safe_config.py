@@ -17,9 +17,13 @@ from pathlib import Path
 
 from fkhw.model import decoder, extract
 from fkhw.model.files import ModelFileError
-from fkhw.model.keras_io import FKERAS_LAYERS
 
 MODELS = ("Functional", "Sequential", "Model")
+# FKeras layers: QKeras layers plus fault-injection settings (bit error rate, bit
+# location) that FKeras applies at inference; with no injection (ber = 0) they
+# compute exactly what the QKeras layer does
+FKERAS_LAYERS = {"FQConv2D": "QConv2D", "FQDense": "QDense"}
+FKERAS_SETTINGS = ("ber", "bit_loc")
 # the layers the integer IR (extract.HANDLERS) and the decoder read, the
 # input layer, and FKeras' layers (read as their QKeras equivalents)
 LAYERS = frozenset(MODELS + ("InputLayer",) + tuple(extract.HANDLERS) + decoder.LAYERS + tuple(FKERAS_LAYERS))
