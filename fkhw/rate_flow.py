@@ -133,7 +133,8 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
     from fkhw.campaign import campaign_model
     from fkhw.campaign_files import read_summary
     from fkhw.faults import FlipFlopSpace
-    from fkhw.tmr.tmrmap import TmrMap
+    from fkhw.tmr.select import TmrError
+    from fkhw.tmr.tmrmap import read_map
 
     t0 = time.monotonic()
     if not 0 < target < 1:
@@ -145,20 +146,14 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
     summary = read_summary(campaign)
     bundle = campaign_model(summary, model)
     tmap = None
+    space = FlipFlopSpace.of(bundle.ir)
     if tmr is not None:
-        path = Path(tmr) / "tmr_map.json" if Path(tmr).is_dir() else Path(tmr)
-        if not path.is_file():
-            raise RateError(f"--tmr {tmr}: no tmr_map.json (run `fkhw tmr` first)")
         try:
-            tmap = TmrMap.load(path)
-        except (ValueError, KeyError, TypeError) as e:
-            raise RateError(f"--tmr {path}: not a TMR map ({e})") from None
-        if tmap.model_digest != bundle.files.digest():
-            raise RateError(f"--tmr {path}: the map is for model {tmap.model} (digest {tmap.model_digest}), the "
-                            f"campaign ran on {bundle.name} (digest {bundle.files.digest()})")
+            tmap = read_map(tmr, bundle.files.digest(), bundle.name, space)
+        except TmrError as e:
+            raise RateError(str(e)) from None
     if threshold is None:
         threshold = float(tmap.rule.get("value", 1.05)) if tmap and tmap.rule.get("kind") == "threshold" else 1.05
-    space = FlipFlopSpace.of(bundle.ir)
     n_sites = space.sites.n_sites
     emd_norm = _seu_table(campaign, summary, n_sites)
     trans = _transients(transients, threshold, space, bundle.files.digest())
