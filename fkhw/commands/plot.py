@@ -20,6 +20,8 @@ def run(args) -> int:
     from fkhw.plots import campaign_figure1, damage_figure
     from fkhw.sites import SiteSpace
 
+    if args.out is not None:
+        _check_figure_kind(args.out)
     summary = read_summary(args.campaign)
     if kind_of(summary) != "seu":
         read_fault_table(args.campaign, summary)
@@ -36,3 +38,14 @@ def run(args) -> int:
                            args.out)
     print(f"figure 1 -> {out}")
     return 0
+
+
+def _check_figure_kind(path) -> None:
+    """--out names a format matplotlib writes (else savefig fails after the work, with its own words)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from fkhw.cli import UserError
+
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    if path.suffix.lower().lstrip(".") not in kinds:
+        raise UserError(f"--out {path}: not a figure file name; end it in .png (or .{', .'.join(sorted(kinds))})")
