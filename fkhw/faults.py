@@ -532,7 +532,6 @@ def read_faults_file(path: Path) -> FaultSet:
         text = path.read_text()
     except UnicodeDecodeError:
         raise FaultError(f"{path}: a binary file, not a CSV or JSON list of faults") from None
-    ids, faults = [], []
     try:
         if path.suffix.lower() == ".json":
             items = json_document(text, str(path))
@@ -546,12 +545,9 @@ def read_faults_file(path: Path) -> FaultSet:
             parsed = [_csv_fault(r, f"{path} row {k + 2}", k) for k, r in enumerate(rows)]
     except (InputError, csv.Error) as e:
         raise FaultError(str(e) if isinstance(e, InputError) else f"{path}: not a readable CSV ({e})") from None
-    for fid, fault in parsed:
-        ids.append(fid)
-        faults.append(fault)
-    if not faults:
+    if not parsed:
         raise FaultError(f"{path}: no faults")
-    return FaultSet.of("file", ids, faults)
+    return FaultSet.of("file", [fid for fid, _ in parsed], [fault for _, fault in parsed])
 
 
 def write_faults_csv(fs: FaultSet, space: FlipFlopSpace, path: Path) -> None:

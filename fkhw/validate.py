@@ -189,7 +189,7 @@ def integer_column(cells, where_row, lo: int | None = None, hi: int | None = Non
 def number_column(cells, where_row, lo: float | None = None, hi: float | None = None, what: str = ""):
     """``number_text`` of every cell of a column, as float64 (vectorised:
     the per-cell check runs only to name the first bad cell)."""
-    import numpy as np
+    import numpy as np  # here, not at the top: the option parsers import this module for --help too
 
     try:
         values = np.fromiter(map(float, cells), np.float64, count=len(cells))
