@@ -51,9 +51,10 @@ def _user_error_types() -> tuple:
     from fkhw.rtlgen.tools import ToolError
     from fkhw.faults.sites import SiteError
     from fkhw.tmr.select import TmrError
+    from fkhw.validate import InputError
 
-    return (UserError, AgreementError, CampaignError, CampaignFileError, DamageError, DataError, EvidenceError,
-            ExecutorError, FaultError, HlsProjectError, LevelError, MetricError, UnsupportedLayerError, ModelFileError,
+    return (UserError, InputError, AgreementError, CampaignError, CampaignFileError, DamageError, DataError,
+            EvidenceError, ExecutorError, FaultError, HlsProjectError, LevelError, MetricError, UnsupportedLayerError, ModelFileError,
             OutputError, OutputsError, RankingError, RateError, RtlUnsupported, RtlSimError, ToolError, SiteError,
             TmrError, OSError)
 

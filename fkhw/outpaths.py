@@ -124,6 +124,8 @@ def check_out_file(path, option: str = "--out", inputs=()) -> Path:
     if path.exists() and not path.is_symlink() and not os.access(path, os.W_OK):
         raise OutputError(f"{option} {path}: cannot write there (file is not writable)")
     _check_folder(path.parent, path, option)
+    if not path.parent.is_dir():  # named here, not later as the temporary file a writer could not open in it
+        raise OutputError(f"{option} {path}: no folder {path.parent} (create it first)")
     return path
 
 

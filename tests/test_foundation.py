@@ -276,10 +276,10 @@ def test_good_csv_loads(tmp_path):
 
 @pytest.mark.parametrize("name, header, rows, pattern", [
     ("nocol.csv", COLS[:5] + COLS[6:], [[1] * 47], "missing column.*CALQ_5"),
-    ("text.csv", COLS, [[1] * 48, [1] * 10 + ["abc"] + [1] * 37], ":3: row is not 48 numeric"),
-    ("short.csv", COLS, [[1] * 48, [1] * 48, [1] * 40], ":4: row is not 48 numeric"),
-    ("neg.csv", COLS, [[1] * 48, [1] * 3 + [-2] + [1] * 44], ":3: CALQ_3 = -2.0 is not a finite non-negative"),
-    ("nan.csv", COLS, [["nan"] * 48], ":2: CALQ_0 = nan"),
+    ("text.csv", COLS, [[1] * 48, [1] * 10 + ["abc"] + [1] * 37], " row 3 column CALQ_10: 'abc' is not a number"),
+    ("short.csv", COLS, [[1] * 48, [1] * 48, [1] * 40], " row 4: cut short"),
+    ("neg.csv", COLS, [[1] * 48, [1] * 3 + [-2] + [1] * 44], " row 3 column CALQ_3: -2 is out of range"),
+    ("nan.csv", COLS, [["nan"] * 48], " row 2 column CALQ_0: 'nan' is not a finite number"),
     ("header_only.csv", COLS, [], "no data rows"),
     ("empty.csv", [], [], "empty file"),
 ])

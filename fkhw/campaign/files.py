@@ -17,7 +17,6 @@ import csv
 import errno
 import fcntl
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from fkhw.outpaths import open_lock
+from fkhw.validate import InputError, boolean, fields, integer, integer_column, number, number_column, string_in, \
+    unique_keys
 
 SUMMARY = "summary.json"
 TABLE = "campaign.csv"
@@ -65,28 +66,50 @@ def read_summary(folder, option: str = "--campaign") -> dict:
     if not path.is_file():
         raise CampaignFileError(f"{option} {folder}: not a finished campaign folder (no {SUMMARY})")
     try:
-        summary = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        summary = json.loads(path.read_text(), object_pairs_hook=unique_keys(str(path)))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise CampaignFileError(f"{path}: damaged ({e})") from None
+    except InputError as e:
+        raise CampaignFileError(str(e)) from None
     if not isinstance(summary, dict):
         raise CampaignFileError(f"{path}: damaged (not a JSON object)")
-    base_key = baseline_key(summary)
-    missing = [k for k in SUMMARY_KEYS + (base_key, rows_key(summary)) if k not in summary]
+    missing = [k for k in SUMMARY_KEYS + (baseline_key(summary), rows_key(summary)) if k not in summary]
     if missing:
         raise CampaignFileError(f"{path}: damaged or not from fkhw campaign (no {', '.join(missing)})")
-    base = summary[base_key]
-    if not isinstance(base, (int, float)) or not math.isfinite(base) or base <= 0:
-        raise CampaignFileError(f"{path}: {base_key} {base!r} is not a positive number")
-    if "metric" in summary and not (isinstance(summary["metric"], dict)
-                                    and isinstance(summary["metric"].get("column"), str)):
-        raise CampaignFileError(f"{path}: damaged (metric has no column name)")
-    for key in (rows_key(summary), "n_sites_model", "inputs"):
-        if not isinstance(summary[key], int) or summary[key] < 0:
-            raise CampaignFileError(f"{path}: {key} {summary[key]!r} is not a count")
-    if not isinstance(kind_of(summary), str):
-        raise CampaignFileError(f"{path}: damaged (faults.kind is not a name)")
+    try:
+        _check_summary(summary, str(path))
+    except InputError as e:
+        raise CampaignFileError(str(e)) from None
     _check_model_entries(summary, path)
     return summary
+
+
+def _check_summary(summary: dict, where: str) -> None:
+    """The type and range of every summary field a reader uses (fkhw.validate)."""
+    for key in ("model", "model_digest", "level"):
+        string_in(summary[key], f"{where} {key}")
+    n_sites_model = integer(summary["n_sites_model"], f"{where} n_sites_model", 0)
+    integer(summary["inputs"], f"{where} inputs", 1)
+    if "metric" in summary:
+        metric = fields(summary["metric"], f"{where} metric", ("name", "column"))
+        for key in ("name", "column", "raw"):
+            if key in metric:
+                string_in(metric[key], f"{where} metric {key}")
+    if "faults" in summary:
+        string_in(fields(summary["faults"], f"{where} faults", ("kind",))["kind"], f"{where} faults kind")
+    rows = rows_key(summary)
+    integer(summary[rows], f"{where} {rows}", 0, n_sites_model if rows == "n_sites" else None)
+    number(summary[baseline_key(summary)], f"{where} {baseline_key(summary)}", above=0)
+    if rows == "n_sites" and denominator_key(summary) in summary:  # a fault campaign's says what it is in words
+        number(summary[denominator_key(summary)], f"{where} {denominator_key(summary)}", above=0)
+    if "seed" in summary:
+        integer(summary["seed"], f"{where} seed", 0)
+    if summary.get("data") is not None:
+        string_in(summary["data"], f"{where} data")
+    if "complete" in summary:
+        boolean(summary["complete"], f"{where} complete")
+    if "design" in summary and "hardened" in fields(summary["design"], f"{where} design"):
+        boolean(summary["design"]["hardened"], f"{where} design hardened")
 
 
 def _check_model_entries(summary: dict, path: Path) -> None:
@@ -186,13 +209,9 @@ class Table:
             raise CampaignFileError(f"{self.path}: no column {column!r} (written by an older fkhw? run the "
                                     "campaign again)")
         try:
-            values = np.array([float(v) for v in self.extra[column]], dtype=np.float64)
-        except (TypeError, ValueError):
-            raise CampaignFileError(f"{self.path}: column {column!r} must hold numbers") from None
-        if not np.isfinite(values).all():
-            raise CampaignFileError(f"{self.path}: {column} is not finite for {int((~np.isfinite(values)).sum())} "
-                                    "site(s)")
-        return values
+            return number_column(self.extra[column], _cell(self.path, column))
+        except InputError as e:
+            raise CampaignFileError(str(e)) from None
 
 
 def read_table(path, summary: dict | None = None, option: str = "--campaign") -> Table:
@@ -226,35 +245,31 @@ def read_table(path, summary: dict | None = None, option: str = "--campaign") ->
         if None in r or any(r.get(c) in (None, "") for c in named):
             raise CampaignFileError(f"{path}:{k + 2}: row is cut short or has empty fields")
 
-    def ints(name):
-        try:
-            arr = np.array([int(v) for v in cols[name]], dtype=np.int64)
-        except (ValueError, OverflowError):
-            raise CampaignFileError(f"{path}: column {name!r} must hold integers (int64)") from None
-        if (arr < 0).any():
-            raise CampaignFileError(f"{path}: column {name!r} has a negative value")
-        return arr
-
-    site, index, bit = ints("site"), ints("index"), ints("bit")
+    if summary is not None and len(rows) != summary["n_sites"]:
+        raise CampaignFileError(f"{path}: {len(rows)} rows, but {SUMMARY} says {summary['n_sites']} sites "
+                                "(cut short or from another run)")
+    n_sites = None if summary is None else summary["n_sites_model"]
     try:
-        emd_norm = np.array([float(v) for v in cols[damage]], dtype=np.float64)
-    except ValueError:
-        raise CampaignFileError(f"{path}: column {damage!r} must hold numbers") from None
-    bad = ~np.isfinite(emd_norm)
-    if bad.any():
-        raise CampaignFileError(f"{path}: {damage} is not finite for {int(bad.sum())} site(s), "
-                                f"e.g. site {int(site[bad][0])}")
+        site = _ints(cols["site"], path, "site", n_sites, ": the model's sites")
+        index, bit = _ints(cols["index"], path, "index"), _ints(cols["bit"], path, "bit")
+        emd_norm = number_column(cols[damage], _cell(path, damage))
+    except InputError as e:
+        raise CampaignFileError(str(e)) from None
     if np.unique(site).size != site.size:
         raise CampaignFileError(f"{path}: a site is listed twice")
-    if summary is not None:
-        if site.size != summary["n_sites"]:
-            raise CampaignFileError(f"{path}: {site.size} rows, but {SUMMARY} says {summary['n_sites']} sites "
-                                    "(cut short or from another run)")
-        if site.max() >= summary["n_sites_model"]:
-            raise CampaignFileError(f"{path}: site {int(site.max())} is beyond the model's "
-                                    f"{summary['n_sites_model']} sites")
     extra = {c: v for c, v in cols.items() if c not in named}
     return Table(path, site, cols["layer"], cols["tensor"], index, bit, emd_norm, extra, damage)
+
+
+def _cell(path: Path, column: str):
+    """Names the cell of data row i of a table (row 1 is the header)."""
+    return lambda i: f"{path} row {i + 2} column {column}"
+
+
+def _ints(cells: list, path: Path, column: str, n: int | None = None, what: str = "") -> np.ndarray:
+    """A column of non-negative integers (below ``n`` if given), int64."""
+    return np.array(integer_column(cells, _cell(path, column), 0, None if n is None else n - 1, what),
+                    dtype=np.int64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -300,16 +315,11 @@ def read_fault_table(folder, summary: dict, option: str = "--campaign") -> Fault
 
     def column(name, kind):
         name = _metric_name(name, damage, summary)
+        cells = [r[name] for r in rows]
         try:
-            arr = np.array([kind(r[name]) for r in rows], dtype=np.int64 if kind is int else np.float64)
-        except (ValueError, OverflowError):
-            raise CampaignFileError(f"{path}: column {name!r} must hold {'integers' if kind is int else 'numbers'}") \
-                from None
-        if kind is float and not np.isfinite(arr).all():
-            raise CampaignFileError(f"{path}: {name} is not finite for {int((~np.isfinite(arr)).sum())} fault(s)")
-        if kind is int and (arr < 0).any():
-            raise CampaignFileError(f"{path}: column {name!r} has a negative value")
-        return arr
+            return _ints(cells, path, name) if kind is int else number_column(cells, _cell(path, name))
+        except InputError as e:
+            raise CampaignFileError(str(e)) from None
 
     fault = column("fault", int)
     if np.unique(fault).size != fault.size:

@@ -911,19 +911,14 @@ def _design(spec: CampaignSpec) -> dict:
 def hardening_from_map(path, bundle: ModelBundle, refresh: bool = False) -> Hardening:
     """The design a TMR map hardens (``fkhw tmr`` folder or tmr_map.json),
     refused for a map made for another model."""
-    from fkhw.faults.tmrmap import TmrMap
+    from fkhw.faults.tmrmap import MapError, read_map
 
     p = Path(path)
     p = p / "tmr_map.json" if p.is_dir() else p
-    if not p.is_file():
-        raise CampaignError(f"--tmr {path}: no tmr_map.json (run `fkhw tmr` first)")
     try:
-        tmap = TmrMap.load(p)
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
-        raise CampaignError(f"--tmr {p}: not a TMR map ({type(e).__name__}: {e})") from None
-    if tmap.model_digest != bundle.files.digest():
-        raise CampaignError(f"--tmr {p}: the map is for model {tmap.model} (digest {tmap.model_digest}), not "
-                            f"{bundle.name} (digest {bundle.files.digest()})")
+        tmap = read_map(p, bundle.files.digest(), bundle.name, FlipFlopSpace.of(bundle.ir))
+    except MapError as e:
+        raise CampaignError(str(e)) from None
     return Hardening(tuple(int(s) for s in tmap.protect), bool(refresh), str(p))
 
 

@@ -7,7 +7,7 @@ import argparse
 import math
 from pathlib import Path
 
-INT64_MAX = 2**63 - 1
+from fkhw.validate import INT64_MAX, INTEGER_TEXT
 
 
 def out_path(text: str) -> Path:
@@ -24,11 +24,10 @@ def in_path(text: str) -> Path:
 
 
 def _int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: not an integer") from None
-    return value
+    # digits only: int() would also take '1_000' and other scripts' digits
+    if not INTEGER_TEXT.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: not an integer")
+    return int(text)
 
 
 def int_at_least(lo: int, hi: int = INT64_MAX):
@@ -98,8 +97,8 @@ def auto_or_positive(text: str):
     if text == "auto":
         return text
     value = _int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: out of range (give auto or a number >= 1)")
+    if not 1 <= value <= INT64_MAX:
+        raise argparse.ArgumentTypeError(f"{value}: out of range (give auto or a number 1 .. {INT64_MAX})")
     return value
 
 

@@ -16,21 +16,18 @@ def add_arguments(p):
 def run(args) -> int:
     from fkhw.campaign.run import campaign_model
     from fkhw.campaign.files import DAMAGE_FIGURE, FIGURE1, kind_of, read_fault_table, read_summary, read_table
-    from fkhw.outpaths import check_out_file
     from fkhw.analysis.figures import campaign_figure1, damage_figure
     from fkhw.faults.sites import SiteSpace
 
     summary = read_summary(args.campaign)
     if kind_of(summary) != "seu":
         read_fault_table(args.campaign, summary)
-        check_out_file(args.out if args.out is not None else args.campaign / DAMAGE_FIGURE,
-                       "--out" if args.out is not None else "--campaign", inputs=_inputs(args))
+        _check_out(args.out, args.campaign / DAMAGE_FIGURE, _inputs(args))
         campaign_model(summary, args.model)  # a campaign of another model is refused
         print(f"damage by flip-flop class -> {damage_figure(args.campaign, args.out)}")
         return 0
     read_table(args.campaign, summary)  # a damaged table is named before the model loads
-    check_out_file(args.out if args.out is not None else args.campaign / FIGURE1,
-                   "--out" if args.out is not None else "--campaign", inputs=_inputs(args))
+    _check_out(args.out, args.campaign / FIGURE1, _inputs(args))
     bundle = campaign_model(summary, args.model)
     out = campaign_figure1(SiteSpace.of(bundle.ir), bundle.name, args.campaign, summary["level"], summary["inputs"],
                            args.out)
@@ -40,3 +37,17 @@ def run(args) -> int:
 
 def _inputs(args) -> list:
     return campaign_inputs("--campaign", args.campaign) + model_inputs(args.model)
+
+
+def _check_out(out, default, inputs: list) -> None:
+    """The figure's path can be written and --out names a format matplotlib
+    writes (else savefig fails after the work, in its own words)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from fkhw.cli import UserError
+    from fkhw.outpaths import check_out_file
+
+    check_out_file(out if out is not None else default, "--out" if out is not None else "--campaign", inputs=inputs)
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    if out is not None and out.suffix.lower().lstrip(".") not in kinds:
+        raise UserError(f"--out {out}: not a figure file name; end it in .png (or .{', .'.join(sorted(kinds))})")

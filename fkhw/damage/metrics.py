@@ -98,8 +98,10 @@ def user_function(name: str) -> Callable:
         raise MetricError(f"--metric {name!r}: a user metric is module:function, e.g. mypkg.metrics:damage")
     try:
         module = importlib.import_module(mod)
-    except Exception as e:  # ImportError, or whatever the module raises on import
-        raise MetricError(f"--metric {name}: cannot import {mod} ({type(e).__name__}: {e})") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # ImportError, whatever the module raises, or its sys.exit(): never fkhw's exit
+        raise MetricError(f"--metric {name}: cannot import {mod} ({type(e).__name__}: {_said(e)})") from None
     fn = getattr(module, func, None)
     if not callable(fn):
         raise MetricError(f"--metric {name}: {mod} has no function {func!r}")
@@ -202,14 +204,23 @@ class Scorer:
         return self.scale + d - self.raw_baseline[rows]
 
 
+def _said(e: BaseException) -> str:
+    """What user code's exception says, on one line (sys.exit(0) says 0)."""
+    return " ".join(str(e).split())[:160]
+
+
 def _user_call(name: str, fn: Callable, outputs, labels, baseline) -> np.ndarray:
     try:
         d = fn(outputs, labels, baseline)
-    except Exception as e:
-        raise MetricError(f"--metric {name} raised {type(e).__name__}: {' '.join(str(e).split())[:160]}") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # SystemExit too: a metric's sys.exit(0) must not end the campaign as a success
+        raise MetricError(f"--metric {name} raised {type(e).__name__}: {_said(e)}") from None
     try:
         d = np.asarray(d, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
+    except KeyboardInterrupt:
+        raise
+    except BaseException:  # TypeError, ValueError, or the returned object's own code failing
         raise MetricError(f"--metric {name} returned {type(d).__name__}, not numbers") from None
     if d.size != outputs.shape[0]:
         raise MetricError(f"--metric {name} returned {d.size} values for {outputs.shape[0]} vectors (one per vector)")

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fkhw.faults.space import FaultError, FaultSet, FlipFlopSpace, cycle_bounds
+from fkhw.validate import InputError, integer_text
 
 DEFAULT_SAMPLES = 2000
 
@@ -178,9 +179,9 @@ def parse_kind(text: str) -> KindSpec:
                          "replicas, replica-pairs (or --faults-file)")
     needs_k = KINDS[name][1]
     if needs_k:
-        try:
-            kval = int(k)
-        except ValueError:
+        try:  # digits only: int() would also take ' 2', '2_0' and other scripts' digits
+            kval = integer_text(k, f"--faults {text!r}")
+        except InputError:
             raise FaultError(f"--faults {text!r}: {name} needs a count K, e.g. {name}:2") from None
         return KindSpec(name, kval)
     if k:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from fkhw.outpaths import atomic_open
+from fkhw.validate import InputError, integer_column, number_column
 
 
 class RankingError(ValueError):
@@ -43,24 +44,28 @@ def read_scores_csv(path: Path) -> tuple:
             header = next(reader, None)
             if not header or "site" not in header:
                 raise RankingError(f"{path}: no 'site' column in the header")
-            rows = [r for r in reader if r]
+            rows, lines = [], []
+            for r in reader:
+                if r:
+                    rows.append(r)
+                    lines.append(reader.line_num)
     except (UnicodeDecodeError, csv.Error) as e:
         raise RankingError(f"{path}: not a readable CSV text file ({e})") from None
     if not rows:
         raise RankingError(f"{path}: no rows")
-    try:
-        arr = np.array(rows, dtype=np.float64)
-    except ValueError:
-        raise RankingError(f"{path}: every value must be numeric") from None
-    if arr.ndim != 2 or not np.isfinite(arr).all():
-        raise RankingError(f"{path}: rows must all have {len(header)} finite numbers")
-    site_col = arr[:, header.index("site")]
-    if (site_col != np.round(site_col)).any() or (site_col < 0).any() or (site_col >= 2**53).any():
-        raise RankingError(f"{path}: 'site' must hold site ids (non-negative integers)")
-    sites = site_col.astype(np.int64)
+    short = next((k for k, r in enumerate(rows) if len(r) != len(header)), None)
+    if short is not None:
+        raise RankingError(f"{path} row {lines[short]}: {len(rows[short])} cells, the header has {len(header)}")
+    try:  # every cell checked by fkhw.validate, named by row and column
+        sites = np.array(integer_column([r[header.index("site")] for r in rows],
+                                        lambda k: f"{path} row {lines[k]} column site", 0), dtype=np.int64)
+        cols = {h: number_column([r[i] for r in rows], lambda k, h=h: f"{path} row {lines[k]} column {h}")
+                for i, h in enumerate(header) if h != "site"}
+    except InputError as e:
+        raise RankingError(str(e)) from None
     if np.unique(sites).size != sites.size:
         raise RankingError(f"{path}: a site is listed twice")
-    return sites, {h: arr[:, i] for i, h in enumerate(header) if h != "site"}
+    return sites, cols
 
 
 def order_by(sites: np.ndarray, score: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 from fkhw.model.fixed import FixedFormat
 from fkhw.model.ir import PARAM_KINDS, IntegerModel
 from fkhw.outpaths import atomic_open
+from fkhw.validate import InputError, integer_text
 
 
 class SiteError(ValueError):
@@ -148,7 +149,9 @@ def write_sites_csv(model: IntegerModel, path: Path) -> int:
 
 
 def read_site_list(path: Path, space: SiteSpace) -> np.ndarray:
-    """Site ids from a file: one id per line, or a CSV with a ``site`` column."""
+    """Site ids from a file: one id per line, or a CSV with a ``site``
+    column; each an integer below the model's site count (fkhw.validate),
+    named by row (line) and column when it is not."""
     path = Path(path)
     if not path.is_file():
         raise SiteError(f"{path}: no such site list")
@@ -156,22 +159,29 @@ def read_site_list(path: Path, space: SiteSpace) -> np.ndarray:
         text = path.read_text()
     except UnicodeDecodeError:
         raise SiteError(f"{path}: a binary file, not a text list of site ids") from None
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
-    if lines and "site" in lines[0].split(","):
-        col = lines[0].split(",").index("site")
-        lines = [ln.split(",")[col] for ln in lines[1:]]
-    try:
-        sites = np.array([int(v) for v in lines], dtype=np.int64)
-    except ValueError as e:
-        raise SiteError(f"{path}: site ids must be integers ({e})") from None
-    except OverflowError:
-        raise SiteError(f"{path}: a site id is too large (beyond int64)") from None
-    if sites.size == 0:
+    lines = [(n, ln.strip()) for n, ln in enumerate(text.splitlines(), start=1)
+             if ln.strip() and not ln.startswith("#")]
+    column = ""  # a plain list: one id per line
+    header = next(csv.reader([lines[0][1]])) if lines else []
+    if "site" in [c.strip() for c in header]:
+        col, column = [c.strip() for c in header].index("site"), " column site"
+        cells = []
+        for n, ln in lines[1:]:
+            row = next(csv.reader([ln]))
+            if col >= len(row):
+                raise SiteError(f"{path} row {n}: no site column (cut short?)")
+            cells.append((n, row[col]))
+        lines = cells
+    if not lines:
         raise SiteError(f"{path}: no site ids")
-    dup = np.unique(sites)[np.bincount(np.searchsorted(np.unique(sites), sites)) > 1]
-    if dup.size:
-        raise SiteError(f"{path}: site id(s) listed twice: {dup[:5].tolist()}")
     try:
-        return space.check(sites)
-    except SiteError as e:
-        raise SiteError(f"{path}: {e}") from None
+        sites = np.array([integer_text(v, f"{path} row {n}{column}", 0, space.n_sites - 1, ": this model's sites")
+                          for n, v in lines], dtype=np.int64)
+    except InputError as e:
+        raise SiteError(str(e)) from None
+    first = {}
+    for (n, _), site in zip(lines, sites.tolist()):
+        if site in first:
+            raise SiteError(f"{path} row {n}{column}: site {site} is listed twice (first in row {first[site]})")
+        first[site] = n
+    return sites

@@ -51,6 +51,7 @@ from fkhw.model.fixed import FixedFormat
 from fkhw.model.ir import IntegerModel
 from fkhw.outpaths import atomic_open
 from fkhw.faults.sites import SiteSpace
+from fkhw.validate import InputError, array, fields, integer, integer_text, json_document
 
 CLASSES = ("param", "pipeline", "control", "replica")
 FAULTS_COLUMNS = ["fault", "upsets", "scrub"]  # the faults file (CSV); extra columns are kept but not read
@@ -354,18 +355,28 @@ class FaultSet:
 
 def check_fault_set(fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> None:
     """Every upset names a flip-flop of the design at a cycle inside the frame
-    (one whose effect the frame records); raises FaultError naming the fault."""
-    space.check(fs.ff)
+    (one whose effect the frame records), and every scrub inside the frame;
+    raises FaultError naming the fault."""
+    owner = np.repeat(np.arange(len(fs)), fs.n_upsets())
+    ghost = np.flatnonzero((fs.ff < 0) | (fs.ff >= space.n_ff))
+    if ghost.size:
+        u = int(ghost[0])
+        raise FaultError(f"flip-flop id(s) {fs.ff[ghost][:5].tolist()} of fault {int(fs.ids[owner[u]])} do not "
+                         f"exist: this design has flip-flops 0..{space.n_ff - 1}")
     lo, hi = cycle_bounds(space, fs.ff, n_vectors)
     bad = np.flatnonzero((fs.cycle < lo) | (fs.cycle >= hi))
     if bad.size:
         u = int(bad[0])
-        i = int(np.searchsorted(fs.indptr, u, side="right") - 1)
-        raise FaultError(f"fault {int(fs.ids[i])}: upset of flip-flop {int(fs.ff[u])} at cycle {int(fs.cycle[u])} "
-                         f"is outside the frame (cycles {int(lo[u])}..{int(hi[u]) - 1} for this flip-flop with "
-                         f"{n_vectors} inputs)")
+        raise FaultError(f"fault {int(fs.ids[owner[u]])}: upset of flip-flop {int(fs.ff[u])} at cycle "
+                         f"{int(fs.cycle[u])} is outside the frame (cycles {int(lo[u])}..{int(hi[u]) - 1} for this "
+                         f"flip-flop with {n_vectors} inputs)")
+    last = space.latency - 1 + n_vectors + space.latency - 1  # the last cycle of the frame (of the last stage)
+    late_scrub = np.flatnonzero(fs.scrub > last)
+    if late_scrub.size:
+        i = int(late_scrub[0])
+        raise FaultError(f"fault {int(fs.ids[i])}: scrub at cycle {int(fs.scrub[i])} is outside the frame (cycles "
+                         f"0..{last} with {n_vectors} inputs; leave the scrub empty for none within the frame)")
     # a parameter upset after its fault's scrub would stay until the next scrub, beyond the frame
-    owner = np.repeat(np.arange(len(fs)), fs.n_upsets())
     late = np.flatnonzero((fs.scrub[owner] >= 0) & (fs.cycle > fs.scrub[owner])
                           & np.isin(space.classes(fs.ff), ("param", "replica")))
     if late.size:
@@ -463,25 +474,58 @@ def touched(fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> np.ndarray:
 
 # --- faults files -------------------------------------------------------------
 
-_UPSET = re.compile(r"^\s*(\d+)\s*(?:@\s*(-?\d+))?\s*$")
+_UPSET = re.compile(r"^\s*([0-9]+)\s*(?:@\s*([+-]?[0-9]+))?\s*$")
+FAULT_FIELDS = ("fault", "scrub")  # a JSON fault's optional fields beside "upsets"
 
 
 def parse_upsets(text: str, where: str) -> tuple:
+    """``FLIPFLOP@CYCLE;...`` of a faults CSV cell (``where``: file, row and column)."""
     ups = []
-    for part in str(text).split(";"):
+    for j, part in enumerate(str(text).split(";")):
         m = _UPSET.match(part)
         if not m:
             raise FaultError(f"{where}: {part.strip()!r} is not an upset: write FLIPFLOP or FLIPFLOP@CYCLE, "
                              "several separated by ';'")
-        ups.append(Upset(int(m.group(1)), int(m.group(2) or 0)))
+        try:
+            ups.append(Upset(integer(int(m.group(1)), f"{where} upset {j} flip-flop", 0),
+                             integer(int(m.group(2) or 0), f"{where} upset {j} cycle")))
+        except InputError as e:
+            raise FaultError(str(e)) from None
     return tuple(sorted(ups))
+
+
+def _json_fault(it, where: str, position: int) -> tuple:
+    """(id, Fault) of one entry of a JSON faults file."""
+    fields(it, where, ("upsets",), FAULT_FIELDS)
+    ups = []
+    for j, u in enumerate(array(it["upsets"], f"{where} upsets")):
+        at = f"{where} upsets[{j}]"
+        if not isinstance(u, list) or not 1 <= len(u) <= 2:
+            raise InputError(f"{at}: an upset is [flip-flop] or [flip-flop, cycle]")
+        ups.append(Upset(integer(u[0], f"{at} flip-flop", 0),
+                         integer(u[1], f"{at} cycle") if len(u) > 1 else 0))
+    fid = integer(it["fault"], f"{where} fault", 0) if "fault" in it else position
+    scrub = None if it.get("scrub") is None else integer(it["scrub"], f"{where} scrub", 0)
+    return fid, Fault(tuple(sorted(ups)), scrub)
+
+
+def _csv_fault(r: dict, where: str, position: int) -> tuple:
+    """(id, Fault) of one row of a faults CSV (extra columns are not read)."""
+    if None in r or r.get("upsets") in (None, ""):
+        raise InputError(f"{where}: cut short, too many cells or no upsets")
+    fid = position if r.get("fault") in (None, "") else integer_text(r["fault"], f"{where} column fault", 0)
+    scrub = r.get("scrub")
+    scrub = None if scrub in (None, "") else integer_text(scrub, f"{where} column scrub", 0)
+    return fid, Fault(parse_upsets(r["upsets"], f"{where} column upsets"), scrub)
 
 
 def read_faults_file(path: Path) -> FaultSet:
     """Faults from a CSV (columns ``fault``, ``upsets`` = ``ff@cycle;ff@cycle``,
     optional ``scrub``) or a JSON list of ``{"fault": id, "upsets": [[ff, cycle],
     ...], "scrub": cycle or null}`` (``fault`` optional: the position).
-    Flip-flops and cycles are checked against a design by check_fault_set."""
+    Every value is an integer of int64 (fkhw.validate), ids, flip-flops and
+    scrubs non-negative; flip-flops and cycles are checked against a design
+    by check_fault_set."""
     path = Path(path)
     if not path.is_file():
         raise FaultError(f"{path}: no such faults file")
@@ -489,37 +533,22 @@ def read_faults_file(path: Path) -> FaultSet:
         text = path.read_text()
     except UnicodeDecodeError:
         raise FaultError(f"{path}: a binary file, not a CSV or JSON list of faults") from None
-    ids, faults = [], []
     try:
         if path.suffix.lower() == ".json":
-            try:
-                items = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise FaultError(f"{path}: not valid JSON ({e})") from None
+            items = json_document(text, str(path))
             if not isinstance(items, list):
                 raise FaultError(f"{path}: expected a JSON list of faults")
-            for k, it in enumerate(items):
-                if not isinstance(it, dict) or "upsets" not in it:
-                    raise FaultError(f"{path}: entry {k} has no 'upsets'")
-                ups = tuple(sorted(Upset(int(u[0]), int(u[1]) if len(u) > 1 else 0) for u in it["upsets"]))
-                ids.append(int(it.get("fault", k)))
-                faults.append(Fault(ups, None if it.get("scrub") is None else int(it["scrub"])))
+            parsed = [_json_fault(it, f"{path} entry {k}", k) for k, it in enumerate(items)]
         else:
             rows = list(csv.DictReader(text.splitlines()))
             if not rows or "upsets" not in rows[0]:
                 raise FaultError(f"{path}: expected a CSV with columns {', '.join(FAULTS_COLUMNS)}")
-            for k, r in enumerate(rows):
-                where = f"{path} row {k + 2}"
-                ids.append(int(r["fault"]) if r.get("fault") not in (None, "") else k)
-                scrub = r.get("scrub")
-                faults.append(Fault(parse_upsets(r["upsets"], where), int(scrub) if scrub not in (None, "") else None))
-    except (TypeError, ValueError, IndexError) as e:
-        if isinstance(e, FaultError):
-            raise
-        raise FaultError(f"{path}: {e}") from None
-    if not faults:
+            parsed = [_csv_fault(r, f"{path} row {k + 2}", k) for k, r in enumerate(rows)]
+    except (InputError, csv.Error) as e:
+        raise FaultError(str(e) if isinstance(e, InputError) else f"{path}: not a readable CSV ({e})") from None
+    if not parsed:
         raise FaultError(f"{path}: no faults")
-    return FaultSet.of("file", ids, faults)
+    return FaultSet.of("file", [fid for fid, _ in parsed], [fault for _, fault in parsed])
 
 
 def write_faults_csv(fs: FaultSet, space: FlipFlopSpace, path: Path) -> None:

@@ -23,6 +23,12 @@ import numpy as np
 
 from fkhw import __version__
 from fkhw.outpaths import atomic_open, make_dir, write_text
+from fkhw.validate import InputError, array, fields, integer, json_document, number, string_in
+
+class MapError(InputError):
+    """A TMR map that cannot be used (missing, damaged, or made for another
+    model), naming the file and the entry."""
+
 
 ENTRY_COLUMNS = ["site", "layer", "tensor", "index", "bit", "reg", "reg_bit", "emd_norm"]
 CSV_COLUMNS = ["class", "flip_flop"] + ENTRY_COLUMNS + ["register", "reason"]
@@ -76,13 +82,95 @@ class TmrMap:
         }
 
     @staticmethod
-    def load(path: Path) -> "TmrMap":
+    def load(path: Path, option: str = "--tmr") -> "TmrMap":
+        """tmr_map.json (a ``fkhw tmr`` folder or the file), every field
+        checked for its type (fkhw.validate); raises MapError naming the
+        file, the entry and the field. Ranges that depend on the design are
+        checked by :func:`read_map`."""
         path = Path(path)
         if path.is_dir():
             path = path / "tmr_map.json"
-        d = json.loads(path.read_text())
-        return TmrMap(d["model"], d["model_digest"], d["rule"], d["campaign"], d["campaign_level"],
-                      d["entries"], d["totals"]["all_bits"], tuple(d.get("flip_flops", [])))
+        where = f"{option} {path}"
+        if not path.is_file():
+            raise MapError(f"{option} {path}: no tmr_map.json (run `fkhw tmr` first)")
+        try:
+            return _from_json(json_document(path.read_text(), where), where)
+        except UnicodeDecodeError:
+            raise MapError(f"{where}: a binary file, not a TMR map") from None
+        except InputError as e:
+            raise MapError(str(e)) from None
+
+
+_ENTRY_INTS = ("index", "bit", "reg", "reg_bit")
+
+
+def _from_json(d, where: str) -> TmrMap:
+    fields(d, where, ("model", "model_digest", "rule", "campaign", "campaign_level", "entries", "totals"))
+    for key in ("model", "model_digest", "campaign", "campaign_level"):
+        string_in(d[key], f"{where} {key}")
+    rule = fields(d["rule"], f"{where} rule")
+    if "kind" in rule:
+        string_in(rule["kind"], f"{where} rule kind", ("threshold", "budget"))
+    if "value" in rule:
+        number(rule["value"], f"{where} rule value", 0)
+    all_bits = integer(fields(d["totals"], f"{where} totals", ("all_bits",))["all_bits"], f"{where} totals all_bits", 1)
+    seen = set()
+    for k, e in enumerate(array(d["entries"], f"{where} entries")):
+        at = f"{where} entries[{k}]"
+        site = integer(fields(e, at, ("site",))["site"], f"{at} site", 0)
+        if site in seen:
+            raise InputError(f"{at} site: {site} is listed twice")
+        seen.add(site)
+        for key in ("layer", "tensor"):
+            if key in e:
+                string_in(e[key], f"{at} {key}")
+        for key in _ENTRY_INTS:
+            if key in e:
+                integer(e[key], f"{at} {key}", 0)
+        if "emd_norm" in e:
+            number(e["emd_norm"], f"{at} emd_norm")
+    flip_flops = array(d.get("flip_flops", []), f"{where} flip_flops")
+    seen = set()
+    for k, f in enumerate(flip_flops):
+        at = f"{where} flip_flops[{k}]"
+        ff = integer(fields(f, at, ("ff",))["ff"], f"{at} ff", 0)
+        if ff in seen:
+            raise InputError(f"{at} ff: {ff} is listed twice")
+        seen.add(ff)
+        if "class" in f:
+            string_in(f["class"], f"{at} class", ("pipeline", "control"))
+        if "bit" in f:
+            integer(f["bit"], f"{at} bit", 0)
+    return TmrMap(d["model"], d["model_digest"], d["rule"], d["campaign"], d["campaign_level"], d["entries"],
+                  all_bits, tuple(flip_flops))
+
+
+def read_map(path, model_digest: str, model_name: str, space, option: str = "--tmr") -> TmrMap:
+    """The TMR map at ``path`` for the model of ``space`` (the plain
+    design's fkhw.faults.space.FlipFlopSpace): types checked (TmrMap.load), made
+    for this model (digest), every site one of its parameter bits and every
+    flip-flop one of its pipeline data bits or valid flags. Raises MapError
+    naming ``option``, the file, the entry and the field."""
+    path = Path(path)
+    path = path / "tmr_map.json" if path.is_dir() else path
+    tmap = TmrMap.load(path, option)
+    where = f"{option} {path}"
+    if tmap.model_digest != model_digest:
+        raise MapError(f"{where}: the map is for model {tmap.model} (digest {tmap.model_digest}), not {model_name} "
+                       f"(digest {model_digest})")
+    n_sites = space.sites.n_sites
+    try:
+        if tmap.n_all_bits != n_sites:
+            raise InputError(f"{where} totals all_bits: {tmap.n_all_bits} is not the model's {n_sites} parameter bits")
+        for k, e in enumerate(tmap.entries):
+            integer(e["site"], f"{where} entries[{k}] site", 0, n_sites - 1, ": the model's parameter bits")
+        last = space.first_control + space.latency - 1
+        for k, f in enumerate(tmap.flip_flops):
+            integer(f["ff"], f"{where} flip_flops[{k}] ff", n_sites, last,
+                    ": the design's pipeline data bits and valid flags")
+    except InputError as e:
+        raise MapError(str(e)) from None
+    return tmap
 
 
 def transient_entries(space, ffs, reason: str) -> list:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhw.validate import InputError, fields, integer, json_document, number_column, string_in
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "hgcal"
 GEOMETRY_JSON = ASSETS / "geometry.json"
 DEFAULT_DATA = ASSETS / "ttbar_0PU_5k.csv"
@@ -87,26 +89,28 @@ def _read_charges(path: Path) -> np.ndarray:
         if missing:
             raise DataError(f"{path}: missing column(s) {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
         cols = [header.index(c) for c in COLUMNS]
-        rows = []
-        for lineno, row in enumerate(reader, start=2):
+        cells, lines = [], []
+        for row in reader:
             if not row:
                 continue
-            try:
-                rows.append([float(row[c]) for c in cols])
-            except (ValueError, IndexError):
-                raise DataError(f"{path}:{lineno}: row is not {N_CELLS} numeric CALQ values") from None
-    charges = np.asarray(rows, dtype=np.float64).reshape(-1, N_CELLS)
-    if charges.shape[0] == 0:
+            if len(row) <= max(cols):
+                raise DataError(f"{path} row {reader.line_num}: cut short ({len(row)} cells, the header has "
+                                f"{len(header)})")
+            cells.extend(row[c] for c in cols)
+            lines.append(reader.line_num)
+    if not lines:
         raise DataError(f"{path}: no data rows")
-    bad = ~np.isfinite(charges) | (charges < 0)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise DataError(f"{path}:{r + 2}: {COLUMNS[c]} = {charges[r, c]} is not a finite non-negative charge")
+    try:
+        charges = number_column(cells, lambda i: f"{path} row {lines[i // N_CELLS]} column {COLUMNS[i % N_CELLS]}",
+                                lo=0)
+    except InputError as e:
+        raise DataError(str(e)) from None
+    charges = charges.reshape(-1, N_CELLS)
     with np.errstate(over="ignore"):
         sums = charges.sum(axis=1)
     if not np.isfinite(sums).all():
         r = int(np.flatnonzero(~np.isfinite(sums))[0])
-        raise DataError(f"{path}:{r + 2}: the module's charges sum beyond the float64 range (overflow)")
+        raise DataError(f"{path} row {lines[r]}: the module's charges sum beyond the float64 range (overflow)")
     return charges
 
 
@@ -141,9 +145,16 @@ def model_example(model_dir) -> dict:
     if not path.is_file():
         return {}
     try:
-        ex = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        ex = fields(json_document(path.read_text(), str(path)), str(path))
+        for key in ("about", "data", "labels", "metric"):
+            if key in ex:
+                string_in(ex[key], f"{path} {key}")
+        if "validate_inputs" in ex:
+            integer(ex["validate_inputs"], f"{path} validate_inputs", 1)
+    except UnicodeDecodeError as e:
         raise DataError(f"{path}: damaged ({e})") from None
+    except InputError as e:
+        raise DataError(str(e)) from None
     for key in ("data", "labels"):
         if key in ex:
             ex[key] = str(Path(model_dir) / ex[key])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +134,7 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
     from fkhw.campaign.run import campaign_model
     from fkhw.campaign.files import read_summary
     from fkhw.faults.space import FlipFlopSpace
-    from fkhw.faults.tmrmap import TmrMap
+    from fkhw.faults.tmrmap import MapError, read_map
 
     t0 = time.monotonic()
     if not 0 < target < 1:
@@ -143,23 +143,18 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
         raise RateError(f"--k-max must be at least 1, got {k_max}")
     if samples < 10:
         raise RateError(f"--samples must be at least 10, got {samples}")
+    rates.check_extremes(env, scrubs)
     summary = read_summary(campaign)
     bundle = campaign_model(summary, model)
     tmap = None
+    space = FlipFlopSpace.of(bundle.ir)
     if tmr is not None:
-        path = Path(tmr) / "tmr_map.json" if Path(tmr).is_dir() else Path(tmr)
-        if not path.is_file():
-            raise RateError(f"--tmr {tmr}: no tmr_map.json (run `fkhw tmr` first)")
         try:
-            tmap = TmrMap.load(path)
-        except (ValueError, KeyError, TypeError) as e:
-            raise RateError(f"--tmr {path}: not a TMR map ({e})") from None
-        if tmap.model_digest != bundle.files.digest():
-            raise RateError(f"--tmr {path}: the map is for model {tmap.model} (digest {tmap.model_digest}), the "
-                            f"campaign ran on {bundle.name} (digest {bundle.files.digest()})")
+            tmap = read_map(tmr, bundle.files.digest(), bundle.name, space)
+        except MapError as e:
+            raise RateError(str(e)) from None
     if threshold is None:
         threshold = float(tmap.rule.get("value", 1.05)) if tmap and tmap.rule.get("kind") == "threshold" else 1.05
-    space = FlipFlopSpace.of(bundle.ir)
     n_sites = space.sites.n_sites
     emd_norm = _seu_table(campaign, summary, n_sites)
     trans = _transients(transients, threshold, space, bundle.files.digest())
@@ -176,20 +171,22 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
     pools = {"plain": (all_sites, np.zeros(0, dtype=np.int64)), "full": (np.zeros(0, dtype=np.int64), all_sites)}
     if tmap is not None:
         pools["selective"] = (unprotected, protected)
+    designs = []  # their conditionals come from the Monte Carlo below
+    for name, (u, p) in pools.items():
+        for refresh in ((False,) if name == "plain" else (False, True)):
+            label = name if name == "plain" else f"{name}{' + refresh' if refresh else ''}"
+            plain_tr, voted_tr = _split_transients(trans, _map_transients(tmap) if name == "selective" else ())
+            designs.append((name, Design(label, int(u.size), int(p.size), refresh, plain_tr, (), k_max,
+                                         replica_flip_flops=2 * int(p.size) + 2 * sum(n for _, n, _ in voted_tr),
+                                         protected_transients=voted_tr)))
+            rates.check_transients(designs[-1][1], env)  # before the Monte Carlo, not after it
     conds = {}
     for name, (u, p) in pools.items():
         t1 = time.monotonic()
         conds[name] = rates.conditionals(u, p, site_emd, threshold, k_max, evaluate, samples, seed)
         log(f"  {name}: P(degraded | k upsets) for k <= {k_max}: "
             f"{sum(c.samples for c in conds[name])} accumulated scenarios in {time.monotonic() - t1:.1f} s")
-    designs = []
-    for name, (u, p) in pools.items():
-        for refresh in ((False,) if name == "plain" else (False, True)):
-            label = name if name == "plain" else f"{name}{' + refresh' if refresh else ''}"
-            plain_tr, voted_tr = _split_transients(trans, _map_transients(tmap) if name == "selective" else ())
-            designs.append(Design(label, int(u.size), int(p.size), refresh, plain_tr, conds[name], k_max,
-                                  replica_flip_flops=2 * int(p.size) + 2 * sum(n for _, n, _ in voted_tr),
-                                  protected_transients=voted_tr))
+    designs = [replace(d, conditionals=conds[name]) for name, d in designs]
     times = np.logspace(-1, math.log10(max(max(scrubs), 86400.0) * 10), 120)
     result = {"model": bundle.name, "model_digest": bundle.files.digest(), "campaign": str(campaign),
               "tmr": str(tmr) if tmr else None, "transients": str(transients) if transients else None,

@@ -53,6 +53,18 @@ DEFAULT_FLUX = 2e7
 DEFAULT_SIGMA = 1e-14
 DEFAULT_CLOCK_HZ = 40e6  # the LHC bunch-crossing clock: one vector per 25 ns
 
+# The range of the rate model, in upsets per flip-flop per clock (u = lam x T_clk) and in the probability
+# r = lam x t of an upset within the shortest time it evaluates:
+# * u <= U_MAX = 1: at most one upset per flip-flop per clock on average; beyond it the per-clock terms (a
+#   transient meets one clock, the refresh votes every clock) do not hold, and at u ~ 18 the refresh formula
+#   leaves its domain (log1p(-2 d) with d -> 1/2);
+# * u >= U_MIN: two replicas upset in one clock (~3 u^2, the refresh term) stays a normal float, not 0;
+# * r >= R_MIN: scipy's binomial pmf fails (OverflowError) or returns 0 for p below ~1e-306.
+U_MIN, U_MAX, R_MIN = 1e-150, 1.0, 1e-300
+# the times the longest scrub interval is searched between (the shortest time the flow evaluates, with T_clk)
+INTERVAL_LO, INTERVAL_HI = 1e-3, 1e8
+SCRUB_MAX_S = 1e300  # the rate curve runs to 10x the longest interval: it stays a float
+
 
 class RateError(ValueError):
     """Options or inputs a rate calculation cannot use."""
@@ -192,8 +204,8 @@ def at_time(design: Design, env: Environment, t: float) -> Point:
                  mean / covered if covered > 0 else math.nan, p, covered)
 
 
-def longest_interval(design: Design, env: Environment, target: float, lo: float = 1e-3, hi: float = 1e8,
-                     upper: bool = True) -> float | None:
+def longest_interval(design: Design, env: Environment, target: float, lo: float = INTERVAL_LO,
+                     hi: float = INTERVAL_HI, upper: bool = True) -> float | None:
     """The longest time since the scrub at which P(degraded) (its upper bound
     with ``upper``) stays <= ``target``: None if even ``lo`` exceeds it, ``inf``
     if ``hi`` does not."""
@@ -218,6 +230,41 @@ def longest_interval(design: Design, env: Environment, target: float, lo: float 
     return math.exp(a)
 
 
+def check_extremes(env: Environment, scrubs) -> None:
+    """Refuse, before any work, a flux, cross-section, clock or scrub interval
+    whose probabilities the formulas cannot hold (see U_MIN, U_MAX, R_MIN),
+    naming the valid --flux range at the given --sigma and --clock."""
+    lam = env.flux * env.sigma
+    u = lam * env.t_clk
+    shortest = min(INTERVAL_LO, env.t_clk)
+    lo = max(U_MIN / env.t_clk, R_MIN / shortest) / env.sigma
+    hi = U_MAX / env.t_clk / env.sigma
+    if not (math.isfinite(u) and U_MIN <= u <= U_MAX and lam * shortest >= R_MIN):
+        valid = f"--flux {lo:.3g} .. {hi:.3g}" if lo <= hi else "no --flux"
+        raise RateError(f"--flux {env.flux:g} x --sigma {env.sigma:g} = {lam:.3g} upsets per flip-flop per second, "
+                        f"{u:.3g} per clock of --clock {env.clock_hz:g} Hz: the rate model holds for {U_MIN:g} .. "
+                        f"{U_MAX:g} upsets per flip-flop per clock (at most one on average), i.e. {valid} at this "
+                        "--sigma and --clock")
+    for t in scrubs:
+        if not math.isfinite(t) or t > SCRUB_MAX_S:
+            raise RateError(f"--scrub {t:g} s: out of range (give at most {SCRUB_MAX_S:g} s)")
+        if lam * t < R_MIN:
+            raise RateError(f"--scrub {t:g} s: {lam:.3g} upsets per second x {t:g} s is below {R_MIN:g}, where the "
+                            f"binomial probabilities underflow (give intervals >= {R_MIN / lam:.3g} s at this --flux "
+                            "and --sigma)")
+
+
+def check_transients(design: Design, env: Environment) -> None:
+    """The transient term lam T_clk sum n f is a first-order probability: it
+    must stay <= 1 (raises RateError naming the valid --flux)."""
+    p = design.transient_probability(env)
+    if not p <= 1.0:
+        limit = env.flux / p
+        raise RateError(f"--flux {env.flux:g}: design {design.name}'s transient upsets give a probability {p:.3g} "
+                        f"per output (lam x T_clk x transient flip-flops > 1): the first-order model needs --flux <= "
+                        f"{limit:.3g} at this --sigma and --clock")
+
+
 def parse_duration(text: str) -> float:
     """``1s``, ``250ms``, ``1min``, ``2h``, ``1d`` or plain seconds -> seconds."""
     units = {"ms": 1e-3, "s": 1.0, "min": 60.0, "h": HOUR, "d": 24 * HOUR}
@@ -231,8 +278,10 @@ def parse_duration(text: str) -> float:
     try:
         v = float(num) * scale
     except ValueError:
-        raise RateError(f"{text!r} is not a duration: write e.g. 1s, 250ms, 1min, 2h, 1d") from None
-    if not (math.isfinite(v) and v > 0):
+        v = math.nan
+    if not math.isfinite(v):  # not a number, nan, inf, or beyond the float range in seconds
+        raise RateError(f"{text!r} is not a duration: write a finite number and a unit, e.g. 1s, 250ms, 1min, 2h, 1d")
+    if not v > 0:
         raise RateError(f"a scrub interval must be positive, got {text!r}")
     return v
 
