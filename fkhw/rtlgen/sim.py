@@ -296,16 +296,21 @@ def _run_killable(cmd, cwd, logfile, timeout, env=None, progress=None, every: fl
     with open(logfile, "w") as lf:
         p = subprocess.Popen(cmd, cwd=cwd, stdout=lf, stderr=subprocess.STDOUT, env=env or tool_env(),
                              start_new_session=True)
-        while True:
-            left = timeout - (time.time() - t0)
-            if left <= 0:
+        try:
+            while True:
+                left = timeout - (time.time() - t0)
+                if left <= 0:
+                    _kill(p)
+                    return None
+                try:
+                    return p.wait(timeout=min(left, every) if progress is not None else left)
+                except subprocess.TimeoutExpired:
+                    if progress is not None and time.time() - t0 < timeout:
+                        progress(time.time() - t0)
+        finally:
+            # a caller interrupted (Ctrl-C) or failing while it waits: its own session would keep it running
+            if p.poll() is None:
                 _kill(p)
-                return None
-            try:
-                return p.wait(timeout=min(left, every) if progress is not None else left)
-            except subprocess.TimeoutExpired:
-                if progress is not None and time.time() - t0 < timeout:
-                    progress(time.time() - t0)
 
 
 def _kill(p: subprocess.Popen) -> None:
