@@ -83,12 +83,15 @@ def run(args) -> int:
     from fkhw.executors import probe_scheduler, scheduler_address
     from fkhw.model.bundle import load_model
     from fkhw.outpaths import check_out_dir
+    from fkhw.resources import local_jobs
     from fkhw.sites import SiteSpace, read_site_list
 
     check_out_dir(args.out)
     if args.scheduler is not None:
         args.scheduler = scheduler_address(args.scheduler)
         probe_scheduler(args.scheduler)  # a port that is not Dask is named now, not after the setup
+    else:
+        args.jobs = local_jobs(args.jobs)  # workers of this machine: no more than its cores and memory hold
     if args.refresh and args.tmr is None:
         raise CampaignError("--refresh is a variant of the hardened design: give --tmr DIR")
     bundle = load_model(args.model)

@@ -128,9 +128,11 @@ def _run(args, background: list) -> int:
     from fkhw.sites import SiteSpace
 
     from fkhw.outpaths import check_out_dir
+    from fkhw.resources import local_jobs
 
     if args.out is not None:
         check_out_dir(args.out)
+    args.jobs = local_jobs(args.jobs)  # simulator workers of this machine: no more than its cores and memory hold
     _example_defaults(args)
     _check_metric(args)
     from fkhw.metrics import get_metric
