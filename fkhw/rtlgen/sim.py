@@ -469,7 +469,7 @@ def _job_events(dep: Deposits, lo: int, hi: int, period: int, keep=None) -> dict
 
 def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, weights: np.ndarray,
                n_frames: int, period: int, deposits: Deposits, jobs: int = 1, timeout: float | None = None,
-               progress=None, hang: bool = False, clear_err: bool = False) -> FrameOutputs:
+               progress=None, clear_err: bool = False) -> FrameOutputs:
     """Run ``n_frames`` frames of ``period`` clocks (the N = len(stim) window
     vectors, then period - N drain slots) with ``deposits``, split over
     ``jobs`` simulator processes (contiguous blocks of frames).
@@ -514,8 +514,7 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
             "n_pev": n_pev,
             "golden": [int(v) for v in deposits.golden], "check": [int(v) for v in deposits.check],
             **_job_events(deposits, lo, hi, period, keep),
-            "progress": str(d / "progress"), "result": str(d / "result.json"), "hang": bool(hang),
-            "clear_err": bool(clear_err)}))
+            "progress": str(d / "progress"), "result": str(d / "result.json"), "clear_err": bool(clear_err)}))
         job_list.append(Job(d, hi - lo))
     t0 = time.time()
     env = tool_env()
