@@ -14,6 +14,7 @@ import importlib
 import logging
 import os
 import re
+import signal
 import sys
 import traceback
 
@@ -118,16 +119,30 @@ def main(argv=None) -> int:
     # Dask configures its own loggers when imported; tell it before it is
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
     logging.getLogger("distributed").setLevel(logging.ERROR)  # cluster start/stop chatter
-    try:
-        return int(args._run(args) or 0)
-    except _user_error_types() as e:
-        if args.verbose:  # where an expected error came from, for a report
-            traceback.print_exc()
-        print(f"fkhw {args.command}: error: {_one_line(e)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"fkhw {args.command}: interrupted", file=sys.stderr)
-        return 130
+    from fkhw.host.children import ChildProcesses
+
+    with ChildProcesses() as children:  # the processes the command starts end with it, interrupted or not
+        try:
+            return int(args._run(args) or 0)
+        except KeyboardInterrupt:
+            return _interrupted(args.command, children.signum or signal.SIGINT)
+        except _user_error_types() as e:
+            if children.signum is not None:  # what the interrupt left behind failed: the interrupt is the news
+                return _interrupted(args.command, children.signum)
+            if args.verbose:  # where an expected error came from, for a report
+                traceback.print_exc()
+            print(f"fkhw {args.command}: error: {_one_line(e)}", file=sys.stderr)
+            return 2
+        except Exception:
+            if children.signum is not None:
+                return _interrupted(args.command, children.signum)
+            raise
+
+
+def _interrupted(command: str, signum: int) -> int:
+    """Ctrl-C (SIGINT) or SIGTERM: one line, and the shell's exit status 128 + signal."""
+    print(f"fkhw {command}: {'interrupted' if signum == signal.SIGINT else 'terminated'}", file=sys.stderr)
+    return 128 + int(signum)
 
 
 if __name__ == "__main__":

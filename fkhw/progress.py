@@ -14,6 +14,7 @@ class Progress:
     unit: str = "sites"
     stream: object = None
     every: float = 1.0
+    after: float = 0.0  # seconds before the first line: a loop that ends sooner prints nothing
     done: int = 0
     _start: float = field(default_factory=time.monotonic)
     _last: float = 0.0
@@ -26,6 +27,8 @@ class Progress:
             return  # the last line is printed once
         self.done += n
         now = time.monotonic()
+        if now - self._start < self.after:
+            return
         if now - self._last >= self.every or self.done >= self.total:
             self._last = now
             self._print(now)

@@ -49,10 +49,6 @@ async def _run(dut, job: dict) -> dict:
     dut.n_pev.value = int(job.get("n_pev", 0))
     dut.clear_err.value = int(bool(job.get("clear_err", False)))
     dut.start.value = 1
-    if job.get("hang"):
-        # test hook for the caller's timeout: wait on something that never comes
-        await RisingEdge(dut.done)
-        await RisingEdge(dut.done)
     await RisingEdge(dut.running)  # one edge before run edge 0
     progress = job.get("progress")
     ticker = cocotb.start_soon(_report_progress(progress, period, int(job["n_frames"]))) if progress else None

@@ -12,14 +12,17 @@ import dataclasses
 import time
 
 import numpy as np
+import psutil
 import pytest
 
 from fkhw.model import engine
 from fkhw.faults.space import Fault, FaultSet, Upset
-from fkhw.levels.rtl import RtlLevel, encoder_inputs, fault_deposits, frame_period, leaks, param_codes
+from fkhw.levels.rtl import (RtlLevel, design_space, encoder_inputs, fault_deposits, frame_period, leaks,
+                             param_codes)
 from fkhw.model.bundle import load_model
 from fkhw.rtlgen import write_rtl
-from fkhw.rtlgen.sim import RtlBuildError, RtlSimError, RtlTimeout, build, run_frames
+from fkhw.rtlgen.emit import generate
+from fkhw.rtlgen.sim import TB_TOP, RtlBuildError, RtlSimError, RtlTimeout, SimBuild, build, run_frames
 from fkhw.rtlgen.testing import toy_inputs, toy_model
 from fkhw.rtlgen.tools import ToolError, make_broken_verilator, require_verilator
 from fkhw.faults.sites import SiteSpace, flip
@@ -157,13 +160,44 @@ def test_toy_model_every_site_every_path():
     assert np.array_equal(lv.run(sites, x), _engine_faulty(model, sites, x))
 
 
-def test_hung_simulation_is_killed_by_the_timeout(bol, bol_level, vendored_codes):
-    lv = RtlLevel(bol, jobs=1, timeout=8)
-    lv._hang = True  # the cocotb test then waits forever while the HDL clock runs
+def test_hung_simulation_is_killed_by_the_timeout(tmp_path):
+    """A simulator that stalls: the build's executable is a script that
+    sleeps (cocotb's runner starts it as it would the Verilator model).
+    The run is refused after its timeout, and the stalled process is gone."""
+    model = toy_model()
+    design = generate(model)
+    stalled = tmp_path / "sim"
+    stalled.mkdir()
+    exe = stalled / TB_TOP
+    exe.write_text("#!/bin/sh\necho $$ > stalled.pid\nexec sleep 600\n")  # cwd: the job's folder
+    exe.chmod(0o755)
+    sb = SimBuild("stalled", tmp_path / "rtl", stalled, design.meta, 0.0)
+    x = toy_inputs(model, 4)
+    fs = FaultSet.single("seu", [0, 1], [0, 1])
+    space = design_space(model, design.meta)
+    period = frame_period(fs, space, x.shape[0])
+    dep = fault_deposits(fs, space, model, design.meta, period)
     t0 = time.time()
     with pytest.raises(RtlTimeout, match="did not finish within 8 s"):
-        lv.run([0, 1], vendored_codes[:4])
+        run_frames(sb, tmp_path / "work", x, engine.forward(model, x).reshape(x.shape[0], -1), param_codes(model),
+                   len(fs), period, dep, jobs=1, timeout=8)
     assert time.time() - t0 < 30
+    pid = int((tmp_path / "work" / "job0" / "stalled.pid").read_text())  # the simulator did start
+    assert _gone_within(pid, 2.0), "the stalled simulator outlived its timeout"
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    """Ended (or a zombie: killed, not yet reaped) within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 def test_design_that_fails_to_build_gives_a_clear_error(tmp_path):

@@ -93,7 +93,8 @@ def _check_groups(groups: dict, n: int) -> None:
 
 def hutchinson_trace(hvp: HvpFn, n: int, groups: dict | None = None, tol: float = 0.02,
                      max_samples: int = 2000, block: int = 32, min_samples: int = 32,
-                     rng: np.random.Generator | None = None) -> TraceResult:
+                     rng: np.random.Generator | None = None,
+                     progress: Callable[[int], None] | None = None) -> TraceResult:
     """Trace of each group's diagonal block of H: the mean of ``v . H v``
     over Rademacher vectors ``v`` supported on that group only.
 
@@ -106,7 +107,9 @@ def hutchinson_trace(hvp: HvpFn, n: int, groups: dict | None = None, tol: float 
     estimate (relative; after at least ``min_samples``, because a standard
     error from a handful of samples is itself unreliable) or at
     ``max_samples`` probes, whichever comes first. Both are honoured exactly:
-    the last block is shortened so the cap is never exceeded.
+    the last block is shortened so the cap is never exceeded. ``progress(n)``:
+    called with the probes of each block, and with the cap's remainder when a
+    group stops early (its total: groups x ``max_samples``).
     """
     if tol <= 0:
         raise ValueError(f"trace tolerance must be > 0, got {tol}")
@@ -126,11 +129,15 @@ def hutchinson_trace(hvp: HvpFn, n: int, groups: dict | None = None, tol: float 
             V = np.zeros((k, n))
             V[:, sl] = rng.integers(0, 2, size=(k, width)) * 2.0 - 1.0
             vals = np.concatenate([vals, (V[:, sl] * hvp(V)[:, sl]).sum(axis=1)])
+            if progress:
+                progress(k)
             if vals.size >= min_samples:
                 se = vals.std(ddof=1) / np.sqrt(vals.size)
                 if se <= tol * abs(vals.mean()):
                     ok = True
                     break
+        if progress and vals.size < max_samples:
+            progress(max_samples - vals.size)
         trace[name] = float(vals.mean())
         stderr[name] = float(vals.std(ddof=1) / np.sqrt(vals.size))
         used[name] = int(vals.size)
@@ -153,7 +160,8 @@ def hessian_matrix(hvp: HvpFn, n: int, block: int = 32, progress: Callable[[int]
 
 
 def hutchinson_diagonal(hvp: HvpFn, n: int, samples: int = 512, block: int = 32,
-                        rng: np.random.Generator | None = None) -> tuple:
+                        rng: np.random.Generator | None = None,
+                        progress: Callable[[int], None] | None = None) -> tuple:
     """(estimate, standard error) of diag(H) as the mean of ``v * H v``.
 
     Unbiased, but each entry's error is ``sqrt(sum_{j!=i} H_ij^2 / samples)``:
@@ -171,6 +179,8 @@ def hutchinson_diagonal(hvp: HvpFn, n: int, samples: int = 512, block: int = 32,
         acc += p.sum(axis=0)
         acc2 += (p ** 2).sum(axis=0)
         done += k
+        if progress:
+            progress(k)
     mean = acc / done
     var = np.maximum(acc2 / done - mean ** 2, 0.0) * done / max(done - 1, 1)
     return mean, np.sqrt(var / done)
@@ -194,7 +204,8 @@ class EigenResult:
 
 
 def top_eigenpairs(hvp: HvpFn, n: int, k: int = 5, tol: float = 1e-3, max_iter: int = 500,
-                   rng: np.random.Generator | None = None) -> EigenResult:
+                   rng: np.random.Generator | None = None,
+                   progress: Callable[[int], None] | None = None) -> EigenResult:
     """Top-``k`` eigenpairs of H by magnitude: power iteration, deflating by
     projecting out the eigenvectors already found at every step (as FKeras
     does; re-projecting each step keeps round-off from letting an earlier
@@ -205,7 +216,8 @@ def top_eigenpairs(hvp: HvpFn, n: int, k: int = 5, tol: float = 1e-3, max_iter: 
     eigenvalue's error is about ``residual**2 * |lambda|^2 / gap`` and the
     eigenvector's angle about ``residual * |lambda| / gap``, whereas a small
     change of the Rayleigh quotient between steps (FKeras' rule) can stall
-    far from the answer when two eigenvalues are close.
+    far from the answer when two eigenvalues are close. ``progress(n)``: called
+    with each pair's HVPs, counted against the cap (total: ``k`` x ``max_iter``).
     """
     if not 1 <= k <= n:
         raise ValueError(f"number of eigenpairs must be in 1..{n}, got {k}")
@@ -237,6 +249,10 @@ def top_eigenpairs(hvp: HvpFn, n: int, k: int = 5, tol: float = 1e-3, max_iter: 
                 ok = True
                 break
             v = w / norm_w
+            if progress and it % 16 == 0:
+                progress(16)
+        if progress:
+            progress(max_iter - it + it % 16)
         found.append(v)
         values.append(lam)
         iters.append(it)
@@ -549,12 +565,23 @@ def analyse(bundle, settings: Settings, images: np.ndarray | None = None) -> Ana
     rng = np.random.default_rng(settings.seed)
     with timer.step("gradient"):
         loss, grad = closure.loss_and_gradient()
+    from fkhw.progress import Progress
+
+    def shown(total: int, label: str, unit: str):
+        """Progress lines for a loop that turns out long (a cap of --trace-max, --eigen-max-iter or
+        --diagonal-samples in the millions runs for hours)."""
+        return Progress(total, f"hessian: {label}", unit=unit, every=5.0, after=5.0).advance
+
     with timer.step(f"Hutchinson trace (tol {settings.trace_tol}, cap {settings.trace_max_samples} samples)"):
         trace = hutchinson_trace(closure.hvp, closure.n, closure.groups, tol=settings.trace_tol,
-                                 max_samples=settings.trace_max_samples, block=settings.block, rng=rng)
+                                 max_samples=settings.trace_max_samples, block=settings.block, rng=rng,
+                                 progress=shown(len(closure.groups) * settings.trace_max_samples,
+                                                "trace (up to the cap)", "probes"))
     with timer.step(f"top-{settings.top_k} eigenpairs (tol {settings.eigen_tol}, cap {settings.eigen_max_iter})"):
         eigen = top_eigenpairs(closure.hvp, closure.n, settings.top_k, tol=settings.eigen_tol,
-                               max_iter=settings.eigen_max_iter, rng=rng)
+                               max_iter=settings.eigen_max_iter, rng=rng,
+                               progress=shown(settings.top_k * settings.eigen_max_iter, "eigenpairs (up to the cap)",
+                                              "HVPs"))
     exact_eigs, diag_se = None, None
     if settings.diagonal == "exact":
         with timer.step(f"exact diagonal ({closure.n} HVPs)"):
@@ -569,7 +596,8 @@ def analyse(bundle, settings: Settings, images: np.ndarray | None = None) -> Ana
     elif settings.diagonal == "hutchinson":
         with timer.step(f"Hutchinson diagonal ({settings.diagonal_samples} samples)"):
             diag, diag_se = hutchinson_diagonal(closure.hvp, closure.n, settings.diagonal_samples,
-                                                settings.block, rng=rng)
+                                                settings.block, rng=rng,
+                                                progress=shown(settings.diagonal_samples, "diagonal", "probes"))
     else:
         raise ValueError(f"diagonal must be 'exact' or 'hutchinson', got {settings.diagonal!r}")
     timer.seconds["total"] = round(time.perf_counter() - t0, 3)

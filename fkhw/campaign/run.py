@@ -226,6 +226,32 @@ class Plan:
         return h.hexdigest()[:20]
 
 
+def _check_samples_fit(samples: int, k: int, n_inputs: int, latent_bytes: int) -> None:
+    """Refuse a --samples whose faults and results cannot fit in memory. One
+    accumulate:K fault takes ~1 KiB of Python objects in the plan and the
+    store, ~64 bytes per upset while drawn and copied, and its results where
+    every module changes (a module id, an EMD and ``latent_bytes`` of latent
+    codes each), kept twice while the outputs are assembled (econt-bol,
+    accumulate:2 on 32 modules: 1.9 KiB measured per fault, 3.9 KiB estimated)."""
+    from fkhw.host.resources import too_big
+
+    why = too_big("--samples", samples, 1024 + 64 * k + 2 * n_inputs * (12 + latent_bytes),
+                  f"accumulate:{k} fault on {n_inputs} modules")
+    if why:
+        raise FaultError(why)
+
+
+def _check_inputs_fit(n_inputs: int, n_faults: int, latent_bytes: int) -> None:
+    """Refuse an --inputs whose results cannot fit in memory: the store keeps,
+    per fault and module whose outputs changed, a module id, an EMD and the
+    latent codes (``latent_bytes``), counted here as if every one changed."""
+    from fkhw.host.resources import too_big
+
+    why = too_big("--inputs", n_inputs, n_faults * (12 + latent_bytes), f"module (its results for {n_faults:,} faults)")
+    if why:
+        raise CampaignError(why)
+
+
 def plan_faults(spec: CampaignSpec, bundle: ModelBundle, n_vectors: int) -> Plan:
     """The fault set of a campaign (seu: the planned sites, one upset each).
     Any FaultError (unknown kind, K or cycle out of range, flip-flops that do
@@ -249,6 +275,9 @@ def plan_faults(spec: CampaignSpec, bundle: ModelBundle, n_vectors: int) -> Plan
         else:
             kind = parse_kind(spec.faults)
             opt = KindOptions(n_vectors, spec.cycle, spec.samples or DEFAULT_SAMPLES, spec.seed)
+            if kind.name == "accumulate":  # the one size a user chooses freely: refused before it is drawn
+                _check_samples_fit(opt.samples, kind.k or 0, n_vectors,
+                                   bundle.ir.output_spec.size * np.dtype(_latent_dtype(bundle)).itemsize)
             fs = enumerate_faults(space, kind, opt)
             label = kind.label
             options = {"cycle": spec.cycle, **({"samples": opt.samples, "seed": spec.seed}
@@ -440,6 +469,8 @@ def run_campaign(spec: CampaignSpec, bundle: ModelBundle, out: Path, fresh: bool
     space = SiteSpace.of(bundle.ir)
     work = make_workload(bundle, spec.data, spec.n_inputs, spec.seed, spec.rows, spec.metric, spec.labels)
     planned = plan_faults(spec, bundle, work.inputs.shape[0])
+    _check_inputs_fit(work.inputs.shape[0], len(planned.faults), np.dtype(_latent_dtype(bundle)).itemsize
+                      * bundle.ir.output_spec.size)
     if not metric.is_emd:
         # the metric on the integer engine's fault-free outputs (every level's, bit for bit): a user metric
         # that raises or returns NaN, or nothing to normalise by, is refused before the folder is made

@@ -83,6 +83,7 @@ def run(args) -> int:
     from fkhw.campaign.executors import probe_scheduler, scheduler_address
     from fkhw.model.bundle import load_model
     from fkhw.outpaths import check_out_dir
+    from fkhw.host.resources import local_jobs
     from fkhw.faults.sites import SiteSpace, read_site_list
 
     check_out_dir(args.out, inputs=model_inputs(args.model) + input_paths("--data", args.data)
@@ -92,6 +93,8 @@ def run(args) -> int:
     if args.scheduler is not None:
         args.scheduler = scheduler_address(args.scheduler)
         probe_scheduler(args.scheduler)  # a port that is not Dask is named now, not after the setup
+    else:
+        args.jobs = local_jobs(args.jobs)  # workers of this machine: no more than its cores and memory hold
     if args.refresh and args.tmr is None:
         raise CampaignError("--refresh is a variant of the hardened design: give --tmr DIR")
     bundle = load_model(args.model)

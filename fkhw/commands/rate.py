@@ -61,11 +61,14 @@ def run(args) -> int:
     from fkhw.outpaths import check_out_dir
     from fkhw.rates.flow import run_rate
     from fkhw.rates.model import Environment
+    from fkhw.host.resources import local_jobs
 
     if args.check_full_tmr and not args.check_rtl:
         from fkhw.cli import UserError
 
         raise UserError("--check-full-tmr replays scenarios: give --check-rtl N (N > 0) as well")
+    if args.check_rtl:
+        args.jobs = local_jobs(args.jobs)  # simulator processes of the replay
     out = args.out if args.out is not None else args.campaign.parent / "rate"
     check_out_dir(out, "--out" if args.out is not None else "--campaign",
                   inputs=campaign_inputs("--campaign", args.campaign) + input_paths("--tmr", args.tmr, ("tmr_map.json",))

@@ -130,10 +130,12 @@ def _run(args, background: list) -> int:
     from fkhw.faults.sites import SiteSpace
 
     from fkhw.outpaths import check_out_dir
+    from fkhw.host.resources import local_jobs
 
     inputs = model_inputs(args.model) + input_paths("--data", args.data) + input_paths("--labels", args.labels)
     if args.out is not None:
         check_out_dir(args.out, inputs=inputs)
+    args.jobs = local_jobs(args.jobs)  # simulator workers of this machine: no more than its cores and memory hold
     _example_defaults(args)
     _check_metric(args)
     from fkhw.damage.metrics import get_metric

@@ -68,6 +68,7 @@ def run(args) -> int:
     from fkhw.cli import UserError
     from fkhw.model.bundle import load_model
     from fkhw.outpaths import check_out_dir
+    from fkhw.host.resources import local_jobs
     from fkhw.tmr.flow import run_tmr
     from fkhw.tmr.select import CampaignTable, parse_rule, select
     from fkhw.tmr.stable import HeldOut, find_stable, validate_campaign
@@ -88,6 +89,7 @@ def run(args) -> int:
 
         args.scheduler = scheduler_address(args.scheduler)
         probe_scheduler(args.scheduler)  # a port that is not Dask is named now, not after the synthesis
+    args.jobs = local_jobs(args.jobs)  # the proof's simulator processes run here, whatever --scheduler says
     counts = None if args.inputs in (None, "auto") else args.inputs
     held = HeldOut(args.validate_inputs, args.validate_data)
     rule = parse_rule(args.threshold, args.budget, args.rule)

@@ -35,9 +35,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from fkhw.faults.space import FaultError, FaultSet, FlipFlopSpace, cycle_bounds
+from fkhw.progress import Progress
 from fkhw.validate import InputError, integer_text
 
 DEFAULT_SAMPLES = 2000
+DRAW_BLOCK = 16384  # accumulate draws between progress reports
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,16 @@ def _accumulate(space: FlipFlopSpace, spec: KindSpec, opt: KindOptions) -> Fault
     if opt.samples < 1:
         raise FaultError(f"--samples must be at least 1, got {opt.samples}")
     rng = np.random.default_rng([opt.seed, k, 0xACC])
-    # K distinct sites per sample: the first K of a random permutation
-    ffs = np.stack([np.sort(rng.choice(n_sites, size=k, replace=False)) for _ in range(opt.samples)])
+    # K distinct sites per sample: the first K of a random permutation; ~15 us a draw (a million
+    # samples: ~15 s), so progress is shown once drawing takes a while
+    progress = Progress(opt.samples, f"drawing accumulate:{k} faults", unit="samples", after=2.0)
+    draws = []
+    for lo in range(0, opt.samples, DRAW_BLOCK):
+        n = min(DRAW_BLOCK, opt.samples - lo)
+        draws += [np.sort(rng.choice(n_sites, size=k, replace=False)) for _ in range(n)]
+        progress.advance(n)
+    ffs = np.stack(draws)
+    del draws
     f = opt.samples
     return FaultSet(spec.label, np.arange(f, dtype=np.int64), np.arange(0, f * k + 1, k, dtype=np.int64),
                     ffs.reshape(-1).astype(np.int64), np.full(f * k, opt.cycle or 0, dtype=np.int64),

@@ -555,8 +555,13 @@ def generate(bundle, out, backend: str = "Vitis"):
         # fault build reads it; _compile() is the same minus that rewrite
         with _quiet_hls4ml():
             hls_model._compile()
-    finally:
-        finish_fault_build(build)
+    except BaseException:
+        # the project is incomplete anyway (no manifest): an interrupt or a failed compile does not wait for
+        # the other build, nor is its outcome reported in place of the first failure
+        build.kill()
+        build.communicate()
+        raise
+    finish_fault_build(build)
     log.info("compiled in %.1f s", time.perf_counter() - t1)
 
     write_manifest(out, manifest(bundle, backend, hls_model, files))

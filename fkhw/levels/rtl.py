@@ -332,7 +332,7 @@ class RtlLevel:
         try:
             out = run_frames(sb, work, x, gold, param_codes(self.model), max(1, len(fs)), period, dep,
                              jobs=jobs or self.jobs, timeout=self._timeout(len(fs), period, jobs or self.jobs),
-                             progress=progress, hang=getattr(self, "_hang", False), clear_err=self.clear_err)
+                             progress=progress, clear_err=self.clear_err)
         finally:
             if tmp:
                 tmp.cleanup()

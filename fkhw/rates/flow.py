@@ -20,8 +20,9 @@ import numpy as np
 
 from fkhw.rates import model as rates
 from fkhw.campaign.files import damage_column
-from fkhw.outpaths import make_dir, save_figure, write_text
+from fkhw.progress import Progress
 from fkhw.rates.model import Design, Environment, RateError, draw_scenarios
+from fkhw.outpaths import make_dir, save_figure, write_text
 
 DEFAULT_SCRUBS = ("1s", "1min", "1h", "1d")
 FIGURE = "rate.png"
@@ -183,7 +184,10 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
     conds = {}
     for name, (u, p) in pools.items():
         t1 = time.monotonic()
-        conds[name] = rates.conditionals(u, p, site_emd, threshold, k_max, evaluate, samples, seed)
+        n_scen = samples * len(rates.sampled_compositions(u.size, p.size, k_max))
+        progress = Progress(n_scen, f"  {name}: accumulated scenarios", unit="scenarios", every=5.0, after=2.0)
+        conds[name] = rates.conditionals(u, p, site_emd, threshold, k_max, evaluate, samples, seed,
+                                         progress=progress.advance)
         log(f"  {name}: P(degraded | k upsets) for k <= {k_max}: "
             f"{sum(c.samples for c in conds[name])} accumulated scenarios in {time.monotonic() - t1:.1f} s")
     designs = [replace(d, conditionals=conds[name]) for name, d in designs]
@@ -302,8 +306,7 @@ def rtl_crosscheck(bundle, inputs: np.ndarray, pools: dict, k_max: int, samples:
     report = {}
     for name, refresh in variants:
         unprot, prot = pools[name]
-        comps = [(ku, t - ku) for t in range(2, k_max + 1) for ku in range(t, -1, -1)
-                 if ku <= unprot.size and t - ku <= prot.size]
+        comps = rates.sampled_compositions(unprot.size, prot.size, k_max)
         rng = np.random.default_rng([seed, 0x5EC])
         scen = []
         for ku, kp in comps:
@@ -326,7 +329,8 @@ def rtl_crosscheck(bundle, inputs: np.ndarray, pools: dict, k_max: int, samples:
         label = name if name == "plain" else f"{name}{' + refresh' if refresh else ''}"
         t1 = time.monotonic()
         level = RtlLevel(bundle.ir, jobs=jobs, design=design, log=log)
-        got = level.run_faults(fs, inputs)
+        replay = Progress(len(fs), f"  RTL replay, {label}", unit="scenarios", every=5.0, after=2.0)
+        got = level.run_faults(fs, inputs, lambda total: replay.advance(total - replay.done))
         want = simulate_set(bundle.ir, space, fs, inputs)
         bad = int(got.mismatches(want).sum())
         # how many scenarios change an output at all: 0 disagreeing must not be 0 upsets landed

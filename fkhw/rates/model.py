@@ -294,28 +294,41 @@ def draw_scenarios(unprotected: np.ndarray, protected: np.ndarray, ku: int, kp: 
                                     rng.choice(protected, kp, replace=False)])) for _ in range(samples)]
 
 
+def sampled_compositions(n_unprotected: int, n_protected: int, k_max: int) -> list:
+    """(ku, kp) of the compositions the Monte Carlo samples: ku + kp from 2 to
+    ``k_max`` (one upset is exact), each count within its pool."""
+    return [(ku, total - ku) for total in range(2, k_max + 1) for ku in range(total, -1, -1)
+            if ku <= n_unprotected and total - ku <= n_protected]
+
+
+# scenarios evaluated between progress reports (a multiple of the evaluator's own batch of 256)
+PROGRESS_BLOCK = 8192
+
+
 def conditionals(unprotected: np.ndarray, protected: np.ndarray, emd_norm_of_site, threshold: float, k_max: int,
-                 evaluate, samples: int, seed: int) -> tuple:
+                 evaluate, samples: int, seed: int, progress=None) -> tuple:
     """P(deg | ku, kp) and E[emd_norm | ku, kp] for every ku + kp <= k_max.
 
     ``emd_norm_of_site(sites)``: the seu campaign's emd_norm of single sites
     (the exact one-bit answers); ``evaluate(list of site arrays)``: emd_norm of
     scenarios with all those bits inverted together (the software engine).
     Sampled compositions draw ``samples`` scenarios, bits without replacement,
-    seeded per composition."""
+    seeded per composition. ``progress(n)``: called as each block of n
+    scenarios is evaluated (``--samples 1000000`` is minutes per design)."""
     unprotected, protected = np.asarray(unprotected, dtype=np.int64), np.asarray(protected, dtype=np.int64)
     out = [Conditional(0, 0, 0.0, 0.0, 1.0, 0)]
     for pool, key in ((unprotected, (1, 0)), (protected, (0, 1))):
         if pool.size and k_max >= 1:
             e = np.asarray(emd_norm_of_site(pool), dtype=np.float64)
             out.append(Conditional(*key, float((e > threshold).mean()), 0.0, float(e.mean()), 0))
-    for total in range(2, k_max + 1):
-        for ku in range(total, -1, -1):
-            kp = total - ku
-            if ku > unprotected.size or kp > protected.size:
-                continue
-            scen = draw_scenarios(unprotected, protected, ku, kp, samples, seed)
-            e = np.asarray(evaluate(scen), dtype=np.float64)
-            p = float((e > threshold).mean())
-            out.append(Conditional(ku, kp, p, math.sqrt(p * (1 - p) / samples), float(e.mean()), samples))
+    for ku, kp in sampled_compositions(unprotected.size, protected.size, k_max):
+        scen = draw_scenarios(unprotected, protected, ku, kp, samples, seed)
+        parts = []
+        for lo in range(0, len(scen), PROGRESS_BLOCK):  # each scenario is evaluated on its own: blocks change nothing
+            parts.append(np.asarray(evaluate(scen[lo:lo + PROGRESS_BLOCK]), dtype=np.float64))
+            if progress is not None:
+                progress(len(parts[-1]))
+        e = np.concatenate(parts)
+        p = float((e > threshold).mean())
+        out.append(Conditional(ku, kp, p, math.sqrt(p * (1 - p) / samples), float(e.mean()), samples))
     return tuple(out)

@@ -297,16 +297,21 @@ def _run_killable(cmd, cwd, logfile, timeout, env=None, progress=None, every: fl
     with open_new(logfile) as lf:
         p = subprocess.Popen(cmd, cwd=cwd, stdout=lf, stderr=subprocess.STDOUT, env=env or tool_env(),
                              start_new_session=True)
-        while True:
-            left = timeout - (time.time() - t0)
-            if left <= 0:
+        try:
+            while True:
+                left = timeout - (time.time() - t0)
+                if left <= 0:
+                    _kill(p)
+                    return None
+                try:
+                    return p.wait(timeout=min(left, every) if progress is not None else left)
+                except subprocess.TimeoutExpired:
+                    if progress is not None and time.time() - t0 < timeout:
+                        progress(time.time() - t0)
+        finally:
+            # a caller interrupted (Ctrl-C) or failing while it waits: its own session would keep it running
+            if p.poll() is None:
                 _kill(p)
-                return None
-            try:
-                return p.wait(timeout=min(left, every) if progress is not None else left)
-            except subprocess.TimeoutExpired:
-                if progress is not None and time.time() - t0 < timeout:
-                    progress(time.time() - t0)
 
 
 def _kill(p: subprocess.Popen) -> None:
@@ -465,7 +470,7 @@ def _job_events(dep: Deposits, lo: int, hi: int, period: int, keep=None) -> dict
 
 def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, weights: np.ndarray,
                n_frames: int, period: int, deposits: Deposits, jobs: int = 1, timeout: float | None = None,
-               progress=None, hang: bool = False, clear_err: bool = False) -> FrameOutputs:
+               progress=None, clear_err: bool = False) -> FrameOutputs:
     """Run ``n_frames`` frames of ``period`` clocks (the N = len(stim) window
     vectors, then period - N drain slots) with ``deposits``, split over
     ``jobs`` simulator processes (contiguous blocks of frames).
@@ -510,8 +515,7 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
             "n_pev": n_pev,
             "golden": [int(v) for v in deposits.golden], "check": [int(v) for v in deposits.check],
             **_job_events(deposits, lo, hi, period, keep),
-            "progress": str(d / "progress"), "result": str(d / "result.json"), "hang": bool(hang),
-            "clear_err": bool(clear_err)}))
+            "progress": str(d / "progress"), "result": str(d / "result.json"), "clear_err": bool(clear_err)}))
         job_list.append(Job(d, hi - lo))
     t0 = time.time()
     env = tool_env()

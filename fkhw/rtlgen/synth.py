@@ -221,17 +221,21 @@ def _run_with_progress(cmd, cwd: Path, log: Path, timeout: float, top: str, prog
     current_pass = PassReader(log)
     with subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
         last = t0
-        while True:
-            try:
-                out, err = p.communicate(timeout=1.0)
-                break
-            except subprocess.TimeoutExpired:
-                now = time.time()
-                if now - t0 > timeout:
-                    p.kill()
-                    p.communicate()
-                    raise ToolError(f"Yosys did not finish within {timeout:.0f} s (log: {log})") from None
-                if progress is not None and now - last >= PROGRESS_EVERY:
-                    last = now
-                    progress(f"yosys {current_pass() or 'starting'}, {now - t0:.0f} s")
+        try:
+            while True:
+                try:
+                    out, err = p.communicate(timeout=1.0)
+                    break
+                except subprocess.TimeoutExpired:
+                    now = time.time()
+                    if now - t0 > timeout:
+                        raise ToolError(f"Yosys did not finish within {timeout:.0f} s (log: {log})") from None
+                    if progress is not None and now - last >= PROGRESS_EVERY:
+                        last = now
+                        progress(f"yosys {current_pass() or 'starting'}, {now - t0:.0f} s")
+        except BaseException:
+            # a timeout, or the caller interrupted (Ctrl-C) while it waits: Yosys does not run on alone
+            p.kill()
+            p.communicate()
+            raise
     return subprocess.CompletedProcess(cmd, p.returncode, out, err)

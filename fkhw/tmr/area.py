@@ -244,8 +244,12 @@ def area_table(ir: IntegerModel, protect_sites, work_dir: Path, abc: bool = True
     runs = _runs(designs, work_dir)
     # the selective register files first: the other runs may be under way in the background already
     order = sorted(range(len(runs)), key=lambda k: k == 0 or not designs[k - 1][0].startswith("selective"))
-    with ThreadPoolExecutor(max_workers=max(1, int(jobs))) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, int(jobs)))
+    try:
         got = list(pool.map(lambda k: _cached_synth(*runs[k][:4], abc, cache, runs[k][4], log), order))
+    finally:
+        # after a failed run or an interrupt, the runs not yet started are dropped (a `with` would run them all)
+        pool.shutdown(wait=True, cancel_futures=True)
     done = [None] * len(runs)
     for k, res in zip(order, got):
         done[k] = res
