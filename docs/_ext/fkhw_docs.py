@@ -8,6 +8,7 @@
   default the ``fkhw_results`` setting of conf.py). No figure on a page is
   typed by hand: each table is one renderer below, reading the keys the
   writers in fkhw write.
+* ``{fkhw-figure} FILE``: a figure of the snapshot, as the run drew it.
 * ``{fkhw-keys} FILE``: the table of a JSON file's keys with their meaning,
   checked against the snapshot: a key the page does not describe warns.
 * ``{fkhw-layers}``: the package's import layers, from ``pyproject.toml``.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from pathlib import Path
 
@@ -219,13 +221,14 @@ def table_rtl_check(model):
 
 
 # what `fkhw sim` prints for each step, in order (sim_summary.json keeps the times, not the names): the
-# default flow, without --gate-level and with the rates step
+# default flow, without --gate-level and with the rates step; the last step (the summary) writes the file
+# and is not in it
 SIM_STEPS = ("model: integer IR and fault sites", "hls4ml project, C-simulation on every row",
              "RTL, register map, lint", "fault-free RTL on Verilator on every row (its first build)",
              "exhaustive SEU campaign on the RTL", "the same campaign on the software engine",
              "software vs RTL agreement", "inputs for the TMR map (held-out check)",
              "selective TMR: map, hardened RTL, area, proofs", "every flip-flop: fault kinds, risk table",
-             "failure rates and their RTL replay", "summary")
+             "failure rates and their RTL replay")
 
 
 def table_steps(model):
@@ -243,8 +246,10 @@ def table_provenance(model):
     p = load(model, "provenance.json")
     rows = [["command", p["command"]], ["fkhw commit", p["commit"] + (" (with uncommitted changes)" if p.get("dirty") else "")],
             ["run finished", p["finished"]], ["machine", p["machine"]], ["cores", fmt(p["cores"])],
-            ["memory", f"{p['memory_gib']:.1f} GiB"], ["load average when copied", p.get("loadavg", "-")]]
-    return ["", ""], rows
+            ["memory", f"{p['memory_gib']:.1f} GiB"]]
+    if p.get("note"):
+        rows.append(["note", p["note"]])
+    return ["the run", ""], rows
 
 
 TABLES = {name[len("table_"):].replace("_", "-"): fn for name, fn in globals().items() if name.startswith("table_")}
@@ -411,6 +416,32 @@ class JsonKeys(SphinxDirective):
         return [_table(["key", "meaning"], rows, literal_first=True)]
 
 
+class ResultFigure(SphinxDirective):
+    """``{fkhw-figure} FILE`` (``:model:``) with a caption as content: a
+    figure of the results snapshot, as the run drew it."""
+
+    required_arguments = 1
+    has_content = True
+    option_spec = {"model": directives.unchanged, "alt": directives.unchanged}
+
+    def run(self):
+        model = self.options.get("model", self.config.fkhw_results)
+        path = RESULTS / model / self.arguments[0]
+        if not path.is_file():
+            log.warning(f"fkhw-figure: results/{model}/{self.arguments[0]}: no such file (run `make sim` and "
+                        f"`make docs-results MODEL={model}`)", location=self.get_location())
+            return []
+        # image paths are relative to the page's own folder
+        page_dir = Path(self.env.doc2path(self.env.docname)).parent
+        uri = os.path.relpath(path, page_dir)
+        caption = " ".join(self.content).strip()
+        figure = nodes.figure()
+        figure += nodes.image(uri=uri, alt=self.options.get("alt", caption))
+        if caption:
+            figure += nodes.caption(text=caption)
+        return [figure]
+
+
 class ResultValue(SphinxRole):
     """``{fkhw-value}`[model/]file.json:key.path|format```."""
 
@@ -491,6 +522,7 @@ def setup(app):
     app.add_directive("fkhw-cli", CliReference)
     app.add_directive("fkhw-table", ResultTable)
     app.add_directive("fkhw-keys", JsonKeys)
+    app.add_directive("fkhw-figure", ResultFigure)
     app.add_directive("fkhw-layers", ImportLayers)
     app.add_role("fkhw-value", ResultValue())
     app.add_role("fkhw-const", CodeConstant())

@@ -64,7 +64,7 @@ def _memory_gib() -> float:
     return float("nan")
 
 
-def snapshot(run: Path, dest: Path, command: str) -> list:
+def snapshot(run: Path, dest: Path, command: str, note: str | None = None) -> list:
     missing = [f for f in FILES if not (run / f).is_file()]
     if missing:
         raise SystemExit(f"snapshot: {run} lacks {', '.join(missing)} (a finished `fkhw sim` run without "
@@ -84,7 +84,7 @@ def snapshot(run: Path, dest: Path, command: str) -> list:
         "machine": f"{_cpu()}, {platform.system()} {platform.release()}, Python {platform.python_version()}",
         "cores": os.cpu_count(),
         "memory_gib": round(_memory_gib(), 1),
-        "loadavg": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+        **({"note": note} if note else {}),
     }
     (dest / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
     return [dest / f for f in FILES] + [dest / "provenance.json"]
@@ -95,8 +95,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, required=True, help="the fkhw sim output folder (out/<model>)")
     p.add_argument("--model", required=True, help="the snapshot's name: docs/results/<model>/")
     p.add_argument("--command", required=True, help="the command that produced the run, as typed")
+    p.add_argument("--note", default=None, help="what else a reader should know of the run (e.g. a shared machine)")
     args = p.parse_args(argv)
-    files = snapshot(args.out, ROOT / "docs" / "results" / args.model, args.command)
+    files = snapshot(args.out, ROOT / "docs" / "results" / args.model, args.command, args.note)
     print(f"{len(files)} files -> docs/results/{args.model}/")
     return 0
 
