@@ -378,8 +378,8 @@ def run_campaign(model: Model | PathLike, *, out: PathLike, level: str = "softwa
     check_fault_options(spec)
     if sites is not None:
         spec = dataclasses.replace(spec, sites=_site_list(sites, SiteSpace.of(m.ir)))
-    result = _run(spec, m.bundle, out, fresh=fresh, quiet=quiet)
-    campaign = Campaign(out, result.summary)
+    _run(spec, m.bundle, out, fresh=fresh, quiet=quiet)
+    campaign = open_campaign(out)  # as written: the same summary a later reader gets
     if plot:
         campaign.plot()
     return campaign
