@@ -8,7 +8,7 @@ MODEL ?= econt-bol
 OUT ?= out/$(MODEL)
 JOBS ?= $(shell nproc)
 
-.PHONY: install sim test bench clean
+.PHONY: install sim test bench docs docs-results clean
 
 install: $(STAMP)
 
@@ -27,6 +27,15 @@ sim: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -ra
+
+# the documentation site, strict: a warning or a broken cross-reference fails the build
+docs: $(STAMP)
+	$(PY) -m sphinx -b html -W --keep-going -n -E -q docs build/docs
+	@echo "docs -> build/docs/index.html"
+
+# after `make sim`: copy the run's results (JSON, figures) that the documentation shows into docs/results/$(MODEL)/
+docs-results:
+	$(PY) docs/_ext/snapshot.py --out $(OUT) --model $(MODEL) --command "make sim MODEL=$(MODEL) JOBS=$(JOBS)"
 
 bench: $(STAMP)
 	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done

@@ -1,6 +1,7 @@
-"""Every command the README names runs to completion through the installed
-``fkhw`` entry point, with the options the README shows, on a small model
-that is not ECON-T; each artifact the README promises exists and parses.
+"""Every command the documentation lists (docs/cli.md, "The pieces, one
+command each") runs to completion through the installed ``fkhw`` entry
+point, with the options it shows, on a small model that is not ECON-T;
+each artifact it promises exists and parses.
 
 A command that crashes after doing its work (``fkhw hessian`` once died
 writing params.csv with the suite green) fails here. Sizes come from the
@@ -96,7 +97,7 @@ def netlist_campaign(small_model_dir, few_sites, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def kind_campaigns(small_model_dir, tmp_path_factory) -> dict:
-    """The README's `--faults` campaigns at the software level: kind -> folder."""
+    """The documented `--faults` campaigns at the software level: kind -> folder."""
     root = tmp_path_factory.mktemp("kinds")
     out = {}
     for kind, extra in (("mbu:2", ()), ("pipeline", ()), ("accumulate:4", ("--samples", 50))):
@@ -129,7 +130,7 @@ def assert_campaign_folder(out: Path, level: str, n_sites: int, ir):
     assert_png(out / "figure1.png")
 
 
-# -- one test per command, in the README's order ------------------------------------------------
+# -- one test per command, in the documentation's order ------------------------------------------------
 
 def test_sites_runs_to_completion(small_model_dir, ir, tmp_path):
     fkhw("sites", "--model", small_model_dir, "--out", tmp_path / "sites.csv")
@@ -433,12 +434,13 @@ def test_sim_runs_to_completion(small_model_dir, ir, tmp_path):
     assert latent.shape == (n_sites, INPUTS, ir.output_spec.shape[-1])
 
 
-# -- the README, the parser and this file name the same commands ---------------------------------
+# -- the documentation's command list, the parser and this file name the same commands ------------
 
-def _readme_commands() -> set:
-    text = (ROOT / "README.md").read_text()
+def _docs_commands() -> set:
+    """The commands listed under "The pieces, one command each" on the CLI page (docs/cli.md)."""
+    text = (ROOT / "docs" / "cli.md").read_text()
     block = text.split("## The pieces, one command each", 1)[1].split("\n## ", 1)[0]
-    return set(re.findall(r"^\s+fkhw (\w+)\b", block, flags=re.M))
+    return set(re.findall(r"^\s*fkhw (\w+)\b", block, flags=re.M))
 
 
 def _parser_commands() -> set:
@@ -449,7 +451,7 @@ def _parser_commands() -> set:
     return set(sub.choices)
 
 
-def test_readme_parser_and_cli_tests_name_the_same_commands():
+def test_docs_parser_and_cli_tests_name_the_same_commands():
     tested = {m.group(1) for name in globals() if (m := re.fullmatch(r"test_(\w+?)_runs_to_completion.*", name))}
-    assert _parser_commands() == _readme_commands(), "README's command list and `fkhw --help` differ"
+    assert _parser_commands() == _docs_commands(), "docs/cli.md's command list and `fkhw --help` differ"
     assert _parser_commands() == tested, f"commands without a CLI test: {_parser_commands() - tested}"

@@ -27,6 +27,8 @@ class AgreementError(ValueError):
 
 @dataclass(frozen=True)
 class Campaign:
+    """What agreement reads of a campaign folder: its summary and recorded outputs."""
+
     path: Path
     summary: dict
     sites: np.ndarray
@@ -44,6 +46,11 @@ class Campaign:
 
 @dataclass(frozen=True)
 class Agreement:
+    """Two campaigns compared: the rows (sites or faults) they share, those
+    whose outputs differ (``disagreeing_sites``, empty when they agree),
+    the mismatching output values, and whether the fault-free outputs are
+    identical. ``to_dict()`` is ``agreement.json``."""
+
     level_a: str
     level_b: str
     common_sites: int  # common rows: sites (seu) or faults
@@ -80,6 +87,9 @@ class Agreement:
 
 
 def compare(a: Campaign, b: Campaign) -> Agreement:
+    """Join ``a`` and ``b`` on site (or fault id) and compare every recorded
+    output; campaigns of different models, inputs or faults are refused
+    (AgreementError)."""
     for key in ("model_digest", "inputs"):
         if a.summary.get(key) != b.summary.get(key):
             raise AgreementError(f"{a.path} and {b.path} differ in {key}: "

@@ -65,6 +65,14 @@ class CampaignError(ValueError):
 
 @dataclass(frozen=True)
 class CampaignSpec:
+    """What a campaign runs: the model (as given: a name or a path), the
+    level, the inputs (``n_inputs`` drawn with ``seed`` from ``data``, or
+    explicit ``rows``), the faults (a kind, or a ``faults_file``; for
+    ``seu`` optionally ``sites``, an ``order`` and early stops), the damage
+    ``metric``, and how the work is split (``jobs``, ``chunk``,
+    ``scheduler``: not part of the campaign's identity). The options of
+    ``fkhw campaign`` under the same names."""
+
     model: str
     level: str = "software"
     n_inputs: int = 32
@@ -406,6 +414,9 @@ def check_finished(out: Path, ident: str, fresh: bool) -> None:
 
 @dataclass(frozen=True, eq=False)
 class CampaignResult:
+    """A finished campaign: its folder, ``summary.json`` as a dict, and the
+    row keys (sites or fault ids) with their normalised damage."""
+
     out: Path
     summary: dict
     sites: np.ndarray
