@@ -19,45 +19,14 @@ import sys
 import traceback
 
 from fkhw import __version__
+from fkhw.errors import FkhwError
 
 COMMANDS = ["sites", "train", "campaign", "plot", "hessian", "rank", "hls", "rtl", "agree", "tmr", "rate", "sim"]
 
 
-class UserError(Exception):
-    """An error caused by the user's input; shown without a traceback."""
-
-
-def _user_error_types() -> tuple:
-    """Errors whose message says what is wrong and what to do: shown as one
-    line, no traceback. Imported lazily: only needed when something failed."""
-    from fkhw.campaign.agreement import AgreementError
-    from fkhw.campaign.run import CampaignError
-    from fkhw.campaign.files import CampaignFileError
-    from fkhw.damage.meter import DamageError
-    from fkhw.model.data import DataError
-    from fkhw.damage.intervals import EvidenceError
-    from fkhw.campaign.executors import ExecutorError
-    from fkhw.faults.space import FaultError
-    from fkhw.hls.project import HlsProjectError
-    from fkhw.levels import LevelError
-    from fkhw.damage.metrics import MetricError
-    from fkhw.model.extract import UnsupportedLayerError
-    from fkhw.model.files import ModelFileError
-    from fkhw.outpaths import OutputError
-    from fkhw.campaign.outputs import OutputsError
-    from fkhw.faults.scores import RankingError
-    from fkhw.rates.model import RateError
-    from fkhw.rtlgen.emit import RtlUnsupported
-    from fkhw.rtlgen.sim import RtlSimError
-    from fkhw.rtlgen.tools import ToolError
-    from fkhw.faults.sites import SiteError
-    from fkhw.tmr.select import TmrError
-    from fkhw.validate import InputError
-
-    return (UserError, InputError, AgreementError, CampaignError, CampaignFileError, DamageError, DataError,
-            EvidenceError, ExecutorError, FaultError, HlsProjectError, LevelError, MetricError, UnsupportedLayerError, ModelFileError,
-            OutputError, OutputsError, RankingError, RateError, RtlUnsupported, RtlSimError, ToolError, SiteError,
-            TmrError, OSError)
+# what a user can act on: fkhw's own errors (one base, fkhw.errors) and the
+# operating system's (a file that cannot be read or written names itself)
+USER_ERRORS = (FkhwError, OSError)
 
 
 def _one_line(e: BaseException) -> str:
@@ -126,7 +95,7 @@ def main(argv=None) -> int:
             return int(args._run(args) or 0)
         except KeyboardInterrupt:
             return _interrupted(args.command, children.signum or signal.SIGINT)
-        except _user_error_types() as e:
+        except USER_ERRORS as e:
             if children.signum is not None:  # what the interrupt left behind failed: the interrupt is the news
                 return _interrupted(args.command, children.signum)
             if args.verbose:  # where an expected error came from, for a report

@@ -26,8 +26,10 @@ import secrets
 import tempfile
 from pathlib import Path
 
+from fkhw.errors import InputError
 
-class OutputError(ValueError):
+
+class OutputError(InputError):
     """An output path a command cannot write, naming the option."""
 
 

@@ -27,12 +27,12 @@ import json
 import math
 import re
 
+from fkhw.errors import InputError
+
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 INTEGER_TEXT = re.compile(r"\s*[+-]?[0-9]+\s*")  # ASCII digits: int() also takes "1_000" and other scripts' digits
 
 
-class InputError(ValueError):
-    """A value in a user file of the wrong type, or out of range."""
 
 
 def _shown(value) -> str:

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhw.errors import InputError
 from fkhw.campaign.files import kind_of, read_outputs, read_summary
 from fkhw.campaign.outputs import CampaignOutputs
 
 _BLOCK = 256  # sites compared at once: bounds memory at many modules
 
 
-class AgreementError(ValueError):
+class AgreementError(InputError):
     """Two campaigns that cannot be compared, and why."""
 
 

@@ -22,6 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
+from fkhw.errors import ToolFailure
 from fkhw.levels import make_level, run_faults
 from fkhw.model.bundle import ModelBundle
 
@@ -30,7 +31,7 @@ SCHEDULER_TIMEOUT_S = 10
 MAX_HANDSHAKE_BYTES = 1 << 20
 
 
-class ExecutorError(RuntimeError):
+class ExecutorError(ToolFailure):
     """A cluster that cannot be reached or a chunk that failed on it."""
 
 

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhw.errors import InputError
 from fkhw.outpaths import open_lock
-from fkhw.validate import InputError, boolean, fields, integer, integer_column, number, number_column, string_in, \
+from fkhw.validate import boolean, fields, integer, integer_column, number, number_column, string_in, \
     unique_keys
 
 SUMMARY = "summary.json"
@@ -49,7 +50,7 @@ FAULT_TABLE_COLUMNS = ("fault", "n_upsets", "classes", "emd", "emd_norm", "n_cha
                        "emd_norm_lo", "emd_norm_hi")
 
 
-class CampaignFileError(ValueError):
+class CampaignFileError(InputError):
     """A campaign file that is missing, damaged, truncated or inconsistent."""
 
 

@@ -33,12 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhw.errors import InputError
 from fkhw.outpaths import atomic_open
 
 FORMAT = 2
 
 
-class OutputsError(ValueError):
+class OutputsError(InputError):
     """An outputs.npz that cannot be read, naming the file."""
 
 

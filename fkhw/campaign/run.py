@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhw.errors import InputError
 from fkhw import __version__
 
 from fkhw.model import data
@@ -59,7 +60,7 @@ BASELINES = ("modules", "data")
 SEU = "seu"
 
 
-class CampaignError(ValueError):
+class CampaignError(InputError):
     """Options or an output folder a campaign cannot work with."""
 
 

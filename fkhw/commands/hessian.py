@@ -45,7 +45,7 @@ def _check(args):
 def run(args) -> int:
     import time
 
-    from fkhw.cli import UserError
+    from fkhw.errors import UserError
     from fkhw.model.data import check_image_input, load_charges, select_modules
     from fkhw.analysis.hessian import loss_kind
     from fkhw.model.bundle import load_model
@@ -73,7 +73,7 @@ def _run_arrays(args, kind):
     """--metric accuracy / mse: the model's own outputs on rows of an array --data."""
     import time
 
-    from fkhw.cli import UserError
+    from fkhw.errors import UserError
     from fkhw.model.data import load_arrays
     from fkhw.analysis.hessian import array_batch
     from fkhw.model.bundle import load_model
@@ -101,7 +101,7 @@ def _analyse_and_write(args, bundle, files, kind, t0, what):
     import json
     import time
 
-    from fkhw.cli import UserError
+    from fkhw.errors import UserError
     from fkhw.analysis.hessian import Settings, analyse
     from fkhw.outpaths import make_dir, save_npy, write_text
     from fkhw.analysis.hessian_figures import save_figure2

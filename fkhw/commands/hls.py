@@ -27,7 +27,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from fkhw.cli import UserError
+    from fkhw.errors import UserError
     from fkhw.hls.project import HlsProjectError, generate
     from fkhw.model.data import load_charges
     from fkhw.model.bundle import load_model

@@ -44,7 +44,7 @@ def _check_out(out, default, inputs: list) -> None:
     writes (else savefig fails after the work, in its own words)."""
     from matplotlib.backend_bases import FigureCanvasBase
 
-    from fkhw.cli import UserError
+    from fkhw.errors import UserError
     from fkhw.outpaths import check_out_file
 
     check_out_file(out if out is not None else default, "--out" if out is not None else "--campaign", inputs=inputs)

@@ -64,7 +64,7 @@ def run(args) -> int:
     from fkhw.host.resources import local_jobs
 
     if args.check_full_tmr and not args.check_rtl:
-        from fkhw.cli import UserError
+        from fkhw.errors import UserError
 
         raise UserError("--check-full-tmr replays scenarios: give --check-rtl N (N > 0) as well")
     if args.check_rtl:

@@ -21,7 +21,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from fkhw.cli import UserError
+    from fkhw.errors import UserError
     from fkhw.model.bundle import load_model
     from fkhw.outpaths import check_out_dir, write_text
     from fkhw.rtlgen.emit import DEFS_FILE, META_FILE, REGMAP_FILE, TOP, TOP_FILE, RtlUnsupported, generate

@@ -121,7 +121,7 @@ def _run(args, background: list) -> int:
 
     from fkhw.model import engine
     from fkhw.campaign.run import CampaignSpec, run_campaign
-    from fkhw.cli import UserError
+    from fkhw.errors import UserError
     from fkhw.commands.campaign import print_summary
     from fkhw.commands.tmr import print_report
     from fkhw.model.data import all_input_codes, check_image_input, row_pool, select_modules
@@ -308,7 +308,7 @@ def _run(args, background: list) -> int:
 
 def _check_metric(args) -> None:
     """--metric, --labels and array --data that cannot go together, before anything is built."""
-    from fkhw.cli import UserError
+    from fkhw.errors import UserError
     from fkhw.model.data import ARRAY_SUFFIXES, load_arrays
     from fkhw.damage.metrics import get_metric
 
@@ -377,7 +377,7 @@ def _every_flip_flop(bundle, out: Path, common: dict, args, rule) -> list:
 
 
 def _gate_level(steps, ir, out, all_rows, want, summary) -> None:
-    from fkhw.cli import UserError
+    from fkhw.errors import UserError
     from fkhw.levels.rtl import netlist_level
     from fkhw.rtlgen.netlist import NetlistError
 

@@ -65,7 +65,7 @@ def add_arguments(p):
 def run(args) -> int:
     from fkhw.campaign.run import campaign_model
     from fkhw.campaign.files import read_outputs
-    from fkhw.cli import UserError
+    from fkhw.errors import UserError
     from fkhw.model.bundle import load_model
     from fkhw.outpaths import check_out_dir
     from fkhw.host.resources import local_jobs

@@ -50,7 +50,7 @@ def add_arguments(p):
 
 def config_from_args(args):
     """A TrainConfig from parsed options; bad values raise UserError naming the flag."""
-    from fkhw.cli import UserError
+    from fkhw.errors import UserError
     from fkhw.model.train import TrainConfig, TrainConfigError
 
     given = {field: getattr(args, field) for _, field, _, _ in _OPTIONS if getattr(args, field, None) is not None}
@@ -61,7 +61,7 @@ def config_from_args(args):
 
 
 def run(args) -> int:
-    from fkhw.cli import UserError
+    from fkhw.errors import UserError
     from fkhw.model.data import DEFAULT_DATA, load_charges
     from fkhw.model.train import check_out_dir, train
 

@@ -29,6 +29,8 @@ intervals bit for bit, however it was chunked or resumed.
 
 from __future__ import annotations
 
+from fkhw.errors import InputError
+
 import numpy as np
 
 N_BOOT = 1000
@@ -36,7 +38,7 @@ _SEED_SALT = 0xB0075  # keeps the bootstrap stream apart from the module choice 
 _BLOCK = 256  # sites per matrix product: bounds memory at (N_BOOT x modules) + (modules x block)
 
 
-class EvidenceError(ValueError):
+class EvidenceError(InputError):
     """A confidence level or input the interval cannot be computed for."""
 
 

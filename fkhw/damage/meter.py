@@ -38,12 +38,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fkhw.errors import InputError
 from fkhw.model.data import from_image
 from fkhw.damage.emd import emd_pairs
 from fkhw.model.decoder import DecoderIR
 
 
-class DamageError(ValueError):
+class DamageError(InputError):
     """Inputs or decoder outputs on which EMD is undefined."""
 
 

@@ -38,12 +38,14 @@ import importlib
 from dataclasses import dataclass
 from typing import Callable
 
+from fkhw.errors import InputError
+
 import numpy as np
 
 EMD = "emd"
 
 
-class MetricError(ValueError):
+class MetricError(InputError):
     """A metric that cannot be found, or cannot measure these outputs."""
 
 

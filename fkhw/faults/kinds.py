@@ -36,7 +36,8 @@ import numpy as np
 
 from fkhw.faults.space import FaultError, FaultSet, FlipFlopSpace, cycle_bounds
 from fkhw.progress import Progress
-from fkhw.validate import InputError, integer_text
+from fkhw.errors import InputError
+from fkhw.validate import integer_text
 
 DEFAULT_SAMPLES = 2000
 DRAW_BLOCK = 16384  # accumulate draws between progress reports

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhw.errors import InputError
 from fkhw.outpaths import atomic_open
-from fkhw.validate import InputError, integer_column, number_column
+from fkhw.validate import integer_column, number_column
 
 
-class RankingError(ValueError):
+class RankingError(InputError):
     """A scores or campaign table that cannot be used, naming the file."""
 
 

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhw.errors import InputError
 from fkhw.model.fixed import FixedFormat
 from fkhw.model.ir import PARAM_KINDS, IntegerModel
 from fkhw.outpaths import atomic_open
-from fkhw.validate import InputError, integer_text
+from fkhw.validate import integer_text
 
 
-class SiteError(ValueError):
+class SiteError(InputError):
     """A site id or site list that does not belong to the model."""
 
 

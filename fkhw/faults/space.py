@@ -47,17 +47,18 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhw.errors import InputError
 from fkhw.model.fixed import FixedFormat
 from fkhw.model.ir import IntegerModel
 from fkhw.outpaths import atomic_open
 from fkhw.faults.sites import SiteSpace
-from fkhw.validate import InputError, array, fields, integer, integer_text, json_document
+from fkhw.validate import array, fields, integer, integer_text, json_document
 
 CLASSES = ("param", "pipeline", "control", "replica")
 FAULTS_COLUMNS = ["fault", "upsets", "scrub"]  # the faults file (CSV); extra columns are kept but not read
 
 
-class FaultError(ValueError):
+class FaultError(InputError):
     """A fault, fault kind or faults file that does not fit the model or the frame."""
 
 

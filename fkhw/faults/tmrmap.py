@@ -23,7 +23,8 @@ import numpy as np
 
 from fkhw import __version__
 from fkhw.outpaths import atomic_open, make_dir, write_text
-from fkhw.validate import InputError, array, fields, integer, json_document, number, string_in
+from fkhw.errors import InputError
+from fkhw.validate import array, fields, integer, json_document, number, string_in
 
 class MapError(InputError):
     """A TMR map that cannot be used (missing, damaged, or made for another

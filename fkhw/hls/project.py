@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhw.errors import InputError
 from fkhw import __version__
 from fkhw.model.fixed import bits_for_range
 from fkhw.model.extract import UnsupportedLayerError
@@ -53,7 +54,7 @@ class HlsUnsupportedError(UnsupportedLayerError):
     """The model is valid for fkhw but hls4ml would not reproduce it exactly."""
 
 
-class HlsProjectError(ValueError):
+class HlsProjectError(InputError):
     """A directory that is not (or no longer) a usable fkhw hls project."""
 
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from fkhw.errors import InputError
 
-class LevelError(ValueError):
+
+class LevelError(InputError):
     """A level name that is not in the registry."""
 
 

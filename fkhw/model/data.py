@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fkhw.validate import InputError, fields, integer, json_document, number_column, string_in
+from fkhw.errors import InputError
+from fkhw.validate import fields, integer, json_document, number_column, string_in
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "hgcal"
 GEOMETRY_JSON = ASSETS / "geometry.json"
@@ -26,7 +27,7 @@ COLUMNS = [f"CALQ_{i}" for i in range(N_CELLS)]
 IMAGE_SHAPE = (8, 8, 1)
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """A data file that cannot be read as the model's inputs (or labels)."""
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from fkhw.errors import InputError
 from fkhw.model.fixed import FixedFormat
 from fkhw.model.ir import (AvgPool, Conv1D, Conv2D, Dense, Flatten, InputQuant, IntegerModel, MaxPool, Quant, Reshape,
                            window_geometry)
 
 
-class UnsupportedLayerError(ValueError):
+class UnsupportedLayerError(InputError):
     """A layer or quantizer setting outside what the integer IR can express."""
 
 

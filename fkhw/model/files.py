@@ -19,6 +19,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from fkhw.errors import InputError
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 MODELS_DIR = ASSETS / "models"
 NAMED_MODELS = {
@@ -32,7 +34,7 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
 
 
-class ModelFileError(ValueError):
+class ModelFileError(InputError):
     """A model name, directory or file that cannot be used, with the reason."""
 
 

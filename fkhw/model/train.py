@@ -42,13 +42,14 @@ from typing import Callable
 
 import numpy as np
 
+from fkhw.errors import InputError
 from fkhw import __version__
 from fkhw.outpaths import atomic_path, make_dir, write_bytes, write_text
 
 MODEL_FILE_PATTERNS = ("encoder*.json", "encoder*.hdf5", "decoder*.json", "decoder*.hdf5")
 
 
-class TrainConfigError(ValueError):
+class TrainConfigError(InputError):
     """A training option outside its allowed range. ``option`` names the
     :class:`TrainConfig` field (the CLI flag is ``--`` + option with dashes)."""
 

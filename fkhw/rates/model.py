@@ -42,6 +42,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from fkhw.errors import InputError
+
 import numpy as np
 
 HOUR = 3600.0
@@ -66,7 +68,7 @@ INTERVAL_LO, INTERVAL_HI = 1e-3, 1e8
 SCRUB_MAX_S = 1e300  # the rate curve runs to 10x the longest interval: it stays a float
 
 
-class RateError(ValueError):
+class RateError(InputError):
     """Options or inputs a rate calculation cannot use."""
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhw.errors import InputError
 from fkhw import __version__
 from fkhw.model.engine import windows
 from fkhw.model.fixed import bits_for_range
@@ -63,7 +64,7 @@ REGFILE_TEMPLATES = ("fkhw_regfile.v",) + TMR_TEMPLATES
 REPLICA_MEMS = ("mem", "mem_b", "mem_c")  # replica A (= the single copy of unprotected bits), B, C
 
 
-class RtlUnsupported(ValueError):
+class RtlUnsupported(InputError):
     """An IR the RTL generator cannot turn into Verilog (refused up front)."""
 
 

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhw.errors import ToolFailure
 from fkhw.rtlgen.emit import (DEFS_FILE, META_FILE, REGFILE_TEMPLATES, REGMAP_FILE, REPLICA_MEMS, TOP, TOP_FILE,
                               RtlDesign, _rtl_digest)
 from fkhw.rtlgen.synth import synth, synth_script
@@ -64,7 +65,7 @@ _FF_LHS = re.compile(r"^\s*(?:if \(.*\) |else )?(\\\S+ |[A-Za-z_][A-Za-z0-9_$]*)
 _DECL = re.compile(r"^\s*(?:reg|wire|output|input)\s+(?:\[(\d+):(\d+)\]\s+)?(\\\S+ |[A-Za-z_][A-Za-z0-9_$]*)\s*;")
 
 
-class NetlistError(RuntimeError):
+class NetlistError(ToolFailure):
     """The netlist does not hold what the RTL promised (a parameter bit or a
     replica lost in synthesis, or a flip-flop nobody can name)."""
 

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 import fkhw
+from fkhw.errors import ToolFailure
 from fkhw.rtlgen.emit import META_FILE, TOP
 from fkhw.outpaths import open_lock, open_new, write_text
 from fkhw.rtlgen.tools import ToolError, require_verilator, tool_env, verilator_version
@@ -59,7 +60,7 @@ MAKE_VARS = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-Og OPT_SLOW=-O0 OPT_GLOBAL=-O
 BUILD_VERSION = 3  # bump when the build recipe changes
 
 
-class RtlSimError(RuntimeError):
+class RtlSimError(ToolFailure):
     """The RTL simulation could not run or gave an inconsistent result."""
 
 

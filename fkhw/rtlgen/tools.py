@@ -8,10 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fkhw.errors import ToolFailure
 from fkhw.outpaths import make_dir, write_text
 
 
-class ToolError(RuntimeError):
+class ToolError(ToolFailure):
     """A missing or failing external tool (Verilator, Yosys, make, C++)."""
 
 

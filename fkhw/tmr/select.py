@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhw.errors import InputError
 from fkhw.campaign.files import read_summary, read_table, require_seu
 
 
-class TmrError(ValueError):
+class TmrError(InputError):
     """A selection rule or campaign that cannot give a TMR map."""
 
 
