@@ -38,10 +38,13 @@ from pathlib import Path
 import numpy as np
 
 from fkhw import __version__
-from fkhw.model.engine import windows
 from fkhw.model.fixed import bits_for_range
-from fkhw.model.ir import IR_VERSION, IntegerModel, TensorSpec, acc_frac, pool_window, window_geometry
+from fkhw.model.ir import IR_VERSION, IntegerModel, TensorSpec, acc_frac, window_geometry
+from fkhw.model.stages import MAC_KINDS, STAGED, check_supported
+from fkhw.model.stages import RtlUnsupported as RtlUnsupported  # the generator's error (callers import it from here)
+from fkhw.model.stages import code_range, needed_inputs as _needed_inputs, window_view as _window_view
 from fkhw.faults.sites import SiteSpace
+from fkhw.faults.space import protectable
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TOP = "fkhw_encoder"
@@ -49,21 +52,12 @@ TOP_FILE = f"{TOP}.v"
 DEFS_FILE = f"{TOP}_defs.vh"
 META_FILE = f"{TOP}.json"
 REGMAP_FILE = "regmap.csv"
-SUPPORTED = ("conv2d", "conv1d", "dense", "quant", "flatten", "reshape", "maxpool", "avgpool")
-MAC_KINDS = ("conv2d", "conv1d", "dense")
-STAGED = MAC_KINDS + ("maxpool", "avgpool")  # layers fed by a pipeline stage of their own
 LAYER_TEMPLATES = {"maxpool": ("fkhw_maxpool.v", "fkhw_maxtree.v"), "avgpool": ("fkhw_avgpool.v",)}  # only when used
-MAX_PARAM_BITS = 32  # configuration word
-MAX_QUANT_BITS = 31  # LO/HI travel as Verilog integer parameters
 TMR_TEMPLATES = ("fkhw_regfile_tmr.v", "fkhw_tmr_voter.v")  # only in hardened designs (the plain file set stays as it was)
 PIPE_TMR_TEMPLATES = ("fkhw_pipe_tmr.v",)  # only in designs that triplicate pipeline or valid flip-flops
 # the register files (parameter flip-flops, replicas, voters); every other template is the datapath
 REGFILE_TEMPLATES = ("fkhw_regfile.v",) + TMR_TEMPLATES
 REPLICA_MEMS = ("mem", "mem_b", "mem_c")  # replica A (= the single copy of unprotected bits), B, C
-
-
-class RtlUnsupported(ValueError):
-    """An IR the RTL generator cannot turn into Verilog (refused up front)."""
 
 
 @dataclass
@@ -126,117 +120,6 @@ def _ident(name: str) -> str:
 
 def _sv(flag: bool) -> int:
     return 1 if flag else 0
-
-
-def check_supported(ir: IntegerModel) -> list:
-    """Validate the IR; return its tensor specs. Raises RtlUnsupported."""
-    for layer in ir.layers:
-        if layer.kind not in SUPPORTED:
-            raise RtlUnsupported(f"layer {layer.name!r}: kind {layer.kind!r} is not supported by the RTL generator "
-                                 f"(supported: {', '.join(SUPPORTED)})")
-        if layer.kind in ("conv2d", "conv1d"):
-            dims = 2 if layer.kind == "conv2d" else 1
-            if layer.kernel.ndim != dims + 2:
-                raise RtlUnsupported(f"layer {layer.name!r}: {layer.kind} kernel must be "
-                                     f"{'(kh, kw, cin, cout)' if dims == 2 else '(k, cin, cout)'}")
-            _check_window(layer, layer.kernel.shape[:dims], layer.strides, layer.padding)
-        if layer.kind in ("maxpool", "avgpool"):
-            _check_window(layer, *pool_window(layer))
-        if layer.kind == "avgpool" and not 0 < layer.mult < 1 << MAX_QUANT_BITS:
-            raise RtlUnsupported(f"layer {layer.name!r}: the code {layer.mult} of the reciprocal of the pool area "
-                                 f"is not in 1..2**{MAX_QUANT_BITS}-1 (0 would make the output constant)")
-        if layer.kind == "dense" and layer.kernel.ndim != 2:
-            raise RtlUnsupported(f"layer {layer.name!r}: dense kernel must be (n_in, n_out)")
-        if layer.kind in MAC_KINDS:
-            fmts = [("kernel", layer.kernel_fmt)] + ([("bias", layer.bias_fmt)] if layer.bias is not None else [])
-            for tname, fmt in fmts:
-                if fmt.bits > MAX_PARAM_BITS:
-                    raise RtlUnsupported(f"layer {layer.name!r}: {tname} format {fmt.describe()} is wider than the "
-                                         f"{MAX_PARAM_BITS}-bit configuration word")
-        if layer.kind == "quant" and layer.fmt.bits > MAX_QUANT_BITS:
-            raise RtlUnsupported(f"layer {layer.name!r}: quantizer format {layer.fmt.describe()} is wider than "
-                                 f"{MAX_QUANT_BITS} bits")
-    _check_registered_averages(ir)
-    if not ir.param_layers():
-        raise RtlUnsupported(f"model {ir.name!r} has no conv2d/conv1d/dense layer: there is no register file to "
-                             "generate")
-    if ir.input.fmt.bits > MAX_QUANT_BITS:
-        raise RtlUnsupported(f"input {ir.input.name!r}: format {ir.input.fmt.describe()} is wider than {MAX_QUANT_BITS} bits")
-    try:
-        return ir.tensor_specs()
-    except ValueError as e:
-        raise RtlUnsupported(str(e)) from None
-
-
-def _check_window(layer, window, strides, padding) -> None:
-    if padding not in ("same", "valid"):
-        raise RtlUnsupported(f"layer {layer.name!r}: padding {padding!r} is not supported (same, valid)")
-    if len(window) not in (1, 2) or len(strides) != len(window) or min(strides) < 1 or min(window) < 1:
-        raise RtlUnsupported(f"layer {layer.name!r}: window {tuple(window)} with strides {tuple(strides)} is not "
-                             "supported (1-D or 2-D, strides >= 1)")
-
-
-def _check_registered_averages(ir: IntegerModel) -> None:
-    """An average pool's output is its window sum times the reciprocal code:
-    an even code leaves low bits that are always 0. Registered as they are
-    (no quantizer before the next pipeline stage or the output), synthesis
-    would remove those flip-flops, which the flip-flop space counts."""
-    pending = None
-    for layer in ir.layers + (None,):
-        if layer is None or layer.kind in STAGED:
-            if pending is not None:
-                zeros = (pending.mult & -pending.mult).bit_length() - 1
-                raise RtlUnsupported(f"layer {pending.name!r}: the average pool's output (window sum x reciprocal code "
-                                     f"{pending.mult}, whose {zeros} low bit(s) are always 0) reaches a pipeline "
-                                     "register without a quantizer: add a QActivation after it")
-        if layer is not None and layer.kind == "avgpool":
-            pending = layer if layer.mult > 0 and layer.mult % 2 == 0 else None
-        elif layer is not None and layer.kind in ("quant",) + STAGED:
-            pending = None
-
-
-def _window_view(layer, spec: TensorSpec) -> tuple:
-    """A windowed layer (conv or pool) seen as 2-D: ((h, w, c), (kh, kw),
-    (sh, sw), padding). A 1-D layer is the height-1 case, which TensorFlow
-    pads the same way; a conv1d kernel (k, cin, cout) is then (1, k, cin, cout)
-    in the same C order, so its registers stay in site order."""
-    if layer.kind in ("conv2d", "conv1d"):
-        window, strides, padding = layer.kernel.shape[:-2], layer.strides, layer.padding
-    else:
-        window, strides, padding = pool_window(layer)
-    shape, window, strides = tuple(spec.shape), tuple(window), tuple(strides)
-    if len(window) == 1:
-        shape, window, strides = (1,) + shape, (1,) + window, (1,) + strides
-    return shape, window, strides, padding
-
-
-def _bus_range(bus: Bus) -> tuple:
-    """Every code an element of ``bus`` can carry (any bit pattern)."""
-    if bus.signed:
-        return -(1 << (bus.width - 1)), (1 << (bus.width - 1)) - 1
-    return 0, (1 << bus.width) - 1
-
-
-def _needed_inputs(layer, spec: TensorSpec, need_out: np.ndarray) -> np.ndarray:
-    """Which elements of a layer's input (``spec``) some needed output
-    element depends on. Weights are registers, not constants, so a MAC
-    output depends on every input of its window (a dense output on all);
-    an elementwise or reshaping layer keeps C order."""
-    if layer.kind in ("quant", "flatten", "reshape"):
-        return need_out
-    if layer.kind == "dense" or not need_out.any():
-        return np.full(spec.size, need_out.any())
-    shape, window, strides, padding = _window_view(layer, spec)
-    cols = windows(np.arange(spec.size).reshape((1,) + shape), window, strides, padding, fill=-1)[0]
-    oh, ow = cols.shape[:2]
-    if layer.kind in ("conv2d", "conv1d"):  # an output reads every channel of its window
-        need = need_out.reshape(oh, ow, -1).any(axis=-1)[:, :, None, None, None]
-    else:  # a pool output reads its own channel
-        need = need_out.reshape(oh, ow, 1, 1, shape[2])
-    picked = cols[np.broadcast_to(need, cols.shape)]
-    used = np.zeros(spec.size, dtype=bool)
-    used[picked[picked >= 0]] = True
-    return used
 
 
 def protection_masks(ir: IntegerModel, protect) -> list:
@@ -449,7 +332,7 @@ def generate(ir: IntegerModel, protect=None, tmrg: bool = False, refresh: bool =
             (oh, ow), _ = window_geometry((h, w), (kh, kw), (sh, sw), "valid")
             # wide enough for any code the stage can hold, not only the IR's range (a pipeline upset); unsigned
             # codes give an unsigned average (a sign bit that is always 0 would be a constant flip-flop)
-            xlo, xhi = _bus_range(cur)
+            xlo, xhi = code_range(cur.width, cur.signed)
             ends = (kh * kw * xlo * layer.mult, kh * kw * xhi * layer.mult)
             yw = bits_for_range(min(ends), max(ends)) if cur.signed else max(1, max(ends).bit_length())
             mw = int(layer.mult).bit_length()
@@ -681,8 +564,6 @@ def _stage_protection(n_sites: int, stages: list, extra: tuple) -> dict:
     protected) for the protected flip-flop ids ``extra`` (pipeline data
     bits, then valid flags, numbered as in fkhw.faults.space); raises FaultError
     for ids that are no pipeline or valid flip-flop."""
-    from fkhw.faults.space import protectable
-
     if not extra:
         return {}
     first, spans = n_sites, []
