@@ -51,7 +51,7 @@ from fkhw.rtlgen.layers import KINDS, Bus, LayerIn
 from fkhw.rtlgen.pipeline import stage_code, stage_protection
 from fkhw.rtlgen.regfiles import RegisterMap, protection_masks, regfile_code, tmr_meta, tmrg_meta
 from fkhw.rtlgen.variant import DesignVariant
-from fkhw.rtlgen.verilog import DEFS_FILE, META_FILE, REGMAP_FILE, REPLICA_MEMS, TOP, TOP_FILE, ident
+from fkhw.rtlgen.verilog import DEFS_FILE, META_FILE, REGMAP_FILE, REPLICA_MEMS, SPDX, TOP, TOP_FILE, ident
 
 __all__ = ["generate", "write_rtl", "RtlDesign", "RtlUnsupported", "DesignVariant", "PLAIN", "TOP", "TOP_FILE",
            "DEFS_FILE", "META_FILE", "REGMAP_FILE", "REPLICA_MEMS", "REGFILE_TEMPLATES", "TEMPLATES"]
@@ -130,7 +130,7 @@ def generate(ir: IntegerModel, variant: DesignVariant = PLAIN) -> RtlDesign:
     modules = dict(rf.module for rf in rfs if rf.module)
     meta = _meta(ir, regs, path, variant, masks, extra, sorted(n[:-2] for n in modules))
     top = "".join([
-        "`default_nettype none\n", header(ir.name, meta), ports(meta, variant),
+        f"{SPDX}\n`default_nettype none\n", header(ir.name, meta), ports(meta, variant),
         "    // ---- signals -------------------------------------------------------\n",
         "\n".join(path.decl + [line for rf in rfs for line in rf.decl]) + "\n\n",
         "    // ---- parameter register files (configuration port) -------------------\n",

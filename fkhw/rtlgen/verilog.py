@@ -14,6 +14,7 @@ DEFS_FILE = f"{TOP}_defs.vh"
 META_FILE = f"{TOP}.json"
 REGMAP_FILE = "regmap.csv"
 REPLICA_MEMS = ("mem", "mem_b", "mem_c")  # replica A (= the single copy of unprotected bits), B, C
+SPDX = "// SPDX-License-Identifier: Apache-2.0"  # first line of every template and generated Verilog file
 
 
 def ident(name: str) -> str:
