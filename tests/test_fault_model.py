@@ -23,6 +23,7 @@ from fkhw.faults.software import simulate
 from fkhw.faults.space import Fault, FlipFlopSpace, Upset
 from fkhw.model.bundle import load_model
 from fkhw.rtlgen.emit import generate
+from fkhw.rtlgen.harden import harden
 from fkhw.faults.sites import flip
 
 N_INPUTS = 24
@@ -345,7 +346,7 @@ def test_the_flip_flop_space_counts_the_flip_flops_the_rtl_declares(model, harde
     protect = np.arange(0, plain.sites.n_sites, 7) if hardened else None
     refresh = hardened == "refresh"
     space = FlipFlopSpace.of(ir, protect=protect, refresh=refresh)
-    meta = generate(ir, protect=protect, refresh=refresh).meta
+    meta = (generate(ir) if protect is None else harden(ir, protect, refresh)).meta
     assert space.n_ff == meta["flip_flops_expected"]
     breakdown = meta["flip_flops_breakdown"]
     counts = space.counts()

@@ -19,7 +19,7 @@ import pytest
 
 from fkhw.model import engine
 from fkhw.model.bundle import load_model
-from fkhw.rtlgen.emit import REGMAP_FILE, TOP, generate
+from fkhw.rtlgen.emit import REGMAP_FILE, TOP, DesignVariant, generate
 from fkhw.rtlgen.lint import lint
 from fkhw.rtlgen.synth import synth, yosys_command
 from fkhw.rtlgen.testing import tiny_model, toy_inputs, toy_model
@@ -94,8 +94,8 @@ def test_hardened_rtl_lints_clean_with_plain_regmap_and_replica_names(toy, toy_p
 
 
 def test_plain_design_is_unchanged(toy):
-    """protect=None is the plain design byte for byte: no TMR template, no tmr_err."""
-    a, b = generate(toy), generate(toy, protect=None)
+    """The default variant is the plain design byte for byte: no TMR template, no tmr_err."""
+    a, b = generate(toy), generate(toy, DesignVariant.plain())
     assert a.files == b.files
     assert "fkhw_regfile_tmr.v" not in a.files and "tmr_err" not in a.files["fkhw_encoder.v"]
     assert "FKHW_TMR" not in a.files["fkhw_encoder_defs.vh"] and "tmr" not in a.meta
@@ -208,10 +208,10 @@ def test_hierarchical_area_equals_flat_synthesis(synth_cache, tmp_path):
     prot = np.arange(0, ir.n_param_bits(), 5)
     every = np.arange(ir.n_param_bits())
     plain = generate(ir)
-    for name, design in (("plain", plain), ("selective", generate(ir, protect=prot)),
-                         ("selective_refresh", generate(ir, protect=prot, refresh=True)),
-                         ("full", generate(ir, protect=every)),
-                         ("full_refresh", generate(ir, protect=every, refresh=True))):
+    for name, design in (("plain", plain), ("selective", harden(ir, prot)),
+                         ("selective_refresh", harden(ir, prot, refresh=True)),
+                         ("full", harden(ir, every)),
+                         ("full_refresh", harden(ir, every, refresh=True))):
         d = tmp_path / name
         design.write(d)
         flat = synth(design.verilog_files(d), TOP, work_dir=d / "flat")

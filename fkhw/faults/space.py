@@ -51,6 +51,7 @@ from fkhw.errors import InputError
 from fkhw.model.fixed import FixedFormat
 from fkhw.model.ir import IntegerModel
 from fkhw.outpaths import atomic_open
+from fkhw.model.stages import Layout
 from fkhw.faults.sites import SiteSpace
 from fkhw.validate import array, fields, integer, integer_text, json_document
 
@@ -91,7 +92,7 @@ class Hardening:
 
 @dataclass(frozen=True)
 class Stage:
-    """One pipeline stage of the generated encoder (fkhw.rtlgen.emit)."""
+    """One pipeline stage of the generated encoder (fkhw.model.stages) and its flip-flop ids."""
 
     stage: int
     layer_pos: int  # holds the activation entering IR layer layer_pos (len(layers): the output)
@@ -133,22 +134,27 @@ class FlipFlopSpace:
 
     @staticmethod
     def of(model: IntegerModel, protect=None, refresh: bool = False) -> "FlipFlopSpace":
-        """From the RTL fkhw generates for ``model`` (the stage layout is the
-        generator's); ``protect``: the flip-flop ids a hardened design
-        triplicates (parameter bits, pipeline data bits, valid flags);
-        ``refresh``: the self-correcting variant of that design."""
-        from fkhw.rtlgen.emit import generate
-
-        meta = generate(model).meta
-        return FlipFlopSpace.from_meta(model, meta, protect, refresh)
+        """The flip-flops of the encoder fkhw generates for ``model`` (its
+        stage layout, fkhw.model.stages); ``protect``: the flip-flop ids a
+        hardened design triplicates (parameter bits, pipeline data bits,
+        valid flags); ``refresh``: the self-correcting variant of that design.
+        Raises RtlUnsupported for a model the generator cannot build."""
+        stages = [(s.stage, s.layer_pos, s.width, s.signed, s.used) for s in Layout.of(model).stages]
+        return FlipFlopSpace._build(model, stages, protect, refresh)
 
     @staticmethod
     def from_meta(model: IntegerModel, meta: dict, protect=None, refresh: bool = False) -> "FlipFlopSpace":
+        """The flip-flops of a generated design, from its metadata (a
+        synthesised netlist's design has no IR-only twin to ask)."""
+        stages = [(s["stage"], s["layer_pos"], s["width"], s["signed"], s["used_elements"]) for s in meta["stages"]]
+        return FlipFlopSpace._build(model, stages, protect, refresh)
+
+    @staticmethod
+    def _build(model: IntegerModel, stage_rows: list, protect, refresh: bool) -> "FlipFlopSpace":
         sites = SiteSpace.of(model)
         stages, next_id = [], sites.n_sites
-        for s in meta["stages"]:
-            st = Stage(int(s["stage"]), int(s["layer_pos"]), int(s["width"]), bool(s["signed"]),
-                       tuple(int(e) for e in s["used_elements"]), next_id)
+        for stage, layer_pos, width, signed, used in stage_rows:
+            st = Stage(int(stage), int(layer_pos), int(width), bool(signed), tuple(int(e) for e in used), next_id)
             stages.append(st)
             next_id += st.n_ff
         if refresh and protect is None:

@@ -41,6 +41,7 @@ from fkhw.model import engine
 from fkhw.faults.space import FaultError, FaultSet, FlipFlopSpace, Observed, check_fault_set
 from fkhw.model.ir import IntegerModel
 from fkhw.rtlgen.emit import RtlDesign, generate
+from fkhw.rtlgen.harden import harden
 from fkhw.rtlgen.sim import MAX_VECTORS, Deposits, FrameOutputs, RtlSimError, SimBuild, build, default_root, run_frames
 from fkhw.faults.sites import SiteSpace, tensor_codes
 
@@ -412,7 +413,7 @@ def netlist_design(model: IntegerModel, protect=None, log=None, refresh: bool = 
     (fkhw.rtlgen.netlist)."""
     from fkhw.rtlgen.netlist import synthesize_netlist
 
-    design = generate(model) if protect is None else generate(model, protect=protect, refresh=refresh)
+    design = generate(model) if protect is None else harden(model, protect, refresh)
     return synthesize_netlist(design, progress=log)
 
 

@@ -50,7 +50,7 @@ class SoftwareLevel:
     model: IntegerModel
     name: str = "software"
     protect: tuple | None = None  # protected flip-flop ids of a hardened design (replicas exist), else plain
-    refresh: bool = False  # the hardened design is self-correcting (fkhw.rtlgen.emit refresh)
+    refresh: bool = False  # the hardened design is self-correcting (DesignVariant.tmr(ids, refresh=True))
     space: SiteSpace = field(init=False)
 
     def __post_init__(self):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from fkhw.model.ir import IntegerModel
 from fkhw.rtlgen.emit import RtlDesign, generate
+from fkhw.rtlgen.variant import DesignVariant
 
 __all__ = ["harden", "write_hardened"]
 
@@ -29,7 +30,7 @@ def harden(ir: IntegerModel, protect_sites, refresh: bool = False) -> RtlDesign:
     duplicates. Nothing is written."""
     if protect_sites is None:
         raise ValueError("protect_sites: give the site ids to protect (an empty list hardens nothing)")
-    return generate(ir, protect=protect_sites, refresh=refresh)
+    return generate(ir, DesignVariant.tmr(protect_sites, refresh))
 
 
 def write_hardened(ir: IntegerModel, protect_sites, out_dir: Path) -> RtlDesign:

@@ -47,6 +47,7 @@ import numpy as np
 from fkhw.errors import ToolFailure
 from fkhw.rtlgen.emit import (DEFS_FILE, META_FILE, REGFILE_TEMPLATES, REGMAP_FILE, REPLICA_MEMS, TOP, TOP_FILE,
                               RtlDesign, _rtl_digest)
+from fkhw.rtlgen.verilog import SPDX
 from fkhw.rtlgen.synth import synth, synth_script
 
 NETLIST_FILE = f"{TOP}_netlist.v"
@@ -283,7 +284,7 @@ def synthesize_netlist(design: RtlDesign, cache: Path | None = None, progress=No
             out = tmp / "out"
             out.mkdir()
             (out / NETLIST_FILE).write_text(
-                f"// {TOP}: gate-level netlist written by Yosys ({res['cells']} cells, "
+                f"{SPDX}\n// {TOP}: gate-level netlist written by Yosys ({res['cells']} cells, "
                 f"{res['flip_flops']} flip-flops)\n"
                 f"// from the fkhw RTL of model {design.model} (rtl digest {design.meta.get('rtl_digest')});\n"
                 "// register nets renamed rf_<tensor>__mem_<index> by fkhw.rtlgen.netlist.\n"

@@ -45,6 +45,7 @@ import numpy as np
 from fkhw.model.ir import IntegerModel
 from fkhw.outpaths import atomic_open, make_dir, open_lock, write_text
 from fkhw.rtlgen.emit import REGFILE_TEMPLATES, TOP, TOP_FILE, RtlDesign, generate
+from fkhw.rtlgen.harden import harden
 from fkhw.rtlgen.synth import synth, synth_script, yosys_command
 from fkhw.faults.sites import SiteSpace
 
@@ -201,9 +202,9 @@ def area_designs(ir: IntegerModel, protect_sites, refresh: bool = True) -> list:
                                 else protect_sites, dtype=np.int64))
     designs = [("plain", generate(ir), 0, False)]
     for name, sites in (("selective", prot), ("full", np.arange(n_all))):
-        designs.append((name, generate(ir, protect=sites), int(sites.size), False))
+        designs.append((name, harden(ir, sites), int(sites.size), False))
         if refresh:
-            designs.append((f"{name} + refresh", generate(ir, protect=sites, refresh=True), int(sites.size), True))
+            designs.append((f"{name} + refresh", harden(ir, sites, refresh=True), int(sites.size), True))
     return designs
 
 

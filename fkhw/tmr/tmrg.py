@@ -25,7 +25,7 @@ from pathlib import Path
 from fkhw import __version__
 from fkhw.model.ir import IntegerModel
 from fkhw.outpaths import make_dir, write_text
-from fkhw.rtlgen.emit import REPLICA_MEMS, TOP, RtlDesign, generate
+from fkhw.rtlgen.emit import REPLICA_MEMS, TOP, DesignVariant, RtlDesign, generate
 
 TMRG_DIR = "tmrg_rtl"
 DATAPATH_MODULES = ("fkhw_encoder", "fkhw_regfile", "fkhw_pipe", "fkhw_requant", "fkhw_requant_array", "fkhw_dot",
@@ -33,7 +33,7 @@ DATAPATH_MODULES = ("fkhw_encoder", "fkhw_regfile", "fkhw_pipe", "fkhw_requant",
 
 
 def tmrg_design(ir: IntegerModel, protect_sites) -> RtlDesign:
-    return generate(ir, protect=protect_sites, tmrg=True)
+    return generate(ir, DesignVariant.tmrg(protect_sites))
 
 
 def _cells(entry: dict, sep: str) -> list:

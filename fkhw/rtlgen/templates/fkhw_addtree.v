@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 `default_nettype none
 // fkhw_addtree: a balanced adder tree over N two's-complement terms of XW
 // bits each (term k at x[k*XW +: XW]). The tree splits its terms in two
@@ -8,8 +9,8 @@
 //
 // Part of fkhw (templates are copied verbatim next to the generated top).
 module fkhw_addtree #(
-    parameter integer N  = 2,
-    parameter integer XW = 8
+    parameter integer N  = 2,  // number of terms
+    parameter integer XW = 8   // bits per term (two's complement)
 ) (
     input  wire [N*XW-1:0]           x,
     output wire [XW+$clog2(N)-1:0]   y

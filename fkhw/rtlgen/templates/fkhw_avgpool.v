@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 `default_nettype none
 // fkhw_avgpool: QKeras' QAveragePooling2D on codes (1-D pooling is the
 // height-1 case), fully unrolled: for each output element (OH x OW x C)
@@ -14,20 +15,20 @@
 //
 // Part of fkhw (templates are copied verbatim next to the generated top).
 module fkhw_avgpool #(
-    parameter integer H       = 8,
-    parameter integer W       = 8,
-    parameter integer C       = 1,
-    parameter integer KH      = 2,
-    parameter integer KW      = 2,
-    parameter integer SH      = 2,
-    parameter integer SW      = 2,
-    parameter integer OH      = 4,
-    parameter integer OW      = 4,
-    parameter integer XW      = 8,
-    parameter integer XSIGNED = 1,
+    parameter integer H       = 8,  // input height (1 for a 1-D layer)
+    parameter integer W       = 8,  // input width
+    parameter integer C       = 1,  // channels
+    parameter integer KH      = 2,  // window height
+    parameter integer KW      = 2,  // window width
+    parameter integer SH      = 2,  // stride along the height
+    parameter integer SW      = 2,  // stride along the width
+    parameter integer OH      = 4,  // output height
+    parameter integer OW      = 4,  // output width
+    parameter integer XW      = 8,  // bits per input code
+    parameter integer XSIGNED = 1,  // 1: input codes are two's complement, 0: unsigned
     parameter integer MW      = 2,  // bits of MULT (unsigned)
-    parameter integer MULT    = 1,
-    parameter integer YW      = 12
+    parameter integer MULT    = 1,  // the code of 1/area (unsigned, > 0)
+    parameter integer YW      = 12  // bits per output code (the product always fits)
 ) (
     /* verilator lint_off UNUSEDSIGNAL */
     input  wire [H*W*C*XW-1:0]   x,   // pixels no window covers are unused

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 `default_nettype none
 // fkhw_conv2d: a 2-D convolution, fully unrolled: one fkhw_dot per output
 // element (OH x OW x COUT). Tensors are packed channels-last in C order,
@@ -13,28 +14,28 @@
 //
 // Part of fkhw (templates are copied verbatim next to the generated top).
 module fkhw_conv2d #(
-    parameter integer H        = 8,
-    parameter integer W        = 8,
-    parameter integer CIN      = 1,
-    parameter integer COUT     = 1,
-    parameter integer KH       = 3,
-    parameter integer KW       = 3,
-    parameter integer SH       = 1,
-    parameter integer SW       = 1,
-    parameter integer PT       = 0,
-    parameter integer PL       = 0,
-    parameter integer OH       = 6,
-    parameter integer OW       = 6,
-    parameter integer XW       = 8,
-    parameter integer XSIGNED  = 1,
-    parameter integer WW       = 8,
-    parameter integer WSIGNED  = 1,
-    parameter integer PSHIFT   = 0,
-    parameter integer HAS_BIAS = 1,
-    parameter integer BW       = 8,
-    parameter integer BSIGNED  = 1,
-    parameter integer BSHIFT   = 0,
-    parameter integer ACCW     = 24
+    parameter integer H        = 8,  // input height (1 for a 1-D layer)
+    parameter integer W        = 8,  // input width
+    parameter integer CIN      = 1,  // input channels
+    parameter integer COUT     = 1,  // output channels (filters)
+    parameter integer KH       = 3,  // window height
+    parameter integer KW       = 3,  // window width
+    parameter integer SH       = 1,  // stride along the height
+    parameter integer SW       = 1,  // stride along the width
+    parameter integer PT       = 0,  // rows of padding on top ('same')
+    parameter integer PL       = 0,  // columns of padding on the left ('same')
+    parameter integer OH       = 6,  // output height
+    parameter integer OW       = 6,  // output width
+    parameter integer XW       = 8,  // bits per input code
+    parameter integer XSIGNED  = 1,  // 1: input codes are two's complement, 0: unsigned
+    parameter integer WW       = 8,  // bits per weight code
+    parameter integer WSIGNED  = 1,  // 1: weight codes are two's complement, 0: unsigned
+    parameter integer PSHIFT   = 0,  // left shift of the products onto the accumulator's fractional bits
+    parameter integer HAS_BIAS = 1,  // 1: add the bias b, 0: no bias (b unused)
+    parameter integer BW       = 8,  // bits per bias code
+    parameter integer BSIGNED  = 1,  // 1: bias codes are two's complement, 0: unsigned
+    parameter integer BSHIFT   = 0,  // left shift of the bias onto the accumulator's fractional bits
+    parameter integer ACCW     = 24  // bits per accumulator (holds any result, see fkhw_dot)
 ) (
     /* verilator lint_off UNUSEDSIGNAL */
     input  wire [H*W*CIN*XW-1:0]        x,   // pixels no window covers are unused

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 `default_nettype none
 // fkhw_dense: a fully connected layer, fully unrolled: one fkhw_dot per
 // output, each over all NIN inputs. Packed buses, element k at [k*BITS +: BITS]:
@@ -8,18 +9,18 @@
 //
 // Part of fkhw (templates are copied verbatim next to the generated top).
 module fkhw_dense #(
-    parameter integer NIN      = 4,
-    parameter integer NOUT     = 4,
-    parameter integer XW       = 8,
-    parameter integer XSIGNED  = 1,
-    parameter integer WW       = 8,
-    parameter integer WSIGNED  = 1,
-    parameter integer PSHIFT   = 0,
-    parameter integer HAS_BIAS = 1,
-    parameter integer BW       = 8,
-    parameter integer BSIGNED  = 1,
-    parameter integer BSHIFT   = 0,
-    parameter integer ACCW     = 24
+    parameter integer NIN      = 4,  // number of inputs
+    parameter integer NOUT     = 4,  // number of outputs
+    parameter integer XW       = 8,  // bits per input code
+    parameter integer XSIGNED  = 1,  // 1: input codes are two's complement, 0: unsigned
+    parameter integer WW       = 8,  // bits per weight code
+    parameter integer WSIGNED  = 1,  // 1: weight codes are two's complement, 0: unsigned
+    parameter integer PSHIFT   = 0,  // left shift of the products onto the accumulator's fractional bits
+    parameter integer HAS_BIAS = 1,  // 1: add the bias b, 0: no bias (b unused)
+    parameter integer BW       = 8,  // bits per bias code
+    parameter integer BSIGNED  = 1,  // 1: bias codes are two's complement, 0: unsigned
+    parameter integer BSHIFT   = 0,  // left shift of the bias onto the accumulator's fractional bits
+    parameter integer ACCW     = 24  // bits per accumulator (holds any result, see fkhw_dot)
 ) (
     input  wire [NIN*XW-1:0]       x,
     input  wire [NIN*NOUT*WW-1:0]  w,

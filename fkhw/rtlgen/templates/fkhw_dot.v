@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 `default_nettype none
 // fkhw_dot: one output of a MAC layer: acc = (sum_i x_i * w_i) << PSHIFT
 //                                          + (b << BSHIFT)      (if HAS_BIAS)
@@ -15,17 +16,17 @@
 //
 // Part of fkhw (templates are copied verbatim next to the generated top).
 module fkhw_dot #(
-    parameter integer N        = 1,
-    parameter integer XW       = 8,
-    parameter integer XSIGNED  = 1,
-    parameter integer WW       = 8,
-    parameter integer WSIGNED  = 1,
-    parameter integer PSHIFT   = 0,
-    parameter integer HAS_BIAS = 1,
-    parameter integer BW       = 8,
-    parameter integer BSIGNED  = 1,
-    parameter integer BSHIFT   = 0,
-    parameter integer ACCW     = 24
+    parameter integer N        = 1,  // number of products x_i * w_i
+    parameter integer XW       = 8,  // bits per input code
+    parameter integer XSIGNED  = 1,  // 1: input codes are two's complement, 0: unsigned
+    parameter integer WW       = 8,  // bits per weight code
+    parameter integer WSIGNED  = 1,  // 1: weight codes are two's complement, 0: unsigned
+    parameter integer PSHIFT   = 0,  // left shift of the products onto the accumulator's fractional bits
+    parameter integer HAS_BIAS = 1,  // 1: add the bias b, 0: no bias (b unused)
+    parameter integer BW       = 8,  // bits per bias code
+    parameter integer BSIGNED  = 1,  // 1: bias codes are two's complement, 0: unsigned
+    parameter integer BSHIFT   = 0,  // left shift of the bias onto the accumulator's fractional bits
+    parameter integer ACCW     = 24  // bits per accumulator (holds any result, see above)
 ) (
     input  wire [N*XW-1:0] x,
     input  wire [N*WW-1:0] w,
@@ -35,15 +36,15 @@ module fkhw_dot #(
     output wire [ACCW-1:0] acc
 );
 
-    localparam integer XEW = XW + ((XSIGNED != 0) ? 0 : 1);  // x as a signed operand
-    localparam integer WEW = WW + ((WSIGNED != 0) ? 0 : 1);  // w as a signed operand
-    localparam integer MW  = XEW + WEW;                      // multiplier width
-    localparam integer PW  = XW + WW + ((XSIGNED == 0 && WSIGNED == 0) ? 1 : 0);
-    localparam integer SW  = PW + $clog2(N);                 // tree sum width
+    localparam integer XEW  = XW + ((XSIGNED != 0) ? 0 : 1);  // x as a signed operand
+    localparam integer WEW  = WW + ((WSIGNED != 0) ? 0 : 1);  // w as a signed operand
+    localparam integer MULW = XEW + WEW;                      // width of the signed multiply
+    localparam integer PW   = XW + WW + ((XSIGNED == 0 && WSIGNED == 0) ? 1 : 0);  // product width
+    localparam integer SUMW = PW + $clog2(N);                 // the adder tree's sum width
 
     wire [N*PW-1:0] prods;
     /* verilator lint_off UNUSEDSIGNAL */
-    wire [SW-1:0]   sum;       // bits above ACCW (if any) are not needed
+    wire [SUMW-1:0] sum;       // bits above ACCW (if any) are not needed
     /* verilator lint_on UNUSEDSIGNAL */
 
     genvar i;
@@ -62,10 +63,10 @@ module fkhw_dot #(
                 assign ws = {1'b0, w[i*WW +: WW]};
             end
             // signed XEW x WEW multiply; the product of any codes fits in PW bits
-            wire signed [MW-1:0] xm = {{WEW{xs[XEW-1]}}, xs};
-            wire signed [MW-1:0] wm = {{XEW{ws[WEW-1]}}, ws};
+            wire signed [MULW-1:0] xm = {{WEW{xs[XEW-1]}}, xs};
+            wire signed [MULW-1:0] wm = {{XEW{ws[WEW-1]}}, ws};
             /* verilator lint_off UNUSEDSIGNAL */
-            wire signed [MW-1:0] prod = xm * wm;   // bits above PW only repeat the sign
+            wire signed [MULW-1:0] prod = xm * wm;   // bits above PW only repeat the sign
             /* verilator lint_on UNUSEDSIGNAL */
             assign prods[i*PW +: PW] = prod[PW-1:0];
         end
@@ -75,10 +76,10 @@ module fkhw_dot #(
 
     wire [ACCW-1:0] sum_acc;  // the sum at accumulator width (exact, see above)
     generate
-        if (SW >= ACCW) begin : g_narrow
+        if (SUMW >= ACCW) begin : g_narrow
             assign sum_acc = sum[ACCW-1:0];
         end else begin : g_wide
-            assign sum_acc = {{(ACCW-SW){sum[SW-1]}}, sum};
+            assign sum_acc = {{(ACCW-SUMW){sum[SUMW-1]}}, sum};
         end
         if (HAS_BIAS != 0) begin : g_bias
             wire            bsgn = (BSIGNED != 0) ? b[BW-1] : 1'b0;

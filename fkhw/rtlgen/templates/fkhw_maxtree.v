@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 `default_nettype none
 // fkhw_maxtree: the largest of N codes of XW bits (term k at x[k*XW +: XW]),
 // two's complement if XSIGNED, else unsigned. A balanced tree of $clog2(N)
@@ -6,9 +7,9 @@
 //
 // Part of fkhw (templates are copied verbatim next to the generated top).
 module fkhw_maxtree #(
-    parameter integer N       = 2,
-    parameter integer XW      = 8,
-    parameter integer XSIGNED = 1
+    parameter integer N       = 2,  // number of codes
+    parameter integer XW      = 8,  // bits per code
+    parameter integer XSIGNED = 1   // 1: codes are two's complement, 0: unsigned
 ) (
     input  wire [N*XW-1:0] x,
     output wire [XW-1:0]   y

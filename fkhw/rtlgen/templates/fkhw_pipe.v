@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 `default_nettype none
 // fkhw_pipe: one pipeline stage: a DW-bit data register (no reset, loaded
 // every cycle: the datapath accepts a vector per clock, II=1) and a valid
@@ -5,7 +6,7 @@
 //
 // Part of fkhw (templates are copied verbatim next to the generated top).
 module fkhw_pipe #(
-    parameter integer DW = 8
+    parameter integer DW = 8  // bits of the data register
 ) (
     input  wire          clk,
     input  wire          rst,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 `default_nettype none
 // fkhw_pipe_tmr: the pipeline stage of fkhw_pipe with selective triple
 // modular redundancy. PMASK chooses, bit by bit, which data flip-flops are
@@ -20,9 +21,9 @@
 //
 // Part of fkhw (templates are copied verbatim next to the generated top).
 module fkhw_pipe_tmr #(
-    parameter integer DW = 8,
-    parameter [DW-1:0] PMASK = {DW{1'b0}},
-    parameter integer VTMR = 0
+    parameter integer DW = 8,               // bits of the data register
+    parameter [DW-1:0] PMASK = {DW{1'b0}},  // bit j = 1: data bit j is triplicated
+    parameter integer VTMR = 0              // 1: the valid flag is triplicated
 ) (
     input  wire          clk,
     input  wire          rst,

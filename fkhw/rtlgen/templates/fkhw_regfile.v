@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 `default_nettype none
 // fkhw_regfile: DEPTH parameter registers of WIDTH bits each, one register
 // per parameter (weight or bias code), written through the configuration
@@ -10,10 +11,10 @@
 //
 // Part of fkhw (templates are copied verbatim next to the generated top).
 module fkhw_regfile #(
-    parameter integer WIDTH = 5,
-    parameter integer DEPTH = 1,
-    parameter integer BASE  = 0,
-    parameter integer ADDRW = 12
+    parameter integer WIDTH = 5,  // bits per register (the parameter's format)
+    parameter integer DEPTH = 1,  // number of registers
+    parameter integer BASE  = 0,  // configuration address of register 0
+    parameter integer ADDRW = 12  // bits of cfg_addr
 ) (
     input  wire                   clk,
     input  wire                   cfg_we,

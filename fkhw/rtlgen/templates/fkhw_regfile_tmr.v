@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 `default_nettype none
 // fkhw_regfile_tmr: the parameter register file of fkhw_regfile with
 // selective triple modular redundancy. Same registers, addresses and
@@ -36,12 +37,12 @@
 //
 // Part of fkhw (templates are copied verbatim next to the generated top).
 module fkhw_regfile_tmr #(
-    parameter integer WIDTH = 5,
-    parameter integer DEPTH = 1,
-    parameter integer BASE  = 0,
-    parameter integer ADDRW = 12,
-    parameter [DEPTH*WIDTH-1:0] PMASK = {DEPTH*WIDTH{1'b0}},
-    parameter integer REFRESH = 0
+    parameter integer WIDTH = 5,                              // bits per register (the parameter's format)
+    parameter integer DEPTH = 1,                              // number of registers
+    parameter integer BASE  = 0,                              // configuration address of register 0
+    parameter integer ADDRW = 12,                             // bits of cfg_addr
+    parameter [DEPTH*WIDTH-1:0] PMASK = {DEPTH*WIDTH{1'b0}},  // bit i*WIDTH+j = 1: bit j of register i triplicated
+    parameter integer REFRESH = 0                             // 1: replicas reload the voted value between writes
 ) (
     input  wire                   clk,
     input  wire                   cfg_we,
@@ -67,9 +68,9 @@ module fkhw_regfile_tmr #(
     generate
         for (i = 0; i < DEPTH; i = i + 1) begin : g_reg
             localparam integer ADDR = BASE + i;
-            localparam [WIDTH-1:0] M = PMASK[i*WIDTH +: WIDTH];
+            localparam [WIDTH-1:0] MASK = PMASK[i*WIDTH +: WIDTH];
             wire we = cfg_we && (cfg_addr == ADDR[ADDRW-1:0]);
-            if (M == {WIDTH{1'b0}}) begin : g_one
+            if (MASK == {WIDTH{1'b0}}) begin : g_one
                 always @(posedge clk) begin
                     if (we) mem[i] <= cfg_data;
                 end
@@ -77,25 +78,25 @@ module fkhw_regfile_tmr #(
                 assign disagree[i*WIDTH +: WIDTH] = {WIDTH{1'b0}};
             end else begin : g_tmr
                 wire [WIDTH-1:0] d, mismatch;
-                fkhw_tmr_voter #(.WIDTH(WIDTH), .MASK(M), .REFRESH(REFRESH)) u_vote (
-                    .we(we), .cfg_data(cfg_data), .a(mem[i]), .b(mem_b[i] & M), .c(mem_c[i] & M),
+                fkhw_tmr_voter #(.WIDTH(WIDTH), .MASK(MASK), .REFRESH(REFRESH)) u_vote (
+                    .we(we), .cfg_data(cfg_data), .a(mem[i]), .b(mem_b[i] & MASK), .c(mem_c[i] & MASK),
                     .q(q[i*WIDTH +: WIDTH]), .d(d), .disagree(mismatch)
                 );
                 // B and C are masked (their unprotected bits have no flip-flop), and so is the
                 // mismatch: the OR of err then sees the unprotected bits' constant 0, which
                 // inside the kept voter is hidden from synthesis
-                assign disagree[i*WIDTH +: WIDTH] = mismatch & M;
+                assign disagree[i*WIDTH +: WIDTH] = mismatch & MASK;
                 // unprotected bits of A load on a write only; their hold is decided here, not
                 // inside the kept voter, where synthesis could not see it
                 (* keep *) always @(posedge clk)
-                    if (we) mem[i] <= (d & M) | (cfg_data & ~M);
-                    else if (REFRESH != 0) mem[i] <= (d & M) | (mem[i] & ~M);
-                if (M == {WIDTH{1'b1}}) begin : g_whole
+                    if (we) mem[i] <= (d & MASK) | (cfg_data & ~MASK);
+                    else if (REFRESH != 0) mem[i] <= (d & MASK) | (mem[i] & ~MASK);
+                if (MASK == {WIDTH{1'b1}}) begin : g_whole
                     (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem_b[i] <= d;
                     (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem_c[i] <= d;
                 end else begin : g_part
                     for (j = 0; j < WIDTH; j = j + 1) begin : g_bit
-                        if (M[j]) begin : g_tmr
+                        if (MASK[j]) begin : g_tmr
                             (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem_b[i][j] <= d[j];
                             (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem_c[i][j] <= d[j];
                         end

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 `default_nettype none
 // fkhw_requant: requantize one code: drop SHIFT fractional bits with
 // round-half-to-even (tf.round, the QKeras rounding), then saturate to
@@ -9,12 +10,12 @@
 //
 // Part of fkhw (templates are copied verbatim next to the generated top).
 module fkhw_requant #(
-    parameter integer XW      = 16,
-    parameter integer XSIGNED = 1,
-    parameter integer SHIFT   = 1,
-    parameter integer YW      = 8,
-    parameter integer LO      = 0,
-    parameter integer HI      = 255
+    parameter integer XW      = 16,  // bits of the input code
+    parameter integer XSIGNED = 1,   // 1: input code is two's complement, 0: unsigned
+    parameter integer SHIFT   = 1,   // fractional bits dropped (rounded half to even); < 0: bits added
+    parameter integer YW      = 8,   // bits of the output code
+    parameter integer LO      = 0,   // smallest output code (saturation)
+    parameter integer HI      = 255  // largest output code (saturation)
 ) (
     input  wire [XW-1:0] x,
     output wire [YW-1:0] y

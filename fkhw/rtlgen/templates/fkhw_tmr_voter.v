@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 `default_nettype none
 // fkhw_tmr_voter: the logic of one register of fkhw_regfile_tmr whose bits
 // MASK are triplicated: for those bits the bitwise 2-of-3 majority q of
@@ -18,9 +19,9 @@
 //
 // Part of fkhw (templates are copied verbatim next to the generated top).
 module fkhw_tmr_voter #(
-    parameter integer WIDTH = 1,
-    parameter [WIDTH-1:0] MASK = {WIDTH{1'b1}},
-    parameter integer REFRESH = 0
+    parameter integer WIDTH = 1,                 // bits of the register
+    parameter [WIDTH-1:0] MASK = {WIDTH{1'b1}},  // bit j = 1: bit j has three replicas and is voted
+    parameter integer REFRESH = 0                // 1: between writes d is the voted value (self-correcting)
 ) (
     input  wire             we,
     input  wire [WIDTH-1:0] cfg_data,

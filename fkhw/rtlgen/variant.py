@@ -1,0 +1,75 @@
+"""Which encoder the generator writes for an IR: a value, not flags.
+
+* ``DesignVariant.plain()``: the plain encoder;
+* ``DesignVariant.tmr(ids)``: the selectively hardened encoder (same ports
+  plus ``tmr_err``): each protected flip-flop (a parameter bit = site id, a
+  pipeline data bit or a valid flag, numbered as in fkhw.faults.space) held
+  in three flip-flops behind a majority voter, every other bit as in the
+  plain design. No ids: the hardened interface with nothing triplicated;
+* ``DesignVariant.tmr(ids, refresh=True)``: self-correcting TMR: every clock
+  the voted value is written back into the replicas, and ``tmr_err`` is a
+  registered flag that stays set until the next configuration write;
+* ``DesignVariant.tmrg(ids)``: the input for CERN's TMRG instead,
+  functionally the plain design with the plain ports: each register file
+  with protected bits becomes a generated module ``fkhw_rfs_<tensor>``
+  holding them in ``<tensor>_prot`` and the others in ``<tensor>_unprot``,
+  with ``// tmrg`` directives that triplicate only ``<tensor>_prot``
+  (parameter bits only).
+
+The ids are checked against the model when the design is generated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+KINDS = ("plain", "tmr", "tmrg")
+
+
+@dataclass(frozen=True)
+class DesignVariant:
+    kind: str = "plain"  # one of KINDS
+    protect: tuple = ()  # protected flip-flop ids, as given (order kept: the metadata lists them so)
+    refresh: bool = False  # tmr only
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"design variant {self.kind!r}: one of {', '.join(KINDS)}")
+        if self.kind == "plain" and self.protect:
+            raise ValueError("the plain encoder protects nothing: use DesignVariant.tmr(ids)")
+        if self.refresh and self.kind != "tmr":
+            raise ValueError("refresh is an option of the hardened encoder (DesignVariant.tmr), not of "
+                             f"{self.kind!r}")
+
+    @staticmethod
+    def plain() -> "DesignVariant":
+        return DesignVariant()
+
+    @staticmethod
+    def tmr(protect, refresh: bool = False) -> "DesignVariant":
+        return DesignVariant("tmr", _ids(protect, "the hardened encoder"), bool(refresh))
+
+    @staticmethod
+    def tmrg(protect) -> "DesignVariant":
+        return DesignVariant("tmrg", _ids(protect, "the TMRG variant"))
+
+    @property
+    def hardened(self) -> bool:
+        """Replicas, voters and a ``tmr_err`` output in the Verilog."""
+        return self.kind == "tmr"
+
+    def split(self, n_sites: int) -> tuple:
+        """(protected parameter bits = site ids, protected pipeline data
+        bits and valid flags = the other ids), each in the order given."""
+        return (tuple(p for p in self.protect if p < n_sites), tuple(p for p in self.protect if p >= n_sites))
+
+
+def _ids(protect, what: str) -> tuple:
+    if protect is None:
+        raise ValueError(f"{what} needs the protected flip-flop ids (an empty list protects nothing)")
+    arr = np.asarray(list(protect) if not isinstance(protect, np.ndarray) else protect)
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"protected sites must be integer site ids, got {arr.dtype}")
+    return tuple(int(p) for p in arr.reshape(-1))
