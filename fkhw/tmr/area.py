@@ -9,8 +9,8 @@ logic, so each design is synthesised in two parts:
   (``read_verilog -lib``), flattened except the ``fkhw_dot`` blocks, each
   distinct one of which is synthesised and mapped once (econt-bol: 144 dot
   products, four distinct); identical for the three designs, run once and
-  cached on disk by its content hash (``build/synth/<hash>.json``,
-  ``FKHW_SYNTH_CACHE`` moves it);
+  cached on disk by its content hash (``~/.cache/fkhw/synth/<hash>.json``,
+  see fkhw.cachedirs; ``FKHW_SYNTH_CACHE`` moves it);
 * the register files: the design's own top with the datapath modules read
   as black boxes, flattened except the ``fkhw_tmr_voter`` blocks: every
   parameter flip-flop, replica, address decoder and the tmr_err OR; each
@@ -57,12 +57,10 @@ KEEP = ("fkhw_dot", "fkhw_tmr_voter")  # synthesised once per distinct version
 
 
 def default_cache() -> Path:
-    env = os.environ.get("FKHW_SYNTH_CACHE")
-    if env:
-        return Path(env)
-    import fkhw
+    """The Yosys runs: the user cache (fkhw.cachedirs; FKHW_SYNTH_CACHE moves it)."""
+    from fkhw.cachedirs import cache_dir
 
-    return Path(fkhw.__file__).resolve().parents[1] / "build" / "synth"
+    return cache_dir("synth")
 
 
 def black_box(path: Path, out_dir: Path) -> Path:
