@@ -112,10 +112,11 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
     art["map"] = [str(p) for p in write_map(tmr, out)]
 
     _step("annotations (TMRG) and hardened RTL")
-    art["annotations"] = [str(p) for p in write_tmrg_variant(ir, protect, out / "annotations")]
     design = harden(ir, protect_all)
     design.write(out / "hardened_rtl")
     art["hardened_rtl"] = str(out / "hardened_rtl")
+    # the constraints and the Yosys check are of that very design (its files, its replicas, its flip-flop count)
+    art["annotations"] = [str(p) for p in write_tmrg_variant(ir, protect_all, out / "annotations", hardened=design)]
 
     space = SiteSpace.of(ir)
     by_site = dict(zip(table.site.tolist(), table.emd_norm.tolist()))

@@ -8,7 +8,7 @@ and bits); its metadata (``fkhw_encoder.json``, key ``tmr``) lists per
 register file the protection mask and per protected site the three replica
 flip-flops.
 
-``write_tmrg_variant(ir, protect_sites, out_dir)``: see :mod:`fkhw.tmr.tmrg`.
+``write_tmrg_variant(ir, protect_sites, out_dir, hardened)``: see :mod:`fkhw.tmr.tmrg`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def write_hardened(ir: IntegerModel, protect_sites, out_dir: Path) -> RtlDesign:
     return design
 
 
-def write_tmrg_variant(ir: IntegerModel, protect_sites, out_dir: Path) -> list:
+def write_tmrg_variant(ir: IntegerModel, protect_sites, out_dir: Path, hardened: RtlDesign | None = None) -> list:
     from fkhw.tmr.tmrg import write_tmrg_variant as _write
 
-    return _write(ir, protect_sites, out_dir)
+    return _write(ir, protect_sites, out_dir, hardened=hardened)
