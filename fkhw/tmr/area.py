@@ -295,9 +295,11 @@ def area_table(ir: IntegerModel, protect_sites, work_dir: Path, abc: bool = True
     return rows
 
 
-def write_area(rows: list, out_dir: Path) -> list:
+def write_area(rows: list, out_dir: Path, not_counted: dict | None = None) -> list:
     """area.csv, area.json and area.md (Markdown tables: totals, then cells
-    by type) in ``out_dir``."""
+    by type) in ``out_dir``. ``not_counted``: what the hardened design holds
+    beyond the rows (fkhw.tmr.flow: triplicated valid flags), stated in
+    area.json and area.md."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     flat_rows = [{k: v for k, v in r.items() if k != "cell_types"} for r in rows]
@@ -312,14 +314,19 @@ def write_area(rows: list, out_dir: Path) -> list:
                                                "method": "datapath (cached, black-boxed register files, each "
                                                          "distinct fkhw_dot once) + register files (black-boxed "
                                                          "datapath)",
-                                               "rows": rows}, indent=1) + "\n")
+                                               "rows": rows,
+                                               **({"not_counted": not_counted} if not_counted else {})},
+                                              indent=1) + "\n")
     abc = rows[0]["abc"] if rows else False
     lines = [f"Yosys generic synthesis ({'with ABC gate mapping' if abc else 'without ABC'}); transistors: Yosys' "
              "CMOS estimate (`stat -tech cmos`) of the generic gates. Overheads relative to the plain design; "
              "flip-flop counts are exact" + ("" if not abc else ", cell counts move slightly between ABC versions")
-             + ".", "",
-             "| design | protected bits | flip-flops | FF overhead | cells | cell overhead | transistors | "
-             "transistor overhead | FF overhead % of weight bits |",
+             + ". FF overhead: extra flip-flops over all the plain design's flip-flops; the last column: over "
+             "its weight (parameter) flip-flops alone (2 per protected bit).", "",
+             *([f"Protected bits: parameter bits. {not_counted['text'][0].upper()}{not_counted['text'][1:]}.", ""]
+               if not_counted else []),
+             "| design | protected bits | flip-flops | FF overhead (of all flip-flops) | cells | cell overhead | "
+             "transistors | transistor overhead | FF overhead % of weight bits |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['design']} | {r['protected_bits']:,} | {r['flip_flops']:,} | {r['ff_overhead']:+,d} "
