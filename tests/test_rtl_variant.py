@@ -42,7 +42,7 @@ def test_the_layout_is_the_generated_designs(name):
 
 
 def test_the_flip_flop_space_does_not_run_the_generator():
-    """fkhw.faults sits below fkhw.rtlgen: the space of a model is known
+    """fkhw.faults.space sits below fkhw.rtlgen: the space of a model is known
     without importing (let alone running) the RTL generator."""
     code = """
 import sys

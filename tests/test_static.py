@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKED = ["fkhw", "bench", "tests", "rtl_tb"]
+CHECKED = ["fkhw", "bench", "tests"]  # the testbench is in fkhw/rtlgen/tb
 
 
 @pytest.mark.parametrize("tool", [["ruff", "check"], ["pylint", "--score=n"]], ids=["ruff", "pylint"])

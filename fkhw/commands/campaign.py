@@ -3,7 +3,7 @@ time, on a level, and measure the damage as EMD; or run another kind of
 fault (multi-bit, pipeline, accumulated upsets, a faults file)."""
 
 from fkhw.commands.options import (EMD_NORM, NON_NEGATIVE, POSITIVE, SEED, add_metric_arguments, fraction_open,
-                                  in_path, input_paths, model_inputs, order_inputs, out_path)
+                                  in_path, input_paths, model_help, model_inputs, order_inputs, out_path)
 from fkhw.levels import LEVELS
 
 HELP = ("fault-injection campaign on a level (software, hls, rtl, netlist): single-bit upsets (default) or "
@@ -23,7 +23,7 @@ DESCRIPTION = (
 
 
 def add_arguments(p):
-    p.add_argument("--model", default="econt-bol", help="econt-bol, econt-eol, or a model directory")
+    p.add_argument("--model", default="econt-bol", help=model_help(" (default: econt-bol)"))
     p.add_argument("--level", default="software", choices=list(LEVELS),
                    help="where faults run (netlist: the Yosys gate-level netlist of the RTL, same testbench)")
     p.add_argument("--inputs", type=POSITIVE, default=32, help="number of modules (non-zero charge) to run (default 32)")

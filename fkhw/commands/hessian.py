@@ -2,7 +2,7 @@
 the encoder under the autoencoder's training loss."""
 
 from fkhw.commands.options import (POSITIVE, SEED, TOLERANCE, add_metric_arguments, input_paths, int_at_least,
-                                  model_inputs, out_path)
+                                  model_help, model_inputs, out_path)
 
 HELP = "Hessian of the autoencoder loss w.r.t. the encoder: hessian.json, scores.csv, params.csv, figure2.png"
 DESCRIPTION = (
@@ -16,7 +16,7 @@ DESCRIPTION = (
 
 
 def add_arguments(p):
-    p.add_argument("--model", default="econt-bol", help="econt-bol, econt-eol, or a model directory (needs a decoder)")
+    p.add_argument("--model", default="econt-bol", help=model_help(" (needs a decoder; default: econt-bol)"))
     p.add_argument("--out", type=out_path, required=True, help="output folder")
     p.add_argument("--inputs", type=POSITIVE, default=1024, help="modules (non-zero charge) in the data batch (default 1024)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the module choice, random vectors and the random score")

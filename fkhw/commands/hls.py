@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from fkhw.commands.options import NON_NEGATIVE, SEED, in_path, input_paths, model_inputs, out_path
+from fkhw.commands.options import NON_NEGATIVE, SEED, in_path, input_paths, model_help, model_inputs, out_path
 
 HELP = "convert the encoder with hls4ml into a synthesizable HLS project and compile its C-simulation"
 DESCRIPTION = HELP + (
@@ -15,7 +15,7 @@ DESCRIPTION = HELP + (
 def add_arguments(p):
     from fkhw.hls.project import BACKENDS
 
-    p.add_argument("--model", default="econt-bol", help="econt-bol, econt-eol, or a model directory (default: econt-bol)")
+    p.add_argument("--model", default="econt-bol", help=model_help(" (default: econt-bol)"))
     p.add_argument("--out", type=out_path, default=None, help="project directory (default: hls_projects/<model>)")
     p.add_argument("--backend", default="Vitis", choices=BACKENDS, help="hls4ml backend (default: Vitis)")
     p.add_argument("--check", action="store_true",

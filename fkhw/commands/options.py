@@ -10,6 +10,13 @@ from pathlib import Path
 from fkhw.validate import INT64_MAX, INTEGER_TEXT
 
 
+def model_help(note: str = "") -> str:
+    """--model's help: every model fkhw ships (fkhw.model.files.NAMED_MODELS, the one list), then ``note``."""
+    from fkhw.model.files import NAMED_MODELS
+
+    return f"{', '.join(NAMED_MODELS)}, a model directory or a full-model file (.h5, .keras){note}"
+
+
 def out_path(text: str) -> Path:
     """A path to write; an empty one would silently mean the working folder."""
     if not text.strip():

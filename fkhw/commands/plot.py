@@ -1,6 +1,6 @@
 """fkhw plot: draw a campaign's Figure 1 heat map."""
 
-from fkhw.commands.options import campaign_inputs, in_path, model_inputs, out_path
+from fkhw.commands.options import campaign_inputs, in_path, model_help, model_inputs, out_path
 
 HELP = ("draw a campaign's figure: the Figure 1 heat map (normalised mean EMD per parameter bit) of a seu campaign, "
         "damage by flip-flop class of any other --faults kind")
@@ -10,7 +10,7 @@ def add_arguments(p):
     p.add_argument("--campaign", type=in_path, required=True, help="campaign folder (holds campaign.csv, summary.json)")
     p.add_argument("--out", type=out_path, default=None,
                    help="PNG to write (default: CAMPAIGN/figure1.png, or CAMPAIGN/damage_by_class.png)")
-    p.add_argument("--model", default=None, help="model (default: the one named in the campaign's summary.json)")
+    p.add_argument("--model", default=None, help=model_help(" (default: the one named in the campaign's summary.json)"))
 
 
 def run(args) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from fkhw.commands.options import model_inputs, out_path
+from fkhw.commands.options import model_help, model_inputs, out_path
 
 HELP = "generate synthesizable Verilog of the encoder (weights in a register file) with its register map"
 DESCRIPTION = HELP + (". Writes fkhw_encoder.v and its template modules, regmap.csv (site,reg,bit), "
@@ -13,7 +13,7 @@ DESCRIPTION = HELP + (". Writes fkhw_encoder.v and its template modules, regmap.
 
 
 def add_arguments(p):
-    p.add_argument("--model", default="econt-bol", help="econt-bol, econt-eol, or a model directory (default: econt-bol)")
+    p.add_argument("--model", default="econt-bol", help=model_help(" (default: econt-bol)"))
     p.add_argument("--out", type=out_path, required=True, help="directory to write the Verilog into")
     p.add_argument("--lint", action="store_true", help="run verilator --lint-only -Wall on the result")
     p.add_argument("--synth", action="store_true", help="synthesize with Yosys; write the report next to the Verilog")

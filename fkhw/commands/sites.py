@@ -3,7 +3,7 @@ every flip-flop of its RTL (--all-flip-flops)."""
 
 from pathlib import Path
 
-from fkhw.commands.options import model_inputs, out_path
+from fkhw.commands.options import model_help, model_inputs, out_path
 
 HELP = ("list every encoder parameter bit as a fault site (site,layer,tensor,index,bit,code), or with "
         "--all-flip-flops every flip-flop of the RTL (ff,class,register,bit,site,stage)")
@@ -15,7 +15,7 @@ DESCRIPTION = HELP + (". Site ids are stable: parameter layers in model order, k
 
 
 def add_arguments(p):
-    p.add_argument("--model", default="econt-bol", help="econt-bol, econt-eol, or a model directory (default: econt-bol)")
+    p.add_argument("--model", default="econt-bol", help=model_help(" (default: econt-bol)"))
     p.add_argument("--out", type=out_path, default=Path("sites.csv"), help="CSV to write (default: sites.csv)")
     p.add_argument("--all-flip-flops", action="store_true",
                    help="every flip-flop (param, pipeline, control) instead of the parameter bits")

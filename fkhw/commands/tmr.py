@@ -1,19 +1,22 @@
 """fkhw tmr: the selective-TMR map, annotations, hardened RTL, area and proof."""
 
 from fkhw.commands.options import (EMD_NORM, POSITIVE, SEED, add_metric_arguments, auto_or_positive, campaign_inputs,
-                                  in_path, input_paths, model_inputs, out_path)
+                                  in_path, input_paths, model_help, model_inputs, out_path)
 
 HELP = "select the weight bits to triplicate from a campaign; write the TMR map, annotations, hardened RTL, area, proof"
 DESCRIPTION = (
     "Reads a campaign (fkhw campaign --out DIR) and protects either every bit with emd_norm > T "
-    "(--threshold, default 1.0: the seed's rule) or the N / P%% most damaging bits (--budget). Writes "
-    "tmr_map.json/.csv (site, layer, tensor, index, bit, reg, reg_bit, emd_norm), TMRG-annotated RTL and a "
-    "synthesis attribute file (annotations/), the hardened encoder (hardened_rtl/, with regmap.csv and a "
-    "tmr_err output), figures, the Yosys area table of plain / selective / full TMR, and the proof by fault "
-    "injection on the hardened RTL (Verilator). The map is checked on modules the campaign did not use "
-    "(--validate-inputs other modules of the same data, or --validate-data FILE): coverage and the worst "
-    "unprotected held-out emd_norm are printed and in tmr_report.json. --inputs auto runs the software campaigns "
-    "itself, doubling the modules from 32 until the map is stable (coverage >= 99%%, worst <= T + 0.01) or a cap.")
+    "(--threshold, default 1.0: the seed's rule) or the N / P% most damaging bits (--budget). Writes "
+    "tmr_map.json/.csv (site, layer, tensor, index, bit, reg, reg_bit, emd_norm, emd_norm_lo, emd_norm_hi; the "
+    "rule's figure per bit, emd_norm or with --rule upper emd_norm_hi, is the one each row exceeds T in), "
+    "TMRG-annotated RTL, synthesis constraints and a Yosys check of the hardened RTL (annotations/), the hardened "
+    "encoder (hardened_rtl/, with regmap.csv and a tmr_err output), figures (tradeoff.png drawn from tradeoff.json: "
+    "the bits protected at each threshold, the one count the map, the report and the summary show), the Yosys area "
+    "table of plain / selective / full TMR, and the proof by fault injection on the hardened RTL (Verilator). The "
+    "map is checked on modules the campaign did not use (--validate-inputs other modules of the same data, or "
+    "--validate-data FILE): coverage and the worst unprotected held-out emd_norm are printed and in "
+    "tmr_report.json. --inputs auto runs the software campaigns itself, doubling the modules from 32 until the map "
+    "is stable (coverage >= 99%, worst <= T + 0.01) or a cap.")
 
 
 def add_arguments(p):
@@ -41,7 +44,8 @@ def add_arguments(p):
     p.add_argument("--validate-data", default=None, metavar="PATH",
                    help="take the held-out modules from this CSV (another sample) instead of the campaign's data")
     p.add_argument("--no-validate", action="store_true", help="skip the held-out check")
-    p.add_argument("--model", default=None, help="model (default: the one the campaign names; econt-bol with --inputs)")
+    p.add_argument("--model", default=None,
+                   help=model_help(" (default: the one the campaign names; econt-bol with --inputs)"))
     p.add_argument("--no-synth", action="store_true", help="skip the Yosys area table")
     p.add_argument("--no-prove", action="store_true", help="skip the fault-injection proof on the hardened RTL")
     p.add_argument("--jobs", type=POSITIVE, default=None, help="simulator processes for the proof (default: all cores)")
@@ -129,8 +133,9 @@ def run(args) -> int:
 def print_report(r: dict, out) -> None:
     col = r.get("damage_column", "emd_norm")  # the metric's normalised damage
     print(f"{r['model']}: {r['rule']['text']}")
-    print(f"  protected bits: {r['protected_bits']} of {r['all_bits']}  "
-          f"-> weight flip-flop overhead {r['overhead_pct']:.2f}% (full TMR: 200%)")
+    print(f"  protected bits: {r['protected_bits']} of {r['all_bits']}  -> weight flip-flop overhead "
+          f"{r['overhead_pct']:.2f}% (2 x {r['protected_bits']} / {r['all_bits']} parameter flip-flops; full TMR: 200%)")
+    print_thresholds(r)
     if r["campaign_sites"] < r["all_bits"]:
         print(f"  note: the campaign covered only {r['campaign_sites']} of the {r['all_bits']} sites; bits it did "
               "not inject are unprotected whatever their damage")
@@ -139,9 +144,12 @@ def print_report(r: dict, out) -> None:
     print_evidence(r)
     for row in r.get("area", []):
         print(f"  area {row['design']:<19} flip-flops {row['flip_flops']:>8}  cells {row['cells']:>9}  "
-              f"transistors {row.get('transistors', 0):>10}  FF overhead {row.get('ff_overhead_pct', 0):7.2f}%  "
+              f"transistors {row.get('transistors', 0):>10}  FF overhead (of all flip-flops) "
+              f"{row.get('ff_overhead_pct', 0):7.2f}%  "
               f"cell overhead {row.get('cell_overhead_pct', 0):6.2f}%  "
               f"transistor overhead {row.get('transistor_overhead_pct', 0):6.2f}%")
+    if r.get("area_not_counted"):
+        print(f"  area: {r['area_not_counted']['text']}")
     if "proof" in r:
         p = r["proof"]
         print(f"  proof ({p.get('seconds', '?')} s): {p['replica_upsets']} single-replica upsets on "
@@ -178,6 +186,22 @@ def print_report(r: dict, out) -> None:
                  if h.get("modules", 0) < h.get("campaign_modules", 0) else ""))
     print(f"  -> {out}/ (tmr_map.json, tmr_map.csv, annotations/, hardened_rtl/, figures, area, proof)")
 
+
+
+def print_thresholds(r: dict) -> None:
+    """The bits the map's rule protects at each threshold (fkhw.tmr.select.threshold_table: the same count the
+    map, tradeoff.png/.json and fkhw sim's summary show)."""
+    rows = r.get("protected_bits_by_threshold")
+    if not rows:
+        return
+    col = r.get("damage_column", "emd_norm")
+    what = col if r["rule"].get("evidence", "mean") == "mean" else f"upper end of the {col} interval"
+    chosen = r["rule"]["value"] if r["rule"]["kind"] == "threshold" else None
+    print(f"  bits protected at each threshold ({what}, the campaign's {r.get('campaign_modules', '?')} modules):")
+    for row in rows:
+        mark = "  <- this map" if chosen is not None and row["threshold"] == chosen else ""
+        print(f"    > {row['threshold']:<6g} {row['protected_bits']:8d} bits  weight flip-flop overhead "
+              f"{row['overhead_pct']:6.2f}%{mark}")
 
 
 def print_evidence(r: dict) -> None:

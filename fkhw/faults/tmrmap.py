@@ -31,7 +31,10 @@ class MapError(InputError):
     model), naming the file and the entry."""
 
 
-ENTRY_COLUMNS = ["site", "layer", "tensor", "index", "bit", "reg", "reg_bit", "emd_norm"]
+# emd_norm: the campaign's mean; emd_norm_lo/_hi: its interval. The rule (tmr_map.json, key rule.column) chose the
+# bits by one of them: emd_norm, or emd_norm_hi for --rule upper; each row's value of it is in its own column
+INTERVAL_COLUMNS = ["emd_norm_lo", "emd_norm_hi"]
+ENTRY_COLUMNS = ["site", "layer", "tensor", "index", "bit", "reg", "reg_bit", "emd_norm"] + INTERVAL_COLUMNS
 CSV_COLUMNS = ["class", "flip_flop"] + ENTRY_COLUMNS + ["register", "reason"]
 
 
@@ -199,6 +202,7 @@ def build_map(bundle, table, selection, regmap: np.ndarray, flip_flops=()) -> Tm
         entries.append({
             "site": site, "layer": table.layer[row], "tensor": table.tensor[row], "index": int(table.index[row]),
             "bit": int(table.bit[row]), "reg": reg, "reg_bit": reg_bit, "emd_norm": float(table.emd_norm[row]),
+            **{k: float(getattr(table, k)[row]) for k in INTERVAL_COLUMNS if getattr(table, k) is not None},
         })
     return TmrMap(bundle.name, bundle.files.digest(), selection.rule.to_dict(), str(table.path),
                   table.summary.get("level", "?"), entries, selection.n_all_bits, tuple(flip_flops))
@@ -213,13 +217,19 @@ def write_map(tmr: TmrMap, out: Path) -> list:
             w = csv.DictWriter(f, fieldnames=ENTRY_COLUMNS)
             w.writeheader()
             for e in tmr.entries:
-                w.writerow({**e, "emd_norm": repr(e["emd_norm"])})
+                w.writerow({**e, **_exact(e)})
         else:
             w = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
             w.writeheader()
             for e in tmr.entries:
-                w.writerow({"class": "param", "flip_flop": e["site"], **e, "emd_norm": repr(e["emd_norm"])})
+                w.writerow({"class": "param", "flip_flop": e["site"], **e, **_exact(e)})
             for e in tmr.flip_flops:
                 w.writerow({"class": e["class"], "flip_flop": e["ff"], "bit": e["bit"], "register": e["register"],
                             "reason": e["reason"]})
     return [out / "tmr_map.json", out / "tmr_map.csv"]
+
+
+def _exact(entry: dict) -> dict:
+    """The damage figures as Python writes them back exactly (a row compared with the threshold must compare
+    as it did when it was chosen)."""
+    return {k: repr(entry[k]) for k in ["emd_norm"] + INTERVAL_COLUMNS if k in entry}

@@ -1,6 +1,6 @@
 """The RTL level: the generated Verilog on Verilator, driven by cocotb.
 
-Each fault is one *frame* of the HDL testbench (rtl_tb/hdl/fkhw_tb.v): the
+Each fault is one *frame* of the HDL testbench (fkhw/rtlgen/tb/hdl/fkhw_tb.v): the
 encoder streams the N window inputs at one per clock, then drain slots;
 each upset of the fault is a deposit into its flip-flops right after rising
 edge ``cycle`` of the frame (fkhw.faults.space: edge 0 samples window vector 0):
@@ -22,7 +22,7 @@ the slots that differ; a slot that differs where the fault cannot reach
     out = level.run(sites, x_codes)  # (S, N, n_out): one parameter upset per site at cycle 0
 
 The Verilator model is built once per RTL content hash under
-``build/rtl_sim/<key>`` (``FKHW_RTL_BUILD`` moves it) and reused; a second
+``~/.cache/fkhw/rtl_sim/<key>`` (fkhw.host.cachedirs; ``FKHW_RTL_BUILD`` moves it) and reused; a second
 build, with the pipeline registers public, runs fault sets that upset them.
 """
 

@@ -44,10 +44,10 @@ class ModelBundle:
 
 
 def cache_dir() -> Path | None:
-    env = os.environ.get("FKHW_CACHE")
-    if env == "off":
-        return None
-    return Path(env) if env else Path.home() / ".cache" / "fkhw"
+    """The model cache: the root of fkhw's user cache (fkhw.host.cachedirs), None when FKHW_CACHE=off."""
+    from fkhw.host.cachedirs import OFF, cache_root
+
+    return None if os.environ.get("FKHW_CACHE") == OFF else cache_root()
 
 
 def _extract(files: ModelFiles) -> ModelBundle:

@@ -5,7 +5,7 @@ distinct ``fkhw_dot`` once, see :mod:`fkhw.rtlgen.synth`) on a generated
 design (plain or hardened) and writes the gate-level netlist as Verilog.
 The result is an :class:`~fkhw.rtlgen.emit.RtlDesign` with the same top
 name, the same ports and the same ``regmap.csv``: the HDL testbench
-(``rtl_tb/``) and the RTL levels run it exactly as they run the RTL.
+(``fkhw/rtlgen/tb/``) and the RTL levels run it exactly as they run the RTL.
 
 What changes is where a parameter bit lives. Yosys turns register ``i`` of
 register file ``rf_x`` (``rf_x.mem[i]`` in the RTL) into flip-flops on a
@@ -26,7 +26,7 @@ renamed too (``u_stage<k>__q``, ``u_stage<k>__q_reg_<bit>``,
 ``u_stage<k>__q_valid``) and public, so they can be upset as well.
 
 The netlist is cached on disk by the content hash of the RTL and the Yosys
-script (``build/netlist/<key>``, ``FKHW_NETLIST_CACHE`` moves it).
+script (``~/.cache/fkhw/netlist/<key>``, see fkhw.host.cachedirs; ``FKHW_NETLIST_CACHE`` moves it).
 """
 
 from __future__ import annotations
@@ -77,12 +77,10 @@ def reg_net(instance: str, mem: str, index: int) -> str:
 
 
 def default_cache() -> Path:
-    env = os.environ.get("FKHW_NETLIST_CACHE")
-    if env:
-        return Path(env)
-    import fkhw
+    """The netlists: the user cache (fkhw.host.cachedirs; FKHW_NETLIST_CACHE moves it)."""
+    from fkhw.host.cachedirs import cache_dir
 
-    return Path(fkhw.__file__).resolve().parents[1] / "build" / "netlist"
+    return cache_dir("netlist")
 
 
 def bit_net(instance: str, mem: str, index: int, bit: int) -> str:

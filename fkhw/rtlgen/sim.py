@@ -1,7 +1,7 @@
 """Build and run the cocotb/Verilator simulation of a generated encoder.
 
-* :func:`build` compiles ``rtl_tb/hdl/fkhw_tb.v`` + the generated Verilog
-  once per content hash into ``<root>/<key>/sim`` (cocotb's Python runner,
+* :func:`build` compiles ``fkhw/rtlgen/tb/hdl/fkhw_tb.v`` + the generated Verilog
+  once per content hash into ``<root>/<key>/sim`` (root: the user cache, fkhw.host.cachedirs) (cocotb's Python runner,
   Verilator ``--timing``), under a file lock, in a subprocess with a timeout.
   For fkhw's own register files it also writes ``fkhw_tb_deposits.vh``: the
   testbench HDL then makes the parameter upsets and scrubs itself (and, in
@@ -10,7 +10,7 @@
 * :func:`run_frames` runs one or more simulator processes in parallel, each
   in its own work directory, each on a contiguous block of frames (a frame
   per fault, :class:`Deposits` say what is upset when); the cocotb test
-  ``rtl_tb/test_encoder.py`` reads ``job.json`` and the event files, and the
+  ``fkhw/rtlgen/tb/test_encoder.py`` reads ``job.json`` and the event files, and the
   HDL testbench writes the output slots that differ from golden
   (:class:`FrameOutputs`). A process that runs past its timeout is killed
   (its whole process group).
@@ -35,14 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
-import fkhw
 from fkhw.errors import ToolFailure
 from fkhw.rtlgen.emit import META_FILE, TOP
 from fkhw.outpaths import open_lock, open_new, write_text
 from fkhw.rtlgen.tools import ToolError, require_verilator, tool_env, verilator_version
 
-REPO = Path(fkhw.__file__).resolve().parents[1]
-TB_DIR = REPO / "rtl_tb"
+# the cocotb testbench ships inside the package (rtl_tb/Makefile runs the same files)
+TB_DIR = Path(__file__).resolve().parent / "tb"
 TB_HDL = TB_DIR / "hdl" / "fkhw_tb.v"
 TB_VLT = TB_DIR / "hdl" / "fkhw_tb.vlt"
 TB_TOP = "fkhw_tb"
@@ -73,8 +72,10 @@ class RtlTimeout(RtlSimError):
 
 
 def default_root() -> Path:
-    env = os.environ.get("FKHW_RTL_BUILD")
-    return Path(env) if env else REPO / "build" / "rtl_sim"
+    """The Verilator builds: the user cache (fkhw.host.cachedirs; FKHW_RTL_BUILD moves it)."""
+    from fkhw.host.cachedirs import cache_dir
+
+    return cache_dir("rtl_sim")
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class SimBuild:
 def _tb_files(pipeline: bool = False) -> list:
     if not TB_HDL.is_file() or not TB_VLT.is_file() or not (TB_DIR / f"{TB_MODULE}.py").is_file():
         raise RtlSimError(f"the cocotb testbench is missing: expected {TB_HDL}, {TB_VLT} and "
-                          f"{TB_DIR / (TB_MODULE + '.py')} (fkhw must run from its source tree for RTL simulation)")
+                          f"{TB_DIR / (TB_MODULE + '.py')} (part of the fkhw package: reinstall it)")
     return [TB_HDL, TB_VLT]
 
 

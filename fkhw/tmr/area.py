@@ -9,8 +9,8 @@ logic, so each design is synthesised in two parts:
   (``read_verilog -lib``), flattened except the ``fkhw_dot`` blocks, each
   distinct one of which is synthesised and mapped once (econt-bol: 144 dot
   products, four distinct); identical for the three designs, run once and
-  cached on disk by its content hash (``build/synth/<hash>.json``,
-  ``FKHW_SYNTH_CACHE`` moves it);
+  cached on disk by its content hash (``~/.cache/fkhw/synth/<hash>.json``,
+  see fkhw.host.cachedirs; ``FKHW_SYNTH_CACHE`` moves it);
 * the register files: the design's own top with the datapath modules read
   as black boxes, flattened except the ``fkhw_tmr_voter`` blocks: every
   parameter flip-flop, replica, address decoder and the tmr_err OR; each
@@ -35,7 +35,6 @@ import csv
 import fcntl
 import hashlib
 import json
-import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -59,12 +58,10 @@ KEEP = ("fkhw_dot", "fkhw_tmr_voter")  # synthesised once per distinct version
 
 
 def default_cache() -> Path:
-    env = os.environ.get("FKHW_SYNTH_CACHE")
-    if env:
-        return Path(env)
-    import fkhw
+    """The Yosys runs: the user cache (fkhw.host.cachedirs; FKHW_SYNTH_CACHE moves it)."""
+    from fkhw.host.cachedirs import cache_dir
 
-    return Path(fkhw.__file__).resolve().parents[1] / "build" / "synth"
+    return cache_dir("synth")
 
 
 def black_box(path: Path, out_dir: Path) -> Path:
@@ -300,9 +297,11 @@ def area_table(ir: IntegerModel, protect_sites, work_dir: Path, abc: bool = True
     return rows
 
 
-def write_area(rows: list, out_dir: Path) -> list:
+def write_area(rows: list, out_dir: Path, not_counted: dict | None = None) -> list:
     """area.csv, area.json and area.md (Markdown tables: totals, then cells
-    by type) in ``out_dir``."""
+    by type) in ``out_dir``. ``not_counted``: what the hardened design holds
+    beyond the rows (fkhw.tmr.flow: triplicated valid flags), stated in
+    area.json and area.md."""
     out = Path(out_dir)
     make_dir(out)
     flat_rows = [{k: v for k, v in r.items() if k != "cell_types"} for r in rows]
@@ -313,18 +312,23 @@ def write_area(rows: list, out_dir: Path) -> list:
         for r in flat_rows:
             w.writerow({k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in r.items()})
     write_text(out / "area.json", json.dumps({"tool": " ".join(yosys_command()) + " (generic synth, ABC, "
-                                                      "stat -tech cmos)",
+                                                     "stat -tech cmos)",
                                               "method": "datapath (cached, black-boxed register files, each "
                                                         "distinct fkhw_dot once) + register files (black-boxed "
                                                         "datapath)",
-                                              "rows": rows}, indent=1) + "\n")
+                                              "rows": rows,
+                                              **({"not_counted": not_counted} if not_counted else {})},
+                                              indent=1) + "\n")
     abc = rows[0]["abc"] if rows else False
     lines = [f"Yosys generic synthesis ({'with ABC gate mapping' if abc else 'without ABC'}); transistors: Yosys' "
              "CMOS estimate (`stat -tech cmos`) of the generic gates. Overheads relative to the plain design; "
              "flip-flop counts are exact" + ("" if not abc else ", cell counts move slightly between ABC versions")
-             + ".", "",
-             "| design | protected bits | flip-flops | FF overhead | cells | cell overhead | transistors | "
-             "transistor overhead | FF overhead % of weight bits |",
+             + ". FF overhead: extra flip-flops over all the plain design's flip-flops; the last column: over "
+             "its weight (parameter) flip-flops alone (2 per protected bit).", "",
+             *([f"Protected bits: parameter bits. {not_counted['text'][0].upper()}{not_counted['text'][1:]}.", ""]
+               if not_counted else []),
+             "| design | protected bits | flip-flops | FF overhead (of all flip-flops) | cells | cell overhead | "
+             "transistors | transistor overhead | FF overhead % of weight bits |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['design']} | {r['protected_bits']:,} | {r['flip_flops']:,} | {r['ff_overhead']:+,d} "

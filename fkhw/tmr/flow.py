@@ -7,7 +7,9 @@ Output folder layout:
     annotations/                     TMRG-annotated RTL variant + synthesis attributes
     hardened_rtl/                    the selectively triplicated encoder, its regmap.csv
     figure1_tmr.png                  Figure 1 with the protected bits marked
-    tradeoff.png                     overhead vs residual worst-case emd_norm
+    tradeoff.png, tradeoff.json      overhead vs residual worst-case figure of the rule (emd_norm or
+                                     emd_norm_hi), the count at each threshold and the chosen one; the
+                                     figure is drawn from the JSON
     synth/, synth_background/        Yosys sources, scripts and logs of the area runs (synth_netlist/:
                                      the selective one when the proof got to it first)
     area.csv / area.json / area.md   plain vs selective vs full TMR, with and without refresh (Yosys)
@@ -39,8 +41,8 @@ from fkhw.outpaths import make_dir, save_figure, write_text
 from fkhw.analysis.figures import heatmap_figure
 from fkhw.progress import Progress
 from fkhw.faults.sites import SiteSpace
-from fkhw.tmr.figures import save_tradeoff, worst_after
-from fkhw.tmr.select import CampaignTable, Rule, TmrError, check_campaign_matches, select
+from fkhw.tmr.figures import save_tradeoff, tradeoff_data, worst_after
+from fkhw.tmr.select import CampaignTable, Rule, TmrError, check_campaign_matches, select, threshold_table
 from fkhw.faults.tmrmap import build_map, write_map
 
 log = logging.getLogger(__name__)
@@ -101,12 +103,16 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
               "campaign_sites": int(table.site.size),
               "overhead_pct": selection.overhead_pct, "campaign_modules": int(table.summary.get("inputs", 0)),
               **(evidence or {}), "artifacts": {}}
+    from fkhw.campaign.run import DEFAULT_THRESHOLDS
     from fkhw.campaign.files import damage_column
 
     column = damage_column(table.summary)
     if column != "emd_norm":  # the metric's normalised damage (fkhw.damage.metrics): what every figure below is
         report["damage_column"] = column
         report["rule"] = {**report["rule"], "text": rule.describe(column)}
+    # one count per threshold, by the selection itself: the report, the trade-off figure and fkhw sim's summary
+    report["protected_bits_by_threshold"] = threshold_table(
+        table, rule, n_all, set(DEFAULT_THRESHOLDS) | ({rule.value} if rule.kind == "threshold" else set()))
     art = report["artifacts"]
 
     _step(f"{rule.describe(column)}: {selection.n_protected} of {n_all} bits")
@@ -114,19 +120,23 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
     art["map"] = [str(p) for p in write_map(tmr, out)]
 
     _step("annotations (TMRG) and hardened RTL")
-    art["annotations"] = [str(p) for p in write_tmrg_variant(ir, protect, out / "annotations")]
     design = harden(ir, protect_all)
     design.write(out / "hardened_rtl")
     art["hardened_rtl"] = str(out / "hardened_rtl")
+    # the constraints and the Yosys check are of that very design (its files, its replicas, its flip-flop count)
+    art["annotations"] = [str(p) for p in write_tmrg_variant(ir, protect_all, out / "annotations", hardened=design)]
 
     space = SiteSpace.of(ir)
     by_site = dict(zip(table.site.tolist(), table.emd_norm.tolist()))
     threshold = rule.value if rule.kind == "threshold" else None
+    # the colours are the mean: the colour bar names the threshold only when the mean is what it was applied to
     fig = heatmap_figure(space, by_site, f"{bundle.name}: protected bits ({rule.describe(column)})",
-                         marked=set(protect.tolist()), threshold=threshold, column=column)
+                         marked=set(protect.tolist()), threshold=threshold if rule.evidence == "mean" else None,
+                         column=column)
     save_figure(fig, out / "figure1_tmr.png", dpi=130)
-    save_tradeoff(table, n_all, selection.overhead_pct, rule.describe(column), out / "tradeoff.png")
-    art["figures"] = [str(out / "figure1_tmr.png"), str(out / "tradeoff.png")]
+    art["figures"] = [str(out / "figure1_tmr.png")] + [str(p) for p in save_tradeoff(
+        tradeoff_data(table, selection, report["protected_bits_by_threshold"], rule.describe(column),
+                      rule.figure_name(column)), out / "tradeoff.png")]
     report["worst_unprotected_emd_norm_software"] = worst_after(table, selection.rows)
 
     # the area (single-threaded Yosys runs) and the proof (a Verilator build, simulators) run side by side
@@ -146,11 +156,32 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
             from fkhw.tmr.area import write_area
 
             rows, report["area_seconds"] = area.result()
-            art["area"] = [str(p) for p in write_area(rows, out)]
+            note = _area_not_counted(design, len(controls))
+            art["area"] = [str(p) for p in write_area(rows, out, note)]
             report["area"] = rows
+            if note:
+                report["area_not_counted"] = note
 
     write_text(out / "tmr_report.json", json.dumps(report, indent=2, default=_jsonable) + "\n")
     return report
+
+
+def _area_not_counted(design, n_transient: int) -> dict | None:
+    """What the area table leaves out of the hardened design: its rows
+    triplicate the map's parameter bits only (the register files; the
+    datapath, where the pipeline stages sit, is synthesised once for every
+    design), so the map's triplicated pipeline data bits and valid flags
+    (--protect-control, --pipeline-campaign) are stated beside it, with the
+    hardened RTL's flip-flop count that annotations/check_replicas.ys checks."""
+    if not n_transient:
+        return None
+    ff = design.meta["flip_flops_expected"]
+    return {"pipeline_and_valid_flip_flops": n_transient, "replica_flip_flops": 2 * n_transient,
+            "hardened_rtl_flip_flops": ff,
+            "text": f"not in this table: the map's {n_transient} triplicated pipeline data / valid flip-flops "
+                    f"(fkhw_pipe_tmr): {2 * n_transient} more replica flip-flops and {n_transient} voters than the "
+                    f"selective rows; hardened_rtl/ has {ff:,} flip-flops in all (checked by Yosys: "
+                    "annotations/check_replicas.ys)"}
 
 
 def _executor(scheduler: str | None):

@@ -40,15 +40,23 @@ class Rule:
 
     def describe(self, column: str = "emd_norm") -> str:
         """``column``: the campaign's normalised damage (fkhw.damage.metrics; emd_norm for the EMD)."""
-        what = column if self.evidence == "mean" else f"upper end of the {column} interval"
+        what = self.figure_name(column)
         if self.kind == "threshold":
             return f"protect every bit with {what} > {self.value:g}"
         unit = "% of all parameter bits" if self.percent else " bits"
         return f"protect the {self.value:g}{unit} with the highest {what}"
 
+    def figure_name(self, column: str = "emd_norm") -> str:
+        """What the rule reads per bit, in words."""
+        return column if self.evidence == "mean" else f"upper end of the {column} interval"
+
     def to_dict(self) -> dict:
         return {"kind": self.kind, "value": self.value, "percent": self.percent, "evidence": self.evidence,
-                "text": self.describe()}
+                "column": self.column, "text": self.describe()}
+
+    def at(self, threshold: float) -> "Rule":
+        """The threshold rule that reads the same figure per bit, at ``threshold``."""
+        return Rule("threshold", float(threshold), evidence=self.evidence)
 
 
 def parse_rule(threshold: float | None, budget: str | None, evidence: str = "mean") -> Rule:
@@ -140,10 +148,23 @@ def select(table: CampaignTable, rule: Rule, n_all_bits: int) -> Selection:
     return Selection(rule, rows, n_all_bits)
 
 
-def residual_curve(table: CampaignTable, n_all_bits: int) -> tuple:
-    """(overhead %, worst unprotected emd_norm) when protecting the k most
-    damaging bits, for k = 0..n-1: the trade-off a designer chooses from.
-    (With every bit protected no single upset is left to measure.)"""
-    ordered = np.sort(table.emd_norm)[::-1]
+def residual_curve(table: CampaignTable, n_all_bits: int, column: str = "emd_norm") -> tuple:
+    """(overhead %, worst unprotected figure) when protecting the k bits with
+    the highest ``column`` (the rule's figure: emd_norm or emd_norm_hi), for
+    k = 0..n-1: the trade-off a designer chooses from. (With every bit
+    protected no single upset is left to measure.)"""
+    ordered = np.sort(table.figure(column))[::-1]
     k = np.arange(ordered.size)
     return 100.0 * 2 * k / n_all_bits, ordered
+
+
+def threshold_table(table: CampaignTable, rule: Rule, n_all_bits: int, thresholds) -> list:
+    """The bits ``rule``'s figure protects at each threshold, by :func:`select`
+    itself: the one count per threshold that the map, the report, the
+    trade-off figure and `fkhw sim`'s summary all show."""
+    rows = []
+    for t in sorted({float(t) for t in thresholds}):
+        sel = select(table, rule.at(t), n_all_bits)
+        rows.append({"threshold": t, "column": rule.column, "protected_bits": sel.n_protected,
+                     "overhead_pct": sel.overhead_pct})
+    return rows

@@ -1,4 +1,4 @@
-"""cocotb tests for fkhw_encoder inside rtl_tb/hdl/fkhw_tb.v.
+"""cocotb tests for fkhw_encoder inside hdl/fkhw_tb.v (this folder: fkhw/rtlgen/tb, shipped with fkhw).
 
 ``run_job``: driven by ``FKHW_RTL_JOB`` (a job.json written by
 fkhw.rtlgen.sim.run_frames): start the HDL sequencer, then make each upset
@@ -9,7 +9,7 @@ not a changed weight file); a scrub writes the golden value. One Timer per
 cycle that has deposits. The HDL compares every output slot with the
 fault-free one and records the differences.
 
-``encoder_vs_engine`` (``make SIM=verilator`` in rtl_tb/): with no job file,
+``encoder_vs_engine`` (``make SIM=verilator`` in the repository's rtl_tb/, whose Makefile runs these files): with no job file,
 prepare a job from the model (``FKHW_MODEL``, default econt-bol): the first
 ``FKHW_ROWS`` (default 256) vendored rows, a fault-free frame, then a few
 upsets; check every output against the integer engine.
