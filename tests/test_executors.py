@@ -14,6 +14,8 @@ from fkhw.campaign.run import CampaignSpec, run_campaign
 from fkhw.campaign.executors import DaskExecutor, ExecutorError
 from fkhw.model.bundle import load_model
 
+pytestmark = [pytest.mark.dask, pytest.mark.verilator]
+
 
 @pytest.fixture(scope="module")
 def sampled_sites(bol_sites):

@@ -25,6 +25,8 @@ from fkhw.model.bundle import load_model
 from fkhw.model.extract import UnsupportedLayerError
 from fkhw.faults.sites import SiteSpace, flip
 
+pytestmark = [pytest.mark.hls]
+
 VENDORED_ROWS = 5000
 
 

@@ -20,6 +20,8 @@ from fkhw.rtlgen.lint import lint
 from fkhw.rtlgen.testing import toy_model
 from fkhw.faults.sites import SiteSpace
 
+pytestmark = [pytest.mark.verilator, pytest.mark.yosys]
+
 
 @pytest.fixture(scope="module")
 def bol_rtl(bol, tmp_path_factory):

@@ -10,9 +10,12 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from fkhw.campaign.agreement import Campaign, compare
 from fkhw.campaign.outputs import CampaignOutputs
+
+pytestmark = [pytest.mark.verilator]
 
 # every 53rd site of econt-bol (203): conv and dense, every bit position
 

@@ -26,6 +26,8 @@ from fkhw.rtlgen.sim import run_frames
 from fkhw.rtlgen.synth import synth
 from fkhw.tmr.proof import HardenedRtlLevel, replica_flip_flop
 
+pytestmark = [pytest.mark.verilator, pytest.mark.yosys]
+
 JOBS = 2
 N = 16  # window vectors of the small model's frames
 

@@ -27,6 +27,8 @@ from fkhw.rtlgen.testing import toy_inputs, toy_model
 from fkhw.rtlgen.tools import ToolError, make_broken_verilator, require_verilator
 from fkhw.faults.sites import SiteSpace, flip
 
+pytestmark = [pytest.mark.verilator]
+
 JOBS = 2
 
 
