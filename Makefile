@@ -8,7 +8,7 @@ MODEL ?= econt-bol
 OUT ?= out/$(MODEL)
 JOBS ?= $(shell nproc)
 
-.PHONY: install sim test bench docs docs-results clean
+.PHONY: install sim test test-fast bench docs docs-results clean
 
 install: $(STAMP)
 
@@ -25,8 +25,16 @@ $(STAMP): requirements.lock pyproject.toml
 sim: $(STAMP)
 	$(VENV)/bin/fkhw sim --model $(MODEL) --out $(OUT) --jobs $(JOBS)
 
+# the whole suite on both cores; --dist loadfile keeps a file's module fixtures on one worker
 test: $(STAMP)
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra -n 2 --dist loadfile
+
+# everything that needs no Verilator, Yosys, hls4ml compilation, Dask, docs or packaging build.
+# FKHW_VERILATOR points nowhere, so a test that needs Verilator but lacks its marker fails here
+# instead of quietly making the fast tier slow.
+FAST_TIER := not (verilator or yosys or hls or dask or docs or packaging)
+test-fast: $(STAMP)
+	FKHW_VERILATOR=/nonexistent/fkhw-fast-tier $(PY) -m pytest -q -ra -n 2 -m "$(FAST_TIER)"
 
 # the documentation site, strict: a warning or a broken cross-reference fails the build
 docs: $(STAMP)

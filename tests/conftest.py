@@ -86,3 +86,27 @@ def tf():
 @pytest.fixture
 def uncached(monkeypatch):
     monkeypatch.setenv("FKHW_CACHE", "off")
+
+
+# --- econt-bol, the reference model: sizes come from it, never from constants ---
+
+@pytest.fixture(scope="session")
+def bol():
+    """The econt-bol bundle (read-only)."""
+    from fkhw.model.bundle import load_model
+
+    return load_model("econt-bol")
+
+
+@pytest.fixture(scope="session")
+def bol_ir(bol):
+    """econt-bol's integer IR."""
+    return bol.ir
+
+
+@pytest.fixture(scope="session")
+def bol_sites(bol_ir):
+    """How many single-bit sites econt-bol has (every parameter bit)."""
+    from fkhw.faults.sites import SiteSpace
+
+    return SiteSpace.of(bol_ir).n_sites

@@ -136,6 +136,7 @@ def test_tmr_on_a_sampled_campaign_says_what_the_campaign_covered(small_model_di
     assert f"the campaign covered only {n_run} of the {n_sites} sites" in r.stdout, r.stdout
 
 
+@pytest.mark.dask
 def test_a_real_dask_scheduler_passes_the_probe():
     """The probe that refuses silent and foreign services lets Dask through."""
     from distributed import LocalCluster
@@ -147,6 +148,7 @@ def test_a_real_dask_scheduler_passes_the_probe():
         probe_scheduler(scheduler_address(cluster.scheduler_address), timeout=10)
 
 
+@pytest.mark.hls
 def test_an_hls_campaign_whose_project_generation_was_killed_runs_again(small_model_dir, tmp_path):
     """A kill during the first hls campaign leaves hls_projects/<model> half
     written (no manifest yet); the next run regenerates it instead of

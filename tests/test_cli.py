@@ -24,6 +24,8 @@ import pytest
 from fkhw.model.data import DEFAULT_DATA
 from fkhw.campaign.outputs import CampaignOutputs
 
+pytestmark = [pytest.mark.verilator, pytest.mark.yosys, pytest.mark.hls]
+
 ROOT = Path(__file__).resolve().parents[1]
 FKHW = Path(sys.executable).parent / "fkhw"  # the console script pip installed, not `python -m`
 INPUTS = 8

@@ -16,6 +16,8 @@ import pytest
 
 from fkhw.model.files import MODELS_DIR
 
+pytestmark = [pytest.mark.verilator, pytest.mark.hls]
+
 ROOT = Path(__file__).resolve().parents[1]
 FKHW = Path(sys.executable).parent / "fkhw"
 

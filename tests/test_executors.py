@@ -14,7 +14,13 @@ from fkhw.campaign.run import CampaignSpec, run_campaign
 from fkhw.campaign.executors import DaskExecutor, ExecutorError
 from fkhw.model.bundle import load_model
 
-SITES = tuple(range(0, 10720, 37))  # 290 sites over both layers
+pytestmark = [pytest.mark.dask, pytest.mark.verilator]
+
+
+@pytest.fixture(scope="module")
+def sampled_sites(bol_sites):
+    """Every 37th site: 290 over both layers of econt-bol."""
+    return tuple(range(0, bol_sites, 37))
 
 
 class KillOneWorker:
@@ -43,9 +49,9 @@ class KillOneWorker:
 
 
 @pytest.mark.parametrize("level,chunk", [("software", 5), ("rtl", 20)])
-def test_a_worker_killed_mid_campaign_costs_nothing(level, chunk, tmp_path):
+def test_a_worker_killed_mid_campaign_costs_nothing(level, chunk, sampled_sites, tmp_path):
     bundle = load_model("econt-bol")
-    spec = CampaignSpec("econt-bol", level=level, sites=SITES, chunk=chunk)
+    spec = CampaignSpec("econt-bol", level=level, sites=sampled_sites, chunk=chunk)
     reference = run_campaign(spec, bundle, tmp_path / "inproc", quiet=True,
                              executor=_in_process(level, bundle))
     killer = KillOneWorker(DaskExecutor.local(2))
@@ -55,7 +61,7 @@ def test_a_worker_killed_mid_campaign_costs_nothing(level, chunk, tmp_path):
     assert time.monotonic() - t0 < 300
     assert (tmp_path / "dask" / "campaign.csv").read_bytes() == (tmp_path / "inproc" / "campaign.csv").read_bytes()
     assert (tmp_path / "dask" / "outputs.npz").read_bytes() == (tmp_path / "inproc" / "outputs.npz").read_bytes()
-    assert result.summary["n_sites"] == reference.summary["n_sites"] == len(SITES)
+    assert result.summary["n_sites"] == reference.summary["n_sites"] == len(sampled_sites)
 
 
 def _in_process(level, bundle):
@@ -170,7 +176,7 @@ def test_the_replica_proof_runs_on_a_dask_cluster_with_the_in_process_verdict(ha
     assert dask["unprotected_output_changes"] > 0
 
 
-def test_fkhw_tmr_runs_its_proof_and_hardened_campaign_on_the_scheduler_given(tmp_path):
+def test_fkhw_tmr_runs_its_proof_and_hardened_campaign_on_the_scheduler_given(bol_sites, tmp_path):
     """`fkhw tmr --scheduler ADDRESS`: the proof's frames and the hardened
     campaign's chunks are tasks of that cluster's workers (the scheduler
     counts them), and the proof holds."""
@@ -204,7 +210,7 @@ def test_fkhw_tmr_runs_its_proof_and_hardened_campaign_on_the_scheduler_given(tm
     assert proof["replica_upsets"] > 0 and proof["protected_output_changes"] == 0
     assert "run_chunk" in done and "run_golden" in done, done
     summary = json.loads((tmp_path / "tmr" / "hardened_campaign" / "summary.json").read_text())
-    assert summary["n_sites"] == 10720
+    assert summary["n_sites"] == bol_sites
 
 
 def test_a_local_simulator_chunk_reports_progress_while_it_runs(tmp_path):

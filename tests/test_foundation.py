@@ -39,20 +39,21 @@ def test_engine_equals_qkeras_on_every_vendored_row(model, vendored_inputs):
 # ---------------------------------------------------------------- sites
 
 
-def test_sites_cli_lists_every_parameter_bit(tmp_path, capsys):
+def test_sites_cli_lists_every_parameter_bit(bol_ir, bol_sites, tmp_path, capsys):
     from fkhw.cli import main
-    from fkhw.model.bundle import load_model
 
     out = tmp_path / "sites.csv"
     assert main(["sites", "--model", "econt-bol", "--out", str(out)]) == 0
-    assert "10720 sites" in capsys.readouterr().out
+    assert f"{bol_sites} sites" in capsys.readouterr().out
     with out.open(newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["site", "layer", "tensor", "index", "bit", "code"]
     rows = rows[1:]
-    assert len(rows) == 10720 == 360 + 40 + 10240 + 80
-    assert [int(r[0]) for r in rows] == list(range(10720))
-    ir = load_model("econt-bol").ir
+    ir = bol_ir
+    tensor_bits = [(t.size, fmt.bits) for layer in ir.param_layers()
+                   for t, fmt in ((layer.kernel, layer.kernel_fmt), (layer.bias, layer.bias_fmt)) if t is not None]
+    assert len(rows) == bol_sites == sum(size * bits for size, bits in tensor_bits)
+    assert [int(r[0]) for r in rows] == list(range(bol_sites))
     expected_order = [("conv2d_0_m", "kernel", 72), ("conv2d_0_m", "bias", 8),
                       ("encoded_vector", "kernel", 2048), ("encoded_vector", "bias", 16)]
     start = 0

@@ -12,15 +12,9 @@ import pytest
 from fkhw.model import data
 from fkhw.campaign.run import CampaignSpec, run_campaign
 from fkhw.tmr.heldout import heldout_rows, validate
-from fkhw.model.bundle import load_model
 from fkhw.campaign.outputs import CampaignOutputs
 from fkhw.tmr.select import CampaignTable, parse_rule, select
 from fkhw.tmr.stable import plan_counts
-
-
-@pytest.fixture(scope="module")
-def bol():
-    return load_model("econt-bol")
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +54,10 @@ def test_a_campaign_on_explicit_modules_runs_exactly_those(bol, tmp_path):
 
 
 @pytest.mark.parametrize("t", [1.0, 1.01, 1.05, 1.1])
-def test_rule_upper_protects_a_superset_of_rule_mean(campaign, bol, t):
+def test_rule_upper_protects_a_superset_of_rule_mean(campaign, bol_sites, t):
     table = CampaignTable.load(campaign)
-    mean = set(table.site[select(table, parse_rule(t, None, "mean"), 10720).rows].tolist())
-    upper = set(table.site[select(table, parse_rule(t, None, "upper"), 10720).rows].tolist())
+    mean = set(table.site[select(table, parse_rule(t, None, "mean"), bol_sites).rows].tolist())
+    upper = set(table.site[select(table, parse_rule(t, None, "upper"), bol_sites).rows].tolist())
     assert mean <= upper
     assert len(upper) > len(mean), "on 32 modules some intervals reach above T while the value does not"
 

@@ -25,6 +25,8 @@ from fkhw.model.bundle import load_model
 from fkhw.model.extract import UnsupportedLayerError
 from fkhw.faults.sites import SiteSpace, flip
 
+pytestmark = [pytest.mark.hls]
+
 VENDORED_ROWS = 5000
 
 
@@ -41,23 +43,23 @@ def make_project(tmp_path_factory, model: str, backend: str = "Vitis"):
 
 
 @pytest.fixture(scope="module")
-def bol(tmp_path_factory):
+def bol_project(tmp_path_factory):
     return make_project(tmp_path_factory, "econt-bol")
 
 
 @pytest.fixture(scope="module")
-def eol(tmp_path_factory):
+def eol_project(tmp_path_factory):
     return make_project(tmp_path_factory, "econt-eol")
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, trained_model_dir):
+def trained_project(tmp_path_factory, trained_model_dir):
     return make_project(tmp_path_factory, str(trained_model_dir))
 
 
 @pytest.fixture(scope="module")
-def bol_level(bol):
-    bundle, project, _ = bol
+def bol_level(bol_project):
+    bundle, project, _ = bol_project
     with HlsLevel(bundle.ir, project) as level:
         yield level
 
@@ -66,7 +68,7 @@ def bol_level(bol):
 
 @pytest.mark.parametrize("which", ["bol", "eol", "trained"])
 def test_csim_equals_engine_on_every_vendored_row(which, request):
-    bundle, project, hls_model = request.getfixturevalue(which)
+    bundle, project, hls_model = request.getfixturevalue(f"{which}_project")
     x = vendored_codes(bundle.ir)
     want = engine.forward(bundle.ir, x)
     assert x.shape[0] == VENDORED_ROWS
@@ -76,8 +78,8 @@ def test_csim_equals_engine_on_every_vendored_row(which, request):
         assert mismatched_rows(level.golden(x), want) == 0  # the fault-injection build
 
 
-def test_trained_model_has_other_bit_widths(trained):
-    bundle, _, _ = trained
+def test_trained_model_has_other_bit_widths(trained_project):
+    bundle, _, _ = trained_project
     weight_bits = {t.fmt.bits for t in SiteSpace.of(bundle.ir).tensors}
     assert weight_bits == {6}, "the trained model must differ from ECON-T's 5-bit weights"
 
@@ -106,7 +108,7 @@ def fault_sample(space: SiteSpace, n_random: int, seed: int) -> np.ndarray:
 
 @pytest.mark.parametrize("which, n_random", [("bol", 18), ("trained", 6)])
 def test_faults_equal_engine_on_every_vendored_row(which, n_random, request):
-    bundle, project, _ = request.getfixturevalue(which)
+    bundle, project, _ = request.getfixturevalue(f"{which}_project")
     ir, space = bundle.ir, SiteSpace.of(bundle.ir)
     x = vendored_codes(ir)
     sites = fault_sample(space, n_random, seed=5)
@@ -124,8 +126,8 @@ def test_faults_equal_engine_on_every_vendored_row(which, n_random, request):
         "most sampled faults should change some output: else the injection is not happening"
 
 
-def test_each_fault_is_alone_and_golden_weights_come_back(bol, bol_level):
-    bundle, _, _ = bol
+def test_each_fault_is_alone_and_golden_weights_come_back(bol_project, bol_level):
+    bundle, _, _ = bol_project
     ir, space = bundle.ir, SiteSpace.of(bundle.ir)
     x = vendored_codes(ir)[:300]
     conv_sign = space.site_id("conv2d_0_m", "kernel", 2, 0)
@@ -138,29 +140,29 @@ def test_each_fault_is_alone_and_golden_weights_come_back(bol, bol_level):
     assert np.array_equal(bol_level.golden(x), engine.forward(ir, x))
 
 
-def test_parallel_workers_give_the_same_answers(bol, bol_level):
-    bundle, project, _ = bol
+def test_parallel_workers_give_the_same_answers(bol_project, bol_level):
+    bundle, project, _ = bol_project
     x = vendored_codes(bundle.ir)[:200]
     sites = np.arange(0, SiteSpace.of(bundle.ir).n_sites, 997)
     with HlsLevel(bundle.ir, project, workers=2) as two:
         assert np.array_equal(two.run(sites, x), bol_level.run(sites, x))
 
 
-def test_level_checks_its_inputs_and_project(bol, eol, bol_level):
-    bundle, project, _ = bol
+def test_level_checks_its_inputs_and_project(bol_project, eol_project, bol_level):
+    bundle, project, _ = bol_project
     x = vendored_codes(bundle.ir)[:4]
     with pytest.raises(ValueError, match="integer codes"):
         bol_level.golden(x.astype(np.float64))
     with pytest.raises(ValueError, match="outside"):
         bol_level.golden(x + 10_000)
     with pytest.raises(HlsProjectError, match="econt-bol"):
-        HlsLevel(eol[0].ir, project)
+        HlsLevel(eol_project[0].ir, project)
 
 
 # --- the project on disk ------------------------------------------------------
 
-def test_project_is_complete_and_weights_are_c_order_of_the_keras_tensor(bol):
-    bundle, project, _ = bol
+def test_project_is_complete_and_weights_are_c_order_of_the_keras_tensor(bol_project):
+    bundle, project, _ = bol_project
     d = project.directory
     for f in ["build_prj.tcl", "project.tcl", "hls4ml_config.yml", "myproject_test.cpp", "firmware/myproject.cpp",
               "firmware/parameters.h", "firmware/defines.h", "tb_data/tb_input_features.dat",
@@ -180,16 +182,16 @@ def test_project_is_complete_and_weights_are_c_order_of_the_keras_tensor(bol):
         assert header.split("#else")[1].count(",") == codes.size - 1
 
 
-def test_site_maps_to_its_weight_file_position(bol, bol_level):
-    bundle, _, _ = bol
+def test_site_maps_to_its_weight_file_position(bol_project, bol_level):
+    bundle, _, _ = bol_project
     space = SiteSpace.of(bundle.ir)
     site = space.site_id("encoded_vector", "kernel", 129, 3)  # row 1, column 1 of the (128, 16) kernel
     [(filename, index, bit)] = bol_level.weight_positions([site])
     assert (filename, index, bit) == ([w.filename for w in bol_level.files if w.layer == "encoded_vector"][0], 129, 3)
 
 
-def test_a_current_project_is_reused_not_rebuilt(bol):
-    bundle, project, _ = bol
+def test_a_current_project_is_reused_not_rebuilt(bol_project):
+    bundle, project, _ = bol_project
     stamp = (project.directory / MANIFEST).stat().st_mtime_ns
     again = project_for(bundle, project.directory)
     assert again.directory == project.directory

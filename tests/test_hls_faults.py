@@ -25,6 +25,8 @@ from fkhw.levels.hls import HlsLevel
 from fkhw.levels.software import SoftwareLevel
 from fkhw.model.bundle import load_model
 
+pytestmark = [pytest.mark.hls]
+
 N_INPUTS = 64
 N_FAULTS = 150
 

@@ -27,6 +27,8 @@ from fkhw.hls.project import HlsUnsupportedError, check_ir, csim_predict, genera
 from fkhw.levels.hls import HlsLevel
 from fkhw.faults.sites import SiteSpace, flip
 
+pytestmark = [pytest.mark.hls]
+
 N_ROWS = 2000
 N_FAULT_ROWS = 64
 

@@ -21,7 +21,7 @@ import pytest
 
 from watched_processes import Watched, fkhw_env, run_fkhw
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.verilator, pytest.mark.yosys]
 
 GONE_WITHIN_S = 2.0
 

@@ -10,6 +10,8 @@ import pytest
 from fkhw.campaign.agreement import Campaign, compare
 from fkhw.campaign.outputs import CampaignOutputs
 
+pytestmark = [pytest.mark.verilator, pytest.mark.hls]
+
 SITES = "0,7,400,1203,5000,10641"  # conv and dense, kernel and bias, sign and low bits
 
 

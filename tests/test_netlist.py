@@ -25,6 +25,8 @@ from fkhw.faults.sites import SiteSpace
 from fkhw.rtlgen.harden import harden
 from fkhw.tmr.proof import HardenedRtlLevel, prove
 
+pytestmark = [pytest.mark.verilator, pytest.mark.yosys]
+
 JOBS = 2
 
 

@@ -37,9 +37,9 @@ def _values(ir, space):
 # --- sites <-> parameters ---------------------------------------------------
 
 
-def test_site_params_follow_the_site_formula(space):
+def test_site_params_follow_the_site_formula(space, bol_ir):
     param, bit, bits = site_params(space)
-    assert param.size == space.n_sites == 10720
+    assert param.size == space.n_sites == bol_ir.n_param_bits()
     start = 0
     for t in space.tensors:
         ids = t.offset + np.arange(t.size) * t.fmt.bits

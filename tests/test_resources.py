@@ -64,6 +64,7 @@ def test_local_jobs_is_capped_at_the_cores_with_one_line():
     assert local_jobs(None, say=lines.append) is None and not lines
 
 
+@pytest.mark.dask
 def test_campaign_jobs_1000_starts_no_more_dask_workers_than_cores(small_model_dir, tmp_path):
     run = Watched(("campaign", "--model", small_model_dir, "--inputs", 32, "--jobs", 1000, "--chunk", 16,
                    "--out", tmp_path / "c", "--no-plot"), fkhw_env(tmp_path), tmp_path)
@@ -78,6 +79,7 @@ def test_campaign_jobs_1000_starts_no_more_dask_workers_than_cores(small_model_d
 
 
 @pytest.mark.slow
+@pytest.mark.verilator
 def test_rtl_campaign_jobs_1000_starts_no_more_simulators_than_cores(small_model_dir, tmp_path):
     """The RTL level splits a chunk over its own simulator processes (`fkhw
     tmr --jobs 1000` ran 850 of them)."""

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from fkhw.model.fixed import FixedFormat
-from fkhw.model.bundle import load_model
 from fkhw.model.ir import IntegerModel, Quant
 from fkhw.rtlgen import RtlUnsupported, generate, write_rtl
 from fkhw.rtlgen.emit import META_FILE, REGMAP_FILE, TOP, TOP_FILE
@@ -21,10 +20,7 @@ from fkhw.rtlgen.lint import lint
 from fkhw.rtlgen.testing import toy_model
 from fkhw.faults.sites import SiteSpace
 
-
-@pytest.fixture(scope="module")
-def bol():
-    return load_model("econt-bol")
+pytestmark = [pytest.mark.verilator, pytest.mark.yosys]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +32,7 @@ def bol_rtl(bol, tmp_path_factory):
     return out, rc
 
 
-def test_cli_writes_verilog_regmap_metadata_and_lints_clean(bol_rtl, bol):
+def test_cli_writes_verilog_regmap_metadata_and_lints_clean(bol_rtl, bol, bol_sites):
     out, rc = bol_rtl
     assert rc == 0, (out / "lint.log").read_text()
     lint_log = (out / "lint.log").read_text()
@@ -48,7 +44,7 @@ def test_cli_writes_verilog_regmap_metadata_and_lints_clean(bol_rtl, bol):
     assert "LATENCY = 3" in top
     meta = json.loads((out / META_FILE).read_text())
     assert meta["latency"] == 3 and meta["ii"] == 1
-    assert meta["n_param_bits"] == ir.n_param_bits() == 10720
+    assert meta["n_param_bits"] == ir.n_param_bits() == bol_sites
     assert meta["ports"]["in_data"]["bits"] == 64 * 10 and meta["ports"]["out_data"]["bits"] == 16 * 9
     for name in ("fkhw_regfile.v", "fkhw_requant.v", "fkhw_dot.v", "fkhw_conv2d.v", "fkhw_dense.v"):
         assert (out / name).is_file()

@@ -10,19 +10,22 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from fkhw.campaign.agreement import Campaign, compare
 from fkhw.campaign.outputs import CampaignOutputs
 
-SITES = list(range(0, 10720, 53))  # 203 sites: conv and dense, every bit position
+pytestmark = [pytest.mark.verilator]
 
+# every 53rd site of econt-bol (203): conv and dense, every bit position
 
 def fkhw(*args, **kw):
     return subprocess.Popen([sys.executable, "-m", "fkhw", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True, **kw)
 
 
-def test_rtl_campaign_killed_half_way_resumes_and_agrees_with_software(tmp_path):
+def test_rtl_campaign_killed_half_way_resumes_and_agrees_with_software(bol_sites, tmp_path):
+    SITES = list(range(0, bol_sites, 53))
     sites = tmp_path / "sites.txt"
     sites.write_text("\n".join(map(str, SITES)) + "\n")
     common = ["campaign", "--sites", str(sites), "--no-plot", "--inputs", "16"]

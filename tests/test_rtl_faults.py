@@ -26,6 +26,8 @@ from fkhw.rtlgen.sim import run_frames
 from fkhw.rtlgen.synth import synth
 from fkhw.tmr.proof import HardenedRtlLevel, replica_flip_flop
 
+pytestmark = [pytest.mark.verilator, pytest.mark.yosys]
+
 JOBS = 2
 N = 16  # window vectors of the small model's frames
 
@@ -219,20 +221,15 @@ def test_yosys_flip_flops_equal_the_flip_flop_space(small, hard, tmp_path):
 
 # --- econt-bol, sampled ------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def bol():
-    return load_model("econt-bol").ir
-
-
 @pytest.mark.parametrize("kind,n", [("seu", 300), ("mbu:2", 300), ("pipeline", 400), ("accumulate:4", 200)])
-def test_econt_bol_sampled_equals_the_fault_model(bol, kind, n):
-    x = encoder_inputs(bol)[:32]
-    level = RtlLevel(bol, jobs=JOBS)
+def test_econt_bol_sampled_equals_the_fault_model(bol_ir, kind, n):
+    x = encoder_inputs(bol_ir)[:32]
+    level = RtlLevel(bol_ir, jobs=JOBS)
     fs = enumerate_faults(level.space, parse_kind(kind), KindOptions(n_vectors=32, samples=n, seed=5))
     rng = np.random.default_rng(7)
     if len(fs) > n:
         fs = fs.take(np.sort(rng.choice(len(fs), n, replace=False)))
-    obs, ref, bad = _agree(level, bol, fs, x)
+    obs, ref, bad = _agree(level, bol_ir, fs, x)
     assert bad.size == 0, f"econt-bol {kind}: {bad.size} of {len(fs)} faults differ from the fault model, e.g. {bad[:5]}"
 
 

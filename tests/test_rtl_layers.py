@@ -34,7 +34,7 @@ JOBS = 2
 N_ROWS = 2000  # fault-free rows per model
 N_SEU_ROWS = 24  # rows per upset in the exhaustive campaigns
 
-pytestmark = pytest.mark.usefixtures("uncached")
+pytestmark = [pytest.mark.usefixtures("uncached"), pytest.mark.verilator, pytest.mark.yosys]
 
 BUILDERS = {"conv1d-maxpool1d": conv1d_model, "maxpool2d-qavgpool-reshape-conv1d": pooling_model,
             "qavgpool-no-quantizer": plain_average_model, "qconv2dbatchnorm": conv_bn_model,

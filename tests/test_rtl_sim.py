@@ -27,24 +27,21 @@ from fkhw.rtlgen.testing import toy_inputs, toy_model
 from fkhw.rtlgen.tools import ToolError, make_broken_verilator, require_verilator
 from fkhw.faults.sites import SiteSpace, flip
 
+pytestmark = [pytest.mark.verilator]
+
 JOBS = 2
 
 
 @pytest.fixture(scope="module")
-def bol():
-    return load_model("econt-bol").ir
-
-
-@pytest.fixture(scope="module")
-def bol_level(bol):
-    lv = RtlLevel(bol, jobs=JOBS)
+def bol_level(bol_ir):
+    lv = RtlLevel(bol_ir, jobs=JOBS)
     lv.build()
     return lv
 
 
 @pytest.fixture(scope="module")
-def vendored_codes(bol):
-    return encoder_inputs(bol)
+def vendored_codes(bol_ir):
+    return encoder_inputs(bol_ir)
 
 
 def _sample_sites(model, n, seed=0):
@@ -68,10 +65,10 @@ def _engine_faulty(model, sites, x):
     return np.stack([engine.forward(flip(model, space, int(s)), x) for s in sites])
 
 
-def test_fault_free_econt_bol_equals_engine_on_all_vendored_rows(bol, bol_level, vendored_codes):
+def test_fault_free_econt_bol_equals_engine_on_all_vendored_rows(bol_ir, bol_level, vendored_codes):
     assert vendored_codes.shape[0] == 5000
     rtl = bol_level.golden(vendored_codes)
-    ref = engine.forward(bol, vendored_codes)
+    ref = engine.forward(bol_ir, vendored_codes)
     mismatches = int((rtl != ref).any(axis=1).sum())
     assert mismatches == 0, f"{mismatches} of 5000 rows differ"
     assert bol_level.stats["golden_valid_errors"] == 0
@@ -87,48 +84,48 @@ def test_fault_free_econt_eol_equals_engine_on_all_vendored_rows(bol_level, vend
     assert int((rtl != engine.forward(eol, vendored_codes)).any(axis=1).sum()) == 0
 
 
-def test_seu_campaign_sample_equals_engine_with_flipped_weights(bol, bol_level, vendored_codes):
+def test_seu_campaign_sample_equals_engine_with_flipped_weights(bol_ir, bol_level, vendored_codes):
     """200 sites (sign bits, biases, conv and dense), 32 inputs: each upset
     deposited into the weight flip-flops mid-stream gives exactly the engine's
     output for the model with that bit flipped; outputs before each upset
     equal golden (checked in HDL; run() raises otherwise)."""
     x = vendored_codes[:32]
-    sites = _sample_sites(bol, 200)
-    space = SiteSpace.of(bol)
+    sites = _sample_sites(bol_ir, 200)
+    space = SiteSpace.of(bol_ir)
     kinds = {(space.describe(int(s)).layer, space.describe(int(s)).tensor) for s in sites}
     assert kinds == {("conv2d_0_m", "kernel"), ("conv2d_0_m", "bias"), ("encoded_vector", "kernel"),
                      ("encoded_vector", "bias")}
     seen = []
     out = bol_level.run(sites, x, progress=seen.append)
     assert out.shape == (len(sites), 32, 16)
-    ref = _engine_faulty(bol, sites, x)
+    ref = _engine_faulty(bol_ir, sites, x)
     bad = [int(s) for k, s in enumerate(sites) if not np.array_equal(out[k], ref[k])]
     assert not bad, f"{len(bad)} sites differ from the engine, e.g. {bad[:5]}"
     assert bol_level.stats["pre_err"] == 0
     assert seen and seen[-1] == len(sites)
     # the upsets matter: most sites change some output
-    golden = engine.forward(bol, x)
+    golden = engine.forward(bol_ir, x)
     assert (out != golden[None]).any(axis=(1, 2)).mean() > 0.3
 
 
-def test_outputs_the_upset_cannot_reach_are_checked(bol, bol_level, vendored_codes, tmp_path):
+def test_outputs_the_upset_cannot_reach_are_checked(bol_ir, bol_level, vendored_codes, tmp_path):
     """The check can fail: scrub the wrong register, so an upset survives
     into the next frames; the register check and the outputs before the next
     frame's own upset (a dense bias upset late in the frame) must see it."""
     x = vendored_codes[:32]
     sb = bol_level.build()
-    space = SiteSpace.of(bol)
+    space = SiteSpace.of(bol_ir)
     sites = [space.site_id("encoded_vector", "bias", 3, 0), space.site_id("encoded_vector", "kernel", 5, 0), 17]
     fs = FaultSet.of("file", np.arange(3), [Fault((Upset(sites[0], 0),)), Fault((Upset(sites[1], 20),)),
                                             Fault((Upset(sites[2], 0),))])
     period = frame_period(fs, bol_level.space, 32)
-    dep = fault_deposits(fs, bol_level.space, bol, sb.meta, period)
-    gold = engine.forward(bol, x)
-    ok = run_frames(sb, tmp_path / "ok", x, gold, param_codes(bol), 3, period, dep, jobs=1)
+    dep = fault_deposits(fs, bol_level.space, bol_ir, sb.meta, period)
+    gold = engine.forward(bol_ir, x)
+    ok = run_frames(sb, tmp_path / "ok", x, gold, param_codes(bol_ir), 3, period, dep, jobs=1)
     assert ok.state_errors == 0 and not leaks(ok, fs, bol_level.space, 32).any()
     restore = dep.bit < 0
     wrong = np.where(restore & (dep.target == dep.target[0]), dep.target[1], dep.target)  # frame 0 restores frame 1's
-    bad = run_frames(sb, tmp_path / "bad", x, gold, param_codes(bol), 3, period,
+    bad = run_frames(sb, tmp_path / "bad", x, gold, param_codes(bol_ir), 3, period,
                      dataclasses.replace(dep, target=wrong), jobs=1)
     assert bad.state_errors > 0
     assert leaks(bad, fs, bol_level.space, 32).any()

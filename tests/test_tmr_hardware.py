@@ -30,6 +30,8 @@ from fkhw.tmr.tmrg import write_tmrg_variant
 from fkhw.tmr.proof import HardenedRtlLevel, prove
 from fkhw.tmr.tmrg import tmrg_design
 
+pytestmark = [pytest.mark.verilator, pytest.mark.yosys]
+
 JOBS = 2
 
 

@@ -18,38 +18,33 @@ from fkhw.faults.tmrmap import ENTRY_COLUMNS, TmrMap, build_map, write_map
 
 
 @pytest.fixture(scope="module")
-def bol():
-    return load_model("econt-bol")
-
-
-@pytest.fixture(scope="module")
 def campaign(bol, tmp_path_factory):
     out = tmp_path_factory.mktemp("tmrcamp")
     run_campaign(CampaignSpec("econt-bol"), bol, out, quiet=True)
     return out
 
 
-def test_threshold_rule_protects_exactly_the_bits_above_it(campaign, bol):
+def test_threshold_rule_protects_exactly_the_bits_above_it(campaign, bol, bol_sites):
     table = CampaignTable.load(campaign)
     for t in (1.0, 1.05, 1.1):
         sel = select(table, parse_rule(t, None), bol.ir.n_param_bits())
         assert set(table.site[sel.rows].tolist()) == set(table.site[table.emd_norm > t].tolist())
-        assert sel.overhead_pct == pytest.approx(200.0 * sel.n_protected / 10720)
+        assert sel.overhead_pct == pytest.approx(200.0 * sel.n_protected / bol_sites)
     # the default rule is the seed's: anything that raises the mean EMD at all
     assert parse_rule(None, None).value == 1.0
 
 
-def test_budget_rule_protects_the_most_damaging_bits(campaign, bol):
+def test_budget_rule_protects_the_most_damaging_bits(campaign, bol_sites):
     table = CampaignTable.load(campaign)
-    sel = select(table, parse_rule(None, "100"), 10720)
+    sel = select(table, parse_rule(None, "100"), bol_sites)
     assert sel.n_protected == 100
     chosen = table.emd_norm[sel.rows]
     rest = np.delete(table.emd_norm, sel.rows)
     assert chosen.min() >= rest.max()
-    assert select(table, parse_rule(None, "3%"), 10720).n_protected == round(0.03 * 10720)
+    assert select(table, parse_rule(None, "3%"), bol_sites).n_protected == round(0.03 * bol_sites)
 
 
-def test_map_names_each_protected_bit_where_the_rtl_holds_it(campaign, bol, tmp_path):
+def test_map_names_each_protected_bit_where_the_rtl_holds_it(campaign, bol, bol_sites, tmp_path):
     table = CampaignTable.load(campaign)
     sel = select(table, parse_rule(1.05, None), bol.ir.n_param_bits())
     regmap = generate(bol.ir).regmap
@@ -58,7 +53,7 @@ def test_map_names_each_protected_bit_where_the_rtl_holds_it(campaign, bol, tmp_
     m = json.loads((tmp_path / "tmr_map.json").read_text())
     assert m["model"] == "econt-bol" and m["rule"]["kind"] == "threshold" and m["rule"]["value"] == 1.05
     assert m["totals"]["protected_bits"] == sel.n_protected == len(m["entries"])
-    assert m["totals"]["overhead_pct"] == pytest.approx(200.0 * sel.n_protected / 10720)
+    assert m["totals"]["overhead_pct"] == pytest.approx(200.0 * sel.n_protected / bol_sites)
     reg_of = {int(s): (int(r), int(b)) for s, r, b in regmap}
     for e in m["entries"]:
         assert (e["reg"], e["reg_bit"]) == reg_of[e["site"]]
@@ -106,26 +101,26 @@ def test_protect_control_lists_the_valid_flags_and_the_hardened_rtl_and_campaign
     assert hs.n_ff == ps.n_ff + 2 * len(valid) and hs.table()["register"][:ps.n_ff] == ps.table()["register"]
 
 
-def test_residual_curve_trades_overhead_for_worst_case_damage(campaign):
+def test_residual_curve_trades_overhead_for_worst_case_damage(campaign, bol_sites):
     table = CampaignTable.load(campaign)
-    overhead, worst = residual_curve(table, 10720)
+    overhead, worst = residual_curve(table, bol_sites)
     assert overhead[0] == 0 and worst[0] == table.emd_norm.max()
     assert np.all(np.diff(worst) <= 0) and np.all(np.diff(overhead) > 0)
     k = int((table.emd_norm > 1.05).sum())  # protecting the bits above 1.05 leaves at most 1.05
-    assert worst[k] <= 1.05 < worst[k - 1] and overhead[k] == pytest.approx(200.0 * k / 10720)
+    assert worst[k] <= 1.05 < worst[k - 1] and overhead[k] == pytest.approx(200.0 * k / bol_sites)
 
 
 @pytest.mark.parametrize("threshold,budget,message", [
     (-0.5, None, "non-negative"),
-    (None, "20000", "more than the 10720 sites"),
-    (None, "150%", "more than the 10720 sites"),
+    (None, "20000", "more than the {n} sites"),
+    (None, "150%", "more than the {n} sites"),
     (None, "lots", "number of bits"),
     (None, "2.5", "whole number"),
 ])
-def test_bad_rules_are_refused(campaign, threshold, budget, message):
+def test_bad_rules_are_refused(campaign, bol_sites, threshold, budget, message):
     table = CampaignTable.load(campaign)
-    with pytest.raises(TmrError, match=message):
-        select(table, parse_rule(threshold, budget), 10720)
+    with pytest.raises(TmrError, match=message.format(n=bol_sites)):
+        select(table, parse_rule(threshold, budget), bol_sites)
 
 
 def test_a_campaign_from_another_model_is_refused(campaign):

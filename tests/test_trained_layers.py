@@ -30,6 +30,8 @@ from fkhw.levels.rtl import RtlLevel
 from fkhw.levels.software import SoftwareLevel
 from fkhw.faults.sites import SiteSpace
 
+pytestmark = [pytest.mark.verilator, pytest.mark.hls]
+
 SEED = 0
 EPOCHS = 60
 LEARNING_RATE = 0.003

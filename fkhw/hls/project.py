@@ -16,6 +16,7 @@ build (``build_prj.tcl``) never reads ``fkhw_faults/``.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import json
 import logging
@@ -34,7 +35,7 @@ from fkhw import __version__
 from fkhw.model.fixed import bits_for_range
 from fkhw.model.extract import UnsupportedLayerError
 from fkhw.model.ir import IntegerModel, raw_range
-from fkhw.outpaths import check_no_links, make_dir, write_text
+from fkhw.outpaths import check_no_links, make_dir, open_lock, write_text
 
 log = logging.getLogger(__name__)
 
@@ -584,8 +585,13 @@ def project_for(bundle, out=None, backend: str = "Vitis") -> HlsProject:
     reused when current, generated otherwise. For callers that only need
     the C-sim (campaigns), not the in-memory hls4ml model."""
     out = Path(out) if out is not None else Path("hls_projects") / bundle.name
-    if (out / MANIFEST).is_file():
-        project = HlsProject.open(out)
-        if is_current(project, bundle, backend):
-            return project
-    return generate(bundle, out, backend)[0]
+    make_dir(out.parent)
+    # two processes asking for the same project (two test workers, two campaigns in one folder) take turns:
+    # the second finds the first one's project current instead of generating into the same files at once
+    with open(open_lock(out.parent / f".{out.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (out / MANIFEST).is_file():
+            project = HlsProject.open(out)
+            if is_current(project, bundle, backend):
+                return project
+        return generate(bundle, out, backend)[0]
