@@ -33,24 +33,28 @@ def cores_bind():
         pytest.skip(f"less memory available than {CORES} workers take: the memory is the limit here")
 
 
-def count_workers(run: Watched, pattern: str, timeout: float) -> int:
-    """The most processes matching ``pattern`` seen at once until fkhw ends;
-    fkhw and everything it started are killed as soon as there are more than
-    the cores."""
-    most, deadline = 0, time.monotonic() + timeout
+def count_workers(run: Watched, pattern: str, timeout: float) -> tuple:
+    """(the most children of fkhw matching ``pattern`` seen at once until
+    it ends, 'pid parent status age' of each at that moment); fkhw and
+    everything it started are killed as soon as there are more than the
+    cores. Children only: a worker that forks to run a program has a copy
+    of its command line until the exec."""
+    most, seen, deadline = 0, [], time.monotonic() + timeout
     while run.proc.poll() is None and time.monotonic() < deadline:
-        n = 0
+        now = []
         for p in run.look():
             try:
-                n += bool(re.search(pattern, " ".join(p.cmdline())))
+                if p.ppid() == run.proc.pid and re.search(pattern, " ".join(p.cmdline())):
+                    now.append(f"{p.pid} {p.ppid()} {p.status()} {time.time() - p.create_time():.1f}s")
             except psutil.NoSuchProcess:
                 pass
-        most = max(most, n)
+        if len(now) > most:
+            most, seen = len(now), now
         if most > CORES:
             run.kill_all()
             break
         time.sleep(0.05)
-    return most
+    return most, seen
 
 
 def test_local_jobs_is_capped_at_the_cores_with_one_line():
@@ -69,8 +73,8 @@ def test_campaign_jobs_1000_starts_no_more_dask_workers_than_cores(small_model_d
     run = Watched(("campaign", "--model", small_model_dir, "--inputs", 32, "--jobs", 1000, "--chunk", 16,
                    "--out", tmp_path / "c", "--no-plot"), fkhw_env(tmp_path), tmp_path)
     try:
-        most = count_workers(run, r"multiprocessing\.spawn import spawn_main", timeout=600)
-        assert most <= CORES, f"{most} Dask workers on {CORES} cores"
+        most, seen = count_workers(run, r"multiprocessing\.spawn import spawn_main", timeout=600)
+        assert most <= CORES, f"{most} Dask workers on {CORES} cores: {seen}"
         assert run.proc.wait(timeout=120) == 0, run.output()[-3000:]
     finally:
         run.kill_all()
@@ -86,8 +90,8 @@ def test_rtl_campaign_jobs_1000_starts_no_more_simulators_than_cores(small_model
     run = Watched(("campaign", "--level", "rtl", "--model", small_model_dir, "--inputs", 4, "--jobs", 1000,
                    "--out", tmp_path / "c", "--no-plot"), fkhw_env(tmp_path), tmp_path)
     try:
-        most = count_workers(run, r"-m fkhw\.rtlgen\.sim run ", timeout=900)
-        assert most <= CORES, f"{most} simulator processes on {CORES} cores"
+        most, seen = count_workers(run, r"-m fkhw\.rtlgen\.sim run ", timeout=900)
+        assert most <= CORES, f"{most} simulator processes on {CORES} cores: {seen}"
         assert run.proc.wait(timeout=120) == 0, run.output()[-3000:]
     finally:
         run.kill_all()
