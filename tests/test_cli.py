@@ -32,11 +32,19 @@ INPUTS = 8
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def fkhw(*args, timeout=900, env=None) -> subprocess.CompletedProcess:
+def fkhw(*args, timeout=900, env=None, ok=(0,)) -> subprocess.CompletedProcess:
     r = subprocess.run([str(FKHW), *map(str, args)], capture_output=True, text=True, timeout=timeout,
                        env={**os.environ, **env} if env else None)
-    assert r.returncode == 0, f"fkhw {' '.join(map(str, args))} -> {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    assert r.returncode in ok, f"fkhw {' '.join(map(str, args))} -> {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     assert "Traceback" not in r.stderr, r.stderr[-3000:]
+    return r
+
+
+def tmr(*args, out: Path, **kw) -> subprocess.CompletedProcess:
+    """`fkhw tmr`: exit status 1 exactly when the held-out check finds the map NOT stable (every file written)."""
+    r = fkhw("tmr", *args, "--out", out, ok=(0, 1), **kw)
+    validation = json.loads((Path(out) / "tmr_report.json").read_text()).get("validation")
+    assert r.returncode == (1 if validation and not validation["stable"] else 0), r.stdout[-2000:]
     return r
 
 
@@ -313,7 +321,7 @@ def test_agree_runs_to_completion(small_model_dir, few_sites, rtl_campaign, netl
 
 def test_tmr_runs_to_completion(small_model_dir, software_campaign, ir, tmp_path):
     out = tmp_path / "tmr"
-    fkhw("tmr", "--campaign", software_campaign, "--out", out, "--threshold", 1.0, "--no-synth", "--jobs", 1)
+    tmr("--campaign", software_campaign, "--threshold", 1.0, "--no-synth", "--jobs", 1, out=out)
     report = json.loads((out / "tmr_report.json").read_text())
     tmr_map = json.loads((out / "tmr_map.json").read_text())
     assert report["all_bits"] == ir.n_param_bits() and 0 < report["protected_bits"] < ir.n_param_bits()
@@ -330,19 +338,19 @@ def test_tmr_runs_to_completion(small_model_dir, software_campaign, ir, tmp_path
     other_sample = tmp_path / "other_sample.csv"
     lines = DEFAULT_DATA.read_text().splitlines()
     other_sample.write_text("\n".join([lines[0], *lines[-1000:]]) + "\n")
-    fkhw("tmr", "--campaign", software_campaign, "--out", upper, "--threshold", 1.0, "--rule", "upper",
-         "--validate-data", other_sample, "--validate-inputs", 256, "--no-synth", "--no-prove")
+    tmr("--campaign", software_campaign, "--threshold", 1.0, "--rule", "upper",
+        "--validate-data", other_sample, "--validate-inputs", 256, "--no-synth", "--no-prove", out=upper)
     upper_report = json.loads((upper / "tmr_report.json").read_text())
     assert upper_report["protected_bits"] >= report["protected_bits"]
     assert upper_report["validation"]["modules"] == 256 and 0 <= upper_report["validation"]["coverage"] <= 1
     auto = tmp_path / "tmr_auto"
-    r = fkhw("tmr", "--inputs", "auto", "--model", small_model_dir, "--out", auto, "--threshold", 1.05,
-             "--rule", "upper", "--max-inputs", 64, "--validate-inputs", 256, "--no-synth", "--no-prove")
+    r = tmr("--inputs", "auto", "--model", small_model_dir, "--threshold", 1.05,
+            "--rule", "upper", "--max-inputs", 64, "--validate-inputs", 256, "--no-synth", "--no-prove", out=auto)
     auto_report = json.loads((auto / "tmr_report.json").read_text())
     assert [st["inputs"] for st in auto_report["auto"]["steps"]][0] == 32 and "held-out" in r.stdout
 
     budget = tmp_path / "tmr_budget"
-    fkhw("tmr", "--campaign", software_campaign, "--out", budget, "--budget", "5%", "--no-synth", "--no-prove")
+    tmr("--campaign", software_campaign, "--budget", "5%", "--no-synth", "--no-prove", out=budget)
     report = json.loads((budget / "tmr_report.json").read_text())
     assert report["protected_bits"] == round(0.05 * ir.n_param_bits())
 

@@ -122,7 +122,7 @@ def _run(args, background: list) -> int:
     from fkhw.model import engine
     from fkhw.campaign.run import CampaignSpec, run_campaign
     from fkhw.errors import UserError
-    from fkhw.commands.tmr import print_report
+    from fkhw.commands.tmr import print_report, stability_hint
     from fkhw.model.data import all_input_codes, check_image_input, row_pool, select_modules
     from fkhw.model.bundle import load_model
     from fkhw.analysis.figures import campaign_figure1
@@ -301,6 +301,8 @@ def _run(args, background: list) -> int:
           f"modules it covers {100 * e['coverage']:.2f}% of the sensitive bits, worst unprotected {col} "
           f"{e['worst_unprotected_heldout_emd_norm']:.4f}; {tmr_report['protected_bits']} bits protected, weight "
           f"flip-flop overhead {tmr_report['overhead_pct']:.2f}%")
+    for line in stability_hint(tmr_report, "--tmr-inputs", "--tmr-threshold", "--tmr-rule"):
+        print(line)
     summary["seconds"] = round(time.monotonic() - steps.t0, 1)
     summary["step_seconds"] = [round(t, 1) for t in steps.times]
     summary["step_cpu_seconds"] = [round(c, 1) for c in steps.cpu]

@@ -3,6 +3,7 @@
 from fkhw.commands.options import (EMD_NORM, POSITIVE, SEED, add_metric_arguments, auto_or_positive, campaign_inputs,
                                   in_path, input_paths, model_help, model_inputs, out_path)
 
+NOT_STABLE = 1  # exit status: every file written, but the map failed its held-out check
 HELP = "select the weight bits to triplicate from a campaign; write the TMR map, annotations, hardened RTL, area, proof"
 DESCRIPTION = (
     "Reads a campaign (fkhw campaign --out DIR) and protects either every bit with emd_norm > T "
@@ -16,7 +17,10 @@ DESCRIPTION = (
     "map is checked on modules the campaign did not use (--validate-inputs other modules of the same data, or "
     "--validate-data FILE): coverage and the worst unprotected held-out emd_norm are printed and in "
     "tmr_report.json. --inputs auto runs the software campaigns itself, doubling the modules from 32 until the map "
-    "is stable (coverage >= 99%, worst <= T + 0.01) or a cap.")
+    "is stable (coverage >= 99%, worst <= T + 0.01) or a cap. "
+    f"Exit status: 0 = done (and the map stable on the held-out modules, unless --no-validate); {NOT_STABLE} = every "
+    "file written, but the map is NOT stable on the held-out modules (a hint says what to do: more modules, a higher "
+    "threshold, and which bits); 2 = bad input, nothing done; 130 = interrupted.")
 
 
 def add_arguments(p):
@@ -127,7 +131,10 @@ def run(args) -> int:
                      protect_control=args.protect_control, pipeline_campaign=args.pipeline_campaign,
                      pipeline_threshold=args.pipeline_threshold)
     print_report(report, args.out)
-    return 0
+    hint = stability_hint(report)
+    for line in hint:
+        print(line)
+    return NOT_STABLE if hint else 0
 
 
 def print_report(r: dict, out) -> None:
@@ -202,6 +209,36 @@ def print_thresholds(r: dict) -> None:
         mark = "  <- this map" if chosen is not None and row["threshold"] == chosen else ""
         print(f"    > {row['threshold']:<6g} {row['protected_bits']:8d} bits  weight flip-flop overhead "
               f"{row['overhead_pct']:6.2f}%{mark}")
+
+
+def stability_hint(r: dict, inputs: str = "--inputs", threshold: str = "--threshold", rule: str = "--rule") -> list:
+    """What to do about a map that is NOT stable on the held-out modules
+    (lines to print; empty when it is stable or was not checked).
+    ``inputs``, ``threshold``, ``rule``: the command's names of those options."""
+    v = r.get("validation")
+    if not v or v["stable"]:
+        return []
+    col = r.get("damage_column", "emd_norm")
+    t = v["threshold"]
+    frac = r["protected_bits"] / r["all_bits"]
+    auto = r.get("auto")
+    lines = [f"hint: the map is NOT stable: {v['n_missed']} bits it leaves unprotected exceed {col} {t:g} on the "
+             f"{v['modules']} held-out modules (the first {min(5, v['n_missed'])} are listed above, every one in "
+             "tmr_report.json under validation.missed). Either:"]
+    if auto:
+        lines.append(f"  - choose the map on more modules: {inputs} auto stopped at {auto['inputs']} ({auto['reason']}); "
+                     "raise --max-inputs, or give a --data file with more modules")
+    else:
+        lines.append(f"  - choose the map on more modules: this campaign has {r.get('campaign_modules', '?')}; run "
+                     f"`fkhw tmr {inputs} auto` (doubles them until the map is stable) or a campaign with more --inputs")
+    higher = [row for row in r.get("protected_bits_by_threshold", []) if row["threshold"] > t]
+    steps = ", ".join(f"{row['protected_bits']} at {row['threshold']:g}" for row in higher)
+    lines.append(f"  - or raise {threshold}: at {t:g} the map protects {100 * frac:.0f}% of the bits"
+                 + (" (a threshold this close to the fault-free damage protects bits whose effect is noise)"
+                    if frac > 0.5 else "") + (f"; bits protected at higher thresholds: {steps}" if steps else ""))
+    if r["rule"].get("evidence", "mean") == "mean":
+        lines.append(f"  - or {rule} upper: protect a bit when its interval reaches above the threshold")
+    return lines
 
 
 def print_evidence(r: dict) -> None:
