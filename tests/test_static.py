@@ -20,3 +20,25 @@ def test_static_check_is_clean(tool):
     exe = Path(sys.executable).parent / tool[0]
     r = subprocess.run([str(exe), *tool[1:], *CHECKED], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_the_layers_hold():
+    """import-linter's contracts in pyproject.toml: the CLI on top, the model
+    below everything that reads it, siblings (tmr | rates, hls | rtlgen,
+    faults | damage) independent; imports inside functions count."""
+    exe = Path(sys.executable).parent / "lint-imports"
+    r = subprocess.run([str(exe), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 kept, 0 broken" in r.stdout, r.stdout
+
+
+def test_no_import_cycle_anywhere():
+    """No module of fkhw imports another that imports it back, however far
+    round, imports inside functions included (grimp's graph, which
+    import-linter builds on)."""
+    import grimp
+
+    graph = grimp.build_graph("fkhw")
+    cycles = [(a, b) for a in graph.modules for b in graph.find_modules_directly_imported_by(a)
+              if a != b and graph.chain_exists(importer=b, imported=a)]
+    assert not cycles, f"{len(cycles)} imports close a cycle, e.g. {cycles[:3]}"
