@@ -185,7 +185,8 @@ def test_constraints_and_yosys_check_with_pipeline_data_bits_protected(small_mod
     constraints name their replicas (data_a/b/c[j] of fkhw_pipe_tmr)."""
     from fkhw.faults.space import FlipFlopSpace
     from fkhw.model.bundle import load_model
-    from fkhw.rtlgen.harden import harden, write_tmrg_variant
+    from fkhw.rtlgen.harden import harden
+    from fkhw.tmr.tmrg import write_tmrg_variant
 
     ir = load_model(str(small_model_dir)).ir
     space = FlipFlopSpace.of(ir)
