@@ -11,7 +11,9 @@ run runs.
   ``<!-- no-run: REASON -->`` on the line before it (or ``:class: no-run``
   on a ``{code-block}``), and a left-out ``make sim`` / ``fkhw sim`` must
   name the test that runs it elsewhere (``tests/test_x.py::test_name``,
-  which must exist). A page may say ``<!-- docs-test: model NAME -> small -->``:
+  which must exist). A command exits 0 unless the line before its block
+  says ``<!-- exits: N: REASON -->`` (then the block's last command must
+  exit N, and the page says why). A page may say ``<!-- docs-test: model NAME -> small -->``:
   its commands then run ``--model NAME`` on the suite's small model.
 * The README is short and names no issue.
 * A script that uses only ``fkhw``'s documented API runs a software campaign,
@@ -22,6 +24,7 @@ run runs.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import re
 import resource
@@ -54,10 +57,12 @@ class Block:
     lang: str
     text: str
     skip: str | None  # the reason it is not run
+    exits: int = 0  # the status its last command must end with (<!-- exits: N: REASON -->)
 
 
 _FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 _NO_RUN = re.compile(r"^<!--\s*no-run:(?P<reason>.*?)-->\s*$")
+_EXITS = re.compile(r"^<!--\s*exits:\s*(?P<code>[0-9]+)\s*:(?P<reason>.+?)-->\s*$")
 _MODEL_SUB = re.compile(r"<!--\s*docs-test:\s*model\s+(?P<name>\S+)\s*->\s*small\s*-->")
 
 
@@ -88,7 +93,8 @@ def blocks(page: Path) -> list:
         nr = _NO_RUN.match(prev.strip())
         if nr:
             skip = nr.group("reason").strip()
-        out.append(Block(page, start + 1, lang, "\n".join(body), skip))
+        ex = _EXITS.match(prev.strip())
+        out.append(Block(page, start + 1, lang, "\n".join(body), skip, int(ex.group("code")) if ex else 0))
     return out
 
 
@@ -167,10 +173,16 @@ def test_the_block_reader_sees_no_run_marks_and_continuations(tmp_path):
 
         print(1)
         ```
+
+        <!-- exits: 1: the map is NOT stable -->
+        ```console
+        $ fkhw tmr --campaign c --out t
+        ```
         """))
     found = blocks(page)
     assert [b.skip for b in found] == ["covered by tests/test_cli.py::test_sim_runs_to_completion", None,
-                                       "marked :class: no-run"]
+                                       "marked :class: no-run", None]
+    assert [b.exits for b in found] == [0, 0, 0, 1]
     assert commands(found[1].text) == ["fkhw campaign --model m --out c", "fkhw plot --campaign c"]
 
 
@@ -194,11 +206,9 @@ def test_the_site_builds_in_strict_mode_in_under_a_minute_of_cpu(tmp_path):
 def test_the_cli_reference_is_generated_from_the_parser():
     """Every subcommand and every one of its options appears in the reference (a new option
     cannot be missing: the page reads the parser when it is built)."""
-    sys.path.insert(0, str(DOCS / "_ext"))
-    try:
-        import fkhw_docs
-    finally:
-        sys.path.pop(0)
+    spec = importlib.util.spec_from_file_location("fkhw_docs", DOCS / "_ext" / "fkhw_docs.py")
+    fkhw_docs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fkhw_docs)
     from fkhw.cli import build_parser
 
     subs = fkhw_docs._subparsers(build_parser())
@@ -262,11 +272,14 @@ def _run_page(page: Path, tmp_path: Path, small: Path | None) -> int:
             assert r.returncode == 0, f"{where}: python block failed\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}"
             ran += 1
             continue
-        for cmd in commands(b.text):
+        cmds = commands(b.text)
+        for k, cmd in enumerate(cmds):
             cmd = _substitute(cmd, text, small)
             r = subprocess.run(["bash", "-c", cmd], cwd=work, env=_env(), capture_output=True, text=True,
                                timeout=1800)
-            assert r.returncode == 0, f"{where}: `{cmd}` -> {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}"
+            expected = b.exits if k == len(cmds) - 1 else 0
+            assert r.returncode == expected, (f"{where}: `{cmd}` -> {r.returncode}, the page says {expected}\n"
+                                              f"{r.stdout[-3000:]}\n{r.stderr[-5000:]}")
             assert "Traceback" not in r.stderr, f"{where}: `{cmd}`\n{r.stderr[-5000:]}"
             ran += 1
     return ran

@@ -217,3 +217,19 @@ def test_missing_or_broken_simulator_gives_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("FKHW_VERILATOR", str(make_broken_verilator(tmp_path / "bin")))
     with pytest.raises(ToolError, match="does not run"):
         require_verilator()
+
+
+def test_a_build_is_not_shared_with_another_cocotb_installation(tmp_path, monkeypatch):
+    """The simulator links cocotb's libraries by absolute path, so a build made
+    with another virtual environment's cocotb (since removed, say) is not
+    reused: the cache key names the libraries it was linked against."""
+    import cocotb_tools.config
+
+    from fkhw.rtlgen import sim
+
+    out = tmp_path / "rtl"
+    write_rtl(toy_model(), out)
+    here = sim._key(out)
+    assert sim._key(out) == here  # same sources, same tools: the same build
+    monkeypatch.setattr(cocotb_tools.config, "libs_dir", tmp_path / "another-venv" / "cocotb" / "libs")
+    assert sim._key(out) != here

@@ -100,6 +100,15 @@ def _tb_files(pipeline: bool = False) -> list:
     return [TB_HDL, TB_VLT]
 
 
+def _toolchain() -> list:
+    """What a built simulator depends on outside its sources: the Verilator
+    version and the cocotb libraries it links by absolute path (a build made
+    in another virtual environment fails to start once that one is gone)."""
+    from cocotb_tools.config import libs_dir
+    import cocotb
+    return [verilator_version(), cocotb.__version__, str(Path(libs_dir).resolve())]
+
+
 def _key(rtl_dir: Path, pipeline: bool = False) -> str:
     """Content hash of the build. Line comments of the generated RTL are left
     out, so models that differ only in their weights (econt-bol, econt-eol:
@@ -110,7 +119,7 @@ def _key(rtl_dir: Path, pipeline: bool = False) -> str:
         h.update(p.name.encode() + b"\0" + re.sub(rb"//[^\n]*", b"", p.read_bytes()) + b"\0")
     for p in _tb_files(pipeline):
         h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
-    h.update(json.dumps([BUILD_ARGS, MAKE_VARS, BUILD_VERSION, MAX_VECTORS, verilator_version(), pipeline]).encode())
+    h.update(json.dumps([BUILD_ARGS, MAKE_VARS, BUILD_VERSION, MAX_VECTORS, _toolchain(), pipeline]).encode())
     return h.hexdigest()[:16]
 
 
@@ -154,7 +163,7 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
         cmd = [sys.executable, "-m", "fkhw.rtlgen.sim", "build", str(base / "rtl"), str(sim_dir)] + \
             (["pipeline"] if pipeline else [])
         runtime = root / "_runtime" / hashlib.sha256(
-            json.dumps([BUILD_ARGS, MAKE_VARS, verilator_version()]).encode()).hexdigest()[:16]
+            json.dumps([BUILD_ARGS, MAKE_VARS, _toolchain()]).encode()).hexdigest()[:16]
         _reuse_runtime(runtime, sim_dir)
         env = tool_env({"MAKEFLAGS": MAKE_VARS})
         if shutil.which("ccache") and "OBJCACHE" not in os.environ:

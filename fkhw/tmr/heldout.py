@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhw.campaign.files import damage_column
 from fkhw.model import data
 
 DEFAULT_MODULES = 1024
@@ -57,6 +58,7 @@ class Validation:
     worst_unprotected_emd_norm: float
     missed: list  # unprotected held-out-sensitive bits, worst first (at most N_LISTED)
     n_missed: int
+    column: str = "emd_norm"  # the damage the bits are judged by (the campaign's metric column)
 
     @property
     def stable(self) -> bool:
@@ -64,15 +66,15 @@ class Validation:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "stable": self.stable,
-                "stable_means": f"coverage >= {STABLE_COVERAGE:.0%} and worst unprotected held-out emd_norm "
-                                f"<= T + {STABLE_MARGIN:g}"}
+                "stable_means": f"coverage >= {STABLE_COVERAGE:.0%} and worst unprotected held-out "
+                                f"{self.column} <= T + {STABLE_MARGIN:g}"}
 
     def line(self) -> str:
         worst = ", ".join(f"site {m['site']} ({m['layer']} {m['tensor']}[{m['index']}] bit {m['bit']}) "
                           f"{m['heldout_emd_norm']:.4f}" for m in self.missed[:3])
         return (f"held-out check on {self.modules} other modules: coverage {100 * self.coverage:.2f}% "
-                f"({self.protected_sensitive_bits} of {self.sensitive_bits} bits with emd_norm > {self.threshold:g} "
-                f"there are protected); worst unprotected held-out emd_norm {self.worst_unprotected_emd_norm:.4f}"
+                f"({self.protected_sensitive_bits} of {self.sensitive_bits} bits with {self.column} > {self.threshold:g} "
+                f"there are protected); worst unprotected held-out {self.column} {self.worst_unprotected_emd_norm:.4f}"
                 + (f" from {worst}" if worst else ""))
 
 
@@ -105,7 +107,8 @@ def validate(protected_sites, heldout_table, threshold: float, campaign_table=No
         missed.append(entry)
     return Validation(float(threshold), int(heldout_table.summary.get("inputs", 0)),
                       str(heldout_table.summary.get("data", "")), str(heldout_table.path), n_sens, n_cov,
-                      n_cov / n_sens if n_sens else 1.0, worst, missed, int(missed_rows.size))
+                      n_cov / n_sens if n_sens else 1.0, worst, missed, int(missed_rows.size),
+                      damage_column(heldout_table.summary))
 
 
 def run_heldout(bundle, out: Path, rows, data_path, seed: int, quiet: bool = False, metric: dict | None = None):
