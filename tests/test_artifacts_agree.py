@@ -357,10 +357,10 @@ def test_cache_folders_follow_the_environment(monkeypatch, tmp_path):
 
 def test_testbench_ships_in_the_package_once():
     import fkhw
-    from fkhw.rtlgen.sim import TB_DIR, TB_HDL, TB_MODULE, TB_VLT
+    from fkhw.rtlgen.sim import TB_DIR, TB_FILE, TB_HDL, TB_VLT
 
     pkg = Path(fkhw.__file__).resolve().parent
-    files = [TB_HDL, TB_VLT, TB_DIR / f"{TB_MODULE}.py", TB_DIR / "hdl" / "fkhw_tb_regfile.vlt"]
+    files = [TB_HDL, TB_VLT, TB_FILE, TB_DIR / "hdl" / "fkhw_tb_regfile.vlt"]
     assert all(f.is_file() and pkg in f.parents for f in files)
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["fkhw"]
     shipped = {p for pattern in patterns for p in pkg.glob(pattern)}

@@ -45,7 +45,8 @@ TB_DIR = Path(__file__).resolve().parent / "tb"
 TB_HDL = TB_DIR / "hdl" / "fkhw_tb.v"
 TB_VLT = TB_DIR / "hdl" / "fkhw_tb.vlt"
 TB_TOP = "fkhw_tb"
-TB_MODULE = "test_encoder"
+TB_MODULE = "fkhw.rtlgen.tb.test_encoder"  # imported by cocotb inside the simulator
+TB_FILE = TB_DIR / "test_encoder.py"
 CLOCK_NS = 10
 MAX_VECTORS = 8192  # stimulus memory depth of the testbench (FKHW_MAXV)
 MAX_EVENTS = 262144  # parameter deposits per simulator process made in HDL (FKHW_MAXE)
@@ -94,9 +95,9 @@ class SimBuild:
 
 
 def _tb_files(pipeline: bool = False) -> list:
-    if not TB_HDL.is_file() or not TB_VLT.is_file() or not (TB_DIR / f"{TB_MODULE}.py").is_file():
+    if not TB_HDL.is_file() or not TB_VLT.is_file() or not TB_FILE.is_file():
         raise RtlSimError(f"the cocotb testbench is missing: expected {TB_HDL}, {TB_VLT} and "
-                          f"{TB_DIR / (TB_MODULE + '.py')} (part of the fkhw package: reinstall it)")
+                          f"{TB_FILE} (part of the fkhw package: reinstall it)")
     return [TB_HDL, TB_VLT]
 
 
@@ -426,7 +427,7 @@ class Job:
     started: float = 0.0
 
 
-def _write_common(work: Path, meta: dict, stim: np.ndarray, gold: np.ndarray, weights: np.ndarray) -> None:
+def write_common(work: Path, meta: dict, stim: np.ndarray, gold: np.ndarray, weights: np.ndarray) -> None:
     pin, pout = meta["ports"]["in_data"], meta["ports"]["out_data"]
     write_text(work / "fkhw_stim.hex", "\n".join(pack_hex(stim.reshape(stim.shape[0], -1), pin["element_bits"])) + "\n")
     write_text(work / "fkhw_gold.hex", "\n".join(pack_hex(gold.reshape(gold.shape[0], -1), pout["element_bits"])) + "\n")
@@ -469,7 +470,7 @@ def _hdl_events(dep: Deposits, files: list, lo: int, hi: int, period: int, pipel
     return lines, plines, mine & ~hdl & ~pip
 
 
-def _job_events(dep: Deposits, lo: int, hi: int, period: int, keep=None) -> dict:
+def job_events(dep: Deposits, lo: int, hi: int, period: int, keep=None) -> dict:
     """The events of frames lo..hi-1 as the cocotb test reads them: global
     cycles from run edge 0 of the job, sorted, inversions before restores."""
     sel = (dep.frame >= lo) & (dep.frame < hi) if keep is None else keep
@@ -496,7 +497,7 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
     n_frames = max(1, int(n_frames))
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
-    _write_common(work, meta, stim, gold, weights)
+    write_common(work, meta, stim, gold, weights)
     jobs = max(1, min(int(jobs), n_frames))
     bounds = np.linspace(0, n_frames, jobs + 1).astype(int)
     if timeout is None:
@@ -525,7 +526,7 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
             "n_vec": n_vec, "period": int(period), "n_frames": hi - lo, "targets": deposits.targets, "n_ev": n_ev,
             "n_pev": n_pev,
             "golden": [int(v) for v in deposits.golden], "check": [int(v) for v in deposits.check],
-            **_job_events(deposits, lo, hi, period, keep),
+            **job_events(deposits, lo, hi, period, keep),
             "progress": str(d / "progress"), "result": str(d / "result.json"), "clear_err": bool(clear_err)}))
         job_list.append(Job(d, hi - lo))
     t0 = time.time()
@@ -652,7 +653,6 @@ def _main_build(rtl_dir: str, sim_dir: str, pipeline: bool = False) -> int:
 def _main_run(sim_dir: str, job_dir: str) -> int:
     from cocotb_tools.runner import get_results
 
-    sys.path.insert(0, str(TB_DIR))
     runner = _runner()
     xml = runner.test(hdl_toplevel=TB_TOP, hdl_toplevel_lang="verilog", test_module=TB_MODULE, testcase="run_job", build_dir=sim_dir,
                       test_dir=job_dir, results_xml=str(Path(job_dir) / "results.xml"),

@@ -1,4 +1,4 @@
-"""cocotb tests for fkhw_encoder inside hdl/fkhw_tb.v (this folder: fkhw/rtlgen/tb, shipped with fkhw).
+"""The cocotb test that runs a simulation job on fkhw_encoder inside hdl/fkhw_tb.v.
 
 ``run_job``: driven by ``FKHW_RTL_JOB`` (a job.json written by
 fkhw.rtlgen.sim.run_frames): start the HDL sequencer, then make each upset
@@ -7,12 +7,8 @@ flip-flops' register, inverts the bit and writes it back (a deposit through
 VPI, ``dut.u_enc.<regfile>.mem[i].value = ...``, ``u_stage<k>.q``...: an SEU,
 not a changed weight file); a scrub writes the golden value. One Timer per
 cycle that has deposits. The HDL compares every output slot with the
-fault-free one and records the differences.
-
-``encoder_vs_engine`` (``make SIM=verilator`` in the repository's rtl_tb/, whose Makefile runs these files): with no job file,
-prepare a job from the model (``FKHW_MODEL``, default econt-bol): the first
-``FKHW_ROWS`` (default 256) vendored rows, a fault-free frame, then a few
-upsets; check every output against the integer engine.
+fault-free one and records the differences. :func:`drive` is the whole of
+it, for other cocotb tests to reuse (fkhw.levels.rtl_check).
 """
 
 from __future__ import annotations
@@ -36,7 +32,8 @@ def _target(dut, inst: str, reg: str, idx: int):
     return h if idx < 0 else h[idx]
 
 
-async def _run(dut, job: dict) -> dict:
+async def drive(dut, job: dict) -> dict:
+    """Run one job (see the module docstring) and return the HDL's counts."""
     used = set(job["target"])  # the others are upset by the HDL (fkhw_events.hex)
     handles = [_target(dut, *t) if k in used else None for k, t in enumerate(job["targets"])]
     golden, check = job["golden"], job["check"]
@@ -110,55 +107,10 @@ def _read(h) -> int:
     return v.to_unsigned() if hasattr(v, "to_unsigned") else int(v)
 
 
-@cocotb.test(skip=os.environ.get("FKHW_RTL_JOB") is None)
+@cocotb.test()
 async def run_job(dut):
     job = json.loads(Path(os.environ["FKHW_RTL_JOB"]).read_text())
-    result = await _run(dut, job)
+    result = await drive(dut, job)
     Path(job["result"]).write_text(json.dumps(result))
 
 
-@cocotb.test(skip=os.environ.get("FKHW_RTL_JOB") is not None)
-async def encoder_vs_engine(dut):
-    """Self-contained check used by the Makefile flow."""
-    import numpy as np
-
-    import dataclasses
-
-    from fkhw.model import engine
-    from fkhw.faults.space import FaultSet
-    from fkhw.levels.rtl import design_space, encoder_inputs, fault_deposits, frame_period, observed_from, param_codes
-    from fkhw.model.bundle import load_model
-    from fkhw.rtlgen.sim import _job_events, _write_common, FrameOutputs, unpack_hex
-    from fkhw.faults.sites import flip
-
-    model = load_model(os.environ.get("FKHW_MODEL", "econt-bol")).ir
-    rows = int(os.environ.get("FKHW_ROWS", "256"))
-    meta = json.loads(Path(os.environ.get("FKHW_RTL_DIR", "."), "fkhw_encoder.json").read_text())
-    x = encoder_inputs(model)[:rows]
-    gold = engine.forward(model, x)
-    space = design_space(model, meta)
-    sites = np.linspace(0, space.sites.n_sites - 1, 16).astype(int)
-    work = Path.cwd()
-    _write_common(work, meta, x, gold, param_codes(model))
-    # frame 0: no upset; then one upset per site at cycle 0
-    fs = FaultSet.single("seu", np.arange(sites.size), sites)
-    period = frame_period(fs, space, rows)
-    dep = fault_deposits(fs, space, model, meta, period)
-    dep = dataclasses.replace(dep, frame=dep.frame + 1)
-    job = {"n_vec": rows, "period": period, "n_frames": 1 + len(sites), "targets": dep.targets,
-           "golden": dep.golden, "check": dep.check, **_job_events(dep, 0, 1 + len(sites), period), "progress": None}
-    result = await _run(dut, job)
-    assert result["state_err"] == 0, f"{result['state_err']} register reads differ from what the deposits left"
-    out = meta["ports"]["out_data"]
-    tok = np.array((work / "fkhw_diff.txt").read_text().split(), dtype=object).reshape(-1, 4)
-    assert tok.shape[0] == result["n_diff"]
-    rec = FrameOutputs(tok[:, 0].astype(np.int64), tok[:, 1].astype(np.int64), tok[:, 2].astype(np.int64) == 1,
-                       unpack_hex(tok[:, 3].tolist(), out["elements"], out["element_bits"], out["signed"]), None)
-    obs = observed_from(rec, gold, 1 + len(sites))
-    assert not obs.lost.any() and not obs.extra.any(), "valid flags differ from a fault-free encoder"
-    got = obs.latent
-    assert np.array_equal(got[0], gold), f"fault-free: {int((got[0] != gold).any(1).sum())} of {rows} rows differ"
-    for k, s in enumerate(sites):
-        want = engine.forward(flip(model, space.sites, int(s)), x)
-        assert np.array_equal(got[k + 1], want), f"site {s}: RTL differs from the engine"
-    dut._log.info("fault-free %d rows and %d upsets: RTL == integer engine", rows, len(sites))
