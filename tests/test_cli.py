@@ -23,6 +23,7 @@ import pytest
 
 from fkhw.model.data import DEFAULT_DATA
 from fkhw.campaign.outputs import CampaignOutputs
+from sim_verdict import sim_exit_status
 
 pytestmark = [pytest.mark.verilator, pytest.mark.yosys, pytest.mark.hls]
 
@@ -400,7 +401,8 @@ def test_sim_runs_to_completion(small_model_dir, ir, tmp_path):
     out = tmp_path / "sim"
     r = fkhw("sim", "--model", small_model_dir, "--out", out, "--inputs", INPUTS, "--jobs", 1,
              "--tmr-threshold", 1.0, "--max-inputs", 64, "--validate-inputs", 256, timeout=1500,
-             env={"FKHW_SYNTH_CACHE": str(tmp_path / "synth_cache")})
+             env={"FKHW_SYNTH_CACHE": str(tmp_path / "synth_cache")}, ok=(0, 1))
+    assert r.returncode == sim_exit_status(out)
     steps = re.findall(r"\[(\d+)/(\d+)\]", r.stdout)
     assert steps and [int(k) for k, _ in steps] == list(range(1, int(steps[0][1]) + 1))
     s = json.loads((out / "sim_summary.json").read_text())

@@ -231,6 +231,15 @@ def test_the_readme_is_short_and_names_no_issue():
             assert (ROOT / link).exists(), f"README.md links to {link}, which does not exist"
 
 
+def test_the_layouts_in_the_readme_and_the_developer_guide_name_every_package():
+    """A package added, moved or removed shows in both trees (or this fails)."""
+    packages = {p.parent.name for p in (ROOT / "fkhw").glob("*/__init__.py")} - {"assets"}
+    readme = (ROOT / "README.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    assert set(re.findall(r"^fkhw/(\w+)\s", readme, flags=re.M)) == packages
+    guide = (ROOT / "docs" / "developer.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    assert set(re.findall(r"^  (\w+)/\s", guide, flags=re.M)) - {"assets"} == packages
+
+
 # --- running the pages ----------------------------------------------------------------------------
 
 

@@ -233,6 +233,14 @@ SIM_STEPS = ("model: integer IR and fault sites", "hls4ml project, C-simulation 
 
 def table_steps(model):
     s = load(model, "sim_summary.json")
+    if "steps" in s:  # the run names its steps
+        if not all(st["ran"] for st in s["steps"]):
+            raise ResultError("sim_summary.json is of a run with steps up to date: snapshot a cold run "
+                              "(fkhw sim --force all)")
+        rows = [[str(k + 1), st["title"], f"{st['seconds']:.1f}", f"{st['cpu_seconds']:.1f}"]
+                for k, st in enumerate(s["steps"])]
+        rows.append(["", "whole run", f"{s['seconds']:.1f}", f"{sum(st['cpu_seconds'] for st in s['steps']):.1f}"])
+        return ["step", "what", "wall (s)", "CPU (s), fkhw and every tool"], rows
     wall, cpu = s["step_seconds"], s["step_cpu_seconds"]
     if len(wall) != len(SIM_STEPS):
         raise ResultError(f"sim_summary.json has {len(wall)} steps, the default `fkhw sim` flow {len(SIM_STEPS)} "
@@ -240,6 +248,12 @@ def table_steps(model):
     rows = [[str(k + 1), name, f"{w:.1f}", f"{c:.1f}"] for k, (name, w, c) in enumerate(zip(SIM_STEPS, wall, cpu))]
     rows.append(["", "whole run", f"{s['seconds']:.1f}", f"{sum(cpu):.1f}"])
     return ["step", "what", "wall (s)", "CPU (s), fkhw and every tool"], rows
+
+
+def table_checks(model):
+    s = load(model, "sim_summary.json")
+    rows = [[c["title"], "PASS" if c["passed"] else "FAIL", c["figures"]] for c in s["checks"]]
+    return ["check", "verdict", "figures"], rows
 
 
 def table_provenance(model):
