@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 # the names fkhw.api defines, loaded when first asked for (PEP 562)
 _API = ("Model", "Campaign", "TmrMap", "Rtl", "Rates", "Ranking", "load_model", "run_campaign", "open_campaign",
-        "agree", "select_tmr", "harden", "generate_rtl", "rate", "rank")
+        "agree", "select_tmr", "harden", "generate_rtl", "rate", "rank", "sim")
 
 __all__ = ["__version__", *_API]
 

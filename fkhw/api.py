@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # for the annotations only: importing them here would load th
 __all__ = [
     "Model", "Campaign", "TmrMap", "Rtl", "Rates", "Ranking",
     "load_model", "run_campaign", "open_campaign", "agree", "select_tmr", "harden", "generate_rtl", "rate", "rank",
+    "sim",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -770,3 +771,33 @@ def _check_scores_model(c: Campaign, scores: Path) -> None:
     if digest is not None and digest != c.summary["model_digest"]:
         raise RankingError(f"scores {scores} are of model digest {digest}, campaign {c.folder} ran model "
                            f"{c.model!r} (digest {c.summary['model_digest']}): different models")
+
+
+# --- the whole flow -----------------------------------------------------------------------------
+
+
+def sim(model: Model | PathLike = "econt-bol", *, out: PathLike, **options):
+    """The whole flow on one model, what ``fkhw sim`` and ``make sim`` run,
+    brought up to date under ``out``: steps whose inputs did not change are
+    not run again. Returns the :class:`fkhw.review.report.Review` (its
+    ``checks``, ``passed``, ``summary``) and writes ``report.html``,
+    ``report.md``, ``results.xml`` and ``sim_summary.json`` there.
+
+    ``options``: the fields of :class:`fkhw.review.options.SimOptions`
+    (``inputs=32``, ``tmr_threshold=1.05``, ``rates=False``, ``force=("tmr",)``...)."""
+    import dataclasses
+
+    from fkhw.errors import InputError
+    from fkhw.review.flow import prepare, run_sim
+    from fkhw.review.options import SimOptions
+
+    known = {f.name for f in dataclasses.fields(SimOptions)} - {"model", "out"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise InputError(f"sim(): unknown option {unknown[0]!r} (options: {', '.join(sorted(known))})")
+    if "force" in options and isinstance(options["force"], str):
+        options["force"] = (options["force"],)
+    source = model.source if isinstance(model, Model) else os.fspath(model)
+    opts = SimOptions(model=source, out=Path(out), **options)
+    return run_sim(prepare(opts, inputs=[("model", Path(source))] if Path(source).exists() else []),
+                   say=lambda line: print(line, flush=True))

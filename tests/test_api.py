@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import fkhw
+from fkhw.errors import InputError
 from fkhw.campaign.agreement import AgreementError
 from fkhw.campaign.files import CampaignFileError
 from fkhw.campaign.run import CampaignError
@@ -122,6 +123,10 @@ def test_a_budget_map_and_the_hardened_design(camp, model, tmp_path):
     (lambda tmp: fkhw.open_campaign(tmp / "nothing"), CampaignFileError),
     (lambda tmp: fkhw.select_tmr(tmp / "nothing"), CampaignFileError),
     (lambda tmp: fkhw.rate(tmp / "nothing", tmp / "r", check_full_tmr=True), RateError),
+    (lambda tmp: fkhw.sim("digits", out=tmp / "s", tmr_threshold=True), InputError),
+    (lambda tmp: fkhw.sim("digits", out=tmp / "s", inputs=1.5), InputError),
+    (lambda tmp: fkhw.sim("digits", out=tmp / "s", thresold=1.1), InputError),
+    (lambda tmp: fkhw.sim("digits", out=tmp / "s", force="tmr_map"), InputError),
 ])
 def test_bad_input_raises_the_packages_errors(call, error, tmp_path):
     with pytest.raises(error) as e:

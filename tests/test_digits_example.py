@@ -143,6 +143,18 @@ def test_a_second_run_with_nothing_changed_reruns_nothing_within_15_s(sim):
     assert [s["name"] for s in summary["steps"]][0] == "model"
 
 
+def test_the_api_runs_the_same_review(sim):
+    """fkhw.sim with the CLI's options finds the CLI's run up to date (docs/api.md shows these calls)."""
+    import fkhw
+
+    out, s, _ = sim
+    review = fkhw.sim("digits", out=out, inputs=16, tmr_inputs=32, validate_inputs=64, rates=False, synth=False,
+                      jobs=2)
+    assert not any(step.ran for step in review.steps)
+    assert review.passed is all(c.passed for c in review.checks)
+    assert [c.name for c in review.checks] == [c["name"] for c in json.loads((out / "sim_summary.json").read_text())["checks"]]
+
+
 def test_changing_the_threshold_reruns_only_the_steps_that_depend_on_it(sim):
     out, _, _ = sim
     ran, _, stdout = _sim_again(out, "--tmr-threshold", "1.01")
@@ -150,3 +162,4 @@ def test_changing_the_threshold_reruns_only_the_steps_that_depend_on_it(sim):
     assert "rerun: tmr_threshold 1.05 -> 1.01" in stdout
     ran, _, _ = _sim_again(out, "--tmr-threshold", "1.01", "--force", "agreement")
     assert ran == {"agreement"}
+

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from fkhw.validate import boolean, integer, number, string_in
+
 STEP_NAMES = ("model", "hls", "rtl", "functional", "gate_level", "campaign_rtl", "campaign_software", "agreement",
               "tmr_inputs", "tmr", "faults", "rates")
 
@@ -34,6 +36,22 @@ class SimOptions:
     gate_level: bool = False
     fresh: bool = False  # replace campaigns in --out that ran with other arguments
     force: tuple = ()  # steps to rerun whatever their records say ("all": every step)
+
+    def __post_init__(self):
+        """Strict types and ranges, for options that come from Python rather than the CLI's parser."""
+        for name in ("inputs", "max_inputs", "validate_inputs", "check_rtl"):
+            integer(getattr(self, name), f"option {name}", lo=1)
+        integer(self.seed, "option seed", lo=0)
+        if self.jobs is not None:
+            integer(self.jobs, "option jobs", lo=1)
+        if self.tmr_inputs != "auto":
+            integer(self.tmr_inputs, "option tmr_inputs (or \"auto\")", lo=1)
+        string_in(self.tmr_rule, "option tmr_rule", ("mean", "upper"))
+        number(self.tmr_threshold, "option tmr_threshold", above=0)
+        for name in ("synth", "rates", "check_full_tmr", "gate_level", "fresh"):
+            boolean(getattr(self, name), f"option {name}")
+        for step in self.force:
+            string_in(step, "option force", STEP_NAMES + ("all",))
 
     @property
     def metric_options(self) -> dict:
