@@ -1,8 +1,8 @@
-"""The risk table's interval: the Wilson score interval on textbook values."""
+"""The one interval of fractions (risk tables, campaign summaries): the Wilson score interval on textbook values."""
 
 import pytest
 
-from fkhw.analysis.risk import wilson
+from fkhw.damage.intervals import wilson
 
 
 def test_wilson_interval_on_known_values():
@@ -13,3 +13,8 @@ def test_wilson_interval_on_known_values():
     lo, hi = wilson(0, 96)
     assert lo == 0.0 and hi == pytest.approx(3.8415 / (96 + 3.8415), rel=1e-3)
     assert wilson(96, 96)[1] == 1.0
+    # no trials: every fraction possible (the campaign summary and the risk table once disagreed: nan vs [0, 1])
+    assert wilson(0, 0) == (0.0, 1.0)
+    # the confidence is a parameter: 99% is wider than 95%
+    (lo95, hi95), (lo99, hi99) = wilson(8, 10), wilson(8, 10, confidence=0.99)
+    assert lo99 < lo95 and hi99 > hi95

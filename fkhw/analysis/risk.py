@@ -11,25 +11,14 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
+from fkhw.damage.intervals import wilson
 from fkhw.outpaths import atomic_open, make_dir, save_figure, write_text
 
 COLUMNS = ["design", "kind", "class", "faults", "degraded", "fraction", "lo", "hi", "mean_emd_norm"]
-
-
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple:
-    """95% Wilson score interval of a binomial fraction k / n."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return (max(0.0, c - h), min(1.0, c + h))
 
 
 def _key(threshold: float) -> str:

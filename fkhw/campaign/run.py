@@ -34,7 +34,7 @@ from fkhw.model import data
 
 from fkhw.campaign import files as campaign_files
 from fkhw.damage.meter import DamageMeter, degraded
-from fkhw.damage.intervals import N_BOOT, check_confidence, emd_norm_interval
+from fkhw.damage.intervals import N_BOOT, check_confidence, emd_norm_interval, wilson
 from fkhw.campaign.executors import ChunkTask
 from fkhw.faults.kinds import DEFAULT_SAMPLES, KindOptions, enumerate_faults, parse_kind
 from fkhw.faults.space import FaultError, FaultSet, FlipFlopSpace, Hardening, check_fault_set, read_faults_file, touched, \
@@ -783,19 +783,6 @@ def intervals_over_touched(baseline_emd, hit, indptr, module, changed_emd, emd_n
     return lo, hi
 
 
-def _wilson(k: int, n: int, confidence: float) -> list:
-    """Wilson score interval of a fraction k/n."""
-    from scipy.special import ndtri
-
-    if n == 0:
-        return [0.0, 1.0]
-    z = float(ndtri((1.0 + confidence) / 2.0))
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [max(0.0, float(centre - half)), min(1.0, float(centre + half))]
-
-
 def damage_by_class(classes, emd_norm, lost, extra, thresholds, confidence) -> dict:
     """Per class of flip-flop (and ``all``): faults, faults with lost or extra
     outputs, mean emd_norm with its interval (normal approximation over the
@@ -820,7 +807,7 @@ def damage_by_class(classes, emd_norm, lost, extra, thresholds, confidence) -> d
             "mean_emd_norm_interval": [mean - half, mean + half],
             "max_emd_norm": float(x.max()) if n else float("nan"),
             "degraded": {f"{t:g}": {"threshold": t, "faults": int(k), "fraction": k / n if n else 0.0,
-                                    "interval": _wilson(int(k), n, confidence)}
+                                    "interval": list(wilson(int(k), n, confidence))}
                          for t in sorted(set(float(v) for v in thresholds))
                          for k in [int(degraded(x, lost[sel], extra[sel], t).sum())]},
         }

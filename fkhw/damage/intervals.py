@@ -29,9 +29,11 @@ intervals bit for bit, however it was chunked or resumed.
 
 from __future__ import annotations
 
-from fkhw.errors import InputError
+import math
 
 import numpy as np
+
+from fkhw.errors import InputError
 
 N_BOOT = 1000
 _SEED_SALT = 0xB0075  # keeps the bootstrap stream apart from the module choice of the same seed
@@ -118,3 +120,21 @@ def emd_norm_interval(baseline_emd: np.ndarray, indptr: np.ndarray, module: np.n
         lo[block] = np.minimum(lo[block], point)
         hi[block] = np.maximum(hi[block], point)
     return lo, hi
+
+
+def wilson(k: int, n: int, confidence: float = 0.95) -> tuple:
+    """The Wilson score interval of a binomial fraction ``k / n`` (the share
+    of faults that degrade the output): the one interval of fractions in
+    fkhw (campaign summaries, risk tables). With no trials (``n == 0``)
+    every fraction is possible: (0, 1)."""
+    from scipy.special import ndtri
+
+    if n == 0:
+        return (0.0, 1.0)
+    z = float(ndtri((1.0 + confidence) / 2.0))
+    p = k / n
+    d = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / d
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    # the bounds at k = 0 and k = n are exactly 0 and 1 (rounding would leave 1e-18 off)
+    return (0.0 if k == 0 else max(0.0, centre - half), 1.0 if k == n else min(1.0, centre + half))
