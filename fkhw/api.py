@@ -492,7 +492,7 @@ class TmrMap:
         """
         from fkhw.campaign.run import campaign_model
         from fkhw.outpaths import check_out_dir
-        from fkhw.tmr.flow import run_tmr
+        from fkhw.tmr.flow import TmrOptions, run_tmr
         from fkhw.tmr.stable import HeldOut, validate_campaign
 
         out = check_out_dir(out, "out")
@@ -509,10 +509,10 @@ class TmrMap:
 
             scheduler = scheduler_address(scheduler)
             probe_scheduler(scheduler)
-        report = run_tmr(self.campaign, out, self.rule, bundle, synth=area, prove=prove, jobs=jobs,
-                         evidence=evidence, gate_level=gate_level, scheduler=scheduler,
-                         protect_control=self.protect_control, pipeline_campaign=self.pipeline_campaign,
-                         pipeline_threshold=self.pipeline_threshold)
+        options = TmrOptions(synth=area, prove=prove, jobs=jobs, gate_level=gate_level, scheduler=scheduler,
+                             protect_control=self.protect_control, pipeline_campaign=self.pipeline_campaign,
+                             pipeline_threshold=self.pipeline_threshold)
+        report = run_tmr(self.campaign, out, self.rule, bundle, options, evidence=evidence)
         import dataclasses
 
         return dataclasses.replace(self, folder=out, report=report)

@@ -71,12 +71,12 @@ def test_protect_control_lists_the_valid_flags_and_the_hardened_rtl_and_campaign
     parameter-only map keeps today's files and ids."""
     from fkhw.campaign.run import hardening_from_map
     from fkhw.faults.space import FlipFlopSpace
-    from fkhw.tmr.flow import run_tmr
+    from fkhw.tmr.flow import TmrOptions, run_tmr
 
     rule = parse_rule(1.05, None)
     plain_map, ctrl_map = tmp_path / "plain", tmp_path / "ctrl"
-    run_tmr(campaign, plain_map, rule, bol, synth=False, prove=False)
-    rep = run_tmr(campaign, ctrl_map, rule, bol, synth=False, prove=False, protect_control=True)
+    run_tmr(campaign, plain_map, rule, bol, TmrOptions(synth=False, prove=False))
+    rep = run_tmr(campaign, ctrl_map, rule, bol, TmrOptions(synth=False, prove=False, protect_control=True))
     space = FlipFlopSpace.of(bol.ir)
     valid = list(range(space.first_control, space.first_control + space.latency))
     m = json.loads((ctrl_map / "tmr_map.json").read_text())
@@ -150,7 +150,7 @@ def test_pipeline_campaign_chooses_the_data_bits_whose_upsets_degrade_most_of_th
     the hardened RTL masks those bits of their stages; a campaign of another
     kind is refused in one line."""
     from fkhw.faults.space import FlipFlopSpace
-    from fkhw.tmr.flow import run_tmr
+    from fkhw.tmr.flow import TmrOptions, run_tmr
 
     pipe = tmp_path / "pipe"
     run_campaign(CampaignSpec("econt-bol", faults="pipeline", n_inputs=8), bol, pipe, quiet=True)
@@ -164,8 +164,8 @@ def test_pipeline_campaign_chooses_the_data_bits_whose_upsets_degrade_most_of_th
     space = FlipFlopSpace.of(bol.ir)
     want = sorted(ff for ff, hits in per_ff.items() if ff < space.first_control and np.mean(hits) > 0.5)
     assert 0 < len(want) < space.n_pipeline
-    rep = run_tmr(campaign, tmp_path / "map", parse_rule(1.05, None), bol, synth=False, prove=False,
-                  pipeline_campaign=pipe, pipeline_threshold=0.5)
+    rep = run_tmr(campaign, tmp_path / "map", parse_rule(1.05, None), bol,
+                  TmrOptions(synth=False, prove=False, pipeline_campaign=pipe, pipeline_threshold=0.5))
     m = json.loads((tmp_path / "map" / "tmr_map.json").read_text())
     assert [f["ff"] for f in m["flip_flops"]] == want == [f["ff"] for f in m["flip_flops"] if f["class"] == "pipeline"]
     assert rep["protected_pipeline_and_valid_flip_flops"] == len(want)

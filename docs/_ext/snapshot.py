@@ -37,6 +37,9 @@ FILES = (
     "faults/risk.png",
     "rate/rate.json",
     "rate/rate.png",
+    "report.html",
+    "report.md",
+    "results.xml",
 )
 
 

@@ -77,7 +77,7 @@ def run(args) -> int:
     from fkhw.model.bundle import load_model
     from fkhw.outpaths import check_out_dir
     from fkhw.host.resources import local_jobs
-    from fkhw.tmr.flow import run_tmr
+    from fkhw.tmr.flow import TmrOptions, run_tmr
     from fkhw.tmr.report import report_lines, stability_hint
     from fkhw.tmr.select import CampaignTable, parse_rule, select
     from fkhw.tmr.stable import HeldOut, find_stable, validate_campaign
@@ -127,10 +127,10 @@ def run(args) -> int:
         evidence = {"auto": auto.to_dict(), "validation": auto.validation.to_dict()}
     elif not args.no_validate:
         evidence = {"validation": validate_campaign(bundle, campaign, rule, held, args.out / "heldout").to_dict()}
-    report = run_tmr(campaign, args.out, rule, bundle, synth=not args.no_synth, prove=not args.no_prove,
-                     jobs=args.jobs, evidence=evidence, gate_level=args.gate_level, scheduler=args.scheduler,
-                     protect_control=args.protect_control, pipeline_campaign=args.pipeline_campaign,
-                     pipeline_threshold=args.pipeline_threshold)
+    options = TmrOptions(synth=not args.no_synth, prove=not args.no_prove, jobs=args.jobs,
+                         gate_level=args.gate_level, scheduler=args.scheduler, protect_control=args.protect_control,
+                         pipeline_campaign=args.pipeline_campaign, pipeline_threshold=args.pipeline_threshold)
+    report = run_tmr(campaign, args.out, rule, bundle, options, evidence=evidence)
     print("\n".join(report_lines(report, args.out)))
     hint = stability_hint(report)
     for line in hint:

@@ -276,14 +276,14 @@ class Run:
                         f"{v.worst_unprotected_emd_norm:.4f}"}
 
     def tmr(self) -> dict:
-        from fkhw.tmr.flow import run_tmr
+        from fkhw.tmr.flow import TmrOptions, run_tmr
         from fkhw.tmr.report import report_lines
 
         found = self.results["tmr_inputs"]
-        report = run_tmr(Path(found["campaign"]), self.out / "tmr", self.rule, self.bundle, synth=self.opts.synth,
-                         prove=True, jobs=self.opts.jobs,
-                         evidence={"auto": found["auto"], "validation": found["validation"]},
-                         gate_level=self.opts.gate_level, protect_control=True)
+        options = TmrOptions(synth=self.opts.synth, prove=True, jobs=self.opts.jobs, gate_level=self.opts.gate_level,
+                             protect_control=True)
+        report = run_tmr(Path(found["campaign"]), self.out / "tmr", self.rule, self.bundle, options,
+                         evidence={"auto": found["auto"], "validation": found["validation"]})
         for proc in self.background:
             proc.wait()  # done: the area table waited for its runs
         for line in report_lines(report, self.out / "tmr"):

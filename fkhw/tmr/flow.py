@@ -32,6 +32,7 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,19 +55,31 @@ def _step(msg: str) -> float:
     return time.monotonic()
 
 
-def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: bool = True, prove: bool = True,
-            jobs: int | None = None, evidence: dict | None = None,
-            gate_level: bool = False, protect_control: bool = False, pipeline_campaign: Path | None = None,
-            pipeline_threshold: float = 0.5, scheduler: str | None = None) -> dict:
-    """``evidence``: the held-out validation (and the --inputs auto search)
-    of this map, recorded in the report as given. ``protect_control``: the
-    map also lists every stage's valid flag (triplicated in the hardened RTL:
-    each valid upset loses or adds an output, for two flip-flops a stage).
-    ``pipeline_campaign``: a plain ``pipeline`` campaign; the map also lists
-    the pipeline data bits whose upsets exceed the rule's threshold in more
-    than ``pipeline_threshold`` of the cycles (fkhw.tmr.pipeline_select).
-    ``scheduler``: a Dask scheduler the proof and the hardened campaign run
-    on (default: this machine, ``jobs`` simulator processes)."""
+@dataclass(frozen=True)
+class TmrOptions:
+    """What the TMR step does beyond choosing the map (``fkhw tmr``'s options)."""
+
+    synth: bool = True  # the Yosys area table (plain, selective, full TMR)
+    prove: bool = True  # the proof by fault injection on the hardened RTL (and its register files' netlist)
+    jobs: int | None = None  # simulator processes of the proof (default: the machine's)
+    gate_level: bool = False  # the proof on the whole hardened netlist too
+    # the map also lists every stage's valid flag (triplicated in the hardened RTL: each valid upset loses or
+    # adds an output, for two flip-flops a stage)
+    protect_control: bool = False
+    # a plain ``pipeline`` campaign: the map also lists the pipeline data bits whose upsets exceed the rule's
+    # threshold in more than ``pipeline_threshold`` of the cycles (fkhw.tmr.pipeline_select)
+    pipeline_campaign: Path | None = None
+    pipeline_threshold: float = 0.5
+    scheduler: str | None = None  # a Dask scheduler the proof and the hardened campaign run on
+
+
+def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, options: TmrOptions = TmrOptions(),
+            evidence: dict | None = None) -> dict:
+    """The map that ``rule`` chooses from ``campaign``, and what ``options``
+    asks for beyond it (annotations and hardened RTL always; area, proofs),
+    written under ``out``; returns the report (``tmr_report.json``).
+    ``evidence``: the held-out validation (and the --inputs auto search) of
+    this map, recorded in the report as given."""
     from fkhw.rtlgen.emit import generate
     from fkhw.rtlgen.harden import harden
     from fkhw.tmr.tmrg import write_tmrg_variant
@@ -82,18 +95,19 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
 
     ffspace = FlipFlopSpace.of(ir)
     controls = []
-    if protect_control:
+    if options.protect_control:
         valid = range(ffspace.first_control, ffspace.first_control + ffspace.latency)
         controls = transient_entries(ffspace, valid, "--protect-control: a valid-flag upset loses or adds an output "
                                                       "every time (the most damage per flip-flop, 2 more flip-flops each)")
-    if pipeline_campaign is not None:
+    if options.pipeline_campaign is not None:
         from fkhw.tmr.pipeline_select import pipeline_damage, select_pipeline
 
         t_emd = rule.value if rule.kind == "threshold" else 1.0
-        dmg = pipeline_damage(pipeline_campaign, ffspace, bundle.files.digest(), t_emd)
-        chosen = select_pipeline(dmg, pipeline_threshold)
-        controls = transient_entries(ffspace, chosen, f"pipeline campaign {pipeline_campaign}: emd_norm > {t_emd:g} in "
-                                                      f"more than {pipeline_threshold:g} of its upsets") + controls
+        dmg = pipeline_damage(options.pipeline_campaign, ffspace, bundle.files.digest(), t_emd)
+        chosen = select_pipeline(dmg, options.pipeline_threshold)
+        controls = transient_entries(ffspace, chosen, f"pipeline campaign {options.pipeline_campaign}: emd_norm > "
+                                                      f"{t_emd:g} in more than {options.pipeline_threshold:g} of its "
+                                                      "upsets") + controls
     protect_all = np.concatenate([protect, np.array([c["ff"] for c in controls], dtype=np.int64)])
     out = Path(out)
     make_dir(out)
@@ -141,14 +155,15 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, synth: b
 
     # the area (single-threaded Yosys runs) and the proof (a Verilator build, simulators) run side by side
     with ThreadPoolExecutor(max_workers=1) as pool:
-        area = pool.submit(_area, ir, protect, out) if synth else None
-        if prove:
-            report.update(_prove(bundle, table, protect_all, out, threshold, jobs, gate_level, scheduler, synth))
+        area = pool.submit(_area, ir, protect, out) if options.synth else None
+        if options.prove:
+            report.update(_prove(bundle, table, protect_all, out, threshold, options.jobs, options.gate_level,
+                                 options.scheduler, options.synth))
             art["proof"] = str(out / "proof.json")
-            if synth:
+            if options.synth:
                 art["proof_regfiles_netlist"] = str(out / "proof_regfiles_netlist.json")
                 art["hardened_regfiles_netlist"] = str(out / "hardened_regfiles_netlist")
-            if gate_level:
+            if options.gate_level:
                 art["proof_netlist"] = str(out / "proof_netlist.json")
                 art["hardened_netlist"] = str(out / "hardened_netlist")
             art["hardened_campaign"] = str(out / "hardened_campaign")
