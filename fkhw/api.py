@@ -670,7 +670,7 @@ def rate(campaign: Campaign | PathLike, out: PathLike, *, tmr: TmrMap | PathLike
     """
     from fkhw.outpaths import check_out_dir
     from fkhw.rates import model as rm
-    from fkhw.rates.flow import run_rate
+    from fkhw.rates.flow import RateOptions, run_rate
 
     out = check_out_dir(out, "out")
     env = rm.Environment(rm.DEFAULT_FLUX if flux is None else flux, rm.DEFAULT_SIGMA if sigma is None else sigma,
@@ -681,11 +681,12 @@ def rate(campaign: Campaign | PathLike, out: PathLike, *, tmr: TmrMap | PathLike
         if tmr.folder is None:
             raise rm.RateError("tmr: write the map first (TmrMap.write(folder))")
         tmr = tmr.folder
-    result = run_rate(_campaign(campaign).folder, out, env, [rm.parse_duration(s) for s in scrubs], target,
+    options = RateOptions(threshold=threshold, k_max=k_max, samples=samples, seed=seed, check_rtl=check_rtl,
+                          jobs=jobs, check_full=check_full_tmr)
+    result = run_rate(_campaign(campaign).folder, out, env, [rm.parse_duration(s) for s in scrubs], target, options,
                       tmr=None if tmr is None else Path(tmr),
                       transients=None if transients is None else _campaign(transients).folder,
-                      threshold=threshold, k_max=k_max, samples=samples, seed=seed, check_rtl=check_rtl, jobs=jobs,
-                      check_full=check_full_tmr, log=(lambda msg: None) if quiet else print)
+                      log=(lambda msg: None) if quiet else print)
     return Rates(out, result)
 
 

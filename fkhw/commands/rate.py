@@ -59,7 +59,7 @@ def add_arguments(p):
 
 def run(args) -> int:
     from fkhw.outpaths import check_out_dir
-    from fkhw.rates.flow import run_rate
+    from fkhw.rates.flow import RateOptions, run_rate
     from fkhw.rates.model import Environment
     from fkhw.host.resources import local_jobs
 
@@ -76,7 +76,8 @@ def run(args) -> int:
     env = Environment(args.flux, args.sigma, args.clock)
     print(f"note: sigma = {args.sigma:g} cm^2 per flip-flop is an assumption: the cross-section must come from your "
           "technology and beam tests")
-    run_rate(args.campaign, out, env, args.scrub, args.target, tmr=args.tmr, transients=args.transients,
-             threshold=args.threshold, k_max=args.k_max, samples=args.samples, seed=args.seed, model=args.model,
-             check_rtl=args.check_rtl, jobs=args.jobs, check_full=args.check_full_tmr)
+    options = RateOptions(threshold=args.threshold, k_max=args.k_max, samples=args.samples, seed=args.seed,
+                          check_rtl=args.check_rtl, jobs=args.jobs, check_full=args.check_full_tmr)
+    run_rate(args.campaign, out, env, args.scrub, args.target, options, tmr=args.tmr, transients=args.transients,
+             model=args.model)
     return 0

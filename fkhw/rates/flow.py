@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -126,17 +126,32 @@ def _map_transients(tmap) -> tuple:
 RTL_CHECK_DESIGNS = ("plain", "selective")
 
 
-def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: float, tmr: Path | None = None,
-             transients: Path | None = None, threshold: float | None = None, k_max: int = 6, samples: int = 500,
-             seed: int = 0, model: str | None = None, check_rtl: int = 0, jobs: int = 1, check_full: bool = False,
-             log=print) -> dict:
-    """``check_full``: the ``check_rtl`` replay also runs on the full-TMR RTL
-    (with and without refresh), the largest Verilator build."""
+@dataclass(frozen=True)
+class RateOptions:
+    """How the rates are estimated (``fkhw rate``'s options)."""
+
+    threshold: float | None = None  # degraded: damage above it (default: the TMR map's threshold, else 1.05)
+    k_max: int = 6  # accumulated upsets per scenario, at most
+    samples: int = 500  # Monte Carlo scenarios per composition of k upsets
+    seed: int = 0
+    check_rtl: int = 0  # scenarios replayed on each design's RTL (0: none)
+    jobs: int = 1  # simulator processes of that replay
+    check_full: bool = False  # the replay also on the full-TMR RTL (with and without refresh): the largest build
+
+
+def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: float,
+             options: RateOptions = RateOptions(), *, tmr: Path | None = None, transients: Path | None = None,
+             model: str | None = None, log=print) -> dict:
+    """The probability of a degraded output against the scrub interval, for
+    the plain, selective (``tmr``: a TMR map) and full-TMR designs, from the
+    single-upset ``campaign`` (and a ``transients`` pipeline campaign);
+    ``rate.json`` and ``rate.png`` under ``out``."""
     from fkhw.campaign.run import campaign_model
     from fkhw.campaign.files import read_summary
     from fkhw.faults.space import FlipFlopSpace
     from fkhw.faults.tmrmap import MapError, read_map
 
+    threshold, k_max, samples, seed = options.threshold, options.k_max, options.samples, options.seed
     t0 = time.monotonic()
     if not 0 < target < 1:
         raise RateError(f"--target must be between 0 and 1 (exclusive), got {target}")
@@ -223,12 +238,12 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
         log(f"  {d.name:20s} P(degraded) at " + ", ".join(f"{_dur(p.t)}: {p.p_upper:.3g}" for p in pts)
             + f"; longest scrub interval for P <= {target:g}: "
             + (_dur(best) if best else result["designs"][d.name]["longest_scrub_interval_note"]))
-    if check_rtl:
+    if options.check_rtl:
         from fkhw.campaign.outputs import CampaignOutputs
 
         result["rtl_check"] = rtl_crosscheck(bundle, CampaignOutputs.load(campaign).inputs, pools, k_max, samples,
-                                             seed, check_rtl, jobs=jobs, log=log,
-                                             designs=RTL_CHECK_DESIGNS + (("full",) if check_full else ()),
+                                             seed, options.check_rtl, jobs=options.jobs, log=log,
+                                             designs=RTL_CHECK_DESIGNS + (("full",) if options.check_full else ()),
                                              transients=_map_transients(tmap))
     out = Path(out)
     make_dir(out)

@@ -345,15 +345,15 @@ class Run:
                 "line": f"{out / 'faults'}: risk.md, risk.png ({len(rows)} rows by design, kind and class)"}
 
     def rates(self) -> dict:
-        from fkhw.rates.flow import DEFAULT_SCRUBS, run_rate
+        from fkhw.rates.flow import DEFAULT_SCRUBS, RateOptions, run_rate
         from fkhw.rates.model import DEFAULT_FLUX, DEFAULT_SIGMA, Environment, parse_duration
 
         out = self.out
+        options = RateOptions(check_rtl=self.opts.check_rtl, jobs=self.opts.jobs or 1,
+                              check_full=self.opts.check_full_tmr)
         rate = run_rate(out / "campaign_software", out / "rate", Environment(DEFAULT_FLUX, DEFAULT_SIGMA),
-                        [parse_duration(d) for d in DEFAULT_SCRUBS], 1e-3, tmr=out / "tmr",
-                        transients=out / "faults" / "plain" / "pipeline", check_rtl=self.opts.check_rtl,
-                        jobs=self.opts.jobs or 1, check_full=self.opts.check_full_tmr,
-                        log=lambda msg: self.say(f"      {msg}"))
+                        [parse_duration(d) for d in DEFAULT_SCRUBS], 1e-3, options, tmr=out / "tmr",
+                        transients=out / "faults" / "plain" / "pipeline", log=lambda msg: self.say(f"      {msg}"))
         return {"dir": str(out / "rate"), "rtl_check": rate.get("rtl_check"),
                 "longest_scrub_interval_s": {k: d["longest_scrub_interval_s"] for k, d in rate["designs"].items()},
                 "line": f"{out / 'rate'}: rate.json, rate.png"}
