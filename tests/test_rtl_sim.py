@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -24,7 +25,7 @@ from fkhw.rtlgen import write_rtl
 from fkhw.rtlgen.emit import generate
 from fkhw.rtlgen.sim import TB_TOP, RtlBuildError, RtlSimError, RtlTimeout, SimBuild, build, run_frames
 from fkhw.rtlgen.testing import toy_inputs, toy_model
-from fkhw.rtlgen.tools import ToolError, make_broken_verilator, require_verilator
+from fkhw.rtlgen.tools import ToolError, require_verilator
 from fkhw.faults.sites import SiteSpace, flip
 
 pytestmark = [pytest.mark.verilator]
@@ -206,6 +207,15 @@ def test_design_that_fails_to_build_gives_a_clear_error(tmp_path):
         build(out, root=tmp_path / "cache")
 
 
+def _broken_verilator(directory: Path) -> Path:
+    """A ``verilator`` that fails like a broken install."""
+    directory.mkdir(parents=True, exist_ok=True)
+    exe = directory / "verilator"
+    exe.write_text("#!/bin/sh\necho 'verilator: error while loading shared libraries' >&2\nexit 127\n")
+    exe.chmod(0o755)
+    return exe
+
+
 def test_missing_or_broken_simulator_gives_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("FKHW_VERILATOR", str(tmp_path / "nowhere" / "verilator"))
     with pytest.raises(ToolError, match="verilator not found"):
@@ -214,7 +224,7 @@ def test_missing_or_broken_simulator_gives_a_clear_error(tmp_path, monkeypatch):
     write_rtl(toy_model(), out)
     with pytest.raises(RtlSimError, match="verilator not found"):
         build(out, root=tmp_path / "cache")
-    monkeypatch.setenv("FKHW_VERILATOR", str(make_broken_verilator(tmp_path / "bin")))
+    monkeypatch.setenv("FKHW_VERILATOR", str(_broken_verilator(tmp_path / "bin")))
     with pytest.raises(ToolError, match="does not run"):
         require_verilator()
 

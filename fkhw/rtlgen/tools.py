@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from fkhw.errors import ToolFailure
-from fkhw.outpaths import make_dir, write_text
 
 
 class ToolError(ToolFailure):
@@ -71,14 +70,3 @@ def verilator_version() -> str:
     exe = require_verilator()
     r = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60, env=tool_env())
     return r.stdout.strip()
-
-
-def make_broken_verilator(directory: Path) -> Path:
-    """A ``verilator`` that fails like a broken install (for tests and for
-    checking the error path by hand): FKHW_VERILATOR=<returned path>."""
-    directory = Path(directory)
-    make_dir(directory)
-    exe = directory / "verilator"
-    write_text(exe, "#!/bin/sh\necho 'verilator: error while loading shared libraries' >&2\nexit 127\n")
-    exe.chmod(0o755)
-    return exe
