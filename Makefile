@@ -44,6 +44,7 @@ docs: $(STAMP)
 # after `make sim`: copy the run's results (JSON, figures) that the documentation shows into docs/results/$(MODEL)/
 docs-results:
 	$(PY) docs/_ext/snapshot.py --out $(OUT) --model $(MODEL) --command "make sim MODEL=$(MODEL) JOBS=$(JOBS)"
+	-$(PY) docs/_ext/screenshot.py docs/results/$(MODEL)/report.html docs/results/$(MODEL)/report.png
 
 bench: $(STAMP)
 	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done

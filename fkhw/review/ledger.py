@@ -72,7 +72,7 @@ class Outcome:
     name: str
     title: str
     ran: bool
-    reason: str  # why it ran, or "up to date"
+    reason: str  # why it ran, or that nothing it depends on changed
     seconds: float  # of this run (0 when up to date)
     cpu_seconds: float
     result: dict = field(default_factory=dict)
@@ -206,7 +206,8 @@ class Ledger:
         self.say(f"[{self.k}/{self.total}] {step.title}")
         if reason is None:
             self.records[step.name] = rec
-            self.outcomes[step.name] = Outcome(step.name, step.title, False, "up to date", 0.0, 0.0, rec.result)
+            self.outcomes[step.name] = Outcome(step.name, step.title, False,
+                                              "nothing it depends on changed", 0.0, 0.0, rec.result)
             self.say(f"      up to date (ran {rec.seconds:.1f} s, CPU {rec.cpu_seconds:.1f} s; "
                      f"--force {step.name} reruns it)")
             return rec.result

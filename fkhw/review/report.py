@@ -181,7 +181,7 @@ def _sections(review: Review, prov: dict, tmr: dict | None, rate: dict | None, r
     n_fail = sum(not c.passed for c in checks)
     verdict = "every check passes" if not n_fail else f"{n_fail} of {len(checks)} checks FAIL"
     sections = [Section("What was run", (f"{len(checks) - n_fail} of {len(checks)} checks pass: {verdict}.",),
-                        (Table(("", ""), tuple((k.replace("_", " "), _fmt(v)) for k, v in prov.items())),))]
+                        (Table(("what", "value"), tuple((k.replace("_", " "), _fmt(v)) for k, v in prov.items())),))]
     sections.append(Section("Checks", ("Each check and the figures it rests on; results.xml holds the same list "
                                        "for CI systems.",),
                             (Table(("check", "verdict", "figures", "evidence"),
