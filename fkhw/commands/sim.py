@@ -47,7 +47,9 @@ def add_arguments(p):
                    help="--check-rtl also replays on the full-TMR RTL, with and without refresh (off by default: "
                         "its cold Verilator builds take minutes, beyond make sim's budget)")
     p.add_argument("--fresh", action="store_true",
-                   help="replace campaigns already in --out that ran with other arguments (default: refuse them)")
+                   help="replace campaigns in --out that ran with other arguments although no earlier fkhw sim "
+                        "recorded them (the ones it recorded are replaced when their inputs change; others are "
+                        "refused by default)")
     p.add_argument("--gate-level", action="store_true",
                    help="also synthesise the plain and hardened netlists and run them on Verilator: fault-free "
                         "on every row, and the TMR proof after synthesis (small models: seconds; econt-bol: the "
