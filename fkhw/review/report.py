@@ -144,6 +144,11 @@ def _clip(line: str) -> str:
     return line if len(line) <= TABLE_WIDTH else line[:TABLE_WIDTH - 3] + "..."
 
 
+def _per_hour(upsets) -> float:
+    """rate.json's upsets per hour: one figure, or one per flip-flop class (summed here)."""
+    return float(sum(upsets.values())) if isinstance(upsets, dict) else float(upsets)
+
+
 def _load(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -233,8 +238,8 @@ def _sections(review: Review, prov: dict, tmr: dict | None, rate: dict | None, r
         sections.append(Section("Failure rates",
                                 (f"Target: P(degraded output) <= {rate['target']:g}; flux and cross-section as in "
                                  "rate/rate.json.",),
-                                (Table(("design", "upsets per hour", "longest scrub interval (s)"),
-                                       tuple((name, f"{d['upsets_per_hour']:.3g}",
+                                (Table(("design", "upsets per hour (all flip-flops)", "longest scrub interval (s)"),
+                                       tuple((name, f"{_per_hour(d['upsets_per_hour']):.3g}",
                                               "never reached" if d["longest_scrub_interval_s"] is None
                                               else f"{d['longest_scrub_interval_s']:.3g}")
                                              for name, d in rate["designs"].items())),)))
