@@ -37,7 +37,7 @@ root_doc = "index"
 
 # the results snapshot the Results and Performance pages show (a folder of results/, made by
 # `make docs-results MODEL=...` after `make sim`)
-fkhw_results = "digits"
+fkhw_results = "econt-bol"
 myst_substitutions = {"results_model": fkhw_results}
 
 autodoc_member_order = "bysource"

@@ -442,6 +442,12 @@ def test_sim_runs_to_completion(small_model_dir, ir, tmp_path):
                      "campaign_rtl/agreement.json", "campaign_software/figure1.png", "tmr/tmr_map.json",
                      "tmr/hardened_rtl/regmap.csv", "tmr/annotations/README.md", "tmr/proof.json"):
         assert (out / artifact).is_file(), artifact
+    # the review of a run with every step: the rates' checks and table are in results.xml and the report
+    names = {c["name"] for c in s["checks"]}
+    assert {"rate_replay_plain", "rate_replay_selective", "proof_regfile_netlist", "synthesis_flip_flops"} <= names
+    assert all(c["passed"] for c in s["checks"] if c["name"] != "tmr_map_stable")
+    page = (out / "report.html").read_text()
+    assert "Failure rates" in page and "Area (Yosys generic synthesis)" in page and "Where the risk sits" in page
     latent = CampaignOutputs.load(out / "campaign_rtl").latent()
     assert latent.shape == (n_sites, INPUTS, ir.output_spec.shape[-1])
 
