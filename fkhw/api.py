@@ -780,11 +780,11 @@ def _check_scores_model(c: Campaign, scores: Path) -> None:
 def sim(model: Model | PathLike = "econt-bol", *, out: PathLike, **options):
     """The whole flow on one model, what ``fkhw sim`` and ``make sim`` run,
     brought up to date under ``out``: steps whose inputs did not change are
-    not run again. Returns the :class:`fkhw.review.report.Review` (its
+    not run again. Returns the review (``fkhw.review.report.Review``: its
     ``checks``, ``passed``, ``summary``) and writes ``report.html``,
     ``report.md``, ``results.xml`` and ``sim_summary.json`` there.
 
-    ``options``: the fields of :class:`fkhw.review.options.SimOptions`
+    ``options``: the fields of ``fkhw.review.options.SimOptions``
     (``inputs=32``, ``tmr_threshold=1.05``, ``rates=False``, ``force=("tmr",)``...)."""
     import dataclasses
 

@@ -76,6 +76,8 @@ class Outcome:
     seconds: float  # of this run (0 when up to date)
     cpu_seconds: float
     result: dict = field(default_factory=dict)
+    ran_seconds: float = 0.0  # what the step took when it made the outputs in --out (this run or an earlier one)
+    ran_cpu_seconds: float = 0.0
 
 
 def _sha256(path: Path) -> str:
@@ -207,7 +209,8 @@ class Ledger:
         if reason is None:
             self.records[step.name] = rec
             self.outcomes[step.name] = Outcome(step.name, step.title, False,
-                                              "nothing it depends on changed", 0.0, 0.0, rec.result)
+                                              "nothing it depends on changed", 0.0, 0.0, rec.result,
+                                              rec.seconds, rec.cpu_seconds)
             self.say(f"      up to date (ran {rec.seconds:.1f} s, CPU {rec.cpu_seconds:.1f} s; "
                      f"--force {step.name} reruns it)")
             return rec.result
@@ -230,7 +233,7 @@ class Ledger:
         make_dir(self.out / RECORDS, root=self.out)
         write_json(self._record_path(step.name), asdict(new))
         self.records[step.name] = new
-        self.outcomes[step.name] = Outcome(step.name, step.title, True, reason, dt, dc, result)
+        self.outcomes[step.name] = Outcome(step.name, step.title, True, reason, dt, dc, result, dt, dc)
         self.say(f"      {result.get('line', 'done')}  ({dt:.1f} s, CPU {dc:.1f} s)")
         return result
 

@@ -131,9 +131,9 @@ class Review:
             brief = s.result.get("line", "").replace(f"{self.out}/", "").replace(str(self.out), ".")
             lines.append(f"{s.name:<18} {status:<11} {s.seconds:8.1f} {s.cpu_seconds:8.1f}  {brief}")
         lines.append("")
-        lines.append(f"{'check':<27} {'verdict':<7}  figures")
+        lines.append(f"{'check':<30} {'verdict':<7}  figures")
         for c in self.checks:
-            lines.append(f"{c.name:<27} {'PASS' if c.passed else 'FAIL':<7}  {c.figures}")
+            lines.append(f"{c.name:<30} {'PASS' if c.passed else 'FAIL':<7}  {c.figures}")
         n_fail = sum(not c.passed for c in self.checks)
         lines.append(f"{len(self.checks) - n_fail} of {len(self.checks)} checks pass; report: "
                      f"{self.out / 'report.html'}, {self.out / 'results.xml'}")
@@ -174,7 +174,9 @@ def _summary(run, outcomes: list, wall: float) -> dict:
     s["step_seconds"] = [round(o.seconds, 1) for o in outcomes]
     s["step_cpu_seconds"] = [round(o.cpu_seconds, 1) for o in outcomes]
     s["steps"] = [{"name": o.name, "title": o.title, "ran": o.ran, "reason": o.reason,
-                   "seconds": round(o.seconds, 1), "cpu_seconds": round(o.cpu_seconds, 1)} for o in outcomes]
+                   "seconds": round(o.seconds, 1), "cpu_seconds": round(o.cpu_seconds, 1),
+                   "ran_seconds": round(o.ran_seconds, 1), "ran_cpu_seconds": round(o.ran_cpu_seconds, 1)}
+                  for o in outcomes]
     return s
 
 
@@ -194,9 +196,10 @@ def _sections(review: Review, prov: dict, tmr: dict | None, rate: dict | None, r
                                          for c in checks)),)))
     sections.append(Section("Steps", ("A step reruns only when its inputs or the files it reads changed "
                                       "(fkhw sim --force STEP reruns one).",),
-                            (Table(("step", "status", "why", "wall (s)", "CPU (s)"),
-                                   tuple((s.title, "ran" if s.ran else "up to date", s.reason, f"{s.seconds:.1f}",
-                                          f"{s.cpu_seconds:.1f}") for s in review.steps)),)))
+                            (Table(("step", "in this run", "why", "wall (s) when it ran", "CPU (s) when it ran"),
+                                   tuple((s.title, "ran" if s.ran else "up to date", s.reason,
+                                          f"{s.ran_seconds:.1f}", f"{s.ran_cpu_seconds:.1f}")
+                                         for s in review.steps)),)))
     if tmr:
         col = tmr.get("damage_column", "emd_norm")
         text = [f"{tmr['rule']['text']}: {tmr['protected_bits']} of {tmr['all_bits']} parameter bits protected, "
