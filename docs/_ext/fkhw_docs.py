@@ -220,31 +220,16 @@ def table_rtl_check(model):
     return ["design", "scenarios replayed on the RTL", "changing an output", "disagreeing with the fault model"], rows
 
 
-# what `fkhw sim` prints for each step, in order (sim_summary.json keeps the times, not the names): the
-# default flow, without --gate-level and with the rates step; the last step (the summary) writes the file
-# and is not in it
-SIM_STEPS = ("model: integer IR and fault sites", "hls4ml project, C-simulation on every row",
-             "RTL, register map, lint", "fault-free RTL on Verilator on every row (its first build)",
-             "exhaustive SEU campaign on the RTL", "the same campaign on the software engine",
-             "software vs RTL agreement", "inputs for the TMR map (held-out check)",
-             "selective TMR: map, hardened RTL, area, proofs", "every flip-flop: fault kinds, risk table",
-             "failure rates and their RTL replay")
-
-
 def table_steps(model):
     s = load(model, "sim_summary.json")
-    if "steps" in s:  # the run names its steps, and what each took when it made the outputs
-        rows = [[str(k + 1), st["title"], f"{st['ran_seconds']:.1f}", f"{st['ran_cpu_seconds']:.1f}"]
-                for k, st in enumerate(s["steps"])]
-        rows.append(["", "every step", f"{sum(st['ran_seconds'] for st in s['steps']):.1f}",
-                     f"{sum(st['ran_cpu_seconds'] for st in s['steps']):.1f}"])
-        return ["step", "what", "wall (s)", "CPU (s), fkhw and every tool"], rows
-    wall, cpu = s["step_seconds"], s["step_cpu_seconds"]
-    if len(wall) != len(SIM_STEPS):
-        raise ResultError(f"sim_summary.json has {len(wall)} steps, the default `fkhw sim` flow {len(SIM_STEPS)} "
-                          "(snapshot a run without --gate-level / --no-rates)")
-    rows = [[str(k + 1), name, f"{w:.1f}", f"{c:.1f}"] for k, (name, w, c) in enumerate(zip(SIM_STEPS, wall, cpu))]
-    rows.append(["", "whole run", f"{s['seconds']:.1f}", f"{sum(cpu):.1f}"])
+    if "steps" not in s:
+        raise ResultError(f"results/{model}/sim_summary.json names no steps: snapshot a run of this fkhw "
+                          "(make sim, then make docs-results)")
+    # the run names its steps, and what each took when it made the outputs
+    rows = [[str(k + 1), st["title"], f"{st['ran_seconds']:.1f}", f"{st['ran_cpu_seconds']:.1f}"]
+            for k, st in enumerate(s["steps"])]
+    rows.append(["", "every step", f"{sum(st['ran_seconds'] for st in s['steps']):.1f}",
+                 f"{sum(st['ran_cpu_seconds'] for st in s['steps']):.1f}"])
     return ["step", "what", "wall (s)", "CPU (s), fkhw and every tool"], rows
 
 

@@ -181,10 +181,6 @@ class Ledger:
         changed += [f"{k} (gone)" for k in old if k not in new]
         return ", ".join(changed)
 
-    def will_run(self, step: Step) -> bool:
-        """Whether ``step`` would run now (without running it)."""
-        return self._reason(step, self._inputs(step), self._load(step.name)) is not None
-
     def _inputs(self, step: Step) -> dict:
         from fkhw import __version__
 
