@@ -28,7 +28,7 @@ from fkhw.model.data import ARRAY_SUFFIXES, all_input_codes, check_image_input, 
     select_modules
 from fkhw.model.files import resolve
 from fkhw.outpaths import check_out_dir, make_dir, open_new, write_json, write_text
-from fkhw.review.ledger import Ledger, Step
+from fkhw.review.ledger import Ledger, Step, content_digest
 from fkhw.review.options import SimOptions
 from fkhw.review.report import Review
 from fkhw.tmr.select import parse_rule
@@ -67,19 +67,6 @@ def prepare(opts: SimOptions, inputs=()) -> SimOptions:
     check_out_dir(out, "--out" if opts.out is not None else "the default output folder", inputs)
     make_dir(out)
     return dataclasses.replace(opts, out=out)
-
-
-def _file_digest(path) -> str | None:
-    import hashlib
-
-    if path is None:
-        return None
-    h = hashlib.sha256()
-    p = Path(path)
-    for f in sorted(p.rglob("*")) if p.is_dir() else [p]:
-        if f.is_file():
-            h.update(f.read_bytes())
-    return h.hexdigest()[:16]
 
 
 class Run:
@@ -125,7 +112,7 @@ class Run:
 
     def steps(self, model_digest: str) -> list:
         o = self.opts
-        data = {"data": o.data, "data digest": _file_digest(o.data), "labels digest": _file_digest(o.labels),
+        data = {"data": o.data, "data digest": content_digest(o.data), "labels digest": content_digest(o.labels),
                 "metric": o.metric}
         model = {"model digest": model_digest}
         camp = {**model, **data, "inputs": o.inputs, "seed": o.seed}
@@ -243,9 +230,9 @@ class Run:
         t = time.monotonic()
         res = run_campaign(CampaignSpec(self.opts.model, level=level, **extra, **self.campaign_options), self.bundle,
                            folder, fresh=self.fresh(f"campaign_{level}"))
-        campaign_figure1(SiteSpace.of(self.bundle.ir), self.bundle.name, folder, level, self.opts.inputs)
         n = res.summary["n_sites"]
-        rate = n / max(time.monotonic() - t, 1e-9)
+        rate = n / max(time.monotonic() - t, 1e-9)  # of the campaign, not of its figure
+        campaign_figure1(SiteSpace.of(self.bundle.ir), self.bundle.name, folder, level, self.opts.inputs)
         return {"dir": str(folder), "n_sites": n, "inputs": res.summary["inputs"],
                 "line": f"{folder}: {n} sites x {res.summary['inputs']} modules"
                         + (f", {rate:.0f} injections/s" if level == "rtl" else "")}

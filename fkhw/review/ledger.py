@@ -88,6 +88,19 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def content_digest(path) -> str | None:
+    """One hash of a file's bytes, or of every file under a folder (in name
+    order); None for no path. What a step's inputs name an input file by."""
+    if path is None:
+        return None
+    p = Path(path)
+    h = hashlib.sha256()
+    for f in sorted(p.rglob("*")) if p.is_dir() else [p]:
+        if f.is_file():
+            h.update(_sha256(f).encode())
+    return h.hexdigest()[:16]
+
+
 def _stat(path: Path) -> tuple:
     st = path.stat()
     return st.st_size, st.st_mtime_ns
