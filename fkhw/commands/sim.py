@@ -1,7 +1,5 @@
 """fkhw sim: the whole flow on one model (what `make sim` runs): options in, fkhw.review does the rest."""
 
-import json
-
 from fkhw.commands.options import (EMD_NORM, POSITIVE, SEED, add_metric_arguments, auto_or_positive, input_paths,
                                   model_help, model_inputs, out_path)
 from fkhw.review.options import STEP_NAMES
@@ -80,7 +78,6 @@ def run(args) -> int:
     e = review.summary["tmr"]["evidence"]
     print(f"TMR map evidence: chosen on {e['modules']} modules ({e['reason']}); on {e['heldout_modules']} held-out "
           f"modules it covers {100 * e['coverage']:.2f}% of the sensitive bits")
-    report = json.loads((opts.out / "tmr" / "tmr_report.json").read_text())
-    for line in stability_hint(report, "--tmr-inputs", "--tmr-threshold", "--tmr-rule"):
+    for line in stability_hint(review.tmr_report, "--tmr-inputs", "--tmr-threshold", "--tmr-rule"):
         print(line)
     return 0 if review.passed else 1

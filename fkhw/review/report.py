@@ -62,6 +62,7 @@ class Section:
     text: tuple = ()  # paragraphs
     tables: tuple = ()
     figures: tuple = ()  # (path under --out, caption)
+    links: tuple = ()  # paths under --out
 
 
 def _fmt(x) -> str:
@@ -97,6 +98,7 @@ class Review:
     summary: dict
     checks: list
     steps: list  # fkhw.review.ledger.Outcome, in order
+    tmr_report: dict | None = None  # tmr/tmr_report.json, as the checks read it
     sections: list = field(default_factory=list)
 
     @property
@@ -113,7 +115,7 @@ class Review:
         wall = time.monotonic() - ledger.t0
         outcomes = list(ledger.outcomes.values())
         summary = _summary(run, outcomes, wall)
-        review = Review(out, summary, checks, outcomes)
+        review = Review(out, summary, checks, outcomes, tmr_report)
         prov = _provenance(run, wall, sum(s.cpu_seconds for s in outcomes))
         review.sections = _sections(review, prov, tmr_report, rate, res)
         write_json(out / "sim_summary.json", {**summary, "provenance": prov,
@@ -252,7 +254,7 @@ def _sections(review: Review, prov: dict, tmr: dict | None, rate: dict | None, r
                              "campaign_rtl/campaign.csv", "campaign_software/campaign.csv", "tmr/tmr_map.csv",
                              "tmr/tmr_report.json", "tmr/annotations/README.md", "tmr/hardened_rtl/fkhw_encoder.v",
                              "faults/risk.md", "rate/rate.json") if (review.out / p).is_file()]
-    sections.append(Section("Artifacts", tuple(f"[{p}]({p})" for p in artifacts)))
+    sections.append(Section("Artifacts", links=tuple(artifacts)))
     return sections
 
 
@@ -270,6 +272,7 @@ def render_markdown(sections: list, title: str) -> str:
             lines.append("")
         for path, caption in s.figures:
             lines += [f"![{caption}]({path})", "", f"*{caption}*", ""]
+        lines += [f"- [{path}]({path})" for path in s.links] + ([""] if s.links else [])
     return "\n".join(lines)
 
 
@@ -292,12 +295,7 @@ def render_html(sections: list, title: str, out: Path) -> str:
     body = [f"<h1>{html.escape(title)}</h1>"]
     for s in sections:
         body.append(f"<h2>{html.escape(s.title)}</h2>")
-        for p in s.text:
-            if p.startswith("[") and "](" in p:  # an artifact link
-                path = p[1:p.index("]")]
-                body.append(f'<p><a href="{html.escape(path)}">{html.escape(path)}</a></p>')
-            elif p:
-                body.append(f"<p>{html.escape(p)}</p>")
+        body += [f"<p>{html.escape(p)}</p>" for p in s.text if p]
         for t in s.tables:
             head = "".join(f"<th>{html.escape(h)}</th>" for h in t.header)
             rows = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>" for row in t.rows)
@@ -306,6 +304,9 @@ def render_html(sections: list, title: str, out: Path) -> str:
             data = base64.b64encode((out / path).read_bytes()).decode()
             body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
                         f"<figcaption>{html.escape(path)}: {html.escape(caption)}</figcaption></figure>")
+        if s.links:
+            body.append("<ul>" + "".join(f'<li><a href="{html.escape(p)}">{html.escape(p)}</a></li>' for p in s.links)
+                        + "</ul>")
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
             + "\n".join(body) + "\n</body>\n</html>\n")
