@@ -445,6 +445,11 @@ def test_sim_runs_to_completion(small_model_dir, ir, tmp_path):
     # the review of a run with every step: the rates' checks and table are in results.xml and the report
     names = {c["name"] for c in s["checks"]}
     assert {"rate_replay_plain", "rate_replay_selective", "proof_regfile_netlist", "synthesis_flip_flops"} <= names
+    # the formal certificate of every TMR design of the area table, on the netlists the table counted
+    cert = json.loads((out / "tmr" / "certificate.json").read_text())
+    assert [c["design"] for c in cert["designs"]] == list(area)[1:] and cert["proven"]
+    assert {f"certificate_{d.replace(' + ', '_')}" for d in list(area)[1:]} <= names
+    assert all(c["protected_flip_flops"] == 3 * area[c["design"]]["protected_bits"] for c in cert["designs"])
     assert all(c["passed"] for c in s["checks"] if c["name"] != "tmr_map_stable")
     page = (out / "report.html").read_text()
     assert "Failure rates" in page and "Area (Yosys generic synthesis)" in page and "Where the risk sits" in page

@@ -68,6 +68,13 @@ def checks_of(results: dict, tmr_report: dict | None, rate: dict | None, column:
                             ("proof_netlist", "proof_netlist", "the whole hardened netlist")):
         if key in r:
             out.append(_proof(name, f"the proof after synthesis, on {what}", r[key], f"tmr/{key}.json"))
+    for c in (r.get("certificate") or {}).get("designs", []):
+        out.append(Check(f"certificate_{c['design'].replace(' + ', '_')}",
+                         f"formal: on the {c['design']} register-file netlist no single replica upset changes an "
+                         "output, for all register contents and port inputs",
+                         bool(c["proven"]),
+                         f"{c['protected_flip_flops']} flip-flops, proven in {c['seconds']} s" if c["proven"] else
+                         c["counterexample"]["line"], "tmr/certificate.json"))
     h = r.get("hardened_campaign")
     if h and h.get("within_threshold") is not None:
         out.append(Check("hardened_within_threshold", "every single upset of the hardened RTL stays within the "

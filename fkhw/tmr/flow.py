@@ -18,6 +18,8 @@ Output folder layout:
     hardened_regfiles_netlist/       with synthesis: the hardened register files as the area table's
                                      Yosys + ABC netlist (flip-flops named, replicas counted), datapath RTL
     proof_regfiles_netlist.json      the same fault injection on that design (the proof after synthesis)
+    certificate.json, certificate/   the formal certificate of each TMR design's register-file netlist (for all
+                                     register contents and port inputs; fkhw.tmr.certificate) and its work
     hardened_netlist/                with --gate-level: the whole hardened design's Yosys netlist
     proof_netlist.json               the same fault injection on that netlist
     hardened_campaign/               campaign over the hardened RTL (worst emd_norm)
@@ -48,6 +50,7 @@ from fkhw.faults.tmrmap import build_map, write_map
 
 log = logging.getLogger(__name__)
 PROOF_MODULES = 32
+CERTIFICATE_FILE = "certificate.json"
 
 
 def _step(msg: str) -> float:
@@ -176,9 +179,42 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, options:
             report["area"] = rows
             if note:
                 report["area_not_counted"] = note
+    if options.synth and options.prove and protect.size:
+        # the formal certificate is of the area table's register-file netlists: they are cached by now
+        report["certificate"] = _certify(ir, protect, out)
+        art["certificate"] = str(out / CERTIFICATE_FILE)
 
     write_text(out / "tmr_report.json", json.dumps(report, indent=2, default=_jsonable) + "\n")
     return report
+
+
+def _certify(ir, protect, out: Path) -> dict:
+    """The formal certificate (fkhw.tmr.certificate) of each TMR design of the
+    area table, on its register-file netlist; written to certificate.json
+    beside proof.json. Raises TmrError when a design is not proven."""
+    from fkhw.rtlgen.emit import generate
+    from fkhw.tmr.area import area_designs, regfile_netlist
+    from fkhw.tmr.certificate import certify
+
+    t0 = _step("formal certificate: on each TMR design's register-file netlist (the area table's), every single "
+               "upset of a replica, for all register contents and configuration-port inputs")
+    plain = generate(ir)
+    certs = []
+    for name, design, _n, _refresh in area_designs(ir, protect)[1:]:
+        slug = name.replace(" + ", "_")
+        netlist, _ = regfile_netlist(design, plain, out / "synth" / slug, log=lambda msg: log.info("tmr:   %s", msg))
+        cert = certify(design, netlist, out / "certificate" / slug, name,
+                       progress=lambda msg: log.info("tmr:   certificate %s", msg))
+        log.info("tmr:   certificate %s: %s (%s s)", name, "PROVEN" if cert.proven else
+                 "NOT proven: " + cert.counterexample.line(), cert.seconds)
+        certs.append(cert.to_json())
+    result = {"designs": certs, "proven": all(c["proven"] for c in certs), "seconds": round(time.monotonic() - t0, 1)}
+    write_text(out / CERTIFICATE_FILE, json.dumps(result, indent=1) + "\n")
+    failed = [c for c in certs if not c["proven"]]
+    if failed:
+        raise TmrError(f"the {failed[0]['design']} register files are not certified: "
+                       f"{failed[0]['counterexample']['line']} (see {out / CERTIFICATE_FILE})")
+    return result
 
 
 def _area_not_counted(design, n_transient: int) -> dict | None:

@@ -56,6 +56,11 @@ def report_lines(r: dict, out) -> list:
                          f"single-replica upsets -> {q['protected_output_changes']} output changes, "
                          f"{q['protected_tmr_err_misses']} tmr_err misses; {q['unprotected_mismatches']} unprotected "
                          f"mismatches; {'OK' if q['ok'] else 'FAILED'}")
+        for c in (r.get("certificate") or {}).get("designs", []):
+            lines.append(f"  formal certificate, {c['design']} register-file netlist ({c['seconds']} s): "
+                         + (f"PROVEN for all register contents and port inputs ({c['protected_flip_flops']} replica "
+                            "flip-flops, any one upset)" if c["proven"] else
+                            f"NOT proven: {c['counterexample']['line']}"))
         h = r["hardened_campaign"]
         lines.append(f"  hardened RTL campaign: worst {col} {h['worst_emd_norm_hardened']:.4f}"
                      + (f" <= threshold {h['threshold']:g}" if h.get("within_threshold") else "")
