@@ -179,6 +179,15 @@ def table_proof(model):
             "mismatches vs plain", "verdict"], out
 
 
+def table_certificate(model):
+    c = lookup(load(model, "tmr/tmr_report.json"), "certificate", "tmr_report.json")
+    rows = [[d["design"], fmt(d["protected_flip_flops"]), fmt(d["register_bits"]), f"{d['seconds']:.1f}",
+             "proven" if d["proven"] else "NOT proven: " + d["counterexample"]["line"], d["netlist_sha256"][:12]]
+            for d in c["designs"]]
+    return ["design", "replica flip-flops (any one upset)", "register bits (all contents)", "seconds", "verdict",
+            "netlist SHA-256"], rows
+
+
 def table_risk(model):
     r = load(model, "faults/risk.json")
     rows = [[x["design"], x["kind"], x["class"], fmt(x["faults"]),
