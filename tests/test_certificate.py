@@ -20,6 +20,8 @@ from fkhw.rtlgen.testing import tiny_model
 from fkhw.tmr.area import area_designs, regfile_netlist
 from fkhw.tmr.certificate import CertificateError, certify
 
+pytestmark = pytest.mark.yosys
+
 
 @pytest.fixture(scope="module")
 def netlists(tmp_path_factory):
