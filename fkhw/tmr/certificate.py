@@ -32,7 +32,7 @@ very netlist the area table counts (:func:`fkhw.tmr.area.regfile_netlist`):
      * ``next state``: with refresh, no flip-flop's next value changes (the
        upset is corrected at the next edge, whether the port writes or not);
        without refresh, none but the upset flip-flop's own (an upset never
-       spreads; a configuration write clears it).
+       spreads).
    A failing property gives a satisfying assignment of the difference, read
    back as a counterexample a person can read (:class:`Counterexample`): the
    flip-flop, the register, the weight and bit, the value the register held
@@ -484,8 +484,8 @@ def certify(design: RtlDesign, netlist: Path, work_dir: Path, name: str, timeout
         registers=sum(rf["count"] for rf in meta["register_files"]), register_bits=sum(ev.buses.values()),
         properties=_properties(refresh),
         scope=("the register files (every parameter flip-flop, replica, voter, address decoder and the error "
-               "flag); for all register contents and all configuration-port inputs; the datapath reads the "
-               "register outputs, so its inputs are free"),
+               "flag), reset low; for all register contents and all configuration-port inputs; the datapath "
+               "reads the register outputs, so its inputs are free"),
         yosys=_yosys_version(), solver=SOLVER, seconds=round(time.monotonic() - t0, 1), counterexample=cex)
 
 
@@ -498,7 +498,7 @@ def _properties(refresh: bool) -> tuple:
             "next state: " + ("after one clock every flip-flop holds the fault-free design's value (the upset "
                               "is corrected), with or without a configuration write" if refresh else
                               "no flip-flop but the upset one differs at the next clock (an upset never "
-                              "spreads); a configuration write clears it"))
+                              "spreads)"))
 
 
 def _assignment(bdd, witness) -> dict:
