@@ -43,7 +43,7 @@ def main() -> int:
 
     from fkhw.model.bundle import load_model
     from fkhw.rtlgen.emit import generate
-    from fkhw.tmr.area import area_designs, regfile_netlist
+    from fkhw.tmr.area import area_designs, design_dir, regfile_netlist
     from fkhw.tmr.certificate import certify
 
     ir = load_model(args.model).ir
@@ -55,7 +55,7 @@ def main() -> int:
     print(f"{'design':<20} {'replica FFs':>11} {'synth s':>8} {'cert wall s':>11} {'cert CPU s':>10}  verdict")
     with tempfile.TemporaryDirectory(prefix="fkhw-bench-cert-") as tmp:
         for name, design, _n, _refresh in area_designs(ir, prot)[1:]:
-            slug = name.replace(" + ", "_")
+            slug = design_dir(name)
             t0 = time.perf_counter()
             netlist, _ = regfile_netlist(design, plain, Path(tmp) / "synth" / slug)
             synth_s = time.perf_counter() - t0

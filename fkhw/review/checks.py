@@ -19,6 +19,11 @@ class Check:
     artifact: str  # the file under --out that holds the evidence
 
 
+def _name(design: str) -> str:
+    """A design's name ("selective + refresh") as part of a check name ("selective_refresh")."""
+    return design.replace(" + ", "_").replace(" ", "_")
+
+
 def _rows(name, title, result, artifact) -> Check:
     n, bad = result["rows"], result["mismatching_rows"]
     return Check(name, title, bad == 0, f"{n - bad} of {n} rows equal", artifact)
@@ -69,7 +74,7 @@ def checks_of(results: dict, tmr_report: dict | None, rate: dict | None, column:
         if key in r:
             out.append(_proof(name, f"the proof after synthesis, on {what}", r[key], f"tmr/{key}.json"))
     for c in (r.get("certificate") or {}).get("designs", []):
-        out.append(Check(f"certificate_{c['design'].replace(' + ', '_')}",
+        out.append(Check(f"certificate_{_name(c['design'])}",
                          f"formal: on the {c['design']} register-file netlist no single replica upset changes an "
                          "output, for all register contents and port inputs",
                          bool(c["proven"]),
@@ -88,7 +93,7 @@ def checks_of(results: dict, tmr_report: dict | None, rate: dict | None, column:
                          f"{synth['flip_flops']} flip-flops synthesised, {synth['flip_flops_expected']} expected",
                          "rtl/synth_report.json"))
     for design, c in ((rate or {}).get("rtl_check") or {}).items():
-        out.append(Check(f"rate_replay_{design.replace(' + ', '_').replace(' ', '_')}",
+        out.append(Check(f"rate_replay_{_name(design)}",
                          f"the rate model's scenarios replayed on the {design} RTL agree with the fault model",
                          c["disagreeing"] == 0,
                          f"{c['scenarios'] - c['disagreeing']} of {c['scenarios']} scenarios agree "

@@ -75,6 +75,12 @@ def prepare_yosys(timeout: float = 1800) -> None:
         raise ToolError(f"{cmd[0]} -V failed: {(r.stderr or r.stdout).strip()[-500:]}")
 
 
+def yosys_version() -> str:
+    """Yosys' version line (``yosys -V``), as a record of what ran ("unknown" if it does not say)."""
+    r = subprocess.run(yosys_command() + ["-V"], capture_output=True, text=True, timeout=600)
+    return (r.stdout or r.stderr).strip().splitlines()[0] if r.returncode == 0 else "unknown"
+
+
 def is_ff(cell_type: str) -> bool:
     return bool(FF_TYPE.match(cell_type)) or cell_type in ("$dff", "$dffe", "$sdff", "$sdffe", "$adff", "$adffe",
                                                            "$aldff", "$dffsr", "$dlatch")

@@ -205,11 +205,18 @@ def area_designs(ir: IntegerModel, protect_sites, refresh: bool = True) -> list:
     return designs
 
 
+def design_dir(name: str) -> str:
+    """The folder a design of the area table (``selective + refresh``) works
+    in (``selective_refresh``): the area runs' and, reusing them, the
+    certificate's."""
+    return name.replace(" + ", "_")
+
+
 def _runs(designs: list, work_dir: Path) -> list:
     """The Yosys runs of ``designs``: the datapath once (the same in every
     design: the plain one's), then each design's register files."""
     plain = designs[0][1]
-    parts = [_parts(design, plain, Path(work_dir) / name.replace(" + ", "_")) for name, design, _, _ in designs]
+    parts = [_parts(design, plain, Path(work_dir) / design_dir(name)) for name, design, _, _ in designs]
     return [parts[0][0]] + [p[1] for p in parts]
 
 

@@ -51,6 +51,7 @@ Yosys version and the method, and how long the proof took.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import re
 import subprocess
@@ -62,7 +63,7 @@ from fkhw.errors import ToolFailure
 from fkhw.outpaths import make_dir, write_text
 from fkhw.rtlgen.emit import REGFILE_TEMPLATES, TOP, TOP_FILE, RtlDesign
 from fkhw.rtlgen.netlist import _rename, _rename_pipeline, flip_flop_map, flip_flops
-from fkhw.rtlgen.synth import prepare_yosys, yosys_command
+from fkhw.rtlgen.synth import prepare_yosys, yosys_command, yosys_version
 from fkhw.rtlgen.verilog import REPLICA_MEMS
 
 __all__ = ["Certificate", "CertificateError", "Circuit", "Counterexample", "certify", "evert", "propagate"]
@@ -94,7 +95,7 @@ class Counterexample:
     site: int             # the fkhw site id of that bit (-1: none)
     register_value: int   # what the register held (the fault-free value, as the two's-complement bits)
     failed: tuple         # the properties that failed, e.g. ("outputs", "flag")
-    outputs_changed: tuple  # (bus, register index, golden value, faulty value) of the first registers that differ
+    outputs_changed: tuple  # (bus, register index, its contents, the value output) of the first registers that differ
 
     def line(self) -> str:
         """One readable line: what was upset and what went wrong."""
@@ -132,10 +133,6 @@ class Certificate:
         if self.counterexample is not None:
             d["counterexample"]["line"] = self.counterexample.line()
         return d
-
-    def write(self, path: Path) -> Path:
-        write_text(Path(path), json.dumps(self.to_json(), indent=1) + "\n")
-        return Path(path)
 
 
 # --- the everted netlist --------------------------------------------------------------------------------
@@ -194,16 +191,14 @@ def evert(text: str, meta: dict, datapath_modules) -> Everted:
             i += 1
             if stmt[-1].rstrip().endswith(";") and not (i < end and lines[i].lstrip().startswith("else")):
                 break
-        targets = {m.group(1) for m in _LHS.finditer(" ".join(stmt))}
-        if len(targets) != 1 or not all(t in widths for t in targets):
+        targets = {(m.group(1), (m.group(2) or "").strip()) for m in _LHS.finditer(" ".join(stmt))}
+        if len({t for t, _ in targets}) != 1 or not all(t in widths for t, _ in targets):
             raise CertificateError(f"a flip-flop the certificate cannot read (not one plainly named register): "
                                    f"{' '.join(s.strip() for s in stmt)[:200]}")
-        net = targets.pop()
-        state[net] = widths[net]
-        sels = {(m.group(2) or "").strip() for m in _LHS.finditer(" ".join(stmt))}
-        if len(sels) != 1:
+        if len(targets) != 1:
             raise CertificateError(f"a flip-flop written in parts by one statement: {' '.join(stmt)[:200]}")
-        sel = sels.pop()
+        net, sel = targets.pop()
+        state[net] = widths[net]
         # the next value: the statement, assigning <net>__d, which holds <net> where it does not assign (Yosys
         # writes a register's bits in blocks of their own, so the hold is of the bits this block writes)
         body.append("  always @* begin")
@@ -238,16 +233,10 @@ def evert(text: str, meta: dict, datapath_modules) -> Everted:
 # --- the upsets ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Upsets:
-    """The flip-flops the proof upsets, in ``fault`` order: (net, bit of the
-    net, register file, register, Verilog bit, replica 0/1/2, site)."""
-
-    rows: tuple
-
-
-def upsets(meta: dict, ffmap: dict) -> Upsets:
-    """Every replica flip-flop of every protected parameter bit (meta["tmr"])."""
+def upsets(meta: dict, ffmap: dict) -> tuple:
+    """Every replica flip-flop of every protected parameter bit (meta["tmr"]),
+    in the order the proof upsets them: (net, bit of the net, register file,
+    register, Verilog bit, replica 0/1/2, site) each."""
     rows = []
     for e in meta.get("tmr", {}).get("sites", []):
         for r, mem in enumerate(REPLICA_MEMS):
@@ -256,7 +245,7 @@ def upsets(meta: dict, ffmap: dict) -> Upsets:
                 raise CertificateError(f"replica {'ABC'[r]} of site {e['site']} ({e['instance']} register "
                                        f"{e['index']} bit {e['bit']}) has no flip-flop in the netlist")
             rows.append((hit[0], int(hit[1]), e["instance"], int(e["index"]), int(e["bit"]), r, int(e["site"])))
-    return Upsets(tuple(rows))
+    return tuple(rows)
 
 
 # --- the proof: symbolic evaluation of the everted netlist ------------------------------------------------
@@ -341,8 +330,6 @@ def propagate(bdd, circuit: Circuit, golden: dict, rank: dict, changed: dict) ->
     them) when the input bits of ``changed`` (bit -> BDD) take other
     functions: only their fan-out is evaluated again, in topological order
     (``rank``: cell -> position)."""
-    import heapq
-
     values = dict(changed)
     heap = sorted({(rank[k], k) for b in changed for k in circuit.readers.get(b, ()) if k in rank})
     queued = {k for _, k in heap}
@@ -381,11 +368,6 @@ def _yosys(work: Path, script: list, what: str, timeout: float) -> None:
                                f"{(r.stderr or r.stdout).strip()[-300:]}")
 
 
-def _yosys_version() -> str:
-    r = subprocess.run(yosys_command() + ["-V"], capture_output=True, text=True, timeout=600)
-    return (r.stdout or r.stderr).strip().splitlines()[0] if r.returncode == 0 else "unknown"
-
-
 def certify(design: RtlDesign, netlist: Path, work_dir: Path, name: str, timeout: float = 1800,
             progress=None) -> Certificate:
     """Prove the module docstring's properties on ``netlist`` (the register-
@@ -403,7 +385,7 @@ def certify(design: RtlDesign, netlist: Path, work_dir: Path, name: str, timeout
     meta = design.meta
     ffmap = flip_flop_map(flip_flops(text), meta)
     ups = upsets(meta, ffmap)
-    if not ups.rows:
+    if not ups:
         raise CertificateError(f"{name}: no protected bit: nothing to certify")
     ev = evert(text, meta, _datapath_modules(design))
     work = Path(work_dir)
@@ -458,11 +440,11 @@ def certify(design: RtlDesign, netlist: Path, work_dir: Path, name: str, timeout
     if cex is None and golden[flag] != bdd.false:
         cex = _counterexample(bdd, meta, ups, None, ("flag",), golden, {}, bus_bits, golden[flag])
     state_bit = {(net, i): b for net in ev.state for i, b in enumerate(circuit.ports[net][1])}
-    for k, (net, nbit, *_rest) in enumerate(ups.rows):
+    for k, (net, nbit, *_rest) in enumerate(ups):
         if cex is not None:
             break
         if progress and k and k % 10000 == 0:
-            progress(f"{name}: upsets proven {k:,}/{len(ups.rows):,}")
+            progress(f"{name}: upsets proven {k:,}/{len(ups):,}")
         b = state_bit[net, nbit]
         diff = propagate(bdd, circuit, golden, rank, {b: ~golden[b]})
         failed, witness = [], bdd.false
@@ -472,8 +454,9 @@ def certify(design: RtlDesign, netlist: Path, work_dir: Path, name: str, timeout
             witness = bdd.apply("xor", next(iter(outs.values())), golden[next(iter(outs))])
         f_flag = diff.get(flag, golden[flag])
         if f_flag != bdd.true:
+            if not failed:
+                witness = ~f_flag
             failed.append("flag")
-            witness = witness if failed[0] != "flag" else ~f_flag
         spread = [o for o in diff if o in next_bits and (refresh or next_bits[o] != (net, nbit))]
         if spread:
             failed.append("next state")
@@ -483,13 +466,13 @@ def certify(design: RtlDesign, netlist: Path, work_dir: Path, name: str, timeout
             cex = _counterexample(bdd, meta, ups, k, tuple(failed), golden, diff, bus_bits, witness)
     return Certificate(
         design=name, proven=cex is None, netlist=str(netlist), netlist_sha256=hashlib.sha256(raw).hexdigest(),
-        refresh=refresh, protected_flip_flops=len(ups.rows), protected_bits=len(ups.rows) // 3,
+        refresh=refresh, protected_flip_flops=len(ups), protected_bits=len(ups) // 3,
         registers=sum(rf["count"] for rf in meta["register_files"]), register_bits=sum(ev.buses.values()),
         properties=_properties(refresh),
         scope=("the register files (every parameter flip-flop, replica, voter, address decoder and the error "
                "flag), reset low; for all register contents and all configuration-port inputs; the datapath "
                "reads the register outputs, so its inputs are free"),
-        yosys=_yosys_version(), solver=SOLVER, seconds=round(time.monotonic() - t0, 1), counterexample=cex)
+        yosys=yosys_version(), solver=SOLVER, seconds=round(time.monotonic() - t0, 1), counterexample=cex)
 
 
 def _properties(refresh: bool) -> tuple:
@@ -514,24 +497,23 @@ def _at(bdd, u, assignment: dict) -> int:
     return int(bdd.let({v: assignment[v] for v in bdd.support(u)}, u) == bdd.true)
 
 
-def _counterexample(bdd, meta: dict, ups: Upsets, k, failed: tuple, golden: dict, diff: dict, bus_bits: dict,
+def _counterexample(bdd, meta: dict, ups: tuple, k, failed: tuple, golden: dict, diff: dict, bus_bits: dict,
                     witness) -> Counterexample:
     a = _assignment(bdd, witness)
     changed = []
     for rf in meta["register_files"]:
         regs = sorted({bus_bits[o][1] // rf["bits"] for o in diff if o in bus_bits and bus_bits[o][0] == rf["bus"]})
         for i in regs[:5]:
-            g = f = r = 0
+            f = r = 0
             for o, (bus, pos) in bus_bits.items():
                 if bus == rf["bus"] and pos // rf["bits"] == i:
                     j = pos % rf["bits"]
-                    g |= _at(bdd, golden[o], a) << j
                     f |= _at(bdd, diff.get(o, golden[o]), a) << j
                     r |= int(a[f"r:{bus}:{pos}"]) << j
             changed.append((rf["bus"], i, r, f))
     if k is None:
         return Counterexample("", "", "", -1, -1, -1, 0, failed, tuple(changed[:5]))
-    net, nbit, inst, idx, vbit, rep, site = ups.rows[k]
+    net, nbit, inst, idx, vbit, rep, site = ups[k]
     rf = next(t for t in meta["register_files"] if t["instance"] == inst)
     value = sum(int(a[f"r:{rf['bus']}:{idx * rf['bits'] + j}"]) << j for j in range(rf["bits"]))
     return Counterexample(f"{net}[{nbit}]", "ABC"[rep], inst, idx, vbit, site, value, failed, tuple(changed[:5]))

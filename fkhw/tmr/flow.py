@@ -193,7 +193,7 @@ def _certify(ir, protect, out: Path) -> dict:
     area table, on its register-file netlist; written to certificate.json
     beside proof.json. Raises TmrError when a design is not proven."""
     from fkhw.rtlgen.emit import generate
-    from fkhw.tmr.area import area_designs, regfile_netlist
+    from fkhw.tmr.area import area_designs, design_dir, regfile_netlist
     from fkhw.tmr.certificate import certify
 
     t0 = _step("formal certificate: on each TMR design's register-file netlist (the area table's), every single "
@@ -201,7 +201,7 @@ def _certify(ir, protect, out: Path) -> dict:
     plain = generate(ir)
     certs = []
     for name, design, _n, _refresh in area_designs(ir, protect)[1:]:
-        slug = name.replace(" + ", "_")
+        slug = design_dir(name)
         netlist, _ = regfile_netlist(design, plain, out / "synth" / slug, log=lambda msg: log.info("tmr:   %s", msg))
         cert = certify(design, netlist, out / "certificate" / slug, name,
                        progress=lambda msg: log.info("tmr:   certificate %s", msg))
