@@ -3,7 +3,7 @@
 The Python API (:mod:`fkhw.api`) is reachable from here: ``fkhw.load_model``,
 ``fkhw.run_campaign``, ``fkhw.open_campaign``, ``fkhw.agree``,
 ``fkhw.select_tmr``, ``fkhw.harden``, ``fkhw.generate_rtl``, ``fkhw.rate``,
-``fkhw.rank`` and the result types. They are loaded on first use, so
+``fkhw.rank``, ``fkhw.replay`` and the result types. They are loaded on first use, so
 ``import fkhw`` costs nothing and never imports TensorFlow.
 """
 
@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 # the names fkhw.api defines, loaded when first asked for (PEP 562)
 _API = ("Model", "Campaign", "TmrMap", "Rtl", "Rates", "Ranking", "load_model", "run_campaign", "open_campaign",
-        "agree", "select_tmr", "harden", "generate_rtl", "rate", "rank", "sim")
+        "agree", "select_tmr", "harden", "generate_rtl", "rate", "rank", "replay", "sim")
 
 __all__ = ["__version__", *_API]
 

@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # for the annotations only: importing them here would load th
 __all__ = [
     "Model", "Campaign", "TmrMap", "Rtl", "Rates", "Ranking",
     "load_model", "run_campaign", "open_campaign", "agree", "select_tmr", "harden", "generate_rtl", "rate", "rank",
-    "sim",
+    "replay", "sim",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -688,6 +688,48 @@ def rate(campaign: Campaign | PathLike, out: PathLike, *, tmr: TmrMap | PathLike
                       transients=None if transients is None else _campaign(transients).folder,
                       log=(lambda msg: None) if quiet else print)
     return Rates(out, result)
+
+
+# --- replays ------------------------------------------------------------------------------------
+
+
+def replay(campaign: Campaign | PathLike, out: PathLike, *, site: int | None = None, fault: int | None = None,
+           module: int | None = None, level: str | None = None, waves: PathLike | None = None):
+    """One campaign row run again (``fkhw replay``): its fault on the
+    campaign's modules and design, every output compared with the record and
+    the damage with the row's; ``replay.json`` and ``replay.png`` (the module
+    it hurts most, or ``module``) written into ``out``.
+
+    Args:
+        campaign: a finished campaign (:class:`Campaign` or its folder).
+        site: the row of a ``seu`` campaign; ``fault``: of another kind.
+        level: where to run it (default: the campaign's level).
+        waves: a ``.vcd`` (or ``.fst``) file for the run's waveform: the rtl level.
+
+    Returns:
+        fkhw.replays.Replay: ``matches`` (the row's outputs and damage
+        again), ``waves_match`` (the waveform shows the upset and the
+        changed outputs), the upsets' registers, the numbers.
+
+    Raises:
+        fkhw.replays.ReplayError: a row, module, level or waveform file the replay cannot use, named.
+    """
+    import tempfile
+
+    from fkhw.host.cachedirs import cache_dir
+    from fkhw.outpaths import check_out_dir, make_dir, write_json
+    from fkhw.replays import ReplayRequest, replay as run_replay
+    from fkhw.replays.figure import replay_figure
+
+    folder = _campaign(campaign).folder
+    out = make_dir(check_out_dir(out, "out", inputs=(("campaign", folder),)))
+    request = ReplayRequest(folder, site, fault, module, level, None if waves is None else Path(waves))
+    work_root = make_dir(cache_dir("rtl_sim") / "work")
+    with tempfile.TemporaryDirectory(dir=work_root, prefix="replay-") as work:
+        r = run_replay(request, Path(work))
+    write_json(out / "replay.json", r.to_json())
+    replay_figure(r, out / "replay.png")
+    return r
 
 
 # --- rankings -----------------------------------------------------------------------------------

@@ -320,6 +320,45 @@ def test_agree_runs_to_completion(small_model_dir, few_sites, rtl_campaign, netl
         assert a["disagreeing"] == 0 and a["baseline_identical"], other
 
 
+def test_replay_runs_to_completion(small_model_dir, rtl_campaign, ir, tmp_path):
+    """Three rows of an RTL campaign (its three most damaging sites) replayed
+    with a waveform: each replay equals its row, and the waveform, read with
+    pywellen, holds the upset at its recorded cycle (marker high, the site's
+    register flipping its bit) and out_data differing from the fault-free
+    output in exactly the modules the campaign recorded, with their codes."""
+    from fkhw.campaign.files import read_summary, read_table
+    from fkhw.faults.space import FlipFlopSpace
+    from fkhw.levels.rtl import rtl_register
+    from fkhw.rtlgen.emit import generate
+    from fkhw.rtlgen.sim import unpack_hex
+    from wave_probe import Probe
+
+    table = read_table(rtl_campaign, read_summary(rtl_campaign))
+    sites = table.site[np.argsort(-table.damage, kind="stable")[:3]].tolist()
+    outs = CampaignOutputs.load(rtl_campaign)
+    meta = generate(ir).meta
+    space, port = FlipFlopSpace.from_meta(ir, meta), meta["ports"]["out_data"]
+    for site in sites:
+        out, waves = tmp_path / f"site{site}", tmp_path / f"site{site}.vcd"
+        r = fkhw("replay", "--campaign", rtl_campaign, "--site", site, "--waves", waves, "--out", out)
+        rep = json.loads((out / "replay.json").read_text())
+        assert rep["matches"] and rep["waves_match"] and rep["mismatched_modules"] == [], r.stdout
+        assert_png(out / "replay.png")
+        row = int(np.flatnonzero(outs.sites == site)[0])
+        recorded = outs.module[outs.indptr[row]:outs.indptr[row + 1]].tolist()
+        assert rep["changed_modules"] == sorted(recorded)
+        probe = Probe(waves)
+        (t, frame, cycle), = probe.upsets()
+        assert (frame, cycle) == (0, 0)  # a seu row: the upset right after edge 0 of its only frame
+        reg = rtl_register(space, meta, site)
+        assert probe.before("fkhw_tb." + reg.name, t) ^ probe.at("fkhw_tb." + reg.name, t) == 1 << reg.bit
+        seen = probe.differing(0, INPUTS)
+        assert sorted(seen) == sorted(recorded)
+        codes = unpack_hex([format(seen[m], f"0{(port['bits'] + 3) // 4}x") for m in sorted(seen)],
+                           port["elements"], port["element_bits"], port["signed"])
+        assert np.array_equal(codes, outs.latent([row])[0][sorted(seen)].reshape(len(seen), -1))
+
+
 def test_tmr_runs_to_completion(small_model_dir, software_campaign, ir, tmp_path):
     out = tmp_path / "tmr"
     tmr("--campaign", software_campaign, "--threshold", 1.0, "--no-synth", "--jobs", 1, out=out)

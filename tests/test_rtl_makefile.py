@@ -17,7 +17,9 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
+from wave_probe import Probe
 
 pytestmark = [pytest.mark.verilator]
 
@@ -44,3 +46,49 @@ def test_make_sim_verilator_checks_the_encoder_against_the_engine(tmp_path):
     r = _make(folder, "ROWS=many")
     assert r.returncode != 0
     assert "FKHW_ROWS='many'" in r.stdout + r.stderr
+
+
+def _changing_site(model, x) -> int:
+    """The first parameter bit whose upset changes an output of the rows ``x`` (integer engine)."""
+    from fkhw.faults.sites import SiteSpace, flip
+    from fkhw.model import engine
+
+    space, gold = SiteSpace.of(model), engine.forward(model, x)
+    return next(s for s in range(space.n_sites) if not np.array_equal(engine.forward(flip(model, space, s), x), gold))
+
+
+def test_make_waves_writes_the_replay_waveform_with_its_markers(tmp_path):
+    """``make WAVES=1 SITES=S`` writes the testbench's own waveform (the one
+    `fkhw replay --waves` writes): read back with pywellen, the upset marker
+    is high right after edge 0 of the upset's frame, the site's register
+    flips its Verilog bit then, and out_differs is high in exactly the
+    window slots whose output the integer engine says the upset changes."""
+    from fkhw.faults.sites import flip
+    from fkhw.faults.space import FlipFlopSpace
+    from fkhw.levels.rtl import encoder_inputs, rtl_register
+    from fkhw.model import engine
+    from fkhw.model.bundle import load_model
+    from fkhw.rtlgen.emit import generate
+
+    rows = 8
+    model = load_model("digits").ir
+    x = encoder_inputs(model)[:rows]  # what rtl_check streams
+    site = _changing_site(model, x)
+    folder = tmp_path / "rtl_tb"
+    folder.mkdir()
+    shutil.copy(ROOT / "rtl_tb" / "Makefile", folder / "Makefile")
+    r = _make(folder, f"ROWS={rows}", "WAVES=1", f"SITES={site}")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "fault-free 8 rows and 1 upsets: RTL == integer engine" in r.stdout + r.stderr
+    probe = Probe(folder / "fkhw_waves.vcd")
+    meta = generate(model).meta
+    reg = rtl_register(FlipFlopSpace.from_meta(model, meta), meta, site)
+    marks = probe.upsets()
+    # frame 0 is fault-free, frame 1 upsets the site at its cycle 0 (rtl_check)
+    assert [(f, c) for _, f, c in marks] == [(1, 0)], marks
+    t = marks[0][0]
+    assert probe.before("fkhw_tb." + reg.name, t) ^ probe.at("fkhw_tb." + reg.name, t) == 1 << reg.bit
+    want = engine.forward(flip(model, FlipFlopSpace.of(model).sites, site), x).reshape(rows, -1)
+    changed = np.flatnonzero((want != engine.forward(model, x).reshape(rows, -1)).any(axis=1)).tolist()
+    seen = sorted(probe.differing(1, rows))
+    assert changed and seen == changed

@@ -15,7 +15,8 @@
 * ``{fkhw-const}`fkhw.module.NAME```: a constant of the code (a column
   list, a format version, a default), imported at build time.
 * ``{fkhw-value}`FILE:KEY.PATH|FORMAT```: one number (or text) from such a
-  file inline, e.g. ``{fkhw-value}`tmr/tmr_report.json:overhead_pct|.2f```;
+  file inline, e.g. ``{fkhw-value}`tmr/tmr_report.json:overhead_pct|.2f```
+  (FORMAT also ``%``, ``duration``, or ``len``: how many entries a list has);
   a path step ``name[key=value]`` picks the list element whose ``key`` is
   ``value``; ``model/`` in front of FILE picks another snapshot.
 
@@ -470,6 +471,8 @@ class ResultValue(SphinxRole):
                 shown = pct(value)
             elif spec == "duration":
                 shown = duration(value)
+            elif spec == "len":  # the number of entries of a list
+                shown = fmt(len(value))
             else:
                 shown = fmt(value, spec)
         except (ResultError, ValueError, TypeError) as e:

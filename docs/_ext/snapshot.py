@@ -30,6 +30,8 @@ FILES = (
     "campaign_software/figure1.png",
     "campaign_rtl/summary.json",
     "campaign_rtl/agreement.json",
+    "replay/replay.json",
+    "replay/replay.png",
     "tmr/tmr_report.json",
     "tmr/figure1_tmr.png",
     "tmr/tradeoff.png",

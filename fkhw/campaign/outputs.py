@@ -128,6 +128,20 @@ class CampaignOutputs:
         return np.zeros(rows.size, dtype=np.int64) if self.extra is None else self.extra[rows].astype(np.int64)
 
 
+def damage_meter(outputs: CampaignOutputs, summary: dict, bundle):
+    """The damage meter a campaign measured with (its metric, on its modules
+    and fault-free codes): what a reader that reruns some of its faults
+    measures them with, so that its numbers are the campaign's."""
+    from fkhw.damage.meter import DamageMeter
+    from fkhw.damage.metrics import metric_of, scorer
+
+    metric, frac = metric_of(summary), bundle.ir.output_spec.frac
+    if metric.needs_decoder:
+        return DamageMeter(bundle.require_decoder(), outputs.charges, outputs.baseline, frac)
+    return DamageMeter(None, outputs.charges, outputs.baseline, frac,
+                       score=scorer(metric, outputs.baseline, frac, outputs.labels))
+
+
 def _from_dense(path: Path, d: dict) -> CampaignOutputs:
     latent, baseline = d["latent"], d["baseline"]
     changed = (latent != baseline[None]).any(axis=2)

@@ -78,7 +78,8 @@ class Hardening:
     source: str = ""  # where the sites came from (a tmr_map.json), for the summary
 
     def to_dict(self) -> dict:
-        return {"protected_bits": len(self.protect), "refresh": self.refresh, "tmr_map": self.source}
+        return {"protected_bits": len(self.protect), "refresh": self.refresh, "tmr_map": self.source,
+                "digest": self.digest()}
 
     def sites(self, n_sites: int) -> tuple:
         """The protected parameter bits (site ids)."""

@@ -99,6 +99,21 @@ def make_level(name: str, bundle, jobs: int | None = None, hardening=None):
     return level_entry(name).factory(bundle, jobs, hardening)
 
 
+def rtl_with_waves(bundle, waves: str, work_dir, hardening=None):
+    """The rtl level (one simulator process) on a build that writes a
+    waveform (``waves``: "vcd" or "fst") of each run into
+    ``work_dir/job0/`` (fkhw.rtlgen.sim.WAVES_FILE): for replaying a few
+    faults, not for campaigns (tracing slows the simulator)."""
+    from fkhw.levels.rtl import RtlLevel
+
+    design = None
+    if hardening is not None:
+        from fkhw.rtlgen.harden import harden
+
+        design = harden(bundle.ir, hardening.protect, refresh=hardening.refresh)
+    return RtlLevel(bundle.ir, jobs=1, design=design, work_dir=work_dir, waves=waves)
+
+
 def run_faults(level, fs, inputs, progress=None):
     """``level.run_faults(fs, inputs, progress)``; a level that only offers the
     older ``run(sites, inputs)`` (the qkeras reference) runs single parameter

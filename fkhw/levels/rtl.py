@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from dataclasses import dataclass
 import shutil
 import tempfile
 import time
@@ -45,7 +46,8 @@ from fkhw.rtlgen.harden import harden
 from fkhw.rtlgen.sim import MAX_VECTORS, Deposits, FrameOutputs, RtlSimError, SimBuild, build, default_root, run_frames
 from fkhw.faults.sites import SiteSpace, tensor_codes
 
-__all__ = ["RtlLevel", "RtlSimError", "encoder_inputs", "param_codes", "fault_deposits", "frame_period"]
+__all__ = ["RtlLevel", "RtlSimError", "RtlRegister", "encoder_inputs", "param_codes", "fault_deposits", "frame_period",
+           "rtl_register"]
 
 
 def encoder_inputs(model: IntegerModel, path=None) -> np.ndarray:
@@ -91,6 +93,49 @@ def frame_period(fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> int:
     return int(max(n_vectors + kmax + 1, int(fs.cycle.max()) + 1))
 
 
+@dataclass(frozen=True)
+class RtlRegister:
+    """Where one flip-flop of fkhw.faults.space sits in the generated RTL:
+    Verilog bit ``bit`` of ``u_enc.<instance>.<register>[index]`` (index -1:
+    a register without one)."""
+
+    instance: str  # rf_<layer>_<tensor> (a register file), u_stage<k> (a pipeline stage)
+    register: str  # mem, mem_b, mem_c (replicas); q, q_valid; data_<a|b|c>, valid_<a|b|c> (a triplicated stage)
+    index: int
+    bit: int
+
+    @property
+    def name(self) -> str:
+        """The hierarchical name under the testbench (fkhw_tb.u_enc...)."""
+        return f"u_enc.{self.instance}.{self.register}" + (f"[{self.index}]" if self.index >= 0 else "")
+
+
+def rtl_register(space: FlipFlopSpace, meta: dict, ff: int) -> RtlRegister:
+    """The register and Verilog bit that hold flip-flop ``ff`` of a design
+    (its ``meta``): parameter bit b of register i of a register file is
+    Verilog bit bits-1-b of ``mem[i]`` (its replicas: ``mem_b``, ``mem_c``);
+    bit b of element e of a stage is bit e*width + width-1-b of
+    ``u_stage<k>.q`` (a triplicated stage: ``data_<replica>``), its valid
+    flag ``q_valid`` (``valid_<replica>``)."""
+    ff = int(ff)
+    cls = str(space.classes([ff])[0])
+    b_ff = int(space.base([ff])[0])
+    letter = space.replica_site(ff)[1] if cls == "replica" else "a"
+    if b_ff < space.sites.n_sites:  # a parameter bit or one of its replicas
+        tn, idx, bit = (int(v[0]) for v in space.sites.locate(np.array([b_ff])))
+        rf = meta["register_files"][tn]
+        return RtlRegister(rf["instance"], "mem" if cls == "param" else f"mem_{letter}", idx, rf["bits"] - 1 - bit)
+    if b_ff == space.tmr_err_flag:
+        raise FaultError(f"flip-flop {ff} is the tmr_err flag, not a register of the datapath")
+    st = space.stage_of(b_ff)
+    tripled = any(s["stage"] == st.stage and s.get("module") == "fkhw_pipe_tmr" for s in meta["stages"])
+    if b_ff < space.first_control:  # a pipeline data bit
+        _, e, b = space.pipeline_location(b_ff)
+        return RtlRegister(f"u_stage{st.stage}", f"data_{letter}" if tripled else "q", -1,
+                           e * st.width + st.width - 1 - b)
+    return RtlRegister(f"u_stage{st.stage}", f"valid_{letter}" if tripled else "q_valid", -1, 0)
+
+
 def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta: dict, period: int,
                    ffmap: dict | None = None) -> Deposits:
     """The deposits of a fault set, one frame per fault (frame i = fault i):
@@ -131,44 +176,35 @@ def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta
     u_param = np.isin(cls, ("param", "replica"))
     sites = np.array([int(f) if c == "param" else space.replica_site(int(f))[0] if c == "replica" else 0
                       for f, c in zip(uniq.tolist(), cls)], dtype=np.int64)
-    tn, idx, bit = space.sites.locate(sites) if sites.size else (sites, sites, sites)
+    tn = space.sites.locate(sites)[0] if sites.size else sites
     for j, (ff, c) in enumerate(zip(uniq.tolist(), cls)):
+        r = rtl_register(space, meta, ff)
         if c in ("param", "replica"):
             rf = rfs[int(tn[j])]
-            mem = "mem" if c == "param" else "mem_" + space.replica_site(ff)[1]
-            raw = int(codes[rf["base"] + int(idx[j])]) & ((1 << rf["bits"]) - 1)
-            vbit = rf["bits"] - 1 - int(bit[j])
-            word = (1 << rf["bits"]) - 1 if mem == "mem" else rep_bits.get((rf["instance"], int(idx[j])), 0)
+            raw = int(codes[rf["base"] + r.index]) & ((1 << rf["bits"]) - 1)
+            word = (1 << rf["bits"]) - 1 if r.register == "mem" else rep_bits.get((r.instance, r.index), 0)
             if ffmap is None:
-                u_tgt[j], u_bit[j] = target((rf["instance"], mem, int(idx[j])), raw, word), vbit
+                u_tgt[j], u_bit[j] = target((r.instance, r.register, r.index), raw, word), r.bit
                 continue
-            hit = ffmap.get((rf["instance"], mem, int(idx[j]), vbit))
+            hit = ffmap.get((r.instance, r.register, r.index, r.bit))
             if hit is None:
                 continue  # a bit synthesis merged away (a replica without keep): nothing there to upset
             net, nb, whole = hit
-            u_tgt[j] = target(("", net, -1), raw if whole else (raw >> vbit) & 1, word if whole else 1)
+            u_tgt[j] = target(("", net, -1), raw if whole else (raw >> r.bit) & 1, word if whole else 1)
             u_bit[j] = nb if whole else 0
-        else:
-            b_ff = int(base[j])
-            st = space.stage_of(b_ff)
-            letter = space.replica_site(ff)[1] if ff >= space.first_replica else "a"
-            if c == "pipeline":
-                _, e, b = space.pipeline_location(b_ff)
-                key, vbit = ("pipe", st.stage, e * st.width + st.width - 1 - b), e * st.width + st.width - 1 - b
-                reg = f"data_{letter}" if st.stage in tripled else "q"
-            else:
-                key, vbit, reg = ("valid", st.stage), 0, f"valid_{letter}" if st.stage in tripled else "q_valid"
-            if ffmap is not None and st.stage in tripled:
-                raise FaultError(f"{c} flip-flop {ff} ({space.describe(ff).register}): upsets of triplicated "
-                                 "pipeline stages run on the RTL, not on a netlist")
-            if ffmap is None:
-                u_tgt[j], u_bit[j] = target((f"u_stage{st.stage}", reg, -1), 0, 0), vbit
-                continue
-            hit = ffmap.get(key)
-            if hit is None:
-                raise FaultError(f"{c} flip-flop {ff} ({space.describe(ff).register}) has no flip-flop in the netlist")
-            net, nb, _ = hit
-            u_tgt[j], u_bit[j] = target(("", net, -1), 0, 0), nb
+            continue
+        stage = int(r.instance[len("u_stage"):])
+        if ffmap is None:
+            u_tgt[j], u_bit[j] = target((r.instance, r.register, -1), 0, 0), r.bit
+            continue
+        if stage in tripled:
+            raise FaultError(f"{c} flip-flop {ff} ({space.describe(ff).register}): upsets of triplicated "
+                             "pipeline stages run on the RTL, not on a netlist")
+        hit = ffmap.get(("pipe", stage, r.bit) if c == "pipeline" else ("valid", stage))
+        if hit is None:
+            raise FaultError(f"{c} flip-flop {ff} ({space.describe(ff).register}) has no flip-flop in the netlist")
+        net, nb, _ = hit
+        u_tgt[j], u_bit[j] = target(("", net, -1), 0, 0), nb
     owner = np.repeat(np.arange(len(fs), dtype=np.int64), fs.n_upsets())
     there = u_tgt[inverse] >= 0
     owner, ev_tgt, ev_bit = owner[there], u_tgt[inverse][there], u_bit[inverse][there]
@@ -239,14 +275,17 @@ class RtlLevel:
 
     ``jobs``: simulator processes to split the faults over (default: CPU
     count). ``timeout``: seconds before a simulation is declared hung and
-    killed (default: scaled to the work).
+    killed (default: scaled to the work). ``waves`` ("vcd" or "fst"): a
+    build that writes a waveform of each simulator process's run into its
+    job folder under ``work_dir`` (``job<j>/fkhw_waves.<format>``;
+    fkhw.rtlgen.sim.WAVES_FILE), for fkhw.replays.
     """
 
     name = "rtl"
 
     def __init__(self, model, *, jobs: int | None = None, timeout: float | None = None,
                  build_root: Path | None = None, log=None, work_dir: Path | None = None,
-                 design: RtlDesign | None = None):
+                 design: RtlDesign | None = None, waves: str | None = None):
         self.model: IntegerModel = model.ir if hasattr(model, "ir") else model
         # refuses an unsupported IR here; ``design``: another variant of the
         # same model's encoder (e.g. the hardened one, fkhw.rtlgen.harden)
@@ -262,6 +301,7 @@ class RtlLevel:
         self.latency = int(self.meta["latency"])
         self.log = log
         self.work_dir = Path(work_dir) if work_dir is not None else None
+        self.waves = waves
         self._builds: dict = {}
         self.stats: dict = {}
 
@@ -292,7 +332,7 @@ class RtlLevel:
                 except OSError:  # another process won the race
                     shutil.rmtree(tmp, ignore_errors=True)
             # a netlist's build is the largest (econt-bol: 134 CPU s, 15+ min wall when 4 engineers share 2 cores)
-            sb = build(rtl_dir, self.root, log=self.log, pipeline=pipeline,
+            sb = build(rtl_dir, self.root, log=self.log, pipeline=pipeline, waves=self.waves,
                        timeout=3600 if "netlist" in self.meta else 900)
             # a shared build may come from another model with the same RTL
             # (only weights differ): use this model's own metadata

@@ -4,8 +4,9 @@ engine: what ``make SIM=verilator`` in the repository's ``rtl_tb/`` runs.
 With the RTL of ``FKHW_MODEL`` (default econt-bol) in ``FKHW_RTL_DIR``, it
 simulates the first ``FKHW_ROWS`` (default 256) of the model's inputs: a
 fault-free frame, then one upset at cycle 0 of each of 16 parameter sites
-spread over the design, and checks every output word against the integer
-engine (the fault-free model, and the model with that bit flipped). It
+spread over the design (or of the sites ``FKHW_SITES`` lists, comma
+separated: ``make SITES=395``), and checks every output word against the
+integer engine (the fault-free model, and the model with that bit flipped). It
 prepares the job the way :class:`fkhw.levels.rtl.RtlLevel` does and runs it
 with the testbench's own :func:`fkhw.rtlgen.tb.test_encoder.drive`.
 """
@@ -38,6 +39,17 @@ def _positive_env(name: str, default: int) -> int:
     return int(text)
 
 
+def _sites(n_sites: int) -> np.ndarray:
+    """FKHW_SITES (comma separated site ids), or N_UPSETS sites spread over the design."""
+    text = os.environ.get("FKHW_SITES", "").strip()
+    if not text:
+        return np.linspace(0, n_sites - 1, N_UPSETS).astype(int)
+    parts = text.split(",")
+    if not all(p.strip().isdigit() and int(p) < n_sites for p in parts):
+        raise ValueError(f"FKHW_SITES={text!r}: give site ids 0..{n_sites - 1}, comma separated")
+    return np.array([int(p) for p in parts])
+
+
 @cocotb.test()
 async def encoder_vs_engine(dut):
     """Fault-free rows and one upset per sampled site: RTL == integer engine."""
@@ -48,7 +60,7 @@ async def encoder_vs_engine(dut):
     rows = x.shape[0]
     gold = engine.forward(model, x)
     space = design_space(model, meta)
-    sites = np.linspace(0, space.sites.n_sites - 1, N_UPSETS).astype(int)
+    sites = _sites(space.sites.n_sites)
     work = Path.cwd()
     write_common(work, meta, x, gold, param_codes(model))
     # frame 0: no upset; then one upset per site at cycle 0

@@ -87,19 +87,14 @@ def _split_transients(trans: tuple, protected) -> tuple:
 
 def _evaluator(bundle, campaign: Path, summary: dict):
     """emd_norm of scenarios (arrays of sites inverted together) on the campaign's inputs."""
-    from fkhw.damage.meter import DamageMeter
+    from fkhw.campaign.files import denominator_key
+    from fkhw.campaign.outputs import CampaignOutputs, damage_meter
     from fkhw.faults.space import FaultSet
     from fkhw.levels.software import SoftwareLevel
-    from fkhw.campaign.outputs import CampaignOutputs
 
     outs = CampaignOutputs.load(campaign)
     level = SoftwareLevel(bundle.ir)
-    from fkhw.campaign.files import denominator_key
-    from fkhw.damage.metrics import metric_of, scorer
-
-    metric, frac = metric_of(summary), bundle.ir.output_spec.frac
-    meter = DamageMeter(bundle.require_decoder(), outs.charges, outs.baseline, frac) if metric.needs_decoder else \
-        DamageMeter(None, outs.charges, outs.baseline, frac, score=scorer(metric, outs.baseline, frac, outs.labels))
+    meter = damage_meter(outs, summary, bundle)
     denominator = float(summary[denominator_key(summary)])
 
     def evaluate(scenarios: list) -> np.ndarray:

@@ -53,6 +53,14 @@ def checks_of(results: dict, tmr_report: dict | None, rate: dict | None, column:
                      ag["disagreeing_sites"] == 0,
                      f"{ag['common_sites'] - ag['disagreeing_sites']} of {ag['common_sites']} sites agree",
                      "campaign_rtl/agreement.json"))
+    rp = results.get("replay")
+    if rp:
+        out.append(Check("replay_worst_site", "the most damaging upset, replayed on a traced RTL build, gives the "
+                                              "campaign's outputs and its waveform shows them",
+                         bool(rp["matches"] and rp["waves_match"]),
+                         f"site {rp['site']}: {rp['changed_modules']} of {rp['modules']} modules changed as recorded; "
+                         f"waveform {'shows' if rp['waves_match'] else 'does NOT show'} the upset and every changed "
+                         "output", "replay/replay.json"))
     ev = results["tmr"]["evidence"]
     out.append(Check("tmr_map_stable", "the TMR map holds on held-out modules (coverage >= 99%, worst unprotected "
                                        "<= threshold + 0.01)", bool(ev["stable"]),

@@ -18,6 +18,8 @@ import time
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
+
 from fkhw.campaign.agreement import Campaign, compare
 from fkhw.campaign.run import CampaignSpec, hardening_from_map, run_campaign
 from fkhw.damage.metrics import get_metric
@@ -32,6 +34,8 @@ from fkhw.review.ledger import Ledger, Step, content_digest
 from fkhw.review.options import SimOptions
 from fkhw.review.report import Review
 from fkhw.tmr.select import parse_rule
+
+REPLAY_WAVES = "waves.vcd"  # the replay step's waveform, in out/<model>/replay/
 
 # files a background process writes while the steps run: nobody's output
 BACKGROUND = ("tmr/synth_background", "tmr/area_background.log")
@@ -136,6 +140,8 @@ class Run:
             Step("campaign_software", "the same campaign on the software engine", camp, self.campaign_software),
             Step("agreement", "software vs RTL agreement, joined on site", {}, self.agreement,
                  after=("campaign_rtl", "campaign_software")),
+            Step("replay", "the most damaging upset of the RTL campaign replayed on the RTL: waveform and picture",
+                 {}, self.replay, after=("campaign_rtl",)),
             Step("tmr_inputs", f"inputs for the TMR map ({what}), each map checked on {o.validate_inputs} held-out "
                                "modules",
                  {**model, **data, **rule, "seed": o.seed, "tmr_inputs": o.tmr_inputs, "max_inputs": o.max_inputs,
@@ -249,6 +255,33 @@ class Run:
         write_json(rtl / "agreement.json", {"a": str(sw), "b": str(rtl), **ag.to_dict()})
         return {"common_sites": ag.common_sites, "disagreeing_sites": len(ag.disagreeing_sites),
                 "line": f"{len(ag.disagreeing_sites)} disagreeing sites of {ag.common_sites}"}
+
+    def replay(self) -> dict:
+        """The RTL campaign's most damaging site (fkhw replay): run again on a
+        traced build, its waveform, the picture of the module it hurts most,
+        and the check that both show the campaign's row."""
+        import tempfile
+
+        from fkhw.campaign.files import read_summary, read_table
+        from fkhw.host.cachedirs import cache_dir
+        from fkhw.replays import ReplayRequest, replay
+        from fkhw.replays.figure import replay_figure
+
+        camp, folder = self.out / "campaign_rtl", make_dir(self.out / "replay", root=self.out)
+        table = read_table(camp, read_summary(camp))
+        site = int(table.site[int(np.argmax(table.damage))])  # the first of equals in table order
+        work_root = make_dir(cache_dir("rtl_sim") / "work")
+        with tempfile.TemporaryDirectory(dir=work_root, prefix="replay-") as work:
+            r = replay(ReplayRequest(camp, site=site, waves=folder / REPLAY_WAVES), Path(work),
+                       progress=lambda line: self.say(f"      {line}"))
+        write_json(folder / "replay.json", r.to_json())
+        replay_figure(r, folder / "replay.png")
+        u = r.upsets[0]
+        return {"dir": str(folder), "site": site, "matches": r.matches, "waves_match": bool(r.waves_match),
+                "changed_modules": len(r.changed), "modules": r.n_modules, "damage_norm": r.damage_norm,
+                "upset": u.line(),
+                "line": f"{folder}: site {site} ({u.register} bit {u.bit}), {len(r.changed)} of {r.n_modules} "
+                        f"modules changed; {REPLAY_WAVES} for GTKWave or Surfer"}
 
     def tmr_inputs(self) -> dict:
         from fkhw.tmr.stable import HeldOut, find_stable

@@ -40,6 +40,10 @@ FIGURES = (
                                       "Dark squares are the bits worth protecting."),
     ("campaign_rtl/figure1.png", "The same map measured on the RTL (cocotb + Verilator): it must look identical, "
                                  "and the agreement check says it is, bit for bit."),
+    ("replay/replay.png", "The most damaging single upset, replayed on the RTL: the module it hurts most, its "
+                          "input charge and the decoder's reconstruction without and with the upset (their EMDs in "
+                          "the titles), and the latent codes it changed. replay/waves.vcd is the same run as a "
+                          "waveform (markers: run_cycle, wave_upset, out_slot, out_differs)."),
     ("tmr/figure1_tmr.png", "The damage map with the bits the TMR map protects marked in red."),
     ("tmr/tradeoff.png", "The selective-TMR trade-off: flip-flop overhead of the weight storage (x) against the "
                          "worst single-upset damage left unprotected (y); full TMR is the dotted line at 200%."),

@@ -57,7 +57,14 @@ BUILD_ARGS = ["--no-public-flat-rw", "--timing", "-CFLAGS", "-std=c++20", "-Wno-
               "--x-assign", "fast", "--x-initial", "fast"]
 # the wheel's verilated.mk leaves the precompiled-header include flag empty
 MAKE_VARS = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-Og OPT_SLOW=-O0 OPT_GLOBAL=-O1"
-BUILD_VERSION = 3  # bump when the build recipe changes
+BUILD_VERSION = 4  # bump when the build recipe changes
+# waveform builds (``build(waves=...)``): the format and Verilator's option for it; the testbench
+# (FKHW_TB_WAVES) writes the run to WAVES_FILE + format in the simulator's working directory
+WAVE_FORMATS = {"vcd": ["--trace"], "fst": ["--trace-fst"]}
+WAVES_FILE = "fkhw_waves."
+# arrays up to this many entries are traced element by element (Verilator's default is 32):
+# the largest register file of the bundled models has 2,048 registers
+TRACE_MAX_ARRAY = 65536
 
 
 class RtlSimError(ToolFailure):
@@ -88,6 +95,7 @@ class SimBuild:
     seconds: float  # build time (0 when reused from the cache)
     pipeline: bool = False  # pipeline data and valid registers are public (can be upset)
     hdl_deposits: bool = False  # parameter registers are upset by the testbench HDL (fkhw_tb_deposits.vh)
+    waves: str | None = None  # a waveform build: each run writes WAVES_FILE + this format (vcd, fst)
 
     @property
     def latency(self) -> int:
@@ -110,7 +118,7 @@ def _toolchain() -> list:
     return [verilator_version(), cocotb.__version__, str(Path(libs_dir).resolve())]
 
 
-def _key(rtl_dir: Path, pipeline: bool = False) -> str:
+def _key(rtl_dir: Path, pipeline: bool = False, waves: str | None = None) -> str:
     """Content hash of the build. Line comments of the generated RTL are left
     out, so models that differ only in their weights (econt-bol, econt-eol:
     the header names the model) share one build: weights are loaded at run
@@ -120,17 +128,23 @@ def _key(rtl_dir: Path, pipeline: bool = False) -> str:
         h.update(p.name.encode() + b"\0" + re.sub(rb"//[^\n]*", b"", p.read_bytes()) + b"\0")
     for p in _tb_files(pipeline):
         h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
-    h.update(json.dumps([BUILD_ARGS, MAKE_VARS, BUILD_VERSION, MAX_VECTORS, _toolchain(), pipeline]).encode())
+    h.update(json.dumps([BUILD_ARGS, MAKE_VARS, BUILD_VERSION, MAX_VECTORS, _toolchain(), pipeline]
+                        + ([waves, TRACE_MAX_ARRAY] if waves else [])).encode())
     return h.hexdigest()[:16]
 
 
-def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=None, pipeline: bool = False) -> SimBuild:
+def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=None, pipeline: bool = False,
+          waves: str | None = None) -> SimBuild:
     """Compile the testbench around the Verilog in ``rtl_dir`` (reused when
     an identical build exists). ``pipeline``: the testbench can also upset
     the pipeline data and valid registers (FKHW_TB_PIPE_DEPOSITS: a falling-edge
     block that writes them, so Verilator evaluates the datapath twice per
     clock): a build of its own, used only for fault sets that need it.
+    ``waves`` ("vcd" or "fst"): a build of its own that writes a waveform
+    of each run (fkhw_tb.v, FKHW_TB_WAVES).
     Raises RtlBuildError with the log tail."""
+    if waves is not None and waves not in WAVE_FORMATS:
+        raise RtlSimError(f"waveform format {waves!r}: use {' or '.join(WAVE_FORMATS)}")
     rtl_dir = Path(rtl_dir).resolve()
     if not (rtl_dir / f"{TOP}.v").is_file() and not (rtl_dir / f"{TOP}_netlist.v").is_file():
         raise RtlBuildError(f"{rtl_dir}: no {TOP}.v (generate it with `fkhw rtl`) or {TOP}_netlist.v")
@@ -142,7 +156,7 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
         raise RtlSimError("building the Verilator model needs `make` and a C++ compiler (g++) on PATH")
     meta = json.loads((rtl_dir / META_FILE).read_text()) if (rtl_dir / META_FILE).is_file() else {}
     root = Path(root) if root is not None else default_root()
-    key = _key(rtl_dir, pipeline)
+    key = _key(rtl_dir, pipeline, waves)
     base = root / key
     sim_dir = base / "sim"
     stamp = base / "built.json"
@@ -150,7 +164,8 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
     with open(open_lock(base / ".lock"), "w") as lockf:
         fcntl.flock(lockf, fcntl.LOCK_EX)
         if stamp.is_file() and (sim_dir / TB_TOP).is_file():
-            return SimBuild(key, base / "rtl", sim_dir, meta, 0.0, pipeline, (base / "rtl" / DEPOSITS_VH).is_file())
+            return SimBuild(key, base / "rtl", sim_dir, meta, 0.0, pipeline, (base / "rtl" / DEPOSITS_VH).is_file(),
+                            waves)
         t0 = time.time()
         say = log or _stderr
         say(f"building the Verilator model (cached in {base}) ...")
@@ -162,9 +177,10 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
         shutil.rmtree(sim_dir, ignore_errors=True)
         logfile = base / "build.log"
         cmd = [sys.executable, "-m", "fkhw.rtlgen.sim", "build", str(base / "rtl"), str(sim_dir)] + \
-            (["pipeline"] if pipeline else [])
+            (["pipeline"] if pipeline else []) + ([f"waves={waves}"] if waves else [])
+        # the runtime objects of a traced build are compiled with VM_TRACE=1: their own
         runtime = root / "_runtime" / hashlib.sha256(
-            json.dumps([BUILD_ARGS, MAKE_VARS, _toolchain()]).encode()).hexdigest()[:16]
+            json.dumps([BUILD_ARGS, MAKE_VARS, _toolchain()] + ([waves] if waves else [])).encode()).hexdigest()[:16]
         _reuse_runtime(runtime, sim_dir)
         env = tool_env({"MAKEFLAGS": MAKE_VARS})
         if shutil.which("ccache") and "OBJCACHE" not in os.environ:
@@ -178,7 +194,8 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
         secs = time.time() - t0
         _save_runtime(sim_dir, runtime)
         write_text(stamp, json.dumps({"key": key, "seconds": secs, "verilator": verilator_version()}))
-        return SimBuild(key, base / "rtl", sim_dir, meta, secs, pipeline, (base / "rtl" / DEPOSITS_VH).is_file())
+        return SimBuild(key, base / "rtl", sim_dir, meta, secs, pipeline, (base / "rtl" / DEPOSITS_VH).is_file(),
+                        waves)
 
 
 def deposit_files(meta: dict) -> list:
@@ -607,15 +624,20 @@ def _runner():
     return get_runner("verilator")
 
 
-def _build_runner():
+def _build_runner(trace: bool = False):
     """cocotb's Verilator runner, with one step between `verilator` and
     `make`: runtime objects seeded from the cache are touched so that make
-    does not rebuild them just because Vtop.mk is new."""
+    does not rebuild them just because Vtop.mk is new. ``trace``: the model
+    is compiled with tracing (VM_TRACE=1) although the runner's own
+    ``waves`` is off: the testbench opens its waveform itself ($dumpvars),
+    at the start of the run rather than at time 0."""
     from cocotb_tools.runner import Verilator
 
     class _Runner(Verilator):
         def _build_command(self):
             cmds = super()._build_command()
+            if trace:
+                cmds[-1] = ["VM_TRACE=1" if str(a) == "VM_TRACE=0" else a for a in cmds[-1]]
             touch = [sys.executable, "-m", "fkhw.rtlgen.sim", "touch", str(self.build_dir)]
             return [cmds[0], touch] + cmds[1:]
 
@@ -629,7 +651,7 @@ def _main_touch(sim_dir: str) -> int:
     return 0
 
 
-def _main_build(rtl_dir: str, sim_dir: str, pipeline: bool = False) -> int:
+def _main_build(rtl_dir: str, sim_dir: str, pipeline: bool = False, waves: str | None = None) -> int:
     rtl = Path(rtl_dir)
     from cocotb_tools.runner import VerilatorControlFile
 
@@ -637,8 +659,14 @@ def _main_build(rtl_dir: str, sim_dir: str, pipeline: bool = False) -> int:
     sources = (sorted(str(p) for p in rtl.glob("*.v")) + [str(TB_HDL)]
                + [VerilatorControlFile(str(p)) for p in _tb_files()[1:]]
                + [VerilatorControlFile(str(p)) for p in sorted(rtl.glob("*.vlt"))])
-    runner = _build_runner()
+    runner = _build_runner(trace=waves is not None)
     defines = {"FKHW_MAXV": MAX_VECTORS, "FKHW_MAXE": MAX_EVENTS}
+    trace = []
+    if waves is not None:
+        defines["FKHW_TB_WAVES"] = 1
+        if waves == "fst":
+            defines["FKHW_TB_WAVES_FST"] = 1
+        trace = WAVE_FORMATS[waves] + ["--trace-max-array", str(TRACE_MAX_ARRAY), "--trace-max-width", "65536"]
     if (rtl / DEPOSITS_VH).is_file():
         defines["FKHW_TB_DEPOSITS"] = 1
         if pipeline:
@@ -646,7 +674,7 @@ def _main_build(rtl_dir: str, sim_dir: str, pipeline: bool = False) -> int:
     # a control file naming hierarchical blocks (a netlist's kept modules) asks for them to be verilated once each
     hier = ["--hierarchical"] if any("hier_block" in p.read_text() for p in rtl.glob("*.vlt")) else []
     runner.build(sources=sources, includes=[str(rtl)], hdl_toplevel=TB_TOP, build_dir=sim_dir,
-                 build_args=BUILD_ARGS + hier, timescale=("1ns", "1ps"), defines=defines, always=True)
+                 build_args=BUILD_ARGS + hier + trace, timescale=("1ns", "1ps"), defines=defines, always=True)
     return 0
 
 
@@ -665,11 +693,14 @@ def _main_run(sim_dir: str, job_dir: str) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) in (4, 5) and sys.argv[1] == "build":
-        sys.exit(_main_build(sys.argv[2], sys.argv[3], sys.argv[4:] == ["pipeline"]))
+    if 4 <= len(sys.argv) <= 6 and sys.argv[1] == "build":
+        opts = sys.argv[4:]
+        fmt = [o.split("=", 1)[1] for o in opts if o.startswith("waves=")]
+        sys.exit(_main_build(sys.argv[2], sys.argv[3], "pipeline" in opts, fmt[0] if fmt else None))
     if len(sys.argv) == 3 and sys.argv[1] == "touch":
         sys.exit(_main_touch(sys.argv[2]))
     if len(sys.argv) == 4 and sys.argv[1] == "run":
         sys.exit(_main_run(sys.argv[2], sys.argv[3]))
-    print("usage: python -m fkhw.rtlgen.sim build RTL_DIR SIM_DIR | run SIM_DIR JOB_DIR", file=sys.stderr)
+    print("usage: python -m fkhw.rtlgen.sim build RTL_DIR SIM_DIR [pipeline] [waves=vcd|fst] | run SIM_DIR JOB_DIR",
+          file=sys.stderr)
     sys.exit(2)

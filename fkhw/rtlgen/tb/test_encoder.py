@@ -79,6 +79,11 @@ async def drive(dut, job: dict) -> dict:
         for k in restores:
             handles[k].value = golden[k]  # the scrub
             expect[k] = golden[k]
+        # the waveform's markers for this clock (the HDL clears them at the next edge)
+        if masks:
+            dut.wave_upset.value = 1
+        if restores:
+            dut.wave_scrub.value = 1
     if not int(dut.done.value):
         await RisingEdge(dut.done)
     if ticker is not None:

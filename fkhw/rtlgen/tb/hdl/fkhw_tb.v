@@ -58,6 +58,21 @@
 //                     flags[7:0], bit[15:0]} (flags bit 0 = 1: the stage's valid
 //                     flag, else bit `bit` of its data register q; flags bits 2:1:
 //                     the replica A, B, C of a triplicated stage, fkhw_pipe_tmr)
+//
+// Waveforms (builds that define FKHW_TB_WAVES, with Verilator --trace or
+// --trace-fst; FKHW_TB_WAVES_FST picks the FST file): the run, from one edge
+// before run edge 0 to the end, is written to fkhw_waves.vcd (.fst), with
+// these signals of fkhw_tb for its reader (fkhw replay, GTKWave, Surfer):
+//   run_frame, run_cycle  the frame and cycle c of the clock now running
+//                         (the one after run edge c)
+//   wave_upset            1 in the clock right after an upset was deposited
+//                         (by this testbench or by cocotb), wave_scrub: a scrub;
+//                         wave_pipe_upset: a pipeline upset (at the falling edge)
+//   out_frame, out_slot   the frame and window slot out_data holds now, when
+//   out_live              is 1; out_differs: it is not what a fault-free
+//                         encoder gives (the slot fkhw_diff.txt records)
+// The testbench's own memories (stimulus, golden outputs, weights, events)
+// are left out of the trace; the encoder's registers are all in it.
 `timescale 1ns/1ps
 `default_nettype none
 `include "fkhw_encoder_defs.vh"
@@ -100,10 +115,18 @@ module fkhw_tb;
     reg [31:0]       state_err = 32'd0;  // parameter registers not golden after the run
     reg [31:0]       n_pev     = 32'd0;  // events in fkhw_pevents.hex (written by cocotb)
 
-    // ---- memories ------------------------------------------------------------
+    // ---- memories (not traced: they are the files above) ----------------------
+    /*verilator tracing_off*/
     reg [IN_W-1:0]   stim [0:MAXV-1];
     reg [OUT_W-1:0]  gold [0:MAXV-1];
     reg [CFG_DW-1:0] wmem [0:NREG-1];
+    /*verilator tracing_on*/
+
+    // ---- for the reader of a waveform (see the header) -------------------------
+    reg [31:0]       run_frame  = 32'd0;
+    reg [31:0]       run_cycle  = 32'd0;
+    reg              wave_upset = 1'b0;  // cocotb sets it too, with its deposits (public)
+    reg              wave_scrub = 1'b0;
 
     // ---- device under test ---------------------------------------------------
     reg              rst      = 1'b1;
@@ -145,7 +168,9 @@ module fkhw_tb;
     reg        t_on = 1'b0;  // run edge 0 reached
 `ifdef FKHW_TB_DEPOSITS
     localparam integer MAXE = `FKHW_MAXE;
+    /*verilator tracing_off*/
     reg [127:0] ev [0:MAXE-1];
+    /*verilator tracing_on*/
     reg [31:0]  ep    = 32'd0;  // next event
     reg [31:0]  r_abs = 32'd0;  // this run edge
     reg [127:0] e;
@@ -153,6 +178,28 @@ module fkhw_tb;
     reg         e_restore;
     reg [31:0]  e_mask;
     integer     k;
+`endif
+
+    // what the capture below compares at the next edge (a waveform shows it)
+    wire             out_live    = (state == S_RUN) && (out_wait == 32'd0);
+    wire             out_differs = out_live && ((out_c < n_vec) ? (out_valid !== 1'b1 || out_data !== gold[out_c])
+                                                               : (out_valid !== 1'b0));
+    wire [31:0]      out_frame   = out_f;
+    wire [31:0]      out_slot    = out_c;
+
+`ifdef FKHW_TB_WAVES
+    // the waveform starts at the last configuration write: the load before it is
+    // NREG clocks in which nothing but the register files changes
+    always @(posedge clk) begin
+        if (state == S_LOAD && la == NREG - 1) begin
+`ifdef FKHW_TB_WAVES_FST
+            $dumpfile("fkhw_waves.fst");
+`else
+            $dumpfile("fkhw_waves.vcd");
+`endif
+            $dumpvars(0, fkhw_tb);
+        end
+    end
 `endif
 
     always @(posedge clk) begin
@@ -195,6 +242,9 @@ module fkhw_tb;
                 // drives the inputs sampled at the next edge
                 cfg_we  <= 1'b0;
                 running <= 1'b1;
+                // the waveform's markers last one clock (a deposit of this edge sets them again below)
+                wave_upset <= 1'b0;
+                wave_scrub <= 1'b0;
                 // clear_err: the configuration write a user makes to clear a sticky tmr_err
                 // (register 0 rewritten with its golden value: nothing else changes), sampled
                 // at the last edge of every frame so that the next frame starts with the flag low
@@ -252,10 +302,16 @@ module fkhw_tb;
                         e_restore = e[32];
                         e_mask = e[31:0];
                         `FKHW_TB_DEPOSIT
+                        if (e_restore) wave_scrub <= 1'b1;
+                        if (e_mask != 32'd0) wave_upset <= 1'b1;
                         ep = ep + 32'd1;
                     end
                 end
 `endif
+                if (t_on) begin
+                    run_frame <= t_f;
+                    run_cycle <= t_c;
+                end
                 // this edge: t_f / t_c (the first execution is one edge before run edge 0)
                 if (!t_on) begin
                     t_on <= 1'b1;
@@ -289,16 +345,21 @@ module fkhw_tb;
     end
 
 `ifdef FKHW_TB_PIPE_DEPOSITS
+    /*verilator tracing_off*/
     reg [63:0] pev [0:MAXE-1];
+    /*verilator tracing_on*/
     reg [31:0] pp = 32'd0;  // next pipeline event
     reg [7:0]  p_stage;
     reg        p_valid;
     reg [1:0]  p_rep;
     reg [15:0] p_bit;
+    reg wave_pipe_upset = 1'b0;  // 1 from the falling edge of a pipeline upset to the next one
     always @(negedge clk) begin
+        wave_pipe_upset <= 1'b0;
         // r_abs - 1: the run edge this falling edge follows
         if (state == S_RUN && t_on) begin
             while (pp < n_pev && pev[pp][63:32] + 32'd1 == r_abs) begin
+                wave_pipe_upset <= 1'b1;
                 p_stage = pev[pp][31:24];
                 p_valid = pev[pp][16];
                 p_rep   = pev[pp][18:17];
