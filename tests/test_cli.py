@@ -483,7 +483,12 @@ def test_sim_runs_to_completion(small_model_dir, ir, tmp_path):
         assert (out / artifact).is_file(), artifact
     # the review of a run with every step: the rates' checks and table are in results.xml and the report
     names = {c["name"] for c in s["checks"]}
-    assert {"rate_replay_plain", "rate_replay_selective", "proof_regfile_netlist", "synthesis_flip_flops"} <= names
+    assert {"rate_replay_plain", "rate_replay_selective", "proof_regfile_netlist", "synthesis_flip_flops",
+            "replay_worst_site"} <= names
+    # the RTL campaign's most damaging site, replayed with a waveform that shows it
+    rep = json.loads((out / "replay" / "replay.json").read_text())
+    assert rep["matches"] and rep["waves_match"] and (out / "replay" / "waves.vcd").stat().st_size > 0
+    assert_png(out / "replay" / "replay.png")
     # the formal certificate of every TMR design of the area table, on the netlists the table counted
     cert = json.loads((out / "tmr" / "certificate.json").read_text())
     assert [c["design"] for c in cert["designs"]] == list(area)[1:] and cert["proven"]

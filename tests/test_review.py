@@ -162,3 +162,14 @@ def test_the_terminal_table_fits_100_columns(tmp_path):
     lines = review.table()
     assert max(map(len, lines)) <= TABLE_WIDTH and any(line.endswith("...") for line in lines)
     assert "1 of 3 checks pass" not in "\n".join(lines) and "2 of 3 checks pass" in "\n".join(lines)
+
+
+def test_the_step_names_force_accepts_are_the_flow_s_steps(tmp_path):
+    """--force STEP takes the names in fkhw.review.options.STEP_NAMES: the
+    flow's steps, every one of them (the optional gate_level and rates
+    included), in the flow's order."""
+    from fkhw.review.flow import Run
+    from fkhw.review.options import STEP_NAMES, SimOptions
+
+    run = Run(SimOptions(out=tmp_path, gate_level=True, rates=True), say=lambda line: None)
+    assert tuple(s.name for s in run.steps(run.model_digest)) == STEP_NAMES

@@ -14,7 +14,6 @@ level it can also write the waveform of the run (fkhw.replays.waves).
 from __future__ import annotations
 
 import math
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -199,7 +198,7 @@ def _hardening(summary: dict, bundle, folder: Path):
                       "changed since the campaign ran")
 
 
-def _upsets(fs, space, meta) -> tuple:
+def _upsets(fs, space, meta: dict | None) -> tuple:
     from fkhw.faults.space import FaultError
     from fkhw.levels.rtl import rtl_register
 
@@ -207,8 +206,8 @@ def _upsets(fs, space, meta) -> tuple:
     for ff, cyc in zip(fs.ff.tolist(), fs.cycle.tolist()):
         d = space.describe(ff)
         try:
-            r = rtl_register(space, meta, ff)
-            rtl, rtl_bit = "fkhw_tb." + r.name, r.bit
+            r = rtl_register(space, meta, ff) if meta is not None else None
+            rtl, rtl_bit = ("fkhw_tb." + r.name, r.bit) if r is not None else ("", 0)
         except FaultError:  # the tmr_err flag: a flip-flop with no datapath register
             rtl, rtl_bit = "", 0
         out.append(Upset(int(ff), d.cls, d.register, int(d.bit), int(cyc), rtl, rtl_bit))
@@ -237,8 +236,7 @@ def replay(request: ReplayRequest, work_dir: Path, progress=None) -> Replay:
     from fkhw.campaign.outputs import damage_meter
     from fkhw.campaign.run import campaign_model
     from fkhw.damage.metrics import metric_of
-    from fkhw.faults.space import FaultSet, touched
-    from fkhw.levels.rtl import design_space
+    from fkhw.faults.space import FaultSet, FlipFlopSpace, touched
     from fkhw.levels import make_level, rtl_with_waves, run_faults
 
     say = progress or (lambda line: None)
@@ -263,8 +261,10 @@ def replay(request: ReplayRequest, work_dir: Path, progress=None) -> Replay:
     fs = FaultSet.single("seu", [row_id], [row_id]) if kind == "seu" else outs.fault_set.take([pos])
     level = make_level(level_name, bundle, jobs=1, hardening=hardening) if fmt is None else \
         rtl_with_waves(bundle, fmt, work_dir, hardening)
+    # the campaign's own flip-flop numbering (fkhw.campaign.run), and the RTL's register names where there is RTL
+    space = FlipFlopSpace.of(bundle.ir, hardening.protect if hardening else None,
+                             hardening.refresh if hardening else False)
     meta = getattr(level, "meta", None) or _meta_of(bundle.ir, hardening)
-    space = design_space(bundle.ir, meta)
     upsets = _upsets(fs, space, meta)
     say(f"replaying {key} {row_id} ({kind}, {len(upsets)} upset{'s' * (len(upsets) != 1)}) at the {level_name} level "
         f"on {n} modules")
@@ -289,12 +289,14 @@ def replay(request: ReplayRequest, work_dir: Path, progress=None) -> Replay:
     recon = _reconstructions(bundle, summary, np.stack([outs.baseline[module], latent[0, module]]))
     evidence = None
     if fmt is not None:
+        from fkhw.outpaths import copy_file
         from fkhw.replays.waves import read_evidence
 
         made = Path(work_dir) / "job0" / f"fkhw_waves.{fmt}"
         if not made.is_file():
             raise ReplayError(f"the simulator wrote no waveform ({made})")
-        shutil.move(str(made), str(request.waves))
+        copy_file(made, request.waves)  # a new file in place of whatever was there (a link is replaced, not followed)
+        made.unlink()
         evidence = read_evidence(Path(request.waves), upsets, n, meta["ports"]["out_data"])
         say(f"waveform: {request.waves} ({evidence.line()})")
     return Replay(str(folder), kind, key, row_id, level_name, str(summary["level"]), upsets,
@@ -327,12 +329,16 @@ def _worst_module(per: np.ndarray, free: np.ndarray, changed: np.ndarray) -> int
     return int(changed[np.argmax(np.abs(per[changed] - free[changed]))])
 
 
-def _meta_of(model, hardening) -> dict:
-    """The RTL metadata of the design (for the RTL register names of a level that has none)."""
-    from fkhw.rtlgen.emit import generate
+def _meta_of(model, hardening) -> dict | None:
+    """The RTL metadata of the design, for the RTL register names at a level
+    that has no RTL (None: a model fkhw generates no RTL for)."""
+    from fkhw.rtlgen.emit import RtlUnsupported, generate
     from fkhw.rtlgen.harden import harden
 
-    design = generate(model) if hardening is None else harden(model, hardening.protect, hardening.refresh)
+    try:
+        design = generate(model) if hardening is None else harden(model, hardening.protect, hardening.refresh)
+    except RtlUnsupported:
+        return None
     return design.meta
 
 

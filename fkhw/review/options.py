@@ -9,7 +9,7 @@ from pathlib import Path
 from fkhw.validate import boolean, integer, number, string_in
 
 STEP_NAMES = ("model", "hls", "rtl", "functional", "gate_level", "campaign_rtl", "campaign_software", "agreement",
-              "tmr_inputs", "tmr", "faults", "rates")
+              "replay", "tmr_inputs", "tmr", "faults", "rates")
 
 
 @dataclass(frozen=True)
