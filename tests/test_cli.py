@@ -320,12 +320,13 @@ def test_agree_runs_to_completion(small_model_dir, few_sites, rtl_campaign, netl
         assert a["disagreeing"] == 0 and a["baseline_identical"], other
 
 
-def test_replay_runs_to_completion(small_model_dir, rtl_campaign, ir, tmp_path):
-    """Three rows of an RTL campaign (its three most damaging sites) replayed
-    with a waveform: each replay equals its row, and the waveform, read with
-    pywellen, holds the upset at its recorded cycle (marker high, the site's
-    register flipping its bit) and out_data differing from the fault-free
-    output in exactly the modules the campaign recorded, with their codes."""
+def test_replay_runs_to_completion(sim_run, ir, tmp_path):
+    """Three rows of `fkhw sim`'s RTL campaign (its three most damaging
+    sites) replayed with a waveform: each replay equals its row, and the
+    waveform, read with pywellen, holds the upset at its recorded cycle
+    (marker high, the site's register flipping its bit) and out_data
+    differing from the fault-free output in exactly the modules the
+    campaign recorded, with their codes."""
     from fkhw.campaign.files import read_summary, read_table
     from fkhw.faults.space import FlipFlopSpace
     from fkhw.levels.rtl import rtl_register
@@ -333,6 +334,7 @@ def test_replay_runs_to_completion(small_model_dir, rtl_campaign, ir, tmp_path):
     from fkhw.rtlgen.sim import unpack_hex
     from wave_probe import Probe
 
+    rtl_campaign = sim_run[0] / "campaign_rtl"
     table = read_table(rtl_campaign, read_summary(rtl_campaign))
     sites = table.site[np.argsort(-table.damage, kind="stable")[:3]].tolist()
     outs = CampaignOutputs.load(rtl_campaign)
@@ -433,14 +435,22 @@ def test_tmr_runs_to_completion_at_gate_level(software_campaign, ir, tmp_path):
     assert pn["unprotected_mismatches"] == 0
 
 
-def test_sim_runs_to_completion(small_model_dir, ir, tmp_path):
+@pytest.fixture(scope="module")
+def sim_run(small_model_dir, tmp_path_factory) -> tuple:
+    """`fkhw sim` on the small model: (its folder, the finished process)."""
+    root = tmp_path_factory.mktemp("sim")
+    out = root / "sim"
+    r = fkhw("sim", "--model", small_model_dir, "--out", out, "--inputs", INPUTS, "--jobs", 1,
+             "--tmr-threshold", 1.0, "--max-inputs", 64, "--validate-inputs", 256, timeout=1500,
+             env={"FKHW_SYNTH_CACHE": str(root / "synth_cache")}, ok=(0, 1))
+    return out, r
+
+
+def test_sim_runs_to_completion(sim_run, ir):
     """`fkhw sim`, what `make sim` runs: every stage for real (hls4ml, RTL +
     lint, Verilator, both campaigns, agreement, TMR with hardened RTL and
     proof, the area table; the area's exact figures are tested in test_tmr_hardware)."""
-    out = tmp_path / "sim"
-    r = fkhw("sim", "--model", small_model_dir, "--out", out, "--inputs", INPUTS, "--jobs", 1,
-             "--tmr-threshold", 1.0, "--max-inputs", 64, "--validate-inputs", 256, timeout=1500,
-             env={"FKHW_SYNTH_CACHE": str(tmp_path / "synth_cache")}, ok=(0, 1))
+    out, r = sim_run
     assert r.returncode == sim_exit_status(out)
     steps = re.findall(r"\[(\d+)/(\d+)\]", r.stdout)
     assert steps and [int(k) for k, _ in steps] == list(range(1, int(steps[0][1]) + 1))
