@@ -1,0 +1,167 @@
+"""Error-detecting and error-correcting codes of register words: the
+definition every level follows (the software fault model, the generated
+Verilog of fkhw.rtlgen.codes, the proofs).
+
+* :class:`SecDed`: a Hsiao single-error-correcting, double-error-detecting
+  code over ``data_bits``. Each data bit has a column of the parity-check
+  matrix: a distinct ``check_bits``-bit mask of odd weight >= 3 (the check
+  bits themselves have the unit columns). Check bit j of a word is the XOR
+  of the data bits whose column has bit j set. The syndrome, the stored
+  check bits XOR those recomputed from the stored data, is 0 for a clean
+  word, a data bit's column (or a unit vector: a check bit) for one upset,
+  and of even weight for two: odd-weight columns make every double upset
+  detectable. Hsiao's codes need no overall parity bit and fewer gates
+  than an extended Hamming code of the same length (M. Y. Hsiao, "A class
+  of optimal minimum odd-weight-column SEC-DED codes", IBM J. Res. Dev.
+  14(4), 1970).
+* :class:`Parity`: one even-parity bit over ``data_bits``: detects any odd
+  number of upsets, corrects none.
+
+Bits are numbered from the least significant (bit i of a word is
+``(word >> i) & 1``), as in Verilog.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+from math import comb
+
+import numpy as np
+
+from fkhw.errors import InputError
+
+MAX_DATA_BITS = 64  # words up to 64 bits: numpy uint64 holds them
+
+
+class CodeError(InputError):
+    """A word size no code of fkhw covers."""
+
+
+def _check_width(data_bits, what: str) -> int:
+    if isinstance(data_bits, bool) or not isinstance(data_bits, (int, np.integer)):
+        raise CodeError(f"{what}: {data_bits!r} is not a whole number of bits")
+    if not 1 <= int(data_bits) <= MAX_DATA_BITS:
+        raise CodeError(f"{what}: {data_bits} data bits; fkhw's codes cover 1..{MAX_DATA_BITS}")
+    return int(data_bits)
+
+
+def hsiao_check_bits(data_bits: int) -> int:
+    """The fewest check bits r whose odd-weight (>= 3) columns number at least ``data_bits``."""
+    k = _check_width(data_bits, "SEC-DED word")
+    r = 3
+    while sum(comb(r, w) for w in range(3, r + 1, 2)) < k:
+        r += 1
+    return r
+
+
+def hsiao_columns(data_bits: int, check_bits: int) -> tuple:
+    """The parity-check columns of the data bits: the odd weights in turn,
+    lightest first (fewest XOR inputs), and within a weight the masks whose
+    rows are least used so far, so that the check bits' XOR trees stay
+    balanced (Hsiao's second criterion); ties in lexicographic order."""
+    cols, load = [], [0] * check_bits
+    for w in range(3, check_bits + 1, 2):
+        left = [sum(1 << b for b in c) for c in combinations(range(check_bits), w)]
+        while left and len(cols) < data_bits:
+            best = min(left, key=lambda m: (sum(load[b] for b in range(check_bits) if m >> b & 1), left.index(m)))
+            left.remove(best)
+            cols.append(best)
+            for b in range(check_bits):
+                load[b] += best >> b & 1
+        if len(cols) == data_bits:
+            break
+    return tuple(cols)
+
+
+def _popcount(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.uint64)
+    n = np.zeros(x.shape, dtype=np.int64)
+    while np.any(x):
+        n += (x & np.uint64(1)).astype(np.int64)
+        x = x >> np.uint64(1)
+    return n
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """What a decoder gives for stored words (arrays of equal shape)."""
+
+    data: np.ndarray  # the data it passes on: corrected where it could
+    corrected: np.ndarray  # bool: one upset seen and corrected (in a data bit, or a check bit): err_single
+    uncorrectable: np.ndarray  # bool: an error seen it cannot correct (SEC-DED: two upsets; parity: an odd
+    #                            number): err_double, err_parity
+
+
+@dataclass(frozen=True)
+class SecDed:
+    """A Hsiao SEC-DED code over ``data_bits`` (see the module docstring)."""
+
+    data_bits: int
+    check_bits: int
+    columns: tuple  # per data bit, its parity-check column (a check_bits-bit mask)
+
+    @staticmethod
+    def of(data_bits: int) -> "SecDed":
+        k = _check_width(data_bits, "SEC-DED word")
+        r = hsiao_check_bits(k)
+        return SecDed(k, r, hsiao_columns(k, r))
+
+    @property
+    def label(self) -> str:
+        return f"secded:{self.data_bits}"
+
+    def rows(self) -> tuple:
+        """Per check bit j, the data bits it covers (the XOR inputs of its encoder)."""
+        return tuple(tuple(i for i, c in enumerate(self.columns) if c >> j & 1) for j in range(self.check_bits))
+
+    def encode(self, data) -> np.ndarray:
+        """The check bits of data words (any integer array)."""
+        d = np.asarray(data, dtype=np.uint64)
+        out = np.zeros(d.shape, dtype=np.uint64)
+        for i, c in enumerate(self.columns):
+            bit = (d >> np.uint64(i)) & np.uint64(1)
+            out ^= bit * np.uint64(c)
+        return out
+
+    def syndrome(self, data, check) -> np.ndarray:
+        return self.encode(data) ^ np.asarray(check, dtype=np.uint64)
+
+    def decode(self, data, check) -> Decoded:
+        """Correct one upset of the data or check bits, flag two (see the module docstring)."""
+        d = np.asarray(data, dtype=np.uint64)
+        s = self.syndrome(d, check)
+        weight = _popcount(s)
+        fix = np.zeros(d.shape, dtype=np.uint64)
+        in_data = np.zeros(d.shape, dtype=bool)
+        for i, c in enumerate(self.columns):
+            hit = s == np.uint64(c)
+            fix |= hit.astype(np.uint64) << np.uint64(i)
+            in_data |= hit
+        corrected = in_data | (weight == 1)
+        return Decoded(d ^ fix, corrected, (weight > 0) & ~corrected)
+
+
+@dataclass(frozen=True)
+class Parity:
+    """One even-parity bit over ``data_bits``."""
+
+    data_bits: int
+    check_bits: int = 1
+
+    @staticmethod
+    def of(data_bits: int) -> "Parity":
+        return Parity(_check_width(data_bits, "parity word"))
+
+    @property
+    def label(self) -> str:
+        return f"parity:{self.data_bits}"
+
+    def encode(self, data) -> np.ndarray:
+        return (_popcount(data) & 1).astype(np.uint64)
+
+    def decode(self, data, check) -> Decoded:
+        """The data unchanged; ``uncorrectable`` where the parity does not hold (an odd number of upsets)."""
+        d = np.asarray(data, dtype=np.uint64)
+        bad = self.encode(d) != np.asarray(check, dtype=np.uint64)
+        return Decoded(d, np.zeros(d.shape, dtype=bool), bad)
