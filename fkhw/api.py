@@ -722,11 +722,12 @@ def replay(campaign: Campaign | PathLike, out: PathLike, *, site: int | None = N
     from fkhw.replays.figure import replay_figure
 
     folder = _campaign(campaign).folder
-    out = make_dir(check_out_dir(out, "out", inputs=(("campaign", folder),)))
+    out = check_out_dir(out, "out", inputs=(("campaign", folder),))
     request = ReplayRequest(folder, site, fault, module, level, None if waves is None else Path(waves))
     work_root = make_dir(cache_dir("rtl_sim") / "work")
     with tempfile.TemporaryDirectory(dir=work_root, prefix="replay-") as work:
         r = run_replay(request, Path(work))
+    make_dir(out)
     write_json(out / "replay.json", r.to_json())
     replay_figure(r, out / "replay.png")
     return r

@@ -62,6 +62,7 @@ OUT_CASES = [
     ("agree", ("--a", "{camp}", "--b", "{camp}"), "file"),
     ("tmr", ("--campaign", "{camp}", "--no-synth", "--no-prove"), "folder"),
     ("rate", ("--campaign", "{camp}"), "folder"),
+    ("replay", ("--campaign", "{camp}", "--site", "0"), "folder"),
     ("sim", ("--model", "{model}", "--inputs", INPUTS, "--no-synth"), "folder"),
 ]
 
@@ -278,6 +279,25 @@ CASES = _out_cases() + SEED_CASES + [
     Case("tmr", "csv-cut", ("--campaign", "{csv_cut}", "--out", "{ws}/new"), "{csv_cut}/campaign.csv"),
     Case("tmr", "csv-nan", ("--campaign", "{csv_nan}", "--out", "{ws}/new"), "column emd_norm: 'nan' is not a finite"),
     Case("tmr", "outputs-cut", ("--campaign", "{npz_cut}", "--out", "{ws}/new"), "{npz_cut}/outputs.npz: damaged"),
+    # -- replay
+    Case("replay", "site-not-in-campaign", ("--campaign", "{camp}", "--site", "99999999", "--out", "{ws}/new"),
+         "--site 99999999: not a row of --campaign {camp}"),
+    Case("replay", "fault-of-a-seu-campaign", ("--campaign", "{camp}", "--fault", "0", "--out", "{ws}/new"),
+         "is a seu campaign: its rows are sites"),
+    Case("replay", "site-of-a-fault-campaign", ("--campaign", "{faults_camp}", "--site", "0", "--out", "{ws}/new"),
+         "is a --faults pipeline campaign: its rows are faults"),
+    Case("replay", "module-out-of-range", ("--campaign", "{camp}", "--site", "0", "--module", "9999", "--out",
+                                           "{ws}/new"), "--module 9999: the campaign ran"),
+    Case("replay", "waves-unknown-format", ("--campaign", "{camp}", "--site", "0", "--level", "rtl", "--waves",
+                                            "{ws}/w.ghw", "--out", "{ws}/new"), "unknown waveform format '.ghw'"),
+    Case("replay", "waves-not-at-rtl", ("--campaign", "{camp}", "--site", "0", "--waves", "{ws}/w.vcd", "--out",
+                                        "{ws}/new"), "waveforms come from the rtl level, not software"),
+    Case("replay", "waves-into-a-read-only-folder", ("--campaign", "{camp}", "--site", "0", "--level", "rtl",
+                                                     "--waves", f"{READ_ONLY}/w.vcd", "--out", "{ws}/new"),
+         f"--waves {READ_ONLY}/w.vcd: cannot write there"),
+    Case("replay", "site-negative", ("--campaign", "{camp}", "--site", "-1", "--out", "{ws}/new"), "--site -1"),
+    Case("replay", "site-fraction", ("--campaign", "{camp}", "--site", "1.5", "--out", "{ws}/new"),
+         "--site '1.5': not an integer"),
     # -- rate
     Case("rate", "flux-zero", ("--campaign", "{camp}", "--flux", "0", "--out", "{ws}/new"), "--flux 0"),
     Case("rate", "sigma-negative", ("--campaign", "{camp}", "--sigma=-1e-14", "--out", "{ws}/new"), "--sigma -1e-14"),

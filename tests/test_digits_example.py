@@ -122,6 +122,7 @@ def test_report_html_is_valid_self_contained_and_shows_every_check(sim):
     assert "http://" not in page and "https://" not in page  # nothing to fetch
     assert page.count("data:image/png;base64,") == len([f for f in ("campaign_software/figure1.png",
                                                                     "campaign_rtl/figure1.png",
+                                                                    "replay/replay.png",
                                                                     "tmr/figure1_tmr.png", "tmr/tradeoff.png",
                                                                     "faults/risk.png") if (out / f).is_file()]) > 0
     md = (out / "report.md").read_text()

@@ -1,6 +1,6 @@
 """fkhw replay: run one campaign row again, check it against the row, and show it (waveform, picture)."""
 
-from fkhw.commands.options import NON_NEGATIVE, campaign_inputs, in_path, out_path
+from fkhw.commands.options import NON_NEGATIVE, campaign_inputs, in_path, model_help, out_path
 
 HELP = "rerun one campaign row (a site or fault): its numbers again, a waveform of the upset, a picture of the module"
 DESCRIPTION = (HELP + ". The fault runs on the campaign's modules and design at the campaign's level (or --level); "
@@ -23,8 +23,9 @@ def add_arguments(p):
     p.add_argument("--level", choices=list(LEVELS), default=None, help="the level to run it at (default: the campaign's)")
     p.add_argument("--waves", type=out_path, default=None, metavar="FILE",
                    help="write the run's waveform here (.vcd; .fst where Verilator's FST writer builds): the rtl level")
-    p.add_argument("--model", default=None, help="the campaign's model, if its recorded name or path does not resolve "
-                                                 "here (checked against the recorded digest)")
+    p.add_argument("--model", default=None,
+                   help=model_help(": the campaign's model, when its recorded name or path does not resolve here "
+                                   "(checked against the recorded digest)"))
     p.add_argument("--out", type=out_path, required=True, help="folder for replay.json and replay.png")
 
 
@@ -38,12 +39,13 @@ def run(args) -> int:
     from fkhw.replays.figure import replay_figure
 
     inputs = campaign_inputs("--campaign", args.campaign)
-    out = make_dir(check_out_dir(args.out, inputs=inputs))
+    out = check_out_dir(args.out, inputs=inputs)  # made once the replay ran: a refused request writes nothing
     request = ReplayRequest(args.campaign, args.site, args.fault, args.module, args.level, args.waves, args.model)
     work_root = cache_dir("rtl_sim") / "work"
     work_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work_root, prefix="replay-") as work:
         r = replay(request, work, progress=print)
+    make_dir(out)
     write_text(out / "replay.json", json.dumps(r.to_json(), indent=2) + "\n")
     replay_figure(r, out / "replay.png")
     for u in r.upsets:
