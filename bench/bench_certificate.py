@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -27,12 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
-
-
-def _cpu() -> float:
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+from common import cpu_seconds, machine  # noqa: E402
 
 
 def main() -> int:
@@ -59,9 +53,9 @@ def main() -> int:
             t0 = time.perf_counter()
             netlist, _ = regfile_netlist(design, plain, Path(tmp) / "synth" / slug)
             synth_s = time.perf_counter() - t0
-            c0, t0 = _cpu(), time.perf_counter()
+            c0, t0 = cpu_seconds(), time.perf_counter()
             cert = certify(design, netlist, Path(tmp) / "cert" / slug, name)
-            wall, cpu = time.perf_counter() - t0, _cpu() - c0
+            wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
             verdict = "proven" if cert.proven else "NOT proven: " + cert.counterexample.line()
             print(f"{name:<20} {cert.protected_flip_flops:11,} {synth_s:8.1f} {wall:11.1f} {cpu:10.1f}  {verdict}",
                   flush=True)

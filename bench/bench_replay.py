@@ -13,19 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
-
-
-def _cpu() -> float:
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+from common import cpu_seconds, machine  # noqa: E402
 
 
 def main() -> int:
@@ -54,9 +48,9 @@ def main() -> int:
             work = Path(tmp) / f"work-{waves or 'plain'}"
             level = RtlLevel(ir, jobs=1, build_root=Path(tmp) / "builds", work_dir=work, waves=waves,
                              log=lambda line: None)
-            c0, t0 = _cpu(), time.perf_counter()
+            c0, t0 = cpu_seconds(), time.perf_counter()
             level.build()
-            build_wall, build_cpu = time.perf_counter() - t0, _cpu() - c0
+            build_wall, build_cpu = time.perf_counter() - t0, cpu_seconds() - c0
             t0 = time.perf_counter()
             level.run_faults(FaultSet.single("seu", [site], [site]), x)
             run = time.perf_counter() - t0

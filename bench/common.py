@@ -23,6 +23,12 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, {mem:.0f} GiB, Python {platform.python_version()}"
 
 
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and every child it waited for, so far."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def run_timed(cmd: list, env: dict | None = None) -> tuple:
     """(wall seconds, peak RSS MiB of the child, completed process)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

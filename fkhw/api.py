@@ -714,23 +714,12 @@ def replay(campaign: Campaign | PathLike, out: PathLike, *, site: int | None = N
     Raises:
         fkhw.replays.ReplayError: a row, module, level or waveform file the replay cannot use, named.
     """
-    import tempfile
-
-    from fkhw.host.cachedirs import cache_dir
-    from fkhw.outpaths import check_out_dir, make_dir, write_json
-    from fkhw.replays import ReplayRequest, replay as run_replay
-    from fkhw.replays.figure import replay_figure
+    from fkhw.outpaths import check_out_dir
+    from fkhw.replays import ReplayRequest, replay_to
 
     folder = _campaign(campaign).folder
     out = check_out_dir(out, "out", inputs=(("campaign", folder),))
-    request = ReplayRequest(folder, site, fault, module, level, None if waves is None else Path(waves))
-    work_root = make_dir(cache_dir("rtl_sim") / "work")
-    with tempfile.TemporaryDirectory(dir=work_root, prefix="replay-") as work:
-        r = run_replay(request, Path(work))
-    make_dir(out)
-    write_json(out / "replay.json", r.to_json())
-    replay_figure(r, out / "replay.png")
-    return r
+    return replay_to(ReplayRequest(folder, site, fault, module, level, None if waves is None else Path(waves)), out)
 
 
 # --- rankings -----------------------------------------------------------------------------------

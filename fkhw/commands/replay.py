@@ -30,24 +30,12 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    import json
-    import tempfile
+    from fkhw.outpaths import check_out_dir
+    from fkhw.replays import ReplayRequest, replay_to
 
-    from fkhw.host.cachedirs import cache_dir
-    from fkhw.outpaths import check_out_dir, make_dir, write_text
-    from fkhw.replays import ReplayRequest, replay
-    from fkhw.replays.figure import replay_figure
-
-    inputs = campaign_inputs("--campaign", args.campaign)
-    out = check_out_dir(args.out, inputs=inputs)  # made once the replay ran: a refused request writes nothing
+    out = check_out_dir(args.out, inputs=campaign_inputs("--campaign", args.campaign))
     request = ReplayRequest(args.campaign, args.site, args.fault, args.module, args.level, args.waves, args.model)
-    work_root = cache_dir("rtl_sim") / "work"
-    work_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=work_root, prefix="replay-") as work:
-        r = replay(request, work, progress=print)
-    make_dir(out)
-    write_text(out / "replay.json", json.dumps(r.to_json(), indent=2) + "\n")
-    replay_figure(r, out / "replay.png")
+    r = replay_to(request, out, progress=print)
     for u in r.upsets:
         print(f"  upset: {u.line()}")
     print(f"  {r.metric}_norm {r.damage_norm:.6g} (campaign {r.campaign_damage_norm:.6g}); {len(r.changed)} of "

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
 import shutil
 import tempfile
 import time
@@ -93,7 +92,7 @@ def frame_period(fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> int:
     return int(max(n_vectors + kmax + 1, int(fs.cycle.max()) + 1))
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class RtlRegister:
     """Where one flip-flop of fkhw.faults.space sits in the generated RTL:
     Verilog bit ``bit`` of ``u_enc.<instance>.<register>[index]`` (index -1:
@@ -174,13 +173,11 @@ def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta
     u_tgt = np.full(uniq.size, -1, dtype=np.int64)
     u_bit = np.zeros(uniq.size, dtype=np.int64)
     u_param = np.isin(cls, ("param", "replica"))
-    sites = np.array([int(f) if c == "param" else space.replica_site(int(f))[0] if c == "replica" else 0
-                      for f, c in zip(uniq.tolist(), cls)], dtype=np.int64)
-    tn = space.sites.locate(sites)[0] if sites.size else sites
+    rf_of = {rf["instance"]: rf for rf in rfs}
     for j, (ff, c) in enumerate(zip(uniq.tolist(), cls)):
         r = rtl_register(space, meta, ff)
         if c in ("param", "replica"):
-            rf = rfs[int(tn[j])]
+            rf = rf_of[r.instance]
             raw = int(codes[rf["base"] + r.index]) & ((1 << rf["bits"]) - 1)
             word = (1 << rf["bits"]) - 1 if r.register == "mem" else rep_bits.get((r.instance, r.index), 0)
             if ffmap is None:
@@ -193,7 +190,7 @@ def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta
             u_tgt[j] = target(("", net, -1), raw if whole else (raw >> r.bit) & 1, word if whole else 1)
             u_bit[j] = nb if whole else 0
             continue
-        stage = int(r.instance[len("u_stage"):])
+        stage = space.stage_of(int(base[j])).stage
         if ffmap is None:
             u_tgt[j], u_bit[j] = target((r.instance, r.register, -1), 0, 0), r.bit
             continue

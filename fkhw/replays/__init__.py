@@ -10,6 +10,6 @@ against the row, its waveform (RTL) and the picture of the damaged module.
 its RTL campaign.
 """
 
-from fkhw.replays.row import Replay, ReplayError, ReplayRequest, replay
+from fkhw.replays.row import Replay, ReplayError, ReplayRequest, replay, replay_to
 
-__all__ = ["Replay", "ReplayError", "ReplayRequest", "replay"]
+__all__ = ["Replay", "ReplayError", "ReplayRequest", "replay", "replay_to"]

@@ -291,8 +291,9 @@ def replay(request: ReplayRequest, work_dir: Path, progress=None) -> Replay:
     if fmt is not None:
         from fkhw.outpaths import copy_file
         from fkhw.replays.waves import read_evidence
+        from fkhw.rtlgen.sim import WAVES_FILE
 
-        made = Path(work_dir) / "job0" / f"fkhw_waves.{fmt}"
+        made = Path(work_dir) / "job0" / f"{WAVES_FILE}{fmt}"  # the only simulator process's folder
         if not made.is_file():
             raise ReplayError(f"the simulator wrote no waveform ({made})")
         copy_file(made, request.waves)  # a new file in place of whatever was there (a link is replaced, not followed)
@@ -308,6 +309,29 @@ def replay(request: ReplayRequest, work_dir: Path, progress=None) -> Replay:
                   latent[0, module].astype(np.int64), latent[0].astype(np.int64), int(bundle.ir.output_spec.frac),
                   recon[0], recon[1], float(meter.baseline_emd[module]), float(per[module]), evidence,
                   time.monotonic() - t0)
+
+
+REPLAY_JSON, REPLAY_PNG = "replay.json", "replay.png"
+
+
+def replay_to(request: ReplayRequest, out: Path, progress=None) -> Replay:
+    """:func:`replay` in a work folder of its own under the Verilator build
+    cache, then ``replay.json`` and ``replay.png`` into ``out`` (made only
+    once the replay ran: a refused request writes nothing there). What
+    ``fkhw replay``, :func:`fkhw.replay` and ``fkhw sim`` run."""
+    import tempfile
+
+    from fkhw.outpaths import make_dir, write_json
+    from fkhw.replays.figure import replay_figure
+    from fkhw.rtlgen.sim import default_root
+
+    work_root = make_dir(default_root() / "work")
+    with tempfile.TemporaryDirectory(dir=work_root, prefix="replay-") as work:
+        r = replay(request, Path(work), progress)
+    make_dir(out)
+    write_json(Path(out) / REPLAY_JSON, r.to_json())
+    replay_figure(r, Path(out) / REPLAY_PNG)
+    return r
 
 
 def _reconstructions(bundle, summary: dict, latent: np.ndarray) -> tuple:

@@ -89,6 +89,9 @@ class _Trace:
         self._vars = {v.full_name: v for v in self.wave.all_vars()}
         self._tv: dict = {}
 
+    def has(self, name: str) -> bool:
+        return _wellen_name(name) in self._vars
+
     def changes(self, name: str) -> list:
         if name not in self._tv:
             var = self._vars.get(_wellen_name(name))
@@ -118,7 +121,7 @@ def read_evidence(path: Path, upsets, n_vectors: int, out_port: dict) -> WaveEvi
     tr = _Trace(Path(path))
     marks = []
     for name in (f"{TOP}.wave_upset", f"{TOP}.wave_pipe_upset"):
-        if _wellen_name(name) in tr._vars:
+        if tr.has(name):
             marks += [t for t, v in tr.changes(name) if v == 1]
     marks.sort()
     seen = []

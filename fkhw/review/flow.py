@@ -260,22 +260,14 @@ class Run:
         """The RTL campaign's most damaging site (fkhw replay): run again on a
         traced build, its waveform, the picture of the module it hurts most,
         and the check that both show the campaign's row."""
-        import tempfile
-
         from fkhw.campaign.files import read_summary, read_table
-        from fkhw.host.cachedirs import cache_dir
-        from fkhw.replays import ReplayRequest, replay
-        from fkhw.replays.figure import replay_figure
+        from fkhw.replays import ReplayRequest, replay_to
 
         camp, folder = self.out / "campaign_rtl", make_dir(self.out / "replay", root=self.out)
         table = read_table(camp, read_summary(camp))
         site = int(table.site[int(np.argmax(table.damage))])  # the first of equals in table order
-        work_root = make_dir(cache_dir("rtl_sim") / "work")
-        with tempfile.TemporaryDirectory(dir=work_root, prefix="replay-") as work:
-            r = replay(ReplayRequest(camp, site=site, waves=folder / REPLAY_WAVES), Path(work),
-                       progress=lambda line: self.say(f"      {line}"))
-        write_json(folder / "replay.json", r.to_json())
-        replay_figure(r, folder / "replay.png")
+        r = replay_to(ReplayRequest(camp, site=site, waves=folder / REPLAY_WAVES), folder,
+                      progress=lambda line: self.say(f"      {line}"))
         u = r.upsets[0]
         return {"dir": str(folder), "site": site, "matches": r.matches, "waves_match": bool(r.waves_match),
                 "changed_modules": len(r.changed), "modules": r.n_modules, "damage_norm": r.damage_norm,
