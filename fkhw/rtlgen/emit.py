@@ -47,10 +47,10 @@ from fkhw.outpaths import make_dir, write_text
 from fkhw.faults.sites import SiteSpace
 from fkhw.model.ir import IR_VERSION, IntegerModel
 from fkhw.model.stages import Layout, RtlUnsupported
-from fkhw.rtlgen.header import defs, header, ports, tmr_err
+from fkhw.rtlgen.header import defs, ecc_err, header, ports, tmr_err
 from fkhw.rtlgen.layers import KINDS, Bus, LayerIn
 from fkhw.rtlgen.pipeline import stage_code, stage_protection
-from fkhw.rtlgen.regfiles import RegisterMap, protection_masks, regfile_code, tmr_meta, tmrg_meta
+from fkhw.rtlgen.regfiles import RegisterMap, ecc_meta, protection_masks, regfile_code, tmr_meta, tmrg_meta
 from fkhw.rtlgen.variant import DesignVariant
 from fkhw.rtlgen.verilog import DEFS_FILE, META_FILE, REGMAP_FILE, REPLICA_MEMS, SPDX, TOP, TOP_FILE, ident
 
@@ -120,7 +120,7 @@ def generate(ir: IntegerModel, variant: DesignVariant = PLAIN) -> RtlDesign:
     layout = Layout.of(ir)  # validates the whole IR first
     space = SiteSpace.of(ir)
     sites, extra = variant.split(space.n_sites)
-    masks = None if variant.kind == "plain" else protection_masks(ir, sites)
+    masks = None if variant.kind in ("plain", "secded") else protection_masks(ir, sites)
     stage_prot = stage_protection(space.n_sites, layout.stages, extra)
     if stage_prot and not variant.hardened:
         raise ValueError("pipeline and valid flip-flops are protected only in the hardened encoder (not tmrg)")
@@ -129,6 +129,7 @@ def generate(ir: IntegerModel, variant: DesignVariant = PLAIN) -> RtlDesign:
     rfs = [regfile_code(t, None if masks is None else masks[k], variant, regs.addr_bits)
            for k, t in enumerate(regs.tensors)]
     modules = dict(rf.module for rf in rfs if rf.module)
+    ecc_files = dict(f for rf in rfs for f in rf.ecc_modules)  # a width's modules once, however many files use them
     meta = _meta(ir, regs, path, variant, masks, extra, sorted(n[:-2] for n in modules))
     top = "".join([
         f"{SPDX}\n`default_nettype none\n", header(ir.name, meta), ports(meta, variant),
@@ -141,9 +142,12 @@ def generate(ir: IntegerModel, variant: DesignVariant = PLAIN) -> RtlDesign:
         f"    assign out_valid = {path.valid};\n",
         f"    assign out_data  = {path.y.name};\n"
         + (tmr_err([rf.err for rf in rfs if rf.err] + path.err_nets, variant.refresh) if variant.hardened else "")
+        + (ecc_err([rf.ecc_err for rf in rfs if rf.ecc_err]) if variant.ecc else "")
         + "\n",
         "endmodule\n", "`default_nettype wire\n"])
-    files = {TOP_FILE: top, DEFS_FILE: defs(meta, variant.hardened), **modules}
+    files = {TOP_FILE: top, DEFS_FILE: defs(meta, variant.hardened, variant.ecc), **modules, **ecc_files}
+    if ecc_files:  # the files of its register files, for the area table's partition (fkhw.tmr.area)
+        meta["ecc"]["files"] = sorted(ecc_files)
     templates = _templates(ir, variant.hardened, bool(stage_prot))
     for name in templates:
         files[name] = (TEMPLATES / name).read_text()
@@ -197,6 +201,8 @@ def _meta(ir: IntegerModel, regs: RegisterMap, path: _Datapath, variant: DesignV
     pipe_bits = sum(s["ff_used"] for s in path.stages)
     hard, refresh = variant.hardened, variant.refresh
     n_prot = (int(sum(m.sum() for m in masks)) + len(extra)) if hard else 0
+    ecc = ecc_meta(regs.tensors) if variant.ecc else None
+    n_check = ecc["check_bits"] if ecc else 0
     x, y = path.x, path.y
     meta = {
         "generator": f"fkhw {__version__} (fkhw.rtlgen)",
@@ -221,10 +227,11 @@ def _meta(ir: IntegerModel, regs: RegisterMap, path: _Datapath, variant: DesignV
         "stages": path.stages,
         "layers": path.layers,
         # refresh: the sticky tmr_err flag is one more flip-flop
-        "flip_flops_expected": n_param_bits + pipe_bits + latency + 2 * n_prot + int(refresh),
+        "flip_flops_expected": n_param_bits + pipe_bits + latency + 2 * n_prot + int(refresh) + n_check,
         "flip_flops_breakdown": {"parameter_bits": n_param_bits, "pipeline_data_bits": pipe_bits,
                                  "valid_bits": latency, **({"tmr_replica_bits": 2 * n_prot} if hard else {}),
-                                 **({"tmr_err_flag": 1} if refresh else {})},
+                                 **({"tmr_err_flag": 1} if refresh else {}),
+                                 **({"ecc_check_bits": n_check} if variant.ecc else {})},
         "bit_order": "regmap.csv bit = Verilog bit index in the register and in cfg_data (LSB = 0); "
                      "fkhw site bit b (0 = MSB) of a register of W bits is Verilog bit W-1-b",
     }
@@ -234,6 +241,8 @@ def _meta(ir: IntegerModel, regs: RegisterMap, path: _Datapath, variant: DesignV
         meta["tmr"]["protected_flip_flops"] = meta["tmr"]["protected_bits"] + len(extra)
     if variant.kind == "tmrg":
         meta["tmrg"] = tmrg_meta(regs.tensors, masks, modules)
+    if ecc:
+        meta["ecc"] = ecc
     return meta
 
 

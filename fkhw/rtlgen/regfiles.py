@@ -83,6 +83,8 @@ class RegfileCode:
     body: str
     err: str | None = None
     module: tuple | None = None  # (file name, text)
+    ecc_err: tuple = ()  # (single, double) error nets of a file of code words
+    ecc_modules: tuple = ()  # ((file name, text), ...) its register file and codec modules
 
 
 def regfile_code(t: dict, mask: np.ndarray | None, variant: DesignVariant, cfg_aw: int) -> RegfileCode:
@@ -92,6 +94,8 @@ def regfile_code(t: dict, mask: np.ndarray | None, variant: DesignVariant, cfg_a
             f"{tuple(t['shape'])}: registers {t['base']}..{t['base'] + t['count'] - 1}"]
     cfg = f".clk(clk), .cfg_we(cfg_we), .cfg_addr(cfg_addr), .cfg_data(cfg_data[{t['bits'] - 1}:0]), .q({t['bus']})"
     geom = f".WIDTH({t['bits']}), .DEPTH({t['count']}), .BASE({t['base']}), .ADDRW({cfg_aw})"
+    if variant.ecc:
+        return _secded_regfile(t, decl, cfg, cfg_aw)
     if mask is None or not mask.any():
         return RegfileCode(decl, f"    fkhw_regfile #({geom}) {t['instance']} (\n        {cfg}\n    );\n")
     counts = f"{int(mask.sum())} of {mask.size} bits"
@@ -106,6 +110,41 @@ def regfile_code(t: dict, mask: np.ndarray | None, variant: DesignVariant, cfg_a
             f"    fkhw_regfile_tmr #({geom}, .REFRESH({int(variant.refresh)}),\n"
             f"        .PMASK({mask_literal(mask)})) {t['instance']} (\n        {cfg}, .err({err})\n    );\n")
     return RegfileCode(decl, body, err)
+
+
+def _secded_regfile(t: dict, decl: list, cfg: str, cfg_aw: int) -> RegfileCode:
+    """Register file ``t`` with each register one SEC-DED word (fkhw.rtlgen.codes)."""
+    from fkhw.faults.codes import SecDed
+    from fkhw.rtlgen.codes import regfile_module, regfile_verilog, verilog_files
+
+    code = SecDed.of(t["bits"])
+    single, double = f"{t['bus']}_ecc_single", f"{t['bus']}_ecc_double"
+    decl = decl + [f"    wire             {single}, {double};  // {t['layer']}.{t['tensor']}: a register holds one "
+                   "upset (corrected) / an uncorrectable error"]
+    mod = regfile_module(code)
+    body = (f"    // each register with its {code.check_bits} check bits ({code.label})\n"
+            f"    {mod} #(.DEPTH({t['count']}), .BASE({t['base']}), .ADDRW({cfg_aw})) {t['instance']} (\n"
+            f"        {cfg},\n        .err_single({single}), .err_double({double})\n    );\n")
+    files = ((f"{mod}.v", regfile_verilog(code)),) + tuple(verilog_files(code).items())
+    return RegfileCode(decl, body, ecc_err=(single, double), ecc_modules=files)
+
+
+def ecc_meta(tensors: list) -> dict:
+    """What the tools need to know of a design whose registers are SEC-DED words."""
+    from fkhw.faults.codes import SecDed
+    from fkhw.rtlgen.codes import module_names, regfile_module
+
+    files = []
+    for t in tensors:
+        code = SecDed.of(t["bits"])
+        files.append({"instance": t["instance"], "module": regfile_module(code), "code": code.label,
+                      "codec": list(module_names(code)), "data_bits": t["bits"], "check_bits": code.check_bits,
+                      "registers": t["count"], "check_memory": "mem_chk"})
+    return {"code": "secded", "word": "register",
+            "check_bits": int(sum(f["check_bits"] * f["registers"] for f in files)),
+            "decoder": "per register, combinational, between its flip-flops and the datapath: one upset of its "
+                       "data or check bits corrected, two flagged (ecc_err_double) and passed uncorrected",
+            "register_files": files}
 
 
 def split_regfile(mod: str, t: dict, mask: np.ndarray, cfg_aw: int) -> str:

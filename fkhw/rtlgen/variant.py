@@ -14,7 +14,11 @@
   with protected bits becomes a generated module ``fkhw_rfs_<tensor>``
   holding them in ``<tensor>_prot`` and the others in ``<tensor>_unprot``,
   with ``// tmrg`` directives that triplicate only ``<tensor>_prot``
-  (parameter bits only).
+  (parameter bits only);
+* ``DesignVariant.secded()``: every parameter register stored as one word of
+  a SEC-DED code (fkhw.faults.codes) with its check bits, corrected by its
+  decoder on the way to the datapath, with ``ecc_err_single`` and
+  ``ecc_err_double`` outputs.
 
 The ids are checked against the model when the design is generated.
 """
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-KINDS = ("plain", "tmr", "tmrg")
+KINDS = ("plain", "tmr", "tmrg", "secded")
 
 
 @dataclass(frozen=True)
@@ -37,8 +41,8 @@ class DesignVariant:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"design variant {self.kind!r}: one of {', '.join(KINDS)}")
-        if self.kind == "plain" and self.protect:
-            raise ValueError("the plain encoder protects nothing: use DesignVariant.tmr(ids)")
+        if self.kind in ("plain", "secded") and self.protect:
+            raise ValueError(f"the {self.kind} encoder takes no protected ids (secded protects every register)")
         if self.refresh and self.kind != "tmr":
             raise ValueError("refresh is an option of the hardened encoder (DesignVariant.tmr), not of "
                              f"{self.kind!r}")
@@ -52,8 +56,17 @@ class DesignVariant:
         return DesignVariant("tmr", _ids(protect, "the hardened encoder"), bool(refresh))
 
     @staticmethod
+    def secded() -> "DesignVariant":
+        return DesignVariant("secded")
+
+    @staticmethod
     def tmrg(protect) -> "DesignVariant":
         return DesignVariant("tmrg", _ids(protect, "the TMRG variant"))
+
+    @property
+    def ecc(self) -> bool:
+        """Registers stored as code words, decoders and the ``ecc_err_*`` outputs in the Verilog."""
+        return self.kind == "secded"
 
     @property
     def hardened(self) -> bool:

@@ -81,7 +81,7 @@ def black_box(path: Path, out_dir: Path) -> Path:
 def _split(design: RtlDesign, rtl_dir: Path) -> tuple:
     files = design.verilog_files(rtl_dir)
     top = [f for f in files if f.name == TOP_FILE]
-    rf = [f for f in files if f.name in REGFILE_TEMPLATES]
+    rf = [f for f in files if f.name in REGFILE_TEMPLATES or f.name in design.meta.get("ecc", {}).get("files", ())]
     dp = [f for f in files if f not in top and f not in rf]
     return top, rf, dp
 

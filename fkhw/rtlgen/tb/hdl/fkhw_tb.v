@@ -137,6 +137,12 @@ module fkhw_tb;
     reg [IN_W-1:0]   in_data  = {IN_W{1'b0}};
     wire             out_valid;
     wire [OUT_W-1:0] out_data;
+`ifdef FKHW_ECC
+    // a SEC-DED design's flags (fkhw.rtlgen.codes): in the waveform, not checked here yet
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire             ecc_err_single, ecc_err_double;
+    /* verilator lint_on UNUSEDSIGNAL */
+`endif
 `ifdef FKHW_TMR
     wire             tmr_err;
     reg              terr_pre  = 1'b0;
@@ -150,6 +156,9 @@ module fkhw_tb;
         .in_valid(in_valid), .in_data(in_data),
 `ifdef FKHW_TMR
         .tmr_err(tmr_err),
+`endif
+`ifdef FKHW_ECC
+        .ecc_err_single(ecc_err_single), .ecc_err_double(ecc_err_double),
 `endif
         .out_valid(out_valid), .out_data(out_data)
     );
