@@ -2,10 +2,12 @@
 
 On a model given by name (default: digits; ``--model econt-bol`` for the
 reference): the plain encoder (the baseline), full TMR of every weight bit
-(with and without refresh) and every weight register stored as a SEC-DED
-word (fkhw.rtlgen.variant.DesignVariant.secded: its check bits and a
-decoder per register). Printed per design: flip-flops, cells and
-transistors (``stat -tech cmos``) of the register files and of the whole
+(with and without refresh) and the register files kept as SEC-DED words
+(fkhw.rtlgen.variant.DesignVariant.secded: check bits and a decoder per
+word), a word per register and words of 8, 16, 32 and 64 bits packed
+across the registers. Printed per design: flip-flops, cells and
+transistors (Yosys' CMOS estimate with the flip-flops it leaves out:
+fkhw.rtlgen.synth.ff_transistors) of the register files and of the whole
 encoder, and the overhead over the plain encoder. Synthesis results are
 cached (fkhw.tmr.area), so a second run prints at once.
 """
@@ -26,6 +28,8 @@ from common import machine  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="digits", help="model name (default: digits)")
+    ap.add_argument("--words", type=int, nargs="*", default=[8, 16, 32, 64],
+                    help="SEC-DED word sizes in data bits (default: 8 16 32 64)")
     args = ap.parse_args()
 
     from fkhw.model.bundle import load_model
@@ -39,7 +43,8 @@ def main() -> int:
     plain = generate(ir)
     designs = [("plain", plain), ("full TMR", harden(ir, everything)),
                ("full TMR + refresh", harden(ir, everything, refresh=True)),
-               ("SEC-DED per register", generate(ir, DesignVariant.secded()))]
+               ("secded (per register)", generate(ir, DesignVariant.secded("secded")))]
+    designs += [(f"secded:{n}", generate(ir, DesignVariant.secded(f"secded:{n}"))) for n in args.words]
     print(f"machine: {machine()}; load average at start {os.getloadavg()[0]:.2f}", flush=True)
     print(f"model {args.model}: {ir.n_param_bits():,} weight bits in {plain.meta['n_registers']:,} registers", flush=True)
     print(f"{'design':<22} {'regfile FFs':>11} {'regfile cells':>13} {'regfile transistors':>19} "

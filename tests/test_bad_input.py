@@ -202,7 +202,17 @@ CASES = _out_cases() + SEED_CASES + [
           ("tmr-map-of-another-model", ("--faults", "replicas", "--tmr", "{foreign_map}"),
            "--tmr {foreign_map}/tmr_map.json: the map is for model other"),
           ("replicas-of-the-plain-design", ("--faults", "replica-pairs"), "the plain design has no replicas"),
-          ("refresh-without-tmr", ("--refresh",), "--refresh is a variant of the hardened design"))],
+          ("refresh-without-tmr", ("--refresh",), "--refresh is a variant of the hardened design"),
+          ("protection-unknown", ("--protection", "hamming"), "--protection 'hamming': use secded or secded:N"),
+          ("protection-word-zero", ("--protection", "secded:0"), "--protection 'secded:0': 0 data bits"),
+          ("protection-word-not-a-number", ("--protection", "secded:1.5"), "--protection 'secded:1.5': N is a "
+                                                                             "whole number"),
+          ("protection-word-too-wide", ("--protection", "secded:65"), "--protection 'secded:65': 65 data bits"),
+          ("protection-and-tmr", ("--protection", "secded", "--tmr", "{foreign_map}"),
+           "--protection secded and --tmr DIR name two designs"),
+          ("checkbits-of-the-plain-design", ("--faults", "checkbits"), "this design has no check bits"),
+          ("protection-at-the-hls-level", ("--protection", "secded", "--level", "hls"),
+           "--level hls has no replica or check flip-flops"))],
     # -- plot
     Case("plot", "campaign-missing", ("--campaign", "{ws}/none"), "--campaign {ws}/none"),
     Case("plot", "summary-garbage", ("--campaign", "{summary_garbage}"), "{summary_garbage}/summary.json: damaged"),

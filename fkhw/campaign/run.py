@@ -265,8 +265,7 @@ def plan_faults(spec: CampaignSpec, bundle: ModelBundle, n_vectors: int) -> Plan
     """The fault set of a campaign (seu: the planned sites, one upset each).
     Any FaultError (unknown kind, K or cycle out of range, flip-flops that do
     not exist) is raised here, before the output folder is touched."""
-    hard = spec.hardening
-    space = FlipFlopSpace.of(bundle.ir, hard.protect if hard else None, hard.refresh if hard else False)
+    space = FlipFlopSpace.of(bundle.ir) if spec.hardening is None else spec.hardening.space(bundle.ir)
     cycle_note = f"--cycle {spec.cycle}: " if spec.cycle is not None else ""
     try:
         check_fault_options(spec)

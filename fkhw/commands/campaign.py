@@ -71,6 +71,11 @@ def add_arguments(p):
                         "of the plain one: replicas are flip-flops too (software and rtl levels)")
     p.add_argument("--refresh", action="store_true",
                    help="with --tmr: the self-correcting variant (replicas reload the voted value every clock)")
+    p.add_argument("--protection", default=None, metavar="secded|secded:N",
+                   help="upset the design whose register files are kept as SEC-DED words (Hsiao code, a decoder per "
+                        "word): secded, a word per register; secded:N, N-bit words packed across a file's registers. "
+                        "Check bits are flip-flops too (--faults checkbits upsets each alone; software and rtl "
+                        "levels)")
     add_metric_arguments(p)
     p.add_argument("--no-plot", action="store_true", help="skip the figure")
 
@@ -85,6 +90,8 @@ def run(args) -> int:
     from fkhw.outpaths import check_out_dir
     from fkhw.host.resources import local_jobs
     from fkhw.faults.sites import SiteSpace, read_site_list
+    from fkhw.errors import InputError
+    from fkhw.faults.space import Hardening
 
     check_out_dir(args.out, inputs=model_inputs(args.model) + input_paths("--data", args.data)
                   + input_paths("--sites", args.sites) + order_inputs(args.order)
@@ -97,9 +104,16 @@ def run(args) -> int:
         args.jobs = local_jobs(args.jobs)  # workers of this machine: no more than its cores and memory hold
     if args.refresh and args.tmr is None:
         raise CampaignError("--refresh is a variant of the hardened design: give --tmr DIR")
+    if args.protection is not None and args.tmr is not None:
+        raise CampaignError(f"--protection {args.protection} and --tmr DIR name two designs: give one")
     bundle = load_model(args.model)
     space = SiteSpace.of(bundle.ir)
     hardening = None if args.tmr is None else hardening_from_map(args.tmr, bundle, args.refresh)
+    if args.protection is not None:
+        try:
+            hardening = Hardening.code_words(args.protection)
+        except InputError as e:
+            raise CampaignError(f"--{e}") from None
     spec = CampaignSpec(
         model=args.model, level=args.level, n_inputs=args.inputs, seed=args.seed, data=args.data,
         order=args.order, sites=() if args.sites else None, stop_after=args.stop_after, stop_sensitive=args.stop_sensitive,

@@ -19,6 +19,9 @@ def add_arguments(p):
     p.add_argument("--out", type=out_path, default=Path("sites.csv"), help="CSV to write (default: sites.csv)")
     p.add_argument("--all-flip-flops", action="store_true",
                    help="every flip-flop (param, pipeline, control) instead of the parameter bits")
+    p.add_argument("--protection", default=None, metavar="secded|secded:N",
+                   help="with --all-flip-flops: of the design whose register files are SEC-DED words (its check "
+                        "bits too, class check)")
 
 
 def run(args) -> int:
@@ -26,22 +29,29 @@ def run(args) -> int:
     from fkhw.outpaths import check_out_file
     from fkhw.faults.sites import write_sites_csv
 
+    from fkhw.errors import InputError
+    from fkhw.faults.space import FlipFlopSpace
+
     check_out_file(args.out, inputs=model_inputs(args.model))
+    if args.protection is not None and not args.all_flip_flops:
+        raise InputError(f"--protection {args.protection}: a design's flip-flops, with --all-flip-flops")
     bundle = load_model(args.model)
     if args.all_flip_flops:
-        return _flip_flops(bundle, args.out)
+        try:
+            space = FlipFlopSpace.of(bundle.ir, ecc=args.protection or "")
+        except InputError as e:
+            raise InputError(f"--{e}") from None
+        return _flip_flops(bundle, space, args.out)
     n = write_sites_csv(bundle.ir, args.out)
     print(f"{n} sites ({bundle.ir.n_param_bits()} parameter bits) of {bundle.name} -> {args.out}")
     return 0
 
 
-def _flip_flops(bundle, out: Path) -> int:
+def _flip_flops(bundle, space, out: Path) -> int:
     import csv
 
-    from fkhw.faults.space import FlipFlopSpace
     from fkhw.outpaths import atomic_open
 
-    space = FlipFlopSpace.of(bundle.ir)
     table = space.table()
     with atomic_open(out, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")

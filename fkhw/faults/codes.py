@@ -165,3 +165,57 @@ class Parity:
         d = np.asarray(data, dtype=np.uint64)
         bad = self.encode(d) != np.asarray(check, dtype=np.uint64)
         return Decoded(d, np.zeros(d.shape, dtype=bool), bad)
+
+
+PROTECTIONS = ("secded", "secded:N")  # the spellings of a design whose registers are code words
+
+
+def secded_word(text: str) -> int | None:
+    """The data bits per word of a ``secded`` (None: one word per register)
+    or ``secded:N`` spelling (N bits of the register file's parameter bits
+    per word, packed across registers); raises CodeError naming it."""
+    name, sep, n = str(text).partition(":")
+    if name != "secded" or (sep and not n):
+        raise CodeError(f"protection {text!r}: use {' or '.join(PROTECTIONS)}")
+    if not sep:
+        return None
+    if not n.isascii() or not n.isdigit():
+        raise CodeError(f"protection {text!r}: N is a whole number of data bits per word, e.g. secded:8")
+    return _check_width(int(n), f"protection {text!r}")
+
+
+@dataclass(frozen=True)
+class Words:
+    """A register file of ``depth`` registers of ``width`` bits kept as words
+    of ``word`` data bits: the file's bits in a row, register 0's in the
+    least significant places (register i's Verilog bit v is bit
+    i*width + v of the row), cut into words from the least significant end;
+    the last word's missing bits are constant 0 (no flip-flops)."""
+
+    width: int
+    depth: int
+    word: int
+
+    @property
+    def n_words(self) -> int:
+        return -(-self.width * self.depth // self.word)
+
+    def place(self, register, vbit) -> tuple:
+        """(word, bit of the word) of Verilog bit ``vbit`` of register ``register`` (vectorised)."""
+        p = np.asarray(register, dtype=np.int64) * self.width + np.asarray(vbit, dtype=np.int64)
+        return p // self.word, p % self.word
+
+    def registers(self, word: int) -> range:
+        """The registers word ``word`` holds bits of."""
+        lo = word * self.word // self.width
+        hi = min(self.depth, -(-(word + 1) * self.word // self.width))
+        return range(lo, hi)
+
+    def data(self, values, word: int) -> int:
+        """Word ``word``'s data bits from the registers' unsigned values."""
+        out = 0
+        for i in self.registers(word):
+            shift = i * self.width - word * self.word
+            v = int(values[i]) & ((1 << self.width) - 1)
+            out |= (v << shift) if shift >= 0 else (v >> -shift)
+        return out & ((1 << self.word) - 1)

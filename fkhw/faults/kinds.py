@@ -25,6 +25,9 @@ same ids, so levels, resumed campaigns and readers agree on them.
                     upset in the same clock (at the cycles ``replicas`` uses): a
                     multi-bit upset of two replica cells, what defeats the voter
                     (replicas placed next to each other).
+* ``checkbits``     (SEC-DED designs) every check flip-flop upset alone, at cycle 0 (or
+                    ``--cycle``): with ``seu`` on the data bits, every single upset of
+                    every code word. id = position.
 * ``file``          ``--faults-file F`` (fkhw.faults.space.read_faults_file).
 """
 
@@ -123,6 +126,14 @@ def _accumulate(space: FlipFlopSpace, spec: KindSpec, opt: KindOptions) -> Fault
                     np.full(f, -1, dtype=np.int64))
 
 
+def _checkbits(space: FlipFlopSpace, spec: KindSpec, opt: KindOptions) -> FaultSet:
+    if not space.secded:
+        raise FaultError(f"--faults {spec.label}: this design has no check bits; give the SEC-DED one "
+                         "(--protection secded)")
+    ffs = np.arange(space.first_check, space.n_ff, dtype=np.int64)
+    return FaultSet.single(spec.label, np.arange(ffs.size), ffs, opt.cycle or 0)
+
+
 def _need_replicas(space: FlipFlopSpace, spec: KindSpec) -> None:
     if not space.protected:
         raise FaultError(f"--faults {spec.label}: the plain design has no replicas; give the hardened one (--tmr DIR)")
@@ -157,7 +168,7 @@ def _grouped(label: str, ff: np.ndarray, cyc: np.ndarray) -> FaultSet:
 
 def _replicas(space: FlipFlopSpace, spec: KindSpec, opt: KindOptions) -> FaultSet:
     _need_replicas(space, spec)
-    ffs = np.arange(space.first_replica, space.n_ff, dtype=np.int64)
+    ffs = np.arange(space.first_replica, space.first_check, dtype=np.int64)
     return _grouped(spec.label, *_at_cycles(space, ffs[:, None], opt))
 
 
@@ -179,6 +190,7 @@ KINDS = {
     "accumulate": (_accumulate, True),
     "replicas": (_replicas, False),
     "replica-pairs": (_replica_pairs, False),
+    "checkbits": (_checkbits, False),
 }
 
 
@@ -187,7 +199,7 @@ def parse_kind(text: str) -> KindSpec:
     name, _, k = str(text).partition(":")
     if name not in KINDS:
         raise FaultError(f"--faults {text!r}: unknown kind; use one of seu, mbu:K, pipeline, accumulate:K, "
-                         "replicas, replica-pairs (or --faults-file)")
+                         "replicas, replica-pairs, checkbits (or --faults-file)")
     needs_k = KINDS[name][1]
     if needs_k:
         try:  # digits only: int() would also take ' 2', '2_0' and other scripts' digits

@@ -15,8 +15,12 @@ run layer by layer over the window slots, with
   one clock only, and the voted bit is inverted for that slot exactly when
   at least two of its three replicas are upset at the same cycle.
 
+A SEC-DED design (registers stored as code words with check bits) is the
+plain design behind each register's decoder: :func:`decoded` turns its fault
+into the plain design's fault that reads the same.
+
 An upset of the same flip-flop twice restores it; the scrub restores every
-parameter flip-flop. It is written for clarity, one fault at a time; the
+parameter flip-flop (and check bit). It is written for clarity, one fault at a time; the
 software level has vectorised paths for the exhaustive kinds and checks them
 against this model in the tests.
 """
@@ -114,8 +118,50 @@ def transient_upsets(space: FlipFlopSpace, fault: Fault) -> list:
     return plain
 
 
+def decoded(space: FlipFlopSpace, fault: Fault) -> Fault:
+    """A fault of a SEC-DED design (``space.secded``) as the fault of the
+    plain design that the datapath cannot tell from it: per code word, the
+    data bits its decoder passes on inverted, each toggled at the cycles at
+    which that changes. The code is linear, so the decoder's output is the
+    golden word XOR the decoding of the error pattern alone (data and check
+    bits upset so far): one upset decodes to nothing, two to the data bits
+    among them (detected, not corrected), three may be miscorrected, all as
+    the decoder does (a correction of a word's constant padding bit reaches
+    no register). Pipeline and valid upsets and the scrub are kept."""
+    if not space.secded:
+        return fault
+    n_sites = space.sites.n_sites
+    kept, events = [], {}  # (tensor, word) -> {cycle: [data error, check error]}
+    for u in fault.upsets:
+        tn = int(space.register_tensor([u.ff])[0])
+        if tn < 0:
+            kept.append(u)
+            continue
+        if u.ff < n_sites:
+            _, word, p = (int(v[0]) for v in space.word_place([u.ff]))
+            err = (1 << p, 0)
+        else:
+            _, word, j = (int(v) for v in space.check_location(u.ff))
+            err = (0, 1 << (space.code_of(tn).check_bits - 1 - j))
+        at = events.setdefault((tn, word), {}).setdefault(u.cycle, [0, 0])
+        at[0] ^= err[0]
+        at[1] ^= err[1]
+    for (tn, word), by_cycle in events.items():
+        code, site_of = space.code_of(tn), space.word_sites(tn, word)
+        err_d = err_c = seen = 0
+        for c in sorted(by_cycle):
+            err_d ^= by_cycle[c][0]
+            err_c ^= by_cycle[c][1]
+            now = int(code.decode(err_d, err_c).data)  # the data bits read inverted from cycle c on
+            kept += [Upset(site, c) for p, site in site_of.items() if (now ^ seen) >> p & 1]
+            seen = now
+    return Fault(tuple(sorted(kept)), fault.scrub)
+
+
 def simulate(model: IntegerModel, space: FlipFlopSpace, fault: Fault, inputs: np.ndarray) -> tuple:
     """(latent (N, n_out), lost (N,), extra) of one fault on the N window inputs."""
+    if space.secded:
+        fault, space = decoded(space, fault), space.plain()
     x = np.asarray(inputs, dtype=np.int64)
     n = x.shape[0]
     specs = model.tensor_specs()

@@ -14,6 +14,12 @@
   protected flip-flop is a parameter bit, a pipeline data bit or a valid
   flag; parameter ids come first, so a design protecting only parameters
   has the same ids as when "protected" meant parameter sites.
+* ``check``    for a design whose parameter registers are kept as SEC-DED
+  words (``ecc``: ``secded``, a word per register, or ``secded:N``, N-bit
+  words packed across the registers of a file: fkhw.faults.codes.Words),
+  the check bits of each word, tensor by tensor, word by word, bit 0 = the
+  most significant check bit (Verilog bit r-1 of ``mem_chk[j]``). Its
+  parameter, pipeline and control ids are the plain design's.
 
 The count equals Yosys' flip-flop count of the same RTL
 (``meta["flip_flops_expected"]``, checked against the netlist in the tests).
@@ -43,11 +49,13 @@ import csv
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from fkhw.errors import InputError
+from fkhw.faults.codes import SecDed, Words, secded_word
 from fkhw.model.fixed import FixedFormat
 from fkhw.model.ir import IntegerModel
 from fkhw.outpaths import atomic_open
@@ -55,7 +63,7 @@ from fkhw.model.stages import Layout
 from fkhw.faults.sites import SiteSpace
 from fkhw.validate import array, fields, integer, integer_text, json_document
 
-CLASSES = ("param", "pipeline", "control", "replica")
+CLASSES = ("param", "pipeline", "control", "replica", "check")
 FAULTS_COLUMNS = ["fault", "upsets", "scrub"]  # the faults file (CSV); extra columns are kept but not read
 
 
@@ -71,15 +79,36 @@ class Hardening:
     """Which design a campaign upsets: the flip-flops a selective-TMR map
     triplicates (flip-flop ids, ascending: parameter bits = site ids, then
     any pipeline data bits and valid flags) and whether the replicas refresh
-    (self-correcting TMR). No Hardening: the plain encoder."""
+    (self-correcting TMR); or, ``Hardening.code_words(ecc)``, every parameter register
+    file kept as SEC-DED words (``ecc``). No Hardening: the plain encoder."""
 
     protect: tuple
     refresh: bool = False
     source: str = ""  # where the sites came from (a tmr_map.json), for the summary
+    ecc: str = ""  # "secded" or "secded:N" (fkhw.faults.codes.secded_word): no triplicated bits
+
+    def __post_init__(self):
+        if self.ecc and (self.protect or self.refresh):
+            raise FaultError("a SEC-DED design triplicates nothing: no protected flip-flops, no refresh")
+        if self.ecc:
+            secded_word(self.ecc)
+
+    @staticmethod
+    def code_words(ecc: str) -> "Hardening":
+        """Every parameter register file kept as SEC-DED words (DesignVariant.secded)."""
+        return Hardening((), False, ecc, ecc)
 
     def to_dict(self) -> dict:
+        if self.ecc:
+            return {"protection": self.ecc, "digest": self.digest()}
         return {"protected_bits": len(self.protect), "refresh": self.refresh, "tmr_map": self.source,
                 "digest": self.digest()}
+
+    def space(self, model: IntegerModel) -> "FlipFlopSpace":
+        """The flip-flops of this design of ``model``."""
+        if self.ecc:
+            return FlipFlopSpace.of(model, ecc=self.ecc)
+        return FlipFlopSpace.of(model, self.protect, self.refresh)
 
     def sites(self, n_sites: int) -> tuple:
         """The protected parameter bits (site ids)."""
@@ -88,7 +117,8 @@ class Hardening:
     def digest(self) -> str:
         import hashlib
 
-        return hashlib.sha256(json.dumps([list(self.protect), self.refresh]).encode()).hexdigest()[:16]
+        what = [list(self.protect), self.refresh] + ([self.ecc] if self.ecc else [])
+        return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -132,26 +162,28 @@ class FlipFlopSpace:
     n_pipeline: int
     latency: int
     refresh: bool = False  # self-correcting TMR: replicas reload the voted value every clock
+    ecc: str = ""  # "secded" or "secded:N": the registers kept as SEC-DED words (fkhw.faults.codes); "": plain
 
     @staticmethod
-    def of(model: IntegerModel, protect=None, refresh: bool = False) -> "FlipFlopSpace":
+    def of(model: IntegerModel, protect=None, refresh: bool = False, ecc: str = "") -> "FlipFlopSpace":
         """The flip-flops of the encoder fkhw generates for ``model`` (its
         stage layout, fkhw.model.stages); ``protect``: the flip-flop ids a
         hardened design triplicates (parameter bits, pipeline data bits,
-        valid flags); ``refresh``: the self-correcting variant of that design.
+        valid flags); ``refresh``: the self-correcting variant of that design;
+        ``ecc``: the design whose registers are SEC-DED words.
         Raises RtlUnsupported for a model the generator cannot build."""
         stages = [(s.stage, s.layer_pos, s.width, s.signed, s.used) for s in Layout.of(model).stages]
-        return FlipFlopSpace._build(model, stages, protect, refresh)
+        return FlipFlopSpace._build(model, stages, protect, refresh, ecc)
 
     @staticmethod
     def from_meta(model: IntegerModel, meta: dict, protect=None, refresh: bool = False) -> "FlipFlopSpace":
         """The flip-flops of a generated design, from its metadata (a
         synthesised netlist's design has no IR-only twin to ask)."""
         stages = [(s["stage"], s["layer_pos"], s["width"], s["signed"], s["used_elements"]) for s in meta["stages"]]
-        return FlipFlopSpace._build(model, stages, protect, refresh)
+        return FlipFlopSpace._build(model, stages, protect, refresh, meta.get("ecc", {}).get("protection", ""))
 
     @staticmethod
-    def _build(model: IntegerModel, stage_rows: list, protect, refresh: bool) -> "FlipFlopSpace":
+    def _build(model: IntegerModel, stage_rows: list, protect, refresh: bool, ecc: str) -> "FlipFlopSpace":
         sites = SiteSpace.of(model)
         stages, next_id = [], sites.n_sites
         for stage, layer_pos, width, signed, used in stage_rows:
@@ -160,8 +192,104 @@ class FlipFlopSpace:
             next_id += st.n_ff
         if refresh and protect is None:
             raise FaultError("refresh is an option of a hardened design: give the protected sites")
+        if ecc and protect is not None:
+            raise FaultError("a design is either SEC-DED words or triplicated bits, not both (yet)")
+        if ecc:
+            secded_word(ecc)  # a spelling it knows, or CodeError naming it
         prot = () if protect is None else protectable(sites.n_sites, next_id + len(stages), protect)
-        return FlipFlopSpace(sites, tuple(stages), prot, next_id - sites.n_sites, len(stages), bool(refresh))
+        return FlipFlopSpace(sites, tuple(stages), prot, next_id - sites.n_sites, len(stages), bool(refresh),
+                             str(ecc))
+
+    def plain(self) -> "FlipFlopSpace":
+        """The same design without check bits (a SEC-DED design's datapath, the same ids)."""
+        return FlipFlopSpace(self.sites, self.stages, self.protected, self.n_pipeline, self.latency, self.refresh)
+
+    # --- check bits (a SEC-DED design)
+    @property
+    def secded(self) -> bool:
+        return bool(self.ecc)
+
+    @cached_property
+    def _check_layout(self) -> tuple:
+        """(Words per tensor, code per tensor, first check id per tensor), all () without check bits."""
+        if not self.ecc:
+            return (), (), ()
+        n = secded_word(self.ecc)
+        words = tuple(Words(t.fmt.bits, t.size, n or t.fmt.bits) for t in self.sites.tensors)
+        codes = tuple(SecDed.of(w.word) for w in words)
+        firsts, at = [], self.first_check
+        for w, c in zip(words, codes):
+            firsts.append(at)
+            at += w.n_words * c.check_bits
+        return words, codes, tuple(firsts)
+
+    def words_of(self, tensor: int) -> Words:
+        """How tensor ``tensor``'s register file is cut into code words."""
+        return self._check_layout[0][tensor]
+
+    def code_of(self, tensor: int) -> SecDed:
+        """The code of tensor ``tensor``'s words."""
+        return self._check_layout[1][tensor]
+
+    @property
+    def first_check(self) -> int:
+        return self.first_replica + 2 * len(self.protected)
+
+    @property
+    def n_check(self) -> int:
+        words, codes, _ = self._check_layout
+        return sum(w.n_words * c.check_bits for w, c in zip(words, codes))
+
+    def check_location(self, ffs) -> tuple:
+        """(tensor, word, check bit j: 0 = most significant) of check flip-flops (vectorised)."""
+        ffs = np.asarray(ffs, dtype=np.int64)
+        _, codes, firsts = self._check_layout
+        if not codes:
+            raise FaultError("this design has no check bits")
+        tn = np.searchsorted(np.asarray(firsts), ffs, side="right") - 1
+        r = np.array([c.check_bits for c in codes], dtype=np.int64)[tn]
+        rel = ffs - np.asarray(firsts, dtype=np.int64)[tn]
+        return tn, rel // r, rel % r
+
+    def check_ids(self, tensor: int, word) -> np.ndarray:
+        """The check flip-flops of word ``word`` of a tensor, (..., r), bit 0 first."""
+        _, codes, firsts = self._check_layout
+        r = codes[tensor].check_bits
+        return firsts[tensor] + np.asarray(word, dtype=np.int64)[..., None] * r + np.arange(r)
+
+    def word_place(self, sites) -> tuple:
+        """(tensor, word, bit of the word: 0 = least significant) of parameter bits (vectorised)."""
+        tn, idx, bit = self.sites.locate(np.asarray(sites, dtype=np.int64))
+        width = np.array([t.fmt.bits for t in self.sites.tensors], dtype=np.int64)[tn]
+        word = np.array([self.words_of(k).word for k in range(len(self.sites.tensors))], dtype=np.int64)[tn]
+        p = idx * width + (width - 1 - bit)
+        return tn, p // word, p % word
+
+    def word_sites(self, tensor: int, word: int) -> dict:
+        """{bit of the word: site} of word ``word`` of a tensor (the bits that exist)."""
+        t, w = self.sites.tensors[tensor], self.words_of(tensor)
+        out = {}
+        for p in range(w.word):
+            q = word * w.word + p
+            if q < t.size * w.width:
+                out[p] = t.offset + (q // w.width) * w.width + (w.width - 1 - q % w.width)
+        return out
+
+    def register_tensor(self, ffs) -> np.ndarray:
+        """The tensor whose register holds each flip-flop: a parameter bit's,
+        its replicas', a check bit's; -1 for a pipeline or control flip-flop
+        (or one of their replicas). Vectorised."""
+        ffs = np.asarray(ffs, dtype=np.int64)
+        base = self.base(ffs)
+        out = np.full(ffs.shape, -1, dtype=np.int64)
+        par = base < self.sites.n_sites
+        if par.any():
+            out[par] = self.sites.locate(base[par])[0]
+        chk = ffs >= self.first_check
+        if chk.any():
+            out[chk] = self.check_location(ffs[chk])[0]
+        return out
+
 
     # --- id ranges
     @property
@@ -178,7 +306,7 @@ class FlipFlopSpace:
         """The flip-flop each id stands for: a replica's protected flip-flop
         (replica A), any other id itself (vectorised)."""
         ffs = np.asarray(ffs, dtype=np.int64)
-        rep = ffs >= self.first_replica
+        rep = (ffs >= self.first_replica) & (ffs < self.first_check)
         if not rep.any():
             return ffs.copy()
         out = ffs.copy()
@@ -204,11 +332,11 @@ class FlipFlopSpace:
 
     @property
     def n_ff(self) -> int:
-        return self.first_replica + 2 * len(self.protected)
+        return self.first_check + self.n_check
 
     def counts(self) -> dict:
         return {"param": self.sites.n_sites, "pipeline": self.n_pipeline, "control": self.n_control,
-                "replica": 2 * len(self.protected)}
+                "replica": 2 * len(self.protected), **({"check": self.n_check} if self.secded else {})}
 
     def check(self, ffs) -> np.ndarray:
         ffs = np.asarray(ffs, dtype=np.int64).reshape(-1)
@@ -221,7 +349,7 @@ class FlipFlopSpace:
     def classes(self, ffs) -> np.ndarray:
         """Class name of each flip-flop id (vectorised)."""
         ffs = self.check(ffs)
-        edges = [self.sites.n_sites, self.first_control, self.first_replica]
+        edges = [self.sites.n_sites, self.first_control, self.first_replica, self.first_check]
         return np.array(CLASSES, dtype=object)[np.searchsorted(edges, ffs, side="right")]
 
     def stage_of(self, ff: int) -> Stage:
@@ -255,6 +383,10 @@ class FlipFlopSpace:
         if ff < self.first_replica:
             k = ff - self.first_control
             return FlipFlop(ff, "control", f"s{k}_valid", 0, None, k)
+        if ff >= self.first_check:
+            tn, idx, j = (int(v) for v in self.check_location(ff))
+            t = self.sites.tensors[tn]
+            return FlipFlop(ff, "check", f"{t.layer}.{t.tensor}.chk[{idx}]", j, None, None)
         rel = ff - self.first_replica
         of = self.describe(self.protected[rel // 2])
         return FlipFlop(ff, "replica", f"{of.register}.{'bc'[rel % 2]}", of.bit, of.site, of.stage)
@@ -386,7 +518,7 @@ def check_fault_set(fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> None:
                          f"0..{last} with {n_vectors} inputs; leave the scrub empty for none within the frame)")
     # a parameter upset after its fault's scrub would stay until the next scrub, beyond the frame
     late = np.flatnonzero((fs.scrub[owner] >= 0) & (fs.cycle > fs.scrub[owner])
-                          & np.isin(space.classes(fs.ff), ("param", "replica")))
+                          & np.isin(space.classes(fs.ff), ("param", "replica", "check")))
     if late.size:
         u = int(late[0])
         raise FaultError(f"fault {int(fs.ids[owner[u]])}: upset of parameter flip-flop {int(fs.ff[u])} at cycle "
@@ -468,9 +600,9 @@ def touched(fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> np.ndarray:
         if ff == space.tmr_err_flag:
             continue  # a false alarm: no output depends on it
         base = int(space.base([ff])[0])
-        if base < space.sites.n_sites:
-            site = base
-            k = space.mac_stage(space.sites.tensors[int(space.sites.locate([site])[0][0])].layer_pos)
+        tn = int(space.register_tensor([ff])[0])
+        if tn >= 0:  # a register of parameters: its bits, their replicas, its check bits
+            k = space.mac_stage(space.sites.tensors[tn].layer_pos)
             end = n_vectors if fs.scrub[i] < 0 else int(fs.scrub[i]) - k
             out[i] |= (v >= c - k) & (v < end)
         else:

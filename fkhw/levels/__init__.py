@@ -25,6 +25,8 @@ def _software(bundle, jobs, hardening=None):
 
     if hardening is None:
         return SoftwareLevel(bundle.ir)
+    if hardening.ecc:
+        return SoftwareLevel(bundle.ir, ecc=hardening.ecc)
     return SoftwareLevel(bundle.ir, protect=hardening.protect, refresh=hardening.refresh)
 
 
@@ -32,9 +34,19 @@ def _hls(bundle, jobs, hardening=None):
     from fkhw.levels.hls import HlsLevel
 
     if hardening is not None:
-        raise LevelError("--level hls: the C-sim has no replica flip-flops; run a hardened design (--tmr) at the "
-                         "software, rtl or netlist level")
+        raise LevelError("--level hls: the C-sim has no replica or check flip-flops; run a protected design (--tmr, "
+                         "--protection) at the software, rtl or netlist level")
     return HlsLevel.for_bundle(bundle, jobs=jobs)
+
+
+def protected_design(ir, hardening):
+    """The generated RTL of a protected design (fkhw.faults.space.Hardening)."""
+    from fkhw.rtlgen.emit import generate
+    from fkhw.rtlgen.variant import DesignVariant
+
+    if hardening.ecc:
+        return generate(ir, DesignVariant.secded(hardening.ecc))
+    return generate(ir, DesignVariant.tmr(hardening.protect, hardening.refresh))
 
 
 def _rtl(bundle, jobs, hardening=None):
@@ -42,14 +54,15 @@ def _rtl(bundle, jobs, hardening=None):
 
     if hardening is None:
         return RtlLevel.for_bundle(bundle, jobs=jobs)
-    from fkhw.rtlgen.harden import harden
-
-    return RtlLevel(bundle.ir, jobs=jobs or 1, design=harden(bundle.ir, hardening.protect, refresh=hardening.refresh))
+    return RtlLevel(bundle.ir, jobs=jobs or 1, design=protected_design(bundle.ir, hardening))
 
 
 def _netlist(bundle, jobs, hardening=None):
     from fkhw.levels.rtl import netlist_level
 
+    if hardening is not None and hardening.ecc:
+        raise LevelError("--level netlist: a SEC-DED design runs at the software and rtl levels (its netlist's "
+                         "check bits are not mapped yet)")
     # hardened: the netlist of the hardened design (the gate-level proof runs on it through the executors)
     return netlist_level(bundle.ir, jobs=jobs or 1, hardening=hardening)
 
@@ -60,13 +73,21 @@ def any_fault(fs, space) -> str | None:
 
 def parameter_upsets(fs, space) -> str | None:
     """What a level that holds only the parameters and has no clock (a C
-    simulation) cannot run: an upset of another flip-flop, at a later cycle,
-    or a scrub inside the frame."""
+    simulation) cannot run: a protected design, an upset of another
+    flip-flop, at a later cycle, or a scrub inside the frame."""
+    if space.protected or space.secded:
+        return "has no replica or check flip-flops (it runs the plain design)"
     if fs.ff.size and (space.classes(fs.ff) != "param").any():
         return "holds the parameters only (no pipeline or control flip-flops)"
     if (fs.cycle != 0).any() or (fs.scrub >= 0).any():
         return "has no clock: its upsets are present from the first input on (no --cycle, no scrub in the frame)"
     return None
+
+
+def plain_or_tmr(fs, space) -> str | None:
+    """What the netlist level cannot run: a SEC-DED design (its check bits
+    are not mapped to the netlist's flip-flops yet)."""
+    return "runs plain and TMR designs (not yet a SEC-DED one)" if space.secded else None
 
 
 @dataclass(frozen=True)
@@ -82,7 +103,7 @@ LEVELS = {e.name: e for e in (
     LevelEntry("software", _software),
     LevelEntry("hls", _hls, parameter_upsets),
     LevelEntry("rtl", _rtl),
-    LevelEntry("netlist", _netlist),
+    LevelEntry("netlist", _netlist, plain_or_tmr),
 )}
 
 
@@ -106,11 +127,7 @@ def rtl_with_waves(bundle, waves: str, work_dir, hardening=None):
     faults, not for campaigns (tracing slows the simulator)."""
     from fkhw.levels.rtl import RtlLevel
 
-    design = None
-    if hardening is not None:
-        from fkhw.rtlgen.harden import harden
-
-        design = harden(bundle.ir, hardening.protect, refresh=hardening.refresh)
+    design = None if hardening is None else protected_design(bundle.ir, hardening)
     return RtlLevel(bundle.ir, jobs=1, design=design, work_dir=work_dir, waves=waves)
 
 

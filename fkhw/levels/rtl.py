@@ -70,9 +70,8 @@ def design_space(model: IntegerModel, meta: dict) -> FlipFlopSpace:
     return FlipFlopSpace.from_meta(model, meta, protect, refresh)
 
 
-def _mac_stage_of_sites(space: FlipFlopSpace, sites: np.ndarray) -> np.ndarray:
-    """The pipeline stage feeding the layer of each parameter site."""
-    tn = space.sites.locate(sites)[0] if sites.size else np.zeros(0, dtype=np.int64)
+def _mac_stage_of_tensors(space: FlipFlopSpace, tn: np.ndarray) -> np.ndarray:
+    """The pipeline stage feeding the layer of each parameter tensor."""
     k_of = np.array([space.mac_stage(t.layer_pos) for t in space.sites.tensors], dtype=np.int64)
     return k_of[tn]
 
@@ -86,7 +85,7 @@ def frame_period(fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> int:
     N + kmax + 1 clocks (or up to their latest upset); sets that upset
     pipeline or valid flip-flops keep all LATENCY drain slots (a valid upset
     there is an extra output)."""
-    if not fs.ff.size or (space.base(fs.ff) >= space.sites.n_sites).any():  # pipeline, valid (or their replicas)
+    if not fs.ff.size or (space.register_tensor(fs.ff) < 0).any():  # pipeline, valid (or their replicas)
         return n_vectors + space.latency
     kmax = max(space.mac_stage(t.layer_pos) for t in space.sites.tensors)
     return int(max(n_vectors + kmax + 1, int(fs.cycle.max()) + 1))
@@ -99,7 +98,8 @@ class RtlRegister:
     a register without one)."""
 
     instance: str  # rf_<layer>_<tensor> (a register file), u_stage<k> (a pipeline stage)
-    register: str  # mem, mem_b, mem_c (replicas); q, q_valid; data_<a|b|c>, valid_<a|b|c> (a triplicated stage)
+    register: str  # mem, mem_b, mem_c (replicas), mem_chk (check bits); q, q_valid; data_<a|b|c>, valid_<a|b|c>
+    #                (a triplicated stage)
     index: int
     bit: int
 
@@ -115,9 +115,14 @@ def rtl_register(space: FlipFlopSpace, meta: dict, ff: int) -> RtlRegister:
     Verilog bit bits-1-b of ``mem[i]`` (its replicas: ``mem_b``, ``mem_c``);
     bit b of element e of a stage is bit e*width + width-1-b of
     ``u_stage<k>.q`` (a triplicated stage: ``data_<replica>``), its valid
-    flag ``q_valid`` (``valid_<replica>``)."""
+    flag ``q_valid`` (``valid_<replica>``); check bit j of register i of a
+    SEC-DED design is Verilog bit r-1-j of ``mem_chk[i]`` (word i)."""
     ff = int(ff)
     cls = str(space.classes([ff])[0])
+    if cls == "check":
+        tn, word, j = (int(v[0]) for v in space.check_location([ff]))
+        return RtlRegister(meta["register_files"][tn]["instance"], "mem_chk", word,
+                           space.code_of(tn).check_bits - 1 - j)
     b_ff = int(space.base([ff])[0])
     letter = space.replica_site(ff)[1] if cls == "replica" else "a"
     if b_ff < space.sites.n_sites:  # a parameter bit or one of its replicas
@@ -172,14 +177,23 @@ def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta
     tripled = {st["stage"] for st in meta["stages"] if st.get("module") == "fkhw_pipe_tmr"}
     u_tgt = np.full(uniq.size, -1, dtype=np.int64)
     u_bit = np.zeros(uniq.size, dtype=np.int64)
-    u_param = np.isin(cls, ("param", "replica"))
+    u_param = np.isin(cls, ("param", "replica", "check"))
     rf_of = {rf["instance"]: rf for rf in rfs}
     for j, (ff, c) in enumerate(zip(uniq.tolist(), cls)):
         r = rtl_register(space, meta, ff)
-        if c in ("param", "replica"):
+        if c in ("param", "replica", "check"):
             rf = rf_of[r.instance]
-            raw = int(codes[rf["base"] + r.index]) & ((1 << rf["bits"]) - 1)
-            word = (1 << rf["bits"]) - 1 if r.register == "mem" else rep_bits.get((r.instance, r.index), 0)
+            if c == "check":  # the word's check bits, as its encoder wrote them
+                if ffmap is not None:
+                    raise FaultError(f"check flip-flop {ff} ({space.describe(ff).register}): upsets of check bits "
+                                     "run on the RTL, not on a netlist (yet)")
+                tn = int(space.check_location([ff])[0][0])
+                code, words = space.code_of(tn), space.words_of(tn)
+                raw = int(code.encode(words.data(codes[rf["base"]:rf["base"] + rf["count"]], r.index)))
+                word = (1 << code.check_bits) - 1
+            else:
+                raw = int(codes[rf["base"] + r.index]) & ((1 << rf["bits"]) - 1)
+                word = (1 << rf["bits"]) - 1 if r.register == "mem" else rep_bits.get((r.instance, r.index), 0)
             if ffmap is None:
                 u_tgt[j], u_bit[j] = target((r.instance, r.register, r.index), raw, word), r.bit
                 continue
@@ -244,10 +258,11 @@ def leaks(out: FrameOutputs, fs: FaultSet, space: FlipFlopSpace, n_vectors: int)
     if not out.frame.size:
         return np.zeros(0, dtype=bool)
     base = space.base(fs.ff)
-    par = base < space.sites.n_sites  # a parameter bit or one of its replicas
+    tn = space.register_tensor(fs.ff)
+    par = tn >= 0  # a parameter bit, one of its replicas or a check bit
     k = np.zeros(fs.ff.size, dtype=np.int64)
     if par.any():
-        k[par] = _mac_stage_of_sites(space, base[par])
+        k[par] = _mac_stage_of_tensors(space, tn[par])
     for j in np.flatnonzero(~par):
         if int(fs.ff[j]) != space.tmr_err_flag:
             k[j] = space.stage_of(int(base[j])).stage
@@ -360,7 +375,7 @@ class RtlLevel:
         # (period - 2 without it) has set the sticky flag before the end-of-frame write clears it
         period = frame_period(fs, self.space, x.shape[0]) + int(self.clear_err)
         # a netlist makes its pipeline nets public itself (fkhw.rtlgen.netlist)
-        pipe = bool((self.space.base(fs.ff) >= self.space.sites.n_sites).any()) and self.design.flip_flops is None
+        pipe = bool((self.space.register_tensor(fs.ff) < 0).any()) and self.design.flip_flops is None
         pipe = pipe or True in self._builds  # a pipeline build runs parameter upsets too: no second build
         sb = self.build(pipeline=pipe)
         dep = fault_deposits(fs, self.space, self.model, self.meta, period, ffmap=self.design.flip_flops)
@@ -409,9 +424,11 @@ class RtlLevel:
         return self._run_faults(fs, inputs, progress)[0]
 
     def run_faults_with_flags(self, fs: FaultSet, inputs, progress=None) -> tuple:
-        """(Observed, tmr_err records): :meth:`run_faults` plus, on a hardened
-        design, per fault tmr_err at its frame's edge 0 and after it ((F, 2)
-        bool; None on the plain design)."""
+        """(Observed, error flags): :meth:`run_faults` plus the design's error
+        flags per fault: on a hardened design tmr_err at its frame's edge 0
+        and after it ((F, 2) bool); on a design of SEC-DED words
+        ecc_err_single and ecc_err_double at edge 0, then after it ((F, 4)
+        bool); None on the plain design."""
         return self._run_faults(fs, inputs, progress)
 
     def _run_faults(self, fs: FaultSet, inputs, progress=None) -> tuple:
@@ -434,7 +451,7 @@ class RtlLevel:
             raise RtlSimError(f"{int(bad.sum())} output slot(s) differ from the integer engine where no upset of "
                               f"their fault reaches (first: fault {int(fs.ids[out.frame[i]])}, slot {out.slot[i]}): "
                               "the RTL, its scrubbing or the deposits are broken")
-        return observed_from(out, gold, len(fs)), out.tmr_err
+        return observed_from(out, gold, len(fs)), out.tmr_err if out.ecc_err is None else out.ecc_err
 
     def run(self, sites, inputs, progress=None) -> np.ndarray:
         """(len(sites), N, n_out) outputs with each site's parameter upset

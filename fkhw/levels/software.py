@@ -22,6 +22,10 @@ routes, each chosen per fault from what its upsets are:
 * ``reference``: faults touching a hardened design's protected flip-flops
   (parameter, pipeline or valid) or replicas go through the fault model
   itself.
+
+A SEC-DED design's faults are first turned into the plain design's faults
+that read the same (fkhw.faults.software.decoded), then routed as above; a
+fault its decoders hide entirely keeps the golden outputs.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import numpy as np
 
 from fkhw.model import engine
 from fkhw.model.engine import int_matmul
-from fkhw.faults.software import simulate_set
+from fkhw.faults.software import decoded, simulate_set
 from fkhw.faults.space import FaultSet, FlipFlopSpace, Observed
 from fkhw.model.fixed import requantize
 from fkhw.model.ir import IntegerModel, acc_frac
@@ -51,6 +55,7 @@ class SoftwareLevel:
     name: str = "software"
     protect: tuple | None = None  # protected flip-flop ids of a hardened design (replicas exist), else plain
     refresh: bool = False  # the hardened design is self-correcting (DesignVariant.tmr(ids, refresh=True))
+    ecc: str = ""  # "secded" or "secded:N": the registers kept as SEC-DED words (DesignVariant.secded)
     space: SiteSpace = field(init=False)
 
     def __post_init__(self):
@@ -58,13 +63,31 @@ class SoftwareLevel:
 
     @cached_property
     def ffs(self) -> FlipFlopSpace:
-        return FlipFlopSpace.of(self.model, self.protect, self.refresh)
+        return FlipFlopSpace.of(self.model, self.protect, self.refresh, self.ecc)
+
+    def _run_decoded(self, fs: FaultSet, inputs: np.ndarray, progress=None) -> Observed:
+        """A SEC-DED design's faults as the plain design's faults that read the same."""
+        self.ffs.check(fs.ff)
+        eq = FaultSet.of(fs.kind, fs.ids, [decoded(self.ffs, f) for f in fs.faults()])
+        shown = np.flatnonzero(eq.n_upsets() > 0)
+        n = np.asarray(inputs).shape[0]
+        gold = self.golden(inputs)
+        obs = Observed(np.broadcast_to(gold, (len(fs),) + gold.shape).copy(), np.zeros((len(fs), n), dtype=bool),
+                       np.zeros(len(fs), dtype=np.int64))
+        if progress is not None and len(fs) - shown.size:
+            progress(len(fs) - shown.size)
+        if shown.size:
+            sub = SoftwareLevel(self.model).run_faults(eq.take(shown), inputs, progress)
+            obs.latent[shown], obs.lost[shown], obs.extra[shown] = sub.latent, sub.lost, sub.extra
+        return obs
 
     def golden(self, inputs: np.ndarray) -> np.ndarray:
         return engine.forward(self.model, inputs).reshape(len(inputs), -1)
 
     def run_faults(self, fs: FaultSet, inputs: np.ndarray, progress=None) -> Observed:
         """What each fault of ``fs`` does to the N window inputs (fkhw.faults.space)."""
+        if self.ecc:
+            return self._run_decoded(fs, inputs, progress)
         sites = fs.single_param_sites(self.space.n_sites)
         if sites is not None and not self.protect:
             out = Observed.clean(self.run(sites, inputs))

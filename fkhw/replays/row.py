@@ -175,6 +175,13 @@ def _hardening(summary: dict, bundle, folder: Path):
         return None
     from fkhw.campaign.run import CampaignError, hardening_from_map
 
+    if "protection" in design:
+        from fkhw.faults.space import FaultError, Hardening
+
+        try:
+            return Hardening.code_words(str(design["protection"]))
+        except FaultError as e:  # a CodeError is one too
+            raise ReplayError(f"{folder}: summary design: {e}") from None
     source = design.get("tmr_map")
     if not isinstance(source, str) or not source:
         raise ReplayError(f"{folder}: the campaign ran a hardened design but its summary names no TMR map")
@@ -262,8 +269,7 @@ def replay(request: ReplayRequest, work_dir: Path, progress=None) -> Replay:
     level = make_level(level_name, bundle, jobs=1, hardening=hardening) if fmt is None else \
         rtl_with_waves(bundle, fmt, work_dir, hardening)
     # the campaign's own flip-flop numbering (fkhw.campaign.run), and the RTL's register names where there is RTL
-    space = FlipFlopSpace.of(bundle.ir, hardening.protect if hardening else None,
-                             hardening.refresh if hardening else False)
+    space = FlipFlopSpace.of(bundle.ir) if hardening is None else hardening.space(bundle.ir)
     meta = getattr(level, "meta", None) or _meta_of(bundle.ir, hardening)
     upsets = _upsets(fs, space, meta)
     say(f"replaying {key} {row_id} ({kind}, {len(upsets)} upset{'s' * (len(upsets) != 1)}) at the {level_name} level "
@@ -356,11 +362,11 @@ def _worst_module(per: np.ndarray, free: np.ndarray, changed: np.ndarray) -> int
 def _meta_of(model, hardening) -> dict | None:
     """The RTL metadata of the design, for the RTL register names at a level
     that has no RTL (None: a model fkhw generates no RTL for)."""
+    from fkhw.levels import protected_design
     from fkhw.rtlgen.emit import RtlUnsupported, generate
-    from fkhw.rtlgen.harden import harden
 
     try:
-        design = generate(model) if hardening is None else harden(model, hardening.protect, hardening.refresh)
+        design = generate(model) if hardening is None else protected_design(model, hardening)
     except RtlUnsupported:
         return None
     return design.meta

@@ -145,7 +145,7 @@ def generate(ir: IntegerModel, variant: DesignVariant = PLAIN) -> RtlDesign:
         + (ecc_err([rf.ecc_err for rf in rfs if rf.ecc_err]) if variant.ecc else "")
         + "\n",
         "endmodule\n", "`default_nettype wire\n"])
-    files = {TOP_FILE: top, DEFS_FILE: defs(meta, variant.hardened, variant.ecc), **modules, **ecc_files}
+    files = {TOP_FILE: top, DEFS_FILE: defs(meta, variant.hardened, bool(variant.ecc)), **modules, **ecc_files}
     if ecc_files:  # the files of its register files, for the area table's partition (fkhw.tmr.area)
         meta["ecc"]["files"] = sorted(ecc_files)
     templates = _templates(ir, variant.hardened, bool(stage_prot))
@@ -201,7 +201,7 @@ def _meta(ir: IntegerModel, regs: RegisterMap, path: _Datapath, variant: DesignV
     pipe_bits = sum(s["ff_used"] for s in path.stages)
     hard, refresh = variant.hardened, variant.refresh
     n_prot = (int(sum(m.sum() for m in masks)) + len(extra)) if hard else 0
-    ecc = ecc_meta(regs.tensors) if variant.ecc else None
+    ecc = ecc_meta(regs.tensors, variant.ecc) if variant.ecc else None
     n_check = ecc["check_bits"] if ecc else 0
     x, y = path.x, path.y
     meta = {

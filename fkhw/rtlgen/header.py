@@ -79,9 +79,9 @@ def ports(meta: dict, variant: DesignVariant) -> str:
             f"{p['out_data']['element_bits']}-bit output codes\n")
     if variant.ecc:
         last = last.replace("    out_data   //", "    out_data,  //") + (
-            "    output wire              ecc_err_single,  // combinational: a parameter register holds one upset "
+            "    output wire              ecc_err_single,  // combinational: a parameter word holds one upset "
             "(corrected on its way to the datapath)\n"
-            "    output wire              ecc_err_double   // combinational: a parameter register holds an error its "
+            "    output wire              ecc_err_double   // combinational: a parameter word holds an error its "
             "code cannot correct\n")
     if variant.hardened:
         last = last.replace("    out_data   //", "    out_data,  //") + (

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from fkhw import __version__
+from fkhw.faults.codes import SecDed, Words, secded_word
 from fkhw.faults.sites import SiteSpace
 from fkhw.model.ir import IntegerModel
+from fkhw.rtlgen.codes import module_names, regfile_module, regfile_verilog, verilog_files
 from fkhw.rtlgen.variant import DesignVariant
 from fkhw.rtlgen.verilog import REPLICA_MEMS, SPDX, ident, mask_literal
 
@@ -95,7 +97,7 @@ def regfile_code(t: dict, mask: np.ndarray | None, variant: DesignVariant, cfg_a
     cfg = f".clk(clk), .cfg_we(cfg_we), .cfg_addr(cfg_addr), .cfg_data(cfg_data[{t['bits'] - 1}:0]), .q({t['bus']})"
     geom = f".WIDTH({t['bits']}), .DEPTH({t['count']}), .BASE({t['base']}), .ADDRW({cfg_aw})"
     if variant.ecc:
-        return _secded_regfile(t, decl, cfg, cfg_aw)
+        return _secded_regfile(t, decl, cfg, cfg_aw, variant.ecc)
     if mask is None or not mask.any():
         return RegfileCode(decl, f"    fkhw_regfile #({geom}) {t['instance']} (\n        {cfg}\n    );\n")
     counts = f"{int(mask.sum())} of {mask.size} bits"
@@ -112,37 +114,35 @@ def regfile_code(t: dict, mask: np.ndarray | None, variant: DesignVariant, cfg_a
     return RegfileCode(decl, body, err)
 
 
-def _secded_regfile(t: dict, decl: list, cfg: str, cfg_aw: int) -> RegfileCode:
-    """Register file ``t`` with each register one SEC-DED word (fkhw.rtlgen.codes)."""
-    from fkhw.faults.codes import SecDed
-    from fkhw.rtlgen.codes import regfile_module, regfile_verilog, verilog_files
-
-    code = SecDed.of(t["bits"])
+def _secded_regfile(t: dict, decl: list, cfg: str, cfg_aw: int, ecc: str) -> RegfileCode:
+    """Register file ``t`` kept as SEC-DED words (fkhw.rtlgen.codes.regfile_verilog)."""
+    code = SecDed.of(secded_word(ecc) or t["bits"])
     single, double = f"{t['bus']}_ecc_single", f"{t['bus']}_ecc_double"
-    decl = decl + [f"    wire             {single}, {double};  // {t['layer']}.{t['tensor']}: a register holds one "
+    decl = decl + [f"    wire             {single}, {double};  // {t['layer']}.{t['tensor']}: a word holds one "
                    "upset (corrected) / an uncorrectable error"]
-    mod = regfile_module(code)
-    body = (f"    // each register with its {code.check_bits} check bits ({code.label})\n"
+    mod = regfile_module(t["bits"], code)
+    words = Words(t["bits"], t["count"], code.data_bits)
+    body = (f"    // {words.n_words} words of {code.data_bits} data bits, each with its {code.check_bits} check bits "
+            f"({code.label})\n"
             f"    {mod} #(.DEPTH({t['count']}), .BASE({t['base']}), .ADDRW({cfg_aw})) {t['instance']} (\n"
             f"        {cfg},\n        .err_single({single}), .err_double({double})\n    );\n")
-    files = ((f"{mod}.v", regfile_verilog(code)),) + tuple(verilog_files(code).items())
+    files = ((f"{mod}.v", regfile_verilog(t["bits"], code)),) + tuple(verilog_files(code).items())
     return RegfileCode(decl, body, ecc_err=(single, double), ecc_modules=files)
 
 
-def ecc_meta(tensors: list) -> dict:
-    """What the tools need to know of a design whose registers are SEC-DED words."""
-    from fkhw.faults.codes import SecDed
-    from fkhw.rtlgen.codes import module_names, regfile_module
-
+def ecc_meta(tensors: list, ecc: str) -> dict:
+    """What the tools need to know of a design whose register files are SEC-DED words."""
     files = []
     for t in tensors:
-        code = SecDed.of(t["bits"])
-        files.append({"instance": t["instance"], "module": regfile_module(code), "code": code.label,
-                      "codec": list(module_names(code)), "data_bits": t["bits"], "check_bits": code.check_bits,
-                      "registers": t["count"], "check_memory": "mem_chk"})
-    return {"code": "secded", "word": "register",
-            "check_bits": int(sum(f["check_bits"] * f["registers"] for f in files)),
-            "decoder": "per register, combinational, between its flip-flops and the datapath: one upset of its "
+        code = SecDed.of(secded_word(ecc) or t["bits"])
+        words = Words(t["bits"], t["count"], code.data_bits)
+        files.append({"instance": t["instance"], "module": regfile_module(t["bits"], code), "code": code.label,
+                      "codec": list(module_names(code)), "register_bits": t["bits"], "registers": t["count"],
+                      "word_bits": code.data_bits, "words": words.n_words, "check_bits": code.check_bits,
+                      "check_memory": "mem_chk"})
+    return {"protection": ecc, "code": "secded",
+            "check_bits": int(sum(f["check_bits"] * f["words"] for f in files)),
+            "decoder": "per word, combinational, between its flip-flops and the datapath: one upset of its "
                        "data or check bits corrected, two flagged (ecc_err_double) and passed uncorrected",
             "register_files": files}
 

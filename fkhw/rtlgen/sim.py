@@ -118,12 +118,13 @@ def _toolchain() -> list:
     return [verilator_version(), cocotb.__version__, str(Path(libs_dir).resolve())]
 
 
-def _key(rtl_dir: Path, pipeline: bool = False, waves: str | None = None) -> str:
+def _key(rtl_dir: Path, pipeline: bool = False, waves: str | None = None, deposits: str = "") -> str:
     """Content hash of the build. Line comments of the generated RTL are left
     out, so models that differ only in their weights (econt-bol, econt-eol:
     the header names the model) share one build: weights are loaded at run
-    time through the configuration port."""
-    h = hashlib.sha256()
+    time through the configuration port. ``deposits``: the testbench's
+    generated deposits (fkhw_tb_deposits.vh), written into the build."""
+    h = hashlib.sha256(deposits.encode())
     for p in sorted(rtl_dir.glob("*.v")) + sorted(rtl_dir.glob("*.vh")) + sorted(rtl_dir.glob("*.vlt")):
         h.update(p.name.encode() + b"\0" + re.sub(rb"//[^\n]*", b"", p.read_bytes()) + b"\0")
     for p in _tb_files(pipeline):
@@ -156,7 +157,11 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
         raise RtlSimError("building the Verilator model needs `make` and a C++ compiler (g++) on PATH")
     meta = json.loads((rtl_dir / META_FILE).read_text()) if (rtl_dir / META_FILE).is_file() else {}
     root = Path(root) if root is not None else default_root()
-    key = _key(rtl_dir, pipeline, waves)
+    # fkhw's own register files (not a netlist, not the TMRG variant): upsets made in HDL
+    hdl_deposits = ("register_files" in meta and "tmrg" not in meta
+                    and not (rtl_dir / f"{TOP}_netlist.v").is_file() and not any(rtl_dir.glob("*_netlist.v")))
+    deposits = deposits_vh(meta) if hdl_deposits else ""
+    key = _key(rtl_dir, pipeline, waves, deposits)
     base = root / key
     sim_dir = base / "sim"
     stamp = base / "built.json"
@@ -171,9 +176,8 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
         say(f"building the Verilator model (cached in {base}) ...")
         shutil.rmtree(base / "rtl", ignore_errors=True)
         shutil.copytree(rtl_dir, base / "rtl")
-        # fkhw's own register files (not a netlist, not the TMRG variant): upsets made in HDL
-        if "register_files" in meta and "tmrg" not in meta and not any((base / "rtl").glob("*_netlist.v")):
-            write_text(base / "rtl" / DEPOSITS_VH, deposits_vh(meta))
+        if deposits:
+            write_text(base / "rtl" / DEPOSITS_VH, deposits)
         shutil.rmtree(sim_dir, ignore_errors=True)
         logfile = base / "build.log"
         cmd = [sys.executable, "-m", "fkhw.rtlgen.sim", "build", str(base / "rtl"), str(sim_dir)] + \
@@ -200,10 +204,13 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
 
 def deposit_files(meta: dict) -> list:
     """(register-file instance, memory) in the numbering of fkhw_tb_deposits.vh;
-    replicas B and C exist only in register files with protected bits."""
+    replicas B and C exist only in register files with protected bits, check
+    bits (``mem_chk``) only in a SEC-DED design."""
     tripled = {e["instance"] for e in meta.get("tmr", {}).get("register_files", []) if e["protected_bits"]}
+    coded = {e["instance"] for e in meta.get("ecc", {}).get("register_files", [])}
     return [(rf["instance"], m) for rf in meta["register_files"]
-            for m in (("mem", "mem_b", "mem_c") if rf["instance"] in tripled else ("mem",))]
+            for m in (("mem", "mem_b", "mem_c") if rf["instance"] in tripled
+                      else ("mem", "mem_chk") if rf["instance"] in coded else ("mem",))]
 
 
 def deposits_vh(meta: dict) -> str:
@@ -216,6 +223,12 @@ def deposits_vh(meta: dict) -> str:
         rf = rfs[inst]
         w, base = rf["bits"], rf["base"]
         reg = f"u_enc.{inst}.{mem}[e_idx]"
+        if mem == "mem_chk":  # a word's check bits: the golden value comes with the event (e_gold)
+            r = next(e["check_bits"] for e in meta["ecc"]["register_files"] if e["instance"] == inst)
+            dep.append(f"        16'd{j}: {reg} <= e_restore ? e_gold[{r - 1}:0] : ({reg} ^ e_mask[{r - 1}:0]); \\")
+            # with the data golden (checked above), a word flags an error exactly when its check bits are not
+            chk.append(f"    if (u_enc.{inst}.err_single || u_enc.{inst}.err_double) state_err = state_err + 32'd1; \\")
+            continue
         dep.append(f"        16'd{j}: {reg} <= e_restore ? wmem[{base} + e_idx][{w - 1}:0] : ({reg} ^ e_mask[{w - 1}:0]); \\")
         if mem == "mem":
             chk.append(f"    for (k = 0; k < {rf['count']}; k = k + 1) "
@@ -434,6 +447,8 @@ class FrameOutputs:
     data: np.ndarray  # (L, n_out) codes
     tmr_err: np.ndarray | None  # (frames, 2) bool: tmr_err at edge 0 of the frame (pre), seen after it (post)
     state_errors: int = 0  # register reads that differ from golden + the deposits since (missing scrub?)
+    # (frames, 4) bool, a design of SEC-DED words: ecc_err_single, ecc_err_double at edge 0 (pre), then after it
+    ecc_err: np.ndarray | None = None
 
 
 @dataclass
@@ -468,7 +483,9 @@ def _hdl_events(dep: Deposits, files: list, lo: int, hi: int, period: int, pipel
     for c, t, b in sorted(zip(g.tolist(), tgt.tolist(), bit.tolist()), key=lambda r: (r[0], r[2] < 0)):
         restore, mask = merged.get((c, t), (0, 0))
         merged[c, t] = (1, 0) if b < 0 else (restore, mask ^ (1 << b))
-    lines = [f"{c:08x}{t_file[t]:04x}{int(dep.targets[t][2]):04x}{r:08x}{m:08x}"
+    # a restore of check bits carries their golden value above the restore flag (e_gold in fkhw_tb.v)
+    gold = [int(g) << 1 if t[1] == "mem_chk" else 0 for t, g in zip(dep.targets, dep.golden)]
+    lines = [f"{c:08x}{t_file[t]:04x}{int(dep.targets[t][2]):04x}{r | (gold[t] if r else 0):08x}{m:08x}"
              for (c, t), (r, m) in sorted(merged.items())]
     if not pipeline:
         return lines, [], mine & ~hdl
@@ -579,7 +596,7 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
             if jb.proc is not None and jb.proc.poll() is None:
                 _kill(jb.proc)
     pout = meta["ports"]["out_data"]
-    frames, slots, valid, lines, flags, state_err = [], [], [], [], [], 0
+    frames, slots, valid, lines, flags, ecc, state_err = [], [], [], [], [], [], 0
     for jb, lo in zip(job_list, bounds[:-1]):
         res_path = jb.directory / "result.json"
         if jb.proc.returncode != 0 or not res_path.is_file():
@@ -602,11 +619,19 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
                 raise RtlSimError(f"{err_file}: {vals.size // 2} tmr_err records, expected {jb.n_frames} "
                                   "(was the testbench built with FKHW_TMR?)")
             flags.append(vals.reshape(-1, 2).astype(bool))
+        if "ecc" in meta:
+            err_file = jb.directory / "fkhw_ecc_err.txt"
+            vals = np.array(err_file.read_text().split() if err_file.is_file() else [], dtype=np.int64)
+            if vals.size != 4 * jb.n_frames:
+                raise RtlSimError(f"{err_file}: {vals.size // 4} ecc_err records, expected {jb.n_frames} "
+                                  "(was the testbench built with FKHW_ECC?)")
+            ecc.append(vals.reshape(-1, 4).astype(bool))
     if progress is not None:
         progress(n_frames)
     data = unpack_hex(lines, pout["elements"], pout["element_bits"], pout["signed"])
     return FrameOutputs(np.concatenate(frames), np.concatenate(slots), np.concatenate(valid), data,
-                        np.concatenate(flags, axis=0) if flags else None, state_err)
+                        np.concatenate(flags, axis=0) if flags else None, state_err,
+                        np.concatenate(ecc, axis=0) if ecc else None)
 
 
 def _progress(job: Job) -> int:

@@ -4,8 +4,9 @@
 returns a dict with ``flip_flops`` (exact: every cell whose type is a
 flip-flop), ``cells`` (logic gates and flip-flops, the whole hierarchy),
 the per-type cell counts, ``transistors`` (``stat -tech cmos``: Yosys'
-CMOS transistor estimate of the generic gates; no PDK liberty installs
-from the registries here), and the seconds it took.
+CMOS transistor estimate of the generic gates, plus the flip-flops it
+leaves out: see :func:`ff_transistors`; no PDK liberty installs from the
+registries here), and the seconds it took.
 
 ``keep``: modules (by name, parameterised versions included) kept as
 hierarchy: each distinct version is synthesised and mapped once and counted
@@ -44,9 +45,30 @@ from fkhw.outpaths import make_dir, open_lock, write_text
 from fkhw.rtlgen.tools import ToolError
 
 FF_TYPE = re.compile(r"^\$_(ALDFF|ALDFFE|DFF|DFFE|DFFSR|DFFSRE|SDFF|SDFFE|SDFFCE|DLATCH|DLATCHSR|SR)_")
+# Yosys' own CMOS costs (kernel/cost.h): a D flip-flop, and the 2:1 multiplexer an enable or a
+# synchronous set/reset stands for
+CMOS_DFF, CMOS_MUX = 16, 12
+COSTED_FF = ("$_DFF_P_", "$_DFF_N_")  # the only flip-flops `stat -tech cmos` counts
 ABC_SCRIPT = "+strash;dc2;&get,-n;&dch,-f;&nf,{D};&put"
 PASS_LINE = re.compile(r"^(\d+(?:\.\d+)*)\.\s+Executing (.*?)\.?$")
 PROGRESS_EVERY = 10.0  # seconds between progress lines
+
+
+def ff_transistors(cell_types: dict) -> int:
+    """The transistors of the flip-flops `stat -tech cmos` leaves out: it
+    costs a plain D flip-flop (16) but no flip-flop with an enable or a
+    synchronous reset, which is what a register file's flip-flops are
+    ($_DFFE_PP_). Each is counted as Yosys' D flip-flop plus one 2:1
+    multiplexer (12) per extra control (enable, synchronous set or reset),
+    the gates ``dffunmap`` would give it, so that designs that differ in
+    flip-flops (TMR replicas, check bits) differ in transistors too."""
+    total = 0
+    for kind, n in cell_types.items():
+        if not is_ff(kind) or kind in COSTED_FF:
+            continue
+        name = kind.split("_")[1] if kind.startswith("$_") else kind.lstrip("$").upper()
+        total += int(n) * (CMOS_DFF + CMOS_MUX * sum(c in name for c in "ERS"))
+    return total
 
 
 def yosys_command() -> list:
@@ -174,7 +196,7 @@ def synth(verilog_files, top: str, work_dir: Path | None = None, include_dirs=()
         "flip_flops": sum(v for k, v in cell_types.items() if is_ff(k)),
         "cells": sum(cell_types.values()),
         "cell_types": dict(sorted(cell_types.items())),
-        "transistors": int(str(mod.get("estimated_num_transistors", "0")).rstrip("+")),
+        "transistors": int(str(mod.get("estimated_num_transistors", "0")).rstrip("+")) + ff_transistors(cell_types),
         "kept_modules": {k: int(mod["num_cells_by_type"][k]) for k in sorted(kept)},
         "blackbox_cells": sum(boxes.values()),
         "seconds": round(time.time() - t0, 1),

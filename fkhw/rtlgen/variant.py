@@ -15,10 +15,11 @@
   holding them in ``<tensor>_prot`` and the others in ``<tensor>_unprot``,
   with ``// tmrg`` directives that triplicate only ``<tensor>_prot``
   (parameter bits only);
-* ``DesignVariant.secded()``: every parameter register stored as one word of
-  a SEC-DED code (fkhw.faults.codes) with its check bits, corrected by its
-  decoder on the way to the datapath, with ``ecc_err_single`` and
-  ``ecc_err_double`` outputs.
+* ``DesignVariant.secded(ecc)``: every register file kept as words of a
+  SEC-DED code (fkhw.faults.codes) with their check bits, corrected by their
+  decoders on the way to the datapath, with ``ecc_err_single`` and
+  ``ecc_err_double`` outputs; ``ecc``: ``secded`` (a word per register) or
+  ``secded:N`` (N-bit words packed across a file's registers).
 
 The ids are checked against the model when the design is generated.
 """
@@ -29,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fkhw.faults.codes import secded_word
+
 KINDS = ("plain", "tmr", "tmrg", "secded")
 
 
@@ -37,10 +40,15 @@ class DesignVariant:
     kind: str = "plain"  # one of KINDS
     protect: tuple = ()  # protected flip-flop ids, as given (order kept: the metadata lists them so)
     refresh: bool = False  # tmr only
+    ecc: str = ""  # secded only: "secded" or "secded:N" (fkhw.faults.codes.secded_word)
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"design variant {self.kind!r}: one of {', '.join(KINDS)}")
+        if bool(self.ecc) != (self.kind == "secded"):
+            raise ValueError("the secded encoder, and only it, takes a code spelling (secded, secded:N)")
+        if self.ecc:
+            secded_word(self.ecc)
         if self.kind in ("plain", "secded") and self.protect:
             raise ValueError(f"the {self.kind} encoder takes no protected ids (secded protects every register)")
         if self.refresh and self.kind != "tmr":
@@ -56,17 +64,12 @@ class DesignVariant:
         return DesignVariant("tmr", _ids(protect, "the hardened encoder"), bool(refresh))
 
     @staticmethod
-    def secded() -> "DesignVariant":
-        return DesignVariant("secded")
+    def secded(ecc: str = "secded") -> "DesignVariant":
+        return DesignVariant("secded", ecc=ecc)
 
     @staticmethod
     def tmrg(protect) -> "DesignVariant":
         return DesignVariant("tmrg", _ids(protect, "the TMRG variant"))
-
-    @property
-    def ecc(self) -> bool:
-        """Registers stored as code words, decoders and the ``ecc_err_*`` outputs in the Verilog."""
-        return self.kind == "secded"
 
     @property
     def hardened(self) -> bool:

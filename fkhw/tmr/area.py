@@ -48,7 +48,7 @@ from fkhw.rtlgen.harden import harden
 from fkhw.rtlgen.synth import synth, synth_script, yosys_command
 from fkhw.faults.sites import SiteSpace
 
-AREA_VERSION = 4  # bump when the partition or the script changes
+AREA_VERSION = 5  # bump when the partition, the script or what a result counts changes
 REGFILES_NETLIST = "regfiles_netlist.v"  # the register-file runs also write their netlist (the netlist proof runs it)
 COLUMNS = ["design", "protected_bits", "refresh", "flip_flops", "cells", "transistors", "ff_overhead", "ff_overhead_pct",
            "cell_overhead", "cell_overhead_pct", "transistor_overhead", "transistor_overhead_pct", "ff_expected",

@@ -35,6 +35,10 @@
 //   fkhw_tmr_err.txt  "<pre> <post>": tmr_err sampled at the frame's edge 0
 //                     (before any upset of the frame: must be 0) / seen at
 //                     any of its edges 1 .. period-1
+// Encoders of SEC-DED words (the defs header defines FKHW_ECC) have the flags
+// ecc_err_single and ecc_err_double; per frame the testbench writes
+//   fkhw_ecc_err.txt  "<pre single> <pre double> <post single> <post double>",
+//                     sampled as tmr_err is
 //
 // Parameter upsets made here (builds that define FKHW_TB_DEPOSITS and
 // include the generated fkhw_tb_deposits.vh, fkhw.rtlgen.sim): writes from
@@ -45,8 +49,9 @@
 // inverted (or the golden value written back: a scrub) and the result is
 // there right after edge c, as if cocotb had written it then.
 //   fkhw_events.hex   n_ev events, sorted by edge: {edge[31:0], file[15:0],
-//                     index[15:0], restore[31:0], mask[31:0]} (file: a register
-//                     file and replica, numbered as in fkhw_tb_deposits.vh)
+//                     index[15:0], gold[30:0], restore, mask[31:0]} (file: a register
+//                     file and replica or check bits, numbered as in
+//                     fkhw_tb_deposits.vh; gold: a restore's value of check bits)
 // After the run every parameter register is compared with its golden value
 // (state_err counts those that differ: a scrub that went missing).
 //
@@ -138,10 +143,11 @@ module fkhw_tb;
     wire             out_valid;
     wire [OUT_W-1:0] out_data;
 `ifdef FKHW_ECC
-    // a SEC-DED design's flags (fkhw.rtlgen.codes): in the waveform, not checked here yet
-    /* verilator lint_off UNUSEDSIGNAL */
+    // a SEC-DED design's flags (fkhw.rtlgen.codes), recorded per frame
     wire             ecc_err_single, ecc_err_double;
-    /* verilator lint_on UNUSEDSIGNAL */
+    reg              epre_s  = 1'b0, epre_d  = 1'b0;
+    reg              epost_s = 1'b0, epost_d = 1'b0;
+    integer          fc      = 0;
 `endif
 `ifdef FKHW_TMR
     wire             tmr_err;
@@ -185,6 +191,7 @@ module fkhw_tb;
     reg [127:0] e;
     reg [15:0]  e_file, e_idx;
     reg         e_restore;
+    reg [30:0]  e_gold;  // a restore of check bits (mem_chk): their golden value
     reg [31:0]  e_mask;
     integer     k;
 `endif
@@ -227,6 +234,9 @@ module fkhw_tb;
                     fd <= $fopen("fkhw_diff.txt", "w");
 `ifdef FKHW_TMR
                     fe <= $fopen("fkhw_tmr_err.txt", "w");
+`endif
+`ifdef FKHW_ECC
+                    fc <= $fopen("fkhw_ecc_err.txt", "w");
 `endif
                     rst   <= 1'b1;
                     la    <= 32'd0;
@@ -293,6 +303,9 @@ module fkhw_tb;
 `ifdef FKHW_TMR
                             $fclose(fe);
 `endif
+`ifdef FKHW_ECC
+                            $fclose(fc);
+`endif
                             done  <= 1'b1;
                             state <= S_DONE;
                         end
@@ -309,6 +322,7 @@ module fkhw_tb;
                         e_file = e[95:80];
                         e_idx = e[79:64];
                         e_restore = e[32];
+                        e_gold = e[63:33];
                         e_mask = e[31:0];
                         `FKHW_TB_DEPOSIT
                         if (e_restore) wave_scrub <= 1'b1;
@@ -343,6 +357,24 @@ module fkhw_tb;
                     if (t_c == period - 1 && t_f < n_frames)
                         $fwrite(fe, "%0d %0d\n", (t_c == 0) ? tmr_err : terr_pre,
                                 (t_c == 0) ? 1'b0 : (terr_post | tmr_err));
+                end
+`endif
+`ifdef FKHW_ECC
+                // the code's flags, sampled as tmr_err is above
+                if (t_on) begin
+                    if (t_c == 0) begin
+                        epre_s  <= ecc_err_single;
+                        epre_d  <= ecc_err_double;
+                        epost_s <= 1'b0;
+                        epost_d <= 1'b0;
+                    end else begin
+                        epost_s <= epost_s | ecc_err_single;
+                        epost_d <= epost_d | ecc_err_double;
+                    end
+                    if (t_c == period - 1 && t_f < n_frames)
+                        $fwrite(fc, "%0d %0d %0d %0d\n", (t_c == 0) ? ecc_err_single : epre_s,
+                                (t_c == 0) ? ecc_err_double : epre_d, (t_c == 0) ? 1'b0 : (epost_s | ecc_err_single),
+                                (t_c == 0) ? 1'b0 : (epost_d | ecc_err_double));
                 end
 `endif
             end

@@ -1,0 +1,3 @@
+"""Protection of the weight registers by error-correcting codes (SEC-DED
+words): proofs by injection that a design of code words corrects and flags
+what its code promises."""
