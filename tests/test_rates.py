@@ -143,6 +143,51 @@ def test_monte_carlo_conditionals_converge_to_the_exact_answer():
     assert (c1.p_degraded, c1.samples) == (0.5, 0)
 
 
+def test_a_secded_word_is_wrong_when_exactly_two_of_its_flip_flops_are_inverted():
+    """One word of 13 flip-flops whose every double degrades: P = C(13,2) r^2 (1-r)^11;
+    three or more inverted go to the upper bound; the counts' pmf sums to one."""
+    n, t = 13, 36.0  # r ~ 0.01
+    r = float(rates.inverted_probability(ONE_PER_HOUR.lam, t))
+    assert sum(float(rates.exactly(r, n, k)) for k in range(n + 1)) == pytest.approx(1.0, rel=1e-12)
+    assert float(rates.at_least_three(r, n)) == pytest.approx(
+        1 - sum(float(rates.exactly(r, n, k)) for k in range(3)), rel=1e-9)
+    cond = (Conditional(0, 0, 0.0, 0.0, 1.0, 0), Conditional(0, 1, 1.0, 0.0, 2.0, 0))
+    d = Design("secded", 0, 1, False, (), cond, k_max=1, word_sizes=(n,))
+    pt = rates.at_time(d, ONE_PER_HOUR, t)
+    w2 = math.comb(n, 2) * r ** 2 * (1 - r) ** (n - 2)
+    assert pt.p_degraded == pytest.approx(w2, rel=1e-9)
+    assert pt.p_upper == pytest.approx(w2 + float(rates.at_least_three(r, n)), rel=1e-9)
+    # at small r the pair term is tiny but not lost to cancellation
+    tiny = float(rates.exactly(1e-12, n, 2))
+    assert tiny == pytest.approx(math.comb(n, 2) * 1e-24, rel=1e-9)
+
+
+def test_wrong_word_scenarios_converge_to_every_pair_of_every_word():
+    """kw = 1: a word in proportion to its pairs and a uniform pair in it is
+    every pair of the design equally likely; the seeded estimate of 'the
+    decoders pass a data bit inverted' is within 4 SE of the count over all
+    pairs (through the same decoder model)."""
+    from itertools import combinations
+
+    from fkhw.faults.software import decoded
+    from fkhw.faults.space import Fault, FlipFlopSpace, Upset
+    from fkhw.rates.words import word_conditionals, word_flip_flops
+    from fkhw.rtlgen.testing import tiny_model
+
+    space = FlipFlopSpace.of(tiny_model(), ecc="secded:7")
+    hits = lambda sites: sites.size > 0  # noqa: E731
+    pairs = [p for w in word_flip_flops(space) for p in combinations(w.tolist(), 2)]
+    exact = np.mean([hits(np.array([u.ff for u in decoded(space, Fault((Upset(a, 0), Upset(b, 0)))).upsets]))
+                     for a, b in pairs])
+    assert 0 < exact < 1
+    cond = word_conditionals(space, 1.5, 2, lambda scen: np.array([2.0 if hits(s) else 1.0 for s in scen]),
+                             4000, seed=3)
+    c1 = next(c for c in cond if (c.ku, c.kp) == (0, 1))
+    assert abs(c1.p_degraded - exact) <= 4 * c1.se and c1.se < 0.01
+    c2 = next(c for c in cond if (c.ku, c.kp) == (0, 2))
+    assert c2.p_degraded > c1.p_degraded  # two wrong words pass a data bit on more often than one
+
+
 @pytest.mark.parametrize("kw", [dict(flux=0.0, sigma=1e-14), dict(flux=-1.0, sigma=1e-14),
                                 dict(flux=2e7, sigma=0.0), dict(flux=2e7, sigma=float("nan"))])
 def test_environment_refuses_non_positive_values(kw):

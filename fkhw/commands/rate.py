@@ -53,6 +53,9 @@ def add_arguments(p):
                    help="--check-rtl also replays on the full-TMR RTL, with and without refresh (its Verilator "
                         "build is the largest: minutes cold)")
     p.add_argument("--jobs", type=int_at_least(1, 256), default=1, help="simulator processes for --check-rtl")
+    p.add_argument("--protection", action="append", default=[], metavar="secded|secded:N",
+                   help="also the design whose register files are SEC-DED words (a word is wrong when two of its "
+                        "flip-flops are inverted); repeat for several word sizes")
     p.add_argument("--model", default=None, help=model_help(" (default: the one the campaign ran on)"))
     p.add_argument("--out", type=out_path, default=None, help="folder for rate.json and rate.png (default: CAMPAIGN/../rate)")
 
@@ -67,6 +70,16 @@ def run(args) -> int:
         from fkhw.errors import UserError
 
         raise UserError("--check-full-tmr replays scenarios: give --check-rtl N (N > 0) as well")
+    from fkhw.errors import InputError
+    from fkhw.faults.codes import secded_word
+
+    for ecc in args.protection:
+        try:
+            secded_word(ecc)
+        except InputError as e:
+            raise InputError(f"--{e}") from None
+    if len(set(args.protection)) != len(args.protection):
+        raise InputError(f"--protection: a design given twice ({', '.join(args.protection)})")
     if args.check_rtl:
         args.jobs = local_jobs(args.jobs)  # simulator processes of the replay
     out = args.out if args.out is not None else args.campaign.parent / "rate"
@@ -77,7 +90,8 @@ def run(args) -> int:
     print(f"note: sigma = {args.sigma:g} cm^2 per flip-flop is an assumption: the cross-section must come from your "
           "technology and beam tests")
     options = RateOptions(threshold=args.threshold, k_max=args.k_max, samples=args.samples, seed=args.seed,
-                          check_rtl=args.check_rtl, jobs=args.jobs, check_full=args.check_full_tmr)
+                          check_rtl=args.check_rtl, jobs=args.jobs, check_full=args.check_full_tmr,
+                          protections=tuple(args.protection))
     run_rate(args.campaign, out, env, args.scrub, args.target, options, tmr=args.tmr, transients=args.transients,
              model=args.model)
     return 0

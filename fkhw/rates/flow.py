@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fkhw.errors import InputError
 from fkhw.rates import model as rates
 from fkhw.campaign.files import damage_column
 from fkhw.progress import Progress
@@ -132,6 +133,7 @@ class RateOptions:
     check_rtl: int = 0  # scenarios replayed on each design's RTL (0: none)
     jobs: int = 1  # simulator processes of that replay
     check_full: bool = False  # the replay also on the full-TMR RTL (with and without refresh): the largest build
+    protections: tuple = ()  # designs of SEC-DED words to add: "secded", "secded:N" (fkhw.faults.codes.secded_word)
 
 
 def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: float,
@@ -201,6 +203,24 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
         log(f"  {name}: P(degraded | k upsets) for k <= {k_max}: "
             f"{sum(c.samples for c in conds[name])} accumulated scenarios in {time.monotonic() - t1:.1f} s")
     designs = [replace(d, conditionals=conds[name]) for name, d in designs]
+    for ecc in options.protections:  # designs of SEC-DED words: their own Monte Carlo of wrong words
+        from fkhw.rates.words import word_conditionals, word_design
+
+        t1 = time.monotonic()
+        try:
+            wspace = FlipFlopSpace.of(bundle.ir, ecc=ecc)
+        except InputError as e:
+            raise RateError(f"--protection {e}") from None
+        wd = word_design(wspace, _split_transients(trans, ())[0], k_max)
+        rates.check_transients(wd, env)
+        progress = Progress(samples * min(k_max, wd.n_protected), f"  {ecc}: wrong-word scenarios",
+                            unit="scenarios", every=5.0, after=2.0)
+        wd = replace(wd, conditionals=word_conditionals(wspace, threshold, k_max, evaluate, samples, seed,
+                                                        progress=progress.advance))
+        designs.append(wd)
+        log(f"  {ecc}: P(degraded | k wrong words) for k <= {k_max}: {wd.n_protected:,} words of "
+            f"{min(wd.word_sizes)}..{max(wd.word_sizes)} flip-flops, {samples * (len(wd.conditionals) - 1)} "
+            f"scenarios in {time.monotonic() - t1:.1f} s")
     times = np.logspace(-1, math.log10(max(max(scrubs), 86400.0) * 10), 120)
     result = {"model": bundle.name, "model_digest": bundle.files.digest(), "campaign": str(campaign),
               "tmr": str(tmr) if tmr else None, "transients": str(transients) if transients else None,
@@ -216,7 +236,9 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
         pts = [rates.at_time(d, env, float(t)) for t in scrubs]
         longest = rates.longest_interval(d, env, target)
         result["designs"][d.name] = {
-            "unprotected_param_bits": d.n_unprotected, "protected_param_bits": d.n_protected, "refresh": d.refresh,
+            "unprotected_param_bits": d.n_unprotected, "refresh": d.refresh,
+            "protected_param_bits": n_sites if d.word_sizes else d.n_protected,  # a code's words hold every bit
+            **({"words": len(d.word_sizes), "word_flip_flops": sum(d.word_sizes)} if d.word_sizes else {}),
             "upsets_per_hour": d.upsets_per_hour(env),
             "transient_probability_per_output": d.transient_probability(env),
             "at_scrub_interval": [{"interval_s": p.t, "p_degraded": p.p_degraded, "p_upper": p.p_upper,

@@ -23,6 +23,14 @@ Every flip-flop is upset at rate ``lam = flux * sigma`` (s^-1), independently
   accumulated upsets on the software engine (its binomial standard error is
   carried). Compositions with more than ``k_max`` bits are counted as
   degraded: ``p_upper`` adds their probability mass (a bound, stated).
+* a SEC-DED word of n flip-flops (data and check bits) reads wrong when
+  exactly two of them are inverted: ``w2(r) = C(n, 2) r^2 (1 - r)^(n-2)``
+  (its decoder corrects one; two are detected and passed on). The number of
+  wrong words is ``Binomial(words, mean w2)``; ``P(deg | kw words)`` comes
+  from a Monte Carlo of words drawn in proportion to their pairs, a uniform
+  pair in each, through the decoder (fkhw.faults.software.decoded). Three or
+  more inverted in one word (a decoder may miscorrect them) are counted as
+  degraded in ``p_upper``: ``1 - prod_w (1 - P(>= 3 of n_w))``.
 * transients: a vector meets each pipeline and control flip-flop for one
   clock, so the probability that one output is degraded by a transient is
   ``P_tr = lam * T_clk * sum_class n_class * f_class`` with ``f_class`` the
@@ -105,6 +113,18 @@ def two_of_three(r) -> np.ndarray:
     return 3.0 * r * r * (1.0 - r) + r ** 3
 
 
+def exactly(r, n: int, k: int) -> np.ndarray:
+    """P(exactly k of n independent flip-flops inverted), each with probability r."""
+    r = np.asarray(r, dtype=np.float64)
+    return math.comb(n, k) * r ** k * np.exp((n - k) * np.log1p(-np.minimum(r, 0.5)))
+
+
+def at_least_three(r, n: int) -> np.ndarray:
+    """P(3 or more of n inverted), summed term by term (no cancellation at small r)."""
+    r = np.asarray(r, dtype=np.float64)
+    return sum((exactly(r, n, k) for k in range(3, n + 1)), np.zeros_like(r))
+
+
 def tmr_wrong_probability(lam: float, t, refresh: bool, t_clk: float) -> np.ndarray:
     """A triplicated bit reads wrong after t seconds (see the module formulas)."""
     t = np.asarray(t, dtype=np.float64)
@@ -143,6 +163,9 @@ class Design:
     k_max: int
     replica_flip_flops: int = 0
     protected_transients: tuple = ()  # as ``transients``, the triplicated ones (voted every clock)
+    # a design of SEC-DED words: the flip-flops of each word (data and check bits); its protected units
+    # (n_protected) are the words, wrong when two of their flip-flops are inverted
+    word_sizes: tuple = ()
 
     def conditional(self, ku: int, kp: int) -> Conditional:
         for c in self.conditionals:
@@ -152,6 +175,8 @@ class Design:
 
     def upsets_per_hour(self, env: Environment) -> dict:
         per = {"param": (self.n_unprotected + self.n_protected) * env.lam * HOUR}
+        if self.word_sizes:
+            per = {"param+check": sum(self.word_sizes) * env.lam * HOUR}
         for cls, n, _ in self.transients + self.protected_transients:
             per[cls] = per.get(cls, 0.0) + n * env.lam * HOUR
         if self.replica_flip_flops:
@@ -178,7 +203,10 @@ class Point:
 def composition_weights(design: Design, env: Environment, t: float) -> tuple:
     """pmfs of ku (unprotected bits inverted) and kp (protected bits wrong) at t."""
     r = float(inverted_probability(env.lam, t))
-    b = float(tmr_wrong_probability(env.lam, t, design.refresh, env.t_clk))
+    if design.word_sizes:  # a wrong word: exactly two of its flip-flops inverted
+        b = float(np.mean([exactly(r, n, 2) for n in design.word_sizes]))
+    else:
+        b = float(tmr_wrong_probability(env.lam, t, design.refresh, env.t_clk))
     ku = np.arange(design.k_max + 1)
     from scipy.stats import binom  # scipy.stats costs ~0.3 s at import: only where it is used
 
@@ -200,6 +228,12 @@ def at_time(design: Design, env: Environment, t: float) -> Point:
         var += (w * c.se) ** 2
         mean += w * c.mean_emd_norm
     tail = max(0.0, 1.0 - covered)
+    if design.word_sizes:  # three or more upsets in one word: counted as degraded in the bound
+        r = float(inverted_probability(env.lam, t))
+        sizes, counts = np.unique(np.asarray(design.word_sizes), return_counts=True)
+        clean = sum(float(c) * math.log1p(-min(float(at_least_three(r, int(n))), 1.0 - 1e-300))
+                    for n, c in zip(sizes, counts))
+        tail = min(1.0, tail + -math.expm1(clean))
     p_tr = design.transient_probability(env)
     both = lambda pw: 1.0 - (1.0 - pw) * (1.0 - p_tr)  # noqa: E731
     return Point(t, both(p), both(min(1.0, p + tail)), math.sqrt(var) * (1.0 - p_tr),

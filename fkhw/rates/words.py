@@ -1,0 +1,63 @@
+"""Designs of SEC-DED words in the rate model (fkhw.rates.model): their words and what a wrong word does.
+
+A word is wrong when two of its flip-flops are inverted: its decoder flags
+them and passes the data bits among them on inverted (none when both are
+check bits). ``P(deg | kw wrong words)`` is estimated by a Monte Carlo: kw
+distinct words drawn in proportion to their number of pairs (a word of n
+flip-flops is wrong with probability ~ C(n, 2) r^2), a uniform pair of
+flip-flops in each, the data bits the decoders pass on inverted
+(fkhw.faults.software.decoded) evaluated together on the campaign's inputs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fkhw.faults.software import decoded
+from fkhw.faults.space import Fault, FlipFlopSpace, Upset
+from fkhw.rates.model import Conditional, Design
+
+__all__ = ["word_design", "word_conditionals", "word_flip_flops"]
+
+
+def word_flip_flops(space: FlipFlopSpace) -> list:
+    """The flip-flops of every word (data sites, then check bits), as arrays."""
+    return [np.array(list(space.word_sites(tn, j).values()) + space.check_ids(tn, j).tolist(), dtype=np.int64)
+            for tn in range(len(space.sites.tensors)) for j in range(space.words_of(tn).n_words)]
+
+
+def word_design(space: FlipFlopSpace, transients: tuple, k_max: int) -> Design:
+    """The rate model's Design of a SEC-DED design (conditionals left empty:
+    :func:`word_conditionals` fills them)."""
+    sizes = tuple(int(w.size) for w in word_flip_flops(space))
+    return Design(space.ecc, 0, len(sizes), False, transients, (), k_max, word_sizes=sizes)
+
+
+def _scenario(space: FlipFlopSpace, words: list, chosen, rng) -> np.ndarray:
+    sites = []
+    for w in chosen:
+        pair = rng.choice(words[int(w)], 2, replace=False)
+        sites += [u.ff for u in decoded(space, Fault(tuple(sorted(Upset(int(f), 0) for f in pair)))).upsets]
+    return np.sort(np.array(sites, dtype=np.int64))
+
+
+def word_conditionals(space: FlipFlopSpace, threshold: float, k_max: int, evaluate, samples: int, seed: int,
+                      progress=None) -> tuple:
+    """P(deg | kw) and E[emd_norm | kw] for kw = 0 .. k_max wrong words
+    (``evaluate``: emd_norm of scenarios, arrays of sites inverted together;
+    ``samples`` scenarios per kw, seeded by (seed, kw))."""
+    words = word_flip_flops(space)
+    pairs = np.array([math.comb(w.size, 2) for w in words], dtype=np.float64)
+    out = [Conditional(0, 0, 0.0, 0.0, 1.0, 0)]
+    for kw in range(1, min(k_max, len(words)) + 1):
+        rng = np.random.default_rng([seed, kw, 0xECC])
+        scen = [_scenario(space, words, rng.choice(len(words), kw, replace=False, p=pairs / pairs.sum()), rng)
+                for _ in range(samples)]
+        e = np.asarray(evaluate(scen), dtype=np.float64)
+        if progress is not None:
+            progress(len(scen))
+        p = float((e > threshold).mean())
+        out.append(Conditional(0, kw, p, math.sqrt(p * (1 - p) / samples), float(e.mean()), samples))
+    return tuple(out)
