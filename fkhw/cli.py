@@ -21,7 +21,8 @@ import traceback
 from fkhw import __version__
 from fkhw.errors import FkhwError
 
-COMMANDS = ["sites", "train", "campaign", "plot", "hessian", "rank", "hls", "rtl", "agree", "tmr", "rate", "replay", "sim"]
+COMMANDS = ["sites", "train", "campaign", "plot", "hessian", "rank", "hls", "rtl", "agree", "tmr", "rate", "protect", "replay",
+            "sim"]
 
 
 # what a user can act on: fkhw's own errors (one base, fkhw.errors) and the

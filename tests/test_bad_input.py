@@ -62,6 +62,7 @@ OUT_CASES = [
     ("agree", ("--a", "{camp}", "--b", "{camp}"), "file"),
     ("tmr", ("--campaign", "{camp}", "--no-synth", "--no-prove"), "folder"),
     ("rate", ("--campaign", "{camp}"), "folder"),
+    ("protect", ("--campaign", "{camp}", "--scrub", "1h", "--target", "0.5"), "folder"),
     ("replay", ("--campaign", "{camp}", "--site", "0"), "folder"),
     ("sim", ("--model", "{model}", "--inputs", INPUTS, "--no-synth"), "folder"),
 ]
@@ -322,6 +323,21 @@ CASES = _out_cases() + SEED_CASES + [
          "--check-full-tmr replays scenarios: give --check-rtl N"),
     Case("rate", "transients-not-pipeline", ("--campaign", "{camp}", "--transients", "{camp}", "--out", "{ws}/new"),
          "--transients {camp}: not a pipeline campaign"),
+    Case("rate", "protection-unknown", ("--campaign", "{camp}", "--protection", "secded:x", "--out", "{ws}/new"),
+         "--protection 'secded:x': N is a whole number"),
+    # -- protect
+    *[Case("protect", bad, ("--campaign", "{camp}", *extra, "--out", "{ws}/new"), culprit)
+      for bad, extra, culprit in (
+          ("protection-unknown", ("--scrub", "1h", "--target", "0.5", "--protection", "tmr"),
+           "--protection 'tmr': use secded or secded:N"),
+          ("protection-twice", ("--scrub", "1h", "--target", "0.5", "--protection", "secded", "--protection",
+                                "secded"), "--protection: a design given twice"),
+          ("scrub-malformed", ("--scrub", "10parsecs", "--target", "0.5"), "--scrub 10parsecs"),
+          ("target-zero", ("--scrub", "1h", "--target", "0"), "--target 0"),
+          ("campaign-of-another-kind", ("--scrub", "1h", "--target", "0.5", "--campaign", "{faults_camp}"),
+           "--campaign {faults_camp}: a pipeline campaign"),
+          ("tmr-of-another-model", ("--scrub", "1h", "--target", "0.5", "--tmr", "{foreign_map}"),
+           "the map is for model other"))],
     Case("tmr", "campaign-of-another-kind", ("--campaign", "{faults_camp}", "--out", "{ws}/new"),
          "--campaign {faults_camp} is a --faults pipeline campaign"),
     Case("tmr", "jobs-zero", ("--campaign", "{camp}", "--jobs", "0", "--out", "{ws}/new"), "--jobs 0"),

@@ -420,6 +420,37 @@ def test_rate_runs_to_completion(software_campaign, kind_campaigns, ir, tmp_path
     assert_png(out / "rate.png")
 
 
+def test_protect_runs_to_completion(software_campaign, ir, tmp_path):
+    """`fkhw protect`: every candidate's failure probability at the scrub
+    interval and its synthesised area; the choice is the cheapest design that
+    meets the target, and a target nothing meets is one line naming the
+    best design, with the table written."""
+    import csv
+
+    out = tmp_path / "protect"
+    r = fkhw("protect", "--campaign", software_campaign, "--scrub", "10min", "--target", 0.5, "--protection",
+             "secded", "--protection", "secded:8", "--k-max", 2, "--samples", 30, "--out", out, timeout=1500)
+    res = json.loads((out / "protect.json").read_text())
+    rows = {row["design"]: row for row in res["designs"]}
+    assert set(rows) == {"plain", "full", "full + refresh", "secded", "secded:8"}
+    feasible = [row for row in rows.values() if row["meets_target"]]
+    chosen = min(feasible, key=lambda row: row["transistors"])
+    assert res["chosen"] == chosen["design"] and rows[res["chosen"]]["chosen"] and "<- chosen" in r.stdout
+    assert rows["full"]["flip_flops"] == rows["plain"]["flip_flops"] + 2 * ir.n_param_bits()
+    assert rows["secded"]["flip_flops"] > rows["plain"]["flip_flops"]
+    assert all(row["p_upper"] <= rows["plain"]["p_upper"] for row in rows.values())
+    with open(out / "protect.csv") as f:
+        assert [row["design"] for row in csv.DictReader(f)] == [row["design"] for row in res["designs"]]
+    assert_png(out / "protect.png")
+    # a target no design meets: one line, exit 2, the table still written (the synthesis is cached now)
+    strict = tmp_path / "strict"
+    bad = fkhw("protect", "--campaign", software_campaign, "--scrub", "1min", "--target", 0.01, "--flux", 1e15,
+               "--sigma", 1e-10, "--protection", "secded", "--k-max", 2, "--samples", 30, "--out", strict, ok=(2,),
+               timeout=1500)
+    assert "no design meets it" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert (strict / "protect.csv").is_file()
+
+
 def test_tmr_runs_to_completion_at_gate_level(software_campaign, ir, tmp_path):
     """`--gate-level`: the hardened RTL through Yosys + ABC, its netlist under
     the same testbench; every protected bit keeps three flip-flops after

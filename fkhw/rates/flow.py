@@ -37,6 +37,9 @@ def _seu_table(campaign: Path, summary: dict, n_sites: int):
     if kind != "seu":
         raise RateError(f"--campaign {campaign}: a {kind} campaign; the rate model needs the exhaustive seu campaign "
                         "(one upset per parameter bit)")
+    if summary.get("design"):
+        raise RateError(f"--campaign {campaign}: a campaign of a protected design; the rate model needs the plain "
+                        "design's one-bit answers (a campaign without --tmr or --protection)")
     table = read_table(campaign, summary)
     emd_norm = np.full(n_sites, np.nan)
     emd_norm[table.site] = table.emd_norm

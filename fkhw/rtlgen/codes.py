@@ -140,16 +140,20 @@ def regfile_verilog(width: int, code: SecDed) -> str:
     register 0 least significant, cut into words of K data bits, each with R
     check bits. The read path passes every word through its decoder, so one
     upset of any of its flip-flops (data or check) never reaches the
-    datapath. A configuration write stores the register's data and re-encodes
-    the words holding its bits, from their corrected bits with the new
-    register in place (an upset elsewhere in the word stays correctable).
-    The same ports as fkhw_regfile plus the flags; the data bits are in
-    ``mem`` (as in fkhw_regfile: the testbench upsets them by that name), the
-    check bits in ``mem_chk``."""
+    datapath. The same ports as fkhw_regfile plus the flags; the data bits
+    are in ``mem`` (as in fkhw_regfile: the testbench upsets them by that
+    name), the check bits in ``mem_chk``.
+
+    A word per register (K = W): one encoder on the configuration write
+    path stores the check bits beside the data. Words packed across
+    registers: a write re-encodes each word holding bits of the register,
+    from the word's corrected bits with the new register in place (an upset
+    elsewhere in the word stays correctable), an encoder per word: the price
+    of words that do not follow the registers."""
     w, k, r = width, code.data_bits, code.check_bits
     enc, dec = module_names(code)
     name = regfile_module(width, code)
-    return "\n".join([
+    head = [
         SPDX,
         "`default_nettype none",
         f"// {name}: DEPTH parameter registers of {w} bits kept as SEC-DED words of {k} data bits and",
@@ -179,7 +183,6 @@ def regfile_verilog(width: int, code: SecDed) -> str:
         f"    localparam integer K     = {k};  // data bits per word",
         f"    localparam integer R     = {r};  // check bits per word",
         "    localparam integer NWORD = (DEPTH * W + K - 1) / K;  // words",
-        "    localparam integer NBITS = NWORD * K;               // the row, padded to whole words",
         "    localparam integer IW    = (DEPTH > 1) ? $clog2(DEPTH) : 1;",
         "    localparam [ADDRW-1:0] FIRST = BASE[ADDRW-1:0];",
         "",
@@ -197,6 +200,43 @@ def regfile_verilog(width: int, code: SecDed) -> str:
         "            assign hit = cfg_we;",
         "        end",
         "    endgenerate",
+        "",
+    ]
+    tail = ["    assign err_single = |single;", "    assign err_double = |double;", "", "endmodule",
+            "`default_nettype wire", ""]
+    body = _per_register(enc, dec) if w == k else _packed(enc, dec)
+    return "\n".join(head + body + tail)
+
+
+def _per_register(enc: str, dec: str) -> list:
+    """The body of a file with a word per register (K = W)."""
+    return [
+        "    // the write path: one encoder, the check bits stored with the data",
+        "    wire [R-1:0] cfg_check;",
+        f"    {enc} u_enc (.data(cfg_data), .check(cfg_check));",
+        "    always @(posedge clk) begin",
+        "        if (hit) begin",
+        "            mem[offset[IW-1:0]]     <= cfg_data;",
+        "            mem_chk[offset[IW-1:0]] <= cfg_check;",
+        "        end",
+        "    end",
+        "",
+        "    // the read path: each register through its decoder",
+        "    wire [NWORD-1:0] single, double;",
+        "    genvar i;",
+        "    generate",
+        "        for (i = 0; i < DEPTH; i = i + 1) begin : g_word",
+        f"            {dec} u_dec (.data(mem[i]), .check(mem_chk[i]), .data_out(q[i*W +: W]),",
+        "                .err_single(single[i]), .err_double(double[i]));",
+        "        end",
+        "    endgenerate",
+    ]
+
+
+def _packed(enc: str, dec: str) -> list:
+    """The body of a file with words packed across its registers (K != W)."""
+    return [
+        "    localparam integer NBITS = NWORD * K;  // the row, padded to whole words",
         "",
         "    always @(posedge clk) begin",
         "        if (hit) mem[offset[IW-1:0]] <= cfg_data;",
@@ -243,10 +283,4 @@ def regfile_verilog(width: int, code: SecDed) -> str:
         "        end",
         "    endgenerate",
         "    assign q = fixed[DEPTH*W-1:0];",
-        "    assign err_single = |single;",
-        "    assign err_double = |double;",
-        "",
-        "endmodule",
-        "`default_nettype wire",
-        "",
-    ])
+    ]

@@ -1,0 +1,178 @@
+"""The protection a design review picks: of the candidate designs, the one
+with the fewest transistors whose output stays below a failure-probability
+target at the scrub interval.
+
+Candidates: the plain encoder, full TMR of every weight bit (with and
+without refresh), the selective map's design when a TMR map is given (with
+and without refresh), and the register files kept as SEC-DED words
+(``secded``, ``secded:N``). For each, the rate model (fkhw.rates: the
+campaign's one-bit answers, a Monte Carlo of accumulated upsets or of wrong
+words) gives P(degraded output) at the scrub interval, its upper bound
+used, and the area table's synthesis (fkhw.tmr.area: Yosys + ABC, the
+datapath once, each design's register files) its flip-flops and
+transistors. The choice is the cheapest design that meets the target; none
+that does is an error naming the best one.
+
+    result = run_protect(campaign, out, env, scrub_s=3600, target=1e-3,
+                         options=ProtectOptions(protections=("secded:8", "secded:32")))
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fkhw.errors import InputError
+from fkhw.outpaths import atomic_open, make_dir, save_figure, write_text
+from fkhw.rates.flow import RateOptions, run_rate
+from fkhw.rates.model import Environment
+
+__all__ = ["ProtectError", "ProtectOptions", "run_protect", "PROTECT_JSON", "PROTECT_CSV", "PROTECT_PNG"]
+
+PROTECT_JSON, PROTECT_CSV, PROTECT_PNG = "protect.json", "protect.csv", "protect.png"
+COLUMNS = ["design", "kind", "p_degraded", "p_upper", "meets_target", "longest_scrub_interval_s", "flip_flops",
+           "transistors", "transistor_overhead_pct", "ff_overhead_pct", "chosen"]
+
+
+class ProtectError(InputError):
+    """A choice fkhw cannot make: options it cannot use, a target no candidate meets."""
+
+
+@dataclass(frozen=True)
+class ProtectOptions:
+    """What ``fkhw protect`` considers and how it estimates."""
+
+    protections: tuple = ("secded", "secded:8", "secded:16", "secded:32", "secded:64")  # the code-word designs
+    threshold: float | None = None  # degraded: damage above it (the rate model's default when None)
+    k_max: int = 6
+    samples: int = 500
+    seed: int = 0
+
+
+def _designs(ir, names: list, tmr_sites) -> dict:
+    """name -> RtlDesign of each candidate the rate model evaluated."""
+    from fkhw.rtlgen.emit import generate
+    from fkhw.rtlgen.harden import harden
+    from fkhw.rtlgen.variant import DesignVariant
+
+    everything = np.arange(ir.n_param_bits())
+    out = {}
+    for name in names:
+        base, _, refresh = name.partition(" + ")
+        if base == "plain":
+            out[name] = generate(ir)
+        elif base in ("full", "selective"):
+            out[name] = harden(ir, everything if base == "full" else tmr_sites, refresh=bool(refresh))
+        else:
+            out[name] = generate(ir, DesignVariant.secded(base))
+    return out
+
+
+def run_protect(campaign: Path, out: Path, env: Environment, scrub_s: float, target: float,
+                options: ProtectOptions = ProtectOptions(), *, tmr: Path | None = None, model: str | None = None,
+                log=print) -> dict:
+    """The candidates' failure probabilities and areas, and the choice
+    (``protect.json``, ``protect.csv``, ``protect.png``; the rate model's own
+    ``rate/`` and the synthesis under ``synth/`` in ``out``)."""
+    from fkhw.campaign.files import read_summary
+    from fkhw.campaign.run import campaign_model
+    from fkhw.faults.tmrmap import read_map
+    from fkhw.faults.space import FlipFlopSpace
+    from fkhw.tmr.area import design_dir, synth_hierarchical
+
+    t0 = time.monotonic()
+    if not 0 < target < 1:
+        raise ProtectError(f"--target must be between 0 and 1 (exclusive), got {target}")
+    if not (math.isfinite(scrub_s) and scrub_s > 0):
+        raise ProtectError(f"--scrub must be a positive time, got {scrub_s}")
+    out = Path(out)
+    bundle = campaign_model(read_summary(campaign), model)
+    tmr_sites = None
+    if tmr is not None:
+        tmr_sites = read_map(tmr, bundle.files.digest(), bundle.name, FlipFlopSpace.of(bundle.ir)).sites
+    rate = run_rate(campaign, out / "rate", env, [scrub_s], target,
+                    RateOptions(threshold=options.threshold, k_max=options.k_max, samples=options.samples,
+                                seed=options.seed, protections=tuple(options.protections)),
+                    tmr=tmr, model=model, log=log)
+    names = list(rate["designs"])
+    designs = _designs(bundle.ir, names, tmr_sites)
+    rows, base = [], None
+    for k, name in enumerate(names):
+        log(f"protect: area of {name} ({k + 1}/{len(names)}; Yosys results are cached)")
+        res = synth_hierarchical(designs[name], designs["plain"], out / "synth" / design_dir(name).replace(":", "_"),
+                                 log=log)
+        base = base or res
+        at = rate["designs"][name]["at_scrub_interval"][0]
+        rows.append({
+            "design": name, "kind": "plain" if name == "plain" else "secded" if name.startswith("secded") else "tmr",
+            "p_degraded": at["p_degraded"], "p_upper": at["p_upper"], "meets_target": bool(at["p_upper"] <= target),
+            "longest_scrub_interval_s": rate["designs"][name]["longest_scrub_interval_s"],
+            "flip_flops": res["flip_flops"], "transistors": res["transistors"],
+            "transistor_overhead_pct": 100.0 * (res["transistors"] - base["transistors"]) / base["transistors"],
+            "ff_overhead_pct": 100.0 * (res["flip_flops"] - base["flip_flops"]) / base["flip_flops"],
+            "chosen": False})
+    feasible = [r for r in rows if r["meets_target"]]
+    result = {"model": bundle.name, "campaign": str(campaign), "tmr": str(tmr) if tmr else None,
+              "environment": rate["environment"], "scrub_interval_s": scrub_s, "target": target,
+              "threshold": rate["threshold"], "criterion": "P(degraded output) upper bound at the scrub interval "
+              "<= target; of those, the fewest transistors (Yosys' CMOS estimate with flip-flops, fkhw.tmr.area)",
+              "designs": rows, "chosen": None, "seconds": None}
+    if feasible:
+        best = min(feasible, key=lambda r: (r["transistors"], r["p_upper"]))
+        best["chosen"] = True
+        result["chosen"] = best["design"]
+    result["seconds"] = round(time.monotonic() - t0, 1)
+    make_dir(out)
+    write_text(out / PROTECT_JSON, json.dumps(result, indent=1) + "\n")
+    with atomic_open(out / PROTECT_CSV, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    figure(result, out / PROTECT_PNG)
+    if not feasible:
+        best = min(rows, key=lambda r: r["p_upper"])
+        raise ProtectError(f"--target {target:g}: no design meets it at a scrub interval of {scrub_s:g} s; the "
+                           f"best, {best['design']}, reaches {best['p_upper']:.3g} (a shorter --scrub, a higher "
+                           f"--target; the table is in {out / PROTECT_CSV})")
+    return result
+
+
+def figure(result: dict, path: Path) -> Path:
+    """Transistor overhead against P(degraded) at the scrub interval: the
+    candidates, the target, the choice and the Pareto front."""
+    from matplotlib.figure import Figure
+
+    rows = result["designs"]
+    fig = Figure(figsize=(7.5, 4.6), layout="constrained")
+    ax = fig.subplots()
+    colours = {"plain": "tab:gray", "tmr": "tab:blue", "secded": "tab:green"}
+    p = np.maximum([r["p_upper"] for r in rows], 1e-30)
+    cost = np.array([r["transistor_overhead_pct"] for r in rows])
+    order = np.argsort(p)
+    front, best = [], math.inf
+    for i in order:  # the Pareto front: no other design both more reliable and cheaper
+        if cost[i] < best:
+            front.append(i)
+            best = cost[i]
+    ax.plot(p[front], cost[front], color="0.7", linestyle=":", zorder=1, label="Pareto front")
+    for i, r in enumerate(rows):
+        ax.scatter(p[i], cost[i], s=90 if r["chosen"] else 40, color=colours[r["kind"]],
+                   edgecolors="black" if r["chosen"] else "none", zorder=3)
+        ax.annotate(r["design"] + ("  (chosen)" if r["chosen"] else ""), (p[i], cost[i]), textcoords="offset points",
+                    xytext=(6, 4), fontsize=8)
+    ax.axvline(result["target"], color="tab:red", linestyle="--", label=f"target {result['target']:g}")
+    for kind, c in colours.items():
+        ax.scatter([], [], color=c, label=kind)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"P(degraded output) at a scrub interval of {result['scrub_interval_s']:g} s (upper bound)")
+    ax.set_ylabel("transistor overhead over the plain encoder (%)")
+    ax.set_title(f"{result['model']}: protection choices ({len(rows)} designs; chosen: {result['chosen'] or 'none'})",
+                 fontsize=10)
+    ax.legend(fontsize=8, loc="upper right")
+    return save_figure(fig, path)
