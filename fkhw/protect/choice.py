@@ -36,6 +36,7 @@ from fkhw.rates.model import Environment
 __all__ = ["ProtectError", "ProtectOptions", "run_protect", "PROTECT_JSON", "PROTECT_CSV", "PROTECT_PNG"]
 
 PROTECT_JSON, PROTECT_CSV, PROTECT_PNG = "protect.json", "protect.csv", "protect.png"
+DEFAULT_PROTECTIONS = ("secded", "secded:8", "secded:16", "secded:32", "secded:64")
 COLUMNS = ["design", "kind", "p_degraded", "p_upper", "meets_target", "longest_scrub_interval_s", "flip_flops",
            "transistors", "transistor_overhead_pct", "ff_overhead_pct", "chosen"]
 
@@ -48,7 +49,7 @@ class ProtectError(InputError):
 class ProtectOptions:
     """What ``fkhw protect`` considers and how it estimates."""
 
-    protections: tuple = ("secded", "secded:8", "secded:16", "secded:32", "secded:64")  # the code-word designs
+    protections: tuple = DEFAULT_PROTECTIONS  # the code-word designs
     threshold: float | None = None  # degraded: damage above it (the rate model's default when None)
     k_max: int = 6
     samples: int = 500
@@ -75,11 +76,13 @@ def _designs(ir, names: list, tmr_sites) -> dict:
 
 
 def run_protect(campaign: Path, out: Path, env: Environment, scrub_s: float, target: float,
-                options: ProtectOptions = ProtectOptions(), *, tmr: Path | None = None, model: str | None = None,
+                options: ProtectOptions | None = None, *, tmr: Path | None = None, model: str | None = None,
                 log=print) -> dict:
     """The candidates' failure probabilities and areas, and the choice
     (``protect.json``, ``protect.csv``, ``protect.png``; the rate model's own
-    ``rate/`` and the synthesis under ``synth/`` in ``out``)."""
+    ``rate/`` and the synthesis under ``synth/`` in ``out``). ``options``:
+    ProtectOptions() when None."""
+    options = ProtectOptions() if options is None else options
     from fkhw.campaign.files import read_summary
     from fkhw.campaign.run import campaign_model
     from fkhw.faults.tmrmap import read_map
@@ -174,5 +177,5 @@ def figure(result: dict, path: Path) -> Path:
     ax.set_ylabel("transistor overhead over the plain encoder (%)")
     ax.set_title(f"{result['model']}: protection choices ({len(rows)} designs; chosen: {result['chosen'] or 'none'})",
                  fontsize=10)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="lower left")  # the front runs from the top left to the bottom right
     return save_figure(fig, path)
