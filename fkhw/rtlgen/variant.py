@@ -50,7 +50,8 @@ class DesignVariant:
         if self.ecc:
             secded_word(self.ecc)
         if self.kind in ("plain", "secded") and self.protect:
-            raise ValueError(f"the {self.kind} encoder takes no protected ids (secded protects every register)")
+            raise ValueError(f"the {self.kind} encoder protects nothing by id (secded: every register file, by its "
+                             "code)")
         if self.refresh and self.kind != "tmr":
             raise ValueError("refresh is an option of the hardened encoder (DesignVariant.tmr), not of "
                              f"{self.kind!r}")
