@@ -66,6 +66,17 @@ def test_a_changed_input_reruns_its_step_and_says_what_changed(flow):
     assert calls == ["b"] and "      rerun: y 0 -> 5" in said
 
 
+def test_a_step_that_ran_on_other_fkhw_code_reruns(flow, monkeypatch):
+    """Every step's inputs name the digest of fkhw's own files: after a code
+    change (another area method, say) nothing is up to date."""
+    from fkhw.review import ledger
+
+    flow.run(1)
+    monkeypatch.setattr(ledger, "source_digest", lambda: "other-code")
+    calls, said, _ = flow.run(1)
+    assert calls == ["a", "b"] and any("rerun: fkhw" in line and "other-code" in line for line in said)
+
+
 def test_a_downstream_step_reruns_only_when_the_files_it_reads_changed(flow):
     flow.run(1)
     calls, said, _ = flow.run(3)  # a reruns, and writes the same a.txt

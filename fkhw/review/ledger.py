@@ -17,6 +17,7 @@ the next run cold.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -197,7 +198,8 @@ class Ledger:
     def _inputs(self, step: Step) -> dict:
         from fkhw import __version__
 
-        return {**step.inputs, **{f"{u} outputs": self.digest(u) for u in step.after}, "fkhw": __version__}
+        return {**step.inputs, **{f"{u} outputs": self.digest(u) for u in step.after},
+                "fkhw": f"{__version__} (source {source_digest()})"}
 
     def _reason(self, step: Step, inputs: dict, rec: Record | None) -> str | None:
         if self.forced(step.name):
@@ -245,6 +247,20 @@ class Ledger:
         self.outcomes[step.name] = Outcome(step.name, step.title, True, reason, dt, dc, result, dt, dc)
         self.say(f"      {result.get('line', 'done')}  ({dt:.1f} s, CPU {dc:.1f} s)")
         return result
+
+
+@functools.cache
+def source_digest() -> str:
+    """A digest of fkhw's own files (code, templates, testbench): a step that
+    ran on other code is not up to date, even at the same version number
+    (an area method or a model that changed between two runs)."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.suffix in (".py", ".v", ".vh", ".vlt", ".json", ".ys") and "__pycache__" not in p.parts \
+                and "assets" not in p.relative_to(root).parts:
+            h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
 
 
 def _key(inputs: dict) -> str:

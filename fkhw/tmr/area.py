@@ -319,7 +319,7 @@ def write_area(rows: list, out_dir: Path, not_counted: dict | None = None) -> li
         for r in flat_rows:
             w.writerow({k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in r.items()})
     write_text(out / "area.json", json.dumps({"tool": " ".join(yosys_command()) + " (generic synth, ABC, "
-                                                     "stat -tech cmos)",
+                                                     "stat -tech cmos plus the flip-flops it leaves out)",
                                               "method": "datapath (cached, black-boxed register files, each "
                                                         "distinct fkhw_dot once) + register files (black-boxed "
                                                         "datapath)",
@@ -328,7 +328,8 @@ def write_area(rows: list, out_dir: Path, not_counted: dict | None = None) -> li
                                               indent=1) + "\n")
     abc = rows[0]["abc"] if rows else False
     lines = [f"Yosys generic synthesis ({'with ABC gate mapping' if abc else 'without ABC'}); transistors: Yosys' "
-             "CMOS estimate (`stat -tech cmos`) of the generic gates. Overheads relative to the plain design; "
+             "CMOS estimate (`stat -tech cmos`) of the generic gates, plus the flip-flops it leaves out (those with "
+             "an enable: a D flip-flop, 16, and a 2:1 multiplexer, 12). Overheads relative to the plain design; "
              "flip-flop counts are exact" + ("" if not abc else ", cell counts move slightly between ABC versions")
              + ". FF overhead: extra flip-flops over all the plain design's flip-flops; the last column: over "
              "its weight (parameter) flip-flops alone (2 per protected bit).", "",
