@@ -171,12 +171,12 @@ def test_wrong_word_scenarios_converge_to_every_pair_of_every_word():
 
     from fkhw.faults.software import decoded
     from fkhw.faults.space import Fault, FlipFlopSpace, Upset
-    from fkhw.rates.words import word_conditionals, word_flip_flops
+    from fkhw.rates.words import word_conditionals
     from fkhw.rtlgen.testing import tiny_model
 
     space = FlipFlopSpace.of(tiny_model(), ecc="secded:7")
     hits = lambda sites: sites.size > 0  # noqa: E731
-    pairs = [p for w in word_flip_flops(space) for p in combinations(w.tolist(), 2)]
+    pairs = [p for w in space.code_words() for p in combinations(w.tolist(), 2)]
     exact = np.mean([hits(np.array([u.ff for u in decoded(space, Fault((Upset(a, 0), Upset(b, 0)))).upsets]))
                      for a, b in pairs])
     assert 0 < exact < 1

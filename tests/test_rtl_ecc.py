@@ -73,17 +73,15 @@ def _word_faults(space, rng) -> list:
     from fkhw.faults.space import Fault, Upset
 
     faults = []
-    for tn in range(len(space.sites.tensors)):
-        for j in range(space.words_of(tn).n_words):
-            word = list(space.word_sites(tn, j).values()) + space.check_ids(tn, j).tolist()
-            faults += [Fault((Upset(f, 0),)) for f in word]
-            faults += [Fault((Upset(a, 0), Upset(b, 0))) for a, b in combinations(word, 2)]
-            for _ in range(3):
-                trio = rng.choice(word, size=3, replace=False)
-                faults.append(Fault(tuple(sorted(Upset(int(f), 0) for f in trio))))
-            a, b = rng.choice(word, size=2, replace=False)
-            faults.append(Fault(tuple(sorted((Upset(int(a), 1), Upset(int(b), 5))))))
-            faults.append(Fault(tuple(sorted((Upset(int(a), 0), Upset(int(b), 2)))), scrub=6))
+    for word in (w.tolist() for w in space.code_words()):
+        faults += [Fault((Upset(f, 0),)) for f in word]
+        faults += [Fault((Upset(a, 0), Upset(b, 0))) for a, b in combinations(word, 2)]
+        for _ in range(3):
+            trio = rng.choice(word, size=3, replace=False)
+            faults.append(Fault(tuple(sorted(Upset(int(f), 0) for f in trio))))
+        a, b = rng.choice(word, size=2, replace=False)
+        faults.append(Fault(tuple(sorted((Upset(int(a), 1), Upset(int(b), 5))))))
+        faults.append(Fault(tuple(sorted((Upset(int(a), 0), Upset(int(b), 2)))), scrub=6))
     return faults
 
 

@@ -196,14 +196,20 @@ class Words:
     depth: int
     word: int
 
+    @staticmethod
+    def of(ecc: str, width: int, depth: int) -> "Words":
+        """The words of a file of ``depth`` registers of ``width`` bits under
+        a ``secded`` (a word per register) or ``secded:N`` spelling."""
+        return Words(width, depth, secded_word(ecc) or width)
+
+    @property
+    def code(self) -> SecDed:
+        """The SEC-DED code of these words."""
+        return SecDed.of(self.word)
+
     @property
     def n_words(self) -> int:
         return -(-self.width * self.depth // self.word)
-
-    def place(self, register, vbit) -> tuple:
-        """(word, bit of the word) of Verilog bit ``vbit`` of register ``register`` (vectorised)."""
-        p = np.asarray(register, dtype=np.int64) * self.width + np.asarray(vbit, dtype=np.int64)
-        return p // self.word, p % self.word
 
     def registers(self, word: int) -> range:
         """The registers word ``word`` holds bits of."""

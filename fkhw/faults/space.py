@@ -214,9 +214,8 @@ class FlipFlopSpace:
         """(Words per tensor, code per tensor, first check id per tensor), all () without check bits."""
         if not self.ecc:
             return (), (), ()
-        n = secded_word(self.ecc)
-        words = tuple(Words(t.fmt.bits, t.size, n or t.fmt.bits) for t in self.sites.tensors)
-        codes = tuple(SecDed.of(w.word) for w in words)
+        words = tuple(Words.of(self.ecc, t.fmt.bits, t.size) for t in self.sites.tensors)
+        codes = tuple(w.code for w in words)
         firsts, at = [], self.first_check
         for w, c in zip(words, codes):
             firsts.append(at)
@@ -274,6 +273,12 @@ class FlipFlopSpace:
             if q < t.size * w.width:
                 out[p] = t.offset + (q // w.width) * w.width + (w.width - 1 - q % w.width)
         return out
+
+    def code_words(self) -> list:
+        """The flip-flops of every code word (its data sites, then its check
+        bits), tensor by tensor, word by word, as arrays."""
+        return [np.array(list(self.word_sites(tn, j).values()) + self.check_ids(tn, j).tolist(), dtype=np.int64)
+                for tn in range(len(self.sites.tensors)) for j in range(self.words_of(tn).n_words)]
 
     def register_tensor(self, ffs) -> np.ndarray:
         """The tensor whose register holds each flip-flop: a parameter bit's,

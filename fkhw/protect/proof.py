@@ -63,10 +63,7 @@ def word_faults(space: FlipFlopSpace, pairs: bool = True) -> tuple:
     of one word together, and the number of words."""
     if not space.secded:
         raise ValueError("word_faults: the design has no code words")
-    words = []
-    for tn in range(len(space.sites.tensors)):
-        for j in range(space.words_of(tn).n_words):
-            words.append(list(space.word_sites(tn, j).values()) + space.check_ids(tn, j).tolist())
+    words = [w.tolist() for w in space.code_words()]
     ones = np.array([f for w in words for f in w], dtype=np.int64)
     singles = FaultSet.single("word-singles", np.arange(ones.size), ones)
     if not pairs:

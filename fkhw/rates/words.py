@@ -19,19 +19,13 @@ from fkhw.faults.software import decoded
 from fkhw.faults.space import Fault, FlipFlopSpace, Upset
 from fkhw.rates.model import Conditional, Design
 
-__all__ = ["word_design", "word_conditionals", "word_flip_flops"]
-
-
-def word_flip_flops(space: FlipFlopSpace) -> list:
-    """The flip-flops of every word (data sites, then check bits), as arrays."""
-    return [np.array(list(space.word_sites(tn, j).values()) + space.check_ids(tn, j).tolist(), dtype=np.int64)
-            for tn in range(len(space.sites.tensors)) for j in range(space.words_of(tn).n_words)]
+__all__ = ["word_design", "word_conditionals"]
 
 
 def word_design(space: FlipFlopSpace, transients: tuple, k_max: int) -> Design:
     """The rate model's Design of a SEC-DED design (conditionals left empty:
     :func:`word_conditionals` fills them)."""
-    sizes = tuple(int(w.size) for w in word_flip_flops(space))
+    sizes = tuple(int(w.size) for w in space.code_words())
     return Design(space.ecc, 0, len(sizes), False, transients, (), k_max, word_sizes=sizes)
 
 
@@ -48,7 +42,7 @@ def word_conditionals(space: FlipFlopSpace, threshold: float, k_max: int, evalua
     """P(deg | kw) and E[emd_norm | kw] for kw = 0 .. k_max wrong words
     (``evaluate``: emd_norm of scenarios, arrays of sites inverted together;
     ``samples`` scenarios per kw, seeded by (seed, kw))."""
-    words = word_flip_flops(space)
+    words = space.code_words()
     pairs = np.array([math.comb(w.size, 2) for w in words], dtype=np.float64)
     out = [Conditional(0, 0, 0.0, 0.0, 1.0, 0)]
     for kw in range(1, min(k_max, len(words)) + 1):

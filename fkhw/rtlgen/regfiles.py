@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fkhw import __version__
-from fkhw.faults.codes import SecDed, Words, secded_word
+from fkhw.faults.codes import Words
 from fkhw.faults.sites import SiteSpace
 from fkhw.model.ir import IntegerModel
 from fkhw.rtlgen.codes import module_names, regfile_module, regfile_verilog, verilog_files
@@ -116,12 +116,12 @@ def regfile_code(t: dict, mask: np.ndarray | None, variant: DesignVariant, cfg_a
 
 def _secded_regfile(t: dict, decl: list, cfg: str, cfg_aw: int, ecc: str) -> RegfileCode:
     """Register file ``t`` kept as SEC-DED words (fkhw.rtlgen.codes.regfile_verilog)."""
-    code = SecDed.of(secded_word(ecc) or t["bits"])
+    words = Words.of(ecc, t["bits"], t["count"])
+    code = words.code
     single, double = f"{t['bus']}_ecc_single", f"{t['bus']}_ecc_double"
     decl = decl + [f"    wire             {single}, {double};  // {t['layer']}.{t['tensor']}: a word holds one "
                    "upset (corrected) / an uncorrectable error"]
     mod = regfile_module(t["bits"], code)
-    words = Words(t["bits"], t["count"], code.data_bits)
     body = (f"    // {words.n_words} words of {code.data_bits} data bits, each with its {code.check_bits} check bits "
             f"({code.label})\n"
             f"    {mod} #(.DEPTH({t['count']}), .BASE({t['base']}), .ADDRW({cfg_aw})) {t['instance']} (\n"
@@ -134,8 +134,8 @@ def ecc_meta(tensors: list, ecc: str) -> dict:
     """What the tools need to know of a design whose register files are SEC-DED words."""
     files = []
     for t in tensors:
-        code = SecDed.of(secded_word(ecc) or t["bits"])
-        words = Words(t["bits"], t["count"], code.data_bits)
+        words = Words.of(ecc, t["bits"], t["count"])
+        code = words.code
         files.append({"instance": t["instance"], "module": regfile_module(t["bits"], code), "code": code.label,
                       "codec": list(module_names(code)), "register_bits": t["bits"], "registers": t["count"],
                       "word_bits": code.data_bits, "words": words.n_words, "check_bits": code.check_bits,
