@@ -158,8 +158,7 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
     meta = json.loads((rtl_dir / META_FILE).read_text()) if (rtl_dir / META_FILE).is_file() else {}
     root = Path(root) if root is not None else default_root()
     # fkhw's own register files (not a netlist, not the TMRG variant): upsets made in HDL
-    hdl_deposits = ("register_files" in meta and "tmrg" not in meta
-                    and not (rtl_dir / f"{TOP}_netlist.v").is_file() and not any(rtl_dir.glob("*_netlist.v")))
+    hdl_deposits = "register_files" in meta and "tmrg" not in meta and not any(rtl_dir.glob("*_netlist.v"))
     deposits = deposits_vh(meta) if hdl_deposits else ""
     key = _key(rtl_dir, pipeline, waves, deposits)
     base = root / key
@@ -613,25 +612,24 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
         valid.append(tok[:, 2].astype(np.int64) == 1)
         lines += tok[:, 3].tolist()
         if "tmr" in meta:
-            err_file = jb.directory / "fkhw_tmr_err.txt"
-            vals = np.array(err_file.read_text().split() if err_file.is_file() else [], dtype=np.int64)
-            if vals.size != 2 * jb.n_frames:
-                raise RtlSimError(f"{err_file}: {vals.size // 2} tmr_err records, expected {jb.n_frames} "
-                                  "(was the testbench built with FKHW_TMR?)")
-            flags.append(vals.reshape(-1, 2).astype(bool))
+            flags.append(_flag_records(jb.directory / "fkhw_tmr_err.txt", 2, jb.n_frames, "tmr_err", "FKHW_TMR"))
         if "ecc" in meta:
-            err_file = jb.directory / "fkhw_ecc_err.txt"
-            vals = np.array(err_file.read_text().split() if err_file.is_file() else [], dtype=np.int64)
-            if vals.size != 4 * jb.n_frames:
-                raise RtlSimError(f"{err_file}: {vals.size // 4} ecc_err records, expected {jb.n_frames} "
-                                  "(was the testbench built with FKHW_ECC?)")
-            ecc.append(vals.reshape(-1, 4).astype(bool))
+            ecc.append(_flag_records(jb.directory / "fkhw_ecc_err.txt", 4, jb.n_frames, "ecc_err", "FKHW_ECC"))
     if progress is not None:
         progress(n_frames)
     data = unpack_hex(lines, pout["elements"], pout["element_bits"], pout["signed"])
     return FrameOutputs(np.concatenate(frames), np.concatenate(slots), np.concatenate(valid), data,
                         np.concatenate(flags, axis=0) if flags else None, state_err,
                         np.concatenate(ecc, axis=0) if ecc else None)
+
+
+def _flag_records(path: Path, per_frame: int, n_frames: int, what: str, define: str) -> np.ndarray:
+    """(n_frames, per_frame) bool: the error flags the testbench wrote per frame (fkhw_tb.v)."""
+    vals = np.array(path.read_text().split() if path.is_file() else [], dtype=np.int64)
+    if vals.size != per_frame * n_frames:
+        raise RtlSimError(f"{path}: {vals.size // per_frame} {what} records, expected {n_frames} "
+                          f"(was the testbench built with {define}?)")
+    return vals.reshape(-1, per_frame).astype(bool)
 
 
 def _progress(job: Job) -> int:
