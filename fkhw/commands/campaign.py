@@ -3,7 +3,7 @@ time, on a level, and measure the damage as EMD; or run another kind of
 fault (multi-bit, pipeline, accumulated upsets, a faults file)."""
 
 from fkhw.commands.options import (EMD_NORM, NON_NEGATIVE, POSITIVE, SEED, add_metric_arguments, fraction_open,
-                                  in_path, input_paths, model_help, model_inputs, order_inputs, out_path)
+                                  in_path, input_paths, model_help, model_inputs, order_inputs, out_path, protection)
 from fkhw.levels import LEVELS
 
 HELP = ("fault-injection campaign on a level (software, hls, rtl, netlist): single-bit upsets (default) or "
@@ -71,7 +71,7 @@ def add_arguments(p):
                         "of the plain one: replicas are flip-flops too (software and rtl levels)")
     p.add_argument("--refresh", action="store_true",
                    help="with --tmr: the self-correcting variant (replicas reload the voted value every clock)")
-    p.add_argument("--protection", default=None, metavar="secded|secded:N",
+    p.add_argument("--protection", type=protection, default=None, metavar="secded|secded:N",
                    help="upset the design whose register files are kept as SEC-DED words (Hsiao code, a decoder per "
                         "word): secded, a word per register; secded:N, N-bit words packed across a file's registers. "
                         "Check bits are flip-flops too (--faults checkbits upsets each alone; software and rtl "
@@ -90,7 +90,6 @@ def run(args) -> int:
     from fkhw.outpaths import check_out_dir
     from fkhw.host.resources import local_jobs
     from fkhw.faults.sites import SiteSpace, read_site_list
-    from fkhw.errors import InputError
     from fkhw.faults.space import Hardening
 
     check_out_dir(args.out, inputs=model_inputs(args.model) + input_paths("--data", args.data)
@@ -110,10 +109,7 @@ def run(args) -> int:
     space = SiteSpace.of(bundle.ir)
     hardening = None if args.tmr is None else hardening_from_map(args.tmr, bundle, args.refresh)
     if args.protection is not None:
-        try:
-            hardening = Hardening.code_words(args.protection)
-        except InputError as e:
-            raise CampaignError(f"--{e}") from None
+        hardening = Hardening.code_words(args.protection)
     spec = CampaignSpec(
         model=args.model, level=args.level, n_inputs=args.inputs, seed=args.seed, data=args.data,
         order=args.order, sites=() if args.sites else None, stop_after=args.stop_after, stop_sensitive=args.stop_sensitive,

@@ -92,6 +92,30 @@ def fraction_open(text: str) -> float:
 
 fraction_open.__name__ = "number"
 
+
+def protection(text: str) -> str:
+    """A design of SEC-DED words: ``secded`` or ``secded:N`` (fkhw.faults.codes.secded_word, the one reader)."""
+    from fkhw.errors import InputError
+    from fkhw.faults.codes import secded_word  # numpy: imported only when the option is given
+
+    try:
+        secded_word(text)
+    except InputError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("protection ")) from None
+    return text
+
+
+protection.__name__ = "protection"
+
+
+def distinct_protections(values) -> tuple:
+    """Repeated --protection values, each once: a design named twice is an error."""
+    from fkhw.errors import InputError
+
+    if len(set(values)) != len(values):
+        raise InputError(f"--protection: a design given twice ({', '.join(values)})")
+    return tuple(values)
+
 SEED = int_at_least(0, 2**32 - 1)  # what numpy and TensorFlow seeds both take
 POSITIVE = int_at_least(1)
 NON_NEGATIVE = int_at_least(0)

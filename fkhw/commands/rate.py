@@ -1,7 +1,7 @@
 """fkhw rate: failure rates of the plain, selectively and fully hardened encoder against flux and scrub interval."""
 
-from fkhw.commands.options import (EMD_NORM, SEED, campaign_inputs, finite_above, fraction_open, in_path, input_paths,
-                                  int_at_least, model_help, model_inputs, out_path)
+from fkhw.commands.options import (EMD_NORM, SEED, campaign_inputs, distinct_protections, finite_above, fraction_open,
+                                  in_path, input_paths, int_at_least, model_help, model_inputs, out_path, protection)
 
 HELP = "failure rates: P(degraded output) and mean damage vs time since the scrub, for flux x cross-section"
 
@@ -53,7 +53,7 @@ def add_arguments(p):
                    help="--check-rtl also replays on the full-TMR RTL, with and without refresh (its Verilator "
                         "build is the largest: minutes cold)")
     p.add_argument("--jobs", type=int_at_least(1, 256), default=1, help="simulator processes for --check-rtl")
-    p.add_argument("--protection", action="append", default=[], metavar="secded|secded:N",
+    p.add_argument("--protection", type=protection, action="append", default=[], metavar="secded|secded:N",
                    help="also the design whose register files are SEC-DED words (a word is wrong when two of its "
                         "flip-flops are inverted); repeat for several word sizes")
     p.add_argument("--model", default=None, help=model_help(" (default: the one the campaign ran on)"))
@@ -70,16 +70,7 @@ def run(args) -> int:
         from fkhw.errors import UserError
 
         raise UserError("--check-full-tmr replays scenarios: give --check-rtl N (N > 0) as well")
-    from fkhw.errors import InputError
-    from fkhw.faults.codes import secded_word
-
-    for ecc in args.protection:
-        try:
-            secded_word(ecc)
-        except InputError as e:
-            raise InputError(f"--{e}") from None
-    if len(set(args.protection)) != len(args.protection):
-        raise InputError(f"--protection: a design given twice ({', '.join(args.protection)})")
+    protections = distinct_protections(args.protection)
     if args.check_rtl:
         args.jobs = local_jobs(args.jobs)  # simulator processes of the replay
     out = args.out if args.out is not None else args.campaign.parent / "rate"
@@ -91,7 +82,7 @@ def run(args) -> int:
           "technology and beam tests")
     options = RateOptions(threshold=args.threshold, k_max=args.k_max, samples=args.samples, seed=args.seed,
                           check_rtl=args.check_rtl, jobs=args.jobs, check_full=args.check_full_tmr,
-                          protections=tuple(args.protection))
+                          protections=protections)
     run_rate(args.campaign, out, env, args.scrub, args.target, options, tmr=args.tmr, transients=args.transients,
              model=args.model)
     return 0

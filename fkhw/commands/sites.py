@@ -3,7 +3,7 @@ every flip-flop of its RTL (--all-flip-flops)."""
 
 from pathlib import Path
 
-from fkhw.commands.options import model_help, model_inputs, out_path
+from fkhw.commands.options import model_help, model_inputs, out_path, protection
 
 HELP = ("list every encoder parameter bit as a fault site (site,layer,tensor,index,bit,code), or with "
         "--all-flip-flops every flip-flop of the RTL (ff,class,register,bit,site,stage)")
@@ -19,7 +19,7 @@ def add_arguments(p):
     p.add_argument("--out", type=out_path, default=Path("sites.csv"), help="CSV to write (default: sites.csv)")
     p.add_argument("--all-flip-flops", action="store_true",
                    help="every flip-flop (param, pipeline, control) instead of the parameter bits")
-    p.add_argument("--protection", default=None, metavar="secded|secded:N",
+    p.add_argument("--protection", type=protection, default=None, metavar="secded|secded:N",
                    help="with --all-flip-flops: of the design whose register files are SEC-DED words (its check "
                         "bits too, class check)")
 
@@ -37,11 +37,7 @@ def run(args) -> int:
         raise InputError(f"--protection {args.protection}: a design's flip-flops, with --all-flip-flops")
     bundle = load_model(args.model)
     if args.all_flip_flops:
-        try:
-            space = FlipFlopSpace.of(bundle.ir, ecc=args.protection or "")
-        except InputError as e:
-            raise InputError(f"--{e}") from None
-        return _flip_flops(bundle, space, args.out)
+        return _flip_flops(bundle, FlipFlopSpace.of(bundle.ir, ecc=args.protection or ""), args.out)
     n = write_sites_csv(bundle.ir, args.out)
     print(f"{n} sites ({bundle.ir.n_param_bits()} parameter bits) of {bundle.name} -> {args.out}")
     return 0

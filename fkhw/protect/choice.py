@@ -57,21 +57,23 @@ class ProtectOptions:
 
 
 def _designs(ir, names: list, tmr_sites) -> dict:
-    """name -> RtlDesign of each candidate the rate model evaluated."""
+    """name -> RtlDesign of each candidate the rate model evaluated (the
+    rate model's names: plain, full, selective, each TMR one "+ refresh",
+    and the SEC-DED spellings)."""
+    from fkhw.faults.space import Hardening
+    from fkhw.levels import protected_design
     from fkhw.rtlgen.emit import generate
-    from fkhw.rtlgen.harden import harden
-    from fkhw.rtlgen.variant import DesignVariant
 
-    everything = np.arange(ir.n_param_bits())
     out = {}
     for name in names:
         base, _, refresh = name.partition(" + ")
         if base == "plain":
             out[name] = generate(ir)
         elif base in ("full", "selective"):
-            out[name] = harden(ir, everything if base == "full" else tmr_sites, refresh=bool(refresh))
+            sites = range(ir.n_param_bits()) if base == "full" else tmr_sites
+            out[name] = protected_design(ir, Hardening(tuple(int(s) for s in sites), bool(refresh)))
         else:
-            out[name] = generate(ir, DesignVariant.secded(base))
+            out[name] = protected_design(ir, Hardening.code_words(base))
     return out
 
 
