@@ -139,26 +139,107 @@ class RateOptions:
     protections: tuple = ()  # designs of SEC-DED words to add: "secded", "secded:N" (fkhw.faults.codes.secded_word)
 
 
+def _check_options(target: float, options: RateOptions) -> None:
+    if not 0 < target < 1:
+        raise RateError(f"--target must be between 0 and 1 (exclusive), got {target}")
+    if options.k_max < 1:
+        raise RateError(f"--k-max must be at least 1, got {options.k_max}")
+    if options.samples < 10:
+        raise RateError(f"--samples must be at least 10, got {options.samples}")
+
+
+def _tmr_designs(pools: dict, trans: tuple, tmap, site_emd, threshold: float, evaluate, env: Environment,
+                 options: RateOptions, log) -> list:
+    """The plain and TMR designs (each TMR pool without and with refresh),
+    with P(degraded | k upsets) from one Monte Carlo per pool; as
+    [(pool name, Design)]."""
+    designs = []
+    for name, (u, p) in pools.items():
+        for refresh in ((False,) if name == "plain" else (False, True)):
+            label = name if name == "plain" else f"{name}{' + refresh' if refresh else ''}"
+            plain_tr, voted_tr = _split_transients(trans, _map_transients(tmap) if name == "selective" else ())
+            designs.append((name, Design(label, int(u.size), int(p.size), refresh, plain_tr, (), options.k_max,
+                                         replica_flip_flops=2 * int(p.size) + 2 * sum(n for _, n, _ in voted_tr),
+                                         protected_transients=voted_tr)))
+            rates.check_transients(designs[-1][1], env)  # before the Monte Carlo, not after it
+    conds = {}
+    for name, (u, p) in pools.items():
+        t1 = time.monotonic()
+        n_scen = options.samples * len(rates.sampled_compositions(u.size, p.size, options.k_max))
+        progress = Progress(n_scen, f"  {name}: accumulated scenarios", unit="scenarios", every=5.0, after=2.0)
+        conds[name] = rates.conditionals(u, p, site_emd, threshold, options.k_max, evaluate, options.samples,
+                                         options.seed, progress=progress.advance)
+        log(f"  {name}: P(degraded | k upsets) for k <= {options.k_max}: "
+            f"{sum(c.samples for c in conds[name])} accumulated scenarios in {time.monotonic() - t1:.1f} s")
+    return [(name, replace(d, conditionals=conds[name])) for name, d in designs]
+
+
+def _word_design(ir, ecc: str, trans: tuple, threshold: float, evaluate, env: Environment,
+                 options: RateOptions, log) -> Design:
+    """The design whose register files are SEC-DED words (``ecc``), with
+    P(degraded | k wrong words) from its own Monte Carlo."""
+    from fkhw.faults.space import FlipFlopSpace
+    from fkhw.rates.words import word_conditionals, word_design
+
+    t1 = time.monotonic()
+    try:
+        wspace = FlipFlopSpace.of(ir, ecc=ecc)
+    except InputError as e:
+        raise RateError(f"--protection {e}") from None
+    wd = word_design(wspace, _split_transients(trans, ())[0], options.k_max)
+    rates.check_transients(wd, env)
+    progress = Progress(options.samples * min(options.k_max, wd.n_protected), f"  {ecc}: wrong-word scenarios",
+                        unit="scenarios", every=5.0, after=2.0)
+    wd = replace(wd, conditionals=word_conditionals(wspace, threshold, options.k_max, evaluate, options.samples,
+                                                    options.seed, progress=progress.advance))
+    log(f"  {ecc}: P(degraded | k wrong words) for k <= {options.k_max}: {wd.n_protected:,} words of "
+        f"{min(wd.word_sizes)}..{max(wd.word_sizes)} flip-flops, {options.samples * (len(wd.conditionals) - 1)} "
+        f"scenarios in {time.monotonic() - t1:.1f} s")
+    return wd
+
+
+def _design_entry(d: Design, env: Environment, scrubs: list, target: float, n_sites: int, times, log) -> dict:
+    """One design's entry of ``rate.json``: its rates at each scrub interval,
+    the longest interval that meets the target, and its curve."""
+    pts = [rates.at_time(d, env, float(t)) for t in scrubs]
+    longest = rates.longest_interval(d, env, target)
+    entry = {
+        "unprotected_param_bits": d.n_unprotected, "refresh": d.refresh,
+        "protected_param_bits": n_sites if d.word_sizes else d.n_protected,  # a code's words hold every bit
+        **({"words": len(d.word_sizes), "word_flip_flops": sum(d.word_sizes)} if d.word_sizes else {}),
+        "upsets_per_hour": d.upsets_per_hour(env),
+        "transient_probability_per_output": d.transient_probability(env),
+        "at_scrub_interval": [{"interval_s": p.t, "p_degraded": p.p_degraded, "p_upper": p.p_upper,
+                               "mc_se": p.se, "mean_emd_norm": p.mean_emd_norm, "p_weights": p.p_weights,
+                               "covered": p.covered}
+                              for p in pts],
+        "longest_scrub_interval_s": None if longest is None else (None if math.isinf(longest) else longest),
+        "longest_scrub_interval_note": ("even the shortest interval exceeds the target" if longest is None else
+                                        "never exceeds the target" if math.isinf(longest) else None),
+        "conditionals": [asdict(c) for c in d.conditionals],
+        "curve": _curve(d, env, times),
+    }
+    best = entry["longest_scrub_interval_s"]
+    log(f"  {d.name:20s} P(degraded) at " + ", ".join(f"{_dur(p.t)}: {p.p_upper:.3g}" for p in pts)
+        + f"; longest scrub interval for P <= {target:g}: " + (_dur(best) if best else entry["longest_scrub_interval_note"]))
+    return entry
+
+
 def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: float,
              options: RateOptions = RateOptions(), *, tmr: Path | None = None, transients: Path | None = None,
              model: str | None = None, log=print) -> dict:
     """The probability of a degraded output against the scrub interval, for
-    the plain, selective (``tmr``: a TMR map) and full-TMR designs, from the
-    single-upset ``campaign`` (and a ``transients`` pipeline campaign);
-    ``rate.json`` and ``rate.png`` under ``out``."""
+    the plain, selective (``tmr``: a TMR map) and full-TMR designs and any
+    designs of SEC-DED words (``options.protections``), from the single-upset
+    ``campaign`` (and a ``transients`` pipeline campaign); ``rate.json`` and
+    ``rate.png`` under ``out``."""
     from fkhw.campaign.run import campaign_model
     from fkhw.campaign.files import read_summary
     from fkhw.faults.space import FlipFlopSpace
     from fkhw.faults.tmrmap import MapError, read_map
 
-    threshold, k_max, samples, seed = options.threshold, options.k_max, options.samples, options.seed
     t0 = time.monotonic()
-    if not 0 < target < 1:
-        raise RateError(f"--target must be between 0 and 1 (exclusive), got {target}")
-    if k_max < 1:
-        raise RateError(f"--k-max must be at least 1, got {k_max}")
-    if samples < 10:
-        raise RateError(f"--samples must be at least 10, got {samples}")
+    _check_options(target, options)
     rates.check_extremes(env, scrubs)
     summary = read_summary(campaign)
     bundle = campaign_model(summary, model)
@@ -169,6 +250,7 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
             tmap = read_map(tmr, bundle.files.digest(), bundle.name, space)
         except MapError as e:
             raise RateError(str(e)) from None
+    threshold = options.threshold
     if threshold is None:
         threshold = float(tmap.rule.get("value", 1.05)) if tmap and tmap.rule.get("kind") == "threshold" else 1.05
     n_sites = space.sites.n_sites
@@ -177,7 +259,6 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
     evaluate = _evaluator(bundle, campaign, summary)
     all_sites = np.arange(n_sites, dtype=np.int64)
     protected = tmap.sites if tmap is not None else np.zeros(0, dtype=np.int64)
-    unprotected = np.setdiff1d(all_sites, protected)
 
     def site_emd(sites):
         return emd_norm[np.asarray(sites, dtype=np.int64)]
@@ -186,83 +267,28 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
         f"(flux {env.flux:.3g} cm^-2 s^-1 x sigma {env.sigma:.3g} cm^2), degraded: {damage_column(summary)} > {threshold}")
     pools = {"plain": (all_sites, np.zeros(0, dtype=np.int64)), "full": (np.zeros(0, dtype=np.int64), all_sites)}
     if tmap is not None:
-        pools["selective"] = (unprotected, protected)
-    designs = []  # their conditionals come from the Monte Carlo below
-    for name, (u, p) in pools.items():
-        for refresh in ((False,) if name == "plain" else (False, True)):
-            label = name if name == "plain" else f"{name}{' + refresh' if refresh else ''}"
-            plain_tr, voted_tr = _split_transients(trans, _map_transients(tmap) if name == "selective" else ())
-            designs.append((name, Design(label, int(u.size), int(p.size), refresh, plain_tr, (), k_max,
-                                         replica_flip_flops=2 * int(p.size) + 2 * sum(n for _, n, _ in voted_tr),
-                                         protected_transients=voted_tr)))
-            rates.check_transients(designs[-1][1], env)  # before the Monte Carlo, not after it
-    conds = {}
-    for name, (u, p) in pools.items():
-        t1 = time.monotonic()
-        n_scen = samples * len(rates.sampled_compositions(u.size, p.size, k_max))
-        progress = Progress(n_scen, f"  {name}: accumulated scenarios", unit="scenarios", every=5.0, after=2.0)
-        conds[name] = rates.conditionals(u, p, site_emd, threshold, k_max, evaluate, samples, seed,
-                                         progress=progress.advance)
-        log(f"  {name}: P(degraded | k upsets) for k <= {k_max}: "
-            f"{sum(c.samples for c in conds[name])} accumulated scenarios in {time.monotonic() - t1:.1f} s")
-    designs = [replace(d, conditionals=conds[name]) for name, d in designs]
-    for ecc in options.protections:  # designs of SEC-DED words: their own Monte Carlo of wrong words
-        from fkhw.rates.words import word_conditionals, word_design
-
-        t1 = time.monotonic()
-        try:
-            wspace = FlipFlopSpace.of(bundle.ir, ecc=ecc)
-        except InputError as e:
-            raise RateError(f"--protection {e}") from None
-        wd = word_design(wspace, _split_transients(trans, ())[0], k_max)
-        rates.check_transients(wd, env)
-        progress = Progress(samples * min(k_max, wd.n_protected), f"  {ecc}: wrong-word scenarios",
-                            unit="scenarios", every=5.0, after=2.0)
-        wd = replace(wd, conditionals=word_conditionals(wspace, threshold, k_max, evaluate, samples, seed,
-                                                        progress=progress.advance))
-        designs.append(wd)
-        log(f"  {ecc}: P(degraded | k wrong words) for k <= {k_max}: {wd.n_protected:,} words of "
-            f"{min(wd.word_sizes)}..{max(wd.word_sizes)} flip-flops, {samples * (len(wd.conditionals) - 1)} "
-            f"scenarios in {time.monotonic() - t1:.1f} s")
+        pools["selective"] = (np.setdiff1d(all_sites, protected), protected)
+    designs = [d for _, d in _tmr_designs(pools, trans, tmap, site_emd, threshold, evaluate, env, options, log)]
+    designs += [_word_design(bundle.ir, ecc, trans, threshold, evaluate, env, options, log)
+                for ecc in options.protections]
     times = np.logspace(-1, math.log10(max(max(scrubs), 86400.0) * 10), 120)
     result = {"model": bundle.name, "model_digest": bundle.files.digest(), "campaign": str(campaign),
               "tmr": str(tmr) if tmr else None, "transients": str(transients) if transients else None,
               "environment": {**asdict(env), "lam_per_s": env.lam}, "threshold": threshold, "target": target,
-              "k_max": k_max, "samples": samples, "seed": seed,
+              "k_max": options.k_max, "samples": options.samples, "seed": options.seed,
               **({} if damage_column(summary) == "emd_norm" else {"damage_column": damage_column(summary)}),
               "sigma_note": "sigma is a placeholder order of magnitude: use your technology's measured "
                             "per-flip-flop cross-section for the particle spectrum at your location",
               "transients_note": None if trans else "no --transients campaign: pipeline and control upsets are "
                                                     "not counted",
-              "flip_flops": space.counts(), "designs": {}}
-    for d in designs:
-        pts = [rates.at_time(d, env, float(t)) for t in scrubs]
-        longest = rates.longest_interval(d, env, target)
-        result["designs"][d.name] = {
-            "unprotected_param_bits": d.n_unprotected, "refresh": d.refresh,
-            "protected_param_bits": n_sites if d.word_sizes else d.n_protected,  # a code's words hold every bit
-            **({"words": len(d.word_sizes), "word_flip_flops": sum(d.word_sizes)} if d.word_sizes else {}),
-            "upsets_per_hour": d.upsets_per_hour(env),
-            "transient_probability_per_output": d.transient_probability(env),
-            "at_scrub_interval": [{"interval_s": p.t, "p_degraded": p.p_degraded, "p_upper": p.p_upper,
-                                   "mc_se": p.se, "mean_emd_norm": p.mean_emd_norm, "p_weights": p.p_weights,
-                                   "covered": p.covered}
-                                  for p in pts],
-            "longest_scrub_interval_s": None if longest is None else (None if math.isinf(longest) else longest),
-            "longest_scrub_interval_note": ("even the shortest interval exceeds the target" if longest is None else
-                                            "never exceeds the target" if math.isinf(longest) else None),
-            "conditionals": [asdict(c) for c in d.conditionals],
-            "curve": _curve(d, env, times),
-        }
-        best = result["designs"][d.name]["longest_scrub_interval_s"]
-        log(f"  {d.name:20s} P(degraded) at " + ", ".join(f"{_dur(p.t)}: {p.p_upper:.3g}" for p in pts)
-            + f"; longest scrub interval for P <= {target:g}: "
-            + (_dur(best) if best else result["designs"][d.name]["longest_scrub_interval_note"]))
+              "flip_flops": space.counts(),
+              "designs": {d.name: _design_entry(d, env, scrubs, target, n_sites, times, log) for d in designs}}
     if options.check_rtl:
         from fkhw.campaign.outputs import CampaignOutputs
 
-        result["rtl_check"] = rtl_crosscheck(bundle, CampaignOutputs.load(campaign).inputs, pools, k_max, samples,
-                                             seed, options.check_rtl, jobs=options.jobs, log=log,
+        result["rtl_check"] = rtl_crosscheck(bundle, CampaignOutputs.load(campaign).inputs, pools, options.k_max,
+                                             options.samples, options.seed, options.check_rtl, jobs=options.jobs,
+                                             log=log,
                                              designs=RTL_CHECK_DESIGNS + (("full",) if options.check_full else ()),
                                              transients=_map_transients(tmap))
     out = Path(out)
