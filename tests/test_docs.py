@@ -10,7 +10,7 @@ run runs.
   with the ``fkhw`` of this checkout. A block may be left out only with
   ``<!-- no-run: REASON -->`` on the line before it (or ``:class: no-run``
   on a ``{code-block}``), and a left-out ``make sim`` / ``fkhw sim`` must
-  name the test that runs it elsewhere (``tests/test_x.py::test_name``,
+  name the test that runs it elsewhere (``tests/<package>/test_x.py::test_name``,
   which must exist). A command exits 0 unless the line before its block
   says ``<!-- exits: N: REASON -->`` (then the block's last command must
   exit N, and the page says why). A page may say ``<!-- docs-test: model NAME -> small -->``:
@@ -141,9 +141,9 @@ def test_every_block_that_is_not_run_says_why_and_long_runs_name_their_test():
                     problems.append(f"{where}: `{cmd}` would run for minutes; mark the block no-run and name the "
                                     "test that runs it")
         if b.skip and re.search(r"\b(make sim|fkhw sim)\b", b.text):
-            named = re.findall(r"(tests/test_\w+\.py)::(\w+)", b.skip)
+            named = re.findall(r"(tests/(?:\w+/)?test_\w+\.py)::(\w+)", b.skip)
             if not named:
-                problems.append(f"{where}: a skipped `sim` must name the test that runs it (tests/test_x.py::test_y)")
+                problems.append(f"{where}: a skipped `sim` must name the test that runs it (tests/<package>/test_x.py::test_y)")
             for path, name in named:
                 f = ROOT / path
                 if not f.is_file() or not re.search(rf"^def {name}\(", f.read_text(), flags=re.M):
@@ -157,7 +157,7 @@ def test_the_block_reader_sees_no_run_marks_and_continuations(tmp_path):
     page = tmp_path / "p.md"
     page.write_text(textwrap.dedent("""\
         text
-        <!-- no-run: covered by tests/test_cli.py::test_sim_runs_to_completion -->
+        <!-- no-run: covered by tests/commands/test_cli.py::test_sim_runs_to_completion -->
         ```console
         $ make sim
         ```
@@ -180,7 +180,7 @@ def test_the_block_reader_sees_no_run_marks_and_continuations(tmp_path):
         ```
         """))
     found = blocks(page)
-    assert [b.skip for b in found] == ["covered by tests/test_cli.py::test_sim_runs_to_completion", None,
+    assert [b.skip for b in found] == ["covered by tests/commands/test_cli.py::test_sim_runs_to_completion", None,
                                        "marked :class: no-run", None]
     assert [b.exits for b in found] == [0, 0, 0, 1]
     assert commands(found[1].text) == ["fkhw campaign --model m --out c", "fkhw plot --campaign c"]

@@ -42,3 +42,15 @@ def test_no_import_cycle_anywhere():
     cycles = [(a, b) for a in graph.modules for b in graph.find_modules_directly_imported_by(a)
               if a != b and graph.chain_exists(importer=b, imported=a)]
     assert not cycles, f"{len(cycles)} imports close a cycle, e.g. {cycles[:3]}"
+
+
+def test_tests_mirror_the_packages():
+    """Each folder of tests is named after the package of fkhw it tests, and
+    every test file is in such a folder or, for the top-level modules and the
+    repository-wide checks, at the top."""
+    packages = {p.parent.name for p in (ROOT / "fkhw").glob("*/__init__.py")}
+    folders = {p.parent.relative_to(ROOT / "tests") for p in (ROOT / "tests").rglob("test_*.py")}
+    strays = sorted(str(f) for f in folders if str(f) != "." and (len(f.parts) > 1 or f.name not in packages))
+    assert not strays, f"test folders that name no package of fkhw: {strays}"
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert len(names) == len(set(names)), "two test files of one name: pytest's rootdir imports need unique names"

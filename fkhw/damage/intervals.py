@@ -12,7 +12,7 @@ econt-bol), so the per-module differences are far from normal and a
 symmetric analytic interval would reach below 1.0 for sites that can only
 raise the EMD. The plain percentile interval ran short on such skewed data
 (88% coverage for a nominal 95% with 32-64 modules in the seeded simulation
-of tests/test_evidence.py), so the percentiles are bias-corrected and
+of tests/damage/test_evidence.py), so the percentiles are bias-corrected and
 accelerated (BCa, Efron 1987; acceleration from the leave-one-module-out
 jackknife): 92-95% there. What no interval can fix: a site that changes the
 output of a module only rarely (1 in 20) shows no change at all on many

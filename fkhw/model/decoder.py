@@ -36,7 +36,7 @@ class DecoderIR:
         """Decode in float64, BLAS matrix products on blocks of exactly
         ``_BLOCK`` rows (the last one zero-padded): every call takes the same
         kernel path, so a row decodes to the same bits whatever else is in
-        the batch or where it sits in it (tests/test_foundation.py checks
+        the batch or where it sits in it (tests/model/test_foundation.py checks
         this), and EMDs do not depend on how a campaign was chunked or
         resumed. (A per-row einsum gave the same guarantee at ~4x the time.)"""
         latent = np.asarray(latent, dtype=np.float64)

@@ -25,7 +25,7 @@ Nothing crosses the cut that synthesis could optimise (weights are flip-flops
 read by multipliers; unused pipeline bits stay inside the datapath part), so
 flip-flop counts equal a flat synthesis exactly; ABC's mapping depends on
 how much logic it sees at once, so mapped totals differ from a flat run by
-up to a few per cent (tests/test_tmr_hardware.py compares both on a small
+up to a few per cent (tests/tmr/test_tmr_hardware.py compares both on a small
 model: cells within 0.5%, with refresh 2.3%; transistors within 0.8%).
 """
 

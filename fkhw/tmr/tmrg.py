@@ -201,5 +201,5 @@ The hardened RTL itself (`fkhw.rtlgen.harden.harden`) needs no tool: replicas, v
 `tmr_err` output are in the Verilog. The TMRG variant is the route for teams whose flow runs
 TMRG (which also triplicates clock/config fan-out and can add its own error output).
 Not run here: TMRG itself (not installed); the variant is checked by Verilator lint and by
-simulation against the integer engine (tests/test_tmr_hardware.py).
+simulation against the integer engine (tests/tmr/test_tmr_hardware.py).
 """

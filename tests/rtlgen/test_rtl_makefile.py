@@ -23,7 +23,7 @@ from wave_probe import Probe
 
 pytestmark = [pytest.mark.verilator]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _make(folder: Path, *args: str) -> subprocess.CompletedProcess:

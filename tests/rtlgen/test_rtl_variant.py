@@ -21,7 +21,7 @@ from fkhw.rtlgen.harden import harden
 from fkhw.rtlgen.layers import KINDS
 from fkhw.rtlgen.testing import pool_model, tiny_model, toy_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODELS = {"toy": toy_model, "tiny": tiny_model, "pools": pool_model}
 
 

@@ -5,8 +5,8 @@ reader finds only what is there; bad rows, modules, levels and waveform
 files are one-line errors.
 
 The software level keeps these fast; the RTL replays with waveforms are in
-tests/test_cli.py (three rows, the waveform read with pywellen) and
-tests/test_rtl_makefile.py (the Makefile flow's waveform).
+tests/commands/test_cli.py (three rows, the waveform read with pywellen) and
+tests/rtlgen/test_rtl_makefile.py (the Makefile flow's waveform).
 """
 
 from __future__ import annotations

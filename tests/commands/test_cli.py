@@ -27,7 +27,7 @@ from sim_verdict import sim_exit_status
 
 pytestmark = [pytest.mark.verilator, pytest.mark.yosys, pytest.mark.hls]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FKHW = Path(sys.executable).parent / "fkhw"  # the console script pip installed, not `python -m`
 INPUTS = 8
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

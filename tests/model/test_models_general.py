@@ -8,9 +8,9 @@
 - layers whose QKeras semantics are not exact on codes, and anything else,
   are refused with one line naming the layer;
 - the hls4ml level refuses the kinds it does not translate exactly in one
-  line (the RTL generator builds them all: tests/test_rtl_layers.py).
+  line (the RTL generator builds them all: tests/rtlgen/test_rtl_layers.py).
 
-Model files: tests/test_model_files.py.
+Model files: tests/model/test_model_files.py.
 """
 
 from __future__ import annotations
@@ -145,8 +145,8 @@ def test_ir_with_new_kinds_round_trips_through_its_file(tf, tmp_path):
 
 def test_hls_refuses_qaveragepooling2d_in_one_line(tf):
     """hls4ml 1.3 has no QAveragePooling2D. (The RTL generator builds every
-    new kind: tests/test_rtl_layers.py; the hls level the others:
-    tests/test_hls_layers.py.)"""
+    new kind: tests/rtlgen/test_rtl_layers.py; the hls level the others:
+    tests/hls/test_hls_layers.py.)"""
     from fkhw.hls.project import HlsUnsupportedError, check_ir
     from fkhw.model.extract import extract
 

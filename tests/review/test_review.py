@@ -1,6 +1,6 @@
 """fkhw.review: steps that rerun only when their inputs change, and the
 report a reviewer and a CI system read. The whole review run on a real model
-is in tests/test_digits_example.py; here the ledger and the writers, on
+is in tests/review/test_digits_example.py; here the ledger and the writers, on
 steps and checks made for the purpose."""
 
 from __future__ import annotations

@@ -547,7 +547,7 @@ def ws(small_model_dir, tmp_path_factory, servers):
     p["foreign"].mkdir()
     (p["foreign"] / "notes.txt").write_text("someone else's\n")
     p["gz"] = root / "data.csv.gz"
-    p["gz"].write_bytes(gzip.compress((Path(__file__).parents[1] / "fkhw/assets/hgcal/ttbar_0PU_5k.csv")
+    p["gz"].write_bytes(gzip.compress((Path(__file__).parents[2] / "fkhw/assets/hgcal/ttbar_0PU_5k.csv")
                                       .read_bytes()[:20000]))
     p["bin"] = root / "random.bin"
     p["bin"].write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())

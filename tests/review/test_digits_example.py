@@ -21,7 +21,7 @@ from sim_verdict import sim_exit_status
 
 pytestmark = [pytest.mark.verilator, pytest.mark.hls]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FKHW = Path(sys.executable).parent / "fkhw"
 
 
