@@ -39,7 +39,7 @@ from fkhw.campaign.executors import ChunkTask
 from fkhw.faults.kinds import DEFAULT_SAMPLES, KindOptions, enumerate_faults, parse_kind
 from fkhw.faults.space import FaultError, FaultSet, FlipFlopSpace, Hardening, check_fault_set, read_faults_file, touched, \
     write_faults_csv
-from fkhw.levels import LEVELS, level_entry
+from fkhw.levels import LEVELS, level_entry, protected_design
 from fkhw.damage.metrics import EMD, MetricError, check_labels, get_metric, pred_changed, scorer
 from fkhw.model.bundle import ModelBundle
 from fkhw.campaign.orders import site_order
@@ -608,8 +608,7 @@ def make_executor(spec: CampaignSpec, bundle: ModelBundle, level=None):
         from fkhw.levels.rtl import netlist_design
 
         h = spec.hardening
-        netlist_design(bundle.ir, log=print) if h is None else \
-            netlist_design(bundle.ir, list(h.protect), log=print, refresh=h.refresh)
+        netlist_design(bundle.ir, None if h is None else protected_design(bundle.ir, h), log=print)
     if spec.scheduler:
         return DaskExecutor.connect(spec.scheduler)
     jobs = _local_jobs(spec)

@@ -2,7 +2,7 @@
 time, on a level, and measure the damage as EMD; or run another kind of
 fault (multi-bit, pipeline, accumulated upsets, a faults file)."""
 
-from fkhw.commands.options import (EMD_NORM, NON_NEGATIVE, POSITIVE, SEED, add_metric_arguments, fraction_open,
+from fkhw.commands.options import (PROTECTION_METAVAR, EMD_NORM, NON_NEGATIVE, POSITIVE, SEED, add_metric_arguments, fraction_open,
                                   in_path, input_paths, model_help, model_inputs, order_inputs, out_path, protection)
 from fkhw.levels import LEVELS
 
@@ -71,9 +71,10 @@ def add_arguments(p):
                         "of the plain one: replicas are flip-flops too (software and rtl levels)")
     p.add_argument("--refresh", action="store_true",
                    help="with --tmr: the self-correcting variant (replicas reload the voted value every clock)")
-    p.add_argument("--protection", type=protection, default=None, metavar="secded|secded:N",
+    p.add_argument("--protection", type=protection, default=None, metavar=PROTECTION_METAVAR,
                    help="upset the design whose register files are kept as SEC-DED words (Hsiao code, a decoder per "
-                        "word): secded, a word per register; secded:N, N-bit words packed across a file's registers. "
+                        "word): secded, a word per register; secded:N, N-bit words packed across a file's registers; "
+                        "secded:Ni, N-bit words bit-interleaved (adjacent bits in different words). "
                         "Check bits are flip-flops too (--faults checkbits upsets each alone; software and rtl "
                         "levels)")
     add_metric_arguments(p)

@@ -94,7 +94,8 @@ fraction_open.__name__ = "number"
 
 
 def protection(text: str) -> str:
-    """A design of SEC-DED words: ``secded`` or ``secded:N`` (fkhw.faults.codes.secded_word, the one reader)."""
+    """A design of SEC-DED words: ``secded``, ``secded:N`` or ``secded:Ni``
+    (fkhw.faults.codes.secded_word, the one reader)."""
     from fkhw.errors import InputError
     from fkhw.faults.codes import secded_word  # numpy: imported only when the option is given
 
@@ -106,6 +107,7 @@ def protection(text: str) -> str:
 
 
 protection.__name__ = "protection"
+PROTECTION_METAVAR = "secded|secded:N|secded:Ni"  # fkhw.faults.codes.PROTECTIONS, without importing numpy
 
 
 def distinct_protections(values) -> tuple:

@@ -1,7 +1,7 @@
 """fkhw protect: the cheapest protection of the weight registers (TMR, SEC-DED words) that keeps the failure
 probability below a target at a scrub interval."""
 
-from fkhw.commands.options import (EMD_NORM, SEED, campaign_inputs, distinct_protections, finite_above, fraction_open,
+from fkhw.commands.options import (PROTECTION_METAVAR, EMD_NORM, SEED, campaign_inputs, distinct_protections, finite_above, fraction_open,
                                   in_path, input_paths, int_at_least, model_help, model_inputs, out_path, protection)
 
 HELP = ("choose the protection (plain, full or selective TMR, SEC-DED words) with the fewest transistors whose "
@@ -27,7 +27,7 @@ def add_arguments(p):
                    help="the scrub (configuration rewrite) interval, e.g. 10min, 1h (units ms, s, min, h, d)")
     p.add_argument("--target", type=fraction_open, required=True,
                    help="the probability of a degraded output to stay below at the scrub interval")
-    p.add_argument("--protection", type=protection, action="append", default=None, metavar="secded|secded:N",
+    p.add_argument("--protection", type=protection, action="append", default=None, metavar=PROTECTION_METAVAR,
                    help="a SEC-DED design to consider (repeatable; default: secded, secded:8, 16, 32, 64)")
     p.add_argument("--flux", type=finite_above(0.0), default=DEFAULT_FLUX, help="particles cm^-2 s^-1")
     p.add_argument("--sigma", type=finite_above(0.0), default=DEFAULT_SIGMA,

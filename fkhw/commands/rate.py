@@ -1,6 +1,6 @@
 """fkhw rate: failure rates of the plain, selectively and fully hardened encoder against flux and scrub interval."""
 
-from fkhw.commands.options import (EMD_NORM, SEED, campaign_inputs, distinct_protections, finite_above, fraction_open,
+from fkhw.commands.options import (PROTECTION_METAVAR, EMD_NORM, SEED, campaign_inputs, distinct_protections, finite_above, fraction_open,
                                   in_path, input_paths, int_at_least, model_help, model_inputs, out_path, protection)
 
 HELP = "failure rates: P(degraded output) and mean damage vs time since the scrub, for flux x cross-section"
@@ -53,7 +53,7 @@ def add_arguments(p):
                    help="--check-rtl also replays on the full-TMR RTL, with and without refresh (its Verilator "
                         "build is the largest: minutes cold)")
     p.add_argument("--jobs", type=int_at_least(1, 256), default=1, help="simulator processes for --check-rtl")
-    p.add_argument("--protection", type=protection, action="append", default=[], metavar="secded|secded:N",
+    p.add_argument("--protection", type=protection, action="append", default=[], metavar=PROTECTION_METAVAR,
                    help="also the design whose register files are SEC-DED words (a word is wrong when two of its "
                         "flip-flops are inverted); repeat for several word sizes")
     p.add_argument("--model", default=None, help=model_help(" (default: the one the campaign ran on)"))

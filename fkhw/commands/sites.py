@@ -3,7 +3,7 @@ every flip-flop of its RTL (--all-flip-flops)."""
 
 from pathlib import Path
 
-from fkhw.commands.options import model_help, model_inputs, out_path, protection
+from fkhw.commands.options import PROTECTION_METAVAR, model_help, model_inputs, out_path, protection
 
 HELP = ("list every encoder parameter bit as a fault site (site,layer,tensor,index,bit,code), or with "
         "--all-flip-flops every flip-flop of the RTL (ff,class,register,bit,site,stage)")
@@ -19,7 +19,7 @@ def add_arguments(p):
     p.add_argument("--out", type=out_path, default=Path("sites.csv"), help="CSV to write (default: sites.csv)")
     p.add_argument("--all-flip-flops", action="store_true",
                    help="every flip-flop (param, pipeline, control) instead of the parameter bits")
-    p.add_argument("--protection", type=protection, default=None, metavar="secded|secded:N",
+    p.add_argument("--protection", type=protection, default=None, metavar=PROTECTION_METAVAR,
                    help="with --all-flip-flops: of the design whose register files are SEC-DED words (its check "
                         "bits too, class check)")
 

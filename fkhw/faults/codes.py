@@ -24,6 +24,7 @@ Bits are numbered from the least significant (bit i of a word is
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import combinations
 from math import comb
 
@@ -167,40 +168,50 @@ class Parity:
         return Decoded(d, np.zeros(d.shape, dtype=bool), bad)
 
 
-PROTECTIONS = ("secded", "secded:N")  # the spellings of a design whose registers are code words
+PROTECTIONS = ("secded", "secded:N", "secded:Ni")  # the spellings of a design whose registers are code words
 
 
-def secded_word(text: str) -> int | None:
-    """The data bits per word of a ``secded`` (None: one word per register)
-    or ``secded:N`` spelling (N bits of the register file's parameter bits
-    per word, packed across registers); raises CodeError naming it."""
+def secded_word(text: str) -> tuple:
+    """(data bits per word, interleaved) of a protection's spelling:
+    ``secded`` (None: one word per register), ``secded:N`` (N of the
+    register file's parameter bits in a row per word, packed across
+    registers) or ``secded:Ni`` (N bits per word, bit-interleaved: the
+    file's adjacent bits in different words); raises CodeError naming it."""
     name, sep, n = str(text).partition(":")
     if name != "secded" or (sep and not n):
-        raise CodeError(f"protection {text!r}: use {' or '.join(PROTECTIONS)}")
+        raise CodeError(f"protection {text!r}: use {', '.join(PROTECTIONS)}")
     if not sep:
-        return None
+        return None, False
+    interleaved = n.endswith("i")
+    n = n[:-1] if interleaved else n
     if not n.isascii() or not n.isdigit():
-        raise CodeError(f"protection {text!r}: N is a whole number of data bits per word, e.g. secded:8")
-    return _check_width(int(n), f"protection {text!r}")
+        raise CodeError(f"protection {text!r}: N is a whole number of data bits per word, e.g. secded:8 "
+                        "(secded:8i bit-interleaved)")
+    return _check_width(int(n), f"protection {text!r}"), interleaved
 
 
 @dataclass(frozen=True)
 class Words:
     """A register file of ``depth`` registers of ``width`` bits kept as words
-    of ``word`` data bits: the file's bits in a row, register 0's in the
-    least significant places (register i's Verilog bit v is bit
-    i*width + v of the row), cut into words from the least significant end;
-    the last word's missing bits are constant 0 (no flip-flops)."""
+    of ``word`` data bits. The file's bits form a row, register 0's in the
+    least significant places (register i's Verilog bit v is row bit
+    i*width + v), padded with constant-0 bits (no flip-flops) to a whole
+    number of words. Bit b of word j is row bit j*word + b (words of bits in
+    a row) or, ``interleaved``, row bit b*n_words + j: adjacent bits of the
+    file are in different words, so an upset of a few adjacent cells is a
+    single upset of each of a few words, which each corrects."""
 
     width: int
     depth: int
     word: int
+    interleaved: bool = False
 
     @staticmethod
     def of(ecc: str, width: int, depth: int) -> "Words":
         """The words of a file of ``depth`` registers of ``width`` bits under
-        a ``secded`` (a word per register) or ``secded:N`` spelling."""
-        return Words(width, depth, secded_word(ecc) or width)
+        a ``secded``, ``secded:N`` or ``secded:Ni`` spelling."""
+        word, interleaved = secded_word(ecc)
+        return Words(width, depth, word or width, interleaved)
 
     @property
     def code(self) -> SecDed:
@@ -211,17 +222,56 @@ class Words:
     def n_words(self) -> int:
         return -(-self.width * self.depth // self.word)
 
-    def registers(self, word: int) -> range:
-        """The registers word ``word`` holds bits of."""
-        lo = word * self.word // self.width
-        hi = min(self.depth, -(-(word + 1) * self.word // self.width))
-        return range(lo, hi)
+    @property
+    def n_bits(self) -> int:
+        """Bits of the file (the row without its padding)."""
+        return self.width * self.depth
+
+    def position(self, word, bit):
+        """The row bit of bit ``bit`` of word ``word`` (vectorised)."""
+        word, bit = np.asarray(word, dtype=np.int64), np.asarray(bit, dtype=np.int64)
+        return bit * self.n_words + word if self.interleaved else word * self.word + bit
+
+    def place(self, position) -> tuple:
+        """(word, bit of the word) of row bits (vectorised): ``position``'s inverse."""
+        position = np.asarray(position, dtype=np.int64)
+        if self.interleaved:
+            return position % self.n_words, position // self.n_words
+        return position // self.word, position % self.word
+
+    @cached_property
+    def _stored_checks(self) -> tuple:
+        code, real = self.code, self.position(np.arange(self.n_words)[:, None], np.arange(self.word)) < self.n_bits
+        out = []
+        for j in range(self.n_words):
+            cover = 0
+            for b in np.flatnonzero(real[j]).tolist():
+                cover |= code.columns[b]
+            out.append(tuple(c for c in range(code.check_bits) if cover >> (code.check_bits - 1 - c) & 1))
+        return tuple(out)
+
+    def stored_checks(self, word: int) -> tuple:
+        """The check bits word ``word`` stores as flip-flops, as bit c (0 =
+        most significant: Verilog bit check_bits-1-c): those that cover at
+        least one of its data bits that exist. A check bit over the word's
+        padding alone is constant 0: not a flip-flop (synthesis removes the
+        register the RTL declares for it, and no upset can reach it)."""
+        return self._stored_checks[word]
+
+    @property
+    def n_stored_checks(self) -> int:
+        """Check flip-flops of the file (all words)."""
+        return sum(len(c) for c in self._stored_checks)
+
+    def registers(self, word: int) -> list:
+        """The registers word ``word`` holds bits of, in order."""
+        rows = self.position(word, np.arange(self.word))
+        return sorted(set((rows[rows < self.n_bits] // self.width).tolist()))
 
     def data(self, values, word: int) -> int:
         """Word ``word``'s data bits from the registers' unsigned values."""
         out = 0
-        for i in self.registers(word):
-            shift = i * self.width - word * self.word
-            v = int(values[i]) & ((1 << self.width) - 1)
-            out |= (v << shift) if shift >= 0 else (v >> -shift)
-        return out & ((1 << self.word) - 1)
+        for b, q in enumerate(self.position(word, np.arange(self.word)).tolist()):
+            if q < self.n_bits:
+                out |= ((int(values[q // self.width]) >> (q % self.width)) & 1) << b
+        return out

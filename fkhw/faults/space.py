@@ -85,7 +85,7 @@ class Hardening:
     protect: tuple
     refresh: bool = False
     source: str = ""  # where the sites came from (a tmr_map.json), for the summary
-    ecc: str = ""  # "secded" or "secded:N" (fkhw.faults.codes.secded_word): no triplicated bits
+    ecc: str = ""  # "secded", "secded:N" or "secded:Ni" (fkhw.faults.codes.secded_word): no triplicated bits
 
     def __post_init__(self):
         if self.ecc and (self.protect or self.refresh):
@@ -162,7 +162,7 @@ class FlipFlopSpace:
     n_pipeline: int
     latency: int
     refresh: bool = False  # self-correcting TMR: replicas reload the voted value every clock
-    ecc: str = ""  # "secded" or "secded:N": the registers kept as SEC-DED words (fkhw.faults.codes); "": plain
+    ecc: str = ""  # "secded", "secded:N" or "secded:Ni": the registers kept as SEC-DED words (fkhw.faults.codes); "": plain
 
     @staticmethod
     def of(model: IntegerModel, protect=None, refresh: bool = False, ecc: str = "") -> "FlipFlopSpace":
@@ -211,16 +211,21 @@ class FlipFlopSpace:
 
     @cached_property
     def _check_layout(self) -> tuple:
-        """(Words per tensor, code per tensor, first check id per tensor), all () without check bits."""
+        """(Words per tensor, code per tensor, the first check id of each
+        (tensor, word), and per check flip-flop its tensor, word and check
+        bit), empty without check bits. A word's check flip-flops are the
+        check bits it stores (fkhw.faults.codes.Words.stored_checks), in
+        order, most significant first."""
         if not self.ecc:
-            return (), (), ()
+            return (), (), {}, np.zeros((3, 0), dtype=np.int64)
         words = tuple(Words.of(self.ecc, t.fmt.bits, t.size) for t in self.sites.tensors)
-        codes = tuple(w.code for w in words)
-        firsts, at = [], self.first_check
-        for w, c in zip(words, codes):
-            firsts.append(at)
-            at += w.n_words * c.check_bits
-        return words, codes, tuple(firsts)
+        firsts, rows, at = {}, [], self.first_check
+        for tn, w in enumerate(words):
+            for j in range(w.n_words):
+                firsts[tn, j] = at
+                rows += [(tn, j, c) for c in w.stored_checks(j)]
+                at += len(w.stored_checks(j))
+        return words, tuple(w.code for w in words), firsts, np.array(rows, dtype=np.int64).reshape(-1, 3).T
 
     def words_of(self, tensor: int) -> Words:
         """How tensor ``tensor``'s register file is cut into code words."""
@@ -236,41 +241,36 @@ class FlipFlopSpace:
 
     @property
     def n_check(self) -> int:
-        words, codes, _ = self._check_layout
-        return sum(w.n_words * c.check_bits for w, c in zip(words, codes))
+        return int(self._check_layout[3].shape[1])
 
     def check_location(self, ffs) -> tuple:
-        """(tensor, word, check bit j: 0 = most significant) of check flip-flops (vectorised)."""
+        """(tensor, word, check bit c: 0 = most significant) of check flip-flops (vectorised)."""
         ffs = np.asarray(ffs, dtype=np.int64)
-        _, codes, firsts = self._check_layout
-        if not codes:
+        if not self.ecc:
             raise FaultError("this design has no check bits")
-        tn = np.searchsorted(np.asarray(firsts), ffs, side="right") - 1
-        r = np.array([c.check_bits for c in codes], dtype=np.int64)[tn]
-        rel = ffs - np.asarray(firsts, dtype=np.int64)[tn]
-        return tn, rel // r, rel % r
+        tn, word, c = self._check_layout[3]
+        rel = ffs - self.first_check
+        return tn[rel], word[rel], c[rel]
 
-    def check_ids(self, tensor: int, word) -> np.ndarray:
-        """The check flip-flops of word ``word`` of a tensor, (..., r), bit 0 first."""
-        _, codes, firsts = self._check_layout
-        r = codes[tensor].check_bits
-        return firsts[tensor] + np.asarray(word, dtype=np.int64)[..., None] * r + np.arange(r)
+    def check_ids(self, tensor: int, word: int) -> np.ndarray:
+        """The check flip-flops of word ``word`` of a tensor, most significant check bit first."""
+        return self._check_layout[2][tensor, word] + np.arange(len(self.words_of(tensor).stored_checks(word)))
 
     def word_place(self, sites) -> tuple:
         """(tensor, word, bit of the word: 0 = least significant) of parameter bits (vectorised)."""
         tn, idx, bit = self.sites.locate(np.asarray(sites, dtype=np.int64))
-        width = np.array([t.fmt.bits for t in self.sites.tensors], dtype=np.int64)[tn]
-        word = np.array([self.words_of(k).word for k in range(len(self.sites.tensors))], dtype=np.int64)[tn]
-        p = idx * width + (width - 1 - bit)
-        return tn, p // word, p % word
+        word, place = np.zeros_like(tn), np.zeros_like(tn)
+        for k in np.unique(tn).tolist():
+            at, w = tn == k, self.words_of(k)
+            word[at], place[at] = w.place(idx[at] * w.width + (w.width - 1 - bit[at]))
+        return tn, word, place
 
     def word_sites(self, tensor: int, word: int) -> dict:
         """{bit of the word: site} of word ``word`` of a tensor (the bits that exist)."""
         t, w = self.sites.tensors[tensor], self.words_of(tensor)
         out = {}
-        for p in range(w.word):
-            q = word * w.word + p
-            if q < t.size * w.width:
+        for p, q in enumerate(w.position(word, np.arange(w.word)).tolist()):
+            if q < w.n_bits:
                 out[p] = t.offset + (q // w.width) * w.width + (w.width - 1 - q % w.width)
         return out
 

@@ -60,11 +60,9 @@ def _rtl(bundle, jobs, hardening=None):
 def _netlist(bundle, jobs, hardening=None):
     from fkhw.levels.rtl import netlist_level
 
-    if hardening is not None and hardening.ecc:
-        raise LevelError("--level netlist: a SEC-DED design runs at the software and rtl levels (its netlist's "
-                         "check bits are not mapped yet)")
-    # hardened: the netlist of the hardened design (the gate-level proof runs on it through the executors)
-    return netlist_level(bundle.ir, jobs=jobs or 1, hardening=hardening)
+    # protected: the netlist of that design (the gate-level proof runs on it through the executors)
+    design = None if hardening is None else protected_design(bundle.ir, hardening)
+    return netlist_level(bundle.ir, jobs=jobs or 1, design=design)
 
 
 def any_fault(fs, space) -> str | None:
@@ -84,12 +82,6 @@ def parameter_upsets(fs, space) -> str | None:
     return None
 
 
-def plain_or_tmr(fs, space) -> str | None:
-    """What the netlist level cannot run: a SEC-DED design (its check bits
-    are not mapped to the netlist's flip-flops yet)."""
-    return "runs plain and TMR designs (not yet a SEC-DED one)" if space.secded else None
-
-
 @dataclass(frozen=True)
 class LevelEntry:
     name: str
@@ -103,7 +95,7 @@ LEVELS = {e.name: e for e in (
     LevelEntry("software", _software),
     LevelEntry("hls", _hls, parameter_upsets),
     LevelEntry("rtl", _rtl),
-    LevelEntry("netlist", _netlist, plain_or_tmr),
+    LevelEntry("netlist", _netlist),
 )}
 
 

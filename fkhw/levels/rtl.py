@@ -41,7 +41,6 @@ from fkhw.model import engine
 from fkhw.faults.space import FaultError, FaultSet, FlipFlopSpace, Observed, check_fault_set
 from fkhw.model.ir import IntegerModel
 from fkhw.rtlgen.emit import RtlDesign, generate
-from fkhw.rtlgen.harden import harden
 from fkhw.rtlgen.sim import MAX_VECTORS, Deposits, FrameOutputs, RtlSimError, SimBuild, build, default_root, run_frames
 from fkhw.faults.sites import SiteSpace, tensor_codes
 
@@ -184,9 +183,6 @@ def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta
         if c in ("param", "replica", "check"):
             rf = rf_of[r.instance]
             if c == "check":  # the word's check bits, as its encoder wrote them
-                if ffmap is not None:
-                    raise FaultError(f"check flip-flop {ff} ({space.describe(ff).register}): upsets of check bits "
-                                     "run on the RTL, not on a netlist (yet)")
                 tn = int(space.check_location([ff])[0][0])
                 code, words = space.code_of(tn), space.words_of(tn)
                 raw = int(code.encode(words.data(codes[rf["base"]:rf["base"] + rf["count"]], r.index)))
@@ -461,22 +457,20 @@ class RtlLevel:
         return self.run_faults(fs, inputs, progress=progress).latent
 
 
-def netlist_design(model: IntegerModel, protect=None, log=None, refresh: bool = False) -> RtlDesign:
-    """The Yosys gate-level netlist of the plain (or, with ``protect``, the
-    hardened; ``refresh``: self-correcting) encoder, cached by content hash
-    (fkhw.rtlgen.netlist)."""
+def netlist_design(model: IntegerModel, design: RtlDesign | None = None, log=None) -> RtlDesign:
+    """The Yosys gate-level netlist of ``design``, a generated encoder of
+    ``model`` (default: the plain one; fkhw.levels.protected_design gives a
+    protected one), cached by content hash (fkhw.rtlgen.netlist)."""
     from fkhw.rtlgen.netlist import synthesize_netlist
 
-    design = generate(model) if protect is None else harden(model, protect, refresh)
-    return synthesize_netlist(design, progress=log)
+    return synthesize_netlist(generate(model) if design is None else design, progress=log)
 
 
-def netlist_level(model: IntegerModel, jobs: int = 1, log=None, hardening=None) -> RtlLevel:
-    """The RTL level on the synthesised netlist: the same testbench, the
-    same frames, upsets deposited into the netlist's flip-flops
-    (``hardening``: fkhw.faults.space.Hardening, the hardened design's netlist)."""
-    design = netlist_design(model, log=log) if hardening is None else \
-        netlist_design(model, list(hardening.protect), log=log, refresh=hardening.refresh)
+def netlist_level(model: IntegerModel, jobs: int = 1, log=None, design: RtlDesign | None = None) -> RtlLevel:
+    """The RTL level on the synthesised netlist of ``design`` (default: the
+    plain encoder): the same testbench, the same frames, upsets deposited
+    into the netlist's flip-flops."""
+    design = netlist_design(model, design, log=log)
     lv = RtlLevel(model, jobs=jobs, design=design, log=log)
     lv.name = "netlist"
     return lv

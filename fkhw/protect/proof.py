@@ -15,18 +15,29 @@ requires, as a Hsiao code promises:
     level = RtlLevel(ir, design=generate(ir, DesignVariant.secded("secded:8")))
     proof = prove_words(level, inputs)
     assert proof.ok, proof.failures
+
+:func:`regfiles_netlist_level` runs the same proof after synthesis: on the
+register files' Yosys + ABC netlist (the very one the area table counts),
+with the datapath as RTL. Synthesis is where a check bit could be merged
+away or a decoder simplified wrongly; the netlist's check flip-flops must
+all be there (fkhw.rtlgen.netlist.classify) and the proof must pass on them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
+from pathlib import Path
 
 import numpy as np
 
 from fkhw.faults.space import FaultSet, FlipFlopSpace
+from fkhw.levels.rtl import RtlLevel
+from fkhw.rtlgen.emit import RtlDesign, generate
+from fkhw.rtlgen.netlist import regfile_netlist_design
+from fkhw.tmr.area import regfile_netlist
 
-__all__ = ["WordProof", "prove_words", "word_faults"]
+__all__ = ["WordProof", "prove_words", "regfiles_netlist_level", "word_faults"]
 
 FAILURES_SHOWN = 10
 
@@ -108,3 +119,17 @@ def prove_words(level, inputs: np.ndarray, pairs: bool = True, progress=None) ->
     return WordProof(space.ecc, n_words, len(singles), n_pairs, **{k: int(v.sum()) for k, v in counts.items()},
                      **{k: int(v.sum()) for k, v in pair_counts.items()}, dirty_frames=int(dirty.sum()),
                      failures=tuple(failures))
+
+
+def regfiles_netlist_level(model, design: RtlDesign, work_dir: Path, jobs: int = 1, cache: Path | None = None,
+                           log=None) -> RtlLevel:
+    """The RTL level of ``design`` (a design of SEC-DED words of ``model``)
+    with its register files replaced by their Yosys + ABC netlist: the area
+    table's register-file run (``work_dir``; from the synthesis cache when
+    the area table has run). Raises fkhw.rtlgen.netlist.NetlistError when
+    synthesis lost a parameter or check flip-flop."""
+    path, res = regfile_netlist(design, generate(model), Path(work_dir), cache=cache, log=log)
+    netlist = regfile_netlist_design(design, path, {k: res[k] for k in ("cells", "flip_flops", "transistors")})
+    level = RtlLevel(model, jobs=jobs, design=netlist, log=log)
+    level.name = "regfiles netlist"
+    return level

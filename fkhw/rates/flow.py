@@ -136,7 +136,7 @@ class RateOptions:
     check_rtl: int = 0  # scenarios replayed on each design's RTL (0: none)
     jobs: int = 1  # simulator processes of that replay
     check_full: bool = False  # the replay also on the full-TMR RTL (with and without refresh): the largest build
-    protections: tuple = ()  # designs of SEC-DED words to add: "secded", "secded:N" (fkhw.faults.codes.secded_word)
+    protections: tuple = ()  # designs of SEC-DED words to add: "secded", "secded:N[i]" (fkhw.faults.codes.secded_word)
 
 
 def _check_options(target: float, options: RateOptions) -> None:

@@ -11,7 +11,7 @@ covers: a hardware engineer reads the code off the file.
 
 from __future__ import annotations
 
-from fkhw.faults.codes import Parity, SecDed
+from fkhw.faults.codes import Parity, SecDed, Words
 from fkhw.rtlgen.verilog import SPDX
 
 
@@ -129,37 +129,51 @@ def _parity(code: Parity) -> tuple:
     return head, enc_lines, dec_lines
 
 
-def regfile_module(width: int, code: SecDed) -> str:
-    """The name of the register file of ``width``-bit registers kept as words of ``code``."""
-    return f"fkhw_regfile_secded_w{width}_k{code.data_bits}"
+# why each check bit has its own (* keep *) always block: in a word whose data bits are partly the last
+# word's constant padding, two check bits can cover the same data bits and always be equal, and synthesis
+# may merge equal flip-flops into one, which a single upset would then flip in two syndrome bits. Apart and
+# kept, they stay the flip-flops the fault model upsets (fkhw.rtlgen.netlist.classify finds each one or
+# fails). Check bits over padding alone are constant 0 and go anyway: the fault model has none there
+# (fkhw.faults.codes.Words.stored_checks).
+KEEP_WHY = "// a kept flip-flop per check bit: synthesis must not merge two that are always equal"
 
 
-def regfile_verilog(width: int, code: SecDed) -> str:
-    """A register file of DEPTH registers of ``width`` bits kept as words of
-    ``code`` (fkhw.faults.codes.Words): the registers' bits in a row,
-    register 0 least significant, cut into words of K data bits, each with R
-    check bits. The read path passes every word through its decoder, so one
-    upset of any of its flip-flops (data or check) never reaches the
-    datapath. The same ports as fkhw_regfile plus the flags; the data bits
-    are in ``mem`` (as in fkhw_regfile: the testbench upsets them by that
-    name), the check bits in ``mem_chk``.
+def regfile_module(words: Words) -> str:
+    """The name of the register file of ``words.width``-bit registers kept as ``words``'s words."""
+    return f"fkhw_regfile_secded_w{words.width}_k{words.word}" + ("_il" if words.interleaved else "")
 
-    A word per register (K = W): one encoder on the configuration write
-    path stores the check bits beside the data. Words packed across
-    registers: a write re-encodes each word holding bits of the register,
-    from the word's corrected bits with the new register in place (an upset
-    elsewhere in the word stays correctable), an encoder per word: the price
-    of words that do not follow the registers."""
+
+def regfile_verilog(words: Words) -> str:
+    """A register file of DEPTH registers of ``words.width`` bits kept as
+    ``words``'s SEC-DED words (fkhw.faults.codes.Words: the registers' bits
+    in a row, register 0 least significant, cut into words of K data bits
+    in a row or bit-interleaved, each with R check bits). The read path
+    passes every word through its decoder, so one upset of any of its
+    flip-flops (data or check) never reaches the datapath. The same ports as
+    fkhw_regfile plus the flags; the data bits are in ``mem`` (as in
+    fkhw_regfile: the testbench upsets them by that name), the check bits in
+    ``mem_chk``.
+
+    A word per register (K = W, not interleaved): one encoder on the
+    configuration write path stores the check bits beside the data. Words
+    that do not follow the registers: a write re-encodes each word holding
+    bits of the register, from the word's corrected bits with the new
+    register in place (an upset elsewhere in the word stays correctable),
+    an encoder per word: the price of words that do not follow the
+    registers."""
+    width, code = words.width, words.code
     w, k, r = width, code.data_bits, code.check_bits
     enc, dec = module_names(code)
-    name = regfile_module(width, code)
+    name = regfile_module(words)
+    layout = ("word j is bits j*K .. j*K+K-1 of the row" if not words.interleaved else
+              "bit b of word j is bit b*NWORD+j of the row (bit-interleaved: adjacent bits in different words)")
     head = [
         SPDX,
         "`default_nettype none",
         f"// {name}: DEPTH parameter registers of {w} bits kept as SEC-DED words of {k} data bits and",
         f"// {r} check bits ({code.label}: {enc}, {dec}), written through the configuration port.",
         "// Register i answers at address BASE+i and holds bits i*W .. i*W+W-1 of the file's row of bits;",
-        "// word j is bits j*K .. j*K+K-1 of the row (bits past the last register are constant 0).",
+        f"// {layout}; bits past the last register are constant 0.",
         "// No reset (weights are loaded after power-up).",
         "// q[i*W +: W]: register i as its word's decoder corrects it. err_single: some word holds one",
         "// upset (corrected on the way out, still stored until the next write or scrub); err_double:",
@@ -204,7 +218,8 @@ def regfile_verilog(width: int, code: SecDed) -> str:
     ]
     tail = ["    assign err_single = |single;", "    assign err_double = |double;", "", "endmodule",
             "`default_nettype wire", ""]
-    body = _per_register(enc, dec) if w == k else _packed(enc, dec)
+    per_register = w == k and not words.interleaved
+    body = _per_register(enc, dec) if per_register else _packed(enc, dec, "b*NWORD + j" if words.interleaved else "j*K + b")
     return "\n".join(head + body + tail)
 
 
@@ -215,17 +230,19 @@ def _per_register(enc: str, dec: str) -> list:
         "    wire [R-1:0] cfg_check;",
         f"    {enc} u_enc (.data(cfg_data), .check(cfg_check));",
         "    always @(posedge clk) begin",
-        "        if (hit) begin",
-        "            mem[offset[IW-1:0]]     <= cfg_data;",
-        "            mem_chk[offset[IW-1:0]] <= cfg_check;",
-        "        end",
+        "        if (hit) mem[offset[IW-1:0]] <= cfg_data;",
         "    end",
         "",
         "    // the read path: each register through its decoder",
         "    wire [NWORD-1:0] single, double;",
-        "    genvar i;",
+        "    genvar i, c;",
         "    generate",
         "        for (i = 0; i < DEPTH; i = i + 1) begin : g_word",
+        "            localparam [ADDRW-1:0] ADDR = i[ADDRW-1:0];",
+        f"            {KEEP_WHY}",
+        "            for (c = 0; c < R; c = c + 1) begin : g_chk",
+        "                (* keep *) always @(posedge clk) if (hit && offset == ADDR) mem_chk[i][c] <= cfg_check[c];",
+        "            end",
         f"            {dec} u_dec (.data(mem[i]), .check(mem_chk[i]), .data_out(q[i*W +: W]),",
         "                .err_single(single[i]), .err_double(double[i]));",
         "        end",
@@ -233,8 +250,9 @@ def _per_register(enc: str, dec: str) -> list:
     ]
 
 
-def _packed(enc: str, dec: str) -> list:
-    """The body of a file with words packed across its registers (K != W)."""
+def _packed(enc: str, dec: str, position: str) -> list:
+    """The body of a file whose words do not follow its registers: bit b of
+    word j is row bit ``position`` (a Verilog expression of j, b, K, NWORD)."""
     return [
         "    localparam integer NBITS = NWORD * K;  // the row, padded to whole words",
         "",
@@ -248,7 +266,7 @@ def _packed(enc: str, dec: str) -> list:
         "    wire [NBITS-1:0] fixed;  // the row as the decoders correct it (its padding is not read)",
         "    /* verilator lint_on UNUSEDSIGNAL */",
         "    wire [NWORD-1:0] single, double;",
-        "    genvar i, j, b;",
+        "    genvar i, j, b, c;",
         "    generate",
         "        for (i = 0; i < DEPTH; i = i + 1) begin : g_row",
         "            localparam [ADDRW-1:0] ADDR = i[ADDRW-1:0];",
@@ -259,26 +277,31 @@ def _packed(enc: str, dec: str) -> list:
         "            assign row[NBITS-1:DEPTH*W] = {(NBITS-DEPTH*W){1'b0}};",
         "        end",
         "        for (j = 0; j < NWORD; j = j + 1) begin : g_word",
-        "            // read: the word through its decoder",
-        f"            {dec} u_dec (.data(row[j*K +: K]), .check(mem_chk[j]), .data_out(fixed[j*K +: K]),",
-        "                .err_single(single[j]), .err_double(double[j]));",
-        "            // write: the word's corrected bits with the written register's in place, re-encoded",
-        "            wire [K-1:0] next;",
+        "            wire [K-1:0] data, data_fixed;  // the word's stored and corrected bits",
+        "            wire [K-1:0] next;              // its bits after this clock's write",
+        "            wire [K-1:0] written;           // written[b]: this clock writes bit b's register",
         "            wire [R-1:0] next_chk;",
         "            for (b = 0; b < K; b = b + 1) begin : g_bit",
-        "                if (j*K + b < DEPTH * W) begin : g_data",
-        "                    // bit (j*K+b) % W of register (j*K+b) / W",
-        "                    assign next[b] = wr[(j*K + b) / W] ? cfg_data[(j*K + b) % W] : fixed[j*K + b];",
+        f"                localparam integer P = {position};  // the row bit that is bit b of word j",
+        "                assign data[b] = row[P];",
+        "                assign fixed[P] = data_fixed[b];",
+        "                if (P < DEPTH * W) begin : g_data",
+        "                    // row bit P is bit P % W of register P / W",
+        "                    assign written[b] = wr[P / W];",
+        "                    assign next[b] = written[b] ? cfg_data[P % W] : data_fixed[b];",
         "                end else begin : g_const",
+        "                    assign written[b] = 1'b0;",
         "                    assign next[b] = 1'b0;",
         "                end",
         "            end",
+        "            // read: the word through its decoder",
+        f"            {dec} u_dec (.data(data), .check(mem_chk[j]), .data_out(data_fixed),",
+        "                .err_single(single[j]), .err_double(double[j]));",
+        "            // write: the word's corrected bits with the written register's in place, re-encoded",
         f"            {enc} u_enc (.data(next), .check(next_chk));",
-        "            // the registers whose bits the word holds: a write to one of them re-encodes it",
-        "            localparam integer LO = (j*K) / W;",
-        "            localparam integer HI = ((j*K + K - 1) / W < DEPTH) ? (j*K + K - 1) / W : DEPTH - 1;",
-        "            always @(posedge clk) begin",
-        "                if (|wr[HI:LO]) mem_chk[j] <= next_chk;",
+        f"            {KEEP_WHY}",
+        "            for (c = 0; c < R; c = c + 1) begin : g_chk",
+        "                (* keep *) always @(posedge clk) if (|written) mem_chk[j][c] <= next_chk[c];",
         "            end",
         "        end",
         "    endgenerate",

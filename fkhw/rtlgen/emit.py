@@ -202,7 +202,7 @@ def _meta(ir: IntegerModel, regs: RegisterMap, path: _Datapath, variant: DesignV
     hard, refresh = variant.hardened, variant.refresh
     n_prot = (int(sum(m.sum() for m in masks)) + len(extra)) if hard else 0
     ecc = ecc_meta(regs.tensors, variant.ecc) if variant.ecc else None
-    n_check = ecc["check_bits"] if ecc else 0
+    n_check = ecc["check_flip_flops"] if ecc else 0
     x, y = path.x, path.y
     meta = {
         "generator": f"fkhw {__version__} (fkhw.rtlgen)",

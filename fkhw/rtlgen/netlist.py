@@ -54,11 +54,13 @@ NETLIST_FILE = f"{TOP}_netlist.v"
 VLT_FILE = f"{TOP}_netlist.vlt"
 NETLIST_REGMAP = "netlist_regmap.csv"
 KEEP = ("fkhw_dot",)
+# the memories of a register file whose flip-flops the netlist names: the replicas' and a SEC-DED file's check bits
+MEMS = REPLICA_MEMS + ("mem_chk",)
 NETLIST_VERSION = 3  # bump when the renaming or the script changes
 
-_REG_NET = re.compile(r"\\(rf_[A-Za-z0-9_]+)\.(" + "|".join(REPLICA_MEMS) + r")\[(\d+)\] ")
+_REG_NET = re.compile(r"\\(rf_[A-Za-z0-9_]+)\.(" + "|".join(MEMS) + r")\[(\d+)\] ")
 # a register bit Yosys kept as a flip-flop of its own (per-bit always blocks: the TMR register file)
-_BIT_NET = re.compile(r"\\(rf_[A-Za-z0-9_]+)\.(" + "|".join(REPLICA_MEMS) + r")_reg\[(\d+)\]\[(\d+)\] ")
+_BIT_NET = re.compile(r"\\(rf_[A-Za-z0-9_]+)\.(" + "|".join(MEMS) + r")_reg\[(\d+)\]\[(\d+)\] ")
 # pipeline registers: the stage's whole data register, a bit Yosys kept on its own, the valid flag
 _PIPE_NET = re.compile(r"\\u_stage(\d+)\.q(?:_reg\[(\d+)\]|(_valid))? ")
 _PARAMOD = re.compile(r"\\\$paramod\$([0-9a-f]+)\\([A-Za-z_][A-Za-z0-9_]*) ")
@@ -144,12 +146,14 @@ def flip_flop_map(ffs: dict, meta: dict) -> dict:
     is the whole register (deposit the register value), else a one-bit net
     of its own (deposit the bit)."""
     names = {}
-    for rf in meta["register_files"]:
-        for i in range(rf["count"]):
-            for mem in REPLICA_MEMS:
-                names[reg_net(rf["instance"], mem, i)] = (rf["instance"], mem, i, None)
-                for j in range(rf["bits"]):
-                    names[bit_net(rf["instance"], mem, i, j)] = (rf["instance"], mem, i, j)
+    rows = [(rf["instance"], mem, rf["count"], rf["bits"]) for rf in meta["register_files"] for mem in REPLICA_MEMS]
+    rows += [(e["instance"], "mem_chk", e["words"], e["check_bits"])  # a SEC-DED file: a check register per word
+             for e in meta.get("ecc", {}).get("register_files", [])]
+    for inst, mem, count, width in rows:
+        for i in range(count):
+            names[reg_net(inst, mem, i)] = (inst, mem, i, None)
+            for j in range(width):
+                names[bit_net(inst, mem, i, j)] = (inst, mem, i, j)
     out = {}
     for k in range(int(meta["latency"])):
         names[pipe_net(k, valid=True)] = ("valid", k)
@@ -180,7 +184,8 @@ def flip_flop_map(ffs: dict, meta: dict) -> dict:
 
 def classify(ffs: dict, meta: dict, regmap: np.ndarray) -> tuple:
     """Which netlist flip-flop holds what: per site its net and bit, the
-    replica flip-flops of protected bits, pipeline/valid bits, and the
+    replica flip-flops of protected bits, the check bits of SEC-DED words,
+    pipeline/valid bits, and the
     flip-flops nobody can name (must be none). Returns (counts, per-site
     net names, flip-flop map of :func:`flip_flop_map`)."""
     ffmap = flip_flop_map(ffs, meta)
@@ -209,6 +214,20 @@ def classify(ffs: dict, meta: dict, regmap: np.ndarray) -> tuple:
                 claimed.add(hit[:2])
             else:
                 missing_replicas.append([e["site"], mem])
+    checks_expected, checks_found, missing_checks = 0, 0, []
+    for e in meta.get("ecc", {}).get("register_files", []):
+        constant = {tuple(c) for c in e["constant_checks"]}  # no flip-flop to find (fkhw.faults.codes.Words)
+        for w in range(e["words"]):
+            for b in range(e["check_bits"]):
+                if (w, b) in constant:
+                    continue
+                checks_expected += 1
+                hit = ffmap.get((e["instance"], "mem_chk", w, b))
+                if hit:
+                    checks_found += 1
+                    claimed.add(hit[:2])
+                else:
+                    missing_checks.append(f"{e['instance']}.mem_chk[{w}][{b}]")
     pipeline = 0
     for net, bits in ffs.items():
         if re.match(r"^u_stage\d+__q(_valid|_reg_\d+)?$", net):  # Yosys keeps some q bits as q_reg[k]
@@ -224,6 +243,9 @@ def classify(ffs: dict, meta: dict, regmap: np.ndarray) -> tuple:
         "replica_flip_flops_expected": replicas_expected,
         "replica_flip_flops_found": replicas_found,
         "replicas_missing": missing_replicas[:20],
+        "check_flip_flops_expected": checks_expected,
+        "check_flip_flops_found": checks_found,
+        "checks_missing": missing_checks[:20],
         "pipeline_and_valid_flip_flops": pipeline,
         "unmapped": len(unmapped),
         "unmapped_first": unmapped[:20],
@@ -313,6 +335,9 @@ def _netlist_design(design: RtlDesign, text: str, meta: dict, info: dict, nets: 
         if info["replica_flip_flops_found"] != info["replica_flip_flops_expected"]:
             problems.append(f"{info['replica_flip_flops_expected'] - info['replica_flip_flops_found']} TMR replica "
                             f"flip-flop(s) were merged or removed by synthesis (first: {info['replicas_missing'][:3]})")
+        if info.get("check_flip_flops_found") != info.get("check_flip_flops_expected"):
+            problems.append(f"{info['check_flip_flops_expected'] - info['check_flip_flops_found']} check bit "
+                            f"flip-flop(s) were merged or removed by synthesis (first: {info['checks_missing'][:3]})")
         if info["unmapped"]:
             problems.append(f"{info['unmapped']} flip-flop(s) are neither parameter bits, replicas nor pipeline "
                             f"(first: {info['unmapped_first'][:3]})")

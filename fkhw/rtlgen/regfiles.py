@@ -121,12 +121,12 @@ def _secded_regfile(t: dict, decl: list, cfg: str, cfg_aw: int, ecc: str) -> Reg
     single, double = f"{t['bus']}_ecc_single", f"{t['bus']}_ecc_double"
     decl = decl + [f"    wire             {single}, {double};  // {t['layer']}.{t['tensor']}: a word holds one "
                    "upset (corrected) / an uncorrectable error"]
-    mod = regfile_module(t["bits"], code)
+    mod = regfile_module(words)
     body = (f"    // {words.n_words} words of {code.data_bits} data bits, each with its {code.check_bits} check bits "
             f"({code.label})\n"
             f"    {mod} #(.DEPTH({t['count']}), .BASE({t['base']}), .ADDRW({cfg_aw})) {t['instance']} (\n"
             f"        {cfg},\n        .err_single({single}), .err_double({double})\n    );\n")
-    files = ((f"{mod}.v", regfile_verilog(t["bits"], code)),) + tuple(verilog_files(code).items())
+    files = ((f"{mod}.v", regfile_verilog(words)),) + tuple(verilog_files(code).items())
     return RegfileCode(decl, body, ecc_err=(single, double), ecc_modules=files)
 
 
@@ -136,12 +136,16 @@ def ecc_meta(tensors: list, ecc: str) -> dict:
     for t in tensors:
         words = Words.of(ecc, t["bits"], t["count"])
         code = words.code
-        files.append({"instance": t["instance"], "module": regfile_module(t["bits"], code), "code": code.label,
+        files.append({"instance": t["instance"], "module": regfile_module(words), "code": code.label,
                       "codec": list(module_names(code)), "register_bits": t["bits"], "registers": t["count"],
-                      "word_bits": code.data_bits, "words": words.n_words, "check_bits": code.check_bits,
-                      "check_memory": "mem_chk"})
+                      "word_bits": code.data_bits, "interleaved": words.interleaved, "words": words.n_words,
+                      "check_bits": code.check_bits, "check_memory": "mem_chk",
+                      "check_flip_flops": words.n_stored_checks,
+                      # check bits over a word's padding alone: constant 0, not flip-flops (Words.stored_checks)
+                      "constant_checks": [[j, code.check_bits - 1 - c] for j in range(words.n_words)
+                                          for c in range(code.check_bits) if c not in words.stored_checks(j)]})
     return {"protection": ecc, "code": "secded",
-            "check_bits": int(sum(f["check_bits"] * f["words"] for f in files)),
+            "check_flip_flops": int(sum(f["check_flip_flops"] for f in files)),
             "decoder": "per word, combinational, between its flip-flops and the datapath: one upset of its "
                        "data or check bits corrected, two flagged (ecc_err_double) and passed uncorrected",
             "register_files": files}

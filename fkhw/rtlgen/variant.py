@@ -40,7 +40,7 @@ class DesignVariant:
     kind: str = "plain"  # one of KINDS
     protect: tuple = ()  # protected flip-flop ids, as given (order kept: the metadata lists them so)
     refresh: bool = False  # tmr only
-    ecc: str = ""  # secded only: "secded" or "secded:N" (fkhw.faults.codes.secded_word)
+    ecc: str = ""  # secded only: "secded", "secded:N" or "secded:Ni" (fkhw.faults.codes.secded_word)
 
     def __post_init__(self):
         if self.kind not in KINDS:

@@ -204,7 +204,7 @@ CASES = _out_cases() + SEED_CASES + [
            "--tmr {foreign_map}/tmr_map.json: the map is for model other"),
           ("replicas-of-the-plain-design", ("--faults", "replica-pairs"), "the plain design has no replicas"),
           ("refresh-without-tmr", ("--refresh",), "--refresh is a variant of the hardened design"),
-          ("protection-unknown", ("--protection", "hamming"), "--protection 'hamming': use secded or secded:N"),
+          ("protection-unknown", ("--protection", "hamming"), "--protection 'hamming': use secded, secded:N, secded:Ni"),
           ("protection-word-zero", ("--protection", "secded:0"), "--protection 'secded:0': 0 data bits"),
           ("protection-word-not-a-number", ("--protection", "secded:1.5"), "--protection 'secded:1.5': N is a "
                                                                              "whole number"),
@@ -329,7 +329,7 @@ CASES = _out_cases() + SEED_CASES + [
     *[Case("protect", bad, ("--campaign", "{camp}", *extra, "--out", "{ws}/new"), culprit)
       for bad, extra, culprit in (
           ("protection-unknown", ("--scrub", "1h", "--target", "0.5", "--protection", "tmr"),
-           "--protection 'tmr': use secded or secded:N"),
+           "--protection 'tmr': use secded, secded:N, secded:Ni"),
           ("protection-twice", ("--scrub", "1h", "--target", "0.5", "--protection", "secded", "--protection",
                                 "secded"), "--protection: a design given twice"),
           ("scrub-malformed", ("--scrub", "10parsecs", "--target", "0.5"), "--scrub 10parsecs"),

@@ -18,7 +18,7 @@ from math import comb
 import numpy as np
 import pytest
 
-from fkhw.faults.codes import CodeError, Parity, SecDed, hsiao_check_bits
+from fkhw.faults.codes import CodeError, Parity, SecDed, Words, hsiao_check_bits, secded_word
 
 
 def _upsets(code, data: np.ndarray, positions: tuple) -> tuple:
@@ -80,6 +80,66 @@ def test_parity_flags_every_odd_number_of_upsets_and_no_even_one():
 def test_a_word_size_no_code_covers_is_an_error_naming_it(bad):
     with pytest.raises(CodeError, match="SEC-DED word"):
         SecDed.of(bad)
+
+
+# --- words of a register file -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, parsed", [("secded", (None, False)), ("secded:8", (8, False)),
+                                          ("secded:8i", (8, True)), ("secded:64i", (64, True))])
+def test_a_protection_spelling_reads_as_its_word_size_and_layout(text, parsed):
+    assert secded_word(text) == parsed
+
+
+@pytest.mark.parametrize("bad, says", [("secded:i", "N is a whole number"), ("secded:8ii", "N is a whole number"),
+                                       ("secded:0i", "0 data bits"), ("secded:i8", "N is a whole number"),
+                                       ("tmr", "use secded, secded:N, secded:Ni")])
+def test_a_protection_spelling_it_does_not_know_is_an_error_naming_it(bad, says):
+    with pytest.raises(CodeError, match=f"protection {bad!r}: {says}"):
+        secded_word(bad)
+
+
+@pytest.mark.parametrize("ecc", ["secded", "secded:7", "secded:7i", "secded:3i", "secded:64i"])
+def test_every_bit_of_the_row_is_one_bit_of_one_word(ecc):
+    w = Words.of(ecc, 5, 9)
+    j, b = np.meshgrid(np.arange(w.n_words), np.arange(w.word), indexing="ij")
+    pos = w.position(j, b)
+    assert sorted(pos.ravel().tolist()) == list(range(w.n_words * w.word))  # the padded row, each bit once
+    assert all((a == e).all() for a, e in zip(w.place(pos), (j, b)))  # place undoes position
+
+
+def test_interleaved_words_put_adjacent_bits_of_the_file_in_different_words():
+    """Adjacent cells, the upsets a SEC code cannot correct when they share
+    a word: interleaved, no two adjacent bits share one; in a row, most do."""
+    rows, inter = Words.of("secded:8", 5, 40), Words.of("secded:8i", 5, 40)
+    p = np.arange(rows.n_bits - 1)
+    assert (inter.place(p)[0] != inter.place(p + 1)[0]).all()
+    assert (rows.place(p)[0] == rows.place(p + 1)[0]).sum() == rows.n_words * (rows.word - 1)
+
+
+@pytest.mark.parametrize("ecc", ["secded", "secded:7", "secded:7i"])
+def test_a_word_holds_the_register_bits_its_positions_name(ecc):
+    w = Words.of(ecc, 5, 9)
+    values = np.random.default_rng(0).integers(0, 32, size=9)
+    row = sum(int(v) << (5 * i) for i, v in enumerate(values))
+    for j in range(w.n_words):
+        expect = sum(((row >> int(q)) & 1) << b for b, q in enumerate(w.position(j, np.arange(w.word))))
+        assert w.data(values, j) == expect
+        assert w.registers(j) == sorted({int(q) // 5 for q in w.position(j, np.arange(w.word)) if q < 45})
+
+
+@pytest.mark.parametrize("ecc", ["secded:7", "secded:7i", "secded"])
+def test_a_word_stores_the_check_bits_that_cover_one_of_its_bits(ecc):
+    """A check bit over the padding alone is constant 0: not a flip-flop."""
+    w = Words.of(ecc, 5, 3)  # 15 bits: in a row, words of 7, 7 and 1 bits
+    code = w.code
+    for j in range(w.n_words):
+        real = [b for b in range(w.word) if w.position(j, b) < w.n_bits]
+        cover = [c for c in range(code.check_bits)
+                 if any(code.columns[b] >> (code.check_bits - 1 - c) & 1 for b in real)]
+        assert w.stored_checks(j) == tuple(cover)
+    assert w.n_stored_checks == sum(len(w.stored_checks(j)) for j in range(w.n_words))
+    if ecc == "secded:7":  # the last word's one bit: its column's weight, 3 of the 4 check bits
+        assert len(w.stored_checks(2)) == bin(code.columns[0]).count("1") < code.check_bits
 
 
 # --- the generated Verilog --------------------------------------------------------------------------
@@ -176,3 +236,10 @@ def test_the_generated_parity_verilog_is_the_python_code(tmp_path):
     rows = np.array([line.split() for line in _simulate(code, d, c, tmp_path)])
     assert [int(v, 16) for v in rows[:, 0]] == code.encode(d).tolist()
     assert (rows[:, 4] == "1").tolist() == code.decode(d, c).uncorrectable.tolist()
+
+
+def test_the_command_line_names_the_spellings_the_reader_knows():
+    from fkhw.commands.options import PROTECTION_METAVAR
+    from fkhw.faults.codes import PROTECTIONS
+
+    assert PROTECTION_METAVAR == "|".join(PROTECTIONS)

@@ -1,7 +1,8 @@
 """The SEC-DED encoder (fkhw.rtlgen.variant.DesignVariant.secded): every
 register file kept as code words with their check bits, each word corrected
-by its decoder: a word per register (``secded``) or N-bit words packed
-across the registers (``secded:N``, words that split registers).
+by its decoder: a word per register (``secded``), N-bit words packed
+across the registers (``secded:N``, words that split registers) or N-bit
+words bit-interleaved across the file (``secded:Ni``).
 
 It is lint-clean; on Verilator, fault-free, it equals the integer engine;
 the software level, the fault model and the RTL agree on every upset of
@@ -26,7 +27,7 @@ def model():
     return tiny_model()
 
 
-WORDS = ("secded", "secded:7")  # 7 bits: words that split the tiny model's registers
+WORDS = ("secded", "secded:7", "secded:7i")  # 7 bits: words that split the tiny model's registers
 
 
 @pytest.fixture(scope="module", params=WORDS)
@@ -53,8 +54,8 @@ def test_the_secded_encoder_is_lint_clean(model, tmp_path, ecc):
     res = lint([f for f in files if f.suffix == ".v"], TOP, include_dirs=[tmp_path])
     assert res.ok, res.output
     ecc = design.meta["ecc"]
-    assert ecc["check_bits"] == sum(f["check_bits"] * f["words"] for f in ecc["register_files"])
-    assert design.meta["flip_flops_expected"] == generate(model).meta["flip_flops_expected"] + ecc["check_bits"]
+    assert ecc["check_flip_flops"] == sum(f["check_flip_flops"] for f in ecc["register_files"]) > 0
+    assert design.meta["flip_flops_expected"] == generate(model).meta["flip_flops_expected"] + ecc["check_flip_flops"]
 
 
 def test_fault_free_it_equals_the_engine(model, level, x):
@@ -94,7 +95,7 @@ def test_every_upset_within_a_code_word_equals_the_fault_model(model, level, x):
     from fkhw.levels.software import SoftwareLevel
 
     space = level.space
-    assert space.secded and space.n_check == level.meta["ecc"]["check_bits"]
+    assert space.secded and space.n_check == level.meta["ecc"]["check_flip_flops"]
     faults = _word_faults(space, np.random.default_rng(1))
     fs = FaultSet.of("file", np.arange(len(faults)), faults)
     sw = SoftwareLevel(model, ecc=space.ecc).run_faults(fs, x)
@@ -108,6 +109,29 @@ def test_every_upset_within_a_code_word_equals_the_fault_model(model, level, x):
     assert not changed[n_up == 1].any() and changed[n_up == 2].any() and changed[n_up == 3].any()
 
 
+def test_only_interleaved_words_correct_every_upset_of_two_adjacent_bits(level, x):
+    """``mbu:2`` (two adjacent bits of one register, the multiple upset
+    seen most often): interleaved, the two bits are in two words, each
+    corrects its own, so no output changes and no frame flags a double; a
+    word per register or words in a row hold both bits, and some pairs
+    get through (flagged double)."""
+    from fkhw.faults.kinds import KindOptions, enumerate_faults, parse_kind
+
+    space = level.space
+    fs = enumerate_faults(space, parse_kind("mbu:2"), KindOptions(n_vectors=x.shape[0]))
+    obs, flags = level.run_faults_with_flags(fs, x)
+    changed = (obs.latent != level.golden(x)[None]).any(axis=(1, 2))
+    double, single = flags[:, 1] | flags[:, 3], flags[:, 0] | flags[:, 2]
+    word = space.word_place(fs.ff)[1].reshape(-1, 2)  # mbu:2: two upsets per fault, in order
+    one_word = word[:, 0] == word[:, 1]
+    assert (double == one_word).all() and (single == ~one_word).all()  # two words: a single error in each
+    assert not changed[~one_word].any()
+    if space.words_of(0).interleaved:
+        assert not one_word.any()
+    else:
+        assert changed.any()
+
+
 def test_the_proof_passes_on_every_word(level, x):
     """Every single upset of every word corrected and flagged single, every
     pair flagged double, every frame starting clean; counts from the space."""
@@ -118,7 +142,7 @@ def test_the_proof_passes_on_every_word(level, x):
     space = level.space
     proof = prove_words(level, x)
     assert proof.ok, proof.failures
-    sizes = [len(space.word_sites(tn, j)) + space.code_of(tn).check_bits
+    sizes = [len(space.word_sites(tn, j)) + len(space.words_of(tn).stored_checks(j))
              for tn in range(len(space.sites.tensors)) for j in range(space.words_of(tn).n_words)]
     assert proof.words == len(sizes) and proof.singles == sum(sizes) == space.sites.n_sites + space.n_check
     assert proof.pairs == sum(comb(n, 2) for n in sizes)
@@ -147,3 +171,44 @@ def test_the_proof_fails_when_the_decoder_misses_one_column(model, x):
     assert not proof.ok
     assert proof.singles_unflagged == proof.singles_double == with_bit3 > 0
     assert proof.singles_changed > 0 and any("bit" in f for f in proof.failures)
+
+
+@pytest.mark.yosys
+@pytest.mark.parametrize("ecc", WORDS)
+def test_the_proof_passes_on_the_register_files_netlist(model, x, tmp_path, ecc):
+    """After synthesis: the register files' Yosys + ABC netlist (the area
+    table's), every check flip-flop found in it, the same proof on its
+    flip-flops, the same counts as on the RTL."""
+    from fkhw.protect.proof import prove_words, regfiles_netlist_level
+
+    level = regfiles_netlist_level(model, generate(model, DesignVariant.secded(ecc)), tmp_path / "synth",
+                                   cache=tmp_path / "cache")
+    info = level.meta["netlist"]
+    assert info["check_flip_flops_found"] == info["check_flip_flops_expected"] == level.space.n_check > 0
+    assert info["parameter_bits_found"] == level.space.sites.n_sites and info["unmapped"] == 0
+    proof = prove_words(level, x)
+    assert proof.ok, proof.failures
+    assert proof.singles == level.space.sites.n_sites + level.space.n_check
+
+
+@pytest.mark.yosys
+def test_the_netlist_proof_fails_when_the_decoder_misses_one_column(model, x, tmp_path):
+    """The decoder without one data bit's correction term, synthesised: the
+    netlist proof finds the same upsets the RTL proof does."""
+    import dataclasses
+    import re
+
+    from fkhw.protect.proof import prove_words, regfiles_netlist_level
+
+    design = generate(model, DesignVariant.secded("secded:7i"))
+    name = next(n for n in design.files if re.fullmatch(r"fkhw_secded_dec_k\d+\.v", n))
+    text, hits = re.subn(r"assign flip\[3\] = \(syndrome == \d+'b[01]+\);", "assign flip[3] = 1'b0;",
+                         design.files[name])
+    assert hits == 1
+    broken = dataclasses.replace(design, files={**design.files, name: text})
+    level = regfiles_netlist_level(model, broken, tmp_path / "synth", cache=tmp_path / "cache")
+    proof = prove_words(level, x, pairs=False)
+    space = level.space
+    with_bit3 = sum(3 in space.word_sites(tn, j)
+                    for tn in range(len(space.sites.tensors)) for j in range(space.words_of(tn).n_words))
+    assert not proof.ok and proof.singles_unflagged == proof.singles_double == with_bit3 > 0
