@@ -212,3 +212,23 @@ def test_the_netlist_proof_fails_when_the_decoder_misses_one_column(model, x, tm
     with_bit3 = sum(3 in space.word_sites(tn, j)
                     for tn in range(len(space.sites.tensors)) for j in range(space.words_of(tn).n_words))
     assert not proof.ok and proof.singles_unflagged == proof.singles_double == with_bit3 > 0
+
+
+@pytest.mark.yosys
+def test_the_whole_netlist_runs_upsets_of_check_and_data_bits_as_the_rtl_does(model, x):
+    """--level netlist of a SEC-DED design: the whole encoder synthesised,
+    every check bit upset alone and a pair in every word, the same outputs
+    and flags as the RTL."""
+    from fkhw.faults.space import Fault, FaultSet, Upset
+    from fkhw.levels.rtl import RtlLevel, netlist_level
+
+    design = generate(model, DesignVariant.secded("secded:7i"))
+    gates, rtl = netlist_level(model, design=design), RtlLevel(model, jobs=1, design=design)
+    space = rtl.space
+    assert gates.meta["netlist"]["check_flip_flops_found"] == space.n_check
+    faults = [Fault((Upset(int(f), 0),)) for f in range(space.first_check, space.n_ff)]
+    faults += [Fault((Upset(int(w[0]), 0), Upset(int(w[-1]), 0))) for w in space.code_words()]
+    fs = FaultSet.of("file", np.arange(len(faults)), faults)
+    (a, fa), (b, fb) = gates.run_faults_with_flags(fs, x), rtl.run_faults_with_flags(fs, x)
+    assert int(a.mismatches(b).sum()) == 0 and np.array_equal(fa, fb)
+    assert fa[:, 2].sum() == space.n_check and fa[:, 3].sum() == len(space.code_words())
