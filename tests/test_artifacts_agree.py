@@ -39,7 +39,8 @@ THRESHOLD = 1.002  # on the small model's 32-module campaign: a few bits by the 
 CACHE_VARS = ("FKHW_RTL_BUILD", "FKHW_SYNTH_CACHE", "FKHW_NETLIST_CACHE")
 # one `fkhw sim` (hls4ml, four cold Verilator builds, Yosys) is set up by the first test: beyond the default 900 s on a
 # loaded machine
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]
+# the module fixture runs fkhw sim and fkhw tmr on econt-bol: Verilator, Yosys and an hls4ml compilation
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700), pytest.mark.verilator, pytest.mark.yosys, pytest.mark.hls]
 # the SDC / XDC commands fkhw may write (Synopsys SDC 2.x and Vivado XDC)
 SDC_COMMANDS = {"set_dont_touch", "set_property", "get_cells", "get_nets", "get_pins", "get_ports"}
 

@@ -215,6 +215,7 @@ def test_target_outside_unit_interval(target):
 
 # --- the RTL replay of accumulated-upset scenarios (fkhw.rates.flow.rtl_crosscheck) ------------
 
+@pytest.mark.verilator
 def test_rtl_replay_covers_the_full_tmr_design_when_asked():
     """`--check-rtl` with `--check-full-tmr`: scenarios of the full-TMR design
     (every parameter bit triplicated; each upset bit defeated by a second
