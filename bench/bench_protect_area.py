@@ -5,7 +5,7 @@ reference): the plain encoder (the baseline), full TMR of every weight bit
 (with and without refresh) and the register files kept as SEC-DED words
 (fkhw.rtlgen.variant.DesignVariant.secded: check bits and a decoder per
 word), a word per register and words of 8, 16, 32 and 64 bits packed
-across the registers. Printed per design: flip-flops, cells and
+across the registers (``--words 8 8i``: others, ``i`` bit-interleaved). Printed per design: flip-flops, cells and
 transistors (Yosys' CMOS estimate with the flip-flops it leaves out:
 fkhw.rtlgen.synth.ff_transistors) of the register files and of the whole
 encoder, and the overhead over the plain encoder. Synthesis results are
@@ -28,8 +28,8 @@ from common import machine  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="digits", help="model name (default: digits)")
-    ap.add_argument("--words", type=int, nargs="*", default=[8, 16, 32, 64],
-                    help="SEC-DED word sizes in data bits (default: 8 16 32 64)")
+    ap.add_argument("--words", nargs="*", default=["8", "16", "32", "64"],
+                    help="SEC-DED words: N data bits, Ni bit-interleaved (default: 8 16 32 64)")
     args = ap.parse_args()
 
     from fkhw.model.bundle import load_model
