@@ -148,28 +148,35 @@ def test_the_proof_passes_on_every_word(level, x):
     assert proof.pairs == sum(comb(n, 2) for n in sizes)
 
 
-def test_the_proof_fails_when_the_decoder_misses_one_column(model, x):
-    """The decoder with one data bit's correction term removed: its upsets
-    pass uncorrected and are flagged double; the proof names them."""
+def _without_the_correction_of_bit_3(design):
+    """``design`` with its decoder's correction term of data bit 3 removed."""
     import dataclasses
     import re
 
-    from fkhw.levels.rtl import RtlLevel
-    from fkhw.protect.proof import prove_words
-
-    design = generate(model, DesignVariant.secded("secded:7"))
     name = next(n for n in design.files if re.fullmatch(r"fkhw_secded_dec_k\d+\.v", n))
     text, hits = re.subn(r"assign flip\[3\] = \(syndrome == \d+'b[01]+\);", "assign flip[3] = 1'b0;",
                          design.files[name])
     assert hits == 1
-    broken = dataclasses.replace(design, files={**design.files, name: text})
+    return dataclasses.replace(design, files={**design.files, name: text})
+
+
+def _words_holding_bit_3(space) -> int:
+    """Code words with a data bit 3 (a last word may end before it)."""
+    return sum(3 in space.word_sites(tn, j)
+               for tn in range(len(space.sites.tensors)) for j in range(space.words_of(tn).n_words))
+
+
+def test_the_proof_fails_when_the_decoder_misses_one_column(model, x):
+    """The decoder with one data bit's correction term removed: its upsets
+    pass uncorrected and are flagged double; the proof names them."""
+    from fkhw.levels.rtl import RtlLevel
+    from fkhw.protect.proof import prove_words
+
+    broken = _without_the_correction_of_bit_3(generate(model, DesignVariant.secded("secded:7")))
     level = RtlLevel(model, jobs=1, design=broken)
     proof = prove_words(level, x, pairs=False)
-    space = level.space
-    with_bit3 = sum(3 in space.word_sites(tn, j)  # a last word may end before its bit 3
-                    for tn in range(len(space.sites.tensors)) for j in range(space.words_of(tn).n_words))
     assert not proof.ok
-    assert proof.singles_unflagged == proof.singles_double == with_bit3 > 0
+    assert proof.singles_unflagged == proof.singles_double == _words_holding_bit_3(level.space) > 0
     assert proof.singles_changed > 0 and any("bit" in f for f in proof.failures)
 
 
@@ -195,23 +202,12 @@ def test_the_proof_passes_on_the_register_files_netlist(model, x, tmp_path, ecc)
 def test_the_netlist_proof_fails_when_the_decoder_misses_one_column(model, x, tmp_path):
     """The decoder without one data bit's correction term, synthesised: the
     netlist proof finds the same upsets the RTL proof does."""
-    import dataclasses
-    import re
-
     from fkhw.protect.proof import prove_words, regfiles_netlist_level
 
-    design = generate(model, DesignVariant.secded("secded:7i"))
-    name = next(n for n in design.files if re.fullmatch(r"fkhw_secded_dec_k\d+\.v", n))
-    text, hits = re.subn(r"assign flip\[3\] = \(syndrome == \d+'b[01]+\);", "assign flip[3] = 1'b0;",
-                         design.files[name])
-    assert hits == 1
-    broken = dataclasses.replace(design, files={**design.files, name: text})
+    broken = _without_the_correction_of_bit_3(generate(model, DesignVariant.secded("secded:7i")))
     level = regfiles_netlist_level(model, broken, tmp_path / "synth", cache=tmp_path / "cache")
     proof = prove_words(level, x, pairs=False)
-    space = level.space
-    with_bit3 = sum(3 in space.word_sites(tn, j)
-                    for tn in range(len(space.sites.tensors)) for j in range(space.words_of(tn).n_words))
-    assert not proof.ok and proof.singles_unflagged == proof.singles_double == with_bit3 > 0
+    assert not proof.ok and proof.singles_unflagged == proof.singles_double == _words_holding_bit_3(level.space) > 0
 
 
 @pytest.mark.yosys
