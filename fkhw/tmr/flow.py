@@ -380,9 +380,8 @@ def _prove_regfile_netlist(bundle, protect, out: Path, jobs, inputs, plain_outpu
     the area table counts), with the datapath from the RTL. Synthesis merges
     or removes replicas in the register files, not in the datapath, which is
     the plain design's (its netlist == RTL: fkhw sim --gate-level)."""
-    from fkhw.rtlgen.emit import generate
-    from fkhw.rtlgen.netlist import NetlistError, regfile_netlist_design
-    from fkhw.tmr.area import regfile_netlist
+    from fkhw.rtlgen.netlist import NetlistError
+    from fkhw.tmr.area import regfile_netlist_rtl
     from fkhw.rtlgen.harden import harden
 
     t0 = _step("proof after synthesis: the hardened register files' Yosys + ABC netlist (the area table's) with the "
@@ -390,10 +389,9 @@ def _prove_regfile_netlist(bundle, protect, out: Path, jobs, inputs, plain_outpu
     protect = _parameter_bits(bundle, protect)  # the area table's selective design
     design = harden(bundle.ir, protect)
     # its own work folder, named as the area table's run (the same cache key and log label)
-    path, res = regfile_netlist(design, generate(bundle.ir), out / "synth_netlist" / "selective",
-                                log=lambda msg: log.info("tmr:   area %s", msg))
     try:
-        mixed = regfile_netlist_design(design, path, {k: res[k] for k in ("cells", "flip_flops", "transistors")})
+        mixed = regfile_netlist_rtl(design, bundle.ir, out / "synth_netlist" / "selective",
+                                    log=lambda msg: log.info("tmr:   area %s", msg))
     except NetlistError as e:
         raise TmrError(f"the hardened register files' netlist lost what the proof needs: {e}") from None
     return _prove_design(bundle, protect, mixed, "register files' netlist", out, "hardened_regfiles_netlist",
