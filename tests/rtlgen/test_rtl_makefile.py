@@ -92,3 +92,26 @@ def test_make_waves_writes_the_replay_waveform_with_its_markers(tmp_path):
     changed = np.flatnonzero((want != engine.forward(model, x).reshape(rows, -1)).any(axis=1)).tolist()
     seen = sorted(probe.differing(1, rows))
     assert changed and seen == changed
+
+
+def test_the_makefile_verilates_with_the_options_of_fkhw_rtl_level():
+    """rtl_tb/Makefile builds the testbench a user runs by hand with every
+    Verilator option and make variable the RTL level builds with
+    (fkhw.rtlgen.sim), so both run the same model the same way."""
+    import shlex
+
+    from fkhw.rtlgen.sim import BUILD_ARGS, MAKE_VARS
+
+    text = (ROOT / "rtl_tb" / "Makefile").read_text().replace("\\\n", " ")
+    compile_args = " ".join(ln.split("+=", 1)[1] for ln in text.splitlines() if ln.startswith("COMPILE_ARGS +="))
+    build_vars = " ".join(ln.split("+=", 1)[1] for ln in text.splitlines() if ln.startswith("BUILD_ARGS +="))
+    args = shlex.split(compile_args)
+    pairs = set(zip(args, args[1:] + [""]))
+    for i, a in enumerate(BUILD_ARGS):
+        if a.startswith("-") and i + 1 < len(BUILD_ARGS) and not BUILD_ARGS[i + 1].startswith("-"):
+            assert (a, BUILD_ARGS[i + 1]) in pairs, f"rtl_tb/Makefile lacks {a} {BUILD_ARGS[i + 1]}"
+        elif not a.startswith("-") and i > 0 and BUILD_ARGS[i - 1].startswith("-"):
+            continue
+        else:
+            assert a in args, f"rtl_tb/Makefile lacks {a}"
+    assert set(shlex.split(build_vars)) == set(MAKE_VARS.split())
