@@ -25,28 +25,6 @@ from __future__ import annotations
 
 import pytest
 
-# The test files that take longest, slowest first (worker-seconds of a cold `make test` on 2 cores,
-# 2026-12-07: 707, 534, 499, 383, 381, 351, 315, 294, 287, 266), and the longest single test of the
-# fast tier (pylint, 42 s). pytest-xdist hands out files (--dist loadfile) and tests (--dist load)
-# in collection order: starting the long ones first keeps one worker from running a long file alone
-# at the end while the other waits.
-SLOWEST_FIRST = ("tests/commands/test_cli.py", "tests/tmr/test_tmr_hardware.py", "tests/campaign/test_executors.py",
-                 "tests/levels/test_rtl_faults.py", "tests/test_docs.py", "tests/test_artifacts_agree.py",
-                 "tests/rtlgen/test_rtl_makefile.py", "tests/review/test_digits_example.py",
-                 "tests/commands/test_interrupts.py", "tests/rtlgen/test_rtl_layers.py",
-                 "tests/test_static.py::test_static_check_is_clean[pylint]")
-
-
-def _rank(item) -> int:
-    for i, prefix in enumerate(SLOWEST_FIRST):
-        if item.nodeid == prefix or item.nodeid.startswith(prefix + "::"):
-            return i
-    return len(SLOWEST_FIRST)
-
-
-def pytest_collection_modifyitems(config, items):
-    items.sort(key=_rank)  # stable: the order within a file and among the rest stays as collected
-
 TRAINED_CONFIG = dict(weight_bits=6, latent_bits=8, epochs=2, max_rows=2000, seed=1)
 
 
