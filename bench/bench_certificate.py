@@ -7,11 +7,12 @@ synthesised (or taken from the synthesis cache) and certified. Printed per
 design: replica flip-flops covered, gates, seconds of the whole certificate
 (wall and CPU of this process and its Yosys child) and the verdict.
 
-The baseline is what a simulation proof of the same netlist covers in the
-same time: ``fkhw tmr`` prints its own (proof_regfiles_netlist.json,
-``seconds``: every replica upset on the campaign's first 32 modules with the
-model's weights); the certificate covers every register content and port
-input. Run both with ``make sim`` and compare the two ``seconds``.
+The baseline is what a simulation proof covers in comparable time:
+``fkhw tmr`` prints its own (proof.json, ``seconds``: every replica of the
+hardened RTL upset on the campaign's first 32 modules with the model's
+weights); the certificate covers every register content and port input of
+the synthesised register files. Run both with ``make sim`` and compare the
+``seconds``.
 """
 
 from __future__ import annotations

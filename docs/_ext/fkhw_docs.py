@@ -164,7 +164,6 @@ def table_proof(model):
     r = load(model, "tmr/tmr_report.json")
     out = []
     for what, key in (("hardened RTL", "proof"), ("hardened RTL, self-correcting variant", "proof.refresh_variant"),
-                      ("register files' netlist after synthesis", "proof_regfiles_netlist"),
                       ("whole netlist after synthesis", "proof_netlist")):
         try:
             p = lookup(r, key, "tmr_report.json")

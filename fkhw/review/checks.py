@@ -77,10 +77,9 @@ def checks_of(results: dict, tmr_report: dict | None, rate: dict | None, column:
                              f"{q['replica_upsets'] + q['pipeline_and_valid_replica_upsets']} replica upsets -> "
                              f"{q['protected_output_changes'] + q['pipeline_and_valid_output_changes']} output "
                              "changes", "tmr/proof.json"))
-    for key, name, what in (("proof_regfiles_netlist", "proof_regfile_netlist", "the register files' netlist"),
-                            ("proof_netlist", "proof_netlist", "the whole hardened netlist")):
-        if key in r:
-            out.append(_proof(name, f"the proof after synthesis, on {what}", r[key], f"tmr/{key}.json"))
+    if "proof_netlist" in r:
+        out.append(_proof("proof_netlist", "the proof after synthesis, on the whole hardened netlist",
+                          r["proof_netlist"], "tmr/proof_netlist.json"))
     for c in (r.get("certificate") or {}).get("designs", []):
         out.append(Check(f"certificate_{_name(c['design'])}",
                          f"formal: on the {c['design']} register-file netlist no single replica upset changes an "

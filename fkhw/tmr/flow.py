@@ -10,16 +10,13 @@ Output folder layout:
     tradeoff.png, tradeoff.json      overhead vs residual worst-case figure of the rule (emd_norm or
                                      emd_norm_hi), the count at each threshold and the chosen one; the
                                      figure is drawn from the JSON
-    synth/, synth_background/        Yosys sources, scripts and logs of the area runs (synth_netlist/:
-                                     the selective one when the proof got to it first)
+    synth/, synth_background/        Yosys sources, scripts and logs of the area runs
     area.csv / area.json / area.md   plain vs selective vs full TMR, with and without refresh (Yosys)
     proof.json                       fault injection on the hardened RTL (key refresh_variant: on its
                                      self-correcting variant)
-    hardened_regfiles_netlist/       with synthesis: the hardened register files as the area table's
-                                     Yosys + ABC netlist (flip-flops named, replicas counted), datapath RTL
-    proof_regfiles_netlist.json      the same fault injection on that design (the proof after synthesis)
-    certificate.json, certificate/   the formal certificate of each TMR design's register-file netlist (for all
-                                     register contents and port inputs; fkhw.tmr.certificate) and its work
+    certificate.json, certificate/   with synthesis: the formal certificate of each TMR design's register-file
+                                     netlist, the Yosys + ABC netlist the area table counts (for all register
+                                     contents and port inputs; fkhw.tmr.certificate), and its work
     hardened_netlist/                with --gate-level: the whole hardened design's Yosys netlist
     proof_netlist.json               the same fault injection on that netlist
     hardened_campaign/               campaign over the hardened RTL (worst emd_norm)
@@ -63,7 +60,9 @@ class TmrOptions:
     """What the TMR step does beyond choosing the map (``fkhw tmr``'s options)."""
 
     synth: bool = True  # the Yosys area table (plain, selective, full TMR)
-    prove: bool = True  # the proof by fault injection on the hardened RTL (and its register files' netlist)
+    # the proof by fault injection on the hardened RTL; with synth, also the formal certificate of the
+    # register-file netlists
+    prove: bool = True
     jobs: int | None = None  # simulator processes of the proof (default: the machine's)
     gate_level: bool = False  # the proof on the whole hardened netlist too
     # the map also lists every stage's valid flag (triplicated in the hardened RTL: each valid upset loses or
@@ -161,11 +160,8 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, options:
         area = pool.submit(_area, ir, protect, out) if options.synth else None
         if options.prove:
             report.update(_prove(bundle, table, protect_all, out, threshold, options.jobs, options.gate_level,
-                                 options.scheduler, options.synth))
+                                 options.scheduler))
             art["proof"] = str(out / "proof.json")
-            if options.synth:
-                art["proof_regfiles_netlist"] = str(out / "proof_regfiles_netlist.json")
-                art["hardened_regfiles_netlist"] = str(out / "hardened_regfiles_netlist")
             if options.gate_level:
                 art["proof_netlist"] = str(out / "proof_netlist.json")
                 art["hardened_netlist"] = str(out / "hardened_netlist")
@@ -266,8 +262,7 @@ def _area(ir, protect, out: Path) -> tuple:
     return rows, round(time.monotonic() - t0, 1)
 
 
-def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool = False, scheduler=None,
-           synth: bool = False) -> dict:
+def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool = False, scheduler=None) -> dict:
     from fkhw.campaign.run import CampaignSpec, run_campaign
     from fkhw.faults.space import Hardening
 
@@ -317,10 +312,9 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool 
     if not (proof.get("ok") and proof_r.get("ok")):
         raise TmrError(f"the hardened RTL failed its proof: see {out / 'proof.json'}")
 
-    # the register files' netlist is the area table's selective run (started first by the area thread:
-    # this waits for it, not for the rest of the table)
-    proof_rf = _prove_regfile_netlist(bundle, protect, out, jobs, inputs, latent, sites[unprotected], advance,
-                                      state, scheduler) if synth else None
+    # after synthesis, the register files' netlist is proven for all inputs by the certificate (_certify);
+    # a simulation of it on these modules would prove less, so it is not run (fkhw sim --gate-level
+    # simulates the whole hardened netlist)
     proof_nl = _prove_netlist(bundle, protect, out, jobs, inputs, latent, sites[unprotected], advance,
                               state, scheduler) if gate_level else None
 
@@ -346,7 +340,7 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool 
     if checked and worst > threshold:
         raise TmrError(f"hardened design: worst emd_norm {worst:.4f} exceeds the threshold {threshold:g}")
     return {"proof": proof, "hardened_campaign": verdict, **({"proof_netlist": proof_nl} if proof_nl else {}),
-            **({"proof_regfiles_netlist": proof_rf} if proof_rf else {})}
+}
 
 
 def _parameter_bits(bundle, protect) -> np.ndarray:
@@ -371,32 +365,6 @@ def _prove_netlist(bundle, protect, out: Path, jobs, inputs, plain_outputs, unpr
         raise TmrError(f"the hardened netlist lost what the proof needs: {e}") from None
     return _prove_design(bundle, protect, hard_nl, "netlist", out, "hardened_netlist", "proof_netlist.json", t0,
                          jobs, inputs, plain_outputs, unprotected, advance, state, scheduler)
-
-
-def _prove_regfile_netlist(bundle, protect, out: Path, jobs, inputs, plain_outputs, unprotected, advance, state,
-                           scheduler=None) -> dict:
-    """The proof after synthesis, in minutes: the same upsets on the
-    flip-flops of the hardened register files' Yosys + ABC netlist (the one
-    the area table counts), with the datapath from the RTL. Synthesis merges
-    or removes replicas in the register files, not in the datapath, which is
-    the plain design's (its netlist == RTL: fkhw sim --gate-level)."""
-    from fkhw.rtlgen.netlist import NetlistError
-    from fkhw.tmr.area import regfile_netlist_rtl
-    from fkhw.rtlgen.harden import harden
-
-    t0 = _step("proof after synthesis: the hardened register files' Yosys + ABC netlist (the area table's) with the "
-               "datapath RTL, the same upsets on its flip-flops")
-    protect = _parameter_bits(bundle, protect)  # the area table's selective design
-    design = harden(bundle.ir, protect)
-    # its own work folder, named as the area table's run (the same cache key and log label)
-    try:
-        mixed = regfile_netlist_rtl(design, bundle.ir, out / "synth_netlist" / "selective",
-                                    log=lambda msg: log.info("tmr:   area %s", msg))
-    except NetlistError as e:
-        raise TmrError(f"the hardened register files' netlist lost what the proof needs: {e}") from None
-    return _prove_design(bundle, protect, mixed, "register files' netlist", out, "hardened_regfiles_netlist",
-                         "proof_regfiles_netlist.json", t0, jobs, inputs, plain_outputs, unprotected, advance, state,
-                         scheduler)
 
 
 def _prove_design(bundle, protect, design, what: str, out: Path, folder: str, report: str, t0: float, jobs, inputs,

@@ -492,12 +492,6 @@ def test_sim_runs_to_completion(sim_run, ir):
     assert s["agreement"] == {"common_sites": n_sites, "disagreeing_sites": 0}
     report = json.loads((out / "tmr" / "tmr_report.json").read_text())
     assert report["proof"]["ok"] and report["proof"]["protected_output_changes"] == 0
-    # the proof after synthesis: the register files' netlist of the area table, every replica there
-    rf = json.loads((out / "tmr" / "proof_regfiles_netlist.json").read_text())
-    n_prot = report["protected_bits"]
-    assert rf["ok"] and rf["replica_upsets"] == 3 * n_prot and rf["protected_output_changes"] == 0
-    assert rf["netlist"]["replica_flip_flops_found"] == 2 * n_prot and rf["netlist"]["unmapped"] == 0
-    assert "proof on the register files' netlist" in r.stdout
     h = report["hardened_campaign"]
     # the proof runs on the map campaign's first 32 modules; the threshold is checked when those are all of them
     assert h["within_threshold"] is (True if h["modules"] == h["campaign_modules"] else None)
@@ -524,7 +518,7 @@ def test_sim_runs_to_completion(sim_run, ir):
         assert (out / artifact).is_file(), artifact
     # the review of a run with every step: the rates' checks and table are in results.xml and the report
     names = {c["name"] for c in s["checks"]}
-    assert {"rate_replay_plain", "rate_replay_selective", "proof_regfile_netlist", "synthesis_flip_flops",
+    assert {"rate_replay_plain", "rate_replay_selective", "proof_hardened_rtl", "synthesis_flip_flops",
             "replay_worst_site"} <= names
     # the RTL campaign's most damaging site, replayed with a waveform that shows it
     rep = json.loads((out / "replay" / "replay.json").read_text())
