@@ -215,6 +215,13 @@ def deposit_files(meta: dict) -> list:
                       else ("mem", "mem_chk") if rf["instance"] in coded else ("mem",))]
 
 
+def _index(signal: str, entries: int) -> str:
+    """``signal`` (a 16-bit event field) cut to the index width of an array
+    or vector of ``entries``: the event holds an index below ``entries``, and
+    Verilator warns (WIDTHTRUNC) on every wider index."""
+    return f"{signal}[{max(1, (entries - 1).bit_length()) - 1}:0]"
+
+
 def deposits_vh(meta: dict) -> str:
     """The testbench's parameter deposits for one design: which register
     file an event names (a case over hierarchical references, so the
@@ -224,7 +231,7 @@ def deposits_vh(meta: dict) -> str:
     for j, (inst, mem) in enumerate(deposit_files(meta)):
         rf = rfs[inst]
         w, base = rf["bits"], rf["base"]
-        reg = f"u_enc.{inst}.{mem}[e_idx]"
+        reg = f"u_enc.{inst}.{mem}[{_index('e_idx', rf['count'])}]"
         if mem == "mem_chk":  # a word's check bits: the golden value comes with the event (e_gold)
             r = next(e["check_bits"] for e in meta["ecc"]["register_files"] if e["instance"] == inst)
             dep.append(f"        16'd{j}: {reg} <= e_restore ? e_gold[{r - 1}:0] : ({reg} ^ e_mask[{r - 1}:0]); \\")
@@ -237,16 +244,16 @@ def deposits_vh(meta: dict) -> str:
                        f"if (u_enc.{inst}.mem[k] !== wmem[{base} + k][{w - 1}:0]) state_err = state_err + 32'd1; \\")
     pipe = []
     for st in meta["stages"]:
-        q = f"u_enc.{st['instance']}"
+        q, p_bit = f"u_enc.{st['instance']}", _index("p_bit", st["bits"])
         if st.get("module") != "fkhw_pipe_tmr":
             pipe.append(f"        8'd{st['stage']}: if (p_valid) {q}.q_valid = ~{q}.q_valid; "
-                        f"else {q}.q[p_bit] = ~{q}.q[p_bit]; \\")
+                        f"else {q}.q[{p_bit}] = ~{q}.q[{p_bit}]; \\")
             continue
         # a triplicated stage (fkhw_pipe_tmr): p_rep picks replica A, B or C
         reps = []
         for r, x in enumerate("abc"):
             reps.append(f"2'd{r}: if (p_valid) {q}.valid_{x} = ~{q}.valid_{x}; "
-                        f"else {q}.data_{x}[p_bit] = ~{q}.data_{x}[p_bit];")
+                        f"else {q}.data_{x}[{p_bit}] = ~{q}.data_{x}[{p_bit}];")
         pipe.append(f"        8'd{st['stage']}: case (p_rep) " + " ".join(reps) + " default: ; endcase \\")
     return ("// fkhw_tb_deposits.vh: written by fkhw.rtlgen.sim for this design's register files\n"
             "// (see rtl_tb/hdl/fkhw_tb.v): FKHW_TB_DEPOSIT applies event e, FKHW_TB_CHECK counts\n"

@@ -315,6 +315,19 @@ def test_triplicated_pipeline_and_valid_flip_flops_equal_the_fault_model(small, 
             assert changed[~a].mean() > 0.2 and not err[~a].any()
 
 
+def test_the_testbench_builds_without_warnings_of_its_own(small_level, hard_pipe):
+    """The builds of the plain design, its pipeline-public variant and a design
+    with triplicated pipeline stages: Verilator warns about nothing in the
+    testbench's own files (fkhw_tb.v and the deposits it includes), so a
+    hardware engineer reading build.log sees only what concerns the design.
+    An event's 16-bit register index and bit are cut to the width of the
+    array or vector they select."""
+    for sb in (small_level.build(), small_level.build(pipeline=True), hard_pipe[1].build(pipeline=True)):
+        log = (sb.sim_dir.parent / "build.log").read_text()
+        own = [line for line in log.splitlines() if line.startswith("%Warning") and "fkhw_tb" in line]
+        assert not own, f"{sb.sim_dir.parent / 'build.log'}: {len(own)} testbench warnings, e.g. {own[0]}"
+
+
 def test_yosys_keeps_the_pipeline_and_valid_replicas(small, hard_pipe, tmp_path):
     """The design with triplicated pipeline and valid flip-flops lints clean
     (verilator -Wall) and Yosys' flip-flop count is the flip-flop space's
