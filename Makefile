@@ -25,9 +25,10 @@ $(STAMP): requirements.lock pyproject.toml
 sim: $(STAMP)
 	$(VENV)/bin/fkhw sim --model $(MODEL) --out $(OUT) --jobs $(JOBS)
 
-# the whole suite on both cores; --dist loadfile keeps a file's module fixtures on one worker
+# the whole suite on both cores; --dist loadfile keeps a file's module fixtures on one worker, and
+# --no-loadscope-reorder hands the files out in collection order: the slowest first (tests/conftest.py)
 test: $(STAMP)
-	$(PY) -m pytest -q -ra -n 2 --dist loadfile
+	$(PY) -m pytest -q -ra -n 2 --dist loadfile --no-loadscope-reorder
 
 # everything that needs no Verilator, Yosys, hls4ml compilation, Dask, docs or packaging build.
 # FKHW_VERILATOR points nowhere, so a test that needs Verilator but lacks its marker fails here

@@ -58,3 +58,17 @@ def test_tests_mirror_the_packages():
     assert not strays, f"test folders that name no package of fkhw: {strays}"
     names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
     assert len(names) == len(set(names)), "two test files of one name: pytest's rootdir imports need unique names"
+
+
+def test_the_slowest_first_list_names_files_of_the_suite():
+    """conftest.SLOWEST_FIRST orders the suite for pytest-xdist: an entry that
+    names no test file (a file renamed or moved) would silently order nothing."""
+    from conftest import SLOWEST_FIRST
+
+    for entry in SLOWEST_FIRST:
+        path, _, test = entry.partition("::")
+        assert (ROOT / path).is_file(), f"conftest.SLOWEST_FIRST: {path} is not a test file"
+        if test:
+            name = test.split("[")[0]
+            assert f"def {name}(" in (ROOT / path).read_text(), f"conftest.SLOWEST_FIRST: {path} has no {name}"
+
