@@ -218,6 +218,25 @@ def test_the_cli_reference_is_generated_from_the_parser():
         assert all(f in shown.split(", ") or f in shown for f in flags), name
 
 
+def test_each_report_picture_shows_the_report_beside_it():
+    """docs/results/<model>/report.png is made from the report.html beside it
+    (docs/_ext/screenshot.py names the report's SHA-256 in the PNG): a
+    snapshot refreshed without its picture would show an older report."""
+    from PIL import Image
+
+    spec = importlib.util.spec_from_file_location("screenshot", DOCS / "_ext" / "screenshot.py")
+    screenshot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(screenshot)
+    pictures = sorted((DOCS / "results").glob("*/report.png"))
+    assert pictures, "no report picture in docs/results/ (make docs-results makes one)"
+    for png in pictures:
+        with Image.open(png) as image:
+            named = image.text.get(screenshot.REPORT_KEY)
+        assert named == screenshot.report_digest(png.parent / "report.html"), (
+            f"{png.relative_to(ROOT)} is not a picture of the report.html beside it: rerun "
+            f"python docs/_ext/screenshot.py {(png.parent / 'report.html').relative_to(ROOT)} {png.relative_to(ROOT)}")
+
+
 # --- the README -----------------------------------------------------------------------------------
 
 

@@ -7,11 +7,16 @@ itself is linked beside it. It needs ``wkhtmltoimage`` (Debian/Ubuntu:
 which the report needs neither of; without it there is no picture, and
 ``make docs`` fails on the page that shows it until one is made.
 
+The picture names its report: the PNG's ``fkhw-report-sha256`` text entry
+is the SHA-256 of the ``report.html`` it was made from, so a test can tell a
+picture of an older report (a snapshot refreshed without its picture).
+
     python docs/_ext/screenshot.py docs/results/econt-bol/report.html docs/results/econt-bol/report.png
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -21,6 +26,11 @@ from pathlib import Path
 WIDTH_PX = 1100  # the page as a laptop browser shows it
 HEIGHT_PX = 1500  # the top of it: run, checks, steps
 SCALE = 0.7  # of the saved picture
+REPORT_KEY = "fkhw-report-sha256"  # the PNG text entry that names the report the picture shows
+
+
+def report_digest(report: Path) -> str:
+    return hashlib.sha256(report.read_bytes()).hexdigest()
 
 
 def screenshot(report: Path, png: Path) -> bool:
@@ -45,7 +55,7 @@ def screenshot(report: Path, png: Path) -> bool:
     ax = fig.add_axes([0, 0, 1, 1])
     ax.imshow(image)
     ax.axis("off")
-    fig.savefig(png, dpi=100)
+    fig.savefig(png, dpi=100, metadata={REPORT_KEY: report_digest(report)})
     plt.close(fig)
     return True
 
