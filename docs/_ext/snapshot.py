@@ -74,6 +74,9 @@ def snapshot(run: Path, dest: Path, command: str, note: str | None = None) -> li
     if missing:
         raise SystemExit(f"snapshot: {run} lacks {', '.join(missing)} (a finished `fkhw sim` run without "
                          "--no-synth / --no-rates?)")
+    # the checkout as the run left it: the snapshot's own copies below do not make it dirty
+    commit = _git("rev-parse", "HEAD")
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)docs/results"))
     if dest.exists():
         shutil.rmtree(dest)
     for f in FILES:
@@ -83,8 +86,8 @@ def snapshot(run: Path, dest: Path, command: str, note: str | None = None) -> li
     provenance = {
         "command": command,
         "run_folder": str(run),
-        "commit": _git("rev-parse", "HEAD"),
-        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "commit": commit,
+        "dirty": dirty,
         "finished": finished.strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{_cpu()}, {platform.system()} {platform.release()}, Python {platform.python_version()}",
         "cores": os.cpu_count(),
