@@ -23,6 +23,8 @@ run every command on it.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 # The test files that take longest, slowest first, and the longest single test of the fast tier (pylint).
@@ -44,6 +46,15 @@ def _rank(item) -> int:
         if item.nodeid == prefix or item.nodeid.startswith(prefix + "::"):
             return i
     return len(SLOWEST_FIRST)
+
+
+def pytest_configure(config):
+    # one compiler cache for the whole suite: a test that acts as a new user (empty FKHW_CACHE or build
+    # folders) still compiles its Verilator C++ through the suite's ccache. That changes no result (ccache
+    # serves a file only for the same preprocessed input), only how long a design the suite built before takes.
+    from fkhw.host.cachedirs import cache_dir
+
+    os.environ.setdefault("FKHW_CCACHE", str(cache_dir("ccache")))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -355,6 +355,12 @@ def test_cache_folders_follow_the_environment(monkeypatch, tmp_path):
         assert defaults[kind]() == tmp_path / var
     for default in defaults.values():
         assert ROOT not in default().parents
+    # the compiler cache of the Verilator builds: beside the others, and its own variable moves it
+    monkeypatch.delenv("FKHW_CCACHE", raising=False)
+    monkeypatch.setenv("FKHW_CACHE", str(tmp_path / "c"))
+    assert cache_dir("ccache") == tmp_path / "c" / "ccache"
+    monkeypatch.setenv("FKHW_CCACHE", str(tmp_path / "cc"))
+    assert cache_dir("ccache") == tmp_path / "cc"
 
 
 def test_testbench_ships_in_the_package_once():

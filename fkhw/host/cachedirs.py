@@ -12,6 +12,8 @@ kind           variable                    what
 ``rtl_sim``    ``FKHW_RTL_BUILD``          Verilator builds of the testbench
 ``synth``      ``FKHW_SYNTH_CACHE``        Yosys area runs and their netlists
 ``netlist``    ``FKHW_NETLIST_CACHE``      Yosys netlists of whole designs
+``ccache``     ``FKHW_CCACHE``             compiled C++ of the Verilator builds
+                                           (ccache, by content)
 =============  ==========================  ======================================
 
 ``FKHW_CACHE=off`` switches the model cache off only: a simulation cannot
@@ -24,7 +26,8 @@ import os
 from pathlib import Path
 
 OFF = "off"
-KINDS = {"rtl_sim": "FKHW_RTL_BUILD", "synth": "FKHW_SYNTH_CACHE", "netlist": "FKHW_NETLIST_CACHE"}
+KINDS = {"rtl_sim": "FKHW_RTL_BUILD", "synth": "FKHW_SYNTH_CACHE", "netlist": "FKHW_NETLIST_CACHE",
+         "ccache": "FKHW_CCACHE"}
 
 
 def default_root() -> Path:

