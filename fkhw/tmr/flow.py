@@ -339,8 +339,7 @@ def _prove(bundle, table, protect, out: Path, threshold, jobs, gate_level: bool 
                "within_threshold": bool(worst <= threshold) if checked else None}
     if checked and worst > threshold:
         raise TmrError(f"hardened design: worst emd_norm {worst:.4f} exceeds the threshold {threshold:g}")
-    return {"proof": proof, "hardened_campaign": verdict, **({"proof_netlist": proof_nl} if proof_nl else {}),
-}
+    return {"proof": proof, "hardened_campaign": verdict, **({"proof_netlist": proof_nl} if proof_nl else {})}
 
 
 def _parameter_bits(bundle, protect) -> np.ndarray:
@@ -353,9 +352,12 @@ def _parameter_bits(bundle, protect) -> np.ndarray:
 def _prove_netlist(bundle, protect, out: Path, jobs, inputs, plain_outputs, unprotected, advance, state,
                    scheduler=None) -> dict:
     """The proof after synthesis: the same upsets on the flip-flops of the
-    hardened design's Yosys netlist, whose replicas are counted first."""
+    hardened design's Yosys netlist (written to hardened_netlist/), whose
+    replicas are counted first; its report is proof_netlist.json. Raises
+    TmrError when it fails."""
     from fkhw.rtlgen.netlist import NetlistError, synthesize_netlist
     from fkhw.rtlgen.harden import harden
+    from fkhw.tmr.proof import HardenedRtlLevel
 
     t0 = _step("proof after synthesis: Yosys netlist of the hardened RTL, the same upsets on its flip-flops")
     protect = _parameter_bits(bundle, protect)
@@ -363,26 +365,16 @@ def _prove_netlist(bundle, protect, out: Path, jobs, inputs, plain_outputs, unpr
         hard_nl = synthesize_netlist(harden(bundle.ir, protect), progress=lambda msg: log.info("tmr:   %s", msg))
     except NetlistError as e:
         raise TmrError(f"the hardened netlist lost what the proof needs: {e}") from None
-    return _prove_design(bundle, protect, hard_nl, "netlist", out, "hardened_netlist", "proof_netlist.json", t0,
-                         jobs, inputs, plain_outputs, unprotected, advance, state, scheduler)
-
-
-def _prove_design(bundle, protect, design, what: str, out: Path, folder: str, report: str, t0: float, jobs, inputs,
-                  plain_outputs, unprotected, advance, state, scheduler) -> dict:
-    """The replica-upset proof on a synthesised ``design`` (written to
-    ``folder``, its report to ``report``); raises TmrError when it fails."""
-    from fkhw.tmr.proof import HardenedRtlLevel
-
-    design.write(out / folder)
-    state.update(progress=Progress(3 * protect.size + len(unprotected), f"tmr proof on the {what} (its build "
+    hard_nl.write(out / "hardened_netlist")
+    state.update(progress=Progress(3 * protect.size + len(unprotected), "tmr proof on the netlist (its build "
                                    "included)", unit="upsets"), done=0)
-    level = HardenedRtlLevel(bundle.ir, protect, jobs=jobs or os.cpu_count() or 1, design=design)
+    level = HardenedRtlLevel(bundle.ir, protect, jobs=jobs or os.cpu_count() or 1, design=hard_nl)
     proof = _prove_on(scheduler, bundle.ir, protect, inputs, plain_outputs=plain_outputs, unprotected=unprotected,
                       level=level, progress=advance, bundle=bundle)
     proof["seconds"] = round(time.monotonic() - t0, 1)
-    write_text(out / report, json.dumps(proof, indent=2, default=_jsonable) + "\n")
+    write_text(out / "proof_netlist.json", json.dumps(proof, indent=2, default=_jsonable) + "\n")
     if not proof.get("ok"):
-        raise TmrError(f"the hardened {what} failed its proof: see {out / report}")
+        raise TmrError(f"the hardened netlist failed its proof: see {out / 'proof_netlist.json'}")
     return proof
 
 
