@@ -547,7 +547,6 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
     ``jobs`` simulator processes (contiguous blocks of frames).
     ``clear_err``: a configuration write (register 0, its golden value) at
     the last edge of every frame, which clears a sticky tmr_err."""
-    meta = sb.meta
     n_vec = int(stim.shape[0])
     if n_vec > MAX_VECTORS:
         raise RtlSimError(f"{n_vec} input vectors per frame: the testbench holds at most {MAX_VECTORS}")
@@ -556,7 +555,7 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
     n_frames = max(1, int(n_frames))
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
-    write_common(work, meta, stim, gold, weights)
+    write_common(work, sb.meta, stim, gold, weights)
     jobs = max(1, min(int(jobs), n_frames))
     bounds = np.linspace(0, n_frames, jobs + 1).astype(int)
     if timeout is None:
@@ -564,30 +563,45 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
         per_job = max(np.diff(bounds))
         timeout = (60 + 4e-5 * period * per_job + 1e-3 * deposits.frame.size / jobs
                    + 1e-3 * sb.meta.get("n_registers", 0))
-    job_list = []
-    for j in range(jobs):
-        d = work / f"job{j}"
-        shutil.rmtree(d, ignore_errors=True)
-        d.mkdir()
-        for name in ("fkhw_stim.hex", "fkhw_gold.hex", "fkhw_weights.hex"):
-            os.symlink(work / name, d / name)
-        lo, hi = int(bounds[j]), int(bounds[j + 1])
-        keep, n_ev, n_pev = None, 0, 0
-        if sb.hdl_deposits:
-            lines, plines, keep = _hdl_events(deposits, deposit_files(meta), lo, hi, period, sb.pipeline)
-            if max(len(lines), len(plines)) > MAX_EVENTS:
-                raise RtlSimError(f"{max(len(lines), len(plines))} deposits in one simulator process: the testbench "
-                                  f"holds at most {MAX_EVENTS} (use more jobs or fewer faults per run)")
-            (d / "fkhw_events.hex").write_text("\n".join(lines) + "\n")
-            (d / "fkhw_pevents.hex").write_text("\n".join(plines) + "\n")
-            n_ev, n_pev = len(lines), len(plines)
-        (d / "job.json").write_text(json.dumps({
-            "n_vec": n_vec, "period": int(period), "n_frames": hi - lo, "targets": deposits.targets, "n_ev": n_ev,
-            "n_pev": n_pev,
-            "golden": [int(v) for v in deposits.golden], "check": [int(v) for v in deposits.check],
-            **job_events(deposits, lo, hi, period, keep),
-            "progress": str(d / "progress"), "result": str(d / "result.json"), "clear_err": bool(clear_err)}))
-        job_list.append(Job(d, hi - lo))
+    job_list = [_write_job(sb, work / f"job{j}", int(bounds[j]), int(bounds[j + 1]), n_vec, period, deposits,
+                           clear_err) for j in range(jobs)]
+    _run_jobs(sb, job_list, work, timeout, progress)
+    outputs = _job_outputs(sb.meta, job_list, bounds[:-1])
+    if progress is not None:
+        progress(n_frames)
+    return outputs
+
+
+def _write_job(sb: SimBuild, d: Path, lo: int, hi: int, n_vec: int, period: int, deposits: Deposits,
+               clear_err: bool) -> Job:
+    """The folder of one simulator process: frames ``lo`` to ``hi``, the
+    shared stimulus linked in, its deposits and its job.json."""
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir()
+    for name in ("fkhw_stim.hex", "fkhw_gold.hex", "fkhw_weights.hex"):
+        os.symlink(d.parent / name, d / name)
+    keep, n_ev, n_pev = None, 0, 0
+    if sb.hdl_deposits:
+        lines, plines, keep = _hdl_events(deposits, deposit_files(sb.meta), lo, hi, period, sb.pipeline)
+        if max(len(lines), len(plines)) > MAX_EVENTS:
+            raise RtlSimError(f"{max(len(lines), len(plines))} deposits in one simulator process: the testbench "
+                              f"holds at most {MAX_EVENTS} (use more jobs or fewer faults per run)")
+        (d / "fkhw_events.hex").write_text("\n".join(lines) + "\n")
+        (d / "fkhw_pevents.hex").write_text("\n".join(plines) + "\n")
+        n_ev, n_pev = len(lines), len(plines)
+    (d / "job.json").write_text(json.dumps({
+        "n_vec": n_vec, "period": int(period), "n_frames": hi - lo, "targets": deposits.targets, "n_ev": n_ev,
+        "n_pev": n_pev,
+        "golden": [int(v) for v in deposits.golden], "check": [int(v) for v in deposits.check],
+        **job_events(deposits, lo, hi, period, keep),
+        "progress": str(d / "progress"), "result": str(d / "result.json"), "clear_err": bool(clear_err)}))
+    return Job(d, hi - lo)
+
+
+def _run_jobs(sb: SimBuild, job_list: list, work: Path, timeout: float, progress) -> None:
+    """Start a simulator process per job and wait for all of them, reporting
+    the frames done; every process still running on the way out (a timeout,
+    an interrupt) is killed."""
     t0 = time.time()
     env = tool_env()
     for job in job_list:
@@ -620,9 +634,14 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
         for jb in job_list:
             if jb.proc is not None and jb.proc.poll() is None:
                 _kill(jb.proc)
+
+
+def _job_outputs(meta: dict, job_list: list, first_frames) -> FrameOutputs:
+    """The finished processes' differing outputs, flags and state errors,
+    in frame order (``first_frames``: each job's first frame)."""
     pout = meta["ports"]["out_data"]
     frames, slots, valid, lines, flags, ecc, state_err = [], [], [], [], [], [], 0
-    for jb, lo in zip(job_list, bounds[:-1]):
+    for jb, lo in zip(job_list, first_frames):
         res_path = jb.directory / "result.json"
         if jb.proc.returncode != 0 or not res_path.is_file():
             raise RtlSimError(f"the RTL simulation failed (exit code {jb.proc.returncode}; log "
@@ -641,8 +660,6 @@ def run_frames(sb: SimBuild, work: Path, stim: np.ndarray, gold: np.ndarray, wei
             flags.append(_flag_records(jb.directory / "fkhw_tmr_err.txt", 2, jb.n_frames, "tmr_err", "FKHW_TMR"))
         if "ecc" in meta:
             ecc.append(_flag_records(jb.directory / "fkhw_ecc_err.txt", 4, jb.n_frames, "ecc_err", "FKHW_ECC"))
-    if progress is not None:
-        progress(n_frames)
     data = unpack_hex(lines, pout["elements"], pout["element_bits"], pout["signed"])
     return FrameOutputs(np.concatenate(frames), np.concatenate(slots), np.concatenate(valid), data,
                         np.concatenate(flags, axis=0) if flags else None, state_err,
