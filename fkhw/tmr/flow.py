@@ -92,24 +92,7 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, options:
     n_all = ir.n_param_bits()
     selection = select(table, rule, n_all)
     protect = np.sort(table.site[selection.rows])
-    from fkhw.faults.space import FlipFlopSpace
-    from fkhw.faults.tmrmap import transient_entries
-
-    ffspace = FlipFlopSpace.of(ir)
-    controls = []
-    if options.protect_control:
-        valid = range(ffspace.first_control, ffspace.first_control + ffspace.latency)
-        controls = transient_entries(ffspace, valid, "--protect-control: a valid-flag upset loses or adds an output "
-                                                      "every time (the most damage per flip-flop, 2 more flip-flops each)")
-    if options.pipeline_campaign is not None:
-        from fkhw.tmr.pipeline_select import pipeline_damage, select_pipeline
-
-        t_emd = rule.value if rule.kind == "threshold" else 1.0
-        dmg = pipeline_damage(options.pipeline_campaign, ffspace, bundle.files.digest(), t_emd)
-        chosen = select_pipeline(dmg, options.pipeline_threshold)
-        controls = transient_entries(ffspace, chosen, f"pipeline campaign {options.pipeline_campaign}: emd_norm > "
-                                                      f"{t_emd:g} in more than {options.pipeline_threshold:g} of its "
-                                                      "upsets") + controls
+    controls = _transient_controls(bundle, rule, options)
     protect_all = np.concatenate([protect, np.array([c["ff"] for c in controls], dtype=np.int64)])
     out = Path(out)
     make_dir(out)
@@ -142,17 +125,9 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, options:
     # the constraints and the Yosys check are of that very design (its files, its replicas, its flip-flop count)
     art["annotations"] = [str(p) for p in write_tmrg_variant(ir, protect_all, out / "annotations", hardened=design)]
 
-    space = SiteSpace.of(ir)
-    by_site = dict(zip(table.site.tolist(), table.emd_norm.tolist()))
     threshold = rule.value if rule.kind == "threshold" else None
-    # the colours are the mean: the colour bar names the threshold only when the mean is what it was applied to
-    fig = heatmap_figure(space, by_site, f"{bundle.name}: protected bits ({rule.describe(column)})",
-                         marked=set(protect.tolist()), threshold=threshold if rule.evidence == "mean" else None,
-                         column=column)
-    save_figure(fig, out / "figure1_tmr.png", dpi=130)
-    art["figures"] = [str(out / "figure1_tmr.png")] + [str(p) for p in save_tradeoff(
-        tradeoff_data(table, selection, report["protected_bits_by_threshold"], rule.describe(column),
-                      rule.figure_name(column)), out / "tradeoff.png")]
+    art["figures"] = _figures(bundle, table, selection, protect, rule, column, report["protected_bits_by_threshold"],
+                              out)
     report["worst_unprotected_emd_norm_software"] = worst_after(table, selection.rows)
 
     # the area (single-threaded Yosys runs) and the proof (a Verilator build, simulators) run side by side
@@ -182,6 +157,46 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, options:
 
     write_text(out / "tmr_report.json", json.dumps(report, indent=2, default=_jsonable) + "\n")
     return report
+
+
+def _transient_controls(bundle, rule: Rule, options: TmrOptions) -> list:
+    """The map's entries beyond the parameter bits: every stage's valid flag
+    (``protect_control``) and the pipeline data bits a ``pipeline_campaign``
+    found damaging."""
+    from fkhw.faults.space import FlipFlopSpace
+    from fkhw.faults.tmrmap import transient_entries
+
+    ffspace = FlipFlopSpace.of(bundle.ir)
+    controls = []
+    if options.protect_control:
+        valid = range(ffspace.first_control, ffspace.first_control + ffspace.latency)
+        controls = transient_entries(ffspace, valid, "--protect-control: a valid-flag upset loses or adds an output "
+                                                      "every time (the most damage per flip-flop, 2 more flip-flops each)")
+    if options.pipeline_campaign is not None:
+        from fkhw.tmr.pipeline_select import pipeline_damage, select_pipeline
+
+        t_emd = rule.value if rule.kind == "threshold" else 1.0
+        dmg = pipeline_damage(options.pipeline_campaign, ffspace, bundle.files.digest(), t_emd)
+        chosen = select_pipeline(dmg, options.pipeline_threshold)
+        controls = transient_entries(ffspace, chosen, f"pipeline campaign {options.pipeline_campaign}: emd_norm > "
+                                                      f"{t_emd:g} in more than {options.pipeline_threshold:g} of its "
+                                                      "upsets") + controls
+    return controls
+
+
+def _figures(bundle, table, selection, protect, rule: Rule, column: str, by_threshold, out: Path) -> list:
+    """Figure 1 with the protected bits marked, and the trade-off figure of
+    the rule (drawn from tradeoff.json); their paths."""
+    by_site = dict(zip(table.site.tolist(), table.emd_norm.tolist()))
+    threshold = rule.value if rule.kind == "threshold" else None
+    # the colours are the mean: the colour bar names the threshold only when the mean is what it was applied to
+    fig = heatmap_figure(SiteSpace.of(bundle.ir), by_site, f"{bundle.name}: protected bits ({rule.describe(column)})",
+                         marked=set(protect.tolist()), threshold=threshold if rule.evidence == "mean" else None,
+                         column=column)
+    save_figure(fig, out / "figure1_tmr.png", dpi=130)
+    return [str(out / "figure1_tmr.png")] + [str(p) for p in save_tradeoff(
+        tradeoff_data(table, selection, by_threshold, rule.describe(column), rule.figure_name(column)),
+        out / "tradeoff.png")]
 
 
 def _certify(ir, protect, out: Path) -> dict:
