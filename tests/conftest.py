@@ -28,17 +28,18 @@ import os
 import pytest
 
 # The test files that take longest, slowest first, and the longest single test of the fast tier (pylint).
-# Worker-seconds of a cold `make test` on 2 cores (2026-12-07: 707, 383, 381, 351, 315, 294, 287, 266,
-# and about 290 and 245 for test_tmr_hardware and test_executors once their largest tests got faster).
+# Worker-seconds in the clean-clone `make test` of e428fc1 on 2 cores (2026-12-07; other tests shared the
+# machine for about 15 of its 57 minutes): 1095, 900, 824, 403, 354, 326, 313, 303, 252, 222, 213, 198, 190.
 # `make test` runs with --no-loadscope-reorder, so pytest-xdist hands out files (--dist loadfile) in this
 # collection order, and the fast tier (--dist load) its tests: starting the long ones first keeps one
 # worker from running a long file alone at the end while the other waits. tests/test_static.py checks
 # that every entry names a file of the suite.
-SLOWEST_FIRST = ("tests/commands/test_cli.py", "tests/levels/test_rtl_faults.py", "tests/test_docs.py",
-                 "tests/test_artifacts_agree.py", "tests/rtlgen/test_rtl_makefile.py",
-                 "tests/review/test_digits_example.py", "tests/tmr/test_tmr_hardware.py",
-                 "tests/commands/test_interrupts.py", "tests/rtlgen/test_rtl_layers.py",
-                 "tests/campaign/test_executors.py", "tests/test_static.py::test_static_check_is_clean[pylint]")
+SLOWEST_FIRST = ("tests/commands/test_cli.py", "tests/rtlgen/test_rtl_makefile.py", "tests/levels/test_rtl_faults.py",
+                 "tests/tmr/test_tmr_hardware.py", "tests/rtlgen/test_rtl_ecc.py", "tests/rtlgen/test_rtl_layers.py",
+                 "tests/test_docs.py", "tests/review/test_digits_example.py", "tests/campaign/test_executors.py",
+                 "tests/model/test_trained_layers.py", "tests/test_artifacts_agree.py",
+                 "tests/rtlgen/test_netlist.py", "tests/commands/test_interrupts.py",
+                 "tests/test_static.py::test_static_check_is_clean[pylint]")
 
 
 def _rank(item) -> int:
