@@ -126,8 +126,8 @@ def run_tmr(campaign: Path, out: Path, rule: Rule, bundle: ModelBundle, options:
     art["annotations"] = [str(p) for p in write_tmrg_variant(ir, protect_all, out / "annotations", hardened=design)]
 
     threshold = rule.value if rule.kind == "threshold" else None
-    art["figures"] = _figures(bundle, table, selection, protect, rule, column, report["protected_bits_by_threshold"],
-                              out)
+    art["figures"] = _figures(bundle, table, selection, protect, rule, threshold, column,
+                              report["protected_bits_by_threshold"], out)
     report["worst_unprotected_emd_norm_software"] = worst_after(table, selection.rows)
 
     # the area (single-threaded Yosys runs) and the proof (a Verilator build, simulators) run side by side
@@ -184,11 +184,10 @@ def _transient_controls(bundle, rule: Rule, options: TmrOptions) -> list:
     return controls
 
 
-def _figures(bundle, table, selection, protect, rule: Rule, column: str, by_threshold, out: Path) -> list:
+def _figures(bundle, table, selection, protect, rule: Rule, threshold, column: str, by_threshold, out: Path) -> list:
     """Figure 1 with the protected bits marked, and the trade-off figure of
     the rule (drawn from tradeoff.json); their paths."""
     by_site = dict(zip(table.site.tolist(), table.emd_norm.tolist()))
-    threshold = rule.value if rule.kind == "threshold" else None
     # the colours are the mean: the colour bar names the threshold only when the mean is what it was applied to
     fig = heatmap_figure(SiteSpace.of(bundle.ir), by_site, f"{bundle.name}: protected bits ({rule.describe(column)})",
                          marked=set(protect.tolist()), threshold=threshold if rule.evidence == "mean" else None,
