@@ -8,7 +8,7 @@
 // PMASK = 0 there keeps the single flip-flop of the plain register file.
 //
 //   mem   [i][j]  replica A of a protected bit, and the only copy of an unprotected one
-//   mem_b [i][j]  replica B (protected bits only; other bits are neither driven nor read)
+//   mem_b [i][j]  replica B (protected bits only; other bits are constant 0 and never read)
 //   mem_c [i][j]  replica C (protected bits only)
 //
 // A configuration-port write loads all three replicas. q is the voted value
@@ -26,14 +26,13 @@
 // would otherwise merge the three identical flip-flops into one (same D,
 // same enable) and the voter with them. (* mem2reg *) turns the arrays into
 // plain registers in Yosys so the attribute reaches every flip-flop.
-// Replica A of a register with any protected bit is one always block for the
-// whole register (its unprotected bits are plain enabled flip-flops: the
-// voter passes them through); B and C are written whole where the whole
-// register is protected and bit by bit otherwise, so that only protected bits
-// get replicas. One voter per register (MASK = its protected bits): Yosys'
-// elaboration time grows with the number of processes and instances, and
-// per-bit voters and per-bit replicas A made it the slowest step of a cold
-// `make sim` (bench/bench_area.py).
+// Every replica of a register with any protected bit is one always block for
+// the whole register: A's unprotected bits are plain enabled flip-flops (the
+// voter passes them through); B and C load 0 into their unprotected bits, so
+// that synthesis keeps flip-flops for protected bits only. One voter per
+// register (MASK = its protected bits): Yosys' elaboration time grows with
+// the number of processes and instances, and per-bit voters and per-bit
+// replicas made it the slowest step of a cold `make sim` (bench/bench_area.py).
 //
 // Part of fkhw (templates are copied verbatim next to the generated top).
 module fkhw_regfile_tmr #(
@@ -53,7 +52,7 @@ module fkhw_regfile_tmr #(
 );
 
     (* mem2reg *) reg [WIDTH-1:0] mem   [0:DEPTH-1];
-    // replicas B and C exist only where PMASK is set
+    // replicas B and C exist only where PMASK is set (0 elsewhere, and never read there)
     /* verilator lint_off UNDRIVEN */
     /* verilator lint_off UNUSEDSIGNAL */
     (* mem2reg *) reg [WIDTH-1:0] mem_b [0:DEPTH-1];
@@ -64,7 +63,7 @@ module fkhw_regfile_tmr #(
     // expressions hundreds of parentheses deep that took g++ 10 GB per file on econt-bol
     wire [DEPTH*WIDTH-1:0] disagree /* verilator public_flat_rd */;
 
-    genvar i, j;
+    genvar i;
     generate
         for (i = 0; i < DEPTH; i = i + 1) begin : g_reg
             localparam integer ADDR = BASE + i;
@@ -91,17 +90,11 @@ module fkhw_regfile_tmr #(
                 (* keep *) always @(posedge clk)
                     if (we) mem[i] <= (d & MASK) | (cfg_data & ~MASK);
                     else if (REFRESH != 0) mem[i] <= (d & MASK) | (mem[i] & ~MASK);
-                if (MASK == {WIDTH{1'b1}}) begin : g_whole
-                    (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem_b[i] <= d;
-                    (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem_c[i] <= d;
-                end else begin : g_part
-                    for (j = 0; j < WIDTH; j = j + 1) begin : g_bit
-                        if (MASK[j]) begin : g_tmr
-                            (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem_b[i][j] <= d[j];
-                            (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem_c[i][j] <= d[j];
-                        end
-                    end
-                end
+                // B and C load whole registers; their unprotected bits load a constant 0 and
+                // synthesis removes those flip-flops (a bit per always block instead made Yosys'
+                // elaboration of a large file the slowest step of a cold `make sim`)
+                (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem_b[i] <= d & MASK;
+                (* keep *) always @(posedge clk) if (we || REFRESH != 0) mem_c[i] <= d & MASK;
             end
         end
     endgenerate
