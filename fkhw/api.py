@@ -290,6 +290,20 @@ def _site_list(sites, space) -> tuple:
     return tuple(int(s) for s in np.asarray(list(sites) if not isinstance(sites, np.ndarray) else sites).ravel())
 
 
+def _hardening(tmr: "TmrMap | PathLike | None", refresh: bool, m: Model):
+    """The hardened design a campaign upsets (None: the plain one)."""
+    from fkhw.campaign.run import CampaignError, hardening_from_map
+    from fkhw.faults.space import Hardening
+
+    if refresh and tmr is None:
+        raise CampaignError("refresh is a variant of the hardened design: give tmr as well")
+    if isinstance(tmr, TmrMap):
+        if tmr.folder is None:
+            return Hardening(tuple(int(s) for s in tmr.protect), bool(refresh), f"map of {tmr.campaign}")
+        return hardening_from_map(tmr.folder, m.bundle, refresh)
+    return None if tmr is None else hardening_from_map(Path(tmr), m.bundle, refresh)
+
+
 def run_campaign(model: Model | PathLike, *, out: PathLike, level: str = "software", faults: str = "seu",
                  inputs: int = 32, seed: int = 0, sites: Iterable[int] | PathLike | None = None,
                  jobs: int | None = None, metric: str = "emd", labels: PathLike | None = None,
@@ -348,10 +362,9 @@ def run_campaign(model: Model | PathLike, *, out: PathLike, level: str = "softwa
     import dataclasses
 
     from fkhw.campaign.executors import probe_scheduler, scheduler_address
-    from fkhw.campaign.run import CampaignError, CampaignSpec, check_fault_options, hardening_from_map
+    from fkhw.campaign.run import CampaignSpec, check_fault_options
     from fkhw.campaign.run import run_campaign as _run
     from fkhw.faults.sites import SiteSpace
-    from fkhw.faults.space import Hardening
     from fkhw.outpaths import check_out_dir
 
     m = _model(model)
@@ -359,15 +372,7 @@ def run_campaign(model: Model | PathLike, *, out: PathLike, level: str = "softwa
     if scheduler is not None:
         scheduler = scheduler_address(scheduler)
         probe_scheduler(scheduler)
-    if refresh and tmr is None:
-        raise CampaignError("refresh is a variant of the hardened design: give tmr as well")
-    if isinstance(tmr, TmrMap):
-        if tmr.folder is None:
-            hardening = Hardening(tuple(int(s) for s in tmr.protect), bool(refresh), f"map of {tmr.campaign}")
-        else:
-            hardening = hardening_from_map(tmr.folder, m.bundle, refresh)
-    else:
-        hardening = None if tmr is None else hardening_from_map(Path(tmr), m.bundle, refresh)
+    hardening = _hardening(tmr, refresh, m)
     spec = CampaignSpec(
         model=m.source, level=level, n_inputs=inputs, seed=seed,
         data=None if data is None else os.fspath(data), order=order, sites=None if sites is None else (),

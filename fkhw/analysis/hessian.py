@@ -346,6 +346,87 @@ def check_batch(images: np.ndarray) -> np.ndarray:
     return images
 
 
+def _check_model(bundle, loss: str) -> None:
+    """Refuse a model whose Hessian the loss cannot take."""
+    folded = bundle.ir.source.get("folded_batchnorm") if bundle.ir.source else None
+    if folded:
+        from fkhw.model.extract import UnsupportedLayerError
+
+        raise UnsupportedLayerError(
+            f"layer {folded[0]!r} (QConv2DBatchnorm): the Hessian is taken over the Keras weights, and a folded "
+            "batch-norm conv's Keras kernel is not the folded parameter the sites name")
+    if loss == "mse_8x8_image" and not bundle.files.has_decoder:
+        raise ModelFileError(
+            f"model {bundle.name!r} ({bundle.files.directory}) has no decoder: the Hessian of the autoencoder "
+            "loss needs one (decoder*.json + decoder*.hdf5 next to the encoder)")
+
+
+def _loss_function(tf, enc, dec, x, kind: str, labels):
+    """The scalar loss of the batch ``x`` as a function of the encoder's
+    variables: cross-entropy against ``labels``, the mean squared distance
+    of the outputs from ``labels`` (or from their own fault-free values), or
+    the autoencoder's image reconstruction error through ``dec``."""
+    target = None
+    if kind == "cross_entropy":
+        if labels is None:
+            from fkhw.damage.metrics import MetricError
+
+            raise MetricError("--metric accuracy needs --labels: the cross-entropy is taken against them")
+        target = tf.constant(np.asarray(labels, dtype=np.int64))
+    elif kind == "mse":
+        # the targets, or the model's own outputs (the Hessian of how far outputs move)
+        own = enc(x, training=False)
+        target = tf.constant(np.asarray(labels, dtype=np.float32).reshape(own.shape) if labels is not None
+                             else own.numpy())
+
+    def loss_fn():
+        if kind == "cross_entropy":
+            logits = tf.reshape(tf.cast(enc(x, training=False), tf.float32), [tf.shape(x)[0], -1])
+            return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=logits))
+        if kind == "mse":
+            return tf.reduce_mean(tf.square(tf.cast(enc(x, training=False), tf.float32) - target))
+        y = dec(enc(x, training=False), training=False)
+        return tf.reduce_mean(tf.square(tf.cast(y, tf.float32) - x))
+
+    return loss_fn
+
+
+def _tape_functions(tf, loss, params: list, sizes: list, shapes: list) -> tuple:
+    """Compiled (loss, gradient), one Hessian-vector product and a block of
+    them (a Jacobian of V @ gradient), all over the flat parameter vector in
+    site order."""
+
+    def flat(ts):
+        return tf.concat([tf.reshape(t, [-1]) for t in ts], axis=0)
+
+    @tf.function(reduce_retracing=True)
+    def loss_and_grad():
+        with tf.GradientTape() as tape:
+            value = loss()
+        return value, flat(tape.gradient(value, params))
+
+    @tf.function(reduce_retracing=True)
+    def hvp_one(v):
+        parts = [tf.reshape(p, s) for p, s in zip(tf.split(v, sizes), shapes)]
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                value = loss()
+            g = inner.gradient(value, params)
+        return flat(outer.gradient(g, params, output_gradients=parts))
+
+    @tf.function(reduce_retracing=True)
+    def hvp_block(V):
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                value = loss()
+            g = flat(inner.gradient(value, params))
+            y = tf.linalg.matvec(V, g)
+        J = outer.jacobian(y, params, experimental_use_pfor=True)
+        return tf.concat([tf.reshape(j, [tf.shape(V)[0], -1]) for j in J], axis=1)
+
+    return loss_and_grad, hvp_one, hvp_block
+
+
 class AutoencoderLoss:
     """The loss closure of one model on one data batch.
 
@@ -358,19 +439,9 @@ class AutoencoderLoss:
     """
 
     def __init__(self, bundle, images: np.ndarray, block: int = 32, loss: str = "mse_8x8_image", labels=None):
-        folded = bundle.ir.source.get("folded_batchnorm") if bundle.ir.source else None
-        if folded:
-            from fkhw.model.extract import UnsupportedLayerError
-
-            raise UnsupportedLayerError(
-                f"layer {folded[0]!r} (QConv2DBatchnorm): the Hessian is taken over the Keras weights, and a folded "
-                "batch-norm conv's Keras kernel is not the folded parameter the sites name")
+        _check_model(bundle, loss)
         files = bundle.files
-        self.kind = kind = loss
-        if loss == "mse_8x8_image" and not files.has_decoder:
-            raise ModelFileError(
-                f"model {bundle.name!r} ({files.directory}) has no decoder: the Hessian of the autoencoder "
-                "loss needs one (decoder*.json + decoder*.hdf5 next to the encoder)")
+        self.kind = loss
         self.images = check_batch(images)
         from fkhw.model.keras_io import import_tf, load_decoder, load_encoder
 
@@ -384,66 +455,9 @@ class AutoencoderLoss:
         self.encoder = load_encoder(files)
         self.decoder = load_decoder(files) if loss == "mse_8x8_image" else None
         self.params = self._variables_in_site_order()
-        x = tf.constant(self.images)
-        enc, dec, params = self.encoder, self.decoder, self.params
-        sizes = [s.size for s in self.slices]
-        shapes = [s.shape for s in self.slices]
-
-        target = None
-        if loss == "cross_entropy":
-            if labels is None:
-                from fkhw.damage.metrics import MetricError
-
-                raise MetricError("--metric accuracy needs --labels: the cross-entropy is taken against them")
-            target = tf.constant(np.asarray(labels, dtype=np.int64))
-        elif loss == "mse":
-            # the targets, or the model's own outputs (the Hessian of how far outputs move)
-            own = enc(x, training=False)
-            target = tf.constant(np.asarray(labels, dtype=np.float32).reshape(own.shape) if labels is not None
-                                 else own.numpy())
-
-        def loss_fn():
-            if kind == "cross_entropy":
-                logits = tf.reshape(tf.cast(enc(x, training=False), tf.float32), [tf.shape(x)[0], -1])
-                return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=logits))
-            if kind == "mse":
-                return tf.reduce_mean(tf.square(tf.cast(enc(x, training=False), tf.float32) - target))
-            y = dec(enc(x, training=False), training=False)
-            return tf.reduce_mean(tf.square(tf.cast(y, tf.float32) - x))
-
-        loss = loss_fn  # noqa: F811 (the closure below calls it by this name)
-
-        def flat(ts):
-            return tf.concat([tf.reshape(t, [-1]) for t in ts], axis=0)
-
-        @tf.function(reduce_retracing=True)
-        def loss_and_grad():
-            with tf.GradientTape() as tape:
-                value = loss()
-            return value, flat(tape.gradient(value, params))
-
-        @tf.function(reduce_retracing=True)
-        def hvp_one(v):
-            parts = [tf.reshape(p, s) for p, s in zip(tf.split(v, sizes), shapes)]
-            with tf.GradientTape() as outer:
-                with tf.GradientTape() as inner:
-                    value = loss()
-                g = inner.gradient(value, params)
-            return flat(outer.gradient(g, params, output_gradients=parts))
-
-        @tf.function(reduce_retracing=True)
-        def hvp_block(V):
-            with tf.GradientTape() as outer:
-                with tf.GradientTape() as inner:
-                    value = loss()
-                g = flat(inner.gradient(value, params))
-                y = tf.linalg.matvec(V, g)
-            J = outer.jacobian(y, params, experimental_use_pfor=True)
-            return tf.concat([tf.reshape(j, [tf.shape(V)[0], -1]) for j in J], axis=1)
-
-        self._loss_and_grad = loss_and_grad
-        self._hvp_one = hvp_one
-        self._hvp_block = hvp_block
+        loss_fn = _loss_function(tf, self.encoder, self.decoder, tf.constant(self.images), loss, labels)
+        self._loss_and_grad, self._hvp_one, self._hvp_block = _tape_functions(
+            tf, loss_fn, self.params, [s.size for s in self.slices], [s.shape for s in self.slices])
         self.n_hvp = 0
 
     def _variables_in_site_order(self) -> list:

@@ -33,7 +33,7 @@ from fkhw import __version__
 from fkhw.model import data
 
 from fkhw.campaign import files as campaign_files
-from fkhw.damage.meter import DamageMeter, degraded
+from fkhw.damage.meter import DamageMeter, degraded, touched_mean
 from fkhw.damage.intervals import N_BOOT, check_confidence, emd_norm_interval, wilson
 from fkhw.campaign.executors import ChunkTask
 from fkhw.faults.kinds import DEFAULT_SAMPLES, KindOptions, enumerate_faults, parse_kind
@@ -812,6 +812,32 @@ def damage_by_class(classes, emd_norm, lost, extra, thresholds, confidence) -> d
     return out
 
 
+def _normalised(spec, fs, emd: np.ndarray, hit: np.ndarray, baseline_emd: np.ndarray, denominator,
+                metric) -> np.ndarray:
+    """Each fault's damage over the fault-free damage of the slots it
+    touches (``--baseline modules``) or over the data's ``denominator``;
+    refuses a value that is not finite."""
+    if spec.baseline == "modules":
+        emd_norm = emd / touched_mean(np.broadcast_to(baseline_emd, hit.shape), hit, baseline_emd)
+    else:
+        emd_norm = emd / denominator
+    if not np.isfinite(emd_norm).all():
+        bad = fs.ids[~np.isfinite(emd_norm)]
+        raise CampaignError(f"{metric.column} is not finite for {bad.size} fault(s), e.g. fault {int(bad[0])}: "
+                            "nothing written (check the data's charges)")
+    return emd_norm
+
+
+def _damage_text(metric) -> str:
+    """What summary.json's damage columns mean."""
+    if metric.is_emd:
+        return ("emd = mean EMD over the window slots a fault touches; emd_norm = emd / fault-free mean over the "
+                "same slots; a fault with lost or extra outputs is degraded at every threshold (fkhw/damage/meter.py)")
+    return (f"{metric.raw} = mean damage over the window slots a fault touches; {metric.column} = {metric.raw} / "
+            "fault-free mean over the same slots; a fault with lost or extra outputs is degraded at every "
+            "threshold (fkhw/damage/meter.py, fkhw/damage/metrics.py)")
+
+
 def _assemble_faults(spec, level_name, bundle, out, store, planned: Plan, work, baseline, baseline_emd, denominator,
                      seconds) -> CampaignResult:
     space, n = planned.space, work.inputs.shape[0]
@@ -825,17 +851,8 @@ def _assemble_faults(spec, level_name, bundle, out, store, planned: Plan, work, 
     extra = np.array([d[6] for d in done], dtype=np.int64)
     hit = touched(fs, space, n)
     n_touched = hit.sum(axis=1)
-    from fkhw.damage.meter import touched_mean
-
-    if spec.baseline == "modules":
-        emd_norm = emd / touched_mean(np.broadcast_to(baseline_emd, hit.shape), hit, baseline_emd)
-    else:
-        emd_norm = emd / denominator
     metric = get_metric(spec.metric)
-    if not np.isfinite(emd_norm).all():
-        bad = fs.ids[~np.isfinite(emd_norm)]
-        raise CampaignError(f"{metric.column} is not finite for {bad.size} fault(s), e.g. fault {int(bad[0])}: "
-                            "nothing written (check the data's charges)")
+    emd_norm = _normalised(spec, fs, emd, hit, baseline_emd, denominator, metric)
     lo, hi = intervals_over_touched(baseline_emd, hit, indptr, module, changed_emd, emd_norm, spec.confidence,
                                     spec.seed, denominator=None if spec.baseline == "modules" else denominator)
     classes = fault_classes(fs, space)
@@ -870,12 +887,7 @@ def _assemble_faults(spec, level_name, bundle, out, store, planned: Plan, work, 
                          ("the fault-free mean EMD over each fault's touched slots" if metric.is_emd else
                           "the fault-free mean damage over each fault's touched slots")
                          if spec.baseline == "modules" else denominator, spec, work, baseline),
-        "damage": "emd = mean EMD over the window slots a fault touches; emd_norm = emd / fault-free mean over the "
-                  "same slots; a fault with lost or extra outputs is degraded at every threshold (fkhw/damage/meter.py)"
-                  if metric.is_emd else
-                  f"{metric.raw} = mean damage over the window slots a fault touches; {metric.column} = {metric.raw} / "
-                  "fault-free mean over the same slots; a fault with lost or extra outputs is degraded at every "
-                  "threshold (fkhw/damage/meter.py, fkhw/damage/metrics.py)",
+        "damage": _damage_text(metric),
         "confidence": spec.confidence,
         "interval": f"per fault: paired bootstrap over its touched modules (BCa), {N_BOOT} replicates, seeded by "
                     "--seed (a fault touching one slot: its value); per class: normal approximation over the faults",

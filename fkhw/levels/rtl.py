@@ -139,6 +139,52 @@ def rtl_register(space: FlipFlopSpace, meta: dict, ff: int) -> RtlRegister:
     return RtlRegister(f"u_stage{st.stage}", f"valid_{letter}" if tripled else "q_valid", -1, 0)
 
 
+def _replica_bits(meta: dict) -> dict:
+    """(register file, register) -> the mask of its protected bits: the only
+    bits replicas B and C hold."""
+    rep_bits = {}
+    for e in meta.get("tmr", {}).get("sites", []):
+        rep_bits[e["instance"], e["index"]] = rep_bits.get((e["instance"], e["index"]), 0) | (1 << e["bit"])
+    return rep_bits
+
+
+def _upset_classes(space: FlipFlopSpace, ffs: np.ndarray) -> tuple:
+    """The class of each flip-flop as its deposit sees it (a replica of a
+    pipeline or valid flip-flop is upset like one, in its replica register),
+    and its base flip-flop."""
+    cls = space.classes(ffs) if ffs.size else np.array([], dtype=object)
+    base = space.base(ffs)
+    cls = np.where((cls == "replica") & (base >= space.sites.n_sites),
+                   np.where(base >= space.first_control, "control", "pipeline"), cls).astype(object)
+    return cls, base
+
+
+def _golden_register(space: FlipFlopSpace, codes: np.ndarray, rf: dict, r, ff: int, rep_bits: dict) -> tuple:
+    """(golden value, bits that exist) of the register holding parameter,
+    replica or check flip-flop ``ff`` (``r``: its fkhw.levels.registers
+    location): a check register holds its word's check bits as the encoder
+    wrote them; replicas B and C hold the protected bits alone."""
+    if r.register == "mem_chk":
+        tn = int(space.check_location([ff])[0][0])
+        code, words = space.code_of(tn), space.words_of(tn)
+        raw = int(code.encode(words.data(codes[rf["base"]:rf["base"] + rf["count"]], r.index)))
+        return raw, (1 << code.check_bits) - 1
+    raw = int(codes[rf["base"] + r.index]) & ((1 << rf["bits"]) - 1)
+    return raw, (1 << rf["bits"]) - 1 if r.register == "mem" else rep_bits.get((r.instance, r.index), 0)
+
+
+def _restores(fs: FaultSet, owner: np.ndarray, target: np.ndarray, period: int) -> list:
+    """The restore events of every (frame, register) a parameter or replica
+    upset touched: the golden value at the frame's last cycle, and at its
+    scrub cycle when that comes earlier. Returns (frames, cycles, targets,
+    bits = -1: the whole register) per kind."""
+    pairs = np.unique(np.stack([owner, target], axis=1), axis=0)
+    scrub = fs.scrub[pairs[:, 0]]
+    early = (scrub >= 0) & (scrub < period - 1)
+    return [(pairs[sel, 0], cyc[sel], pairs[sel, 1], np.full(int(sel.sum()), -1, dtype=np.int64))
+            for sel, cyc in ((np.ones(len(pairs), dtype=bool), np.full(len(pairs), period - 1)), (early, scrub))]
+
+
 def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta: dict, period: int,
                    ffmap: dict | None = None) -> Deposits:
     """The deposits of a fault set, one frame per fault (frame i = fault i):
@@ -152,12 +198,8 @@ def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta
     included): the same bits in the nets that hold them; a parameter bit
     synthesis merged away (a replica without keep) gets no deposit."""
     codes = param_codes(model)
-    rfs = meta["register_files"]
     targets, golden, check, tid = [], [], [], {}
-    # replicas B, C hold only the protected bits of their register
-    rep_bits = {}
-    for e in meta.get("tmr", {}).get("sites", []):
-        rep_bits[e["instance"], e["index"]] = rep_bits.get((e["instance"], e["index"]), 0) | (1 << e["bit"])
+    rep_bits = _replica_bits(meta)
 
     def target(key: tuple, gold: int, bits: int) -> int:
         if key not in tid:
@@ -168,28 +210,16 @@ def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta
         return tid[key]
 
     uniq, inverse = np.unique(fs.ff, return_inverse=True)
-    cls = space.classes(uniq) if uniq.size else np.array([], dtype=object)
-    base = space.base(uniq)
-    # a replica of a pipeline or valid flip-flop is upset like one (in its replica register)
-    cls = np.where((cls == "replica") & (base >= space.sites.n_sites),
-                   np.where(base >= space.first_control, "control", "pipeline"), cls).astype(object)
+    cls, base = _upset_classes(space, uniq)
     tripled = {st["stage"] for st in meta["stages"] if st.get("module") == "fkhw_pipe_tmr"}
     u_tgt = np.full(uniq.size, -1, dtype=np.int64)
     u_bit = np.zeros(uniq.size, dtype=np.int64)
     u_param = np.isin(cls, ("param", "replica", "check"))
-    rf_of = {rf["instance"]: rf for rf in rfs}
+    rf_of = {rf["instance"]: rf for rf in meta["register_files"]}
     for j, (ff, c) in enumerate(zip(uniq.tolist(), cls)):
         r = rtl_register(space, meta, ff)
         if c in ("param", "replica", "check"):
-            rf = rf_of[r.instance]
-            if c == "check":  # the word's check bits, as its encoder wrote them
-                tn = int(space.check_location([ff])[0][0])
-                code, words = space.code_of(tn), space.words_of(tn)
-                raw = int(code.encode(words.data(codes[rf["base"]:rf["base"] + rf["count"]], r.index)))
-                word = (1 << code.check_bits) - 1
-            else:
-                raw = int(codes[rf["base"] + r.index]) & ((1 << rf["bits"]) - 1)
-                word = (1 << rf["bits"]) - 1 if r.register == "mem" else rep_bits.get((r.instance, r.index), 0)
+            raw, word = _golden_register(space, codes, rf_of[r.instance], r, ff, rep_bits)
             if ffmap is None:
                 u_tgt[j], u_bit[j] = target((r.instance, r.register, r.index), raw, word), r.bit
                 continue
@@ -217,17 +247,13 @@ def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta
     owner, ev_tgt, ev_bit = owner[there], u_tgt[inverse][there], u_bit[inverse][there]
     frame, cycle = [owner], [fs.cycle[there]]
     tgts, bits = [ev_tgt], [ev_bit]
-    # restores: every (frame, register) a parameter or replica upset touched
     par = u_param[inverse][there]
     if par.any():
-        pairs = np.unique(np.stack([owner[par], ev_tgt[par]], axis=1), axis=0)
-        scrub = fs.scrub[pairs[:, 0]]
-        early = (scrub >= 0) & (scrub < period - 1)
-        for sel, cyc in ((np.ones(len(pairs), dtype=bool), np.full(len(pairs), period - 1)), (early, scrub)):
-            frame.append(pairs[sel, 0])
-            cycle.append(cyc[sel])
-            tgts.append(pairs[sel, 1])
-            bits.append(np.full(int(sel.sum()), -1, dtype=np.int64))
+        for f, c, t, b in _restores(fs, owner[par], ev_tgt[par], period):
+            frame.append(f)
+            cycle.append(c)
+            tgts.append(t)
+            bits.append(b)
     return Deposits(targets, golden, check, np.concatenate(frame), np.concatenate(cycle).astype(np.int64),
                     np.concatenate(tgts), np.concatenate(bits))
 

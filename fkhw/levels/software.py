@@ -222,12 +222,13 @@ class SoftwareLevel:
             for s0 in range(0, group.size, step):
                 self._batched_chunk(fs, group[s0:s0 + step], p0, acts, obs)
 
-    def _batched_chunk(self, fs: FaultSet, sel: np.ndarray, p0: int, acts: list, obs: Observed) -> None:
+    def _parameter_changes(self, fs: FaultSet, sel: np.ndarray, ff, cyc, lo, n: int) -> tuple:
+        """Per (fault, parameter site) with upsets: the code change the site
+        shows in each of the ``n`` window slots (0 where the bit reads back
+        right: an even number of upsets, before the upset reaches the MAC
+        stage, after a scrub). Returns (change (K, N), owner fault, tensor,
+        index, each (K,))."""
         sp, model, n_sites = self.ffs, self.model, self.space.n_sites
-        specs = model.tensor_specs()
-        n_layers, n, b = len(model.layers), acts[0].shape[0], sel.size
-        ui, lo = _upsets_of(fs, sel)
-        ff, cyc = fs.ff[ui], fs.cycle[ui]
         v = np.arange(n)
         # parameter upsets: per (fault, site) the slots that see the bit inverted (parity of its upsets)
         pm = ff < n_sites
@@ -247,7 +248,28 @@ class SoftwareLevel:
             if m.any():
                 codes = tensor_codes(model, t).reshape(-1)[idx[m]]
                 delta[m] = t.fmt.flip(codes, bit[m]) - codes
-        weight_change = seen.astype(np.int64) * delta[:, None]  # (K, N): code change of each site per slot
+        return seen.astype(np.int64) * delta[:, None], owner, tn, idx
+
+    def _valid_flips(self, obs: Observed, sel: np.ndarray, ff, cyc, lo, n: int) -> None:
+        """Upsets of the valid flags: parity per slot; an odd one loses a
+        window slot's output or adds an output in a drain slot."""
+        sp = self.ffs
+        vm = (ff >= sp.first_control) & (ff < sp.first_replica)
+        if vm.any():
+            pairs, count = np.unique(np.stack([lo[vm], cyc[vm] - (ff[vm] - sp.first_control)], axis=1),
+                                     axis=0, return_counts=True)
+            odd = pairs[count % 2 == 1]
+            win = odd[(odd[:, 1] >= 0) & (odd[:, 1] < n)]
+            obs.lost[sel[win[:, 0]], win[:, 1]] = True
+            obs.extra[sel] += np.bincount(odd[odd[:, 1] >= n, 0], minlength=sel.size)
+
+    def _batched_chunk(self, fs: FaultSet, sel: np.ndarray, p0: int, acts: list, obs: Observed) -> None:
+        model = self.model
+        specs = model.tensor_specs()
+        n_layers, n, b = len(model.layers), acts[0].shape[0], sel.size
+        ui, lo = _upsets_of(fs, sel)
+        ff, cyc = fs.ff[ui], fs.cycle[ui]
+        weight_change, owner, tn, idx = self._parameter_changes(fs, sel, ff, cyc, lo, n)
 
         # x is None while every frame of the chunk is still golden (acts[pos]): the
         # first corrected layer starts from the golden accumulator, no product needed
@@ -296,15 +318,7 @@ class SoftwareLevel:
         if x is None:
             x = np.broadcast_to(acts[n_layers], (b,) + acts[n_layers].shape)
         obs.latent[sel] = x.reshape(b, n, -1)
-        # valid upsets: parity per slot; a window slot is lost, a drain slot an extra output
-        vm = (ff >= sp.first_control) & (ff < sp.first_replica)
-        if vm.any():
-            pairs, count = np.unique(np.stack([lo[vm], cyc[vm] - (ff[vm] - sp.first_control)], axis=1),
-                                     axis=0, return_counts=True)
-            odd = pairs[count % 2 == 1]
-            win = odd[(odd[:, 1] >= 0) & (odd[:, 1] < n)]
-            obs.lost[sel[win[:, 0]], win[:, 1]] = True
-            obs.extra[sel] += np.bincount(odd[odd[:, 1] >= n, 0], minlength=b)
+        self._valid_flips(obs, sel, ff, cyc, lo, n)
 
     def _flip_stage(self, x: np.ndarray, pos: int, ff, cyc, lo) -> np.ndarray:
         """Data upsets of the stage holding the input of layer ``pos``:

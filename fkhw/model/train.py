@@ -290,6 +290,36 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _write_models(out_dir: Path, tag: str, encoder, decoder) -> list:
+    """Replace the model files in ``out_dir`` with the encoder's and the
+    decoder's (legacy JSON + HDF5 weights). Returns the files written."""
+    for pat in MODEL_FILE_PATTERNS:  # only reached with overwrite=True or an empty dir
+        for p in out_dir.glob(pat):
+            p.unlink()
+    written = []
+    for name, model in (("encoder", encoder), ("decoder", decoder)):
+        js, h5 = out_dir / f"{name}_{tag}.json", out_dir / f"{name}_{tag}.hdf5"
+        write_text(js, legacy_json(model))
+        with atomic_path(h5) as tmp:  # h5py opens the name it is given: a new file, renamed into place
+            model.save_weights(str(tmp), save_format="h5")
+        written += [js, h5]
+    return written
+
+
+def _engine_mismatches(out_dir: Path, encoder, x: np.ndarray) -> tuple:
+    """The saved files must load and extract, and the integer engine must
+    agree with QKeras on the training rows. Returns (latent codes that
+    differ, latent codes compared)."""
+    from fkhw.model.engine import forward
+    from fkhw.model.fixed import quantize_float
+    from fkhw.model.bundle import load_model
+
+    ir = load_model(str(out_dir)).ir
+    ours = forward(ir, quantize_float(x, ir.input.fmt))
+    theirs = encoder.predict(x, batch_size=8192, verbose=0).astype(np.float64) * 2.0 ** ir.layers[-1].fmt.frac
+    return int(np.count_nonzero(ours.reshape(theirs.shape) != theirs)), int(theirs.size)
+
+
 def train(cfg: TrainConfig, charges: np.ndarray, out_dir, progress: Callable[[EpochReport], None] | None = None,
           data_file: str | Path | None = None, overwrite: bool = False) -> TrainResult:
     """Train the autoencoder on (N, 48) charges and save it in ``out_dir``.
@@ -333,29 +363,9 @@ def train(cfg: TrainConfig, charges: np.ndarray, out_dir, progress: Callable[[Ep
     if not np.isfinite(final):
         raise RuntimeError(f"training diverged (loss {final}); try a smaller learning_rate")
 
-    for pat in MODEL_FILE_PATTERNS:  # only reached with overwrite=True or an empty dir
-        for p in out_dir.glob(pat):
-            p.unlink()
-    tag = cfg.model_tag
-    written = []
-    for name, model in (("encoder", encoder), ("decoder", decoder)):
-        js, h5 = out_dir / f"{name}_{tag}.json", out_dir / f"{name}_{tag}.hdf5"
-        write_text(js, legacy_json(model))
-        with atomic_path(h5) as tmp:  # h5py opens the name it is given: a new file, renamed into place
-            model.save_weights(str(tmp), save_format="h5")
-        written += [js, h5]
+    written = _write_models(out_dir, cfg.model_tag, encoder, decoder)
     seconds = time.perf_counter() - t0
-
-    from fkhw.model.engine import forward
-    from fkhw.model.fixed import quantize_float
-    from fkhw.model.bundle import load_model
-
-    # the saved files must load and extract, and the integer engine must
-    # agree with QKeras on the training rows
-    ir = load_model(str(out_dir)).ir
-    ours = forward(ir, quantize_float(x, ir.input.fmt))
-    theirs = encoder.predict(x, batch_size=8192, verbose=0).astype(np.float64) * 2.0 ** ir.layers[-1].fmt.frac
-    mismatches = int(np.count_nonzero(ours.reshape(theirs.shape) != theirs))
+    mismatches, n_codes = _engine_mismatches(out_dir, encoder, x)
 
     import qkeras
 
@@ -373,7 +383,7 @@ def train(cfg: TrainConfig, charges: np.ndarray, out_dir, progress: Callable[[Ep
         "epoch_losses": losses,
         "seconds": round(seconds, 3),
         "files": [p.name for p in written],
-        "engine_check": {"rows": int(x.shape[0]), "latent_codes": int(theirs.size), "mismatches": mismatches},
+        "engine_check": {"rows": int(x.shape[0]), "latent_codes": n_codes, "mismatches": mismatches},
     }
     write_text(out_dir / "train.json", json.dumps(provenance, indent=2) + "\n")
     return TrainResult(out_dir, tuple(written), initial, final, tuple(losses), int(charges.shape[0]), seconds,

@@ -33,8 +33,9 @@ import numpy as np
 
 from fkhw.faults.space import FaultSet, FlipFlopSpace
 from fkhw.levels.rtl import RtlLevel
-from fkhw.rtlgen.emit import RtlDesign
-from fkhw.tmr.area import regfile_netlist_rtl
+from fkhw.rtlgen.emit import RtlDesign, generate
+from fkhw.rtlgen.netlist import regfile_netlist_design
+from fkhw.tmr.area import regfile_netlist
 
 __all__ = ["WordProof", "prove_words", "regfiles_netlist_level", "word_faults"]
 
@@ -127,7 +128,8 @@ def regfiles_netlist_level(model, design: RtlDesign, work_dir: Path, jobs: int =
     table's register-file run (``work_dir``; from the synthesis cache when
     the area table has run). Raises fkhw.rtlgen.netlist.NetlistError when
     synthesis lost a parameter or check flip-flop."""
-    netlist = regfile_netlist_rtl(design, model, Path(work_dir), cache=cache, log=log)
+    path, res = regfile_netlist(design, generate(model), Path(work_dir), cache=cache, log=log)
+    netlist = regfile_netlist_design(design, path, {k: res[k] for k in ("cells", "flip_flops", "transistors")})
     level = RtlLevel(model, jobs=jobs, design=netlist, log=log)
     level.name = "regfiles netlist"
     return level

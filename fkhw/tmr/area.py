@@ -45,7 +45,6 @@ from fkhw.model.ir import IntegerModel
 from fkhw.outpaths import atomic_open, make_dir, open_lock, write_text
 from fkhw.rtlgen.emit import REGFILE_TEMPLATES, TOP, TOP_FILE, RtlDesign, generate
 from fkhw.rtlgen.harden import harden
-from fkhw.rtlgen.netlist import regfile_netlist_design
 from fkhw.rtlgen.synth import synth, synth_script, yosys_command
 from fkhw.faults.sites import SiteSpace
 
@@ -188,16 +187,6 @@ def regfile_netlist(design: RtlDesign, plain: RtlDesign, work_dir: Path, cache: 
     kind, files, libs, work, inc = _parts(design, plain, work_dir)[1]
     res = _cached_synth(kind, files, libs, work, True, cache, inc, log)
     return Path(res["netlist"]), res
-
-
-def regfile_netlist_rtl(design: RtlDesign, ir: IntegerModel, work_dir: Path, cache: Path | None = None,
-                        log=None) -> RtlDesign:
-    """``design`` with its register files replaced by the netlist of its
-    area-table run (regfile_netlist) and the datapath as RTL: the design a
-    proof after synthesis simulates. Raises fkhw.rtlgen.netlist.NetlistError
-    when synthesis lost a parameter, replica or check flip-flop."""
-    path, res = regfile_netlist(design, generate(ir), work_dir, cache=cache, log=log)
-    return regfile_netlist_design(design, path, {k: res[k] for k in ("cells", "flip_flops", "transistors")})
 
 
 def area_designs(ir: IntegerModel, protect_sites, refresh: bool = True) -> list:

@@ -368,27 +368,11 @@ def _yosys(work: Path, script: list, what: str, timeout: float) -> None:
                                f"{(r.stderr or r.stdout).strip()[-300:]}")
 
 
-def certify(design: RtlDesign, netlist: Path, work_dir: Path, name: str, timeout: float = 1800,
-            progress=None) -> Certificate:
-    """Prove the module docstring's properties on ``netlist`` (the register-
-    file run of the area table for the hardened ``design``), writing the
-    everted netlist and the Yosys script to ``work_dir``. Returns the
-    certificate, proven or with its counterexample; raises CertificateError when the
-    netlist cannot be read or Yosys fails."""
-    # a compiled module: pylint cannot read its names
-    from dd.cudd import BDD  # pylint: disable=no-name-in-module
-
-    t0 = time.monotonic()
-    netlist = Path(netlist)
-    raw = netlist.read_bytes()
-    text = _rename_pipeline(_rename(raw.decode()))
-    meta = design.meta
-    ffmap = flip_flop_map(flip_flops(text), meta)
-    ups = upsets(meta, ffmap)
-    if not ups:
-        raise CertificateError(f"{name}: no protected bit: nothing to certify")
-    ev = evert(text, meta, _datapath_modules(design))
-    work = Path(work_dir)
+def _gate_circuit(design: RtlDesign, text: str, work: Path, name: str, timeout: float, progress=None) -> tuple:
+    """The register files of the renamed netlist ``text``, everted (see
+    :func:`evert`) and read back from Yosys as gates. Returns (the eversion,
+    the Circuit)."""
+    ev = evert(text, design.meta, _datapath_modules(design))
     make_dir(work)
     write_text(work / EVERTED_FILE, ev.text)
     if progress:
@@ -396,7 +380,30 @@ def certify(design: RtlDesign, netlist: Path, work_dir: Path, name: str, timeout
     _yosys(work, [c.format(src=EVERTED_FILE, dst="everted.json") for c in GATE_SCRIPT], name, timeout)
     circuit = Circuit(json.loads((work / "everted.json").read_text())["modules"][TOP])
     (work / "everted.json").unlink()  # tens of MB; the everted Verilog beside it is what was proven
-    refresh = bool(meta.get("tmr", {}).get("refresh", False))
+    return ev, circuit
+
+
+@dataclass(frozen=True)
+class _Symbolic:
+    """The fault-free register files as BDDs over the port inputs and the
+    register contents, and where to look in them."""
+
+    bdd: object         # the dd.cudd.BDD manager
+    circuit: Circuit
+    golden: dict        # gate output bit -> its BDD, fault-free
+    rank: dict          # gate output bit -> its place in evaluation order
+    flag: int           # the error flag's bit (the sticky flag's next value with refresh)
+    bus_bits: dict      # output bit -> (register bus, bit): what the datapath reads
+    next_bits: dict     # bit of a state flip-flop's next value -> (net, bit)
+    state_bits: dict    # (net, bit) -> the state flip-flop's output bit
+
+
+def _symbolic(circuit: Circuit, ev, meta: dict, ffmap: dict, refresh: bool, name: str, progress=None) -> _Symbolic:
+    """Declare a variable per configuration-port bit and per register bit
+    (every replica of a bit reads its register's variable) and evaluate the
+    fault-free circuit."""
+    # a compiled module: pylint cannot read its names
+    from dd.cudd import BDD  # pylint: disable=no-name-in-module
 
     bdd = BDD()
     # the declared order (port, then the registers in address order) suits these circuits; CUDD's dynamic
@@ -428,42 +435,76 @@ def certify(design: RtlDesign, netlist: Path, work_dir: Path, name: str, timeout
     if progress:
         progress(f"{name}: the fault-free register files, symbolically ({len(circuit.cells):,} gates) ...")
     order = circuit.order(list(bus_bits) + list(next_bits) + [flag])
-    rank = {k: i for i, k in enumerate(order)}
-    golden = evaluate(bdd, circuit, inputs, order)
+    return _Symbolic(bdd=bdd, circuit=circuit, golden=evaluate(bdd, circuit, inputs, order),
+                     rank={k: i for i, k in enumerate(order)}, flag=flag, bus_bits=bus_bits, next_bits=next_bits,
+                     state_bits={(net, i): b for net in ev.state for i, b in enumerate(circuit.ports[net][1])})
 
-    cex = None
-    for b, (bus, i) in bus_bits.items():
+
+def _golden_failure(sym: _Symbolic, meta: dict, ups: tuple):
+    """The counterexample of the fault-free register files, or None: each
+    output equals its register's contents and the flag is low."""
+    bdd, golden = sym.bdd, sym.golden
+    for b, (bus, i) in sym.bus_bits.items():
         if golden[b] != bdd.var(f"r:{bus}:{i}"):
-            cex = _counterexample(bdd, meta, ups, None, ("outputs",), golden, {b: golden[b]}, bus_bits,
-                                  bdd.apply("xor", bdd.var(f"r:{bus}:{i}"), golden[b]))
-            break
-    if cex is None and golden[flag] != bdd.false:
-        cex = _counterexample(bdd, meta, ups, None, ("flag",), golden, {}, bus_bits, golden[flag])
-    state_bit = {(net, i): b for net in ev.state for i, b in enumerate(circuit.ports[net][1])}
-    for k, (net, nbit, *_rest) in enumerate(ups):
+            return _counterexample(bdd, meta, ups, None, ("outputs",), golden, {b: golden[b]}, sym.bus_bits,
+                                   bdd.apply("xor", bdd.var(f"r:{bus}:{i}"), golden[b]))
+    if golden[sym.flag] != bdd.false:
+        return _counterexample(bdd, meta, ups, None, ("flag",), golden, {}, sym.bus_bits, golden[sym.flag])
+    return None
+
+
+def _upset_failure(sym: _Symbolic, meta: dict, ups: tuple, k: int, refresh: bool):
+    """The counterexample of upset ``k``, or None: no output changes, the
+    flag rises, and the upset spreads to no other flip-flop (with refresh:
+    to none, itself included: the voted value is reloaded)."""
+    bdd, golden = sym.bdd, sym.golden
+    net, nbit = ups[k][:2]
+    b = sym.state_bits[net, nbit]
+    diff = propagate(bdd, sym.circuit, golden, sym.rank, {b: ~golden[b]})
+    failed, witness = [], bdd.false
+    outs = {o: v for o, v in diff.items() if o in sym.bus_bits}
+    if outs:
+        failed.append("outputs")
+        witness = bdd.apply("xor", next(iter(outs.values())), golden[next(iter(outs))])
+    f_flag = diff.get(sym.flag, golden[sym.flag])
+    if f_flag != bdd.true:
+        if not failed:
+            witness = ~f_flag
+        failed.append("flag")
+    spread = [o for o in diff if o in sym.next_bits and (refresh or sym.next_bits[o] != (net, nbit))]
+    if spread:
+        failed.append("next state")
+        if len(failed) == 1:
+            witness = bdd.apply("xor", diff[spread[0]], golden[spread[0]])
+    return _counterexample(bdd, meta, ups, k, tuple(failed), golden, diff, sym.bus_bits, witness) if failed else None
+
+
+def certify(design: RtlDesign, netlist: Path, work_dir: Path, name: str, timeout: float = 1800,
+            progress=None) -> Certificate:
+    """Prove the module docstring's properties on ``netlist`` (the register-
+    file run of the area table for the hardened ``design``), writing the
+    everted netlist and the Yosys script to ``work_dir``. Returns the
+    certificate, proven or with its counterexample; raises CertificateError when the
+    netlist cannot be read or Yosys fails."""
+    t0 = time.monotonic()
+    netlist = Path(netlist)
+    raw = netlist.read_bytes()
+    text = _rename_pipeline(_rename(raw.decode()))
+    meta = design.meta
+    ffmap = flip_flop_map(flip_flops(text), meta)
+    ups = upsets(meta, ffmap)
+    if not ups:
+        raise CertificateError(f"{name}: no protected bit: nothing to certify")
+    ev, circuit = _gate_circuit(design, text, Path(work_dir), name, timeout, progress)
+    refresh = bool(meta.get("tmr", {}).get("refresh", False))
+    sym = _symbolic(circuit, ev, meta, ffmap, refresh, name, progress)
+    cex = _golden_failure(sym, meta, ups)
+    for k in range(len(ups)):
         if cex is not None:
             break
         if progress and k and k % 10000 == 0:
             progress(f"{name}: upsets proven {k:,}/{len(ups):,}")
-        b = state_bit[net, nbit]
-        diff = propagate(bdd, circuit, golden, rank, {b: ~golden[b]})
-        failed, witness = [], bdd.false
-        outs = {o: v for o, v in diff.items() if o in bus_bits}
-        if outs:
-            failed.append("outputs")
-            witness = bdd.apply("xor", next(iter(outs.values())), golden[next(iter(outs))])
-        f_flag = diff.get(flag, golden[flag])
-        if f_flag != bdd.true:
-            if not failed:
-                witness = ~f_flag
-            failed.append("flag")
-        spread = [o for o in diff if o in next_bits and (refresh or next_bits[o] != (net, nbit))]
-        if spread:
-            failed.append("next state")
-            if len(failed) == 1:
-                witness = bdd.apply("xor", diff[spread[0]], golden[spread[0]])
-        if failed:
-            cex = _counterexample(bdd, meta, ups, k, tuple(failed), golden, diff, bus_bits, witness)
+        cex = _upset_failure(sym, meta, ups, k, refresh)
     return Certificate(
         design=name, proven=cex is None, netlist=str(netlist), netlist_sha256=hashlib.sha256(raw).hexdigest(),
         refresh=refresh, protected_flip_flops=len(ups), protected_bits=len(ups) // 3,

@@ -228,6 +228,94 @@ def execute(executor, task, fs: FaultSet, chunk: int, progress=None) -> tuple:
     return obs, np.concatenate([p[2] for p in parts])[order]
 
 
+def _unprotected_sites(space: SiteSpace, prot: np.ndarray, unprotected) -> np.ndarray:
+    """The unprotected sites the proof checks: all of them by default."""
+    unprot = np.setdiff1d(np.arange(space.n_sites), prot) if unprotected is None else space.check(unprotected)
+    if np.isin(unprot, prot).any():
+        raise ValueError(f"unprotected list holds protected site(s) {unprot[np.isin(unprot, prot)][:5].tolist()}")
+    return unprot
+
+
+def _plain_reference(ir: IntegerModel, unprot: np.ndarray, x: np.ndarray, plain_outputs) -> tuple:
+    """The plain design's outputs under each unprotected upset (given, or
+    from the software level) and the seconds computing them took."""
+    from fkhw.levels.software import SoftwareLevel
+
+    if plain_outputs is not None:
+        plain_outputs = np.asarray(plain_outputs)
+        if plain_outputs.shape[0] != unprot.size:
+            raise ValueError(f"plain_outputs has {plain_outputs.shape[0]} sites, {unprot.size} unprotected to check")
+        return plain_outputs, 0.0
+    t0 = time.time()
+    out = SoftwareLevel(ir).run(unprot, x) if unprot.size else np.zeros((0,) + (x.shape[0], 0))
+    return out, time.time() - t0
+
+
+def _register_results(prot: np.ndarray, unprot: np.ndarray, obs: Observed, err: np.ndarray, golden: np.ndarray,
+                      plain_outputs: np.ndarray) -> tuple:
+    """Counts and first failures of the register-file upsets: each protected
+    site's three replicas (rows 0 .. 3P-1 of ``obs``), then the unprotected
+    sites. Returns (counts, failures, ok)."""
+    out, n3 = obs.latent, 3 * prot.size
+    p_out, p_err = out[:n3].reshape(prot.size, 3, *out.shape[1:]), err[:n3].reshape(prot.size, 3)
+    changed = (p_out != golden[None, None]).any(axis=(2, 3))  # (P, 3)
+    u_out, u_err = out[n3:], err[n3:]
+    mismatch = (u_out != plain_outputs).any(axis=(1, 2)) if unprot.size else np.zeros(0, dtype=bool)
+    counts = {
+        "protected_sites": int(prot.size),
+        "replica_upsets": int(n3),
+        "protected_output_changes": int(changed.sum()),
+        "protected_tmr_err_misses": int((~p_err).sum()),
+        "unprotected_sites": int(unprot.size),
+        "unprotected_mismatches": int(mismatch.sum()),
+        "unprotected_output_changes": int((u_out != golden[None]).any(axis=(1, 2)).sum()),
+        "unprotected_tmr_err_raised": int(u_err.sum()),
+    }
+    failures = {
+        "output_change": [[int(prot[i]), int(r)] for i, r in zip(*np.nonzero(changed))][:20],
+        "tmr_err_miss": [[int(prot[i]), int(r)] for i, r in zip(*np.nonzero(~p_err))][:20],
+        "unprotected_mismatch": unprot[mismatch][:20].tolist(),
+        "unprotected_tmr_err": unprot[u_err][:20].tolist(),
+    }
+    return counts, failures, bool(not changed.any() and p_err.all() and not mismatch.any() and not u_err.any())
+
+
+def _transient_results(level: HardenedRtlLevel, obs: Observed, err: np.ndarray, golden: np.ndarray, t_ff: np.ndarray,
+                       t_rep: np.ndarray) -> tuple:
+    """Counts and first failures of the upsets of protected pipeline and
+    valid flip-flops' replicas (``obs`` holds their rows alone): no output
+    changed, lost or added, tmr_err raised. Returns (counts, failures, ok)."""
+    changed = (obs.latent != golden[None]).any(axis=(1, 2)) | obs.lost.any(axis=1) | (obs.extra > 0)
+    counts = {
+        "protected_pipeline_and_valid_flip_flops": int(level.transients.size),
+        "pipeline_and_valid_replica_upsets": int(len(err)),
+        "pipeline_and_valid_output_changes": int(changed.sum()),
+        "pipeline_and_valid_tmr_err_misses": int((~err).sum()),
+    }
+    failures = {
+        "pipeline_and_valid_output_change": [[int(f), int(r)] for f, r in zip(t_ff[changed], t_rep[changed])][:20],
+        "pipeline_and_valid_tmr_err_miss": [[int(f), int(r)] for f, r in zip(t_ff[~err], t_rep[~err])][:20],
+    }
+    return counts, failures, bool(not changed.any() and err.all())
+
+
+def _netlist_results(level: HardenedRtlLevel, n_protected: int) -> tuple:
+    """After synthesis: the three flip-flops of every protected bit, counted
+    in the netlist. Returns (the netlist's counts or None, ok)."""
+    nl = level.meta.get("netlist")
+    if nl is None:
+        return None, True
+    counts = {k: nl[k] for k in ("flip_flops", "parameter_bits", "parameter_bits_found", "replica_flip_flops_expected",
+                                 "replica_flip_flops_found", "replicas_missing", "unmapped")}
+    ok = (nl["replica_flip_flops_found"] == nl["replica_flip_flops_expected"] == 2 * n_protected
+          and nl["parameter_bits_found"] == nl["parameter_bits"] and nl["unmapped"] == 0)
+    return counts, bool(ok)
+
+
+def _slice(obs: Observed, rows: slice) -> Observed:
+    return Observed(obs.latent[rows], obs.lost[rows], obs.extra[rows])
+
+
 def prove(ir: IntegerModel, protect_sites, inputs, plain_outputs=None, jobs: int = 2, unprotected=None,
           level: HardenedRtlLevel | None = None, progress=None, refresh: bool = False, executor=None,
           bundle=None) -> dict:
@@ -241,27 +329,14 @@ def prove(ir: IntegerModel, protect_sites, inputs, plain_outputs=None, jobs: int
     (fkhw.campaign.executors, e.g. a DaskExecutor; ``bundle``: the model's bundle
     its workers load): where the frames run (default: in this process, on
     ``level``'s own simulator processes)."""
-    from fkhw.levels.software import SoftwareLevel
+    from fkhw.campaign.executors import InProcess
 
     t_all = time.time()
     x = np.asarray(inputs, dtype=np.int64)
     level = level or HardenedRtlLevel(ir, protect_sites, jobs=jobs, refresh=refresh)
-    space = SiteSpace.of(ir)
     prot = level.protected
-    unprot = np.setdiff1d(np.arange(space.n_sites), prot) if unprotected is None else space.check(unprotected)
-    if np.isin(unprot, prot).any():
-        raise ValueError(f"unprotected list holds protected site(s) {unprot[np.isin(unprot, prot)][:5].tolist()}")
-    if plain_outputs is None:
-        t0 = time.time()
-        plain_outputs = SoftwareLevel(ir).run(unprot, x) if unprot.size else np.zeros((0,) + (x.shape[0], 0))
-        t_ref = time.time() - t0
-    else:
-        plain_outputs = np.asarray(plain_outputs)
-        if plain_outputs.shape[0] != unprot.size:
-            raise ValueError(f"plain_outputs has {plain_outputs.shape[0]} sites, {unprot.size} unprotected to check")
-        t_ref = 0.0
-    from fkhw.campaign.executors import InProcess
-
+    unprot = _unprotected_sites(SiteSpace.of(ir), prot, unprotected)
+    plain_outputs, t_ref = _plain_reference(ir, unprot, x, plain_outputs)
     executor = executor if executor is not None else InProcess(level)
     task = proof_task(level, x, bundle)
     t0 = time.time()
@@ -273,68 +348,35 @@ def prove(ir: IntegerModel, protect_sites, inputs, plain_outputs=None, jobs: int
 
     # one simulation: protected x 3 replicas, then the unprotected sites
     sites = np.concatenate([np.repeat(prot, 3), unprot])
-    reps = [0, 1, 2] * prot.size + [0] * unprot.size
-    fs = replica_faults(level.space, sites, reps)
+    fs = replica_faults(level.space, sites, [0, 1, 2] * prot.size + [0] * unprot.size)
+    n_p = len(fs)
     # then every replica of each protected pipeline data bit and valid flag (in their own frames)
     fs_t, t_ff, t_rep = transient_replica_faults(level.space, x.shape[0])
     if len(fs_t):
         fs = FaultSet.of("replica", np.arange(len(fs) + len(fs_t)), list(fs.faults()) + list(fs_t.faults()))
     t0 = time.time()
     obs, err = execute(executor, task, fs, proof_chunk_size(executor, level), progress)
-    n_p = len(fs) - len(fs_t)
-    t_obs, t_err = obs.latent[n_p:], err[n_p:]
-    t_changed = ((t_obs != golden[None]).any(axis=(1, 2)) | obs.lost[n_p:].any(axis=1) | (obs.extra[n_p:] > 0))
-    obs, err = Observed(obs.latent[:n_p], obs.lost[:n_p], obs.extra[:n_p]), err[:n_p]
-    out = obs.latent
     t_sim = time.time() - t0
-    n3 = 3 * prot.size
-    p_out, p_err = out[:n3].reshape(prot.size, 3, *out.shape[1:]), err[:n3].reshape(prot.size, 3)
-    changed = (p_out != golden[None, None]).any(axis=(2, 3))  # (P, 3)
-    u_out, u_err = out[n3:], err[n3:]
-    mismatch = (u_out != plain_outputs).any(axis=(1, 2)) if unprot.size else np.zeros(0, dtype=bool)
-    u_changed = (u_out != golden[None]).any(axis=(1, 2))
+    r_counts, r_fail, r_ok = _register_results(prot, unprot, _slice(obs, slice(0, n_p)), err[:n_p], golden,
+                                               plain_outputs)
+    t_counts, t_fail, t_ok = _transient_results(level, _slice(obs, slice(n_p, None)), err[n_p:], golden, t_ff, t_rep)
+    netlist, nl_ok = _netlist_results(level, prot.size)
     report = {
-        "protected_sites": int(prot.size),
-        "replica_upsets": int(n3),
-        "protected_output_changes": int(changed.sum()),
-        "protected_tmr_err_misses": int((~p_err).sum()),
-        "unprotected_sites": int(unprot.size),
-        "unprotected_mismatches": int(mismatch.sum()),
-        "unprotected_output_changes": int(u_changed.sum()),
-        "unprotected_tmr_err_raised": int(u_err.sum()),
-        "protected_pipeline_and_valid_flip_flops": int(level.transients.size),
-        "pipeline_and_valid_replica_upsets": int(len(fs_t)),
-        "pipeline_and_valid_output_changes": int(t_changed.sum()),
-        "pipeline_and_valid_tmr_err_misses": int((~t_err).sum()),
+        **r_counts, **t_counts,
         "refresh": bool(level.refresh),
         "tmr_err_cleared_between_upsets": ("by a configuration write at the end of every frame (register 0 "
                                            "rewritten with its golden value), as a user clears the sticky flag"
                                            if level.refresh else "combinational: low once the replicas agree"),
         "fault_free_equals_engine": fault_free_ok,
         "inputs": int(x.shape[0]),
-        "failures": {
-            "output_change": [[int(prot[i]), int(r)] for i, r in zip(*np.nonzero(changed))][:20],
-            "tmr_err_miss": [[int(prot[i]), int(r)] for i, r in zip(*np.nonzero(~p_err))][:20],
-            "unprotected_mismatch": unprot[mismatch][:20].tolist(),
-            "unprotected_tmr_err": unprot[u_err][:20].tolist(),
-            "pipeline_and_valid_output_change": [[int(f), int(r)] for f, r in zip(t_ff[t_changed], t_rep[t_changed])][:20],
-            "pipeline_and_valid_tmr_err_miss": [[int(f), int(r)] for f, r in zip(t_ff[~t_err], t_rep[~t_err])][:20],
-        },
+        "failures": {**r_fail, **t_fail},
         "seconds": {"reference": round(t_ref, 2), "build": round(t_build, 2), "simulation": round(t_sim, 2),
                     "total": round(time.time() - t_all, 2)},
         "frames": int(len(fs)),
         "jobs": int(level.jobs),
         "executor": executor.name,
     }
-    ok = (fault_free_ok and not changed.any() and p_err.all() and not mismatch.any() and not u_err.any()
-          and not t_changed.any() and t_err.all())
-    nl = level.meta.get("netlist")
-    if nl is not None:
-        # after synthesis: the three flip-flops of every protected bit, counted in the netlist
-        report["netlist"] = {k: nl[k] for k in ("flip_flops", "parameter_bits", "parameter_bits_found",
-                                                "replica_flip_flops_expected", "replica_flip_flops_found",
-                                                "replicas_missing", "unmapped")}
-        ok = ok and nl["replica_flip_flops_found"] == nl["replica_flip_flops_expected"] == 2 * prot.size \
-            and nl["parameter_bits_found"] == nl["parameter_bits"] and nl["unmapped"] == 0
-    report["ok"] = bool(ok)
+    if netlist is not None:
+        report["netlist"] = netlist
+    report["ok"] = bool(fault_free_ok and r_ok and t_ok and nl_ok)
     return report
