@@ -366,6 +366,27 @@ class FlipFlopSpace:
                 return st
         raise FaultError(f"flip-flop {ff} is not a pipeline or control flip-flop")
 
+    def stage_numbers(self, ffs) -> np.ndarray:
+        """:meth:`stage_of`'s stage number for each pipeline data or valid
+        flip-flop of ``ffs`` (vectorised)."""
+        ffs = np.asarray(ffs, dtype=np.int64)
+        number = np.array([st.stage for st in self.stages], dtype=np.int64)
+        out = np.empty(ffs.shape, dtype=np.int64)
+        valid = (ffs >= self.first_control) & (ffs < self.first_control + self.latency)
+        out[valid] = number[ffs[valid] - self.first_control]
+        held = [k for k, st in enumerate(self.stages) if st.n_ff]  # disjoint ranges of data flip-flops
+        first = np.array([self.stages[k].first_id for k in held], dtype=np.int64)
+        order = np.argsort(first, kind="stable")
+        held, first = np.array(held, dtype=np.int64)[order], first[order]
+        end = first + np.array([self.stages[k].n_ff for k in held], dtype=np.int64)
+        data = ffs[~valid]
+        at = np.searchsorted(first, data, side="right") - 1
+        inside = (at >= 0) & (data < end[np.maximum(at, 0)])
+        if not inside.all():
+            raise FaultError(f"flip-flop {int(data[~inside][0])} is not a pipeline or control flip-flop")
+        out[~valid] = number[held[at]]
+        return out
+
     def mac_stage(self, layer_pos: int) -> int:
         """The stage whose register feeds MAC layer ``layer_pos``."""
         for st in self.stages:
@@ -592,28 +613,34 @@ class Observed:
                 | (self.extra != other.extra))
 
 
+TOUCHED_ROWS = 1 << 16  # parameter upsets whose touched slots are formed at once
+
+
 def touched(fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> np.ndarray:
     """(F, N) bool: the window slots each fault can change (the vectors its
     damage is measured on): a parameter upset every slot from its cycle
     (minus its stage) to the scrub; a pipeline or control upset one slot."""
     out = np.zeros((len(fs), n_vectors), dtype=bool)
-    space.check(fs.ff)
+    ff, cycle = space.check(fs.ff), np.asarray(fs.cycle, dtype=np.int64)
     owner = np.repeat(np.arange(len(fs)), fs.n_upsets())
+    if space.tmr_err_flag is not None:  # a false alarm: no output depends on it
+        there = ff != space.tmr_err_flag
+        ff, cycle, owner = ff[there], cycle[there], owner[there]
+    tn = space.register_tensor(ff)
+    # a register of parameters (its bits, their replicas, its check bits): from its stage's cycle to the scrub
+    reg = tn >= 0
+    feeds = np.array([space.mac_stage(t.layer_pos) for t in space.sites.tensors], dtype=np.int64)
     v = np.arange(n_vectors)
-    for u in range(fs.ff.size):
-        i, ff, c = owner[u], int(fs.ff[u]), int(fs.cycle[u])
-        if ff == space.tmr_err_flag:
-            continue  # a false alarm: no output depends on it
-        base = int(space.base([ff])[0])
-        tn = int(space.register_tensor([ff])[0])
-        if tn >= 0:  # a register of parameters: its bits, their replicas, its check bits
-            k = space.mac_stage(space.sites.tensors[tn].layer_pos)
-            end = n_vectors if fs.scrub[i] < 0 else int(fs.scrub[i]) - k
-            out[i] |= (v >= c - k) & (v < end)
-        else:
-            slot = c - space.stage_of(base).stage
-            if 0 <= slot < n_vectors:
-                out[i, slot] = True
+    for lo in range(0, int(reg.sum()), TOUCHED_ROWS):  # bounded memory: rows of N slots at a time
+        sel = np.flatnonzero(reg)[lo:lo + TOUCHED_ROWS]
+        k, scrub = feeds[tn[sel]], fs.scrub[owner[sel]]
+        end = np.where(scrub < 0, n_vectors, scrub - k)
+        np.logical_or.at(out, owner[sel], (v[None, :] >= (cycle[sel] - k)[:, None]) & (v[None, :] < end[:, None]))
+    # a pipeline data or valid flip-flop: the one slot passing its stage at that cycle
+    other = np.flatnonzero(~reg)
+    slot = cycle[other] - space.stage_numbers(space.base(ff[other]))
+    hit = (slot >= 0) & (slot < n_vectors)
+    out[owner[other][hit], slot[hit]] = True
     return out
 
 

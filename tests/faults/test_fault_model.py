@@ -12,6 +12,8 @@ flip-flop space counts exactly the flip-flops the RTL generator declares
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -20,7 +22,7 @@ from fkhw.model import data
 from fkhw.model import engine
 from fkhw.faults.kinds import KindOptions, enumerate_faults, parse_kind
 from fkhw.faults.software import simulate
-from fkhw.faults.space import Fault, FlipFlopSpace, Upset
+from fkhw.faults.space import Fault, FlipFlopSpace, Upset, check_fault_set, touched
 from fkhw.model.bundle import load_model
 from fkhw.rtlgen.emit import generate
 from fkhw.rtlgen.harden import harden
@@ -356,3 +358,49 @@ def test_the_flip_flop_space_counts_the_flip_flops_the_rtl_declares(model, harde
     assert counts["replica"] == breakdown.get("tmr_replica_bits", 0) == (2 * protect.size if hardened else 0)
     table = space.table()
     assert len(set(zip(table["register"], table["bit"]))) == space.n_ff, "every flip-flop names its own bit"
+
+
+# --- the slots a fault is measured on ------------------------------------------
+
+def touched_by_rule(fs, space, n: int) -> np.ndarray:
+    """fkhw.faults.space.touched's docstring, upset by upset: a register of
+    parameters is wrong for the slots from the upset's cycle minus the stage
+    feeding its layer up to the scrub; a pipeline or valid flip-flop for the
+    one slot passing its stage; the sticky tmr_err flag for none."""
+    out = np.zeros((len(fs), n), dtype=bool)
+    for i, f in enumerate(fs.faults()):
+        for u in f.upsets:
+            if u.ff == space.tmr_err_flag:
+                continue
+            base = int(space.base([u.ff])[0])
+            tn = int(space.register_tensor([u.ff])[0])
+            if tn >= 0:
+                k = space.mac_stage(space.sites.tensors[tn].layer_pos)
+                end = n if f.scrub is None or f.scrub < 0 else f.scrub - k
+                out[i, max(u.cycle - k, 0):max(min(end, n), 0)] = True
+            elif 0 <= u.cycle - space.stage_of(base).stage < n:
+                out[i, u.cycle - space.stage_of(base).stage] = True
+    return out
+
+
+@pytest.mark.parametrize("kind", ["seu", "mbu:2", "pipeline", "accumulate:4", "replica-pairs"])
+def test_the_touched_slots_follow_each_upset_and_hold_every_slot_the_fault_changes(case, kind):
+    ir, space, x = case
+    n = x.shape[0]
+    protect = sample_sites(space, 40, seed=8)
+    hard = FlipFlopSpace.of(ir, protect, refresh=True)  # replicas and the sticky flag too
+    fs = enumerate_faults(hard, parse_kind(kind), KindOptions(n_vectors=n, samples=300))
+    # a third of the faults scrubbed, a few cycles after their last upset (within the frame: its last cycle
+    # is the last stage's, fkhw.faults.space.check_fault_set)
+    last = np.maximum.reduceat(fs.cycle, fs.indptr[:-1]) if fs.ff.size else np.zeros(0, dtype=np.int64)
+    pick = np.arange(len(fs)) % 3 == 0
+    scrub = np.where(pick, np.minimum(last + 1 + np.arange(len(fs)) % 4, 2 * (hard.latency - 1) + n), -1)
+    fs = dataclasses.replace(fs, scrub=scrub.astype(np.int64))
+    check_fault_set(fs, hard, n)
+    got = touched(fs, hard, n)
+    np.testing.assert_array_equal(got, touched_by_rule(fs, hard, n))
+    golden = engine.forward(ir, x)
+    for i in np.random.default_rng(9).choice(len(fs), min(len(fs), 25), replace=False):
+        latent, lost, _ = simulate(ir, hard, fs.fault(int(i)), x)
+        changed = (latent != golden).any(axis=1) | lost
+        assert not (changed & ~got[i]).any(), f"{kind} fault {int(fs.ids[i])}: changes slots it does not touch"
