@@ -367,24 +367,13 @@ class FlipFlopSpace:
         raise FaultError(f"flip-flop {ff} is not a pipeline or control flip-flop")
 
     def stage_numbers(self, ffs) -> np.ndarray:
-        """:meth:`stage_of`'s stage number for each pipeline data or valid
-        flip-flop of ``ffs`` (vectorised)."""
+        """The stage of each pipeline data or valid flip-flop (:meth:`stage_of`
+        vectorised); 0 for any other flip-flop."""
         ffs = np.asarray(ffs, dtype=np.int64)
-        number = np.array([st.stage for st in self.stages], dtype=np.int64)
-        out = np.empty(ffs.shape, dtype=np.int64)
-        valid = (ffs >= self.first_control) & (ffs < self.first_control + self.latency)
-        out[valid] = number[ffs[valid] - self.first_control]
-        held = [k for k, st in enumerate(self.stages) if st.n_ff]  # disjoint ranges of data flip-flops
-        first = np.array([self.stages[k].first_id for k in held], dtype=np.int64)
-        order = np.argsort(first, kind="stable")
-        held, first = np.array(held, dtype=np.int64)[order], first[order]
-        end = first + np.array([self.stages[k].n_ff for k in held], dtype=np.int64)
-        data = ffs[~valid]
-        at = np.searchsorted(first, data, side="right") - 1
-        inside = (at >= 0) & (data < end[np.maximum(at, 0)])
-        if not inside.all():
-            raise FaultError(f"flip-flop {int(data[~inside][0])} is not a pipeline or control flip-flop")
-        out[~valid] = number[held[at]]
+        out = np.zeros(ffs.shape, dtype=np.int64)
+        for st in self.stages:
+            out[(ffs >= st.first_id) & (ffs < st.first_id + st.n_ff)] = st.stage
+            out[ffs == self.first_control + st.stage] = st.stage
         return out
 
     def mac_stage(self, layer_pos: int) -> int:
@@ -583,10 +572,7 @@ def cycle_bounds(space: FlipFlopSpace, ffs: np.ndarray, n_vectors: int) -> tuple
     the frame: its effect lands on a recorded slot (window or drain)."""
     ffs = space.base(ffs)  # a replica of a pipeline or valid flip-flop: its stage's bounds
     n_slots = n_vectors + space.latency
-    stage = np.zeros(ffs.size, dtype=np.int64)
-    for st in space.stages:
-        stage[(ffs >= st.first_id) & (ffs < st.first_id + st.n_ff)] = st.stage
-        stage[ffs == space.first_control + st.stage] = st.stage
+    stage = space.stage_numbers(ffs)
     return stage, stage + n_slots
 
 
