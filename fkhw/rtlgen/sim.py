@@ -45,6 +45,7 @@ from fkhw.rtlgen.tools import ToolError, require_verilator, tool_env, verilator_
 TB_DIR = Path(__file__).resolve().parent / "tb"
 TB_HDL = TB_DIR / "hdl" / "fkhw_tb.v"
 TB_VLT = TB_DIR / "hdl" / "fkhw_tb.vlt"
+TB_WAVES_VLT = TB_DIR / "hdl" / "fkhw_tb_waves.vlt"  # what a waveform build leaves untraced
 TB_TOP = "fkhw_tb"
 TB_MODULE = "fkhw.rtlgen.tb.test_encoder"  # imported by cocotb inside the simulator
 TB_FILE = TB_DIR / "test_encoder.py"
@@ -112,11 +113,13 @@ class SimBuild:
         return int(self.meta["latency"])
 
 
-def _tb_files(pipeline: bool = False) -> list:
-    if not TB_HDL.is_file() or not TB_VLT.is_file() or not TB_FILE.is_file():
-        raise RtlSimError(f"the cocotb testbench is missing: expected {TB_HDL}, {TB_VLT} and "
+def _tb_files(waves: str | None = None) -> list:
+    """The testbench's HDL and control files of a build (a waveform build: also TB_WAVES_VLT)."""
+    files = [TB_HDL, TB_VLT] + ([TB_WAVES_VLT] if waves else [])
+    if not all(p.is_file() for p in files + [TB_FILE]):
+        raise RtlSimError(f"the cocotb testbench is missing: expected {', '.join(map(str, files))} and "
                           f"{TB_FILE} (part of the fkhw package: reinstall it)")
-    return [TB_HDL, TB_VLT]
+    return files
 
 
 def _toolchain() -> list:
@@ -137,7 +140,7 @@ def _key(rtl_dir: Path, pipeline: bool = False, waves: str | None = None, deposi
     h = hashlib.sha256(deposits.encode())
     for p in sorted(rtl_dir.glob("*.v")) + sorted(rtl_dir.glob("*.vh")) + sorted(rtl_dir.glob("*.vlt")):
         h.update(p.name.encode() + b"\0" + re.sub(rb"//[^\n]*", b"", p.read_bytes()) + b"\0")
-    for p in _tb_files(pipeline):
+    for p in _tb_files(waves):
         h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
     h.update(json.dumps([BUILD_ARGS, MAKE_VARS, BUILD_VERSION, MAX_VECTORS, _toolchain(), pipeline]
                         + ([waves, TRACE_MAX_ARRAY] if waves else [])).encode())
@@ -723,7 +726,7 @@ def _main_build(rtl_dir: str, sim_dir: str, pipeline: bool = False, waves: str |
 
     # a design may bring its own Verilator control file (a netlist: which nets are public)
     sources = (sorted(str(p) for p in rtl.glob("*.v")) + [str(TB_HDL)]
-               + [VerilatorControlFile(str(p)) for p in _tb_files()[1:]]
+               + [VerilatorControlFile(str(p)) for p in _tb_files(waves)[1:]]
                + [VerilatorControlFile(str(p)) for p in sorted(rtl.glob("*.vlt"))])
     runner = _build_runner(trace=waves is not None)
     defines = {"FKHW_MAXV": MAX_VECTORS, "FKHW_MAXE": MAX_EVENTS}

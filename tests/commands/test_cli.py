@@ -320,6 +320,22 @@ def test_agree_runs_to_completion(small_model_dir, few_sites, rtl_campaign, netl
         assert a["disagreeing"] == 0 and a["baseline_identical"], other
 
 
+def _assert_waveform_holds_registers_and_accumulators(probe, ir, meta) -> None:
+    """What a replay's waveform traces (fkhw/rtlgen/tb/hdl/fkhw_tb_waves.vlt):
+    every register of every register file and pipeline stage and each
+    layer's dot-product accumulators, and nothing inside a dot product."""
+    names = set(probe.vars)
+    for rf in meta["register_files"]:
+        regs = {n for n in names if n.startswith(f"fkhw_tb.u_enc.{rf['instance']}.mem.[")}
+        assert len(regs) == rf["count"], rf["instance"]
+    for st in meta["stages"]:
+        assert f"fkhw_tb.u_enc.{st['instance']}.q" in names, st["instance"]
+    for layer in ir.layers:
+        if getattr(layer, "kernel", None) is not None:
+            assert f"fkhw_tb.u_enc.u_{layer.name}.acc" in names, layer.name
+    assert not [n for n in names if ".u_dot." in n]
+
+
 def test_replay_runs_to_completion(sim_run, ir, tmp_path):
     """Three rows of `fkhw sim`'s RTL campaign (its three most damaging
     sites) replayed with a waveform: each replay equals its row, and the
@@ -350,6 +366,7 @@ def test_replay_runs_to_completion(sim_run, ir, tmp_path):
         recorded = outs.module[outs.indptr[row]:outs.indptr[row + 1]].tolist()
         assert rep["changed_modules"] == sorted(recorded)
         probe = Probe(waves)
+        _assert_waveform_holds_registers_and_accumulators(probe, ir, meta)
         (t, frame, cycle), = probe.upsets()
         assert (frame, cycle) == (0, 0)  # a seu row: the upset right after edge 0 of its only frame
         reg = rtl_register(space, meta, site)
