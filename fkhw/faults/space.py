@@ -383,6 +383,13 @@ class FlipFlopSpace:
                 return st.stage
         raise FaultError(f"layer {layer_pos} is not fed by a pipeline stage")
 
+    @cached_property
+    def tensor_stages(self) -> np.ndarray:
+        """(n_tensors,) the stage whose register feeds the layer of each
+        parameter tensor (an upset of it reaches the datapath that many
+        clocks after the input it first changes entered)."""
+        return np.array([self.mac_stage(t.layer_pos) for t in self.sites.tensors], dtype=np.int64)
+
     def describe(self, ff: int) -> FlipFlop:
         ff = int(self.check([ff])[0])
         if ff < self.sites.n_sites:
@@ -615,11 +622,10 @@ def touched(fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> np.ndarray:
     tn = space.register_tensor(ff)
     # a register of parameters (its bits, their replicas, its check bits): from its stage's cycle to the scrub
     reg = tn >= 0
-    feeds = np.array([space.mac_stage(t.layer_pos) for t in space.sites.tensors], dtype=np.int64)
-    v = np.arange(n_vectors)
-    for lo in range(0, int(reg.sum()), TOUCHED_ROWS):  # bounded memory: rows of N slots at a time
-        sel = np.flatnonzero(reg)[lo:lo + TOUCHED_ROWS]
-        k, scrub = feeds[tn[sel]], fs.scrub[owner[sel]]
+    v, rows = np.arange(n_vectors), np.flatnonzero(reg)
+    for lo in range(0, rows.size, TOUCHED_ROWS):  # bounded memory: rows of N slots at a time
+        sel = rows[lo:lo + TOUCHED_ROWS]
+        k, scrub = space.tensor_stages[tn[sel]], fs.scrub[owner[sel]]
         end = np.where(scrub < 0, n_vectors, scrub - k)
         np.logical_or.at(out, owner[sel], (v[None, :] >= (cycle[sel] - k)[:, None]) & (v[None, :] < end[:, None]))
     # a pipeline data or valid flip-flop: the one slot passing its stage at that cycle

@@ -69,12 +69,6 @@ def design_space(model: IntegerModel, meta: dict) -> FlipFlopSpace:
     return FlipFlopSpace.from_meta(model, meta, protect, refresh)
 
 
-def _mac_stage_of_tensors(space: FlipFlopSpace, tn: np.ndarray) -> np.ndarray:
-    """The pipeline stage feeding the layer of each parameter tensor."""
-    k_of = np.array([space.mac_stage(t.layer_pos) for t in space.sites.tensors], dtype=np.int64)
-    return k_of[tn]
-
-
 def frame_period(fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> int:
     """Clocks per frame. Window slot N-1 reads a parameter of the MAC layer
     fed by stage k until edge N+k, so the restore at the frame's last cycle
@@ -86,7 +80,7 @@ def frame_period(fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> int:
     there is an extra output)."""
     if not fs.ff.size or (space.register_tensor(fs.ff) < 0).any():  # pipeline, valid (or their replicas)
         return n_vectors + space.latency
-    kmax = max(space.mac_stage(t.layer_pos) for t in space.sites.tensors)
+    kmax = int(space.tensor_stages.max())
     return int(max(n_vectors + kmax + 1, int(fs.cycle.max()) + 1))
 
 
@@ -173,16 +167,17 @@ def _golden_register(space: FlipFlopSpace, codes: np.ndarray, rf: dict, r, ff: i
     return raw, (1 << rf["bits"]) - 1 if r.register == "mem" else rep_bits.get((r.instance, r.index), 0)
 
 
-def _restores(fs: FaultSet, owner: np.ndarray, target: np.ndarray, period: int) -> list:
+def _restores(fs: FaultSet, owner: np.ndarray, target: np.ndarray, period: int) -> tuple:
     """The restore events of every (frame, register) a parameter or replica
     upset touched: the golden value at the frame's last cycle, and at its
     scrub cycle when that comes earlier. Returns (frames, cycles, targets,
-    bits = -1: the whole register) per kind."""
+    bits = -1: the whole register), the frame ends first."""
     pairs = np.unique(np.stack([owner, target], axis=1), axis=0)
     scrub = fs.scrub[pairs[:, 0]]
-    early = (scrub >= 0) & (scrub < period - 1)
-    return [(pairs[sel, 0], cyc[sel], pairs[sel, 1], np.full(int(sel.sum()), -1, dtype=np.int64))
-            for sel, cyc in ((np.ones(len(pairs), dtype=bool), np.full(len(pairs), period - 1)), (early, scrub))]
+    early = np.flatnonzero((scrub >= 0) & (scrub < period - 1))
+    at = np.concatenate([np.arange(len(pairs)), early])
+    cycles = np.concatenate([np.full(len(pairs), period - 1), scrub[early]])
+    return pairs[at, 0], cycles, pairs[at, 1], np.full(at.size, -1, dtype=np.int64)
 
 
 def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta: dict, period: int,
@@ -245,17 +240,12 @@ def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta
     owner = np.repeat(np.arange(len(fs), dtype=np.int64), fs.n_upsets())
     there = u_tgt[inverse] >= 0
     owner, ev_tgt, ev_bit = owner[there], u_tgt[inverse][there], u_bit[inverse][there]
-    frame, cycle = [owner], [fs.cycle[there]]
-    tgts, bits = [ev_tgt], [ev_bit]
+    events = [(owner, fs.cycle[there], ev_tgt, ev_bit)]
     par = u_param[inverse][there]
     if par.any():
-        for f, c, t, b in _restores(fs, owner[par], ev_tgt[par], period):
-            frame.append(f)
-            cycle.append(c)
-            tgts.append(t)
-            bits.append(b)
-    return Deposits(targets, golden, check, np.concatenate(frame), np.concatenate(cycle).astype(np.int64),
-                    np.concatenate(tgts), np.concatenate(bits))
+        events.append(_restores(fs, owner[par], ev_tgt[par], period))
+    frame, cycle, tgts, bits = (np.concatenate(column) for column in zip(*events))
+    return Deposits(targets, golden, check, frame, cycle.astype(np.int64), tgts, bits)
 
 
 def observed_from(out: FrameOutputs, gold: np.ndarray, n_faults: int) -> Observed:
@@ -284,7 +274,7 @@ def leaks(out: FrameOutputs, fs: FaultSet, space: FlipFlopSpace, n_vectors: int)
     par = tn >= 0  # a parameter bit, one of its replicas or a check bit
     k = np.zeros(fs.ff.size, dtype=np.int64)
     if par.any():
-        k[par] = _mac_stage_of_tensors(space, tn[par])
+        k[par] = space.tensor_stages[tn[par]]
     for j in np.flatnonzero(~par):
         if int(fs.ff[j]) != space.tmr_err_flag:
             k[j] = space.stage_of(int(base[j])).stage

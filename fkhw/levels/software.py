@@ -233,7 +233,7 @@ class SoftwareLevel:
         # parameter upsets: per (fault, site) the slots that see the bit inverted (parity of its upsets)
         pm = ff < n_sites
         tn, _, _ = self.space.locate(ff[pm])
-        stage = np.array([sp.mac_stage(t.layer_pos) for t in self.space.tensors], dtype=np.int64)[tn]
+        stage = sp.tensor_stages[tn]
         scrub = fs.scrub[sel][lo[pm]]
         end = np.where(scrub < 0, n, scrub - stage)
         active = ((v[None, :] >= (cyc[pm] - stage)[:, None]) & (v[None, :] < end[:, None])).astype(np.uint8)
