@@ -721,10 +721,15 @@ def write_faults_csv(fs: FaultSet, space: FlipFlopSpace, path: Path) -> None:
     with atomic_open(path, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(FAULTS_COLUMNS + ["n_upsets", "classes", "registers"])
-        cls = space.classes(fs.ff) if fs.ff.size else np.array([], dtype=object)
-        for i in range(len(fs)):
-            ft = fs.fault(i)
-            sl = slice(fs.indptr[i], fs.indptr[i + 1])
-            regs = ";".join(f"{d.register}/{d.bit}" for d in (space.describe(u.ff) for u in ft.upsets))
-            w.writerow([int(fs.ids[i]), ft.key(), "" if ft.scrub is None else ft.scrub, len(ft.upsets),
-                        ";".join(sorted(set(cls[sl].tolist()))), regs])
+        cls = space.classes(fs.ff).tolist() if fs.ff.size else []
+        # each fault's upsets in Fault order (by flip-flop, then cycle); each flip-flop described once
+        order = np.lexsort((fs.cycle, fs.ff, np.repeat(np.arange(len(fs)), fs.n_upsets())))
+        uniq, at = np.unique(fs.ff[order], return_inverse=True)
+        names = [f"{d.register}/{d.bit}" for d in map(space.describe, uniq.tolist())]
+        keys = [f"{f}@{c}" for f, c in zip(fs.ff[order].tolist(), fs.cycle[order].tolist())]
+        regs = [names[j] for j in at.reshape(-1).tolist()]
+        ptr, scrub = fs.indptr.tolist(), fs.scrub.tolist()
+        for i, fid in enumerate(fs.ids.tolist()):
+            lo, hi = ptr[i], ptr[i + 1]
+            w.writerow([fid, ";".join(keys[lo:hi]), "" if scrub[i] < 0 else scrub[i], hi - lo,
+                        ";".join(sorted(set(cls[lo:hi]))), ";".join(regs[lo:hi])])

@@ -404,3 +404,33 @@ def test_the_touched_slots_follow_each_upset_and_hold_every_slot_the_fault_chang
         latent, lost, _ = simulate(ir, hard, fs.fault(int(i)), x)
         changed = (latent != golden).any(axis=1) | lost
         assert not (changed & ~got[i]).any(), f"{kind} fault {int(fs.ids[i])}: changes slots it does not touch"
+
+
+def test_the_faults_csv_names_each_fault_and_its_registers_as_the_fault_and_describe_do(case, tmp_path):
+    """faults.csv, row by row: the upsets as Fault.key spells them (sorted by
+    flip-flop, then cycle, whatever order the set holds them in), the scrub,
+    the count, the classes, and each upset's register as describe names it."""
+    import csv
+
+    from fkhw.faults.space import FaultSet, read_faults_file, write_faults_csv
+
+    ir, space, _ = case
+    last_site, first_pipe = space.sites.n_sites - 1, space.sites.n_sites
+    # upsets stored out of order, a flip-flop upset twice, a scrub, a pipeline and a control flip-flop
+    fs = FaultSet("file", np.array([7, 3, 11]), np.array([0, 3, 4, 6]),
+                  np.array([last_site, 0, last_site, first_pipe, space.first_control, 0]),
+                  np.array([2, 1, 0, 5, 4, 0]), np.array([-1, 3, -1]))
+    write_faults_csv(fs, space, tmp_path / "faults.csv")
+    with (tmp_path / "faults.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(fs)
+    for i, row in enumerate(rows):
+        fault = fs.fault(i)
+        assert int(row["fault"]) == int(fs.ids[i]) and row["upsets"] == fault.key()
+        assert row["scrub"] == ("" if fault.scrub is None else str(fault.scrub))
+        assert int(row["n_upsets"]) == len(fault.upsets)
+        assert row["classes"] == ";".join(sorted({str(c) for c in space.classes([u.ff for u in fault.upsets])}))
+        assert row["registers"] == ";".join(f"{d.register}/{d.bit}" for d in (space.describe(u.ff) for u in fault.upsets))
+    assert rows[0]["upsets"] == f"0@1;{last_site}@0;{last_site}@2"  # stored as last_site@2, 0@1, last_site@0
+    again = read_faults_file(tmp_path / "faults.csv")
+    assert [again.fault(i) for i in range(len(again))] == [fs.fault(i) for i in range(len(fs))]
