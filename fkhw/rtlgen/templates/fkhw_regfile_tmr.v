@@ -76,11 +76,17 @@ module fkhw_regfile_tmr #(
                 assign q[i*WIDTH +: WIDTH] = mem[i];
                 assign disagree[i*WIDTH +: WIDTH] = {WIDTH{1'b0}};
             end else begin : g_tmr
-                wire [WIDTH-1:0] d, mismatch;
+                // the voter's ports are plain wires: an expression on a port of this parameterised
+                // module made Yosys elaborate the whole file twice (again once the voter was derived)
+                wire [WIDTH-1:0] rep_a = mem[i];
+                wire [WIDTH-1:0] rep_b = mem_b[i] & MASK;
+                wire [WIDTH-1:0] rep_c = mem_c[i] & MASK;
+                wire [WIDTH-1:0] voted, d, mismatch;
                 fkhw_tmr_voter #(.WIDTH(WIDTH), .MASK(MASK), .REFRESH(REFRESH)) u_vote (
-                    .we(we), .cfg_data(cfg_data), .a(mem[i]), .b(mem_b[i] & MASK), .c(mem_c[i] & MASK),
-                    .q(q[i*WIDTH +: WIDTH]), .d(d), .disagree(mismatch)
+                    .we(we), .cfg_data(cfg_data), .a(rep_a), .b(rep_b), .c(rep_c),
+                    .q(voted), .d(d), .disagree(mismatch)
                 );
+                assign q[i*WIDTH +: WIDTH] = voted;
                 // B and C are masked (their unprotected bits have no flip-flop), and so is the
                 // mismatch: the OR of err then sees the unprotected bits' constant 0, which
                 // inside the kept voter is hidden from synthesis
