@@ -275,9 +275,7 @@ def leaks(out: FrameOutputs, fs: FaultSet, space: FlipFlopSpace, n_vectors: int)
     k = np.zeros(fs.ff.size, dtype=np.int64)
     if par.any():
         k[par] = space.tensor_stages[tn[par]]
-    for j in np.flatnonzero(~par):
-        if int(fs.ff[j]) != space.tmr_err_flag:
-            k[j] = space.stage_of(int(base[j])).stage
+    k[~par] = space.stage_numbers(base[~par])  # the tmr_err flag is in no stage: 0
     owner = np.repeat(np.arange(len(fs)), fs.n_upsets())
     lo = fs.cycle - k
     scrub = fs.scrub[owner]
