@@ -744,7 +744,7 @@ def fault_classes(fs: FaultSet, space: FlipFlopSpace) -> np.ndarray:
     from fkhw.faults.space import CLASSES
 
     hit = np.zeros((len(fs), len(CLASSES)), dtype=bool)
-    owner = np.repeat(np.arange(len(fs)), fs.n_upsets())
+    owner = fs.owners()
     cls = space.classes(fs.ff) if fs.ff.size else np.array([], dtype=object)
     for j, name in enumerate(CLASSES):
         hit[owner[cls == name], j] = True

@@ -505,6 +505,10 @@ class FaultSet:
     def n_upsets(self) -> np.ndarray:
         return np.diff(self.indptr)
 
+    def owners(self) -> np.ndarray:
+        """(U,) the position of the fault each upset belongs to."""
+        return np.repeat(np.arange(len(self), dtype=np.int64), self.n_upsets())
+
     def single_param_sites(self, n_sites: int) -> np.ndarray | None:
         """The site of each fault when every fault is one upset of a parameter
         bit (id < ``n_sites``) at cycle 0 with no scrub (today's SEU
@@ -519,7 +523,7 @@ def check_fault_set(fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> None:
     """Every upset names a flip-flop of the design at a cycle inside the frame
     (one whose effect the frame records), and every scrub inside the frame;
     raises FaultError naming the fault."""
-    owner = np.repeat(np.arange(len(fs)), fs.n_upsets())
+    owner = fs.owners()
     ghost = np.flatnonzero((fs.ff < 0) | (fs.ff >= space.n_ff))
     if ghost.size:
         u = int(ghost[0])
@@ -615,7 +619,7 @@ def touched(fs: FaultSet, space: FlipFlopSpace, n_vectors: int) -> np.ndarray:
     (minus its stage) to the scrub; a pipeline or control upset one slot."""
     out = np.zeros((len(fs), n_vectors), dtype=bool)
     ff, cycle = space.check(fs.ff), np.asarray(fs.cycle, dtype=np.int64)
-    owner = np.repeat(np.arange(len(fs)), fs.n_upsets())
+    owner = fs.owners()
     if space.tmr_err_flag is not None:  # a false alarm: no output depends on it
         there = ff != space.tmr_err_flag
         ff, cycle, owner = ff[there], cycle[there], owner[there]
@@ -723,7 +727,7 @@ def write_faults_csv(fs: FaultSet, space: FlipFlopSpace, path: Path) -> None:
         w.writerow(FAULTS_COLUMNS + ["n_upsets", "classes", "registers"])
         cls = space.classes(fs.ff).tolist() if fs.ff.size else []
         # each fault's upsets in Fault order (by flip-flop, then cycle); each flip-flop described once
-        order = np.lexsort((fs.cycle, fs.ff, np.repeat(np.arange(len(fs)), fs.n_upsets())))
+        order = np.lexsort((fs.cycle, fs.ff, fs.owners()))
         uniq, at = np.unique(fs.ff[order], return_inverse=True)
         names = [f"{d.register}/{d.bit}" for d in map(space.describe, uniq.tolist())]
         keys = [f"{f}@{c}" for f, c in zip(fs.ff[order].tolist(), fs.cycle[order].tolist())]

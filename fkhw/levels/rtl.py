@@ -237,7 +237,7 @@ def fault_deposits(fs: FaultSet, space: FlipFlopSpace, model: IntegerModel, meta
             raise FaultError(f"{c} flip-flop {ff} ({space.describe(ff).register}) has no flip-flop in the netlist")
         net, nb, _ = hit
         u_tgt[j], u_bit[j] = target(("", net, -1), 0, 0), nb
-    owner = np.repeat(np.arange(len(fs), dtype=np.int64), fs.n_upsets())
+    owner = fs.owners()
     there = u_tgt[inverse] >= 0
     owner, ev_tgt, ev_bit = owner[there], u_tgt[inverse][there], u_bit[inverse][there]
     events = [(owner, fs.cycle[there], ev_tgt, ev_bit)]
@@ -276,7 +276,7 @@ def leaks(out: FrameOutputs, fs: FaultSet, space: FlipFlopSpace, n_vectors: int)
     if par.any():
         k[par] = space.tensor_stages[tn[par]]
     k[~par] = space.stage_numbers(base[~par])  # the tmr_err flag is in no stage: 0
-    owner = np.repeat(np.arange(len(fs)), fs.n_upsets())
+    owner = fs.owners()
     lo = fs.cycle - k
     scrub = fs.scrub[owner]
     hi = np.where(par, np.where(scrub >= 0, scrub - k, n_vectors), lo + 1)
