@@ -291,6 +291,10 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
                                              log=log,
                                              designs=RTL_CHECK_DESIGNS + (("full",) if options.check_full else ()),
                                              transients=_map_transients(tmap))
+        for ecc in options.protections:
+            result["rtl_check"][ecc] = word_rtl_crosscheck(bundle, CampaignOutputs.load(campaign).inputs, ecc,
+                                                           options.k_max, options.samples, options.seed,
+                                                           options.check_rtl, jobs=options.jobs, log=log)
     out = Path(out)
     make_dir(out)
     write_text(out / RESULT, json.dumps(result, indent=1) + "\n")
@@ -300,6 +304,59 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
     figure(result, out / FIGURE)
     log(f"rate -> {out / RESULT}, {out / FIGURE} ({time.monotonic() - t0:.1f} s)")
     return result
+
+
+def word_rtl_crosscheck(bundle, inputs: np.ndarray, ecc: str, k_max: int, samples: int, seed: int, n_check: int,
+                        jobs: int = 1, log=print) -> dict:
+    """Replay ``n_check`` of the wrong-word Monte Carlo's scenarios (the
+    draws of fkhw.rates.words, the same seeds) on the RTL of the design of
+    SEC-DED words ``ecc``: both flip-flops of every pair, data or check bits,
+    upset in the same clock, the generated decoders doing the rest. Outputs
+    are compared with the fault model (fkhw.faults.software) and with what
+    the rate model evaluates: the data bits the decoders pass on inverted
+    (fkhw.rates.words.passed_on), inverted in the plain design. Returns the
+    counts of disagreeing scenarios (0 expected) and of scenarios that change
+    an output (a replay where nothing landed proves nothing)."""
+    from fkhw.faults.software import simulate_set
+    from fkhw.faults.space import Fault, FaultSet, FlipFlopSpace, Hardening, Upset
+    from fkhw.levels import protected_design
+    from fkhw.levels.rtl import RtlLevel
+    from fkhw.model import engine
+    from fkhw.rates.words import passed_on, wrong_word_scenarios
+
+    ir = bundle.ir
+    space = FlipFlopSpace.of(ir, ecc=ecc)
+    words = space.code_words()
+    kws = range(1, min(k_max, len(words)) + 1)
+    rng = np.random.default_rng([seed, 0x5EC])
+    scen = []
+    for kw in kws:  # an equal share of the replay for each number of wrong words
+        drawn = wrong_word_scenarios(words, kw, samples, seed)
+        scen += [drawn[i] for i in rng.choice(len(drawn), min(len(drawn), -(-n_check // len(kws))), replace=False)]
+    scen = scen[:n_check]
+    fs = FaultSet.of("accumulate", np.arange(len(scen)),
+                     [Fault(tuple(sorted(Upset(int(f), 0) for pair in s for f in pair))) for s in scen])
+    # the rate model's view of the same scenarios: the passed-on data bits, upset in the plain design
+    plain = FlipFlopSpace.of(ir)
+    passed = FaultSet.of("accumulate", np.arange(len(scen)),
+                         [Fault(tuple(Upset(int(b), 0) for b in passed_on(space, s))) for s in scen])
+    t1 = time.monotonic()
+    level = RtlLevel(ir, jobs=jobs, design=protected_design(ir, Hardening.code_words(ecc)), log=log)
+    replay = Progress(len(fs), f"  RTL replay, {ecc}", unit="scenarios", every=5.0, after=2.0)
+    got = level.run_faults(fs, inputs, lambda total: replay.advance(total - replay.done))
+    want = simulate_set(ir, space, fs, inputs)
+    model = simulate_set(ir, plain, passed, inputs)
+    bad = int(got.mismatches(want).sum())
+    bad_model = int((want.latent != model.latent).any(axis=(1, 2)).sum())
+    hit = int((got.latent != engine.forward(ir, inputs)[None]).any(axis=(1, 2)).sum())
+    entry = {"scenarios": len(fs), "disagreeing": bad + bad_model, "disagreeing_with_the_fault_model": bad,
+             "fault_model_disagreeing_with_the_rate_model": bad_model, "changing_outputs": hit,
+             "seconds": round(time.monotonic() - t1, 1),
+             "build_seconds": round(level.stats.get("build_seconds", 0.0), 1)}
+    log(f"  RTL replay, {ecc}: {len(fs)} wrong-word scenarios, {bad} disagreeing with the fault model, {bad_model} "
+        f"fault-model outputs differing from the rate model's ({time.monotonic() - t1:.1f} s, of which Verilator "
+        f"build {entry['build_seconds']:.1f} s)")
+    return entry
 
 
 def _curve(d: Design, env: Environment, times: np.ndarray) -> dict:

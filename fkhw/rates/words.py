@@ -19,7 +19,7 @@ from fkhw.faults.software import decoded
 from fkhw.faults.space import Fault, FlipFlopSpace, Upset
 from fkhw.rates.model import Conditional, Design
 
-__all__ = ["word_design", "word_conditionals"]
+__all__ = ["word_design", "word_conditionals", "wrong_word_scenarios", "passed_on"]
 
 
 def word_design(space: FlipFlopSpace, transients: tuple, k_max: int) -> Design:
@@ -29,10 +29,25 @@ def word_design(space: FlipFlopSpace, transients: tuple, k_max: int) -> Design:
     return Design(space.ecc, 0, len(sizes), False, transients, (), k_max, word_sizes=sizes)
 
 
-def _scenario(space: FlipFlopSpace, words: list, chosen, rng) -> np.ndarray:
+def wrong_word_scenarios(words: list, kw: int, samples: int, seed: int) -> list:
+    """The Monte Carlo's ``samples`` scenarios of ``kw`` wrong words, seeded
+    by (seed, kw), each a list of ``kw`` pairs of flip-flop ids (data or
+    check bits): ``kw`` distinct words of ``words`` (FlipFlopSpace.code_words)
+    drawn in proportion to their pairs, a uniform pair in each."""
+    pairs = np.array([math.comb(w.size, 2) for w in words], dtype=np.float64)
+    rng = np.random.default_rng([seed, kw, 0xECC])
+    out = []
+    for _ in range(samples):
+        chosen = rng.choice(len(words), kw, replace=False, p=pairs / pairs.sum())
+        out.append([rng.choice(words[int(w)], 2, replace=False) for w in chosen])
+    return out
+
+
+def passed_on(space: FlipFlopSpace, scenario: list) -> np.ndarray:
+    """The parameter bits (site ids, sorted) the decoders pass on inverted
+    when each pair of ``scenario`` is upset (fkhw.faults.software.decoded)."""
     sites = []
-    for w in chosen:
-        pair = rng.choice(words[int(w)], 2, replace=False)
+    for pair in scenario:
         sites += [u.ff for u in decoded(space, Fault(tuple(sorted(Upset(int(f), 0) for f in pair)))).upsets]
     return np.sort(np.array(sites, dtype=np.int64))
 
@@ -43,12 +58,9 @@ def word_conditionals(space: FlipFlopSpace, threshold: float, k_max: int, evalua
     (``evaluate``: emd_norm of scenarios, arrays of sites inverted together;
     ``samples`` scenarios per kw, seeded by (seed, kw))."""
     words = space.code_words()
-    pairs = np.array([math.comb(w.size, 2) for w in words], dtype=np.float64)
     out = [Conditional(0, 0, 0.0, 0.0, 1.0, 0)]
     for kw in range(1, min(k_max, len(words)) + 1):
-        rng = np.random.default_rng([seed, kw, 0xECC])
-        scen = [_scenario(space, words, rng.choice(len(words), kw, replace=False, p=pairs / pairs.sum()), rng)
-                for _ in range(samples)]
+        scen = [passed_on(space, s) for s in wrong_word_scenarios(words, kw, samples, seed)]
         e = np.asarray(evaluate(scen), dtype=np.float64)
         if progress is not None:
             progress(len(scen))

@@ -249,7 +249,10 @@ def deposits_vh(meta: dict) -> str:
         w, base = rf["bits"], rf["base"]
         reg = f"u_enc.{inst}.{mem}[{_index('e_idx', rf['count'])}]"
         if mem == "mem_chk":  # a word's check bits: the golden value comes with the event (e_gold)
-            r = next(e["check_bits"] for e in meta["ecc"]["register_files"] if e["instance"] == inst)
+            e = next(e for e in meta["ecc"]["register_files"] if e["instance"] == inst)
+            r = e["check_bits"]
+            # indexed by word: a file of words narrower than its registers has more words than registers
+            reg = f"u_enc.{inst}.{mem}[{_index('e_idx', e['words'])}]"
             dep.append(f"        16'd{j}: {reg} <= e_restore ? e_gold[{r - 1}:0] : ({reg} ^ e_mask[{r - 1}:0]); \\")
             # with the data golden (checked above), a word flags an error exactly when its check bits are not
             chk.append(f"    if (u_enc.{inst}.err_single || u_enc.{inst}.err_double) state_err = state_err + 32'd1; \\")

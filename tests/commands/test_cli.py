@@ -423,12 +423,15 @@ def test_rate_runs_to_completion(software_campaign, kind_campaigns, ir, tmp_path
          "--no-validate")
     out = tmp_path / "rate"
     r = fkhw("rate", "--campaign", software_campaign, "--tmr", tmr, "--transients", kind_campaigns["pipeline"],
-             "--k-max", 3, "--samples", 60, "--check-rtl", 30, "--scrub", "1s,1h", "--out", out, timeout=1500)
+             "--k-max", 3, "--samples", 60, "--check-rtl", 30, "--scrub", "1s,1h", "--protection", "secded:8i",
+             "--out", out, timeout=1500)
     assert "cross-section must come from your technology" in r.stdout
     res = json.loads((out / "rate.json").read_text())
-    assert set(res["designs"]) == {"plain", "selective", "selective + refresh", "full", "full + refresh"}
+    assert set(res["designs"]) == {"plain", "selective", "selective + refresh", "full", "full + refresh", "secded:8i"}
     assert all(v["disagreeing"] == 0 and v["scenarios"] >= 10 for v in res["rtl_check"].values())
-    assert set(res["rtl_check"]) == {"plain", "selective", "selective + refresh"}
+    # the design of SEC-DED words replays its wrong-word scenarios on its own RTL too, and they land
+    assert set(res["rtl_check"]) == {"plain", "selective", "selective + refresh", "secded:8i"}
+    assert res["rtl_check"]["secded:8i"]["changing_outputs"] > 0
     plain, sel = res["designs"]["plain"], res["designs"]["selective"]
     assert plain["unprotected_param_bits"] == ir.n_param_bits()
     for p, s in zip(plain["at_scrub_interval"], sel["at_scrub_interval"]):

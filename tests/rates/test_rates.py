@@ -243,3 +243,34 @@ def test_rtl_replay_covers_the_full_tmr_design_when_asked():
     # the scenarios do land: defeated replicas change outputs on the full-TMR design too
     assert all(r["changing_outputs"] > 0 for r in rep.values()), rep
     assert "full" not in RTL_CHECK_DESIGNS
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("ecc", ["secded:7", "secded:5i"])
+def test_rtl_replay_of_wrong_words_equals_the_fault_model_and_the_rate_model(ecc):
+    """`--check-rtl` on a design of SEC-DED words: the wrong-word Monte
+    Carlo's own scenarios (pairs of data or check bits, upset in one clock)
+    replay on its RTL, decoders and all, equal to the fault model, which
+    equals the rate model's passed-on data bits in the plain design; the
+    scenarios change outputs (and not all of them: a pair of check bits
+    passes nothing on)."""
+    from types import SimpleNamespace
+
+    from fkhw.faults.space import FlipFlopSpace
+    from fkhw.rates.flow import word_rtl_crosscheck
+    from fkhw.rates.words import passed_on, wrong_word_scenarios
+    from fkhw.rtlgen.testing import tiny_model, toy_inputs
+
+    ir = tiny_model()
+    space = FlipFlopSpace.of(ir, ecc=ecc)
+    rep = word_rtl_crosscheck(SimpleNamespace(ir=ir), toy_inputs(ir, 16, seed=4), ecc, k_max=3, samples=40, seed=1,
+                              n_check=24, jobs=2, log=lambda m: None)
+    assert rep["scenarios"] == 24 and rep["disagreeing"] == 0, rep
+    assert rep["disagreeing_with_the_fault_model"] == rep["fault_model_disagreeing_with_the_rate_model"] == 0
+    assert 0 < rep["changing_outputs"] <= rep["scenarios"], rep
+    # the replayed scenarios are the Monte Carlo's: each pair lies in one code word
+    words = {int(f): j for j, w in enumerate(space.code_words()) for f in w}
+    for s in wrong_word_scenarios(space.code_words(), 3, 40, 1):
+        assert len(s) == 3 and all(words[int(a)] == words[int(b)] != None for a, b in s)  # noqa: E711
+        assert len({words[int(a)] for a, _ in s}) == 3
+        assert passed_on(space, s).size <= 6
