@@ -10,7 +10,8 @@ DESCRIPTION = HELP + (
     ". From an exhaustive seu campaign (the one-bit answers and the inputs): the rate model (fkhw rate) of every "
     "candidate at --scrub, and the area (Yosys + ABC, the area table's method) of each; the candidates are the plain "
     "encoder, full TMR with and without refresh, the --tmr map's design with and without refresh, and the register "
-    "files as SEC-DED words (--protection, repeatable; default secded, secded:8, secded:16, secded:32, secded:64). "
+    "files as SEC-DED words (--protection, repeatable; default secded, secded:8, secded:8i, secded:16, secded:32, "
+    "secded:64). "
     "Writes OUT/protect.json, protect.csv (design, kind, p_degraded, p_upper, meets_target, "
     "longest_scrub_interval_s, flip_flops, transistors, transistor_overhead_pct, ff_overhead_pct, chosen), "
     "protect.png (overhead against failure probability: the Pareto front, the target, the choice), rate/ and "
@@ -28,7 +29,8 @@ def add_arguments(p):
     p.add_argument("--target", type=fraction_open, required=True,
                    help="the probability of a degraded output to stay below at the scrub interval")
     p.add_argument("--protection", type=protection, action="append", default=None, metavar=PROTECTION_METAVAR,
-                   help="a SEC-DED design to consider (repeatable; default: secded, secded:8, 16, 32, 64)")
+                   help="a SEC-DED design to consider (repeatable; default: secded, secded:8, secded:8i, secded:16, "
+                        "secded:32, secded:64)")
     p.add_argument("--flux", type=finite_above(0.0), default=DEFAULT_FLUX, help="particles cm^-2 s^-1")
     p.add_argument("--sigma", type=finite_above(0.0), default=DEFAULT_SIGMA,
                    help="SEU cross-section per flip-flop, cm^2 (an assumption: use your technology's)")

@@ -36,7 +36,9 @@ from fkhw.rates.model import Environment
 __all__ = ["ProtectError", "ProtectOptions", "run_protect", "PROTECT_JSON", "PROTECT_CSV", "PROTECT_PNG"]
 
 PROTECT_JSON, PROTECT_CSV, PROTECT_PNG = "protect.json", "protect.csv", "protect.png"
-DEFAULT_PROTECTIONS = ("secded", "secded:8", "secded:16", "secded:32", "secded:64")
+# a word per register, words of 8 to 64 bits packed across the registers, and bytes bit-interleaved (the spelling
+# that also corrects an upset of two adjacent cells); fkhw protect's help names these (a test holds it)
+DEFAULT_PROTECTIONS = ("secded", "secded:8", "secded:8i", "secded:16", "secded:32", "secded:64")
 COLUMNS = ["design", "kind", "p_degraded", "p_upper", "meets_target", "longest_scrub_interval_s", "flip_flops",
            "transistors", "transistor_overhead_pct", "ff_overhead_pct", "chosen"]
 

@@ -471,6 +471,16 @@ def test_protect_runs_to_completion(software_campaign, ir, tmp_path):
     assert (strict / "protect.csv").is_file()
 
 
+def test_protect_help_names_the_default_candidates():
+    """The help's list of default SEC-DED designs is fkhw.protect.choice's, in
+    both places it is given (the command's description and --protection)."""
+    from fkhw.protect.choice import DEFAULT_PROTECTIONS
+
+    text = " ".join(fkhw("protect", "--help").stdout.split())
+    named = ", ".join(DEFAULT_PROTECTIONS)
+    assert f"repeatable; default {named})" in text and f"repeatable; default: {named})" in text, text
+
+
 def test_tmr_runs_to_completion_at_gate_level(software_campaign, ir, tmp_path):
     """`--gate-level`: the hardened RTL through Yosys + ABC, its netlist under
     the same testbench; every protected bit keeps three flip-flops after
