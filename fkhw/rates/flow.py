@@ -286,15 +286,15 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
     if options.check_rtl:
         from fkhw.campaign.outputs import CampaignOutputs
 
-        result["rtl_check"] = rtl_crosscheck(bundle, CampaignOutputs.load(campaign).inputs, pools, options.k_max,
-                                             options.samples, options.seed, options.check_rtl, jobs=options.jobs,
-                                             log=log,
+        inputs = CampaignOutputs.load(campaign).inputs
+        result["rtl_check"] = rtl_crosscheck(bundle, inputs, pools, options.k_max, options.samples, options.seed,
+                                             options.check_rtl, jobs=options.jobs, log=log,
                                              designs=RTL_CHECK_DESIGNS + (("full",) if options.check_full else ()),
                                              transients=_map_transients(tmap))
         for ecc in options.protections:
-            result["rtl_check"][ecc] = word_rtl_crosscheck(bundle, CampaignOutputs.load(campaign).inputs, ecc,
-                                                           options.k_max, options.samples, options.seed,
-                                                           options.check_rtl, jobs=options.jobs, log=log)
+            result["rtl_check"][ecc] = word_rtl_crosscheck(bundle, inputs, ecc, options.k_max, options.samples,
+                                                           options.seed, options.check_rtl, jobs=options.jobs,
+                                                           log=log)
     out = Path(out)
     make_dir(out)
     write_text(out / RESULT, json.dumps(result, indent=1) + "\n")
@@ -320,43 +320,58 @@ def word_rtl_crosscheck(bundle, inputs: np.ndarray, ecc: str, k_max: int, sample
     from fkhw.faults.software import simulate_set
     from fkhw.faults.space import Fault, FaultSet, FlipFlopSpace, Hardening, Upset
     from fkhw.levels import protected_design
-    from fkhw.levels.rtl import RtlLevel
-    from fkhw.model import engine
     from fkhw.rates.words import passed_on, wrong_word_scenarios
 
     ir = bundle.ir
     space = FlipFlopSpace.of(ir, ecc=ecc)
     words = space.code_words()
-    kws = range(1, min(k_max, len(words)) + 1)
-    rng = np.random.default_rng([seed, 0x5EC])
-    scen = []
-    for kw in kws:  # an equal share of the replay for each number of wrong words
-        drawn = wrong_word_scenarios(words, kw, samples, seed)
-        scen += [drawn[i] for i in rng.choice(len(drawn), min(len(drawn), -(-n_check // len(kws))), replace=False)]
-    scen = scen[:n_check]
+    scen = _equal_share([wrong_word_scenarios(words, kw, samples, seed) for kw in range(1, min(k_max, len(words)) + 1)],
+                        n_check, seed)
     fs = FaultSet.of("accumulate", np.arange(len(scen)),
                      [Fault(tuple(sorted(Upset(int(f), 0) for pair in s for f in pair))) for s in scen])
+    entry, want = _replay(ir, ecc, protected_design(ir, Hardening.code_words(ecc)), space, fs, inputs, jobs, log)
     # the rate model's view of the same scenarios: the passed-on data bits, upset in the plain design
-    plain = FlipFlopSpace.of(ir)
     passed = FaultSet.of("accumulate", np.arange(len(scen)),
                          [Fault(tuple(Upset(int(b), 0) for b in passed_on(space, s))) for s in scen])
+    model = simulate_set(ir, FlipFlopSpace.of(ir), passed, inputs)
+    bad, bad_model = entry["disagreeing"], int((want.latent != model.latent).any(axis=(1, 2)).sum())
+    entry.update(disagreeing=bad + bad_model, disagreeing_with_the_fault_model=bad,
+                 fault_model_disagreeing_with_the_rate_model=bad_model)
+    log(f"  RTL replay, {ecc}: {len(fs)} wrong-word scenarios, {bad} disagreeing with the fault model, {bad_model} "
+        f"fault-model outputs differing from the rate model's ({entry['seconds']:.1f} s, of which Verilator build "
+        f"{entry['build_seconds']:.1f} s)")
+    return entry
+
+
+def _equal_share(groups: list, n: int, seed: int) -> list:
+    """``n`` of the Monte Carlo's scenarios, an equal share from each group
+    (its scenarios of one composition, in order), picked by a generator
+    seeded by (seed, 0x5EC)."""
+    rng = np.random.default_rng([seed, 0x5EC])
+    out = []
+    for drawn in groups:
+        out += [drawn[i] for i in rng.choice(len(drawn), min(len(drawn), -(-n // len(groups))), replace=False)]
+    return out[:n]
+
+
+def _replay(ir, label: str, design, space, fs, inputs: np.ndarray, jobs: int, log) -> tuple:
+    """``fs`` on the RTL of ``design`` (None: the plain encoder) and on the
+    fault model of ``space``: (the report entry: scenarios, disagreeing,
+    changing_outputs, seconds, build_seconds; the fault model's outputs)."""
+    from fkhw.faults.software import simulate_set
+    from fkhw.levels.rtl import RtlLevel
+    from fkhw.model import engine
+
     t1 = time.monotonic()
-    level = RtlLevel(ir, jobs=jobs, design=protected_design(ir, Hardening.code_words(ecc)), log=log)
-    replay = Progress(len(fs), f"  RTL replay, {ecc}", unit="scenarios", every=5.0, after=2.0)
+    level = RtlLevel(ir, jobs=jobs, design=design, log=log)
+    replay = Progress(len(fs), f"  RTL replay, {label}", unit="scenarios", every=5.0, after=2.0)
     got = level.run_faults(fs, inputs, lambda total: replay.advance(total - replay.done))
     want = simulate_set(ir, space, fs, inputs)
-    model = simulate_set(ir, plain, passed, inputs)
-    bad = int(got.mismatches(want).sum())
-    bad_model = int((want.latent != model.latent).any(axis=(1, 2)).sum())
+    # how many scenarios change an output at all: 0 disagreeing must not be 0 upsets landed
     hit = int((got.latent != engine.forward(ir, inputs)[None]).any(axis=(1, 2)).sum())
-    entry = {"scenarios": len(fs), "disagreeing": bad + bad_model, "disagreeing_with_the_fault_model": bad,
-             "fault_model_disagreeing_with_the_rate_model": bad_model, "changing_outputs": hit,
-             "seconds": round(time.monotonic() - t1, 1),
-             "build_seconds": round(level.stats.get("build_seconds", 0.0), 1)}
-    log(f"  RTL replay, {ecc}: {len(fs)} wrong-word scenarios, {bad} disagreeing with the fault model, {bad_model} "
-        f"fault-model outputs differing from the rate model's ({time.monotonic() - t1:.1f} s, of which Verilator "
-        f"build {entry['build_seconds']:.1f} s)")
-    return entry
+    return {"scenarios": len(fs), "disagreeing": int(got.mismatches(want).sum()), "changing_outputs": hit,
+            "seconds": round(time.monotonic() - t1, 1),
+            "build_seconds": round(level.stats.get("build_seconds", 0.0), 1)}, want
 
 
 def _curve(d: Design, env: Environment, times: np.ndarray) -> dict:
@@ -409,10 +424,7 @@ def rtl_crosscheck(bundle, inputs: np.ndarray, pools: dict, k_max: int, samples:
     ``transients``: the TMR map's triplicated pipeline / valid flip-flops,
     triplicated in the selective design's RTL too: it is then the design
     ``fkhw tmr`` proved, and its Verilator build is shared."""
-    from fkhw.model import engine
-    from fkhw.faults.software import simulate_set
     from fkhw.faults.space import Fault, FaultSet, FlipFlopSpace, Upset
-    from fkhw.levels.rtl import RtlLevel
     from fkhw.rtlgen.harden import harden
 
     # full TMR of every weight bit is opt-in ("full" in designs, `fkhw rate --check-full-tmr`): its
@@ -420,17 +432,11 @@ def rtl_crosscheck(bundle, inputs: np.ndarray, pools: dict, k_max: int, samples:
     # every path (single bits, defeated replicas, refresh)
     variants = [(name, refresh) for name in pools if name in designs
                 for refresh in ((False,) if name == "plain" else (False, True))]
-    per = n_check  # scenarios on each design variant
     report = {}
     for name, refresh in variants:
         unprot, prot = pools[name]
-        comps = rates.sampled_compositions(unprot.size, prot.size, k_max)
-        rng = np.random.default_rng([seed, 0x5EC])
-        scen = []
-        for ku, kp in comps:
-            drawn = draw_scenarios(unprot, prot, ku, kp, samples, seed)
-            scen += [drawn[i] for i in rng.choice(len(drawn), min(len(drawn), -(-per // len(comps))), replace=False)]
-        scen = scen[:per]
+        scen = _equal_share([draw_scenarios(unprot, prot, ku, kp, samples, seed)
+                             for ku, kp in rates.sampled_compositions(unprot.size, prot.size, k_max)], n_check, seed)
         hardened = np.concatenate([prot, np.asarray(transients if name == "selective" else (), dtype=np.int64)])
         space = FlipFlopSpace.of(bundle.ir, np.sort(hardened) if name != "plain" else None, refresh)
         protected = set(space.protected)
@@ -445,17 +451,8 @@ def rtl_crosscheck(bundle, inputs: np.ndarray, pools: dict, k_max: int, samples:
         fs = FaultSet.of("accumulate", np.arange(len(faults)), [Fault(u) for u in faults])
         design = None if name == "plain" else harden(bundle.ir, space.protected, refresh=refresh)
         label = name if name == "plain" else f"{name}{' + refresh' if refresh else ''}"
-        t1 = time.monotonic()
-        level = RtlLevel(bundle.ir, jobs=jobs, design=design, log=log)
-        replay = Progress(len(fs), f"  RTL replay, {label}", unit="scenarios", every=5.0, after=2.0)
-        got = level.run_faults(fs, inputs, lambda total: replay.advance(total - replay.done))
-        want = simulate_set(bundle.ir, space, fs, inputs)
-        bad = int(got.mismatches(want).sum())
-        # how many scenarios change an output at all: 0 disagreeing must not be 0 upsets landed
-        hit = int((got.latent != engine.forward(bundle.ir, inputs)[None]).any(axis=(1, 2)).sum())
-        report[label] = {"scenarios": len(fs), "disagreeing": bad, "changing_outputs": hit,
-                         "seconds": round(time.monotonic() - t1, 1),
-                         "build_seconds": round(level.stats.get("build_seconds", 0.0), 1)}
-        log(f"  RTL replay, {label}: {len(fs)} accumulated-upset scenarios, {bad} disagreeing with the fault model "
-            f"({time.monotonic() - t1:.1f} s, of which Verilator build {report[label]['build_seconds']:.1f} s)")
+        report[label], _ = _replay(bundle.ir, label, design, space, fs, inputs, jobs, log)
+        log(f"  RTL replay, {label}: {len(fs)} accumulated-upset scenarios, {report[label]['disagreeing']} "
+            f"disagreeing with the fault model ({report[label]['seconds']:.1f} s, of which Verilator build "
+            f"{report[label]['build_seconds']:.1f} s)")
     return report

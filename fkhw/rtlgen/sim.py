@@ -244,15 +244,14 @@ def deposits_vh(meta: dict) -> str:
     registers stay private to the model) and the check after the run."""
     dep, chk = [], []
     rfs = {rf["instance"]: rf for rf in meta["register_files"]}
+    coded = {e["instance"]: e for e in meta.get("ecc", {}).get("register_files", [])}
     for j, (inst, mem) in enumerate(deposit_files(meta)):
         rf = rfs[inst]
         w, base = rf["bits"], rf["base"]
-        reg = f"u_enc.{inst}.{mem}[{_index('e_idx', rf['count'])}]"
+        # check bits are indexed by word: a file of words narrower than its registers has more words than registers
+        reg = f"u_enc.{inst}.{mem}[{_index('e_idx', coded[inst]['words'] if mem == 'mem_chk' else rf['count'])}]"
         if mem == "mem_chk":  # a word's check bits: the golden value comes with the event (e_gold)
-            e = next(e for e in meta["ecc"]["register_files"] if e["instance"] == inst)
-            r = e["check_bits"]
-            # indexed by word: a file of words narrower than its registers has more words than registers
-            reg = f"u_enc.{inst}.{mem}[{_index('e_idx', e['words'])}]"
+            r = coded[inst]["check_bits"]
             dep.append(f"        16'd{j}: {reg} <= e_restore ? e_gold[{r - 1}:0] : ({reg} ^ e_mask[{r - 1}:0]); \\")
             # with the data golden (checked above), a word flags an error exactly when its check bits are not
             chk.append(f"    if (u_enc.{inst}.err_single || u_enc.{inst}.err_double) state_err = state_err + 32'd1; \\")
