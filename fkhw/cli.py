@@ -48,9 +48,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
-def _available() -> dict:
+def _available(names) -> dict:
     found = {}
-    for name in COMMANDS:
+    for name in names:
         try:
             found[name] = importlib.import_module(f"fkhw.commands.{name}")
         except ModuleNotFoundError as e:
@@ -59,7 +59,14 @@ def _available() -> dict:
     return found
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _named_command(argv: list) -> str | None:
+    """The command ``argv`` names (its first word that is not an option), if it is one of COMMANDS."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in COMMANDS else None
+
+
+def build_parser(commands=COMMANDS) -> argparse.ArgumentParser:
+    """fkhw's parser with a subcommand for each of ``commands``."""
     parser = _Parser(
         prog="fkhw",
         description="Radiation fault tolerance of quantized neural networks, from QKeras to RTL: "
@@ -69,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fkhw {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
-    for name, mod in _available().items():
+    for name, mod in _available(commands).items():
         p = sub.add_parser(name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
@@ -77,8 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # a command's module (and what it imports) loads only when that command runs: the whole list is for
+    # `fkhw --help` and for a word that is no command
+    named = _named_command(argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser([named] if named else COMMANDS).parse_args(argv)
     except SystemExit as e:
         if e.code in (0, None):  # --help, --version
             raise

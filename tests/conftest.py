@@ -27,7 +27,7 @@ import os
 
 import pytest
 
-# The test files that take longest, slowest first, and the longest single test of the fast tier (pylint).
+# The test files that take longest, slowest first.
 # Worker-seconds in the clean-clone `make test` of e428fc1 on 2 cores (2026-12-07; other tests shared the
 # machine for about 15 of its 57 minutes): 1095, 900, 824, 403, 354, 326, 313, 303, 252, 222, 213, 198, 190.
 # `make test` runs with --no-loadscope-reorder, so pytest-xdist hands out files (--dist loadfile) in this
@@ -39,7 +39,7 @@ SLOWEST_FIRST = ("tests/commands/test_cli.py", "tests/rtlgen/test_rtl_makefile.p
                  "tests/test_docs.py", "tests/review/test_digits_example.py", "tests/campaign/test_executors.py",
                  "tests/model/test_trained_layers.py", "tests/test_artifacts_agree.py",
                  "tests/rtlgen/test_netlist.py", "tests/commands/test_interrupts.py",
-                 "tests/test_static.py::test_static_check_is_clean[pylint]")
+                 )
 
 
 def _rank(item) -> int:

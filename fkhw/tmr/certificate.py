@@ -402,8 +402,8 @@ def _symbolic(circuit: Circuit, ev, meta: dict, ffmap: dict, refresh: bool, name
     """Declare a variable per configuration-port bit and per register bit
     (every replica of a bit reads its register's variable) and evaluate the
     fault-free circuit."""
-    # a compiled module: pylint cannot read its names
-    from dd.cudd import BDD  # pylint: disable=no-name-in-module
+    # dd's compiled CUDD extension loads only when a certificate is built
+    from dd.cudd import BDD
 
     bdd = BDD()
     # the declared order (port, then the registers in address order) suits these circuits; CUDD's dynamic

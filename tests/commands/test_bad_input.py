@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -167,8 +168,7 @@ CASES = _out_cases() + SEED_CASES + [
                                             "--out", "{ws}/new"), "--scheduler 'http://127.0.0.1:8787/status'"),
     Case("campaign", "scheduler-port-closed", ("--model", "{model}", "--scheduler", "{closed_port}", "--out",
                                                "{ws}/new"), "--scheduler {closed_port}: no Dask scheduler answered"),
-    Case("campaign", "scheduler-silent-service", ("--model", "{model}", "--scheduler", "{silent_port}", "--out",
-                                                  "{ws}/new"), "--scheduler {silent_port}: a service answers there"),
+    # (a silent TCP service takes the same path as HTTP: test_a_silent_service_is_refused_when_the_probe_times_out)
     Case("campaign", "scheduler-http-service", ("--model", "{model}", "--scheduler", "{http_port}", "--out",
                                                 "{ws}/new"), "--scheduler {http_port}: a service answers there"),
     Case("campaign", "scheduler-banner-service", ("--model", "{model}", "--scheduler", "{banner_port}", "--out",
@@ -485,6 +485,20 @@ class _Silent(threading.Thread):
         self.sock.close()
         for c in self.conns:
             c.close()
+
+
+def test_a_silent_service_is_refused_when_the_probe_times_out(servers):
+    """A port that accepts and never speaks is named once the probe's
+    timeout passes: the catalogue's HTTP case goes the same way through the
+    CLI (waiting out the whole SCHEDULER_TIMEOUT_S), so here the probe runs
+    with a short timeout of its own."""
+    from fkhw.campaign.executors import ExecutorError, probe_scheduler
+
+    t0 = time.monotonic()
+    with pytest.raises(ExecutorError, match=rf"--scheduler {servers['silent_port']}: a service answers there but "
+                                            r"sent no Dask handshake within 0.5 s"):
+        probe_scheduler(servers["silent_port"], timeout=0.5)
+    assert 0.5 <= time.monotonic() - t0 < 5
 
 
 @pytest.fixture(scope="module")

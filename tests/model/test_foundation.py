@@ -318,3 +318,24 @@ def test_every_help_exits_zero(capsys):
         assert info.value.code == 0, argv
         out = capsys.readouterr().out
         assert out.startswith("usage: fkhw"), argv
+
+
+def test_a_command_loads_only_its_own_module():
+    """`fkhw COMMAND` imports that command's module alone, not the other
+    thirteen and what they import (a bad option is answered in a fraction
+    of a second); `fkhw --help` and an unknown word still see every command."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom fkhw.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "from fkhw.cli import COMMANDS\nprint(sorted(m for m in sys.modules if m.startswith('fkhw.commands.') "
+             "and m.rsplit('.', 1)[1] in COMMANDS))")
+
+    def loaded(*argv):
+        r = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.splitlines()[-1]
+
+    assert loaded("-v", "rate", "--samples", "0") == "['fkhw.commands.rate']"
+    for argv in (("--help",), ("no-such-command",)):
+        assert loaded(*argv) == str([f"fkhw.commands.{n}" for n in sorted(_subcommands())])
