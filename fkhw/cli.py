@@ -60,9 +60,15 @@ def _available(names) -> dict:
 
 
 def _named_command(argv: list) -> str | None:
-    """The command ``argv`` names (its first word that is not an option), if it is one of COMMANDS."""
-    word = next((a for a in argv if not a.startswith("-")), None)
-    return word if word in COMMANDS else None
+    """The command ``argv`` names (its first word that is not an option), if
+    it is one of COMMANDS and no --help comes before it. (fkhw's own options
+    take no value: one that did would need skipping here.)"""
+    for a in argv:
+        if a in ("-h", "--help"):
+            return None
+        if not a.startswith("-"):
+            return a if a in COMMANDS else None
+    return None
 
 
 def build_parser(commands=COMMANDS) -> argparse.ArgumentParser:

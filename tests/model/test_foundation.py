@@ -337,5 +337,5 @@ def test_a_command_loads_only_its_own_module():
         return r.stdout.splitlines()[-1]
 
     assert loaded("-v", "rate", "--samples", "0") == "['fkhw.commands.rate']"
-    for argv in (("--help",), ("no-such-command",)):
+    for argv in (("--help",), ("no-such-command",), ("--help", "rate")):
         assert loaded(*argv) == str([f"fkhw.commands.{n}" for n in sorted(_subcommands())])
