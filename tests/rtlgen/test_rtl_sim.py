@@ -12,6 +12,7 @@ import dataclasses
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -287,6 +288,12 @@ def test_a_verilator_installed_elsewhere_compiles_the_model_from_the_compiler_ca
     assert f"/{SHARED_VERILATOR_DIR}/" in log
     assert int(stats["cache_miss"]) == 0 and int(stats["direct_cache_hit"]) > 0, stats
     assert (second.sim_dir / TB_TOP).read_bytes() == (first.sim_dir / TB_TOP).read_bytes()
+    # nor does the C++ name where this clone, its venv or the build folder is (Verilator writes a source's
+    # path into $finish and $fatal): another clone's build of the design is the same C++
+    places = [str(Path(__file__).resolve().parents[2]), sys.prefix, str(tmp_path)]
+    named = [(f.name, p) for f in second.sim_dir.iterdir() if f.suffix in (".cpp", ".h")
+             for p in places if p in f.read_text(errors="replace")]
+    assert not named, named
 
 
 def test_a_build_is_not_shared_with_another_cocotb_installation(tmp_path, monkeypatch):
