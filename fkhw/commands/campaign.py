@@ -72,9 +72,11 @@ def add_arguments(p):
     p.add_argument("--refresh", action="store_true",
                    help="with --tmr: the self-correcting variant (replicas reload the voted value every clock)")
     p.add_argument("--protection", type=protection, default=None, metavar=PROTECTION_METAVAR,
-                   help="upset the design whose register files are kept as SEC-DED words (Hsiao code, a decoder per "
-                        "word): secded, a word per register; secded:N, N-bit words packed across a file's registers; "
-                        "secded:Ni, N-bit words bit-interleaved (adjacent bits in different words). "
+                   help="upset the design whose register files are kept as code words: SEC-DED (Hsiao code, a "
+                        "decoder per word that corrects one upset) or parity (one bit per word, an odd number of "
+                        "upsets flagged, none corrected). secded or parity: a word per register; secded:N, "
+                        "parity:N: N-bit words packed across a file's registers; secded:Ni, parity:Ni: N-bit words "
+                        "bit-interleaved (adjacent bits in different words). "
                         "Check bits are flip-flops too (--faults checkbits upsets each alone; software and rtl "
                         "levels)")
     add_metric_arguments(p)

@@ -94,20 +94,20 @@ fraction_open.__name__ = "number"
 
 
 def protection(text: str) -> str:
-    """A design of SEC-DED words: ``secded``, ``secded:N`` or ``secded:Ni``
-    (fkhw.faults.codes.secded_word, the one reader)."""
+    """A design of code words: ``secded`` or ``parity``, with ``:N`` or
+    ``:Ni`` (fkhw.faults.codes.code_word, the one reader)."""
     from fkhw.errors import InputError
-    from fkhw.faults.codes import secded_word  # numpy: imported only when the option is given
+    from fkhw.faults.codes import code_word  # numpy: imported only when the option is given
 
     try:
-        secded_word(text)
+        code_word(text)
     except InputError as e:
         raise argparse.ArgumentTypeError(str(e).removeprefix("protection ")) from None
     return text
 
 
 protection.__name__ = "protection"
-PROTECTION_METAVAR = "secded|secded:N|secded:Ni"  # fkhw.faults.codes.PROTECTIONS, without importing numpy
+PROTECTION_METAVAR = "secded|secded:N|secded:Ni|parity|parity:N|parity:Ni"  # fkhw.faults.codes.PROTECTIONS, without importing numpy
 
 
 def distinct_protections(values) -> tuple:

@@ -4,15 +4,16 @@ probability below a target at a scrub interval."""
 from fkhw.commands.options import (PROTECTION_METAVAR, EMD_NORM, SEED, campaign_inputs, distinct_protections, finite_above, fraction_open,
                                   in_path, input_paths, int_at_least, model_help, model_inputs, out_path, protection)
 
-HELP = ("choose the protection (plain, full or selective TMR, SEC-DED words) with the fewest transistors whose "
+HELP = ("choose the protection (plain, full or selective TMR, SEC-DED or parity words) with the fewest transistors whose "
         "P(degraded output) at the scrub interval stays below a target")
 DESCRIPTION = HELP + (
     ". From an exhaustive seu campaign (the one-bit answers and the inputs): the rate model (fkhw rate) of every "
     "candidate at --scrub, and the area (Yosys + ABC, the area table's method) of each; the candidates are the plain "
     "encoder, full TMR with and without refresh, the --tmr map's design with and without refresh, and the register "
-    "files as SEC-DED words (--protection, repeatable; default secded, secded:8, secded:8i, secded:16, secded:32, "
-    "secded:64). "
-    "Writes OUT/protect.json, protect.csv (design, kind, p_degraded, p_upper, meets_target, "
+    "files as code words (--protection, repeatable; default secded, secded:8, secded:8i, secded:16, secded:32, "
+    "secded:64, parity:8). Parity corrects nothing: its P(degraded) is the plain design's, and p_undetected_upper is "
+    "P(a degraded output while no flag is up). "
+    "Writes OUT/protect.json, protect.csv (design, kind, p_degraded, p_upper, p_undetected_upper, meets_target, "
     "longest_scrub_interval_s, flip_flops, transistors, transistor_overhead_pct, ff_overhead_pct, chosen), "
     "protect.png (overhead against failure probability: the Pareto front, the target, the choice), rate/ and "
     "synth/. Exit status 2 with one line when no candidate meets the target (the table is still written).")
@@ -29,8 +30,8 @@ def add_arguments(p):
     p.add_argument("--target", type=fraction_open, required=True,
                    help="the probability of a degraded output to stay below at the scrub interval")
     p.add_argument("--protection", type=protection, action="append", default=None, metavar=PROTECTION_METAVAR,
-                   help="a SEC-DED design to consider (repeatable; default: secded, secded:8, secded:8i, secded:16, "
-                        "secded:32, secded:64)")
+                   help="a design of code words to consider (repeatable; default: secded, secded:8, secded:8i, "
+                        "secded:16, secded:32, secded:64, parity:8)")
     p.add_argument("--flux", type=finite_above(0.0), default=DEFAULT_FLUX, help="particles cm^-2 s^-1")
     p.add_argument("--sigma", type=finite_above(0.0), default=DEFAULT_SIGMA,
                    help="SEU cross-section per flip-flop, cm^2 (an assumption: use your technology's)")

@@ -54,8 +54,10 @@ def add_arguments(p):
                         "build is the largest: minutes cold)")
     p.add_argument("--jobs", type=int_at_least(1, 256), default=1, help="simulator processes for --check-rtl")
     p.add_argument("--protection", type=protection, action="append", default=[], metavar=PROTECTION_METAVAR,
-                   help="also the design whose register files are SEC-DED words (a word is wrong when two of its "
-                        "flip-flops are inverted); repeat for several word sizes")
+                   help="also the design whose register files are code words: SEC-DED (a word is wrong when two "
+                        "of its flip-flops are inverted) or parity (degraded as the plain design, every data upset "
+                        "passed on until the next rewrite; rate.json adds P(undetected): two upsets in one word, no "
+                        "flag up); repeat for several")
     p.add_argument("--model", default=None, help=model_help(" (default: the one the campaign ran on)"))
     p.add_argument("--out", type=out_path, default=None, help="folder for rate.json and rate.png (default: CAMPAIGN/../rate)")
 

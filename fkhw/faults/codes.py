@@ -15,7 +15,10 @@ Verilog of fkhw.rtlgen.codes, the proofs).
   of optimal minimum odd-weight-column SEC-DED codes", IBM J. Res. Dev.
   14(4), 1970).
 * :class:`Parity`: one even-parity bit over ``data_bits``: detects any odd
-  number of upsets, corrects none.
+  number of upsets, corrects none. In the same terms, a code whose one
+  check bit covers every data bit (every column is 1), so the words of a
+  register file (:class:`Words`) and their check flip-flops are laid out
+  alike for both codes.
 
 Bits are numbered from the least significant (bit i of a word is
 ``(word >> i) & 1``), as in Verilog.
@@ -158,6 +161,15 @@ class Parity:
     def label(self) -> str:
         return f"parity:{self.data_bits}"
 
+    @property
+    def columns(self) -> tuple:
+        """Every data bit's parity-check column: the one check bit."""
+        return (1,) * self.data_bits
+
+    def rows(self) -> tuple:
+        """The data bits the check bit covers: all of them."""
+        return (tuple(range(self.data_bits)),)
+
     def encode(self, data) -> np.ndarray:
         return (_popcount(data) & 1).astype(np.uint64)
 
@@ -168,26 +180,39 @@ class Parity:
         return Decoded(d, np.zeros(d.shape, dtype=bool), bad)
 
 
-PROTECTIONS = ("secded", "secded:N", "secded:Ni")  # the spellings of a design whose registers are code words
+CODES = {"secded": SecDed, "parity": Parity}  # a protection's code by the name it is spelt with
+PROTECTIONS = ("secded", "secded:N", "secded:Ni", "parity", "parity:N", "parity:Ni")  # the spellings of a
+# design whose registers are code words
 
 
-def secded_word(text: str) -> tuple:
-    """(data bits per word, interleaved) of a protection's spelling:
-    ``secded`` (None: one word per register), ``secded:N`` (N of the
+@dataclass(frozen=True)
+class Spelling:
+    """What a protection's spelling says: the code, the data bits per word
+    (None: a word per register) and whether the words are bit-interleaved."""
+
+    code: str  # a key of CODES
+    word: int | None
+    interleaved: bool
+
+
+def code_word(text: str) -> Spelling:
+    """The code and words of a protection's spelling: ``secded`` or
+    ``parity`` (one word per register), ``secded:N`` / ``parity:N`` (N of the
     register file's parameter bits in a row per word, packed across
-    registers) or ``secded:Ni`` (N bits per word, bit-interleaved: the
-    file's adjacent bits in different words); raises CodeError naming it."""
+    registers) or ``secded:Ni`` / ``parity:Ni`` (N bits per word,
+    bit-interleaved: the file's adjacent bits in different words); raises
+    CodeError naming it."""
     name, sep, n = str(text).partition(":")
-    if name != "secded" or (sep and not n):
+    if name not in CODES or (sep and not n):
         raise CodeError(f"protection {text!r}: use {', '.join(PROTECTIONS)}")
     if not sep:
-        return None, False
+        return Spelling(name, None, False)
     interleaved = n.endswith("i")
     n = n[:-1] if interleaved else n
     if not n.isascii() or not n.isdigit():
-        raise CodeError(f"protection {text!r}: N is a whole number of data bits per word, e.g. secded:8 "
-                        "(secded:8i bit-interleaved)")
-    return _check_width(int(n), f"protection {text!r}"), interleaved
+        raise CodeError(f"protection {text!r}: N is a whole number of data bits per word, e.g. {name}:8 "
+                        f"({name}:8i bit-interleaved)")
+    return Spelling(name, _check_width(int(n), f"protection {text!r}"), interleaved)
 
 
 @dataclass(frozen=True)
@@ -205,18 +230,19 @@ class Words:
     depth: int
     word: int
     interleaved: bool = False
+    kind: str = "secded"  # the code of the words: a key of CODES
 
     @staticmethod
     def of(ecc: str, width: int, depth: int) -> "Words":
         """The words of a file of ``depth`` registers of ``width`` bits under
-        a ``secded``, ``secded:N`` or ``secded:Ni`` spelling."""
-        word, interleaved = secded_word(ecc)
-        return Words(width, depth, word or width, interleaved)
+        a protection's spelling (:func:`code_word`)."""
+        sp = code_word(ecc)
+        return Words(width, depth, sp.word or width, sp.interleaved, sp.code)
 
     @property
-    def code(self) -> SecDed:
-        """The SEC-DED code of these words."""
-        return SecDed.of(self.word)
+    def code(self) -> SecDed | Parity:
+        """The code of these words."""
+        return CODES[self.kind].of(self.word)
 
     @property
     def n_words(self) -> int:

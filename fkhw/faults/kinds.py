@@ -127,9 +127,9 @@ def _accumulate(space: FlipFlopSpace, spec: KindSpec, opt: KindOptions) -> Fault
 
 
 def _checkbits(space: FlipFlopSpace, spec: KindSpec, opt: KindOptions) -> FaultSet:
-    if not space.secded:
-        raise FaultError(f"--faults {spec.label}: this design has no check bits; give the SEC-DED one "
-                         "(--protection secded)")
+    if not space.coded:
+        raise FaultError(f"--faults {spec.label}: this design has no check bits; give one of code words "
+                         "(--protection secded or parity)")
     ffs = np.arange(space.first_check, space.n_ff, dtype=np.int64)
     return FaultSet.single(spec.label, np.arange(ffs.size), ffs, opt.cycle or 0)
 

@@ -119,7 +119,7 @@ def transient_upsets(space: FlipFlopSpace, fault: Fault) -> list:
 
 
 def decoded(space: FlipFlopSpace, fault: Fault) -> Fault:
-    """A fault of a SEC-DED design (``space.secded``) as the fault of the
+    """A fault of a SEC-DED design (``space.coded``) as the fault of the
     plain design that the datapath cannot tell from it: per code word, the
     data bits its decoder passes on inverted, each toggled at the cycles at
     which that changes. The code is linear, so the decoder's output is the
@@ -128,7 +128,7 @@ def decoded(space: FlipFlopSpace, fault: Fault) -> Fault:
     among them (detected, not corrected), three may be miscorrected, all as
     the decoder does (a correction of a word's constant padding bit reaches
     no register). Pipeline and valid upsets and the scrub are kept."""
-    if not space.secded:
+    if not space.coded:
         return fault
     n_sites = space.sites.n_sites
     kept, events = [], {}  # (tensor, word) -> {cycle: [data error, check error]}
@@ -160,7 +160,7 @@ def decoded(space: FlipFlopSpace, fault: Fault) -> Fault:
 
 def simulate(model: IntegerModel, space: FlipFlopSpace, fault: Fault, inputs: np.ndarray) -> tuple:
     """(latent (N, n_out), lost (N,), extra) of one fault on the N window inputs."""
-    if space.secded:
+    if space.coded:
         fault, space = decoded(space, fault), space.plain()
     x = np.asarray(inputs, dtype=np.int64)
     n = x.shape[0]

@@ -14,9 +14,10 @@
   protected flip-flop is a parameter bit, a pipeline data bit or a valid
   flag; parameter ids come first, so a design protecting only parameters
   has the same ids as when "protected" meant parameter sites.
-* ``check``    for a design whose parameter registers are kept as SEC-DED
-  words (``ecc``: ``secded``, a word per register, or ``secded:N``, N-bit
-  words packed across the registers of a file: fkhw.faults.codes.Words),
+* ``check``    for a design whose parameter registers are kept as code
+  words (``ecc``: ``secded`` or ``parity``, a word per register;
+  ``secded:N`` / ``parity:N``, N-bit words packed across the registers of a
+  file, ``:Ni`` bit-interleaved: fkhw.faults.codes.Words),
   the check bits of each word, tensor by tensor, word by word, bit 0 = the
   most significant check bit (Verilog bit r-1 of ``mem_chk[j]``). Its
   parameter, pipeline and control ids are the plain design's.
@@ -55,7 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from fkhw.errors import InputError
-from fkhw.faults.codes import SecDed, Words, secded_word
+from fkhw.faults.codes import Parity, SecDed, Words, code_word
 from fkhw.model.fixed import FixedFormat
 from fkhw.model.ir import IntegerModel
 from fkhw.outpaths import atomic_open
@@ -80,22 +81,22 @@ class Hardening:
     triplicates (flip-flop ids, ascending: parameter bits = site ids, then
     any pipeline data bits and valid flags) and whether the replicas refresh
     (self-correcting TMR); or, ``Hardening.code_words(ecc)``, every parameter register
-    file kept as SEC-DED words (``ecc``). No Hardening: the plain encoder."""
+    file kept as code words (``ecc``: SEC-DED or parity). No Hardening: the plain encoder."""
 
     protect: tuple
     refresh: bool = False
     source: str = ""  # where the sites came from (a tmr_map.json), for the summary
-    ecc: str = ""  # "secded", "secded:N" or "secded:Ni" (fkhw.faults.codes.secded_word): no triplicated bits
+    ecc: str = ""  # "secded[:N[i]]" or "parity[:N[i]]" (fkhw.faults.codes.code_word): no triplicated bits
 
     def __post_init__(self):
         if self.ecc and (self.protect or self.refresh):
-            raise FaultError("a SEC-DED design triplicates nothing: no protected flip-flops, no refresh")
+            raise FaultError("a design of code words triplicates nothing: no protected flip-flops, no refresh")
         if self.ecc:
-            secded_word(self.ecc)
+            code_word(self.ecc)
 
     @staticmethod
     def code_words(ecc: str) -> "Hardening":
-        """Every parameter register file kept as SEC-DED words (DesignVariant.secded)."""
+        """Every parameter register file kept as code words (DesignVariant.code_words)."""
         return Hardening((), False, ecc, ecc)
 
     def to_dict(self) -> dict:
@@ -162,7 +163,7 @@ class FlipFlopSpace:
     n_pipeline: int
     latency: int
     refresh: bool = False  # self-correcting TMR: replicas reload the voted value every clock
-    ecc: str = ""  # "secded", "secded:N" or "secded:Ni": the registers kept as SEC-DED words (fkhw.faults.codes); "": plain
+    ecc: str = ""  # "secded[:N[i]]" or "parity[:N[i]]": the registers kept as code words (fkhw.faults.codes); "": plain
 
     @staticmethod
     def of(model: IntegerModel, protect=None, refresh: bool = False, ecc: str = "") -> "FlipFlopSpace":
@@ -170,7 +171,7 @@ class FlipFlopSpace:
         stage layout, fkhw.model.stages); ``protect``: the flip-flop ids a
         hardened design triplicates (parameter bits, pipeline data bits,
         valid flags); ``refresh``: the self-correcting variant of that design;
-        ``ecc``: the design whose registers are SEC-DED words.
+        ``ecc``: the design whose registers are code words (SEC-DED or parity).
         Raises RtlUnsupported for a model the generator cannot build."""
         stages = [(s.stage, s.layer_pos, s.width, s.signed, s.used) for s in Layout.of(model).stages]
         return FlipFlopSpace._build(model, stages, protect, refresh, ecc)
@@ -193,20 +194,21 @@ class FlipFlopSpace:
         if refresh and protect is None:
             raise FaultError("refresh is an option of a hardened design: give the protected sites")
         if ecc and protect is not None:
-            raise FaultError("a design is either SEC-DED words or triplicated bits, not both (yet)")
+            raise FaultError("a design is either code words or triplicated bits, not both (yet)")
         if ecc:
-            secded_word(ecc)  # a spelling it knows, or CodeError naming it
+            code_word(ecc)  # a spelling it knows, or CodeError naming it
         prot = () if protect is None else protectable(sites.n_sites, next_id + len(stages), protect)
         return FlipFlopSpace(sites, tuple(stages), prot, next_id - sites.n_sites, len(stages), bool(refresh),
                              str(ecc))
 
     def plain(self) -> "FlipFlopSpace":
-        """The same design without check bits (a SEC-DED design's datapath, the same ids)."""
+        """The same design without check bits (a design of code words: its datapath, the same ids)."""
         return FlipFlopSpace(self.sites, self.stages, self.protected, self.n_pipeline, self.latency, self.refresh)
 
-    # --- check bits (a SEC-DED design)
+    # --- check bits (a design of code words)
     @property
-    def secded(self) -> bool:
+    def coded(self) -> bool:
+        """The registers are code words with check bits (SEC-DED or parity)."""
         return bool(self.ecc)
 
     @cached_property
@@ -231,7 +233,7 @@ class FlipFlopSpace:
         """How tensor ``tensor``'s register file is cut into code words."""
         return self._check_layout[0][tensor]
 
-    def code_of(self, tensor: int) -> SecDed:
+    def code_of(self, tensor: int) -> SecDed | Parity:
         """The code of tensor ``tensor``'s words."""
         return self._check_layout[1][tensor]
 
@@ -341,7 +343,7 @@ class FlipFlopSpace:
 
     def counts(self) -> dict:
         return {"param": self.sites.n_sites, "pipeline": self.n_pipeline, "control": self.n_control,
-                "replica": 2 * len(self.protected), **({"check": self.n_check} if self.secded else {})}
+                "replica": 2 * len(self.protected), **({"check": self.n_check} if self.coded else {})}
 
     def check(self, ffs) -> np.ndarray:
         ffs = np.asarray(ffs, dtype=np.int64).reshape(-1)

@@ -45,7 +45,7 @@ def protected_design(ir, hardening):
     from fkhw.rtlgen.variant import DesignVariant
 
     if hardening.ecc:
-        return generate(ir, DesignVariant.secded(hardening.ecc))
+        return generate(ir, DesignVariant.code_words(hardening.ecc))
     return generate(ir, DesignVariant.tmr(hardening.protect, hardening.refresh))
 
 
@@ -73,7 +73,7 @@ def parameter_upsets(fs, space) -> str | None:
     """What a level that holds only the parameters and has no clock (a C
     simulation) cannot run: a protected design, an upset of another
     flip-flop, at a later cycle, or a scrub inside the frame."""
-    if space.protected or space.secded:
+    if space.protected or space.coded:
         return "has no replica or check flip-flops (it runs the plain design)"
     if fs.ff.size and (space.classes(fs.ff) != "param").any():
         return "holds the parameters only (no pipeline or control flip-flops)"

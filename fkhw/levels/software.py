@@ -55,7 +55,7 @@ class SoftwareLevel:
     name: str = "software"
     protect: tuple | None = None  # protected flip-flop ids of a hardened design (replicas exist), else plain
     refresh: bool = False  # the hardened design is self-correcting (DesignVariant.tmr(ids, refresh=True))
-    ecc: str = ""  # "secded" or "secded:N": the registers kept as SEC-DED words (DesignVariant.secded)
+    ecc: str = ""  # "secded[:N[i]]" or "parity[:N[i]]": the registers kept as code words (DesignVariant.code_words)
     space: SiteSpace = field(init=False)
 
     def __post_init__(self):

@@ -4,9 +4,10 @@ target at the scrub interval.
 
 Candidates: the plain encoder, full TMR of every weight bit (with and
 without refresh), the selective map's design when a TMR map is given (with
-and without refresh), and the register files kept as SEC-DED words
-(``secded``, ``secded:N``). For each, the rate model (fkhw.rates: the
-campaign's one-bit answers, a Monte Carlo of accumulated upsets or of wrong
+and without refresh), and the register files kept as code words
+(``secded``, ``secded:N``, ``parity:N``; parity corrects nothing, so its
+P(degraded) is the plain design's, and the table adds P(undetected)). For
+each, the rate model (fkhw.rates: the campaign's one-bit answers, a Monte Carlo of accumulated upsets or of wrong
 words) gives P(degraded output) at the scrub interval, its upper bound
 used, and the area table's synthesis (fkhw.tmr.area: Yosys + ABC, the
 datapath once, each design's register files) its flip-flops and
@@ -37,9 +38,11 @@ __all__ = ["ProtectError", "ProtectOptions", "run_protect", "PROTECT_JSON", "PRO
 
 PROTECT_JSON, PROTECT_CSV, PROTECT_PNG = "protect.json", "protect.csv", "protect.png"
 # a word per register, words of 8 to 64 bits packed across the registers, and bytes bit-interleaved (the spelling
-# that also corrects an upset of two adjacent cells); fkhw protect's help names these (a test holds it)
-DEFAULT_PROTECTIONS = ("secded", "secded:8", "secded:8i", "secded:16", "secded:32", "secded:64")
-COLUMNS = ["design", "kind", "p_degraded", "p_upper", "meets_target", "longest_scrub_interval_s", "flip_flops",
+# that also corrects an upset of two adjacent cells); and byte parity, the ECON-T's detect-only kind; fkhw
+# protect's help names these (a test holds it)
+DEFAULT_PROTECTIONS = ("secded", "secded:8", "secded:8i", "secded:16", "secded:32", "secded:64", "parity:8")
+COLUMNS = ["design", "kind", "p_degraded", "p_upper", "p_undetected_upper", "meets_target", "longest_scrub_interval_s",
+           "flip_flops",
            "transistors", "transistor_overhead_pct", "ff_overhead_pct", "chosen"]
 
 
@@ -77,6 +80,25 @@ def _designs(ir, names: list, tmr_sites) -> dict:
         else:
             out[name] = protected_design(ir, Hardening.code_words(base))
     return out
+
+
+def _kind(name: str) -> str:
+    """The kind of a candidate by the rate model's name: plain, tmr (full, selective, + refresh) or a code."""
+    if name == "plain":
+        return "plain"
+    code = name.partition(":")[0]
+    return code if code in ("secded", "parity") else "tmr"
+
+
+def _undetected(name: str, entry: dict) -> float | None:
+    """P(a degraded output while no flag is up) at the scrub interval, upper
+    bound, where the rate model estimates it: the plain design (it has no
+    flag: every degraded output) and parity words; None for the others."""
+    if name == "plain":
+        return entry["at_scrub_interval"][0]["p_upper"]
+    if "undetected" in entry:
+        return entry["undetected"]["at_scrub_interval"][0]["p_upper"]
+    return None
 
 
 def run_protect(campaign: Path, out: Path, env: Environment, scrub_s: float, target: float,
@@ -117,8 +139,9 @@ def run_protect(campaign: Path, out: Path, env: Environment, scrub_s: float, tar
         base = base or res
         at = rate["designs"][name]["at_scrub_interval"][0]
         rows.append({
-            "design": name, "kind": "plain" if name == "plain" else "secded" if name.startswith("secded") else "tmr",
-            "p_degraded": at["p_degraded"], "p_upper": at["p_upper"], "meets_target": bool(at["p_upper"] <= target),
+            "design": name, "kind": _kind(name), "p_degraded": at["p_degraded"], "p_upper": at["p_upper"],
+            "p_undetected_upper": _undetected(name, rate["designs"][name]),
+            "meets_target": bool(at["p_upper"] <= target),
             "longest_scrub_interval_s": rate["designs"][name]["longest_scrub_interval_s"],
             "flip_flops": res["flip_flops"], "transistors": res["transistors"],
             "transistor_overhead_pct": 100.0 * (res["transistors"] - base["transistors"]) / base["transistors"],
@@ -158,10 +181,10 @@ def figure(result: dict, path: Path) -> Path:
     rows = result["designs"]
     fig = Figure(figsize=(7.5, 4.6), layout="constrained")
     ax = fig.subplots()
-    colours = {"plain": "tab:gray", "tmr": "tab:blue", "secded": "tab:green"}
+    colours = {"plain": "tab:gray", "tmr": "tab:blue", "secded": "tab:green", "parity": "tab:orange"}
     p = np.maximum([r["p_upper"] for r in rows], 1e-30)
     cost = np.array([r["transistor_overhead_pct"] for r in rows])
-    order = np.argsort(p)
+    order = np.lexsort((cost, p))  # by P, then the cheaper first: of equally reliable designs only it is on the front
     front, best = [], math.inf
     for i in order:  # the Pareto front: no other design both more reliable and cheaper
         if cost[i] < best:

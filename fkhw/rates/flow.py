@@ -136,7 +136,7 @@ class RateOptions:
     check_rtl: int = 0  # scenarios replayed on each design's RTL (0: none)
     jobs: int = 1  # simulator processes of that replay
     check_full: bool = False  # the replay also on the full-TMR RTL (with and without refresh): the largest build
-    protections: tuple = ()  # designs of SEC-DED words to add: "secded", "secded:N[i]" (fkhw.faults.codes.secded_word)
+    protections: tuple = ()  # designs of code words to add: "secded[:N[i]]", "parity[:N[i]]" (fkhw.faults.codes.code_word)
 
 
 def _check_options(target: float, options: RateOptions) -> None:
@@ -176,8 +176,10 @@ def _tmr_designs(pools: dict, trans: tuple, tmap, site_emd, threshold: float, ev
 
 def _word_design(ir, ecc: str, trans: tuple, threshold: float, evaluate, env: Environment,
                  options: RateOptions, log) -> Design:
-    """The design whose register files are SEC-DED words (``ecc``), with
-    P(degraded | k wrong words) from its own Monte Carlo."""
+    """The design whose register files are code words (``ecc``), with
+    P(degraded | k wrong words) from its own Monte Carlo: a word is wrong
+    when two of its flip-flops are inverted (SEC-DED: an error it cannot
+    correct; parity: one it cannot see)."""
     from fkhw.faults.space import FlipFlopSpace
     from fkhw.rates.words import word_conditionals, word_design
 
@@ -196,6 +198,33 @@ def _word_design(ir, ecc: str, trans: tuple, threshold: float, evaluate, env: En
         f"{min(wd.word_sizes)}..{max(wd.word_sizes)} flip-flops, {options.samples * (len(wd.conditionals) - 1)} "
         f"scenarios in {time.monotonic() - t1:.1f} s")
     return wd
+
+
+PARITY_NOTE = ("parity corrects nothing: every data-bit upset is passed on (and flagged) until the next rewrite, so "
+               "P(degraded) is the plain design's; 'undetected' is P(a degraded output while no flag is up): two "
+               "upsets in one word keep its parity (single-upset words are not counted as flagging, so it is an "
+               "upper bound)")
+
+
+def _code_designs(ir, plain: Design, trans: tuple, threshold: float, evaluate, env: Environment,
+                  options: RateOptions, log) -> tuple:
+    """([Design] of each of ``options.protections``, {parity spelling: its
+    Design of undetected degraded outputs}). SEC-DED: its words' Design.
+    Parity corrects nothing: every upset of a data bit reaches the datapath
+    until the next rewrite, as in the ``plain`` design (check bits only raise
+    the flag), and its wrong words (two upsets, parity kept) are the outputs
+    no flag warns of."""
+    from fkhw.faults.codes import code_word
+
+    designs, undetected = [], {}
+    for ecc in options.protections:
+        words = _word_design(ir, ecc, trans, threshold, evaluate, env, options, log)
+        if code_word(ecc).code == "secded":
+            designs.append(words)
+        else:
+            designs.append(replace(plain, name=ecc))
+            undetected[ecc] = replace(words, name=f"{ecc} undetected")
+    return designs, undetected
 
 
 def _design_entry(d: Design, env: Environment, scrubs: list, target: float, n_sites: int, times, log) -> dict:
@@ -269,8 +298,8 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
     if tmap is not None:
         pools["selective"] = (np.setdiff1d(all_sites, protected), protected)
     designs = [d for _, d in _tmr_designs(pools, trans, tmap, site_emd, threshold, evaluate, env, options, log)]
-    designs += [_word_design(bundle.ir, ecc, trans, threshold, evaluate, env, options, log)
-                for ecc in options.protections]
+    coded, undetected = _code_designs(bundle.ir, designs[0], trans, threshold, evaluate, env, options, log)
+    designs += coded
     times = np.logspace(-1, math.log10(max(max(scrubs), 86400.0) * 10), 120)
     result = {"model": bundle.name, "model_digest": bundle.files.digest(), "campaign": str(campaign),
               "tmr": str(tmr) if tmr else None, "transients": str(transients) if transients else None,
@@ -283,6 +312,9 @@ def run_rate(campaign: Path, out: Path, env: Environment, scrubs: list, target: 
                                                     "not counted",
               "flip_flops": space.counts(),
               "designs": {d.name: _design_entry(d, env, scrubs, target, n_sites, times, log) for d in designs}}
+    for ecc, d in undetected.items():
+        result["designs"][ecc].update(parity_note=PARITY_NOTE,
+                                      undetected=_design_entry(d, env, scrubs, target, n_sites, times, log))
     if options.check_rtl:
         from fkhw.campaign.outputs import CampaignOutputs
 
@@ -310,7 +342,7 @@ def word_rtl_crosscheck(bundle, inputs: np.ndarray, ecc: str, k_max: int, sample
                         jobs: int = 1, log=print) -> dict:
     """Replay ``n_check`` of the wrong-word Monte Carlo's scenarios (the
     draws of fkhw.rates.words, the same seeds) on the RTL of the design of
-    SEC-DED words ``ecc``: both flip-flops of every pair, data or check bits,
+    code words ``ecc``: both flip-flops of every pair, data or check bits,
     upset in the same clock, the generated decoders doing the rest. Outputs
     are compared with the fault model (fkhw.faults.software) and with what
     the rate model evaluates: the data bits the decoders pass on inverted

@@ -1,8 +1,9 @@
-"""Designs of SEC-DED words in the rate model (fkhw.rates.model): their words and what a wrong word does.
+"""Designs of code words in the rate model (fkhw.rates.model): their words and what a wrong word does.
 
-A word is wrong when two of its flip-flops are inverted: its decoder flags
-them and passes the data bits among them on inverted (none when both are
-check bits). ``P(deg | kw wrong words)`` is estimated by a Monte Carlo: kw
+A word is wrong when two of its flip-flops are inverted: a SEC-DED decoder
+flags them and passes the data bits among them on inverted (none when both
+are check bits); a parity word passes them on the same way and flags
+nothing (two upsets keep its parity: the outputs it cannot warn of). ``P(deg | kw wrong words)`` is estimated by a Monte Carlo: kw
 distinct words drawn in proportion to their number of pairs (a word of n
 flip-flops is wrong with probability ~ C(n, 2) r^2), a uniform pair of
 flip-flops in each, the data bits the decoders pass on inverted
@@ -23,7 +24,7 @@ __all__ = ["word_design", "word_conditionals", "wrong_word_scenarios", "passed_o
 
 
 def word_design(space: FlipFlopSpace, transients: tuple, k_max: int) -> Design:
-    """The rate model's Design of a SEC-DED design (conditionals left empty:
+    """The rate model's Design of a design of code words (conditionals left empty:
     :func:`word_conditionals` fills them)."""
     sizes = tuple(int(w.size) for w in space.code_words())
     return Design(space.ecc, 0, len(sizes), False, transients, (), k_max, word_sizes=sizes)

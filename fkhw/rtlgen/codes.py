@@ -15,10 +15,22 @@ from fkhw.faults.codes import Parity, SecDed, Words
 from fkhw.rtlgen.verilog import SPDX
 
 
+def _kind(code) -> str:
+    return "secded" if isinstance(code, SecDed) else "parity"
+
+
 def module_names(code) -> tuple:
     """(encoder, decoder) module names of ``code``."""
-    kind = "secded" if isinstance(code, SecDed) else "parity"
+    kind = _kind(code)
     return f"fkhw_{kind}_enc_k{code.data_bits}", f"fkhw_{kind}_dec_k{code.data_bits}"
+
+
+def flag_ports(code) -> tuple:
+    """The error flags of ``code``'s decoder, register files and encoder
+    (the encoder's ports add ``ecc_``): SEC-DED ``err_single`` (one upset,
+    corrected) and ``err_double`` (an error it cannot correct); parity
+    ``err_parity`` (an odd number of upsets, passed on)."""
+    return ("err_single", "err_double") if isinstance(code, SecDed) else ("err_parity",)
 
 
 def verilog_files(code) -> dict:
@@ -140,16 +152,17 @@ KEEP_WHY = "// a kept flip-flop per check bit: synthesis must not merge two that
 
 def regfile_module(words: Words) -> str:
     """The name of the register file of ``words.width``-bit registers kept as ``words``'s words."""
-    return f"fkhw_regfile_secded_w{words.width}_k{words.word}" + ("_il" if words.interleaved else "")
+    return f"fkhw_regfile_{words.kind}_w{words.width}_k{words.word}" + ("_il" if words.interleaved else "")
 
 
 def regfile_verilog(words: Words) -> str:
     """A register file of DEPTH registers of ``words.width`` bits kept as
-    ``words``'s SEC-DED words (fkhw.faults.codes.Words: the registers' bits
-    in a row, register 0 least significant, cut into words of K data bits
-    in a row or bit-interleaved, each with R check bits). The read path
-    passes every word through its decoder, so one upset of any of its
-    flip-flops (data or check) never reaches the datapath. The same ports as
+    ``words``'s code words (fkhw.faults.codes.Words: the registers' bits in
+    a row, register 0 least significant, cut into words of K data bits in a
+    row or bit-interleaved, each with R check bits). The read path passes
+    every word through its decoder: a SEC-DED word's one upset, of any of
+    its flip-flops (data or check), never reaches the datapath; a parity
+    word passes on as stored and raises ``err_parity``. The same ports as
     fkhw_regfile plus the flags; the data bits are in ``mem`` (as in
     fkhw_regfile: the testbench upsets them by that name), the check bits in
     ``mem_chk``.
@@ -157,27 +170,35 @@ def regfile_verilog(words: Words) -> str:
     A word per register (K = W, not interleaved): one encoder on the
     configuration write path stores the check bits beside the data. Words
     that do not follow the registers: a write re-encodes each word holding
-    bits of the register, from the word's corrected bits with the new
-    register in place (an upset elsewhere in the word stays correctable),
-    an encoder per word: the price of words that do not follow the
-    registers."""
+    bits of the register, from the word's bits as its decoder passes them
+    on with the new register in place, an encoder per word: the price of
+    words that do not follow the registers. (SEC-DED: an upset elsewhere in
+    the word stays correctable. Parity: such an upset is taken into the new
+    parity, so it is no longer flagged, and stays in the data until its own
+    register is rewritten; a word per register has no such blind spot.)"""
     width, code = words.width, words.code
     w, k, r = width, code.data_bits, code.check_bits
     enc, dec = module_names(code)
+    flags = flag_ports(code)
     name = regfile_module(words)
     layout = ("word j is bits j*K .. j*K+K-1 of the row" if not words.interleaved else
               "bit b of word j is bit b*NWORD+j of the row (bit-interleaved: adjacent bits in different words)")
+    what = (["// q[i*W +: W]: register i as its word's decoder corrects it. err_single: some word holds one",
+             "// upset (corrected on the way out, still stored until the next write or scrub); err_double:",
+             "// some word holds an error its code cannot correct (two upsets: passed on uncorrected)."]
+            if isinstance(code, SecDed) else
+            ["// q[i*W +: W]: register i as stored (parity corrects nothing). err_parity: some word holds an",
+             "// odd number of upsets (passed on): the configuration must be rewritten."])
     head = [
         SPDX,
         "`default_nettype none",
-        f"// {name}: DEPTH parameter registers of {w} bits kept as SEC-DED words of {k} data bits and",
-        f"// {r} check bits ({code.label}: {enc}, {dec}), written through the configuration port.",
+        f"// {name}: DEPTH parameter registers of {w} bits kept as {_kind(code).upper()} words of {k} data",
+        f"// bits and {r} check bit{'s' if r > 1 else ''} ({code.label}: {enc}, {dec}), written through the "
+        "configuration port.",
         "// Register i answers at address BASE+i and holds bits i*W .. i*W+W-1 of the file's row of bits;",
         f"// {layout}; bits past the last register are constant 0.",
         "// No reset (weights are loaded after power-up).",
-        "// q[i*W +: W]: register i as its word's decoder corrects it. err_single: some word holds one",
-        "// upset (corrected on the way out, still stored until the next write or scrub); err_double:",
-        "// some word holds an error its code cannot correct (two upsets: passed on uncorrected).",
+        *what,
         "// Generated by fkhw.rtlgen.codes. Do not edit.",
         f"module {name} #(",
         "    parameter integer DEPTH = 1,  // number of registers",
@@ -189,8 +210,7 @@ def regfile_verilog(words: Words) -> str:
         "    input  wire [ADDRW-1:0]       cfg_addr,",
         f"    input  wire [{w - 1}:0]             cfg_data,",
         f"    output wire [DEPTH*{w}-1:0]     q,",
-        "    output wire                   err_single,",
-        "    output wire                   err_double",
+        *[f"    output wire                   {f}{',' if i < len(flags) - 1 else ''}" for i, f in enumerate(flags)],
         ");",
         "",
         f"    localparam integer W     = {w};  // bits per register",
@@ -215,16 +235,19 @@ def regfile_verilog(words: Words) -> str:
         "        end",
         "    endgenerate",
         "",
+        f"    wire [NWORD-1:0] {', '.join(f'word_{f}' for f in flags)};  // per word, its decoder's flags",
     ]
-    tail = ["    assign err_single = |single;", "    assign err_double = |double;", "", "endmodule",
-            "`default_nettype wire", ""]
+    tail = [f"    assign {f} = |word_{f};" for f in flags] + ["", "endmodule", "`default_nettype wire", ""]
+    conn = ", ".join(f".{f}(word_{f}[{{0}}])" for f in flags)
     per_register = w == k and not words.interleaved
-    body = _per_register(enc, dec) if per_register else _packed(enc, dec, "b*NWORD + j" if words.interleaved else "j*K + b")
+    body = (_per_register(enc, dec, conn) if per_register else
+            _packed(enc, dec, "b*NWORD + j" if words.interleaved else "j*K + b", conn))
     return "\n".join(head + body + tail)
 
 
-def _per_register(enc: str, dec: str) -> list:
-    """The body of a file with a word per register (K = W)."""
+def _per_register(enc: str, dec: str, flags: str) -> list:
+    """The body of a file with a word per register (K = W); ``flags``: the
+    decoder's flag connections, ``{0}`` for the word's index."""
     return [
         "    // the write path: one encoder, the check bits stored with the data",
         "    wire [R-1:0] cfg_check;",
@@ -241,19 +264,19 @@ def _per_register(enc: str, dec: str) -> list:
         "    endgenerate",
         "",
         "    // the read path: each register through its decoder",
-        "    wire [NWORD-1:0] single, double;",
         "    generate",
         "        for (i = 0; i < DEPTH; i = i + 1) begin : g_word",
         f"            {dec} u_dec (.data(mem[i]), .check(mem_chk[i]), .data_out(q[i*W +: W]),",
-        "                .err_single(single[i]), .err_double(double[i]));",
+        f"                {flags.format('i')});",
         "        end",
         "    endgenerate",
     ]
 
 
-def _packed(enc: str, dec: str, position: str) -> list:
+def _packed(enc: str, dec: str, position: str, flags: str) -> list:
     """The body of a file whose words do not follow its registers: bit b of
-    word j is row bit ``position`` (a Verilog expression of j, b, K, NWORD)."""
+    word j is row bit ``position`` (a Verilog expression of j, b, K, NWORD);
+    ``flags``: the decoder's flag connections, ``{0}`` for the word's index."""
     return [
         "    localparam integer NBITS = NWORD * K;  // the row, padded to whole words",
         "",
@@ -264,9 +287,8 @@ def _packed(enc: str, dec: str, position: str) -> list:
         "    wire [NBITS-1:0] row;    // the stored data bits in a row",
         "    wire [DEPTH-1:0] wr;     // wr[i]: this clock writes register i",
         "    /* verilator lint_off UNUSEDSIGNAL */",
-        "    wire [NBITS-1:0] fixed;  // the row as the decoders correct it (its padding is not read)",
+        "    wire [NBITS-1:0] fixed;  // the row as the decoders pass it on (its padding is not read)",
         "    /* verilator lint_on UNUSEDSIGNAL */",
-        "    wire [NWORD-1:0] single, double;",
         "    genvar i, j, b, c;",
         "    generate",
         "        for (i = 0; i < DEPTH; i = i + 1) begin : g_row",
@@ -278,7 +300,7 @@ def _packed(enc: str, dec: str, position: str) -> list:
         "            assign row[NBITS-1:DEPTH*W] = {(NBITS-DEPTH*W){1'b0}};",
         "        end",
         "        for (j = 0; j < NWORD; j = j + 1) begin : g_word",
-        "            wire [K-1:0] data, data_fixed;  // the word's stored and corrected bits",
+        "            wire [K-1:0] data, data_fixed;  // the word's stored bits, and as its decoder passes them on",
         "            wire [K-1:0] next;              // its bits after this clock's write",
         "            wire [K-1:0] written;           // written[b]: this clock writes bit b's register",
         "            wire [R-1:0] next_chk;",
@@ -297,8 +319,8 @@ def _packed(enc: str, dec: str, position: str) -> list:
         "            end",
         "            // read: the word through its decoder",
         f"            {dec} u_dec (.data(data), .check(mem_chk[j]), .data_out(data_fixed),",
-        "                .err_single(single[j]), .err_double(double[j]));",
-        "            // write: the word's corrected bits with the written register's in place, re-encoded",
+        f"                {flags.format('j')});",
+        "            // write: the word's bits as passed on, with the written register's in place, re-encoded",
         f"            {enc} u_enc (.data(next), .check(next_chk));",
         f"            {KEEP_WHY}",
         "            for (c = 0; c < R; c = c + 1) begin : g_chk",

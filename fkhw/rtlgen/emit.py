@@ -120,7 +120,7 @@ def generate(ir: IntegerModel, variant: DesignVariant = PLAIN) -> RtlDesign:
     layout = Layout.of(ir)  # validates the whole IR first
     space = SiteSpace.of(ir)
     sites, extra = variant.split(space.n_sites)
-    masks = None if variant.kind in ("plain", "secded") else protection_masks(ir, sites)
+    masks = None if variant.kind == "plain" or variant.ecc else protection_masks(ir, sites)
     stage_prot = stage_protection(space.n_sites, layout.stages, extra)
     if stage_prot and not variant.hardened:
         raise ValueError("pipeline and valid flip-flops are protected only in the hardened encoder (not tmrg)")
@@ -142,10 +142,10 @@ def generate(ir: IntegerModel, variant: DesignVariant = PLAIN) -> RtlDesign:
         f"    assign out_valid = {path.valid};\n",
         f"    assign out_data  = {path.y.name};\n"
         + (tmr_err([rf.err for rf in rfs if rf.err] + path.err_nets, variant.refresh) if variant.hardened else "")
-        + (ecc_err([rf.ecc_err for rf in rfs if rf.ecc_err]) if variant.ecc else "")
+        + (ecc_err([rf.ecc_err for rf in rfs if rf.ecc_err], meta["ecc"]["flags"]) if variant.ecc else "")
         + "\n",
         "endmodule\n", "`default_nettype wire\n"])
-    files = {TOP_FILE: top, DEFS_FILE: defs(meta, variant.hardened, bool(variant.ecc)), **modules, **ecc_files}
+    files = {TOP_FILE: top, DEFS_FILE: defs(meta, variant.hardened), **modules, **ecc_files}
     if ecc_files:  # the files of its register files, for the area table's partition (fkhw.tmr.area)
         meta["ecc"]["files"] = sorted(ecc_files)
     templates = _templates(ir, variant.hardened, bool(stage_prot))

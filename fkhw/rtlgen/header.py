@@ -77,12 +77,16 @@ def ports(meta: dict, variant: DesignVariant) -> str:
     in_w, out_w = p["in_data"]["bits"], p["out_data"]["bits"]
     last = (f"    output wire [{out_w - 1}:0]    out_data   // {p['out_data']['elements']} x "
             f"{p['out_data']['element_bits']}-bit output codes\n")
-    if variant.ecc:
+    if variant.kind == "secded":
         last = last.replace("    out_data   //", "    out_data,  //") + (
             "    output wire              ecc_err_single,  // combinational: a parameter word holds one upset "
             "(corrected on its way to the datapath)\n"
             "    output wire              ecc_err_double   // combinational: a parameter word holds an error its "
             "code cannot correct\n")
+    if variant.kind == "parity":
+        last = last.replace("    out_data   //", "    out_data,  //") + (
+            "    output wire              ecc_err_parity   // combinational: a parameter word holds an odd number "
+            "of upsets (passed on: rewrite the configuration)\n")
     if variant.hardened:
         last = last.replace("    out_data   //", "    out_data,  //") + (
             "    output wire              tmr_err    // registered, sticky: replicas disagreed since the last "
@@ -124,14 +128,18 @@ def tmr_err(err_nets: list, refresh: bool) -> str:
             f"    assign tmr_err   = tmr_err_q;\n")
 
 
-def ecc_err(nets: list) -> str:
-    """A SEC-DED design's flags: the OR of every register file's."""
-    single = " | ".join(n[0] for n in nets) or "1'b0"
-    double = " | ".join(n[1] for n in nets) or "1'b0"
-    return f"    assign ecc_err_single = {single};\n    assign ecc_err_double = {double};\n"
+def ecc_err(nets: list, flags: list) -> str:
+    """A design of code words' flags (``flags``: the port names, from
+    ``meta["ecc"]["flags"]``): each the OR of every register file's
+    (``nets``: per file, its nets in the order of ``flags``)."""
+    lines = []
+    for i, flag in enumerate(flags):
+        any_file = " | ".join(n[i] for n in nets) or "1'b0"
+        lines.append(f"    assign {flag} = {any_file};\n")
+    return "".join(lines)
 
 
-def defs(meta: dict, hardened: bool, ecc: bool = False) -> str:
+def defs(meta: dict, hardened: bool) -> str:
     """``fkhw_encoder_defs.vh``: the interface constants for testbenches."""
     p = meta["ports"]
     text = (f"{SPDX}\n"
@@ -141,5 +149,7 @@ def defs(meta: dict, hardened: bool, ecc: bool = False) -> str:
             f"`define FKHW_CFG_AW {p['cfg_addr']['bits']}\n"
             f"`define FKHW_CFG_DW {p['cfg_data']['bits']}\n`define FKHW_NREG {meta['n_registers']}\n"
             f"`define FKHW_LATENCY {meta['latency']}\n")
-    return text + ("`define FKHW_TMR 1\n" if hardened else "") + ("`define FKHW_ECC 1\n" if ecc else "")
+    ecc = meta.get("ecc", {}).get("code")  # FKHW_ECC: the flags are recorded; FKHW_PARITY: there is one
+    return (text + ("`define FKHW_TMR 1\n" if hardened else "") + ("`define FKHW_ECC 1\n" if ecc else "")
+            + ("`define FKHW_PARITY 1\n" if ecc == "parity" else ""))
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from fkhw import __version__
-from fkhw.faults.codes import Words
+from fkhw.faults.codes import CODES, Words, code_word
 from fkhw.faults.sites import SiteSpace
 from fkhw.model.ir import IntegerModel
-from fkhw.rtlgen.codes import module_names, regfile_module, regfile_verilog, verilog_files
+from fkhw.rtlgen.codes import flag_ports, module_names, regfile_module, regfile_verilog, verilog_files
 from fkhw.rtlgen.variant import DesignVariant
 from fkhw.rtlgen.verilog import REPLICA_MEMS, SPDX, ident, mask_literal
 
@@ -85,7 +85,7 @@ class RegfileCode:
     body: str
     err: str | None = None
     module: tuple | None = None  # (file name, text)
-    ecc_err: tuple = ()  # (single, double) error nets of a file of code words
+    ecc_err: tuple = ()  # the error nets of a file of code words, one per flag (fkhw.rtlgen.codes.flag_ports)
     ecc_modules: tuple = ()  # ((file name, text), ...) its register file and codec modules
 
 
@@ -97,7 +97,7 @@ def regfile_code(t: dict, mask: np.ndarray | None, variant: DesignVariant, cfg_a
     cfg = f".clk(clk), .cfg_we(cfg_we), .cfg_addr(cfg_addr), .cfg_data(cfg_data[{t['bits'] - 1}:0]), .q({t['bus']})"
     geom = f".WIDTH({t['bits']}), .DEPTH({t['count']}), .BASE({t['base']}), .ADDRW({cfg_aw})"
     if variant.ecc:
-        return _secded_regfile(t, decl, cfg, cfg_aw, variant.ecc)
+        return _coded_regfile(t, decl, cfg, cfg_aw, variant.ecc)
     if mask is None or not mask.any():
         return RegfileCode(decl, f"    fkhw_regfile #({geom}) {t['instance']} (\n        {cfg}\n    );\n")
     counts = f"{int(mask.sum())} of {mask.size} bits"
@@ -114,24 +114,31 @@ def regfile_code(t: dict, mask: np.ndarray | None, variant: DesignVariant, cfg_a
     return RegfileCode(decl, body, err)
 
 
-def _secded_regfile(t: dict, decl: list, cfg: str, cfg_aw: int, ecc: str) -> RegfileCode:
-    """Register file ``t`` kept as SEC-DED words (fkhw.rtlgen.codes.regfile_verilog)."""
+FLAG_MEANING = {"err_single": "a word holds one upset (corrected)",
+                "err_double": "a word holds an error its code cannot correct",
+                "err_parity": "a word holds an odd number of upsets (passed on)"}
+
+
+def _coded_regfile(t: dict, decl: list, cfg: str, cfg_aw: int, ecc: str) -> RegfileCode:
+    """Register file ``t`` kept as code words (fkhw.rtlgen.codes.regfile_verilog)."""
     words = Words.of(ecc, t["bits"], t["count"])
     code = words.code
-    single, double = f"{t['bus']}_ecc_single", f"{t['bus']}_ecc_double"
-    decl = decl + [f"    wire             {single}, {double};  // {t['layer']}.{t['tensor']}: a word holds one "
-                   "upset (corrected) / an uncorrectable error"]
+    nets = tuple(f"{t['bus']}_ecc_{f[4:]}" for f in flag_ports(code))
+    decl = decl + [f"    wire             {n};  // {t['layer']}.{t['tensor']}: {FLAG_MEANING[f]}"
+                   for n, f in zip(nets, flag_ports(code))]
     mod = regfile_module(words)
-    body = (f"    // {words.n_words} words of {code.data_bits} data bits, each with its {code.check_bits} check bits "
-            f"({code.label})\n"
+    conn = ", ".join(f".{f}({n})" for f, n in zip(flag_ports(code), nets))
+    plural = "s" if code.check_bits > 1 else ""
+    body = (f"    // {words.n_words} words of {code.data_bits} data bits, each with its {code.check_bits} check "
+            f"bit{plural} ({code.label})\n"
             f"    {mod} #(.DEPTH({t['count']}), .BASE({t['base']}), .ADDRW({cfg_aw})) {t['instance']} (\n"
-            f"        {cfg},\n        .err_single({single}), .err_double({double})\n    );\n")
+            f"        {cfg},\n        {conn}\n    );\n")
     files = ((f"{mod}.v", regfile_verilog(words)),) + tuple(verilog_files(code).items())
-    return RegfileCode(decl, body, ecc_err=(single, double), ecc_modules=files)
+    return RegfileCode(decl, body, ecc_err=nets, ecc_modules=files)
 
 
 def ecc_meta(tensors: list, ecc: str) -> dict:
-    """What the tools need to know of a design whose register files are SEC-DED words."""
+    """What the tools need to know of a design whose register files are code words."""
     files = []
     for t in tensors:
         words = Words.of(ecc, t["bits"], t["count"])
@@ -144,10 +151,15 @@ def ecc_meta(tensors: list, ecc: str) -> dict:
                       # check bits over a word's padding alone: constant 0, not flip-flops (Words.stored_checks)
                       "constant_checks": [[j, code.check_bits - 1 - c] for j in range(words.n_words)
                                           for c in range(code.check_bits) if c not in words.stored_checks(j)]})
-    return {"protection": ecc, "code": "secded",
+    kind = code_word(ecc).code
+    return {"protection": ecc, "code": kind,
             "check_flip_flops": int(sum(f["check_flip_flops"] for f in files)),
-            "decoder": "per word, combinational, between its flip-flops and the datapath: one upset of its "
-                       "data or check bits corrected, two flagged (ecc_err_double) and passed uncorrected",
+            "flags": [f"ecc_{f}" for f in flag_ports(CODES[kind].of(1))],
+            "decoder": ("per word, combinational, between its flip-flops and the datapath: one upset of its "
+                        "data or check bits corrected (ecc_err_single), two flagged (ecc_err_double) and passed "
+                        "uncorrected" if kind == "secded" else
+                        "per word, combinational: the data passed on as stored, an odd number of upsets of its "
+                        "data or check bits flagged (ecc_err_parity)"),
             "register_files": files}
 
 

@@ -15,11 +15,15 @@
   holding them in ``<tensor>_prot`` and the others in ``<tensor>_unprot``,
   with ``// tmrg`` directives that triplicate only ``<tensor>_prot``
   (parameter bits only);
-* ``DesignVariant.secded(ecc)``: every register file kept as words of a
-  SEC-DED code (fkhw.faults.codes) with their check bits, corrected by their
-  decoders on the way to the datapath, with ``ecc_err_single`` and
-  ``ecc_err_double`` outputs; ``ecc``: ``secded`` (a word per register) or
-  ``secded:N`` (N-bit words packed across a file's registers).
+* ``DesignVariant.code_words(ecc)``: every register file kept as code words
+  with their check bits (fkhw.faults.codes; ``ecc``: ``secded`` or
+  ``parity``, a word per register, ``secded:N`` / ``parity:N``, N-bit words
+  packed across a file's registers, ``:Ni`` bit-interleaved). SEC-DED
+  words are corrected by their decoders on the way to the datapath, with
+  ``ecc_err_single`` and ``ecc_err_double`` outputs (kind ``secded``);
+  parity words pass on as stored, with an ``ecc_err_parity`` output (kind
+  ``parity``). ``DesignVariant.secded(ecc)``: the same, for SEC-DED
+  spellings only.
 
 The ids are checked against the model when the design is generated.
 """
@@ -30,9 +34,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fkhw.faults.codes import secded_word
+from fkhw.faults.codes import code_word
 
-KINDS = ("plain", "tmr", "tmrg", "secded")
+KINDS = ("plain", "tmr", "tmrg", "secded", "parity")
+CODED = ("secded", "parity")  # the kinds whose register files are code words: a code per kind
 
 
 @dataclass(frozen=True)
@@ -40,18 +45,21 @@ class DesignVariant:
     kind: str = "plain"  # one of KINDS
     protect: tuple = ()  # protected flip-flop ids, as given (order kept: the metadata lists them so)
     refresh: bool = False  # tmr only
-    ecc: str = ""  # secded only: "secded", "secded:N" or "secded:Ni" (fkhw.faults.codes.secded_word)
+    ecc: str = ""  # secded and parity only: their spelling, e.g. "secded:8i" (fkhw.faults.codes.code_word)
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"design variant {self.kind!r}: one of {', '.join(KINDS)}")
-        if bool(self.ecc) != (self.kind == "secded"):
-            raise ValueError("the secded encoder, and only it, takes a code spelling (secded, secded:N)")
-        if self.ecc:
-            secded_word(self.ecc)
-        if self.kind in ("plain", "secded") and self.protect:
-            raise ValueError(f"the {self.kind} encoder protects nothing by id (secded: every register file, by its "
-                             "code)")
+        if self.kind in CODED and not self.ecc:
+            raise ValueError(f"the {self.kind} encoder takes a code spelling ({self.kind}, {self.kind}:N, "
+                             f"{self.kind}:Ni)")
+        if self.ecc and self.kind not in CODED:
+            raise ValueError(f"the {self.kind} encoder takes no code spelling (only {' and '.join(CODED)} do)")
+        if self.ecc and code_word(self.ecc).code != self.kind:
+            raise ValueError(f"the {self.kind} encoder takes a {self.kind} spelling, not {self.ecc!r}")
+        if self.kind in ("plain",) + CODED and self.protect:
+            raise ValueError(f"the {self.kind} encoder protects nothing by id (a code: every register file, by its "
+                             "words)")
         if self.refresh and self.kind != "tmr":
             raise ValueError("refresh is an option of the hardened encoder (DesignVariant.tmr), not of "
                              f"{self.kind!r}")
@@ -67,6 +75,11 @@ class DesignVariant:
     @staticmethod
     def secded(ecc: str = "secded") -> "DesignVariant":
         return DesignVariant("secded", ecc=ecc)
+
+    @staticmethod
+    def code_words(ecc: str) -> "DesignVariant":
+        """The design of code words ``ecc`` spells (``secded:8``, ``parity:16i``, ...)."""
+        return DesignVariant(code_word(ecc).code, ecc=ecc)
 
     @staticmethod
     def tmrg(protect) -> "DesignVariant":

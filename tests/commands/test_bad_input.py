@@ -205,6 +205,7 @@ CASES = _out_cases() + SEED_CASES + [
           ("replicas-of-the-plain-design", ("--faults", "replica-pairs"), "the plain design has no replicas"),
           ("refresh-without-tmr", ("--refresh",), "--refresh is a variant of the hardened design"),
           ("protection-unknown", ("--protection", "hamming"), "--protection 'hamming': use secded, secded:N, secded:Ni"),
+          ("protection-parity-word-zero", ("--protection", "parity:0i"), "--protection 'parity:0i': 0 data bits"),
           ("protection-word-zero", ("--protection", "secded:0"), "--protection 'secded:0': 0 data bits"),
           ("protection-word-not-a-number", ("--protection", "secded:1.5"), "--protection 'secded:1.5': N is a "
                                                                              "whole number"),

@@ -451,10 +451,16 @@ def test_protect_runs_to_completion(software_campaign, ir, tmp_path):
 
     out = tmp_path / "protect"
     r = fkhw("protect", "--campaign", software_campaign, "--scrub", "10min", "--target", 0.5, "--protection",
-             "secded", "--protection", "secded:8", "--k-max", 2, "--samples", 30, "--out", out, timeout=1500)
+             "secded", "--protection", "secded:8", "--protection", "parity:8", "--k-max", 2, "--samples", 30,
+             "--out", out, timeout=1500)
     res = json.loads((out / "protect.json").read_text())
     rows = {row["design"]: row for row in res["designs"]}
-    assert set(rows) == {"plain", "full", "full + refresh", "secded", "secded:8"}
+    assert set(rows) == {"plain", "full", "full + refresh", "secded", "secded:8", "parity:8"}
+    # parity corrects nothing: the plain design's P(degraded), more flip-flops, and a flag: P(undetected) below it
+    parity, plain = rows["parity:8"], rows["plain"]
+    assert parity["kind"] == "parity" and parity["p_upper"] == plain["p_upper"] == plain["p_undetected_upper"]
+    assert parity["flip_flops"] > plain["flip_flops"] and parity["p_undetected_upper"] < parity["p_upper"]
+    assert rows["secded"]["p_undetected_upper"] is None
     feasible = [row for row in rows.values() if row["meets_target"]]
     chosen = min(feasible, key=lambda row: row["transistors"])
     assert res["chosen"] == chosen["design"] and rows[res["chosen"]]["chosen"] and "<- chosen" in r.stdout

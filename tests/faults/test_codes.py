@@ -18,7 +18,7 @@ from math import comb
 import numpy as np
 import pytest
 
-from fkhw.faults.codes import CodeError, Parity, SecDed, Words, hsiao_check_bits, secded_word
+from fkhw.faults.codes import CodeError, Parity, SecDed, Spelling, Words, code_word, hsiao_check_bits
 
 
 def _upsets(code, data: np.ndarray, positions: tuple) -> tuple:
@@ -84,21 +84,23 @@ def test_a_word_size_no_code_covers_is_an_error_naming_it(bad):
 
 # --- words of a register file -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, parsed", [("secded", (None, False)), ("secded:8", (8, False)),
-                                          ("secded:8i", (8, True)), ("secded:64i", (64, True))])
-def test_a_protection_spelling_reads_as_its_word_size_and_layout(text, parsed):
-    assert secded_word(text) == parsed
+@pytest.mark.parametrize("text, parsed", [("secded", ("secded", None, False)), ("secded:8", ("secded", 8, False)),
+                                          ("secded:8i", ("secded", 8, True)), ("secded:64i", ("secded", 64, True)),
+                                          ("parity", ("parity", None, False)), ("parity:16i", ("parity", 16, True))])
+def test_a_protection_spelling_reads_as_its_code_word_size_and_layout(text, parsed):
+    assert code_word(text) == Spelling(*parsed)
 
 
 @pytest.mark.parametrize("bad, says", [("secded:i", "N is a whole number"), ("secded:8ii", "N is a whole number"),
                                        ("secded:0i", "0 data bits"), ("secded:i8", "N is a whole number"),
-                                       ("tmr", "use secded, secded:N, secded:Ni")])
+                                       ("parity:65", "65 data bits"), ("parity:", "use secded"),
+                                       ("tmr", "use secded, secded:N, secded:Ni, parity, parity:N, parity:Ni")])
 def test_a_protection_spelling_it_does_not_know_is_an_error_naming_it(bad, says):
     with pytest.raises(CodeError, match=f"protection {bad!r}: {says}"):
-        secded_word(bad)
+        code_word(bad)
 
 
-@pytest.mark.parametrize("ecc", ["secded", "secded:7", "secded:7i", "secded:3i", "secded:64i"])
+@pytest.mark.parametrize("ecc", ["secded", "secded:7", "secded:7i", "secded:3i", "secded:64i", "parity:7i"])
 def test_every_bit_of_the_row_is_one_bit_of_one_word(ecc):
     w = Words.of(ecc, 5, 9)
     j, b = np.meshgrid(np.arange(w.n_words), np.arange(w.word), indexing="ij")
@@ -127,7 +129,7 @@ def test_a_word_holds_the_register_bits_its_positions_name(ecc):
         assert w.registers(j) == sorted({int(q) // 5 for q in w.position(j, np.arange(w.word)) if q < 45})
 
 
-@pytest.mark.parametrize("ecc", ["secded:7", "secded:7i", "secded"])
+@pytest.mark.parametrize("ecc", ["secded:7", "secded:7i", "secded", "parity:7", "parity:4i"])
 def test_a_word_stores_the_check_bits_that_cover_one_of_its_bits(ecc):
     """A check bit over the padding alone is constant 0: not a flip-flop."""
     w = Words.of(ecc, 5, 3)  # 15 bits: in a row, words of 7, 7 and 1 bits
@@ -140,6 +142,35 @@ def test_a_word_stores_the_check_bits_that_cover_one_of_its_bits(ecc):
     assert w.n_stored_checks == sum(len(w.stored_checks(j)) for j in range(w.n_words))
     if ecc == "secded:7":  # the last word's one bit: its column's weight, 3 of the 4 check bits
         assert len(w.stored_checks(2)) == bin(code.columns[0]).count("1") < code.check_bits
+    if ecc.startswith("parity"):  # one parity bit per word, every word holding a bit of a register
+        assert w.code.check_bits == 1 and w.n_stored_checks == w.n_words
+
+
+def test_a_parity_design_passes_every_data_upset_on_as_the_plain_design_does():
+    """Parity corrects nothing: on the software level every single upset of a
+    parameter bit does what it does in the plain design, every two in one
+    word too (unflagged: the parity holds), and a parity bit's upset
+    changes no output. Sizes from the model's space."""
+    from itertools import combinations
+
+    from fkhw.faults.space import Fault, FaultSet, FlipFlopSpace, Upset
+    from fkhw.levels.software import SoftwareLevel
+    from fkhw.rtlgen.testing import tiny_model
+
+    model = tiny_model()
+    space = FlipFlopSpace.of(model, ecc="parity:7i")
+    x = np.random.default_rng(0).integers(model.input.fmt.lo, model.input.fmt.hi + 1, size=(6, *model.input.shape))
+    sites = [Fault((Upset(s, 0),)) for s in range(space.sites.n_sites)]
+    pairs = [Fault((Upset(a, 0), Upset(b, 0))) for w in space.code_words()
+             for a, b in combinations([f for f in w.tolist() if f < space.sites.n_sites], 2)]
+    fs = FaultSet.of("file", np.arange(len(sites) + len(pairs)), sites + pairs)
+    coded, plain = SoftwareLevel(model, ecc=space.ecc).run_faults(fs, x), SoftwareLevel(model).run_faults(fs, x)
+    assert not coded.mismatches(plain).any()
+    gold = SoftwareLevel(model).golden(x)
+    assert (coded.latent[: len(sites)] != gold[None]).any(axis=(1, 2)).any()  # some upsets do degrade
+    checks = FaultSet.single("checkbits", np.arange(space.n_check), np.arange(space.first_check, space.n_ff))
+    assert space.n_check == len(space.code_words()) > 0
+    assert not (SoftwareLevel(model, ecc=space.ecc).run_faults(checks, x).latent != gold[None]).any()
 
 
 # --- the generated Verilog --------------------------------------------------------------------------

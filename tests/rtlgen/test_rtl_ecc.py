@@ -16,15 +16,9 @@ import numpy as np
 import pytest
 
 from fkhw.rtlgen.emit import generate
-from fkhw.rtlgen.testing import tiny_model
 from fkhw.rtlgen.variant import DesignVariant
 
 pytestmark = pytest.mark.verilator
-
-
-@pytest.fixture(scope="module")
-def model():
-    return tiny_model()
 
 
 WORDS = ("secded", "secded:7", "secded:7i")  # 7 bits: words that split the tiny model's registers
@@ -38,13 +32,6 @@ def level(model, request):
     from fkhw.levels.rtl import RtlLevel
 
     return RtlLevel(model, jobs=1, design=generate(model, DesignVariant.secded(request.param)))
-
-
-@pytest.fixture(scope="module")
-def x(model):
-    rng = np.random.default_rng(0)
-    fmt = model.input.fmt
-    return rng.integers(fmt.lo, fmt.hi + 1, size=(12, *model.input.shape))
 
 
 @pytest.mark.parametrize("ecc", WORDS)
@@ -98,7 +85,7 @@ def test_every_upset_within_a_code_word_equals_the_fault_model(model, level, x):
     from fkhw.levels.software import SoftwareLevel
 
     space = level.space
-    assert space.secded and space.n_check == level.meta["ecc"]["check_flip_flops"]
+    assert space.coded and space.n_check == level.meta["ecc"]["check_flip_flops"]
     faults = _word_faults(space, np.random.default_rng(1))
     fs = FaultSet.of("file", np.arange(len(faults)), faults)
     sw = SoftwareLevel(model, ecc=space.ecc).run_faults(fs, x)
@@ -179,7 +166,7 @@ def test_the_proof_fails_when_the_decoder_misses_one_column(model, x):
     level = RtlLevel(model, jobs=1, design=broken)
     proof = prove_words(level, x, pairs=False)
     assert not proof.ok
-    assert proof.singles_unflagged == proof.singles_double == _words_holding_bit_3(level.space) > 0
+    assert proof.singles_unflagged == proof.singles_misflagged == _words_holding_bit_3(level.space) > 0
     assert proof.singles_changed > 0 and any("bit" in f for f in proof.failures)
 
 
@@ -210,7 +197,7 @@ def test_the_netlist_proof_fails_when_the_decoder_misses_one_column(model, x, tm
     broken = _without_the_correction_of_bit_3(generate(model, DesignVariant.secded("secded:7i")))
     level = regfiles_netlist_level(model, broken, tmp_path / "synth", cache=tmp_path / "cache")
     proof = prove_words(level, x, pairs=False)
-    assert not proof.ok and proof.singles_unflagged == proof.singles_double == _words_holding_bit_3(level.space) > 0
+    assert not proof.ok and proof.singles_unflagged == proof.singles_misflagged == _words_holding_bit_3(level.space) > 0
 
 
 @pytest.mark.yosys

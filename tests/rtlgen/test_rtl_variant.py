@@ -78,12 +78,16 @@ def test_a_variant_is_a_value():
     (lambda: DesignVariant("tmrg", (1,), refresh=True), "refresh is an option of the hardened encoder"),
     (lambda: DesignVariant("plain", (1,)), "plain encoder protects nothing"),
     (lambda: DesignVariant("secded", (1,), ecc="secded"), "secded encoder protects nothing by id"),
-    (lambda: DesignVariant("secded"), "the secded encoder, and only it, takes a code spelling"),
+    (lambda: DesignVariant("secded"), "the secded encoder takes a code spelling"),
+    (lambda: DesignVariant("tmr", (), ecc="parity"), "the tmr encoder takes no code spelling"),
+    (lambda: DesignVariant("parity", ecc="secded:8"), "the parity encoder takes a parity spelling, not 'secded:8'"),
+    (lambda: DesignVariant.code_words("parity:0i"), "0 data bits"),
     (lambda: DesignVariant.secded("secded:0"), "0 data bits"),
     (lambda: DesignVariant("triple"), "design variant 'triple'"),
     (lambda: DesignVariant.tmr(None), "needs the protected flip-flop ids"),
     (lambda: DesignVariant.tmrg([0.5]), "integer site ids"),
-], ids=["tmrg-refresh", "plain-protect", "secded-protect", "secded-without-code", "secded-word-zero", "unknown-kind",
+], ids=["tmrg-refresh", "plain-protect", "secded-protect", "secded-without-code", "tmr-with-code",
+        "parity-with-secded-code", "parity-word-zero", "secded-word-zero", "unknown-kind",
         "no-ids", "float-ids"])
 def test_an_impossible_variant_is_refused_in_one_line(make, message):
     with pytest.raises(ValueError, match=message) as e:

@@ -39,6 +39,8 @@
 // ecc_err_single and ecc_err_double; per frame the testbench writes
 //   fkhw_ecc_err.txt  "<pre single> <pre double> <post single> <post double>",
 //                     sampled as tmr_err is
+// Encoders of parity words (FKHW_ECC and FKHW_PARITY) have ecc_err_parity, which
+// the file records as "double" (an error passed on); their "single" is 0.
 //
 // Parameter upsets made here (builds that define FKHW_TB_DEPOSITS and
 // include the generated fkhw_tb_deposits.vh, fkhw.rtlgen.sim): writes from
@@ -143,8 +145,13 @@ module fkhw_tb;
     wire             out_valid;
     wire [OUT_W-1:0] out_data;
 `ifdef FKHW_ECC
-    // a SEC-DED design's flags (fkhw.rtlgen.codes), recorded per frame
+    // a design of code words' flags (fkhw.rtlgen.codes), recorded per frame; a parity
+    // design's one flag is recorded in the place of SEC-DED's err_double (an error
+    // passed on), and its err_single is 0
     wire             ecc_err_single, ecc_err_double;
+`ifdef FKHW_PARITY
+    assign ecc_err_single = 1'b0;
+`endif
     reg              epre_s  = 1'b0, epre_d  = 1'b0;
     reg              epost_s = 1'b0, epost_d = 1'b0;
     integer          fc      = 0;
@@ -163,7 +170,9 @@ module fkhw_tb;
 `ifdef FKHW_TMR
         .tmr_err(tmr_err),
 `endif
-`ifdef FKHW_ECC
+`ifdef FKHW_PARITY
+        .ecc_err_parity(ecc_err_double),
+`elsif FKHW_ECC
         .ecc_err_single(ecc_err_single), .ecc_err_double(ecc_err_double),
 `endif
         .out_valid(out_valid), .out_data(out_data)
