@@ -125,6 +125,18 @@ def at_least_three(r, n: int) -> np.ndarray:
     return sum((exactly(r, n, k) for k in range(3, n + 1)), np.zeros_like(r))
 
 
+def log_at_most_two(r: float, n: int) -> float:
+    """log P(at most 2 of n inverted), accurate at both ends: log1p of the
+    complement while it is small (small r: the sum itself rounds to 1), the
+    log of the sum once the complement nears 1 (large r, a wide word: the
+    complement rounds to 1 and its log1p would be -inf or undefined)."""
+    a3 = float(at_least_three(r, n))
+    if a3 < 0.5:
+        return math.log1p(-a3)
+    at_most_two = sum(float(exactly(r, n, k)) for k in range(3))
+    return math.log(at_most_two) if at_most_two > 0 else -math.inf
+
+
 def tmr_wrong_probability(lam: float, t, refresh: bool, t_clk: float) -> np.ndarray:
     """A triplicated bit reads wrong after t seconds (see the module formulas)."""
     t = np.asarray(t, dtype=np.float64)
@@ -231,8 +243,7 @@ def at_time(design: Design, env: Environment, t: float) -> Point:
     if design.word_sizes:  # three or more upsets in one word: counted as degraded in the bound
         r = float(inverted_probability(env.lam, t))
         sizes, counts = np.unique(np.asarray(design.word_sizes), return_counts=True)
-        clean = sum(float(c) * math.log1p(-min(float(at_least_three(r, int(n))), 1.0 - 1e-300))
-                    for n, c in zip(sizes, counts))
+        clean = sum(float(c) * log_at_most_two(r, int(n)) for n, c in zip(sizes, counts))
         tail = min(1.0, tail + -math.expm1(clean))
     p_tr = design.transient_probability(env)
     both = lambda pw: 1.0 - (1.0 - pw) * (1.0 - p_tr)  # noqa: E731

@@ -162,6 +162,24 @@ def test_a_secded_word_is_wrong_when_exactly_two_of_its_flip_flops_are_inverted(
     assert tiny == pytest.approx(math.comb(n, 2) * 1e-24, rel=1e-9)
 
 
+@pytest.mark.parametrize("n", [13, 72, 400])
+def test_a_word_design_has_a_bound_at_every_time_even_when_three_upsets_are_certain(n):
+    """Words of n flip-flops (72: secded:64) long after the scrub, where
+    P(3 or more upsets in a word) rounds to 1: the bound is 1, not an error,
+    and the longest interval is found by bisection; log P(at most two) is
+    the log of its terms there and log1p of the complement at small r."""
+    cond = (Conditional(0, 0, 0.0, 0.0, 1.0, 0), Conditional(0, 1, 1.0, 0.0, 2.0, 0))
+    d = Design("secded:64", 0, 3, False, (), cond, k_max=1, word_sizes=(n,) * 3)
+    late = rates.at_time(d, ONE_PER_HOUR, 1e6 * 3600)
+    assert late.p_upper == 1.0
+    longest = rates.longest_interval(d, ONE_PER_HOUR, 1e-3)
+    assert 0 < longest < math.inf and rates.at_time(d, ONE_PER_HOUR, longest).p_upper <= 1e-3
+    for r in (1e-9, 0.5, 0.99):
+        at_most_two = sum(float(rates.exactly(r, n, k)) for k in range(3))
+        want = math.log1p(-float(rates.at_least_three(r, n))) if r < 0.01 else math.log(at_most_two)
+        assert rates.log_at_most_two(r, n) == pytest.approx(want, rel=1e-9)
+
+
 def test_wrong_word_scenarios_converge_to_every_pair_of_every_word():
     """kw = 1: a word in proportion to its pairs and a uniform pair in it is
     every pair of the design equally likely; the seeded estimate of 'the
