@@ -229,6 +229,20 @@ def table_rtl_check(model):
     return ["design", "scenarios replayed on the RTL", "changing an output", "disagreeing with the fault model"], rows
 
 
+def table_protect(model):
+    p = load(model, "protect/protect.json")
+
+    def prob(v):
+        return "not estimated" if v is None else f"{v:.3g}"
+
+    rows = [[r["design"] + (" (chosen)" if r["chosen"] else ""), r["kind"], prob(r["p_upper"]),
+             prob(r["p_undetected_upper"]), "yes" if r["meets_target"] else "no", fmt(r["flip_flops"]),
+             fmt(r["transistors"]), f"{r['transistor_overhead_pct']:.1f}"] for r in p["designs"]]
+    return ["design", "kind", f"P(degraded) at {duration(p['scrub_interval_s'])}, upper bound",
+            "P(undetected), upper bound", f"meets P <= {p['target']:g}", "flip-flops", "transistors",
+            "transistor overhead (%)"], rows
+
+
 def table_steps(model):
     s = load(model, "sim_summary.json")
     if "steps" not in s:

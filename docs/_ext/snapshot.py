@@ -39,6 +39,8 @@ FILES = (
     "faults/risk.png",
     "rate/rate.json",
     "rate/rate.png",
+    "protect/protect.json",
+    "protect/protect.png",
     "report.html",
     "report.md",
     "results.xml",
@@ -73,7 +75,7 @@ def snapshot(run: Path, dest: Path, command: str, note: str | None = None) -> li
     missing = [f for f in FILES if not (run / f).is_file()]
     if missing:
         raise SystemExit(f"snapshot: {run} lacks {', '.join(missing)} (a finished `fkhw sim` run without "
-                         "--no-synth / --no-rates?)")
+                         "--no-synth / --no-rates / --no-protect?)")
     # the checkout as the run left it: the snapshot's own copies below do not make it dirty
     commit = _git("rev-parse", "HEAD")
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)docs/results"))

@@ -41,6 +41,9 @@ def add_arguments(p):
                    help="protect bits with emd_norm > T (default 1.05; see README on the choice)")
     p.add_argument("--no-synth", action="store_true", help="skip Yosys synthesis (area table)")
     p.add_argument("--no-rates", action="store_true", help="skip the failure-rate step (fkhw rate)")
+    p.add_argument("--no-protect", action="store_true",
+                   help="skip the protection choice (fkhw protect: TMR, SEC-DED and parity designs, their failure "
+                        "probability and synthesised area; it needs the rates and the synthesis)")
     p.add_argument("--check-rtl", type=POSITIVE, default=500, metavar="N",
                    help="accumulated-upset scenarios of the rate Monte Carlo replayed on each of the plain and "
                         "hardened RTL designs (default 500 each)")
@@ -71,7 +74,7 @@ def run(args) -> int:
         model=args.model, out=args.out, inputs=args.inputs, tmr_inputs=args.tmr_inputs, tmr_rule=args.tmr_rule,
         tmr_threshold=args.tmr_threshold, max_inputs=args.max_inputs, validate_inputs=args.validate_inputs,
         seed=args.seed, data=args.data, labels=args.labels, metric=args.metric, jobs=args.jobs,
-        synth=not args.no_synth, rates=not args.no_rates, check_rtl=args.check_rtl,
+        synth=not args.no_synth, rates=not args.no_rates, protect=not args.no_protect, check_rtl=args.check_rtl,
         check_full_tmr=args.check_full_tmr, gate_level=args.gate_level, fresh=args.fresh,
         force=tuple(args.force)), inputs)
     review = run_sim(opts, say=lambda line: print(line, flush=True))

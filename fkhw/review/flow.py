@@ -2,7 +2,8 @@
 C-sim -> RTL and lint -> fault-free RTL -> (netlist) -> RTL and software
 campaigns -> their agreement -> the module count at which the TMR map holds
 on held-out modules -> the map, hardened RTL, area and proofs -> every fault
-kind on the plain and hardened designs -> failure rates. Each step is one
+kind on the plain and hardened designs -> failure rates -> the protection
+choice (TMR, SEC-DED and parity designs side by side). Each step is one
 function of the run's :class:`Run` state that returns its JSON-able result;
 :class:`fkhw.review.ledger.Ledger` decides which of them need to run.
 """
@@ -10,6 +11,7 @@ function of the run's :class:`Run` state that returns its JSON-able result;
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -40,6 +42,12 @@ REPLAY_WAVES = "waves.vcd"  # the replay step's waveform, in out/<model>/replay/
 # files a background process writes while the steps run: nobody's output
 BACKGROUND = ("tmr/synth_background", "tmr/area_background.log")
 RISK_THRESHOLDS = (1.0, 1.01, 1.05, 1.1)
+# the protection choice of a review: SEC-DED and parity words of one register each beside plain, full and
+# selective TMR (each with and without refresh), at a scrub interval and a target a front-end ASIC's review
+# would ask about. Words packed across registers (secded:8, parity:8, ...: fkhw protect's defaults) are left to
+# fkhw protect: Yosys elaborates their per-bit generate blocks for about ten minutes each on econt-bol
+REVIEW_PROTECTIONS = ("secded", "parity")
+REVIEW_SCRUB, REVIEW_TARGET = "10min", 1e-3
 
 
 def prepare(opts: SimOptions, inputs=()) -> SimOptions:
@@ -158,6 +166,12 @@ class Run:
                                        "replayed on each design's RTL",
                               {"check_rtl": o.check_rtl, "check_full_tmr": o.check_full_tmr}, self.rates,
                               after=("campaign_software", "tmr", "faults")))
+        if o.rates and o.synth and o.protect:
+            steps.append(Step("protect", f"the protection choice (fkhw protect): plain, TMR and "
+                                         f"{', '.join(REVIEW_PROTECTIONS)} at a {REVIEW_SCRUB} scrub, target "
+                                         f"{REVIEW_TARGET:g}: failure probability and synthesised area",
+                              {"protections": list(REVIEW_PROTECTIONS), "scrub": REVIEW_SCRUB,
+                               "target": REVIEW_TARGET}, self.protect, after=("campaign_software", "tmr")))
         return steps
 
     def model(self) -> dict:
@@ -369,6 +383,22 @@ class Run:
         return {"dir": str(out / "rate"), "rtl_check": rate.get("rtl_check"),
                 "longest_scrub_interval_s": {k: d["longest_scrub_interval_s"] for k, d in rate["designs"].items()},
                 "line": f"{out / 'rate'}: rate.json, rate.png"}
+
+    def protect(self) -> dict:
+        from fkhw.protect.choice import PROTECT_JSON, ProtectError, ProtectOptions, run_protect
+        from fkhw.rates.model import DEFAULT_FLUX, DEFAULT_SIGMA, Environment, parse_duration
+
+        out = self.out / "protect"
+        try:
+            run_protect(self.out / "campaign_software", out, Environment(DEFAULT_FLUX, DEFAULT_SIGMA),
+                        parse_duration(REVIEW_SCRUB), REVIEW_TARGET, ProtectOptions(protections=REVIEW_PROTECTIONS),
+                        tmr=self.out / "tmr", log=lambda msg: self.say(f"      {msg}"))
+        except ProtectError as e:  # no design meets the target: a finding of the review, the table is written
+            self.say(f"      {e}")
+        result = json.loads((out / PROTECT_JSON).read_text())
+        return {"dir": str(out), "chosen": result["chosen"], "scrub_interval_s": result["scrub_interval_s"],
+                "target": result["target"],
+                "line": f"{out}: protect.json, protect.csv, protect.png (chosen: {result['chosen'] or 'none'})"}
 
     # -- helpers -------------------------------------------------------------------------------
 

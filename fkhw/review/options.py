@@ -9,7 +9,7 @@ from pathlib import Path
 from fkhw.validate import boolean, integer, number, string_in
 
 STEP_NAMES = ("model", "hls", "rtl", "functional", "gate_level", "campaign_rtl", "campaign_software", "agreement",
-              "replay", "tmr_inputs", "tmr", "faults", "rates")
+              "replay", "tmr_inputs", "tmr", "faults", "rates", "protect")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class SimOptions:
     rates: bool = True  # failure rates vs scrub interval
     check_rtl: int = 500  # rate scenarios replayed on each design's RTL
     check_full_tmr: bool = False
+    protect: bool = True  # the protection choice (fkhw protect); it needs synth and rates
     gate_level: bool = False
     fresh: bool = False  # replace campaigns in --out that ran with other arguments
     force: tuple = ()  # steps to rerun whatever their records say ("all": every step)
@@ -48,7 +49,7 @@ class SimOptions:
             integer(self.tmr_inputs, "option tmr_inputs (or \"auto\")", lo=1)
         string_in(self.tmr_rule, "option tmr_rule", ("mean", "upper"))
         number(self.tmr_threshold, "option tmr_threshold", above=0)
-        for name in ("synth", "rates", "check_full_tmr", "gate_level", "fresh"):
+        for name in ("synth", "rates", "check_full_tmr", "protect", "gate_level", "fresh"):
             boolean(getattr(self, name), f"option {name}")
         for step in self.force:
             string_in(step, "option force", STEP_NAMES + ("all",))

@@ -49,6 +49,9 @@ FIGURES = (
                          "worst single-upset damage left unprotected (y); full TMR is the dotted line at 200%."),
     ("faults/risk.png", "Where the risk sits: the share of upsets that degrade the output, per flip-flop class and "
                         "fault kind, on the plain and the selectively hardened design (bars: 95% Wilson intervals)."),
+    ("protect/protect.png", "The protection choice: each design's transistor overhead over the plain encoder "
+                            "against its probability of a degraded output at the scrub interval (upper bound), the "
+                            "target (dashed), the Pareto front (dotted) and the chosen design (outlined)."),
     ("rate/rate.png", "Probability that an output is degraded against the scrub interval, per design; the dotted "
                       "line is the target."),
 )
@@ -176,6 +179,8 @@ def _summary(run, outcomes: list, wall: float) -> dict:
     s["risk"] = {"dir": res["faults"]["dir"], "rows": res["faults"]["rows"]}
     if "rates" in res:
         s["rate"] = {k: v for k, v in res["rates"].items() if k != "line"}
+    if "protect" in res:
+        s["protect"] = {k: v for k, v in res["protect"].items() if k != "line"}
     s["seconds"] = round(wall, 1)
     s["step_seconds"] = [round(o.seconds, 1) for o in outcomes]
     s["step_cpu_seconds"] = [round(o.cpu_seconds, 1) for o in outcomes]
@@ -252,14 +257,34 @@ def _sections(review: Review, prov: dict, tmr: dict | None, rate: dict | None, r
                                               "never reached" if d["longest_scrub_interval_s"] is None
                                               else f"{d['longest_scrub_interval_s']:.3g}")
                                              for name, d in rate["designs"].items())),)))
+    if "protect" in res:
+        sections.append(_protect_section(_load(review.out / "protect" / "protect.json")))
     figures = tuple((p, c) for p, c in FIGURES if (review.out / p).is_file())
     sections.append(Section("Figures", (), (), figures))
     artifacts = [p for p in ("sim_summary.json", "results.xml", "rtl/fkhw_encoder.v", "rtl/regmap.csv",
                              "campaign_rtl/campaign.csv", "campaign_software/campaign.csv", "tmr/tmr_map.csv",
                              "tmr/tmr_report.json", "tmr/annotations/README.md", "tmr/hardened_rtl/fkhw_encoder.v",
-                             "faults/risk.md", "rate/rate.json") if (review.out / p).is_file()]
+                             "faults/risk.md", "rate/rate.json", "protect/protect.csv") if (review.out / p).is_file()]
     sections.append(Section("Artifacts", links=tuple(artifacts)))
     return sections
+
+
+def _protect_section(p: dict) -> Section:
+    """The protection choice: every candidate's failure probability and area (protect/protect.json)."""
+    def prob(v):
+        return "" if v is None else f"{v:.3g}"
+
+    return Section("Protection choice",
+                   (f"At a scrub interval of {p['scrub_interval_s']:g} s, target P(degraded output) <= "
+                    f"{p['target']:g}: {p['criterion']}. Chosen: {p['chosen'] or 'none (no design meets the target)'}. "
+                    "P(undetected): a degraded output while no error flag is up (plain: every one; parity: two "
+                    "upsets in a word); not estimated for the others.",),
+                   (Table(("design", "kind", "P(degraded), upper", "P(undetected), upper", "meets target",
+                           "flip-flops", "transistors", "transistor overhead (%)"),
+                          tuple((r["design"] + (" (chosen)" if r["chosen"] else ""), r["kind"], prob(r["p_upper"]),
+                                 prob(r["p_undetected_upper"]), "yes" if r["meets_target"] else "no",
+                                 str(r["flip_flops"]), str(r["transistors"]), f"{r['transistor_overhead_pct']:.1f}")
+                                for r in p["designs"])),))
 
 
 def render_markdown(sections: list, title: str) -> str:

@@ -17,7 +17,12 @@ logic, so each design is synthesised in two parts:
   distinct voter (one per register width, mask of protected bits and
   refresh variant) is mapped once and counted per instance (econt-bol full
   TMR: 2,144 voters; 41 s of Yosys instead of 66 s, and full + refresh 36 s;
-  also cached). These runs also write their netlist, cached beside the
+  also cached). A design of code words keeps its decoders
+  (``fkhw_secded_dec_k<N>``, ``fkhw_parity_dec_k<N>``: one module per code
+  and word size) the same way: flattened into one network, econt-bol's
+  2,144 SEC-DED decoders kept ABC busy for more than five minutes. Its
+  encoders are flattened: a check bit over a word's constant padding must
+  be seen to be constant and removed, as at every other level. These runs also write their netlist, cached beside the
   result (``<hash>.v``): the proof after synthesis runs it.
 
 total = datapath + register files (black-box instances are not counted).
@@ -37,6 +42,7 @@ import hashlib
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +61,18 @@ COLUMNS = ["design", "protected_bits", "refresh", "flip_flops", "cells", "transi
            "datapath_flip_flops", "datapath_cells", "datapath_transistors", "regfile_flip_flops", "regfile_cells",
            "regfile_transistors"]
 KEEP = ("fkhw_dot", "fkhw_tmr_voter")  # synthesised once per distinct version
+
+
+@dataclass(frozen=True)
+class SynthRun:
+    """One Yosys run of the area table: the datapath or a design's register files."""
+
+    kind: str  # "datapath" or "register files"
+    files: tuple  # Verilog read in full
+    libs: tuple  # Verilog read as black boxes
+    work: Path  # its working folder
+    include: Path  # the folder `include directives read from
+    keep: tuple = KEEP  # modules kept as hierarchy: each distinct one mapped once, counted per instance
 
 
 def default_cache() -> Path:
@@ -90,24 +108,23 @@ def _netlist_name(kind: str) -> str | None:
     return REGFILES_NETLIST if kind == "register files" else None
 
 
-def _key(kind: str, files: list, libs: list, abc: bool) -> str:
+def _key(run: SynthRun, abc: bool) -> str:
     """Content hash of one synthesis run; line comments are left out, so
     models that differ only in their weights (and header) share it."""
-    h = hashlib.sha256(json.dumps([kind, AREA_VERSION, bool(abc), synth_script(
-        files, TOP, abc=abc, keep=KEEP, libs=libs, netlist=_netlist_name(kind))]).encode())
-    for tag, group in (("src", files), ("lib", libs)):
+    h = hashlib.sha256(json.dumps([run.kind, AREA_VERSION, bool(abc), synth_script(
+        run.files, TOP, abc=abc, keep=run.keep, libs=run.libs, netlist=_netlist_name(run.kind))]).encode())
+    for tag, group in (("src", run.files), ("lib", run.libs)):
         for p in sorted(group, key=lambda q: q.name):
             h.update(tag.encode() + p.name.encode() + b"\0" + re.sub(rb"//[^\n]*", b"", p.read_bytes()) + b"\0")
     return h.hexdigest()[:20]
 
 
-def _cached_synth(kind: str, files: list, libs: list, work: Path, abc: bool, cache: Path, include: Path,
-                  log=None) -> dict:
+def _cached_synth(run: SynthRun, abc: bool, cache: Path, log=None) -> dict:
     """One synthesis run, or its cached result. Runs with one key are
     serialised by a lock file: a second caller (another thread, e.g. the
     runs `fkhw sim` starts early, or another process) waits for the
     first one's result instead of synthesising the same thing again."""
-    key = _key(kind, files, libs, abc)
+    key, kind = _key(run, abc), run.kind
     path = cache / f"{key}.json"
     cache.mkdir(parents=True, exist_ok=True)
     with open(open_lock(cache / f"{key}.lock"), "w") as lock:
@@ -122,18 +139,20 @@ def _cached_synth(kind: str, files: list, libs: list, work: Path, abc: bool, cac
             res = json.loads(path.read_text())
             res["cached"] = True
         else:
-            res = _synth_to_cache(kind, files, libs, work, abc, include, log, path)
+            res = _synth_to_cache(run, abc, log, path)
     if _netlist_name(kind):
         res["netlist"] = str(path.with_suffix(".v"))  # where this cache keeps it (not stored: the cache can move)
     return res
 
 
-def _synth_to_cache(kind: str, files: list, libs: list, work: Path, abc: bool, include: Path, log, path: Path) -> dict:
-    label = f"{kind} ({Path(work).parent.name})" if kind != "datapath" else kind
+def _synth_to_cache(run: SynthRun, abc: bool, log, path: Path) -> dict:
+    kind = run.kind
+    label = f"{kind} ({Path(run.work).parent.name})" if kind != "datapath" else kind
     if log:
         log(f"yosys: synthesising the {label} ({'with' if abc else 'without'} ABC) ...")
-    res = synth(files, TOP, work_dir=work, include_dirs=[include], abc=abc, lib_files=libs, keep=KEEP,
-                netlist=_netlist_name(kind), progress=(lambda msg: log(f"{label}: {msg}")) if log else None)
+    res = synth(list(run.files), TOP, work_dir=run.work, include_dirs=[run.include], abc=abc,
+                lib_files=list(run.libs), keep=run.keep, netlist=_netlist_name(kind),
+                progress=(lambda msg: log(f"{label}: {msg}")) if log else None)
     if "netlist" in res:
         write_text(path.with_suffix(".v"), Path(res.pop("netlist")).read_text())
     res = {k: v for k, v in res.items() if k != "log"}
@@ -144,7 +163,7 @@ def _synth_to_cache(kind: str, files: list, libs: list, work: Path, abc: bool, i
 
 
 def _parts(design: RtlDesign, plain: RtlDesign, work_dir: Path) -> tuple:
-    """The two synthesis runs of ``design``: (kind, files, libs, work, include) each."""
+    """The two synthesis runs of ``design`` (SynthRun each): the datapath (``plain``'s) and its register files."""
     work_dir = Path(work_dir)
     make_dir(work_dir, root=work_dir.parent)  # both are fkhw's (OUT/synth/<design>): neither may be a link
     p_dir, d_dir = work_dir / "rtl_plain", work_dir / "rtl_design"
@@ -154,8 +173,12 @@ def _parts(design: RtlDesign, plain: RtlDesign, work_dir: Path) -> tuple:
     d_top, d_rf, d_dp = _split(design, d_dir)
     p_rf = [black_box(f, work_dir / "boxes_regfiles") for f in p_rf]
     d_dp = [black_box(f, work_dir / "boxes_datapath") for f in d_dp]
-    return (("datapath", p_top + p_dp, p_rf, work_dir / "synth_datapath", p_dir),
-            ("register files", d_top + d_rf, d_dp, work_dir / "synth_regfiles", d_dir))
+    # the decoders (the read path) kept; the encoders flattened, so that a check bit over a word's constant
+    # padding alone is seen to be constant and removed, as the fault model expects (Words.stored_checks)
+    decoders = tuple(dict.fromkeys(f["codec"][1] for f in design.meta.get("ecc", {}).get("register_files", ())))
+    return (SynthRun("datapath", tuple(p_top + p_dp), tuple(p_rf), work_dir / "synth_datapath", p_dir),
+            SynthRun("register files", tuple(d_top + d_rf), tuple(d_dp), work_dir / "synth_regfiles", d_dir,
+                     KEEP + decoders))
 
 
 def _total(dp: dict, rf: dict) -> dict:
@@ -173,8 +196,7 @@ def synth_hierarchical(design: RtlDesign, plain: RtlDesign, work_dir: Path, abc:
     """Flip-flops, cells and transistors of ``design`` as datapath (from
     ``plain``, cached) + register files (from ``design``)."""
     cache = Path(cache) if cache is not None else default_cache()
-    dp, rf = (_cached_synth(kind, files, libs, work, abc, cache, inc, log)
-              for kind, files, libs, work, inc in _parts(design, plain, work_dir))
+    dp, rf = (_cached_synth(run, abc, cache, log) for run in _parts(design, plain, work_dir))
     return _total(dp, rf)
 
 
@@ -184,8 +206,7 @@ def regfile_netlist(design: RtlDesign, plain: RtlDesign, work_dir: Path, cache: 
     of the area table: the very netlist its area is counted from (from the
     cache when the area table has run; otherwise synthesised now)."""
     cache = Path(cache) if cache is not None else default_cache()
-    kind, files, libs, work, inc = _parts(design, plain, work_dir)[1]
-    res = _cached_synth(kind, files, libs, work, True, cache, inc, log)
+    res = _cached_synth(_parts(design, plain, work_dir)[1], True, cache, log)
     return Path(res["netlist"]), res
 
 
@@ -229,7 +250,7 @@ def synthesise_independent(ir: IntegerModel, work_dir: Path, abc: bool = True, c
     for them: runs with one key never run twice)."""
     cache = Path(cache) if cache is not None else default_cache()
     designs = [d for d in area_designs(ir, [], refresh) if not d[0].startswith("selective")]
-    return [_cached_synth(r[0], r[1], r[2], r[3], abc, cache, r[4], log) for r in _runs(designs, work_dir)]
+    return [_cached_synth(run, abc, cache, log) for run in _runs(designs, work_dir)]
 
 
 def area_table(ir: IntegerModel, protect_sites, work_dir: Path, abc: bool = True, cache: Path | None = None,
@@ -251,7 +272,7 @@ def area_table(ir: IntegerModel, protect_sites, work_dir: Path, abc: bool = True
     order = sorted(range(len(runs)), key=lambda k: k == 0 or not designs[k - 1][0].startswith("selective"))
     pool = ThreadPoolExecutor(max_workers=max(1, int(jobs)))
     try:
-        got = list(pool.map(lambda k: _cached_synth(*runs[k][:4], abc, cache, runs[k][4], log), order))
+        got = list(pool.map(lambda k: _cached_synth(runs[k], abc, cache, log), order))
     finally:
         # after a failed run or an interrupt, the runs not yet started are dropped (a `with` would run them all)
         pool.shutdown(wait=True, cancel_futures=True)

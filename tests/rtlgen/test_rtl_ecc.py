@@ -16,9 +16,21 @@ import numpy as np
 import pytest
 
 from fkhw.rtlgen.emit import generate
+from fkhw.rtlgen.testing import tiny_model, toy_inputs
 from fkhw.rtlgen.variant import DesignVariant
 
 pytestmark = pytest.mark.verilator
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+@pytest.fixture(scope="module")
+def x(model):
+    """12 window inputs over the model's whole input range."""
+    return toy_inputs(model, 12, seed=0)
 
 
 WORDS = ("secded", "secded:7", "secded:7i")  # 7 bits: words that split the tiny model's registers
