@@ -25,6 +25,9 @@ def add_arguments(p):
     p.add_argument("--campaign", type=in_path, required=True, help="an exhaustive seu campaign folder")
     p.add_argument("--tmr", type=in_path, default=None,
                    help="a `fkhw tmr` folder (tmr_map.json): its selective design is a candidate too")
+    p.add_argument("--transients", type=in_path, default=None, metavar="DIR",
+                   help="a pipeline campaign of the plain design (fkhw campaign --faults pipeline): its upsets count "
+                        "in every design's P(degraded), as in fkhw rate (default: weight upsets only)")
     p.add_argument("--scrub", required=True, metavar="T",
                    help="the scrub (configuration rewrite) interval, e.g. 10min, 1h (units ms, s, min, h, d)")
     p.add_argument("--target", type=fraction_open, required=True,
@@ -57,13 +60,14 @@ def run(args) -> int:
     except InputError as e:
         raise InputError(f"--scrub {args.scrub}: {e}") from None
     check_out_dir(args.out, inputs=campaign_inputs("--campaign", args.campaign)
-                  + input_paths("--tmr", args.tmr, ("tmr_map.json",)) + model_inputs(args.model))
+                  + input_paths("--tmr", args.tmr, ("tmr_map.json",)) + campaign_inputs("--transients", args.transients)
+                  + model_inputs(args.model))
     print(f"note: sigma = {args.sigma:g} cm^2 per flip-flop is an assumption: the cross-section must come from your "
           "technology and beam tests")
     options = ProtectOptions(protections=protections, threshold=args.threshold, k_max=args.k_max,
                              samples=args.samples, seed=args.seed)
     result = run_protect(args.campaign, args.out, Environment(args.flux, args.sigma, args.clock), scrub, args.target,
-                         options, tmr=args.tmr, model=args.model)
+                         options, tmr=args.tmr, transients=args.transients, model=args.model)
     print(f"{'design':<22} {'P(degraded)':>12} {'meets':>6} {'flip-flops':>11} {'transistors':>12} {'overhead':>9}")
     for r in result["designs"]:
         print(f"{r['design']:<22} {r['p_upper']:>12.3g} {'yes' if r['meets_target'] else 'no':>6} "

@@ -102,8 +102,8 @@ def _undetected(name: str, entry: dict) -> float | None:
 
 
 def run_protect(campaign: Path, out: Path, env: Environment, scrub_s: float, target: float,
-                options: ProtectOptions | None = None, *, tmr: Path | None = None, model: str | None = None,
-                log=print) -> dict:
+                options: ProtectOptions | None = None, *, tmr: Path | None = None, transients: Path | None = None,
+                model: str | None = None, log=print) -> dict:
     """The candidates' failure probabilities and areas, and the choice
     (``protect.json``, ``protect.csv``, ``protect.png``; the rate model's own
     ``rate/`` and the synthesis under ``synth/`` in ``out``). ``options``:
@@ -128,7 +128,7 @@ def run_protect(campaign: Path, out: Path, env: Environment, scrub_s: float, tar
     rate = run_rate(campaign, out / "rate", env, [scrub_s], target,
                     RateOptions(threshold=options.threshold, k_max=options.k_max, samples=options.samples,
                                 seed=options.seed, protections=tuple(options.protections)),
-                    tmr=tmr, model=model, log=log)
+                    tmr=tmr, transients=transients, model=model, log=log)
     names = list(rate["designs"])
     designs = _designs(bundle.ir, names, tmr_sites)
     rows, base = [], None
@@ -149,6 +149,7 @@ def run_protect(campaign: Path, out: Path, env: Environment, scrub_s: float, tar
             "chosen": False})
     feasible = [r for r in rows if r["meets_target"]]
     result = {"model": bundle.name, "campaign": str(campaign), "tmr": str(tmr) if tmr else None,
+              "transients": str(transients) if transients else None,
               "environment": rate["environment"], "scrub_interval_s": scrub_s, "target": target,
               "threshold": rate["threshold"], "criterion": "P(degraded output) upper bound at the scrub interval "
               "<= target; of those, the fewest transistors (Yosys' CMOS estimate with flip-flops, fkhw.tmr.area)",

@@ -171,7 +171,8 @@ class Run:
                                          f"{', '.join(REVIEW_PROTECTIONS)} at a {REVIEW_SCRUB} scrub, target "
                                          f"{REVIEW_TARGET:g}: failure probability and synthesised area",
                               {"protections": list(REVIEW_PROTECTIONS), "scrub": REVIEW_SCRUB,
-                               "target": REVIEW_TARGET}, self.protect, after=("campaign_software", "tmr")))
+                               "target": REVIEW_TARGET, "transients": "faults/plain/pipeline"}, self.protect,
+                              after=("campaign_software", "tmr", "faults")))
         return steps
 
     def model(self) -> dict:
@@ -392,7 +393,8 @@ class Run:
         try:
             run_protect(self.out / "campaign_software", out, Environment(DEFAULT_FLUX, DEFAULT_SIGMA),
                         parse_duration(REVIEW_SCRUB), REVIEW_TARGET, ProtectOptions(protections=REVIEW_PROTECTIONS),
-                        tmr=self.out / "tmr", log=lambda msg: self.say(f"      {msg}"))
+                        tmr=self.out / "tmr", transients=self.out / "faults" / "plain" / "pipeline",
+                        log=lambda msg: self.say(f"      {msg}"))
         except ProtectError as e:  # no design meets the target: a finding of the review, the table is written
             self.say(f"      {e}")
         result = json.loads((out / PROTECT_JSON).read_text())

@@ -277,6 +277,8 @@ def _protect_section(p: dict) -> Section:
     return Section("Protection choice",
                    (f"At a scrub interval of {p['scrub_interval_s']:g} s, target P(degraded output) <= "
                     f"{p['target']:g}: {p['criterion']}. Chosen: {p['chosen'] or 'none (no design meets the target)'}. "
+                    + ("Pipeline and control upsets count as in the failure rates. " if p.get("transients") else
+                       "Weight upsets only. ") +
                     "P(undetected): a degraded output while no error flag is up (plain: every one; parity: two "
                     "upsets in a word); not estimated for the others.",),
                    (Table(("design", "kind", "P(degraded), upper", "P(undetected), upper", "meets target",

@@ -574,6 +574,35 @@ def test_sim_runs_to_completion(sim_run, ir):
     assert latent.shape == (n_sites, SMALL_SIM_INPUTS, ir.output_spec.shape[-1])
 
 
+@pytest.mark.timeout(2700)  # may make conftest.small_sim
+def test_the_review_ends_with_the_protection_choice(sim_run):
+    """The last step of `fkhw sim`: fkhw protect on the run's campaign and
+    TMR map; every TMR design of the area table and each code of
+    fkhw.review.flow.REVIEW_PROTECTIONS, the cheapest design that meets the
+    target chosen, its table in the report and the summary."""
+    import csv
+
+    from fkhw.review.flow import REVIEW_PROTECTIONS, REVIEW_TARGET
+
+    out, r = sim_run
+    res = json.loads((out / "protect" / "protect.json").read_text())
+    rows = {row["design"]: row for row in res["designs"]}
+    assert list(rows) == ["plain", "full", "full + refresh", "selective", "selective + refresh", *REVIEW_PROTECTIONS]
+    assert res["target"] == REVIEW_TARGET
+    feasible = [row for row in rows.values() if row["meets_target"]]
+    assert res["chosen"] == (min(feasible, key=lambda row: row["transistors"])["design"] if feasible else None)
+    assert rows["parity"]["p_upper"] == rows["plain"]["p_upper"]  # parity corrects nothing
+    area = {row["design"]: row for row in json.loads((out / "tmr" / "tmr_report.json").read_text())["area"]}
+    assert all(rows[d]["flip_flops"] == area[d]["flip_flops"] for d in area)  # the area table's synthesis, reused
+    s = json.loads((out / "sim_summary.json").read_text())
+    assert s["protect"]["chosen"] == res["chosen"] and s["steps"][-1]["name"] == "protect"
+    with open(out / "protect" / "protect.csv") as f:
+        assert [row["design"] for row in csv.DictReader(f)] == list(rows)
+    page = (out / "report.html").read_text()
+    assert "Protection choice" in page and "protect/protect.png" in page
+    assert_png(out / "protect" / "protect.png")
+
+
 # -- the documentation's command list, the parser and this file name the same commands ------------
 
 def _docs_commands() -> set:
