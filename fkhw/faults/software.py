@@ -119,7 +119,7 @@ def transient_upsets(space: FlipFlopSpace, fault: Fault) -> list:
 
 
 def decoded(space: FlipFlopSpace, fault: Fault) -> Fault:
-    """A fault of a SEC-DED design (``space.coded``) as the fault of the
+    """A fault of a design of code words (``space.coded``) as the fault of the
     plain design that the datapath cannot tell from it: per code word, the
     data bits its decoder passes on inverted, each toggled at the cycles at
     which that changes. The code is linear, so the decoder's output is the
@@ -130,22 +130,15 @@ def decoded(space: FlipFlopSpace, fault: Fault) -> Fault:
     no register). Pipeline and valid upsets and the scrub are kept."""
     if not space.coded:
         return fault
-    n_sites = space.sites.n_sites
-    kept, events = [], {}  # (tensor, word) -> {cycle: [data error, check error]}
-    for u in fault.upsets:
-        tn = int(space.register_tensor([u.ff])[0])
-        if tn < 0:
-            kept.append(u)
-            continue
-        if u.ff < n_sites:
-            _, word, p = (int(v[0]) for v in space.word_place([u.ff]))
-            err = (1 << p, 0)
-        else:
-            _, word, j = (int(v) for v in space.check_location(u.ff))
-            err = (0, 1 << (space.code_of(tn).check_bits - 1 - j))
-        at = events.setdefault((tn, word), {}).setdefault(u.cycle, [0, 0])
-        at[0] ^= err[0]
-        at[1] ^= err[1]
+    in_words = space.register_tensor([u.ff for u in fault.upsets]) >= 0
+    kept = [u for u, w in zip(fault.upsets, in_words) if not w]  # pipeline and valid upsets
+    coded = [u for u, w in zip(fault.upsets, in_words) if w]
+    events = {}  # (tensor, word) -> {cycle: [data error, check error]}
+    if coded:
+        for u, tn, word, d, c in zip(coded, *space.word_errors([u.ff for u in coded])):
+            at = events.setdefault((int(tn), int(word)), {}).setdefault(u.cycle, [0, 0])
+            at[0] ^= int(d)
+            at[1] ^= int(c)
     for (tn, word), by_cycle in events.items():
         code, site_of = space.code_of(tn), space.word_sites(tn, word)
         err_d = err_c = seen = 0

@@ -282,6 +282,29 @@ class FlipFlopSpace:
         return [np.array(list(self.word_sites(tn, j).values()) + self.check_ids(tn, j).tolist(), dtype=np.int64)
                 for tn in range(len(self.sites.tensors)) for j in range(self.words_of(tn).n_words)]
 
+    def word_errors(self, ffs) -> tuple:
+        """(tensor, word, data error, check error) of flip-flops of code
+        words (vectorised): the word each belongs to and the bit its upset
+        inverts in the word's error pattern, as its code's ``decode`` reads
+        it: a data bit's in the data mask (bit 0 = the word's least
+        significant), a check bit's in the check mask (check bit c, 0 = most
+        significant, is bit check_bits-1-c), the other mask 0 (uint64)."""
+        ffs = np.asarray(ffs, dtype=np.int64).reshape(-1)
+        tn = self.register_tensor(ffs)
+        if (tn < 0).any():
+            raise FaultError(f"flip-flop(s) {ffs[tn < 0][:5].tolist()} are in no code word")
+        data = ffs < self.sites.n_sites
+        word, bit = np.zeros_like(ffs), np.zeros_like(ffs)
+        if data.any():
+            _, word[data], bit[data] = self.word_place(ffs[data])
+        if (~data).any():
+            _, word[~data], c = self.check_location(ffs[~data])
+            r = np.array([self.code_of(t).check_bits for t in range(len(self.sites.tensors))], dtype=np.int64)
+            bit[~data] = r[tn[~data]] - 1 - c
+        mask = np.uint64(1) << bit.astype(np.uint64)
+        zero = np.uint64(0)
+        return tn, word, np.where(data, mask, zero), np.where(data, zero, mask)
+
     def register_tensor(self, ffs) -> np.ndarray:
         """The tensor whose register holds each flip-flop: a parameter bit's,
         its replicas', a check bit's; -1 for a pipeline or control flip-flop

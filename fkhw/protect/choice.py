@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from fkhw.errors import InputError
+from fkhw.faults.codes import CODES
 from fkhw.outpaths import atomic_open, make_dir, save_figure, write_text
 from fkhw.rates.flow import RateOptions, run_rate
 from fkhw.rates.model import Environment
@@ -87,7 +88,7 @@ def _kind(name: str) -> str:
     if name == "plain":
         return "plain"
     code = name.partition(":")[0]
-    return code if code in ("secded", "parity") else "tmr"
+    return code if code in CODES else "tmr"
 
 
 def _undetected(name: str, entry: dict) -> float | None:

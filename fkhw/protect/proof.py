@@ -100,28 +100,14 @@ def expected_decoding(space: FlipFlopSpace, fs: FaultSet) -> tuple:
     word's decoder gives by its code's definition (fkhw.faults.codes:
     ``decode`` of the fault's error pattern): the single-error flag, the
     flag of an error passed on, and whether its data bits pass on intact."""
-    n_up = fs.n_upsets()
-    if (n_up == 0).any():
+    if (fs.n_upsets() == 0).any():
         raise ValueError("expected_decoding: a fault without upsets")
-    ff = fs.ff
-    tn = space.register_tensor(ff)
-    if (tn < 0).any():
-        raise ValueError("expected_decoding: an upset outside the code words")
-    data = ff < space.sites.n_sites
-    word, d_bit, c_bit = np.zeros_like(ff), np.zeros_like(ff), np.zeros_like(ff)
-    if data.any():
-        _, word[data], d_bit[data] = space.word_place(ff[data])
-    if (~data).any():
-        _, word[~data], c_bit[~data] = space.check_location(ff[~data])
+    tn, word, d_err, c_err = space.word_errors(fs.ff)
     starts = fs.indptr[:-1]
     f_tn = tn[starts]
     spread = [np.maximum.reduceat(a, starts) != np.minimum.reduceat(a, starts) for a in (tn, word)]
     if (spread[0] | spread[1]).any():
         raise ValueError("expected_decoding: a fault upsets two code words")
-    one = np.uint64(1)
-    d_err = np.where(data, one << d_bit.astype(np.uint64), np.uint64(0))
-    check_bits = np.array([space.code_of(int(t)).check_bits for t in range(len(space.sites.tensors))])
-    c_err = np.where(data, np.uint64(0), one << (check_bits[tn] - 1 - c_bit).astype(np.uint64))
     err_d, err_c = np.bitwise_xor.reduceat(d_err, starts), np.bitwise_xor.reduceat(c_err, starts)
     corrected, uncorrectable = np.zeros(len(fs), dtype=bool), np.zeros(len(fs), dtype=bool)
     intact = np.zeros(len(fs), dtype=bool)

@@ -25,12 +25,15 @@ def module_names(code) -> tuple:
     return f"fkhw_{kind}_enc_k{code.data_bits}", f"fkhw_{kind}_dec_k{code.data_bits}"
 
 
+# the error flags of a code's decoder and register files, by the code's name (the encoder's ports add ``ecc_``):
+# SEC-DED err_single (one upset, corrected) and err_double (an error it cannot correct); parity err_parity (an odd
+# number of upsets, passed on)
+FLAG_PORTS = {"secded": ("err_single", "err_double"), "parity": ("err_parity",)}
+
+
 def flag_ports(code) -> tuple:
-    """The error flags of ``code``'s decoder, register files and encoder
-    (the encoder's ports add ``ecc_``): SEC-DED ``err_single`` (one upset,
-    corrected) and ``err_double`` (an error it cannot correct); parity
-    ``err_parity`` (an odd number of upsets, passed on)."""
-    return ("err_single", "err_double") if isinstance(code, SecDed) else ("err_parity",)
+    """The error flags of ``code``'s decoder (FLAG_PORTS)."""
+    return FLAG_PORTS[_kind(code)]
 
 
 def verilog_files(code) -> dict:

@@ -69,6 +69,15 @@ def _tmr_lines(meta: dict) -> list:
             "// the replicas of any protected bit disagree. regmap.csv is the plain design's."]
 
 
+# what each error flag of a design of code words says (meta["ecc"]["flags"], fkhw.rtlgen.codes.FLAG_PORTS)
+ECC_PORTS = {
+    "ecc_err_single": "combinational: a parameter word holds one upset (corrected on its way to the datapath)",
+    "ecc_err_double": "combinational: a parameter word holds an error its code cannot correct",
+    "ecc_err_parity": "combinational: a parameter word holds an odd number of upsets (passed on: rewrite the "
+                      "configuration)",
+}
+
+
 def ports(meta: dict, variant: DesignVariant) -> str:
     """The port list (a hardened design adds ``tmr_err``; TMRG gets its
     directive that nothing in the top module is triplicated)."""
@@ -77,16 +86,11 @@ def ports(meta: dict, variant: DesignVariant) -> str:
     in_w, out_w = p["in_data"]["bits"], p["out_data"]["bits"]
     last = (f"    output wire [{out_w - 1}:0]    out_data   // {p['out_data']['elements']} x "
             f"{p['out_data']['element_bits']}-bit output codes\n")
-    if variant.kind == "secded":
-        last = last.replace("    out_data   //", "    out_data,  //") + (
-            "    output wire              ecc_err_single,  // combinational: a parameter word holds one upset "
-            "(corrected on its way to the datapath)\n"
-            "    output wire              ecc_err_double   // combinational: a parameter word holds an error its "
-            "code cannot correct\n")
-    if variant.kind == "parity":
-        last = last.replace("    out_data   //", "    out_data,  //") + (
-            "    output wire              ecc_err_parity   // combinational: a parameter word holds an odd number "
-            "of upsets (passed on: rewrite the configuration)\n")
+    if variant.ecc:
+        flags = meta["ecc"]["flags"]
+        last = last.replace("    out_data   //", "    out_data,  //") + "".join(
+            f"    output wire              {f}{',' if k < len(flags) - 1 else ' '}  // {ECC_PORTS[f]}\n"
+            for k, f in enumerate(flags))
     if variant.hardened:
         last = last.replace("    out_data   //", "    out_data,  //") + (
             "    output wire              tmr_err    // registered, sticky: replicas disagreed since the last "

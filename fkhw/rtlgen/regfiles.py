@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from fkhw import __version__
-from fkhw.faults.codes import CODES, Words, code_word
+from fkhw.faults.codes import Words, code_word
 from fkhw.faults.sites import SiteSpace
 from fkhw.model.ir import IntegerModel
-from fkhw.rtlgen.codes import flag_ports, module_names, regfile_module, regfile_verilog, verilog_files
+from fkhw.rtlgen.codes import FLAG_PORTS, flag_ports, module_names, regfile_module, regfile_verilog, verilog_files
 from fkhw.rtlgen.variant import DesignVariant
 from fkhw.rtlgen.verilog import REPLICA_MEMS, SPDX, ident, mask_literal
 
@@ -123,7 +123,7 @@ def _coded_regfile(t: dict, decl: list, cfg: str, cfg_aw: int, ecc: str) -> Regf
     """Register file ``t`` kept as code words (fkhw.rtlgen.codes.regfile_verilog)."""
     words = Words.of(ecc, t["bits"], t["count"])
     code = words.code
-    nets = tuple(f"{t['bus']}_ecc_{f[4:]}" for f in flag_ports(code))
+    nets = tuple(f"{t['bus']}_ecc_{f.removeprefix('err_')}" for f in flag_ports(code))
     decl = decl + [f"    wire             {n};  // {t['layer']}.{t['tensor']}: {FLAG_MEANING[f]}"
                    for n, f in zip(nets, flag_ports(code))]
     mod = regfile_module(words)
@@ -154,7 +154,7 @@ def ecc_meta(tensors: list, ecc: str) -> dict:
     kind = code_word(ecc).code
     return {"protection": ecc, "code": kind,
             "check_flip_flops": int(sum(f["check_flip_flops"] for f in files)),
-            "flags": [f"ecc_{f}" for f in flag_ports(CODES[kind].of(1))],
+            "flags": [f"ecc_{f}" for f in FLAG_PORTS[kind]],
             "decoder": ("per word, combinational, between its flip-flops and the datapath: one upset of its "
                         "data or check bits corrected (ecc_err_single), two flagged (ecc_err_double) and passed "
                         "uncorrected" if kind == "secded" else

@@ -258,7 +258,7 @@ def deposits_vh(meta: dict) -> str:
             r = coded[inst]["check_bits"]
             dep.append(f"        16'd{j}: {reg} <= e_restore ? e_gold[{r - 1}:0] : ({reg} ^ e_mask[{r - 1}:0]); \\")
             # with the data golden (checked above), a word flags an error exactly when its check bits are not
-            flagged = " || ".join(f"u_enc.{inst}.{f[4:]}" for f in meta["ecc"]["flags"])
+            flagged = " || ".join(f"u_enc.{inst}.{f.removeprefix('ecc_')}" for f in meta["ecc"]["flags"])
             chk.append(f"    if ({flagged}) state_err = state_err + 32'd1; \\")
             continue
         dep.append(f"        16'd{j}: {reg} <= e_restore ? wmem[{base} + e_idx][{w - 1}:0] : ({reg} ^ e_mask[{w - 1}:0]); \\")

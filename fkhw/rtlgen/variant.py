@@ -34,10 +34,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fkhw.faults.codes import code_word
+from fkhw.faults.codes import CODES, code_word
 
-KINDS = ("plain", "tmr", "tmrg", "secded", "parity")
-CODED = ("secded", "parity")  # the kinds whose register files are code words: a code per kind
+CODED = tuple(CODES)  # the kinds whose register files are code words: a code per kind, by its name
+KINDS = ("plain", "tmr", "tmrg") + CODED
 
 
 @dataclass(frozen=True)

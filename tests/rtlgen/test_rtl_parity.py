@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from code_word_faults import faults_within_words
 from fkhw.rtlgen.emit import generate
 from fkhw.rtlgen.testing import tiny_model, toy_inputs
 from fkhw.rtlgen.variant import DesignVariant
@@ -69,27 +70,6 @@ def test_fault_free_it_equals_the_engine(model, level, x):
     assert np.array_equal(level.golden(x), engine.forward(model, x).reshape(x.shape[0], -1))
 
 
-def _word_faults(space, rng) -> list:
-    """Faults within one word of every register file: each flip-flop alone,
-    every pair at one cycle, a sample of triples, pairs a few cycles apart
-    (flagged, then not) and pairs cut short by a scrub."""
-    from itertools import combinations
-
-    from fkhw.faults.space import Fault, Upset
-
-    faults = []
-    for word in (w.tolist() for w in space.code_words()):
-        faults += [Fault((Upset(f, 0),)) for f in word]
-        faults += [Fault((Upset(a, 0), Upset(b, 0))) for a, b in combinations(word, 2)]
-        if len(word) >= 3:
-            trio = rng.choice(word, size=3, replace=False)
-            faults.append(Fault(tuple(sorted(Upset(int(f), 0) for f in trio))))
-        a, b = rng.choice(word, size=2, replace=False)
-        faults.append(Fault(tuple(sorted((Upset(int(a), 1), Upset(int(b), 5))))))
-        faults.append(Fault(tuple(sorted((Upset(int(a), 0), Upset(int(b), 2)))), scrub=6))
-    return faults
-
-
 def test_every_upset_within_a_parity_word_equals_the_fault_model(model, level, x):
     """Software level, the fault model and the RTL agree on every fault; a
     data bit's upset passes on (parity corrects nothing) and a check bit's
@@ -101,7 +81,7 @@ def test_every_upset_within_a_parity_word_equals_the_fault_model(model, level, x
 
     space = level.space
     assert space.coded and space.n_check == level.meta["ecc"]["check_flip_flops"]
-    faults = _word_faults(space, np.random.default_rng(1))
+    faults = faults_within_words(space, np.random.default_rng(1), trios=1)
     fs = FaultSet.of("file", np.arange(len(faults)), faults)
     sw = SoftwareLevel(model, ecc=space.ecc).run_faults(fs, x)
     ref = simulate_set(model, space, fs, x)
