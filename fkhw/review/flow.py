@@ -42,11 +42,11 @@ REPLAY_WAVES = "waves.vcd"  # the replay step's waveform, in out/<model>/replay/
 # files a background process writes while the steps run: nobody's output
 BACKGROUND = ("tmr/synth_background", "tmr/area_background.log")
 RISK_THRESHOLDS = (1.0, 1.01, 1.05, 1.1)
-# the protection choice of a review: SEC-DED and parity words of one register each beside plain, full and
-# selective TMR (each with and without refresh), at a scrub interval and a target a front-end ASIC's review
-# would ask about. Words packed across registers (secded:8, parity:8, ...: fkhw protect's defaults) are left to
-# fkhw protect: Yosys elaborates their per-bit generate blocks for about ten minutes each on econt-bol
-REVIEW_PROTECTIONS = ("secded", "parity")
+# the protection choice of a review: SEC-DED words of one register each and of a byte (as the ECON-T's
+# configuration is written), in a row and bit-interleaved, and parity words of one register each, beside plain,
+# full and selective TMR (each with and without refresh), at a scrub interval and a target a front-end ASIC's
+# review would ask about. fkhw protect's defaults add wider words
+REVIEW_PROTECTIONS = ("secded", "secded:8", "secded:8i", "parity")
 REVIEW_SCRUB, REVIEW_TARGET = "10min", 1e-3
 
 

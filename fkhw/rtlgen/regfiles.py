@@ -14,7 +14,8 @@ from fkhw import __version__
 from fkhw.faults.codes import Words, code_word
 from fkhw.faults.sites import SiteSpace
 from fkhw.model.ir import IntegerModel
-from fkhw.rtlgen.codes import FLAG_PORTS, flag_ports, module_names, regfile_module, regfile_verilog, verilog_files
+from fkhw.rtlgen.codes import (FLAG_PORTS, flag_ports, module_names, regfile_module, regfile_parameters,
+                               regfile_verilog, verilog_files)
 from fkhw.rtlgen.variant import DesignVariant
 from fkhw.rtlgen.verilog import REPLICA_MEMS, SPDX, ident, mask_literal
 
@@ -131,7 +132,7 @@ def _coded_regfile(t: dict, decl: list, cfg: str, cfg_aw: int, ecc: str) -> Regf
     plural = "s" if code.check_bits > 1 else ""
     body = (f"    // {words.n_words} words of {code.data_bits} data bits, each with its {code.check_bits} check "
             f"bit{plural} ({code.label})\n"
-            f"    {mod} #(.DEPTH({t['count']}), .BASE({t['base']}), .ADDRW({cfg_aw})) {t['instance']} (\n"
+            f"    {mod} {regfile_parameters(words, t['base'], cfg_aw)} {t['instance']} (\n"
             f"        {cfg},\n        {conn}\n    );\n")
     files = ((f"{mod}.v", regfile_verilog(words)),) + tuple(verilog_files(code).items())
     return RegfileCode(decl, body, ecc_err=nets, ecc_modules=files)
