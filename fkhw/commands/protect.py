@@ -44,6 +44,11 @@ def add_arguments(p):
     p.add_argument("--samples", type=int_at_least(10, 10**6), default=500,
                    help="Monte Carlo scenarios per composition (default 500)")
     p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--prove", action="store_true",
+                   help="prove the chosen design by injection on its RTL (Verilator): every replica of every "
+                        "protected bit of a TMR design, every flip-flop of every code word alone and every two of "
+                        "one word together (protect.json proof; exit status 2 when it fails)")
+    p.add_argument("--jobs", type=int_at_least(1, 256), default=1, help="simulator processes of --prove (default 1)")
     p.add_argument("--model", default=None, help=model_help(" (default: the one the campaign ran on)"))
     p.add_argument("--out", type=out_path, required=True, help="output folder")
 
@@ -65,7 +70,7 @@ def run(args) -> int:
     print(f"note: sigma = {args.sigma:g} cm^2 per flip-flop is an assumption: the cross-section must come from your "
           "technology and beam tests")
     options = ProtectOptions(protections=protections, threshold=args.threshold, k_max=args.k_max,
-                             samples=args.samples, seed=args.seed)
+                             samples=args.samples, seed=args.seed, prove=args.prove, jobs=args.jobs)
     result = run_protect(args.campaign, args.out, Environment(args.flux, args.sigma, args.clock), scrub, args.target,
                          options, tmr=args.tmr, transients=args.transients, model=args.model)
     print(f"{'design':<22} {'P(degraded)':>12} {'meets':>6} {'flip-flops':>11} {'transistors':>12} {'overhead':>9}")
@@ -73,5 +78,11 @@ def run(args) -> int:
         print(f"{r['design']:<22} {r['p_upper']:>12.3g} {'yes' if r['meets_target'] else 'no':>6} "
               f"{r['flip_flops']:>11,} {r['transistors']:>12,} {r['transistor_overhead_pct']:>8.1f}%"
               + ("  <- chosen" if r["chosen"] else ""))
+    proof = result.get("proof")
+    if proof and proof["ok"] is not None:
+        print(f"proof of {proof['design']} on its RTL: {proof['faults']:,} faults, every requirement held "
+              f"({proof['seconds']:g} s)")
+    elif proof:
+        print(f"proof: {proof['note']}")
     print(f"protect -> {args.out / 'protect.json'}, protect.csv, protect.png")
     return 0

@@ -35,7 +35,7 @@ from fkhw.outpaths import atomic_open, make_dir, save_figure, write_text
 from fkhw.rates.flow import RateOptions, run_rate
 from fkhw.rates.model import Environment
 
-__all__ = ["ProtectError", "ProtectOptions", "run_protect", "PROTECT_JSON", "PROTECT_CSV", "PROTECT_PNG"]
+__all__ = ["ProtectError", "ProtectOptions", "prove_choice", "run_protect", "PROTECT_JSON", "PROTECT_CSV", "PROTECT_PNG"]
 
 PROTECT_JSON, PROTECT_CSV, PROTECT_PNG = "protect.json", "protect.csv", "protect.png"
 # a word per register, words of 8 to 64 bits packed across the registers, and bytes bit-interleaved (the spelling
@@ -60,6 +60,8 @@ class ProtectOptions:
     k_max: int = 6
     samples: int = 500
     seed: int = 0
+    prove: bool = False  # prove the chosen design by injection on its RTL (prove_choice)
+    jobs: int = 1  # simulator processes of the proof
 
 
 def _designs(ir, names: list, tmr_sites) -> dict:
@@ -159,6 +161,12 @@ def run_protect(campaign: Path, out: Path, env: Environment, scrub_s: float, tar
         best = min(feasible, key=lambda r: (r["transistors"], r["p_upper"]))
         best["chosen"] = True
         result["chosen"] = best["design"]
+    if options.prove and result["chosen"]:
+        from fkhw.campaign.outputs import CampaignOutputs
+
+        result["proof"] = prove_choice(bundle.ir, result["chosen"], designs[result["chosen"]],
+                                       CampaignOutputs.load(campaign).inputs, tmr_sites=tmr_sites, jobs=options.jobs,
+                                       log=log)
     result["seconds"] = round(time.monotonic() - t0, 1)
     make_dir(out)
     write_text(out / PROTECT_JSON, json.dumps(result, indent=1) + "\n")
@@ -167,12 +175,57 @@ def run_protect(campaign: Path, out: Path, env: Environment, scrub_s: float, tar
         w.writeheader()
         w.writerows(rows)
     figure(result, out / PROTECT_PNG)
+    if not result.get("proof", {}).get("ok", True):
+        proof = result["proof"]
+        raise ProtectError(f"the chosen design, {proof['design']}, fails its proof on the RTL: "
+                           f"{', '.join(proof['broken'])} (see {out / PROTECT_JSON})")
     if not feasible:
         best = min(rows, key=lambda r: r["p_upper"])
         raise ProtectError(f"--target {target:g}: no design meets it at a scrub interval of {scrub_s:g} s; the "
                            f"best, {best['design']}, reaches {best['p_upper']:.3g} (a shorter --scrub, a higher "
                            f"--target; the table is in {out / PROTECT_CSV})")
     return result
+
+
+def prove_choice(ir, name: str, design, inputs: np.ndarray, *, tmr_sites=None, jobs: int = 1, log=print) -> dict:
+    """The design ``name`` (a candidate of run_protect; ``design`` its RTL)
+    proved by injection on its RTL (Verilator), as ``fkhw tmr`` proves its
+    map: a TMR design's every replica of every protected weight bit, and
+    every unprotected bit as the plain design (fkhw.tmr.proof.prove); a
+    design of code words' every flip-flop of every word alone and every two
+    of one word together, each as its code decodes it
+    (fkhw.protect.proof.prove_words). Returns {"design", "level", "ok",
+    "faults", "counts", "broken" (each requirement broken, with its count),
+    "failures" (the first faults that broke one), "seconds"}; the plain
+    design promises nothing and is not run ("ok": None)."""
+    from fkhw.levels.rtl import RtlLevel
+    from fkhw.protect.proof import prove_words
+    from fkhw.tmr.proof import prove
+
+    t0, kind = time.monotonic(), _kind(name)
+    if kind == "plain":
+        return {"design": name, "level": None, "ok": None, "faults": 0, "counts": {}, "broken": [], "failures": [],
+                "seconds": 0.0, "note": "the plain design promises nothing to prove"}
+    log(f"protect: proving {name} on its RTL (Verilator, {len(inputs)} inputs)")
+    if kind == "tmr":
+        base, _, refresh = name.partition(" + ")
+        sites = np.arange(ir.n_param_bits()) if base == "full" else np.asarray(tmr_sites, dtype=np.int64)
+        report = prove(ir, sites, inputs, jobs=jobs, refresh=bool(refresh))
+        counts = {k: v for k, v in report.items() if isinstance(v, int) and not isinstance(v, bool)}
+        # an unprotected bit may change an output (as in the plain design); nothing else may happen
+        broken = [f"{k} {v}" for k, v in counts.items() if v and k.endswith(("_changes", "_misses", "_mismatches",
+                                                                              "_raised"))
+                  and k != "unprotected_output_changes"]
+        if not report["fault_free_equals_engine"]:
+            broken.append("fault-free outputs differ from the integer engine's")
+        return {"design": name, "level": "rtl", "ok": report["ok"], "faults": report["frames"], "counts": counts,
+                "broken": broken, "failures": [f"{k}: {v}" for k, v in report["failures"].items() if v],
+                "seconds": round(time.monotonic() - t0, 1)}
+    proof = prove_words(RtlLevel(ir, jobs=jobs, design=design), inputs)
+    counts = {k: v for k, v in proof.to_dict().items() if k not in ("ecc", "failures", "ok")}
+    return {"design": name, "level": "rtl", "ok": proof.ok, "faults": proof.singles + proof.pairs, "counts": counts,
+            "broken": [f"{k} {v}" for k, v in counts.items() if v and k not in ("words", "singles", "pairs")],
+            "failures": list(proof.failures), "seconds": round(time.monotonic() - t0, 1)}
 
 
 def figure(result: dict, path: Path) -> Path:

@@ -470,6 +470,19 @@ def test_protect_runs_to_completion(software_campaign, ir, tmp_path):
     with open(out / "protect.csv") as f:
         assert [row["design"] for row in csv.DictReader(f)] == [row["design"] for row in res["designs"]]
     assert_png(out / "protect.png")
+    assert "proof" not in res  # only with --prove
+    # --prove: a target between the plain design's P and the best one's, so a protected design is chosen; it is
+    # proved on its RTL (the synthesis is cached now)
+    best = min(row["p_upper"] for row in rows.values())
+    assert 0 < best < plain["p_upper"]
+    proved = tmp_path / "proved"
+    r = fkhw("protect", "--campaign", software_campaign, "--scrub", "10min", "--target", (best * plain["p_upper"]) ** 0.5,
+             "--protection", "secded", "--protection", "secded:8", "--protection", "parity:8", "--k-max", 2,
+             "--samples", 30, "--prove", "--jobs", 2, "--out", proved, timeout=1500)
+    res = json.loads((proved / "protect.json").read_text())
+    assert res["chosen"] not in (None, "plain") and res["proof"]["design"] == res["chosen"]
+    assert res["proof"]["ok"] is True and res["proof"]["broken"] == [] and res["proof"]["faults"] > 0
+    assert f"proof of {res['chosen']} on its RTL: {res['proof']['faults']:,} faults" in r.stdout
     # a target no design meets: one line, exit 2, the table still written (the synthesis is cached now)
     strict = tmp_path / "strict"
     bad = fkhw("protect", "--campaign", software_campaign, "--scrub", "1min", "--target", 0.01, "--flux", 1e15,
