@@ -99,6 +99,13 @@ def checks_of(results: dict, tmr_report: dict | None, rate: dict | None, column:
                          bool(synth["flip_flops_match"]),
                          f"{synth['flip_flops']} flip-flops synthesised, {synth['flip_flops_expected']} expected",
                          "rtl/synth_report.json"))
+    proof = (results.get("protect") or {}).get("proof")
+    if proof and proof["ok"] is not None:
+        out.append(Check("protection_choice_proved", f"the chosen protection, {proof['design']}, keeps its promise "
+                                                     "for every upset of its flip-flops on its RTL",
+                         bool(proof["ok"]), f"{proof['faults']} faults, "
+                         + (", ".join(proof["broken"]) if proof["broken"] else "no requirement broken"),
+                         "protect/protect.json"))
     for design, c in ((rate or {}).get("rtl_check") or {}).items():
         out.append(Check(f"rate_replay_{_name(design)}",
                          f"the rate model's scenarios replayed on the {design} RTL agree with the fault model",

@@ -169,9 +169,11 @@ class Run:
         if o.rates and o.synth and o.protect:
             steps.append(Step("protect", f"the protection choice (fkhw protect): plain, TMR and "
                                          f"{', '.join(REVIEW_PROTECTIONS)} at a {REVIEW_SCRUB} scrub, target "
-                                         f"{REVIEW_TARGET:g}: failure probability and synthesised area",
+                                         f"{REVIEW_TARGET:g}: failure probability and synthesised area; the "
+                                         "chosen design proved on its RTL",
                               {"protections": list(REVIEW_PROTECTIONS), "scrub": REVIEW_SCRUB,
-                               "target": REVIEW_TARGET, "transients": "faults/plain/pipeline"}, self.protect,
+                               "target": REVIEW_TARGET, "transients": "faults/plain/pipeline", "prove": True},
+                              self.protect,
                               after=("campaign_software", "tmr", "faults")))
         return steps
 
@@ -392,14 +394,18 @@ class Run:
         out = self.out / "protect"
         try:
             run_protect(self.out / "campaign_software", out, Environment(DEFAULT_FLUX, DEFAULT_SIGMA),
-                        parse_duration(REVIEW_SCRUB), REVIEW_TARGET, ProtectOptions(protections=REVIEW_PROTECTIONS),
+                        parse_duration(REVIEW_SCRUB), REVIEW_TARGET,
+                        ProtectOptions(protections=REVIEW_PROTECTIONS, prove=True, jobs=self.opts.jobs or 1),
                         tmr=self.out / "tmr", transients=self.out / "faults" / "plain" / "pipeline",
                         log=lambda msg: self.say(f"      {msg}"))
-        except ProtectError as e:  # no design meets the target: a finding of the review, the table is written
-            self.say(f"      {e}")
+        except ProtectError as e:  # no design meets the target, or the chosen one fails its proof: a finding of
+            self.say(f"      {e}")  # the review (a failed check), the table is written
         result = json.loads((out / PROTECT_JSON).read_text())
+        proof = result.get("proof")
         return {"dir": str(out), "chosen": result["chosen"], "scrub_interval_s": result["scrub_interval_s"],
                 "target": result["target"],
+                "proof": {k: proof[k] for k in ("design", "level", "ok", "faults", "broken", "seconds")} if proof
+                else None,
                 "line": f"{out}: protect.json, protect.csv, protect.png (chosen: {result['chosen'] or 'none'})"}
 
     # -- helpers -------------------------------------------------------------------------------

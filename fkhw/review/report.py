@@ -280,13 +280,21 @@ def _protect_section(p: dict) -> Section:
                     + ("Pipeline and control upsets count as in the failure rates. " if p.get("transients") else
                        "Weight upsets only. ") +
                     "P(undetected): a degraded output while no error flag is up (plain: every one; parity: two "
-                    "upsets in a word); not estimated for the others.",),
+                    "upsets in a word); not estimated for the others." + _proof_line(p.get("proof")),),
                    (Table(("design", "kind", "P(degraded), upper", "P(undetected), upper", "meets target",
                            "flip-flops", "transistors", "transistor overhead (%)"),
                           tuple((r["design"] + (" (chosen)" if r["chosen"] else ""), r["kind"], prob(r["p_upper"]),
                                  prob(r["p_undetected_upper"]), "yes" if r["meets_target"] else "no",
                                  str(r["flip_flops"]), str(r["transistors"]), f"{r['transistor_overhead_pct']:.1f}")
                                 for r in p["designs"])),))
+
+
+def _proof_line(proof: dict | None) -> str:
+    """What the chosen design's proof on its RTL found (protect.json proof), as a sentence."""
+    if not proof or proof["ok"] is None:
+        return ""
+    return (f" The chosen design, proved by injection on its RTL: {proof['faults']:,} faults, "
+            + ("every promise kept." if proof["ok"] else f"broken: {', '.join(proof['broken'])}."))
 
 
 def render_markdown(sections: list, title: str) -> str:

@@ -592,7 +592,8 @@ def test_the_review_ends_with_the_protection_choice(sim_run):
     """The last step of `fkhw sim`: fkhw protect on the run's campaign and
     TMR map; every TMR design of the area table and each code of
     fkhw.review.flow.REVIEW_PROTECTIONS, the cheapest design that meets the
-    target chosen, its table in the report and the summary."""
+    target chosen and proved on its RTL, its table in the report and the
+    summary."""
     import csv
 
     from fkhw.review.flow import REVIEW_PROTECTIONS, REVIEW_TARGET
@@ -609,6 +610,14 @@ def test_the_review_ends_with_the_protection_choice(sim_run):
     assert all(rows[d]["flip_flops"] == area[d]["flip_flops"] for d in area)  # the area table's synthesis, reused
     s = json.loads((out / "sim_summary.json").read_text())
     assert s["protect"]["chosen"] == res["chosen"] and s["steps"][-1]["name"] == "protect"
+    # the chosen design proved on its RTL (the plain design promises nothing), a check of the review
+    proof, checks = res["proof"], {c["name"]: c for c in s["checks"]}
+    assert proof["design"] == res["chosen"] and s["protect"]["proof"]["ok"] == proof["ok"]
+    if res["chosen"] == "plain":
+        assert proof["ok"] is None and "protection_choice_proved" not in checks
+    else:
+        assert proof["ok"] is True and proof["faults"] > 0 and checks["protection_choice_proved"]["passed"]
+        assert f"{proof['faults']:,} faults, every promise kept" in (out / "report.md").read_text()
     with open(out / "protect" / "protect.csv") as f:
         assert [row["design"] for row in csv.DictReader(f)] == list(rows)
     page = (out / "report.html").read_text()
