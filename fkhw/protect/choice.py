@@ -247,11 +247,17 @@ def figure(result: dict, path: Path) -> Path:
             front.append(i)
             best = cost[i]
     ax.plot(p[front], cost[front], color="0.7", linestyle=":", zorder=1, label="Pareto front")
+    span = max(float(cost.max() - cost.min()), 1e-9)
+    placed = []  # (log10 P, cost) of the labels so far: a label near others goes to their left, then below
     for i, r in enumerate(rows):
         ax.scatter(p[i], cost[i], s=90 if r["chosen"] else 40, color=colours[r["kind"]],
                    edgecolors="black" if r["chosen"] else "none", zorder=3)
+        here = (math.log10(p[i]), float(cost[i]))
+        near = sum(abs(x - here[0]) < 0.6 and abs(y - here[1]) < 0.05 * span for x, y in placed)
+        placed.append(here)
         ax.annotate(r["design"] + ("  (chosen)" if r["chosen"] else ""), (p[i], cost[i]), textcoords="offset points",
-                    xytext=(6, 4), fontsize=8)
+                    xytext=(-6 if near % 2 else 6, 4 - 10 * (near // 2)), ha="right" if near % 2 else "left",
+                    fontsize=8)
     ax.axvline(result["target"], color="tab:red", linestyle="--", label=f"target {result['target']:g}")
     for kind, c in colours.items():
         ax.scatter([], [], color=c, label=kind)
